@@ -1,0 +1,193 @@
+//! Money as integer nano-USD, and per-model prices. No float ever holds an amount:
+//! decimal strings are parsed digit by digit, and costs round up to the next nano-USD.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+const NANOS_PER_USD: i64 = 1_000_000_000;
+const TOKENS_PER_PRICE_UNIT: i128 = 1_000_000;
+
+/// An amount in nano-USD (1e-9 USD). Arithmetic is checked: an overflow is an error, not a wrap.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct NanoUsd(pub i64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("'{0}' is not an amount in USD (digits, an optional '.', at most 9 decimals)")]
+    Malformed(String),
+    #[error("amount '{0}' is too large")]
+    TooLarge(String),
+    #[error("amount arithmetic overflowed")]
+    Overflow,
+}
+
+impl NanoUsd {
+    pub const ZERO: NanoUsd = NanoUsd(0);
+
+    /// Parses a decimal USD amount such as `"12"`, `"0.15"`, `"-3.000000001"`.
+    pub fn parse_usd(text: &str) -> Result<NanoUsd, MoneyError> {
+        let malformed = || MoneyError::Malformed(text.to_owned());
+        let trimmed = text.trim();
+        let (negative, digits) = match trimmed.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, trimmed.strip_prefix('+').unwrap_or(trimmed)),
+        };
+        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if (whole.is_empty() && frac.is_empty())
+            || !all_digits(whole)
+            || !all_digits(frac)
+            || frac.len() > 9
+        {
+            return Err(malformed());
+        }
+        let too_large = || MoneyError::TooLarge(text.to_owned());
+        let whole: i64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| too_large())?
+        };
+        let mut frac_nanos: i64 = 0;
+        for (i, b) in frac.bytes().enumerate() {
+            let scale = 10_i64.pow(8 - u32::try_from(i).map_err(|_| malformed())?);
+            frac_nanos += i64::from(b - b'0') * scale;
+        }
+        let value = whole
+            .checked_mul(NANOS_PER_USD)
+            .and_then(|w| w.checked_add(frac_nanos))
+            .ok_or_else(too_large)?;
+        Ok(NanoUsd(if negative { -value } else { value }))
+    }
+
+    /// Parses a price or amount written as a TOML/JSON number. The float's shortest
+    /// round-trip text is exactly the decimal the user wrote, which is then parsed exactly.
+    pub fn parse_usd_f64(value: f64) -> Result<NanoUsd, MoneyError> {
+        if !value.is_finite() {
+            return Err(MoneyError::Malformed(value.to_string()));
+        }
+        let text = format!("{value}");
+        if text.contains('e') {
+            return Err(MoneyError::Malformed(text));
+        }
+        NanoUsd::parse_usd(&text)
+    }
+
+    pub fn checked_add(self, other: NanoUsd) -> Result<NanoUsd, MoneyError> {
+        self.0
+            .checked_add(other.0)
+            .map(NanoUsd)
+            .ok_or(MoneyError::Overflow)
+    }
+
+    pub fn checked_sub(self, other: NanoUsd) -> Result<NanoUsd, MoneyError> {
+        self.0
+            .checked_sub(other.0)
+            .map(NanoUsd)
+            .ok_or(MoneyError::Overflow)
+    }
+
+    /// USD with 9 decimals, trailing zeros trimmed to at least 2 (`"0.15"`, `"1.000000001"`).
+    pub fn to_usd_string(self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let nanos = NANOS_PER_USD.unsigned_abs();
+        let mut frac = format!("{:09}", abs % nanos);
+        while frac.len() > 2 && frac.ends_with('0') {
+            frac.pop();
+        }
+        format!("{sign}{}.{frac}", abs / nanos)
+    }
+}
+
+impl fmt::Display for NanoUsd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_usd_string())
+    }
+}
+
+/// Prices of one model in nano-USD per 1M tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    pub input: NanoUsd,
+    /// Price of prompt tokens read from the provider's cache; defaults to `input`.
+    pub cached_input: NanoUsd,
+    pub output: NanoUsd,
+}
+
+impl Price {
+    /// Cost of `usage` at these prices, rounded up to the next nano-USD.
+    pub fn cost(&self, usage: &crate::Usage) -> NanoUsd {
+        let cached = usage.cached_tokens.min(usage.prompt_tokens);
+        let uncached = usage.prompt_tokens - cached;
+        let micro_units = i128::from(uncached) * i128::from(self.input.0)
+            + i128::from(cached) * i128::from(self.cached_input.0)
+            + i128::from(usage.completion_tokens) * i128::from(self.output.0);
+        let rounded_up =
+            (micro_units + TOKENS_PER_PRICE_UNIT - 1).div_euclid(TOKENS_PER_PRICE_UNIT);
+        NanoUsd(i64::try_from(rounded_up).unwrap_or(i64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Usage;
+
+    #[test]
+    fn parses_decimal_usd_exactly() {
+        assert_eq!(NanoUsd::parse_usd("0.15").unwrap(), NanoUsd(150_000_000));
+        assert_eq!(NanoUsd::parse_usd("12").unwrap(), NanoUsd(12_000_000_000));
+        assert_eq!(
+            NanoUsd::parse_usd("-3.000000001").unwrap(),
+            NanoUsd(-3_000_000_001)
+        );
+        assert_eq!(NanoUsd::parse_usd(".5").unwrap(), NanoUsd(500_000_000));
+        assert!(NanoUsd::parse_usd("1.0000000001").is_err());
+        assert!(NanoUsd::parse_usd("abc").is_err());
+        assert!(NanoUsd::parse_usd("").is_err());
+        assert!(NanoUsd::parse_usd("99999999999999").is_err());
+        assert_eq!(NanoUsd::parse_usd_f64(0.15).unwrap(), NanoUsd(150_000_000));
+        assert_eq!(NanoUsd::parse_usd_f64(2.5).unwrap(), NanoUsd(2_500_000_000));
+    }
+
+    #[test]
+    fn formats_usd() {
+        assert_eq!(NanoUsd(150_000_000).to_usd_string(), "0.15");
+        assert_eq!(NanoUsd(-1_000_000_001).to_usd_string(), "-1.000000001");
+        assert_eq!(NanoUsd(0).to_usd_string(), "0.00");
+    }
+
+    #[test]
+    fn cost_rounds_up_and_prices_cache() {
+        let price = Price {
+            input: NanoUsd::parse_usd("0.15").unwrap(),
+            cached_input: NanoUsd::parse_usd("0.075").unwrap(),
+            output: NanoUsd::parse_usd("0.60").unwrap(),
+        };
+        let usage = Usage {
+            prompt_tokens: 10,
+            completion_tokens: 3,
+            cached_tokens: 4,
+            reasoning_tokens: 0,
+        };
+        assert_eq!(price.cost(&usage), NanoUsd(3000));
+        let one = Usage {
+            prompt_tokens: 1,
+            ..Usage::default()
+        };
+        let tiny = Price {
+            input: NanoUsd(1),
+            cached_input: NanoUsd(1),
+            output: NanoUsd(1),
+        };
+        assert_eq!(
+            tiny.cost(&one),
+            NanoUsd(1),
+            "a fraction of a nano-USD rounds up"
+        );
+    }
+}

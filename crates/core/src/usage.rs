@@ -1,0 +1,19 @@
+//! Token usage of one request, as the upstream reported it (or as the gateway counted it).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Prompt tokens served from the provider's cache (a subset of `prompt_tokens`).
+    pub cached_tokens: u64,
+    /// Completion tokens spent on reasoning (a subset of `completion_tokens`).
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}

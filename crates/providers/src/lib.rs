@@ -1,0 +1,6 @@
+//! Pure translation between Token Router and upstream wire formats: the SSE codec, the
+//! OpenAI pass-through body and usage readers. No network, no async runtime.
+
+pub mod openai;
+pub mod passthrough;
+pub mod sse;

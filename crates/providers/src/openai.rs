@@ -1,0 +1,381 @@
+//! The OpenAI Chat Completions wire format as the pass-through path needs it: checking the
+//! fields the gateway relies on, preparing the upstream body, and reading usage from
+//! answers and stream chunks.
+
+use memchr::memmem;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokenrouter_core::Usage;
+
+use crate::passthrough::{JsonKind, RawObject, kind_of, raw_from_vec, raw_string};
+
+/// A request field that is missing or of the wrong type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FieldError {
+    pub param: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(param: &'static str, message: impl Into<String>) -> Self {
+        FieldError {
+            param,
+            message: message.into(),
+        }
+    }
+}
+
+/// What the gateway needs to know of a chat request; the rest stays raw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatView {
+    pub model: String,
+    pub stream: bool,
+    /// The client asked for the usage chunk (`stream_options.include_usage: true`).
+    pub include_usage: bool,
+    /// `max_completion_tokens`, else `max_tokens`.
+    pub max_tokens: Option<u64>,
+}
+
+fn expect_kind(
+    obj: &RawObject<'_>,
+    param: &'static str,
+    allowed: &[JsonKind],
+    what: &str,
+) -> Result<(), FieldError> {
+    match obj.get(param) {
+        Some(v) if !allowed.contains(&kind_of(v)) => Err(FieldError::new(
+            param,
+            format!("Invalid type for '{param}': expected {what}."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn optional_u64(obj: &RawObject<'_>, param: &'static str) -> Result<Option<u64>, FieldError> {
+    match obj.get(param) {
+        None => Ok(None),
+        Some(v) if kind_of(v) == JsonKind::Null => Ok(None),
+        Some(v) => v.get().parse::<u64>().map(Some).map_err(|_| {
+            FieldError::new(
+                param,
+                format!("Invalid value for '{param}': expected a non-negative integer."),
+            )
+        }),
+    }
+}
+
+/// Checks the fields of a Chat Completions body that the gateway relies on.
+pub fn inspect_chat(obj: &RawObject<'_>) -> Result<ChatView, FieldError> {
+    let model = match obj.get("model") {
+        None => {
+            return Err(FieldError::new(
+                "model",
+                "Missing required parameter: 'model'.",
+            ));
+        }
+        Some(v) if kind_of(v) != JsonKind::String => {
+            return Err(FieldError::new(
+                "model",
+                "Invalid type for 'model': expected a string.",
+            ));
+        }
+        Some(v) => serde_json::from_str::<String>(v.get())
+            .map_err(|_| FieldError::new("model", "Invalid value for 'model'."))?,
+    };
+    match obj.get("messages") {
+        None => {
+            return Err(FieldError::new(
+                "messages",
+                "Missing required parameter: 'messages'.",
+            ));
+        }
+        Some(v) if kind_of(v) != JsonKind::Array => {
+            return Err(FieldError::new(
+                "messages",
+                "Invalid type for 'messages': expected an array of messages.",
+            ));
+        }
+        Some(v) if v.get()[1..].trim_start().starts_with(']') => {
+            return Err(FieldError::new(
+                "messages",
+                "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+            ));
+        }
+        Some(_) => {}
+    }
+    expect_kind(
+        obj,
+        "stream",
+        &[JsonKind::Bool, JsonKind::Null],
+        "a boolean",
+    )?;
+    expect_kind(
+        obj,
+        "stream_options",
+        &[JsonKind::Object, JsonKind::Null],
+        "an object",
+    )?;
+    expect_kind(obj, "tools", &[JsonKind::Array, JsonKind::Null], "an array")?;
+    expect_kind(
+        obj,
+        "temperature",
+        &[JsonKind::Number, JsonKind::Null],
+        "a number",
+    )?;
+    expect_kind(
+        obj,
+        "top_p",
+        &[JsonKind::Number, JsonKind::Null],
+        "a number",
+    )?;
+    let stream = obj.get("stream").is_some_and(|v| v.get() == "true");
+    let include_usage = match obj.get("stream_options") {
+        Some(v) if kind_of(v) == JsonKind::Object => {
+            let options: StreamOptions = serde_json::from_str(v.get()).map_err(|_| {
+                FieldError::new(
+                    "stream_options",
+                    "Invalid type for 'stream_options.include_usage': expected a boolean.",
+                )
+            })?;
+            options.include_usage.unwrap_or(false)
+        }
+        _ => false,
+    };
+    let max_completion = optional_u64(obj, "max_completion_tokens")?;
+    let max_tokens = optional_u64(obj, "max_tokens")?;
+    if optional_u64(obj, "n")? == Some(0) {
+        return Err(FieldError::new(
+            "n",
+            "Invalid value for 'n': expected an integer of at least 1.",
+        ));
+    }
+    Ok(ChatView {
+        model,
+        stream,
+        include_usage,
+        max_tokens: max_completion.or(max_tokens),
+    })
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+/// Rewrites the body for the upstream: its model name, and for streams the usage chunk
+/// asked for (the gateway bills from it, and removes it again if the client did not ask).
+pub fn prepare_upstream_chat(obj: &mut RawObject<'_>, view: &ChatView, upstream_model: &str) {
+    obj.set("model", raw_string(upstream_model));
+    if view.stream && !view.include_usage {
+        let mut options = obj
+            .get("stream_options")
+            .and_then(|v| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(v.get()).ok()
+            })
+            .unwrap_or_default();
+        options.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
+        let json =
+            serde_json::to_vec(&options).unwrap_or_else(|_| b"{\"include_usage\":true}".to_vec());
+        obj.set("stream_options", raw_from_vec(json));
+    }
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    prompt_tokens_details: Option<PromptDetails>,
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    reasoning_tokens: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(w: WireUsage) -> Usage {
+        Usage {
+            prompt_tokens: w.prompt_tokens,
+            completion_tokens: w.completion_tokens,
+            cached_tokens: w
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            reasoning_tokens: w
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WithUsage<'a> {
+    #[serde(borrow)]
+    usage: Option<&'a RawValue>,
+}
+
+fn read_usage(json: &[u8]) -> Option<Usage> {
+    let with: WithUsage<'_> = serde_json::from_slice(json).ok()?;
+    let raw = with.usage?;
+    serde_json::from_str::<Option<WireUsage>>(raw.get())
+        .ok()
+        .flatten()
+        .map(Usage::from)
+}
+
+/// Usage of a non-streaming answer (`None` if the upstream did not report it).
+pub fn response_usage(body: &[u8]) -> Option<Usage> {
+    read_usage(body)
+}
+
+/// What one stream chunk (an event's `data` payload) means for metering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChunkInfo {
+    /// The usage the chunk reports.
+    pub usage: Option<Usage>,
+    /// The chunk exists only to carry usage (`"choices": []`).
+    pub usage_only: bool,
+    /// The chunk delivers generated content (text, reasoning or tool-call arguments).
+    pub delivers_tokens: bool,
+    /// The chunk is the terminating `[DONE]`.
+    pub done: bool,
+}
+
+/// Classifies a chunk by scanning its bytes; only a chunk that carries usage is parsed.
+pub fn classify_chunk(data: &[u8]) -> ChunkInfo {
+    if data == b"[DONE]" {
+        return ChunkInfo {
+            done: true,
+            ..ChunkInfo::default()
+        };
+    }
+    let mut info = ChunkInfo::default();
+    if memmem::find(data, b"\"usage\":{").is_some() || memmem::find(data, b"\"usage\": {").is_some()
+    {
+        info.usage = read_usage(data);
+        info.usage_only = info.usage.is_some()
+            && (memmem::find(data, b"\"choices\":[]").is_some()
+                || memmem::find(data, b"\"choices\": []").is_some());
+    }
+    info.delivers_tokens = !info.usage_only
+        && [
+            &b"\"content\":\""[..],
+            b"\"reasoning_content\":\"",
+            b"\"arguments\":\"",
+            b"\"refusal\":\"",
+        ]
+        .iter()
+        .any(|needle| {
+            memmem::find_iter(data, needle).any(|at| data.get(at + needle.len()) != Some(&b'"'))
+        });
+    info
+}
+
+/// Removes the `"usage":null` member that an upstream adds to every chunk once usage was
+/// requested, for a client that did not request it. Returns `None` when there is none.
+pub fn strip_null_usage(data: &[u8]) -> Option<Vec<u8>> {
+    for needle in [
+        &b",\"usage\":null"[..],
+        b"\"usage\":null,",
+        b", \"usage\": null",
+        b"\"usage\": null, ",
+    ] {
+        if let Some(at) = memmem::find(data, needle) {
+            let mut out = Vec::with_capacity(data.len() - needle.len());
+            out.extend_from_slice(&data[..at]);
+            out.extend_from_slice(&data[at + needle.len()..]);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// A rough token count of text (about four characters a token), used only when an
+/// upstream never reports usage.
+pub fn estimate_text_tokens(text: &str) -> u64 {
+    u64::try_from(text.chars().count().div_ceil(4)).unwrap_or(u64::MAX)
+}
+
+#[derive(Deserialize)]
+struct EstimateRequest {
+    #[serde(default)]
+    messages: Vec<EstimateMessage>,
+}
+
+#[derive(Deserialize)]
+struct EstimateMessage {
+    #[serde(default)]
+    content: serde_json::Value,
+}
+
+/// An estimate of a chat request's prompt tokens: its messages' text plus a few tokens of
+/// framing per message. Only used when the upstream does not report usage.
+pub fn estimate_prompt_tokens(body: &[u8]) -> u64 {
+    let Ok(request) = serde_json::from_slice::<EstimateRequest>(body) else {
+        return 0;
+    };
+    request
+        .messages
+        .iter()
+        .map(|m| {
+            let text: u64 = match &m.content {
+                serde_json::Value::String(s) => estimate_text_tokens(s),
+                serde_json::Value::Array(parts) => parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(serde_json::Value::as_str))
+                    .map(estimate_text_tokens)
+                    .sum(),
+                _ => 0,
+            };
+            text + 4
+        })
+        .sum()
+}
+
+#[derive(Deserialize)]
+struct EstimateResponse {
+    #[serde(default)]
+    choices: Vec<EstimateChoice>,
+}
+
+#[derive(Deserialize)]
+struct EstimateChoice {
+    #[serde(default)]
+    message: serde_json::Value,
+}
+
+/// An estimate of the completion tokens in a non-streaming answer without usage.
+pub fn estimate_completion_tokens(body: &[u8]) -> u64 {
+    let Ok(response) = serde_json::from_slice::<EstimateResponse>(body) else {
+        return 0;
+    };
+    response
+        .choices
+        .iter()
+        .map(|c| {
+            let content = c
+                .message
+                .get("content")
+                .and_then(serde_json::Value::as_str)
+                .map_or(0, estimate_text_tokens);
+            let calls = c
+                .message
+                .get("tool_calls")
+                .map_or(0, |t| estimate_text_tokens(&t.to_string()));
+            content + calls
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests;

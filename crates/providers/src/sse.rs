@@ -1,0 +1,129 @@
+//! Server-sent events framing: splits a byte stream into whole events without copying,
+//! and reads an event's `data` payload.
+
+use memchr::memmem;
+
+/// Accumulates bytes that arrive in arbitrary pieces and hands out whole events.
+#[derive(Debug, Default)]
+pub struct SseBuffer {
+    pending: Vec<u8>,
+}
+
+impl SseBuffer {
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Bytes held back because they do not yet end an event.
+    pub fn pending(&self) -> &[u8] {
+        &self.pending
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// Takes every complete event out of the buffer (each slice ends with its blank line).
+    pub fn take_complete(&mut self) -> Option<Vec<u8>> {
+        let end = complete_prefix_len(&self.pending);
+        if end == 0 {
+            return None;
+        }
+        let rest = self.pending.split_off(end);
+        Some(std::mem::replace(&mut self.pending, rest))
+    }
+}
+
+/// Length of the longest prefix of `bytes` that consists of whole events.
+pub fn complete_prefix_len(bytes: &[u8]) -> usize {
+    let mut end = 0;
+    while let Some(len) = event_len(&bytes[end..]) {
+        end += len;
+    }
+    end
+}
+
+/// Length of the first event in `bytes`, blank line included, if it is complete.
+pub fn event_len(bytes: &[u8]) -> Option<usize> {
+    let lf = memmem::find(bytes, b"\n\n").map(|i| i + 2);
+    let crlf = memmem::find(bytes, b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Iterates over the whole events of a slice made of whole events.
+pub fn events(mut bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let len = event_len(bytes)?;
+        let (event, rest) = bytes.split_at(len);
+        bytes = rest;
+        Some(event)
+    })
+}
+
+/// The `data` payload of one event: the value of its `data:` line (lines joined by `\n`
+/// when there are several). `None` for events without data (comments, pings).
+pub fn data(event: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    let mut found: Option<std::borrow::Cow<'_, [u8]>> = None;
+    for line in event.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(value) = line.strip_prefix(b"data:") else {
+            continue;
+        };
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        found = Some(match found {
+            None => std::borrow::Cow::Borrowed(value),
+            Some(prev) => {
+                let mut joined = prev.into_owned();
+                joined.push(b'\n');
+                joined.extend_from_slice(value);
+                std::borrow::Cow::Owned(joined)
+            }
+        });
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_events_across_arbitrary_boundaries() {
+        let stream = b"data: {\"a\":1}\n\n: ping\n\ndata: {\"b\":2}\r\n\r\ndata: [DONE]\n\n";
+        for cut in 0..stream.len() {
+            let mut buf = SseBuffer::default();
+            let mut out = Vec::new();
+            for piece in [&stream[..cut], &stream[cut..]] {
+                buf.push(piece);
+                if let Some(done) = buf.take_complete() {
+                    out.extend(events(&done).map(<[u8]>::to_vec));
+                }
+            }
+            assert!(buf.is_empty(), "cut at {cut}");
+            let datas: Vec<_> = out
+                .iter()
+                .filter_map(|e| data(e).map(|d| d.into_owned()))
+                .collect();
+            assert_eq!(
+                datas,
+                vec![
+                    b"{\"a\":1}".to_vec(),
+                    b"{\"b\":2}".to_vec(),
+                    b"[DONE]".to_vec()
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn joins_multi_line_data() {
+        assert_eq!(
+            data(b"event: x\ndata: a\ndata: b\n\n").unwrap().as_ref(),
+            b"a\nb"
+        );
+        assert!(data(b": comment\n\n").is_none());
+    }
+}

@@ -1,0 +1,254 @@
+//! `accounts` and `keys`: the administrator's commands, and the only code that prints
+//! to stdout.
+
+use clap::Subcommand;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokenrouter_core::NanoUsd;
+use tokenrouter_store::{Account, Db, NewKey};
+
+use super::CliError;
+use crate::auth;
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Create an account.
+    Create {
+        name: String,
+        /// Initial balance in USD.
+        #[arg(long)]
+        balance: Option<String>,
+    },
+    /// Add balance (a ledger entry; a negative amount is an adjustment).
+    Credit {
+        name: String,
+        #[arg(allow_hyphen_values = true)]
+        usd: String,
+    },
+    /// Show balance, open holds and recent ledger rows.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Mint a key; the secret is printed once, alone on the last line.
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Allowed models: exact ids or prefix* patterns, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Allowed client addresses (CIDRs), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        ips: Vec<String>,
+        #[arg(long)]
+        rpm: Option<u32>,
+        #[arg(long)]
+        tpm: Option<u32>,
+        /// Spend limit in USD.
+        #[arg(long)]
+        spend_limit: Option<String>,
+        /// Expiry time, RFC 3339 (e.g. 2027-01-01T00:00:00Z).
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an account's keys (never their secrets).
+    List {
+        #[arg(long)]
+        account: String,
+    },
+    /// Revoke a key by id; it stops working within a second.
+    Revoke { id: String },
+}
+
+/// Prints one line of a command's output.
+#[allow(clippy::print_stdout)]
+pub fn say(line: &str) {
+    println!("{line}");
+}
+
+fn usd(text: &str, what: &str) -> Result<NanoUsd, CliError> {
+    NanoUsd::parse_usd(text).map_err(|e| CliError::Usage(format!("{what}: {e}")))
+}
+
+async fn account(db: &Db, name: &str) -> Result<Account, CliError> {
+    db.account_by_name(name)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("no account named '{name}'")))
+}
+
+fn date(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+pub async fn accounts(db: &Db, command: AccountsCommand) -> Result<(), CliError> {
+    match command {
+        AccountsCommand::Create { name, balance } => {
+            if name.trim().is_empty() {
+                return Err(CliError::Usage("an account name must not be empty".into()));
+            }
+            let balance = balance
+                .as_deref()
+                .map(|b| usd(b, "--balance"))
+                .transpose()?
+                .unwrap_or_default();
+            let created = db.create_account(&name, balance).await?;
+            say(&format!(
+                "created account '{}' (id {}) with balance {} USD",
+                created.name, created.id, created.balance
+            ));
+        }
+        AccountsCommand::Credit { name, usd: amount } => {
+            let amount = usd(&amount, "amount")?;
+            let updated = db
+                .credit(&name, amount, "credit from the command line")
+                .await?;
+            say(&format!(
+                "account '{}' balance is now {} USD",
+                updated.name, updated.balance
+            ));
+        }
+        AccountsCommand::Show { name, json } => {
+            let acct = account(db, &name).await?;
+            let ledger_sum = db.ledger_sum(acct.id).await?;
+            let rows = db.ledger(acct.id, 20).await?;
+            let held = NanoUsd::ZERO;
+            if json {
+                let ledger: Vec<_> = rows
+                    .iter()
+                    .map(|r| json!({"id": r.id, "kind": r.kind, "amount_nano_usd": r.amount.0, "request_id": r.request_id, "memo": r.memo, "created_at": r.created_at}))
+                    .collect();
+                say(&json!({
+                    "id": acct.id, "name": acct.name,
+                    "balance_nano_usd": acct.balance.0, "balance_usd": acct.balance.to_usd_string(),
+                    "held_nano_usd": held.0, "ledger_sum_nano_usd": ledger_sum.0,
+                    "ledger": ledger,
+                })
+                .to_string());
+            } else {
+                say(&format!("account:    {} (id {})", acct.name, acct.id));
+                say(&format!("balance:    {} USD", acct.balance));
+                say(&format!("open holds: {held} USD"));
+                say(&format!("ledger sum: {ledger_sum} USD"));
+                say("recent ledger rows:");
+                for r in &rows {
+                    say(&format!(
+                        "  {}  {:<10} {:>16}  {}  {}",
+                        date(r.created_at),
+                        r.kind,
+                        r.amount.to_usd_string(),
+                        r.request_id.as_deref().unwrap_or("-"),
+                        r.memo
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn keys(db: &Db, command: KeysCommand) -> Result<(), CliError> {
+    match command {
+        KeysCommand::Create {
+            account: name,
+            name: key_name,
+            models,
+            ips,
+            rpm,
+            tpm,
+            spend_limit,
+            expires,
+            json,
+        } => {
+            let acct = account(db, &name).await?;
+            let spend_limit = spend_limit
+                .as_deref()
+                .map(|s| usd(s, "--spend-limit"))
+                .transpose()?;
+            let expires_at = expires
+                .as_deref()
+                .map(|e| {
+                    OffsetDateTime::parse(e, &Rfc3339)
+                        .map(OffsetDateTime::unix_timestamp)
+                        .map_err(|err| {
+                            CliError::Usage(format!(
+                                "--expires: '{e}' is not an RFC 3339 time ({err})"
+                            ))
+                        })
+                })
+                .transpose()?;
+            let minted = auth::mint()
+                .map_err(|e| CliError::Runtime(format!("no randomness available: {e}")))?;
+            let models: Vec<String> = models
+                .into_iter()
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .collect();
+            let ips: Vec<String> = ips
+                .into_iter()
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .collect();
+            db.insert_key(&NewKey {
+                id: minted.id.clone(),
+                account_id: acct.id,
+                name: key_name,
+                secret_hash: minted.hash,
+                models,
+                ips,
+                rpm,
+                tpm,
+                spend_limit,
+                expires_at,
+            })
+            .await?;
+            let prefix = auth::display_prefix(&minted.id);
+            if json {
+                say(&json!({"id": minted.id, "key": minted.full, "prefix": prefix, "account": acct.name}).to_string());
+            } else {
+                say(&format!(
+                    "created key {} for account '{}'; the secret below is shown only once:",
+                    minted.id, acct.name
+                ));
+                say(&minted.full);
+            }
+        }
+        KeysCommand::List { account: name } => {
+            let acct = account(db, &name).await?;
+            say(
+                "id                prefix                  name              created               state",
+            );
+            for k in db.list_keys(acct.id).await? {
+                let state = match (k.revoked_at, k.expires_at) {
+                    (Some(at), _) => format!("revoked {}", date(at)),
+                    (None, Some(at)) => format!("expires {}", date(at)),
+                    (None, None) => "active".to_owned(),
+                };
+                say(&format!(
+                    "{:<17} {:<23} {:<17} {}  {state}",
+                    k.id,
+                    auth::display_prefix(&k.id),
+                    k.name,
+                    date(k.created_at)
+                ));
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            db.revoke_key(&id).await?;
+            say(&format!("revoked key {id}"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,572 @@
+//! The validated configuration: providers, models with their deployments and prices, and
+//! server settings. Built from a TOML file (every error reported at once, with its path)
+//! or, with no file, from the environment and the built-in catalog.
+
+pub mod catalog;
+pub mod env;
+pub mod raw;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokenrouter_core::{NanoUsd, Price};
+
+pub use env::Env;
+use raw::{RawDeployment, RawModel, RawProvider, RawServer};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Billing {
+    Prepaid,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl ProviderKind {
+    fn parse(text: &str) -> Option<ProviderKind> {
+        match text {
+            "openai" => Some(ProviderKind::OpenAi),
+            "anthropic" => Some(ProviderKind::Anthropic),
+            "gemini" => Some(ProviderKind::Gemini),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: Option<SocketAddr>,
+    pub billing: Billing,
+    pub max_body_bytes: usize,
+    /// Default time to wait for an upstream's response head.
+    pub upstream_timeout: Duration,
+}
+
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub provider: Arc<Provider>,
+    pub upstream_model: String,
+    pub weight: u32,
+    /// What this upstream costs, when it differs from the model's price.
+    pub price: Option<Price>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub id: String,
+    pub context_window: u64,
+    pub max_output_tokens: u64,
+    pub price: Price,
+    pub capabilities: Vec<String>,
+    pub deployments: Vec<Deployment>,
+}
+
+impl Model {
+    /// Deployments this build can call (the native adapters of other kinds come later).
+    pub fn live_deployments(&self) -> impl Iterator<Item = &Deployment> {
+        self.deployments
+            .iter()
+            .filter(|d| d.provider.kind == ProviderKind::OpenAi)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub providers: Vec<Arc<Provider>>,
+    models: HashMap<String, Arc<Model>>,
+    model_order: Vec<String>,
+}
+
+/// Every problem found in a config, each prefixed with the path of its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config:\n  {}", .0.join("\n  "))]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl Config {
+    pub fn model(&self, id: &str) -> Option<&Arc<Model>> {
+        self.models.get(id)
+    }
+
+    /// Models in the order they were configured.
+    pub fn models(&self) -> impl Iterator<Item = &Arc<Model>> {
+        self.model_order.iter().filter_map(|id| self.models.get(id))
+    }
+
+    /// Parses and validates a TOML config file's text.
+    pub fn from_toml(text: &str, env: &Env) -> Result<Config, ConfigErrors> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigErrors(vec![e.message().to_owned()]))?;
+        let mut errors = Vec::new();
+        let mut server = RawServer::default();
+        let mut providers = Vec::new();
+        let mut models = Vec::new();
+        for (key, value) in table {
+            match key.as_str() {
+                "server" => server = section(value, "server", &mut errors).unwrap_or_default(),
+                "providers" => providers = list(value, "providers", &mut errors),
+                "models" => models = list(value, "models", &mut errors),
+                other => errors.push(format!(
+                    "{other}: unknown section (expected server, providers or models)"
+                )),
+            }
+        }
+        let mut config = build(server, providers, models, env, &mut errors);
+        config.apply_default_timeouts();
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// With no config file: every provider family whose key (or base URL) is in the
+    /// environment, serving the catalog's models of that family.
+    pub fn from_env(env: &Env) -> Config {
+        let mut providers = Vec::new();
+        for family in catalog::FAMILIES {
+            if env.get(family.key_env).is_none() && env.get(family.base_url_env).is_none() {
+                continue;
+            }
+            providers.push(RawProvider {
+                name: family.name.to_owned(),
+                kind: family.kind.to_owned(),
+                base_url: env.get(family.base_url_env).map(str::to_owned),
+                api_key_env: Some(family.key_env.to_owned()),
+                api_key: None,
+                timeout_ms: None,
+            });
+        }
+        let models = catalog::MODELS
+            .iter()
+            .filter(|m| providers.iter().any(|p| p.name == m.family))
+            .map(|m| RawModel {
+                id: m.id.to_owned(),
+                context_window: None,
+                max_output_tokens: None,
+                input_price: None,
+                cached_input_price: None,
+                output_price: None,
+                capabilities: None,
+                deployments: vec![RawDeployment {
+                    provider: m.family.to_owned(),
+                    upstream_model: Some(m.upstream_model.to_owned()),
+                    weight: None,
+                    input_price: None,
+                    output_price: None,
+                    timeout_ms: None,
+                }],
+            })
+            .collect();
+        let mut errors = Vec::new();
+        // Catalog entries are valid by construction; an error here is a bug the tests catch.
+        let mut config = build(RawServer::default(), providers, models, env, &mut errors);
+        config.apply_default_timeouts();
+        config
+    }
+
+    /// Deployments without a timeout of their own (or their provider's) take the server's.
+    fn apply_default_timeouts(&mut self) {
+        let default = self.server.upstream_timeout;
+        for model in self.models.values_mut() {
+            let model = Arc::make_mut(model);
+            for d in &mut model.deployments {
+                if d.timeout.is_zero() {
+                    d.timeout = default;
+                }
+            }
+        }
+    }
+}
+
+fn section<T: serde::de::DeserializeOwned>(
+    value: toml::Value,
+    path: &str,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let full = if inner == "." {
+                path.to_owned()
+            } else {
+                format!("{path}.{inner}")
+            };
+            errors.push(format!("{full}: {}", e.inner()));
+            None
+        }
+    }
+}
+
+fn list<T: serde::de::DeserializeOwned>(
+    value: toml::Value,
+    path: &str,
+    errors: &mut Vec<String>,
+) -> Vec<Option<T>> {
+    match value {
+        toml::Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| section(item, &format!("{path}[{i}]"), errors))
+            .collect(),
+        _ => {
+            errors.push(format!("{path}: expected an array of tables ([[{path}]])"));
+            Vec::new()
+        }
+    }
+}
+
+fn parse_price(text: Option<&str>, path: &str, errors: &mut Vec<String>) -> Option<NanoUsd> {
+    let text = text?;
+    match NanoUsd::parse_usd(text) {
+        Ok(v) if v.0 >= 0 => Some(v),
+        Ok(_) => {
+            errors.push(format!("{path}: a price cannot be negative"));
+            None
+        }
+        Err(e) => {
+            errors.push(format!("{path}: {e}"));
+            None
+        }
+    }
+}
+
+fn build<P, M>(
+    server: RawServer,
+    providers: Vec<P>,
+    models: Vec<M>,
+    env: &Env,
+    errors: &mut Vec<String>,
+) -> Config
+where
+    P: Into<Option<RawProvider>>,
+    M: Into<Option<RawModel>>,
+{
+    let server = build_server(server, errors);
+    let mut built_providers: Vec<Arc<Provider>> = Vec::new();
+    for (i, raw) in providers.into_iter().enumerate() {
+        let Some(raw) = raw.into() else { continue };
+        if let Some(p) = build_provider(
+            raw,
+            &format!("providers[{i}]"),
+            env,
+            &built_providers,
+            errors,
+        ) {
+            built_providers.push(Arc::new(p));
+        }
+    }
+    let mut built_models = HashMap::new();
+    let mut order = Vec::new();
+    for (i, raw) in models.into_iter().enumerate() {
+        let Some(raw) = raw.into() else { continue };
+        let path = format!("models[{i}]");
+        if built_models.contains_key(&raw.id) {
+            errors.push(format!(
+                "{path}.id: the model '{}' is configured twice",
+                raw.id
+            ));
+            continue;
+        }
+        if let Some(model) = build_model(raw, &path, &built_providers, errors) {
+            order.push(model.id.clone());
+            built_models.insert(model.id.clone(), Arc::new(model));
+        }
+    }
+    Config {
+        server,
+        providers: built_providers,
+        models: built_models,
+        model_order: order,
+    }
+}
+
+fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
+    let listen = raw.listen.as_deref().and_then(|text| match text.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            errors.push(format!(
+                "server.listen: '{text}' is not an address such as 127.0.0.1:8080"
+            ));
+            None
+        }
+    });
+    let billing = match raw.billing.as_deref() {
+        None | Some("prepaid") => Billing::Prepaid,
+        Some("off") => Billing::Off,
+        Some(other) => {
+            errors.push(format!(
+                "server.billing: '{other}' is not one of prepaid, off"
+            ));
+            Billing::Prepaid
+        }
+    };
+    let max_body_bytes = match raw.max_body_bytes {
+        None => DEFAULT_BODY_LIMIT,
+        Some(0) => {
+            errors.push("server.max_body_bytes: must be at least 1".to_owned());
+            DEFAULT_BODY_LIMIT
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    let upstream_timeout = match raw.upstream_timeout_ms {
+        Some(0) => {
+            errors.push("server.upstream_timeout_ms: must be at least 1".to_owned());
+            DEFAULT_UPSTREAM_TIMEOUT
+        }
+        Some(ms) => Duration::from_millis(ms),
+        None => DEFAULT_UPSTREAM_TIMEOUT,
+    };
+    ServerConfig {
+        listen,
+        billing,
+        max_body_bytes,
+        upstream_timeout,
+    }
+}
+
+fn timeout(ms: Option<u64>, path: &str, errors: &mut Vec<String>) -> Option<Duration> {
+    match ms {
+        Some(0) => {
+            errors.push(format!("{path}: must be at least 1"));
+            None
+        }
+        other => other.map(Duration::from_millis),
+    }
+}
+
+fn build_provider(
+    raw: RawProvider,
+    path: &str,
+    env: &Env,
+    existing: &[Arc<Provider>],
+    errors: &mut Vec<String>,
+) -> Option<Provider> {
+    let before = errors.len();
+    if raw.name.is_empty() {
+        errors.push(format!("{path}.name: must not be empty"));
+    }
+    if existing.iter().any(|p| p.name == raw.name) {
+        errors.push(format!(
+            "{path}.name: the provider '{}' is configured twice",
+            raw.name
+        ));
+    }
+    let kind = ProviderKind::parse(&raw.kind);
+    if kind.is_none() {
+        errors.push(format!(
+            "{path}.kind: '{}' is not one of openai, anthropic, gemini",
+            raw.kind
+        ));
+    }
+    let family = catalog::family(&raw.name).filter(|f| Some(f.kind) == Some(raw.kind.as_str()));
+    let default_base = catalog::FAMILIES
+        .iter()
+        .find(|f| f.kind == raw.kind)
+        .map(|f| f.base_url);
+    let base_url = raw
+        .base_url
+        .or_else(|| family.map(|f| f.base_url.to_owned()))
+        .or_else(|| {
+            (raw.kind != "openai")
+                .then(|| default_base.map(str::to_owned))
+                .flatten()
+        });
+    let base_url = match base_url {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            url.trim_end_matches('/').to_owned()
+        }
+        Some(url) => {
+            errors.push(format!(
+                "{path}.base_url: '{url}' must start with http:// or https://"
+            ));
+            String::new()
+        }
+        None => {
+            errors.push(format!("{path}.base_url: required for an OpenAI-compatible provider other than OpenAI itself"));
+            String::new()
+        }
+    };
+    let api_key = match (raw.api_key, raw.api_key_env) {
+        (Some(_), Some(_)) => {
+            errors.push(format!("{path}: set api_key or api_key_env, not both"));
+            None
+        }
+        (Some(key), None) => Some(key),
+        (None, Some(var)) => env.get(&var).map(str::to_owned),
+        (None, None) => None,
+    };
+    let timeout = timeout(raw.timeout_ms, &format!("{path}.timeout_ms"), errors);
+    let kind = kind?;
+    (errors.len() == before).then_some(Provider {
+        name: raw.name,
+        kind,
+        base_url,
+        api_key,
+        timeout,
+    })
+}
+
+fn build_model(
+    raw: RawModel,
+    path: &str,
+    providers: &[Arc<Provider>],
+    errors: &mut Vec<String>,
+) -> Option<Model> {
+    let before = errors.len();
+    let known = catalog::model(&raw.id);
+    if raw.id.is_empty() {
+        errors.push(format!("{path}.id: must not be empty"));
+    }
+    let mut required = |value: Option<u64>, from_catalog: Option<u64>, field: &str| {
+        let value = value.or(from_catalog);
+        match value {
+            Some(0) => errors.push(format!("{path}.{field}: must be at least 1")),
+            None => errors.push(format!(
+                "{path}.{field}: required for a model that is not in the built-in catalog"
+            )),
+            Some(_) => {}
+        }
+        value.unwrap_or(1)
+    };
+    let context_window = required(
+        raw.context_window,
+        known.map(|k| k.context_window),
+        "context_window",
+    );
+    let max_output_tokens = required(
+        raw.max_output_tokens,
+        known.map(|k| k.max_output_tokens),
+        "max_output_tokens",
+    );
+    let mut priced =
+        |text: Option<String>, from_catalog: Option<&str>, field: &str| -> Option<NanoUsd> {
+            let text = text.or(from_catalog.map(str::to_owned));
+            parse_price(text.as_deref(), &format!("{path}.{field}"), errors)
+        };
+    let input = priced(raw.input_price, known.map(|k| k.input_price), "input_price");
+    let output = priced(
+        raw.output_price,
+        known.map(|k| k.output_price),
+        "output_price",
+    );
+    let cached = priced(
+        raw.cached_input_price,
+        known.map(|k| k.cached_input_price),
+        "cached_input_price",
+    );
+    for (value, field) in [(input, "input_price"), (output, "output_price")] {
+        if value.is_none() && errors.len() == before {
+            errors.push(format!("{path}.{field}: required for a model that is not in the built-in catalog (0 for a free model)"));
+        }
+    }
+    let price = Price {
+        input: input.unwrap_or_default(),
+        cached_input: cached.or(input).unwrap_or_default(),
+        output: output.unwrap_or_default(),
+    };
+    let capabilities = raw.capabilities.unwrap_or_else(|| {
+        known
+            .map(|k| k.capabilities.iter().map(|c| (*c).to_owned()).collect())
+            .unwrap_or_default()
+    });
+    for (j, cap) in capabilities.iter().enumerate() {
+        if ![
+            "tools",
+            "vision",
+            "json",
+            "reasoning",
+            "embeddings",
+            "audio",
+        ]
+        .contains(&cap.as_str())
+        {
+            errors.push(format!("{path}.capabilities[{j}]: '{cap}' is not one of tools, vision, json, reasoning, embeddings, audio"));
+        }
+    }
+    if raw.deployments.is_empty() {
+        errors.push(format!(
+            "{path}.deployments: a model needs at least one deployment"
+        ));
+    }
+    let mut deployments = Vec::new();
+    for (j, d) in raw.deployments.into_iter().enumerate() {
+        let dpath = format!("{path}.deployments[{j}]");
+        let Some(provider) = providers.iter().find(|p| p.name == d.provider) else {
+            errors.push(format!(
+                "{dpath}.provider: no provider named '{}' is configured",
+                d.provider
+            ));
+            continue;
+        };
+        let d_input = parse_price(
+            d.input_price.as_deref(),
+            &format!("{dpath}.input_price"),
+            errors,
+        );
+        let d_output = parse_price(
+            d.output_price.as_deref(),
+            &format!("{dpath}.output_price"),
+            errors,
+        );
+        let own_price = (d_input.is_some() || d_output.is_some()).then(|| Price {
+            input: d_input.unwrap_or(price.input),
+            cached_input: d_input.unwrap_or(price.cached_input),
+            output: d_output.unwrap_or(price.output),
+        });
+        if d.weight == Some(0) {
+            errors.push(format!("{dpath}.weight: must be at least 1"));
+        }
+        let timeout = timeout(d.timeout_ms, &format!("{dpath}.timeout_ms"), errors);
+        deployments.push(Deployment {
+            provider: provider.clone(),
+            upstream_model: d
+                .upstream_model
+                .unwrap_or_else(|| known.map_or(raw.id.clone(), |k| k.upstream_model.to_owned())),
+            weight: d.weight.unwrap_or(1),
+            price: own_price,
+            timeout: timeout.or(provider.timeout).unwrap_or(Duration::ZERO),
+        });
+    }
+    (errors.len() == before).then_some(Model {
+        id: raw.id,
+        context_window,
+        max_output_tokens,
+        price,
+        capabilities,
+        deployments,
+    })
+}

@@ -1,0 +1,81 @@
+//! The config file exactly as written: serde structs that refuse unknown fields. Each
+//! section is deserialized on its own so that every mistake is reported at once.
+
+use serde::{Deserialize, Deserializer, de};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub billing: Option<String>,
+    /// Largest accepted request body, in bytes (default 32 MiB).
+    pub max_body_bytes: Option<u64>,
+    /// Default time to wait for an upstream's response head, in milliseconds.
+    pub upstream_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub name: String,
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub api_key: Option<String>,
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub id: String,
+    pub context_window: Option<u64>,
+    pub max_output_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "usd")]
+    pub input_price: Option<String>,
+    #[serde(default, deserialize_with = "usd")]
+    pub cached_input_price: Option<String>,
+    #[serde(default, deserialize_with = "usd")]
+    pub output_price: Option<String>,
+    pub capabilities: Option<Vec<String>>,
+    #[serde(default)]
+    pub deployments: Vec<RawDeployment>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeployment {
+    pub provider: String,
+    pub upstream_model: Option<String>,
+    pub weight: Option<u32>,
+    #[serde(default, deserialize_with = "usd")]
+    pub input_price: Option<String>,
+    #[serde(default, deserialize_with = "usd")]
+    pub output_price: Option<String>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// A USD amount written as a number (`0.15`) or a string (`"0.15"`), kept as decimal text
+/// so that no float ever holds it (a float's shortest text is the decimal that was written).
+fn usd<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    struct UsdVisitor;
+    impl de::Visitor<'_> for UsdVisitor {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a price in USD per 1M tokens, such as 0.15")
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(format!("{v}")))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_owned()))
+        }
+    }
+    deserializer.deserialize_any(UsdVisitor)
+}

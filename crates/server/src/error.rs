@@ -1,0 +1,128 @@
+//! Every way a request can fail, mapped once to HTTP status, OpenAI error type and code
+//! (CONTRACTS.md §4).
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use tokenrouter_core::ErrorEnvelope;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<&'static str>,
+    },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("The model '{0}' does not exist or you do not have access to it.")]
+    ModelNotFound(String),
+    #[error("The key is not allowed to use the model '{0}'.")]
+    ModelNotAllowed(String),
+    #[error("The request body is larger than the limit of {0} bytes.")]
+    TooLarge(usize),
+    #[error("{0}")]
+    UpstreamUnavailable(String),
+    #[error("{0}")]
+    UpstreamTimeout(String),
+    #[error("Unknown request URL: {method} {path}. Please check the URL and method.")]
+    UnknownRoute { method: String, path: String },
+    #[error("The method {method} is not allowed for {path}.")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> ApiError {
+        ApiError::InvalidRequest {
+            message: message.into(),
+            param,
+        }
+    }
+
+    /// Status, `type` and `code` of each failure: the single table of CONTRACTS.md §4.
+    fn table(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::InvalidRequest { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+            ),
+            ApiError::Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "invalid_api_key",
+            ),
+            ApiError::ModelNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+            ),
+            ApiError::ModelNotAllowed(_) => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "model_not_allowed",
+            ),
+            ApiError::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+            ),
+            ApiError::UpstreamUnavailable(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                "upstream_unavailable",
+            ),
+            ApiError::UpstreamTimeout(_) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_error",
+                "upstream_timeout",
+            ),
+            ApiError::UnknownRoute { .. } => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "unknown_url",
+            ),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal_error",
+            ),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.table().0
+    }
+
+    pub fn envelope(&self) -> ErrorEnvelope {
+        let (_, kind, code) = self.table();
+        let param = match self {
+            ApiError::InvalidRequest { param, .. } => *param,
+            ApiError::ModelNotFound(_) | ApiError::ModelNotAllowed(_) => Some("model"),
+            _ => None,
+        };
+        ErrorEnvelope::new(kind, code, self.to_string(), param)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), self.envelope().to_json()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self.status() == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,41 @@
+//! Token Router: one OpenAI-compatible URL and key in front of many LLM providers.
+//! The request path runs edge → auth → policy → dispatch → respond → meter; see
+//! ARCHITECTURE.md for the map.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod edge;
+pub mod error;
+pub mod metering;
+pub mod policy;
+pub mod routes;
+pub mod state;
+pub mod streaming;
+pub mod telemetry;
+pub mod upstream;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then writes every queued
+/// usage record before returning.
+pub async fn serve(
+    listener: TcpListener,
+    state: state::AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    state.usage.flush().await;
+    result
+}

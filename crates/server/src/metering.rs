@@ -1,0 +1,158 @@
+//! Metering: what one request cost, and the batching writer that records it. The hot path
+//! only hands a record to a channel; a background task writes batches to the store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokenrouter_core::{Price, Usage, clock};
+use tokenrouter_store::{Db, KeyRow, UsageRecord, UsageSource};
+use tokio::sync::{mpsc, oneshot};
+
+const BATCH: usize = 256;
+const QUEUE: usize = 65_536;
+
+#[allow(clippy::large_enum_variant, reason = "records are nearly every message; boxing them would allocate per request")]
+enum Message {
+    Record(UsageRecord),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Hands usage records to the background writer.
+#[derive(Clone)]
+pub struct UsageWriter {
+    tx: mpsc::Sender<Message>,
+}
+
+impl UsageWriter {
+    pub fn start(db: Db) -> UsageWriter {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(db, rx));
+        UsageWriter { tx }
+    }
+
+    /// Queues a record. Never blocks the caller: if the queue is full the record waits
+    /// in a task of its own, so nothing is dropped.
+    pub fn record(&self, record: UsageRecord) {
+        match self.tx.try_send(Message::Record(record)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(message).await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("usage writer stopped; a usage record was lost");
+            }
+        }
+    }
+
+    /// Waits until every record queued before this call is written.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
+    let mut messages = Vec::with_capacity(BATCH);
+    let mut records = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut messages, BATCH).await > 0 {
+        let mut waiters = Vec::new();
+        for message in messages.drain(..) {
+            match message {
+                Message::Record(r) => records.push(r),
+                Message::Flush(done) => waiters.push(done),
+            }
+        }
+        if !records.is_empty() {
+            write(&db, &records).await;
+            records.clear();
+        }
+        for done in waiters {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Writes a batch; if the batch fails as a whole, each record is tried alone so that one
+/// bad record cannot lose the others. A transient failure is retried a few times.
+async fn write(db: &Db, records: &[UsageRecord]) {
+    for attempt in 0..5u32 {
+        match db.record_usage(records).await {
+            Ok(()) => return,
+            Err(e) if records.len() > 1 => {
+                tracing::warn!(error = %e, rows = records.len(), "usage batch failed; writing rows one by one");
+                for record in records {
+                    Box::pin(write(db, std::slice::from_ref(record))).await;
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, request_id = %records[0].request_id, attempt, "usage row not written yet");
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+        }
+    }
+    tracing::error!(request_id = %records[0].request_id, "usage row could not be written");
+}
+
+/// Everything needed to record one request's usage once it ends.
+#[derive(Debug, Clone)]
+pub struct MeterContext {
+    pub request_id: String,
+    pub key: Arc<KeyRow>,
+    pub model: String,
+    pub provider: String,
+    pub upstream_model: String,
+    pub endpoint: &'static str,
+    pub stream: bool,
+    pub price: Price,
+    pub started: Instant,
+}
+
+/// How the usage of a request was learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measured {
+    /// Reported by the upstream.
+    Reported(Usage),
+    /// Counted by the gateway from what was sent and delivered.
+    Counted(Usage),
+    /// Nothing was generated (the upstream refused or failed).
+    Nothing,
+}
+
+impl MeterContext {
+    pub fn record(
+        &self,
+        writer: &UsageWriter,
+        status: u16,
+        measured: Measured,
+        client_disconnected: bool,
+    ) {
+        let (usage, source) = match measured {
+            Measured::Reported(u) => (u, UsageSource::Upstream),
+            Measured::Counted(u) => (u, UsageSource::Counted),
+            Measured::Nothing => (Usage::default(), UsageSource::None),
+        };
+        writer.record(UsageRecord {
+            request_id: self.request_id.clone(),
+            key_id: self.key.id.clone(),
+            account_id: self.key.account_id,
+            model: self.model.clone(),
+            provider: self.provider.clone(),
+            upstream_model: self.upstream_model.clone(),
+            endpoint: self.endpoint.to_owned(),
+            stream: self.stream,
+            status,
+            cost: self.price.cost(&usage),
+            usage,
+            usage_source: source,
+            client_disconnected,
+            latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            created_at: clock::now_unix(),
+        });
+    }
+}

@@ -1,0 +1,81 @@
+//! `GET /v1/models`: the OpenAI list of the models this key may use that have a live
+//! deployment, with context window, output limit, prices and capabilities.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, header};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokenrouter_core::NanoUsd;
+
+use crate::auth::Authed;
+use crate::policy::model_allowed;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct ModelList<'a> {
+    object: &'static str,
+    data: Vec<ModelEntry<'a>>,
+}
+
+#[derive(Serialize)]
+struct ModelEntry<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: i64,
+    owned_by: &'a str,
+    context_window: u64,
+    max_output_tokens: u64,
+    pricing: Pricing,
+    capabilities: &'a [String],
+}
+
+/// USD per 1M tokens, written as exact decimal numbers.
+#[derive(Serialize)]
+struct Pricing {
+    input: Box<RawValue>,
+    cached_input: Box<RawValue>,
+    output: Box<RawValue>,
+}
+
+fn usd_number(amount: NanoUsd) -> Box<RawValue> {
+    tokenrouter_providers::passthrough::raw_from_vec(amount.to_usd_string().into_bytes())
+}
+
+pub async fn list(State(state): State<AppState>, Authed(key): Authed) -> Response {
+    let config = state.config.load();
+    let data = config
+        .models()
+        .filter(|m| model_allowed(&key, &m.id))
+        .filter_map(|m| {
+            let first = m.live_deployments().next()?;
+            Some(ModelEntry {
+                id: &m.id,
+                object: "model",
+                created: 0,
+                owned_by: &first.provider.name,
+                context_window: m.context_window,
+                max_output_tokens: m.max_output_tokens,
+                pricing: Pricing {
+                    input: usd_number(m.price.input),
+                    cached_input: usd_number(m.price.cached_input),
+                    output: usd_number(m.price.output),
+                },
+                capabilities: &m.capabilities,
+            })
+        })
+        .collect();
+    let body = serde_json::to_vec(&ModelList {
+        object: "list",
+        data,
+    })
+    .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}

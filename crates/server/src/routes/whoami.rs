@@ -1,0 +1,18 @@
+//! `GET /api/whoami`: which key and account a bearer token belongs to.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+use crate::auth::{Authed, display_prefix};
+
+pub async fn whoami(Authed(key): Authed) -> Json<Value> {
+    Json(json!({
+        "id": key.id,
+        "prefix": display_prefix(&key.id),
+        "name": key.name,
+        "account": key.account_name,
+        "account_id": key.account_id,
+        "models": key.models,
+        "expires_at": key.expires_at,
+    }))
+}

@@ -1,0 +1,75 @@
+//! The gateway's shared state: the config and key snapshots (swapped atomically, read
+//! without locks on the hot path), the store, the upstream client and the usage writer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokenrouter_store::Db;
+
+use crate::auth::KeySnapshot;
+use crate::config::Config;
+use crate::metering::UsageWriter;
+use crate::upstream::UpstreamClient;
+
+/// How often the key snapshot checks the store for keys created or revoked elsewhere.
+pub const KEY_REFRESH_EVERY: Duration = Duration::from_millis(250);
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub config: ArcSwap<Config>,
+    pub keys: ArcSwap<KeySnapshot>,
+    pub db: Db,
+    pub upstream: UpstreamClient,
+    pub usage: UsageWriter,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Loads the keys and starts the background tasks (key refresh, usage writer).
+    pub async fn start(config: Config, db: Db) -> Result<AppState, tokenrouter_store::StoreError> {
+        let version = db.keys_version().await?;
+        let keys = KeySnapshot::new(version, db.active_keys().await?);
+        let state = AppState(Arc::new(Shared {
+            config: ArcSwap::from_pointee(config),
+            keys: ArcSwap::from_pointee(keys),
+            usage: UsageWriter::start(db.clone()),
+            db,
+            upstream: UpstreamClient::new(),
+        }));
+        tokio::spawn(refresh_keys(state.clone()));
+        Ok(state)
+    }
+
+    /// Reloads the key snapshot when the store says keys changed.
+    pub async fn reload_keys_if_changed(&self) -> Result<(), tokenrouter_store::StoreError> {
+        let version = self.db.keys_version().await?;
+        if version != self.keys.load().version {
+            let rows = self.db.active_keys().await?;
+            self.keys.store(Arc::new(KeySnapshot::new(version, rows)));
+        }
+        Ok(())
+    }
+}
+
+async fn refresh_keys(state: AppState) {
+    let weak = Arc::downgrade(&state.0);
+    drop(state);
+    let mut tick = tokio::time::interval(KEY_REFRESH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = weak.upgrade() else { return };
+        if let Err(e) = AppState(shared).reload_keys_if_changed().await {
+            tracing::warn!(error = %e, "could not refresh the key snapshot");
+        }
+    }
+}

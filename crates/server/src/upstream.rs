@@ -1,0 +1,102 @@
+//! The one place that talks to upstreams over the network: a pooled HTTP/1.1 + TLS client.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::Deployment;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+#[derive(Clone)]
+pub struct UpstreamClient {
+    client: Client<Connector, Full<Bytes>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not reach the upstream: {0}")]
+    Connect(String),
+    #[error("the upstream did not answer within {0} ms")]
+    Timeout(u128),
+    #[error("invalid upstream request: {0}")]
+    Request(String),
+}
+
+impl Default for UpstreamClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UpstreamClient {
+    pub fn new() -> UpstreamClient {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        UpstreamClient { client }
+    }
+
+    /// POSTs a JSON body to `path` under the deployment's base URL; resolves when the
+    /// response head arrives, or fails after the deployment's timeout.
+    pub async fn post_json(
+        &self,
+        deployment: &Deployment,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let provider = &deployment.provider;
+        let mut builder = Request::post(format!("{}{path}", provider.base_url))
+            .header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )
+            .header(
+                header::ACCEPT,
+                HeaderValue::from_static("application/json, text/event-stream"),
+            );
+        if let Some(key) = &provider.api_key {
+            let mut value = HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| {
+                UpstreamError::Request(format!(
+                    "the API key of provider '{}' is not a valid header value",
+                    provider.name
+                ))
+            })?;
+            value.set_sensitive(true);
+            builder = builder.header(header::AUTHORIZATION, value);
+        }
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|e| UpstreamError::Request(e.to_string()))?;
+        match tokio::time::timeout(deployment.timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(UpstreamError::Connect(describe(&e))),
+            Err(_) => Err(UpstreamError::Timeout(deployment.timeout.as_millis())),
+        }
+    }
+}
+
+/// The innermost cause of a client error, which says what actually happened.
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

@@ -1,0 +1,24 @@
+//! Accounts and their ledger rows as callers see them.
+
+use tokenrouter_core::NanoUsd;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub balance: NanoUsd,
+    pub created_at: i64,
+}
+
+/// One balance change. `amount` is signed: credits positive, charges negative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub id: i64,
+    pub account_id: i64,
+    /// 'credit', 'charge', 'refund' or 'adjustment'.
+    pub kind: String,
+    pub amount: NanoUsd,
+    pub request_id: Option<String>,
+    pub memo: String,
+    pub created_at: i64,
+}

@@ -1,0 +1,29 @@
+//! The store's error type. Messages name accounts and key ids, never secrets or URLs.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Holds only the URL's scheme: the rest may contain a password.
+    #[error(
+        "unsupported database URL scheme '{0}' (expected sqlite://PATH, sqlite:PATH or sqlite::memory:)"
+    )]
+    UnsupportedUrl(String),
+    #[error("account '{0}' already exists")]
+    AccountExists(String),
+    #[error("account '{0}' not found")]
+    AccountNotFound(String),
+    #[error("API key '{0}' not found")]
+    KeyNotFound(String),
+    #[error(transparent)]
+    Money(#[from] tokenrouter_core::MoneyError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// True when the error is a unique-constraint violation reported by the database.
+    pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+    }
+}

@@ -1,0 +1,133 @@
+//! Usage recording: exactly-once charges, round trips, batch speed.
+
+use std::time::{Duration, Instant};
+
+use tokenrouter_store::{NanoUsd, UsageSource};
+
+use crate::fixture::{TestResult, new_key, temp_db, usage_record};
+
+#[tokio::test]
+async fn same_request_id_is_charged_once_within_and_across_batches() -> TestResult {
+    let (_dir, db) = temp_db().await?;
+    let acme = db.create_account("acme", NanoUsd(1_000_000)).await?;
+    db.insert_key(&new_key("k1", acme.id)).await?;
+
+    let first = usage_record("req-1", "k1", acme.id, 300);
+    let mut changed = first.clone();
+    changed.cost = NanoUsd(999_999);
+    changed.status = 500;
+    db.record_usage(&[
+        first.clone(),
+        changed.clone(),
+        usage_record("req-2", "k1", acme.id, 50),
+    ])
+    .await?;
+    db.record_usage(&[changed, first.clone()]).await?;
+
+    let balance = db
+        .account_by_id(acme.id)
+        .await?
+        .ok_or("acme missing")?
+        .balance;
+    assert_eq!(balance, NanoUsd(1_000_000 - 300 - 50));
+    assert_eq!(db.ledger_sum(acme.id).await?, balance);
+    assert_eq!(db.usage_count().await?, 2);
+    // The first write wins.
+    assert_eq!(db.usage_by_request("req-1").await?, Some(first));
+
+    let charges: Vec<(String, i64, Option<String>)> = db
+        .ledger(acme.id, 10)
+        .await?
+        .into_iter()
+        .filter(|row| row.kind == "charge")
+        .map(|row| (row.kind, row.amount.0, row.request_id))
+        .collect();
+    assert_eq!(
+        charges,
+        [
+            ("charge".to_owned(), -50, Some("req-2".to_owned())),
+            ("charge".to_owned(), -300, Some("req-1".to_owned())),
+        ]
+    );
+    let key = db.active_keys().await?.pop().ok_or("no key")?;
+    assert_eq!(key.spent, NanoUsd(350));
+    Ok(())
+}
+
+#[tokio::test]
+async fn zero_cost_usage_is_recorded_without_a_charge() -> TestResult {
+    let (_dir, db) = temp_db().await?;
+    let acme = db.create_account("acme", NanoUsd(10)).await?;
+    db.insert_key(&new_key("k1", acme.id)).await?;
+    let mut failed = usage_record("req-err", "k1", acme.id, 0);
+    failed.status = 502;
+    failed.usage = tokenrouter_core::Usage::default();
+    failed.usage_source = UsageSource::None;
+    db.record_usage(&[failed.clone()]).await?;
+
+    assert_eq!(db.usage_by_request("req-err").await?, Some(failed));
+    assert_eq!(db.ledger(acme.id, 10).await?.len(), 1); // the initial credit only
+    assert_eq!(
+        db.account_by_id(acme.id).await?.ok_or("acme")?.balance,
+        NanoUsd(10)
+    );
+    db.record_usage(&[]).await?;
+    assert_eq!(db.usage_count().await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn usage_record_round_trips_every_field() -> TestResult {
+    let (_dir, db) = temp_db().await?;
+    let acme = db.create_account("acme", NanoUsd::ZERO).await?;
+    db.insert_key(&new_key("k1", acme.id)).await?;
+    let mut record = usage_record("req-full", "k1", acme.id, 123_456);
+    record.model = "claude-sonnet".to_owned();
+    record.provider = "anthropic".to_owned();
+    record.upstream_model = "claude-sonnet-4-20250514".to_owned();
+    record.endpoint = "/v1/messages".to_owned();
+    record.stream = true;
+    record.status = 499;
+    record.usage = tokenrouter_core::Usage {
+        prompt_tokens: 1_000_000,
+        completion_tokens: 2_345,
+        cached_tokens: 900_000,
+        reasoning_tokens: 1_024,
+    };
+    record.usage_source = UsageSource::Counted;
+    record.client_disconnected = true;
+    record.latency_ms = 61_234;
+    record.created_at = 1_750_000_123;
+    db.record_usage(std::slice::from_ref(&record)).await?;
+
+    assert_eq!(db.usage_by_request("req-full").await?, Some(record));
+    assert_eq!(db.usage_by_request("req-missing").await?, None);
+    assert_eq!(
+        db.account_by_id(acme.id).await?.ok_or("acme")?.balance,
+        NanoUsd(-123_456)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn thousand_records_in_batches_of_hundred_are_fast() -> TestResult {
+    let (_dir, db) = temp_db().await?;
+    let acme = db.create_account("acme", NanoUsd(1_000_000_000)).await?;
+    db.insert_key(&new_key("k1", acme.id)).await?;
+    let records: Vec<_> = (0..1_000)
+        .map(|i| usage_record(&format!("req-{i:04}"), "k1", acme.id, 1_000))
+        .collect();
+
+    let started = Instant::now();
+    for batch in records.chunks(100) {
+        db.record_usage(batch).await?;
+    }
+    let elapsed = started.elapsed();
+
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    assert_eq!(db.usage_count().await?, 1_000);
+    let balance = db.account_by_id(acme.id).await?.ok_or("acme")?.balance;
+    assert_eq!(balance, NanoUsd(1_000_000_000 - 1_000_000));
+    assert_eq!(db.ledger_sum(acme.id).await?, balance);
+    Ok(())
+}

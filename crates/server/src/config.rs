@@ -225,7 +225,7 @@ fn section<T: serde::de::DeserializeOwned>(
             } else {
                 format!("{path}.{inner}")
             };
-            errors.push(format!("{full}: {}", e.inner()));
+            errors.push(format!("{full}: {}", e.inner().to_string().trim_end()));
             None
         }
     }
@@ -415,6 +415,7 @@ fn build_provider(
             ));
             String::new()
         }
+        None if kind.is_none() => String::new(),
         None => {
             errors.push(format!("{path}.base_url: required for an OpenAI-compatible provider other than OpenAI itself"));
             String::new()
@@ -477,9 +478,13 @@ fn build_model(
             let text = text.or(from_catalog.map(str::to_owned));
             parse_price(text.as_deref(), &format!("{path}.{field}"), errors)
         };
-    let input = priced(raw.input_price, known.map(|k| k.input_price), "input_price");
+    let input = priced(
+        raw.input_price.clone(),
+        known.map(|k| k.input_price),
+        "input_price",
+    );
     let output = priced(
-        raw.output_price,
+        raw.output_price.clone(),
         known.map(|k| k.output_price),
         "output_price",
     );
@@ -488,8 +493,11 @@ fn build_model(
         known.map(|k| k.cached_input_price),
         "cached_input_price",
     );
-    for (value, field) in [(input, "input_price"), (output, "output_price")] {
-        if value.is_none() && errors.len() == before {
+    for (value, written, field) in [
+        (input, &raw.input_price, "input_price"),
+        (output, &raw.output_price, "output_price"),
+    ] {
+        if value.is_none() && written.is_none() && known.is_none() {
             errors.push(format!("{path}.{field}: required for a model that is not in the built-in catalog (0 for a free model)"));
         }
     }

@@ -11,7 +11,10 @@ use tokio::sync::{mpsc, oneshot};
 const BATCH: usize = 256;
 const QUEUE: usize = 65_536;
 
-#[allow(clippy::large_enum_variant, reason = "records are nearly every message; boxing them would allocate per request")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "records are nearly every message; boxing them would allocate per request"
+)]
 enum Message {
     Record(UsageRecord),
     Flush(oneshot::Sender<()>),

@@ -1,6 +1,8 @@
 //! Logging: human-readable lines on stderr, filtered by `RUST_LOG` (default `info`).
 //! Secrets never reach a log line: keys, provider keys and bodies are not logged.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -9,6 +11,7 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

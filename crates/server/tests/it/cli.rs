@@ -1,0 +1,228 @@
+//! The `tokenrouter` binary's commands (CONTRACTS.md §1): output, exit codes, and the
+//! config checker reporting every mistake at once with its path.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tokenrouter::config::{Config, Env};
+
+fn tokenrouter(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tokenrouter"))
+        .current_dir(dir)
+        .env_remove("TOKENROUTER_CONFIG")
+        .env_remove("TOKENROUTER_DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .args(["--database", "sqlite://cli.db"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn accounts_and_keys_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    stdout(&tokenrouter(
+        d,
+        &["accounts", "create", "team", "--balance", "12.5"],
+    ));
+    stdout(&tokenrouter(
+        d,
+        &["accounts", "credit", "team", "0.000000001"],
+    ));
+    let show: Value = serde_json::from_str(&stdout(&tokenrouter(
+        d,
+        &["accounts", "show", "team", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(show["balance_nano_usd"], 12_500_000_001_i64);
+    assert_eq!(show["ledger_sum_nano_usd"], 12_500_000_001_i64);
+    assert_eq!(show["held_nano_usd"], 0);
+
+    let text = stdout(&tokenrouter(
+        d,
+        &["keys", "create", "--account", "team", "--name", "ci"],
+    ));
+    let secret = text.lines().last().unwrap();
+    assert!(
+        secret.starts_with("sk-tr-") && secret.len() == 66,
+        "{secret}"
+    );
+    let created: Value = serde_json::from_str(&stdout(&tokenrouter(
+        d,
+        &[
+            "keys",
+            "create",
+            "--account",
+            "team",
+            "--json",
+            "--models",
+            "gpt-4o,claude-*",
+        ],
+    )))
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    assert!(
+        created["key"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("sk-tr-{id}_"))
+    );
+    assert_eq!(created["prefix"], format!("sk-tr-{id}"));
+
+    let list = stdout(&tokenrouter(d, &["keys", "list", "--account", "team"]));
+    assert!(
+        list.contains(id)
+            && !list.contains(created["key"].as_str().unwrap())
+            && !list.contains(secret)
+    );
+    stdout(&tokenrouter(d, &["keys", "revoke", id]));
+    assert!(stdout(&tokenrouter(d, &["keys", "list", "--account", "team"])).contains("revoked"));
+
+    for bad in [
+        &["accounts", "create", "team"][..],
+        &["accounts", "credit", "team", "lots"],
+        &["accounts", "show", "nobody"],
+        &["keys", "create", "--account", "nobody"],
+        &[
+            "keys",
+            "create",
+            "--account",
+            "team",
+            "--expires",
+            "tomorrow",
+        ],
+        &["keys", "revoke", "no-such-key"],
+        &["frobnicate"],
+    ] {
+        let output = tokenrouter(d, bad);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}");
+        assert!(!output.stderr.is_empty());
+    }
+}
+
+#[test]
+fn config_check_reports_every_error_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[server]
+listen = "nowhere"
+colour = "blue"
+
+[[providers]]
+name = "a"
+kind = "azure"
+
+[[providers]]
+name = "b"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+
+[[providers]]
+name = "c"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+api_key = "k"
+api_key_env = "K"
+
+[[models]]
+id = "mystery"
+deployments = [ { provider = "zzz" } ]
+
+[[models]]
+id = "gpt-4o"
+input_price = "free"
+deployments = [ { provider = "b", weight = 0 } ]
+"#;
+    std::fs::write(dir.path().join("bad.toml"), config).unwrap();
+    let output = tokenrouter(dir.path(), &["--config", "bad.toml", "config", "check"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for path in [
+        "server.colour",
+        "providers[0].kind",
+        "providers[2]: set api_key or api_key_env",
+        "models[0].context_window",
+        "models[0].input_price",
+        "models[0].deployments[0].provider",
+        "models[1].input_price",
+        "models[1].deployments[0].weight",
+    ] {
+        assert!(stderr.contains(path), "missing {path} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tokenrouter.example.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let config =
+        Config::from_toml(&text, &Env::from_pairs([("OPENAI_API_KEY", "sk-test")])).unwrap();
+    assert_eq!(config.providers.len(), 2);
+    let llama = config.model("llama-3.1-8b").unwrap();
+    assert_eq!(
+        llama.deployments[0].upstream_model,
+        "meta-llama/Llama-3.1-8B-Instruct"
+    );
+    assert_eq!(llama.deployments[0].price.unwrap().input.0, 10_000_000);
+    assert_eq!(
+        config.model("gpt-4o-mini").unwrap().price.cached_input.0,
+        75_000_000
+    );
+    let output = tokenrouter(
+        example.parent().unwrap(),
+        &["--config", "tokenrouter.example.toml", "config", "check"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn without_a_config_file_providers_come_from_the_environment() {
+    let config = Config::from_env(&Env::from_pairs([
+        ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+        ("DEEPSEEK_API_KEY", "k"),
+    ]));
+    let ids: Vec<&str> = config.models().map(|m| m.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "gpt-4o",
+            "gpt-4o-mini",
+            "deepseek-chat",
+            "deepseek-reasoner"
+        ]
+    );
+    let mini = config.model("gpt-4o-mini").unwrap();
+    assert_eq!(
+        mini.deployments[0].provider.base_url,
+        "http://127.0.0.1:9/v1"
+    );
+    assert_eq!(
+        config.model("deepseek-chat").unwrap().deployments[0]
+            .provider
+            .base_url,
+        "https://api.deepseek.com/v1"
+    );
+    let all = Config::from_env(&Env::from_pairs([
+        ("OPENAI_API_KEY", "k"),
+        ("ANTHROPIC_API_KEY", "k"),
+        ("GEMINI_API_KEY", "k"),
+        ("DEEPSEEK_API_KEY", "k"),
+        ("MISTRAL_API_KEY", "k"),
+    ]));
+    assert_eq!(all.models().count(), 11, "every catalog model");
+}

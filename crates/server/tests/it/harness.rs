@@ -1,0 +1,192 @@
+//! Boots a mock upstream and a gateway on 127.0.0.1:0 with a temporary SQLite database,
+//! an account and a key.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokenrouter::auth;
+use tokenrouter::config::{Config, Env};
+use tokenrouter::state::AppState;
+use tokenrouter_core::NanoUsd;
+use tokenrouter_mock::{MockConfig, MockServer};
+use tokenrouter_store::{Db, NewKey, UsageRecord};
+
+pub struct Gateway {
+    pub url: String,
+    pub key: String,
+    pub key_id: String,
+    pub account_id: i64,
+    pub db: Db,
+    pub mock: MockServer,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The config every test gateway gets; `extra` is appended (more models, [server]).
+pub fn config_toml(mock_url: &str, extra: &str) -> String {
+    format!(
+        r#"{extra}
+
+[[providers]]
+name = "mock"
+kind = "openai"
+base_url = "{mock_url}"
+api_key = "upstream-secret"
+
+[[providers]]
+name = "nowhere"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+
+[[models]]
+id = "gpt-4o-mini"
+deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
+
+[[models]]
+id = "slow-model"
+context_window = 8000
+max_output_tokens = 1000
+input_price = 1
+output_price = 2
+deployments = [ {{ provider = "mock", upstream_model = "mock-slow", timeout_ms = 300 }} ]
+
+[[models]]
+id = "dead-model"
+context_window = 8000
+max_output_tokens = 1000
+input_price = 1
+output_price = 2
+deployments = [ {{ provider = "nowhere" }} ]
+"#
+    )
+}
+
+impl Gateway {
+    pub async fn start() -> Gateway {
+        Gateway::start_with(MockConfig::default(), "").await
+    }
+
+    pub async fn start_with(mock_config: MockConfig, extra_toml: &str) -> Gateway {
+        let mock = tokenrouter_mock::start("127.0.0.1:0".parse().unwrap(), mock_config)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
+        let db = Db::connect(&db_url).await.unwrap();
+        let account = db
+            .create_account("acme", NanoUsd::parse_usd("100").unwrap())
+            .await
+            .unwrap();
+        let minted = auth::mint().unwrap();
+        db.insert_key(&NewKey {
+            id: minted.id.clone(),
+            account_id: account.id,
+            name: "test".into(),
+            secret_hash: minted.hash,
+            models: vec![],
+            ips: vec![],
+            rpm: None,
+            tpm: None,
+            spend_limit: None,
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+        let config =
+            Config::from_toml(&config_toml(&mock.base_url(), extra_toml), &Env::default()).unwrap();
+        let state = AppState::start(config, db.clone()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(tokenrouter::serve(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        Gateway {
+            url: format!("http://{addr}"),
+            key: minted.full,
+            key_id: minted.id,
+            account_id: account.id,
+            db,
+            mock,
+            state,
+            http: reqwest::Client::new(),
+            _dir: dir,
+            _shutdown: tx,
+        }
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+    }
+
+    pub async fn chat(&self, body: Value) -> reqwest::Response {
+        self.post("/v1/chat/completions")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The usage row of a request, waiting for the batching writer.
+    pub async fn usage(&self, request_id: &str) -> UsageRecord {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(row) = self.db.usage_by_request(request_id).await.unwrap() {
+                return row;
+            }
+            assert!(Instant::now() < deadline, "no usage row for {request_id}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn usage_count(&self) -> i64 {
+        self.state.usage.flush().await;
+        self.db.usage_count().await.unwrap()
+    }
+
+    pub async fn balance(&self) -> NanoUsd {
+        self.state.usage.flush().await;
+        self.db
+            .account_by_id(self.account_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .balance
+    }
+}
+
+pub fn request_id(response: &reqwest::Response) -> String {
+    response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub fn user(text: &str) -> Value {
+    serde_json::json!([{"role": "user", "content": text}])
+}
+
+/// Asserts an OpenAI-shaped error with this status and code, and returns its message.
+pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["type"].is_string(), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_object().unwrap().contains_key("param"),
+        "{body}"
+    );
+    body
+}

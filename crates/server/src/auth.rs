@@ -95,6 +95,10 @@ impl KeySnapshot {
         }
     }
 
+    pub fn contains(&self, id: &str) -> bool {
+        self.keys.contains_key(id)
+    }
+
     /// The key a bearer token names, if the secret matches (compared in constant time).
     pub fn authenticate(&self, token: &str, now: i64) -> Result<Arc<KeyRow>, ApiError> {
         let (id, secret) =
@@ -134,10 +138,18 @@ impl FromRequestParts<AppState> for Authed {
             .ok_or(ApiError::Unauthorized(
                 "You didn't provide an API key. Send it as 'Authorization: Bearer sk-tr-…' or 'x-api-key'.",
             ))?;
-        let snapshot = state.keys.load();
-        snapshot
-            .authenticate(token, tokenrouter_core::clock::now_unix())
-            .map(Authed)
+        let now = tokenrouter_core::clock::now_unix();
+        let result = state.keys.load().authenticate(token, now);
+        // A well-formed key the snapshot does not know may have been created a moment ago
+        // by another process: look once (throttled, so unknown keys cannot flood the store).
+        let unknown = || parse(token).is_some_and(|(id, _)| !state.keys.load().contains(id));
+        if result.is_err() && unknown() && state.may_refresh_keys_now() {
+            if let Err(e) = state.reload_keys_if_changed().await {
+                tracing::warn!(error = %e, "could not refresh the key snapshot");
+            }
+            return state.keys.load().authenticate(token, now).map(Authed);
+        }
+        result.map(Authed)
     }
 }
 

@@ -2,6 +2,7 @@
 //! without locks on the hot path), the store, the upstream client and the usage writer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -14,6 +15,8 @@ use crate::upstream::UpstreamClient;
 
 /// How often the key snapshot checks the store for keys created or revoked elsewhere.
 pub const KEY_REFRESH_EVERY: Duration = Duration::from_millis(250);
+/// The least time between two refreshes forced by requests with an unknown key.
+const FORCED_REFRESH_GAP_MS: i64 = 50;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -24,6 +27,7 @@ pub struct Shared {
     pub db: Db,
     pub upstream: UpstreamClient,
     pub usage: UsageWriter,
+    last_forced_refresh_ms: AtomicI64,
 }
 
 impl std::ops::Deref for AppState {
@@ -44,9 +48,21 @@ impl AppState {
             usage: UsageWriter::start(db.clone()),
             db,
             upstream: UpstreamClient::new(),
+            last_forced_refresh_ms: AtomicI64::new(0),
         }));
         tokio::spawn(refresh_keys(state.clone()));
         Ok(state)
+    }
+
+    /// Whether a request may force a key refresh now (at most one per 50 ms).
+    pub fn may_refresh_keys_now(&self) -> bool {
+        let now = tokenrouter_core::clock::now_unix_ms();
+        let last = self.last_forced_refresh_ms.load(Ordering::Relaxed);
+        now - last >= FORCED_REFRESH_GAP_MS
+            && self
+                .last_forced_refresh_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Reloads the key snapshot when the store says keys changed.

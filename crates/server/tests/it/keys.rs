@@ -1,4 +1,4 @@
-//! Keys: a revoked key is refused within a second, a new one works within a second, an
+//! Keys: a revoked key is refused within a second, a new one works at once, an
 //! expired one is refused — all without restarting the gateway.
 
 use std::time::{Duration, Instant};
@@ -56,7 +56,11 @@ async fn revoked_keys_stop_and_new_keys_start_within_a_second() {
     assert_eq!(status_with(&gw, &gw.key).await, 200);
     let (key, secret) = new_key(gw.account_id, None);
     gw.db.insert_key(&key).await.unwrap();
-    within_a_second(&gw, &secret, 200).await;
+    assert_eq!(
+        status_with(&gw, &secret).await,
+        200,
+        "a key created elsewhere works at once"
+    );
 
     gw.db.revoke_key(&gw.key_id).await.unwrap();
     within_a_second(&gw, &gw.key, 401).await;

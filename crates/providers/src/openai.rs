@@ -2,7 +2,9 @@
 //! fields the gateway relies on, preparing the upstream body, and reading usage from
 //! answers and stream chunks.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokenrouter_core::Usage;
@@ -260,44 +262,82 @@ pub fn classify_chunk(data: &[u8]) -> ChunkInfo {
         };
     }
     let mut info = ChunkInfo::default();
-    if memmem::find(data, b"\"usage\":{").is_some() || memmem::find(data, b"\"usage\": {").is_some()
+    if let Some((_, value)) = member(data, &USAGE)
+        && data.get(value) == Some(&b'{')
     {
         info.usage = read_usage(data);
         info.usage_only = info.usage.is_some()
-            && (memmem::find(data, b"\"choices\":[]").is_some()
-                || memmem::find(data, b"\"choices\": []").is_some());
+            && member(data, &CHOICES).is_some_and(|(_, at)| {
+                data.get(at) == Some(&b'[')
+                    && data[at + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b']')
+            });
     }
     info.delivers_tokens = !info.usage_only
-        && [
-            &b"\"content\":\""[..],
-            b"\"reasoning_content\":\"",
-            b"\"arguments\":\"",
-            b"\"refusal\":\"",
-        ]
-        .iter()
-        .any(|needle| {
-            memmem::find_iter(data, needle).any(|at| data.get(at + needle.len()) != Some(&b'"'))
+        && DELIVERING.iter().any(|finder| {
+            finder.find_iter(data).any(|at| {
+                let value = skip_colon(data, at + finder.needle().len());
+                data.get(value) == Some(&b'"') && data.get(value + 1) != Some(&b'"')
+            })
         });
     info
+}
+
+static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+static CHOICES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"choices\""));
+static DELIVERING: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+    [
+        Finder::new(b"\"content\""),
+        Finder::new(b"\"reasoning_content\""),
+        Finder::new(b"\"arguments\""),
+        Finder::new(b"\"refusal\""),
+    ]
+});
+
+/// Index of the first non-blank byte after `at`, past one `:`.
+fn skip_colon(data: &[u8], mut at: usize) -> usize {
+    while data.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    if data.get(at) == Some(&b':') {
+        at += 1;
+    }
+    while data.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    at
+}
+
+/// The first `"key":` member in `data`: where its key starts and where its value starts.
+fn member(data: &[u8], key: &Finder<'_>) -> Option<(usize, usize)> {
+    key.find_iter(data).find_map(|start| {
+        let after = start + key.needle().len();
+        let value = skip_colon(data, after);
+        (value > after && data[after..value].contains(&b':')).then_some((start, value))
+    })
 }
 
 /// Removes the `"usage":null` member that an upstream adds to every chunk once usage was
 /// requested, for a client that did not request it. Returns `None` when there is none.
 pub fn strip_null_usage(data: &[u8]) -> Option<Vec<u8>> {
-    for needle in [
-        &b",\"usage\":null"[..],
-        b"\"usage\":null,",
-        b", \"usage\": null",
-        b"\"usage\": null, ",
-    ] {
-        if let Some(at) = memmem::find(data, needle) {
-            let mut out = Vec::with_capacity(data.len() - needle.len());
-            out.extend_from_slice(&data[..at]);
-            out.extend_from_slice(&data[at + needle.len()..]);
-            return Some(out);
-        }
+    let (key, value) = member(data, &USAGE)?;
+    let end = value + 4;
+    if data.get(value..end) != Some(b"null") {
+        return None;
     }
-    None
+    let before = data[..key].iter().rposition(|b| !b.is_ascii_whitespace());
+    let after = data[end..]
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| end + i);
+    let (cut_from, cut_to) = match (before, after) {
+        (Some(comma), _) if data[comma] == b',' => (comma, end),
+        (_, Some(comma)) if data[comma] == b',' => (key, comma + 1),
+        _ => (key, end),
+    };
+    let mut out = Vec::with_capacity(data.len() - (cut_to - cut_from));
+    out.extend_from_slice(&data[..cut_from]);
+    out.extend_from_slice(&data[cut_to..]);
+    Some(out)
 }
 
 /// A rough token count of text (about four characters a token), used only when an

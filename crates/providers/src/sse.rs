@@ -1,7 +1,9 @@
 //! Server-sent events framing: splits a byte stream into whole events without copying,
 //! and reads an event's `data` payload.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 /// Accumulates bytes that arrive in arbitrary pieces and hands out whole events.
 #[derive(Debug, Default)]
@@ -45,8 +47,15 @@ pub fn complete_prefix_len(bytes: &[u8]) -> usize {
 
 /// Length of the first event in `bytes`, blank line included, if it is complete.
 pub fn event_len(bytes: &[u8]) -> Option<usize> {
-    let lf = memmem::find(bytes, b"\n\n").map(|i| i + 2);
-    let crlf = memmem::find(bytes, b"\r\n\r\n").map(|i| i + 4);
+    static LF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\n"));
+    static CRLF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
+    let lf = LF.find(bytes).map(|i| i + 2);
+    // A CRLF stream is rare; look for it only when a CR is there at all.
+    let crlf = if memchr::memchr(b'\r', bytes).is_some() {
+        CRLF.find(bytes).map(|i| i + 4)
+    } else {
+        None
+    };
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -59,6 +59,8 @@ pub struct Provider {
     /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
     pub api_key: Option<String>,
+    /// `Bearer <api_key>`, built once and marked sensitive so it is never logged.
+    pub authorization: Option<http::HeaderValue>,
     pub timeout: Option<Duration>,
 }
 
@@ -69,6 +71,7 @@ impl std::fmt::Debug for Provider {
             .field("kind", &self.kind)
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -431,12 +434,25 @@ fn build_provider(
         (None, None) => None,
     };
     let timeout = timeout(raw.timeout_ms, &format!("{path}.timeout_ms"), errors);
+    let authorization = api_key.as_ref().and_then(|key| {
+        let value = http::HeaderValue::try_from(format!("Bearer {key}")).ok();
+        if value.is_none() {
+            errors.push(format!(
+                "{path}: the API key contains characters that cannot be sent in a header"
+            ));
+        }
+        value.map(|mut v| {
+            v.set_sensitive(true);
+            v
+        })
+    });
     let kind = kind?;
     (errors.len() == before).then_some(Provider {
         name: raw.name,
         kind,
         base_url,
         api_key,
+        authorization,
         timeout,
     })
 }

@@ -9,7 +9,11 @@ use tokenrouter_store::{Db, KeyRow, UsageRecord, UsageSource};
 use tokio::sync::{mpsc, oneshot};
 
 const BATCH: usize = 256;
-const QUEUE: usize = 65_536;
+/// Records waiting to be written; when full, requests wait (backpressure), so memory
+/// stays bounded however far the store falls behind.
+const QUEUE: usize = 8_192;
+/// How long the writer gathers records into one transaction before writing.
+const GATHER: Duration = Duration::from_millis(50);
 
 #[allow(
     clippy::large_enum_variant,
@@ -33,9 +37,17 @@ impl UsageWriter {
         UsageWriter { tx }
     }
 
-    /// Queues a record. Never blocks the caller: if the queue is full the record waits
-    /// in a task of its own, so nothing is dropped.
-    pub fn record(&self, record: UsageRecord) {
+    /// Queues a record, waiting while the queue is full.
+    pub async fn record(&self, record: UsageRecord) {
+        if self.tx.send(Message::Record(record)).await.is_err() {
+            tracing::error!("usage writer stopped; a usage record was lost");
+        }
+    }
+
+    /// Queues a record from code that cannot wait (a stream's end or `Drop`): if the queue
+    /// is full, the record waits in a task of its own. Such tasks are bounded by the
+    /// number of streams in flight.
+    pub fn record_now(&self, record: UsageRecord) {
         match self.tx.try_send(Message::Record(record)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(message)) => {
@@ -62,19 +74,36 @@ impl UsageWriter {
 async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
     let mut messages = Vec::with_capacity(BATCH);
     let mut records = Vec::with_capacity(BATCH);
+    let mut waiters = Vec::new();
     while rx.recv_many(&mut messages, BATCH).await > 0 {
-        let mut waiters = Vec::new();
-        for message in messages.drain(..) {
-            match message {
-                Message::Record(r) => records.push(r),
-                Message::Flush(done) => waiters.push(done),
+        // Gather for a moment: one transaction for many requests costs far less CPU than
+        // one each. A flush request or a full batch ends the wait at once.
+        let deadline = tokio::time::Instant::now() + GATHER;
+        loop {
+            for message in messages.drain(..) {
+                match message {
+                    Message::Record(r) => records.push(r),
+                    Message::Flush(done) => waiters.push(done),
+                }
+            }
+            if !waiters.is_empty() || records.len() >= BATCH {
+                break;
+            }
+            match tokio::time::timeout_at(
+                deadline,
+                rx.recv_many(&mut messages, BATCH - records.len()),
+            )
+            .await
+            {
+                Ok(n) if n > 0 => {}
+                _ => break,
             }
         }
         if !records.is_empty() {
             write(&db, &records).await;
             records.clear();
         }
-        for done in waiters {
+        for done in waiters.drain(..) {
             let _ = done.send(());
         }
     }
@@ -128,19 +157,19 @@ pub enum Measured {
 }
 
 impl MeterContext {
-    pub fn record(
+    /// The usage row of this request.
+    pub fn usage_record(
         &self,
-        writer: &UsageWriter,
         status: u16,
         measured: Measured,
         client_disconnected: bool,
-    ) {
+    ) -> UsageRecord {
         let (usage, source) = match measured {
             Measured::Reported(u) => (u, UsageSource::Upstream),
             Measured::Counted(u) => (u, UsageSource::Counted),
             Measured::Nothing => (Usage::default(), UsageSource::None),
         };
-        writer.record(UsageRecord {
+        UsageRecord {
             request_id: self.request_id.clone(),
             key_id: self.key.id.clone(),
             account_id: self.key.account_id,
@@ -156,6 +185,6 @@ impl MeterContext {
             client_disconnected,
             latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             created_at: clock::now_unix(),
-        });
+        }
     }
 }

@@ -5,9 +5,9 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokenrouter_core::{ErrorEnvelope, Usage};
@@ -97,6 +97,33 @@ impl MeteredSse {
         }
     }
 
+    /// Takes bytes from the upstream and returns the whole events among them, metered.
+    fn accept(&mut self, data: Bytes) -> Bytes {
+        if self.buffer.is_empty() && sse::complete_prefix_len(&data) == data.len() {
+            return self.process(data);
+        }
+        self.buffer.push(&data);
+        match self.buffer.take_complete() {
+            Some(events) => self.process(Bytes::from(events)),
+            None => Bytes::new(),
+        }
+    }
+
+    /// The upstream is done, well (`Ok`) or not: settle, and queue an error event if the
+    /// stream did not end properly.
+    fn finish(&mut self, end: Result<(), String>) {
+        self.ended = true;
+        match end {
+            Err(message) => self.tail = Some(self.fail(&message)),
+            Ok(()) if !self.done_seen => {
+                self.tail =
+                    Some(self.fail("The upstream ended the stream before it was complete."));
+            }
+            Ok(()) => {}
+        }
+        self.settle(false);
+    }
+
     fn observe(&mut self, info: ChunkInfo) {
         if let Some(usage) = info.usage {
             self.usage = Some(usage);
@@ -117,8 +144,8 @@ impl MeteredSse {
                 ..Usage::default()
             }),
         };
-        s.meter
-            .record(&s.writer, 200, measured, client_disconnected);
+        s.writer
+            .record_now(s.meter.usage_record(200, measured, client_disconnected));
     }
 
     /// Ends the stream with one error event (CONTRACTS.md §4) after an upstream failure.
@@ -128,6 +155,46 @@ impl MeteredSse {
         event.extend_from_slice(&envelope.to_json());
         event.extend_from_slice(b"\n\n");
         Bytes::from(event)
+    }
+}
+
+/// The most bytes gathered into one write to the client.
+const GATHER_LIMIT: usize = 64 * 1024;
+
+/// Frames that arrived together: the first kept as it is, copied only if more follow.
+#[derive(Default)]
+struct Gathered {
+    first: Option<Bytes>,
+    more: Option<BytesMut>,
+}
+
+impl Gathered {
+    fn len(&self) -> usize {
+        match (&self.first, &self.more) {
+            (_, Some(more)) => more.len(),
+            (Some(first), None) => first.len(),
+            (None, None) => 0,
+        }
+    }
+
+    fn push(&mut self, data: Bytes) {
+        match (&self.first, &mut self.more) {
+            (None, _) => self.first = Some(data),
+            (Some(_), Some(more)) => more.extend_from_slice(&data),
+            (Some(first), None) => {
+                let mut more = BytesMut::with_capacity(first.len() + data.len());
+                more.extend_from_slice(first);
+                more.extend_from_slice(&data);
+                self.more = Some(more);
+            }
+        }
+    }
+
+    fn into_bytes(self) -> Option<Bytes> {
+        match self.more {
+            Some(more) => Some(more.freeze()),
+            None => self.first,
+        }
     }
 }
 
@@ -147,40 +214,44 @@ impl Body for MeteredSse {
             if this.ended {
                 return Poll::Ready(None);
             }
-            match ready!(Pin::new(&mut this.upstream).poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let out = if this.buffer.is_empty()
-                        && sse::complete_prefix_len(&data) == data.len()
-                    {
-                        this.process(data)
-                    } else {
-                        this.buffer.push(&data);
-                        match this.buffer.take_complete() {
-                            Some(events) => this.process(Bytes::from(events)),
-                            None => continue,
+            // Take everything that has already arrived, so that events which came
+            // together leave in one write; never wait for more.
+            let mut gathered = Gathered::default();
+            let mut end = None;
+            let mut waiting = false;
+            while gathered.len() < GATHER_LIMIT {
+                match Pin::new(&mut this.upstream).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Ok(data) = frame.into_data() {
+                            gathered.push(data);
                         }
-                    };
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        end = Some(Err(format!("The upstream stream broke off: {e}")));
+                        break;
+                    }
+                    Poll::Ready(None) => {
+                        end = Some(Ok(()));
+                        break;
+                    }
+                    Poll::Pending => {
+                        waiting = true;
+                        break;
                     }
                 }
-                Some(Err(e)) => {
-                    this.ended = true;
-                    this.tail = Some(this.fail(&format!("The upstream stream broke off: {e}")));
-                    this.settle(false);
-                }
-                None => {
-                    this.ended = true;
-                    if !this.done_seen {
-                        this.tail = Some(
-                            this.fail("The upstream ended the stream before it was complete."),
-                        );
-                    }
-                    this.settle(false);
-                }
+            }
+            let out = match gathered.into_bytes() {
+                Some(data) => this.accept(data),
+                None => Bytes::new(),
+            };
+            if let Some(end) = end {
+                this.finish(end);
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+            if waiting && !this.ended {
+                return Poll::Pending;
             }
         }
     }

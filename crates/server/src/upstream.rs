@@ -71,15 +71,8 @@ impl UpstreamClient {
                 header::ACCEPT,
                 HeaderValue::from_static("application/json, text/event-stream"),
             );
-        if let Some(key) = &provider.api_key {
-            let mut value = HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| {
-                UpstreamError::Request(format!(
-                    "the API key of provider '{}' is not a valid header value",
-                    provider.name
-                ))
-            })?;
-            value.set_sensitive(true);
-            builder = builder.header(header::AUTHORIZATION, value);
+        if let Some(value) = &provider.authorization {
+            builder = builder.header(header::AUTHORIZATION, value.clone());
         }
         let request = builder
             .body(Full::new(body))

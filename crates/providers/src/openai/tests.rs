@@ -128,3 +128,22 @@ fn estimates_tokens_when_usage_is_missing() {
     let answer = br#"{"choices":[{"message":{"content":"abcdefgh"}}]}"#;
     assert_eq!(estimate_completion_tokens(answer), 2);
 }
+
+#[test]
+fn classifies_spaced_json_too() {
+    let spaced = classify_chunk(
+        br#"{"choices": [ ], "usage": {"prompt_tokens": 2, "completion_tokens": 1}}"#,
+    );
+    assert!(spaced.usage_only);
+    assert!(classify_chunk(br#"{"choices":[{"delta":{"content" : "x"}}]}"#).delivers_tokens);
+    assert!(!classify_chunk(br#"{"choices":[{"delta":{"content":null}}]}"#).delivers_tokens);
+    assert!(
+        !classify_chunk(br#"{"note":"the \"usage\" word","choices":[{"delta":{}}]}"#)
+            .delivers_tokens
+    );
+    assert_eq!(
+        strip_null_usage(br#"{"a":1, "usage": null }"#).unwrap(),
+        br#"{"a":1 }"#
+    );
+    assert!(strip_null_usage(br#"{"a":1,"usage":{"x":1}}"#).is_none());
+}

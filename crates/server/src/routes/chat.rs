@@ -71,16 +71,17 @@ pub async fn completions(
     let provider = HeaderValue::try_from(deployment.provider.name.as_str()).ok();
     let mut response = match answer {
         Err(error) => {
-            meter.record(
-                &state.usage,
-                error.status().as_u16(),
-                Measured::Nothing,
-                false,
-            );
+            state
+                .usage
+                .record(meter.usage_record(error.status().as_u16(), Measured::Nothing, false))
+                .await;
             return Err(error);
         }
         Ok(Answer::Refused { status, body }) => {
-            meter.record(&state.usage, status.as_u16(), Measured::Nothing, false);
+            state
+                .usage
+                .record(meter.usage_record(status.as_u16(), Measured::Nothing, false))
+                .await;
             json_response(status, body)
         }
         Ok(Answer::Complete(body)) => {
@@ -92,7 +93,10 @@ pub async fn completions(
                     ..Usage::default()
                 }),
             };
-            meter.record(&state.usage, 200, measured, false);
+            state
+                .usage
+                .record(meter.usage_record(200, measured, false))
+                .await;
             json_response(StatusCode::OK, body)
         }
         Ok(Answer::Stream(upstream)) => {

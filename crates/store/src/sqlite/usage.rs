@@ -1,6 +1,8 @@
 //! SQLite queries for usage records and the charges they settle.
 
-use sqlx::FromRow;
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{FromRow, QueryBuilder, Sqlite};
 use tokenrouter_core::{NanoUsd, Usage};
 
 use super::{SqliteDb, corrupt, from_db_count, to_db_count};
@@ -65,73 +67,93 @@ impl TryFrom<UsageRow> for UsageRecord {
     }
 }
 
-// The same statement texts are used for every record of a batch, so the connection's
-// statement cache prepares each once and reuses it for the rest of the transaction.
-const INSERT_USAGE: &str = "INSERT OR IGNORE INTO usage (request_id, key_id, account_id, model, \
-     provider, upstream_model, endpoint, stream, status, prompt_tokens, completion_tokens, \
-     cached_tokens, reasoning_tokens, cost_nano, usage_source, client_disconnected, latency_ms, \
-     created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-const INSERT_CHARGE: &str = "INSERT OR IGNORE INTO ledger \
-     (account_id, kind, amount_nano, request_id, memo, created_at) \
-     VALUES (?, 'charge', ?, ?, ?, ?)";
-const DEBIT_ACCOUNT: &str = "UPDATE accounts SET balance_nano = balance_nano - ? WHERE id = ?";
-const ADD_KEY_SPEND: &str = "UPDATE api_keys SET spent_nano = spent_nano + ? WHERE id = ?";
+/// Rows per multi-row INSERT: 18 bound values each stays far below SQLite's limit of
+/// 32,766 variables per statement.
+const ROWS_PER_STATEMENT: usize = 200;
 
 impl SqliteDb {
+    /// Writes a batch in one transaction with a handful of statements: multi-row inserts
+    /// for usage and charges (each `RETURNING` what it actually inserted, so a repeated
+    /// request id changes nothing), then one balance and one spend update per account
+    /// and key touched.
     pub(crate) async fn record_usage(&self, batch: &[UsageRecord]) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for r in batch {
-            let inserted = sqlx::query(INSERT_USAGE)
-                .bind(&r.request_id)
-                .bind(&r.key_id)
-                .bind(r.account_id)
-                .bind(&r.model)
-                .bind(&r.provider)
-                .bind(&r.upstream_model)
-                .bind(&r.endpoint)
-                .bind(r.stream)
-                .bind(i64::from(r.status))
-                .bind(to_db_count(r.usage.prompt_tokens))
-                .bind(to_db_count(r.usage.completion_tokens))
-                .bind(to_db_count(r.usage.cached_tokens))
-                .bind(to_db_count(r.usage.reasoning_tokens))
-                .bind(r.cost.0)
-                .bind(r.usage_source.as_str())
-                .bind(r.client_disconnected)
-                .bind(to_db_count(r.latency_ms))
-                .bind(r.created_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            // A request id seen before changes nothing: no second usage row, no second charge.
-            if inserted == 0 || r.cost.0 <= 0 {
-                continue;
-            }
-            // The ledger's (request_id, kind) index makes the charge itself idempotent too;
-            // the balance and the key's spend move only with a new ledger row.
-            let charged = sqlx::query(INSERT_CHARGE)
-                .bind(r.account_id)
-                .bind(-r.cost.0)
-                .bind(&r.request_id)
-                .bind(&r.model)
-                .bind(r.created_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if charged == 0 {
-                continue;
-            }
-            sqlx::query(DEBIT_ACCOUNT)
-                .bind(r.cost.0)
-                .bind(r.account_id)
+        let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO usage (request_id, key_id, account_id, model, provider, \
+                 upstream_model, endpoint, stream, status, prompt_tokens, completion_tokens, \
+                 cached_tokens, reasoning_tokens, cost_nano, usage_source, client_disconnected, \
+                 latency_ms, created_at) ",
+            );
+            insert.push_values(chunk, |mut row, r| {
+                row.push_bind(r.request_id.as_str())
+                    .push_bind(r.key_id.as_str())
+                    .push_bind(r.account_id)
+                    .push_bind(r.model.as_str())
+                    .push_bind(r.provider.as_str())
+                    .push_bind(r.upstream_model.as_str())
+                    .push_bind(r.endpoint.as_str())
+                    .push_bind(r.stream)
+                    .push_bind(i64::from(r.status))
+                    .push_bind(to_db_count(r.usage.prompt_tokens))
+                    .push_bind(to_db_count(r.usage.completion_tokens))
+                    .push_bind(to_db_count(r.usage.cached_tokens))
+                    .push_bind(to_db_count(r.usage.reasoning_tokens))
+                    .push_bind(r.cost.0)
+                    .push_bind(r.usage_source.as_str())
+                    .push_bind(r.client_disconnected)
+                    .push_bind(to_db_count(r.latency_ms))
+                    .push_bind(r.created_at);
+            });
+            insert.push(" RETURNING request_id");
+            let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            inserted.extend(ids);
+        }
+        // The first record of a request id is the one stored; only it is charged.
+        let to_charge: Vec<&UsageRecord> = batch
+            .iter()
+            .filter(|r| inserted.remove(&r.request_id) && r.cost.0 > 0)
+            .collect();
+        // The ledger's (request_id, kind) index keeps a charge idempotent even if another
+        // path already wrote one; balances move only with the rows really inserted.
+        let mut charged: HashSet<String> = HashSet::with_capacity(to_charge.len());
+        for chunk in to_charge.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT OR IGNORE INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
+            );
+            insert.push_values(chunk, |mut row, r| {
+                row.push_bind(r.account_id)
+                    .push_bind("charge")
+                    .push_bind(-r.cost.0)
+                    .push_bind(r.request_id.as_str())
+                    .push_bind(r.model.as_str())
+                    .push_bind(r.created_at);
+            });
+            insert.push(" RETURNING request_id");
+            let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            charged.extend(ids);
+        }
+        let mut per_account: HashMap<i64, i64> = HashMap::new();
+        let mut per_key: HashMap<&str, i64> = HashMap::new();
+        for r in to_charge.iter().filter(|r| charged.contains(&r.request_id)) {
+            *per_account.entry(r.account_id).or_default() += r.cost.0;
+            *per_key.entry(r.key_id.as_str()).or_default() += r.cost.0;
+        }
+        for (account_id, cost) in per_account {
+            sqlx::query("UPDATE accounts SET balance_nano = balance_nano - ? WHERE id = ?")
+                .bind(cost)
+                .bind(account_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(ADD_KEY_SPEND)
-                .bind(r.cost.0)
-                .bind(&r.key_id)
+        }
+        for (key_id, cost) in per_key {
+            sqlx::query("UPDATE api_keys SET spent_nano = spent_nano + ? WHERE id = ?")
+                .bind(cost)
+                .bind(key_id)
                 .execute(&mut *tx)
                 .await?;
         }

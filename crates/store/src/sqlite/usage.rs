@@ -110,7 +110,12 @@ impl SqliteDb {
                     .push_bind(r.created_at);
             });
             insert.push(" RETURNING request_id");
-            let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            // Batch sizes vary, so these statements are not cached: a cache of each size would grow.
+            let ids: Vec<String> = insert
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
             inserted.extend(ids);
         }
         // The first record of a request id is the one stored; only it is charged.
@@ -134,7 +139,11 @@ impl SqliteDb {
                     .push_bind(r.created_at);
             });
             insert.push(" RETURNING request_id");
-            let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            let ids: Vec<String> = insert
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
             charged.extend(ids);
         }
         let mut per_account: HashMap<i64, i64> = HashMap::new();

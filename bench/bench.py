@@ -656,6 +656,9 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
       f"rows, written in {sat['drain_s']:.1f} s) | {(sat['gw_cpu_s'] - sat['cpu_at_end']) / sat['done'] * 1e6:.1f} µs | | info |")
     w(f"| CPU per non-stream request, memory phase (200,000 requests at -c 16) | {mem_cpu_us:.1f} µs | | info |")
     w(f"| mock CPU per request, same saturation phase (for scale) | {sat['mock_cpu_us']:.1f} µs | | info |")
+    for k, label in (("sat_d", "saturation (-c 16)"), ("q_d", "1,000 req/s"), ("cl_d", "1 client closed loop")):
+        w(f"| the mock alone, hit directly, CPU per request, {label} (the per-request floor of socket and "
+          f"wake-up cost at this load; the gateway has two sockets per request) | {R[k]['mock_cpu_us']:.1f} µs | | info |")
     for k, label in (("ssat_g", "saturation"), ("scl_g", "1 client")):
         r = R[k]
         w(f"| CPU per streamed request (16-token reply), {label}: {r['done']:,} requests "

@@ -1,6 +1,7 @@
 //! Token Router's shared vocabulary: money, prices, usage, clock and the OpenAI error envelope.
 //! Nothing here performs I/O; every other crate speaks in these types.
 
+pub mod chat;
 pub mod clock;
 pub mod error;
 pub mod money;

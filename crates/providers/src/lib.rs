@@ -1,6 +1,7 @@
 //! Pure translation between Token Router and upstream wire formats: the SSE codec, the
 //! OpenAI pass-through body and usage readers. No network, no async runtime.
 
+pub mod adapter;
 pub mod openai;
 pub mod passthrough;
 pub mod sse;

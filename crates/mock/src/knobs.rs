@@ -1,5 +1,6 @@
 //! The mock's knobs: server-wide [`MockConfig`], the [`Fault`] it can inject, and the
-//! per-request overrides a client sends in the body's `"mock"` object.
+//! per-request overrides a client sends in the body's `"mock"` object or in the model
+//! name (`name@key=value,key=value`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -51,11 +52,22 @@ pub enum Fault {
     /// Stream `after_tokens` token chunks, then half of the next event, then abort the
     /// connection. Non-stream requests are treated like [`Fault::Reset`].
     CutStream { after_tokens: u64 },
+    /// Answer "overloaded": 529 `overloaded_error` (Anthropic), 503 (OpenAI, Gemini).
+    Overloaded,
+    /// Stream one token, then the wire format's in-stream error event, then end the
+    /// stream. Non-stream requests are treated like [`Fault::Overloaded`].
+    StreamError,
+    /// Answer without content as if a safety filter blocked it: Gemini `finishReason:
+    /// "SAFETY"`, Anthropic `stop_reason: "refusal"`, OpenAI `finish_reason: "content_filter"`.
+    Safety,
 }
 
-/// A fault name that is not one of `500`, `429`, `hang`, `reset`, `cut`, `cut:N`.
+/// A fault name that is not one of `500`, `429`, `overloaded`, `hang`, `reset`, `cut`,
+/// `cut:N`, `stream_error`, `safety`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fault {0:?}: expected 500, 429, hang, reset, cut or cut:N")]
+#[error(
+    "unknown fault {0:?}: expected 500, 429, overloaded, hang, reset, cut, cut:N, stream_error or safety"
+)]
 pub struct ParseFaultError(String);
 
 impl FromStr for Fault {
@@ -67,6 +79,9 @@ impl FromStr for Fault {
             "429" => Ok(Fault::Status429),
             "hang" => Ok(Fault::Hang),
             "reset" => Ok(Fault::Reset),
+            "overloaded" => Ok(Fault::Overloaded),
+            "stream_error" => Ok(Fault::StreamError),
+            "safety" => Ok(Fault::Safety),
             "cut" => Ok(Fault::CutStream { after_tokens: 2 }),
             _ => s
                 .strip_prefix("cut:")
@@ -85,6 +100,9 @@ impl fmt::Display for Fault {
             Fault::Hang => f.write_str("hang"),
             Fault::Reset => f.write_str("reset"),
             Fault::CutStream { after_tokens } => write!(f, "cut:{after_tokens}"),
+            Fault::Overloaded => f.write_str("overloaded"),
+            Fault::StreamError => f.write_str("stream_error"),
+            Fault::Safety => f.write_str("safety"),
         }
     }
 }
@@ -104,31 +122,66 @@ impl MockConfig {
             Some(_) => return Err("`mock` must be an object of knob overrides".to_owned()),
         };
         for (key, value) in overrides {
-            let number = || {
-                value
-                    .as_u64()
-                    .ok_or_else(|| format!("`mock.{key}` must be a non-negative integer"))
-            };
-            match key.as_str() {
-                "latency_ms" => knobs.latency_ms = number()?,
-                "tokens_per_second" => knobs.tokens_per_second = number()?,
-                "reply_tokens" => knobs.reply_tokens = number()?,
-                "retry_after_secs" => knobs.retry_after_secs = number()?,
-                "cached_tokens" => knobs.cached_tokens = number()?,
-                "fault" => {
-                    knobs.fault = match value {
-                        Value::Null => None,
-                        Value::String(s) if s == "none" => None,
-                        Value::String(s) => {
-                            Some(s.parse().map_err(|e| format!("`mock.fault`: {e}"))?)
-                        }
-                        _ => return Err("`mock.fault` must be a string".to_owned()),
-                    }
-                }
-                _ => return Err(format!("unknown mock knob `mock.{key}`")),
-            }
+            knobs.set(&format!("mock.{key}"), key, value)?;
         }
         Ok(knobs)
+    }
+
+    /// This config with the knobs of a model name `name@key=value,key=value` applied
+    /// (the keys and values of [`MockConfig::with_overrides`], e.g.
+    /// `mock-gpt@fault=500,latency_ms=20`); a name without such a suffix changes nothing.
+    pub fn with_model_knobs(&self, model: &str) -> Result<MockConfig, String> {
+        let mut knobs = self.clone();
+        let Some(list) = split_model(model).1 else {
+            return Ok(knobs);
+        };
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let Some((key, raw)) = item.split_once('=') else {
+                return Err(format!(
+                    "mock knob `{item}` in model name {model:?} must be key=value"
+                ));
+            };
+            let (key, raw) = (key.trim(), raw.trim());
+            let value = raw
+                .parse::<u64>()
+                .map_or_else(|_| Value::from(raw), Value::from);
+            knobs
+                .set(key, key, &value)
+                .map_err(|e| format!("model name {model:?}: {e}"))?;
+        }
+        Ok(knobs)
+    }
+
+    /// Sets knob `key` (called `name` in error messages).
+    fn set(&mut self, name: &str, key: &str, value: &Value) -> Result<(), String> {
+        let number = || {
+            value
+                .as_u64()
+                .ok_or_else(|| format!("`{name}` must be a non-negative integer"))
+        };
+        match key {
+            "latency_ms" => self.latency_ms = number()?,
+            "tokens_per_second" => self.tokens_per_second = number()?,
+            "reply_tokens" => self.reply_tokens = number()?,
+            "retry_after_secs" => self.retry_after_secs = number()?,
+            "cached_tokens" => self.cached_tokens = number()?,
+            "fault" => {
+                self.fault = match value {
+                    Value::Null => None,
+                    Value::String(s) if s == "none" => None,
+                    Value::String(s) => Some(s.parse().map_err(|e| format!("`{name}`: {e}"))?),
+                    // `fault=500` in a model name, or `"fault": 500` in a body.
+                    Value::Number(n) => Some(
+                        n.to_string()
+                            .parse()
+                            .map_err(|e| format!("`{name}`: {e}"))?,
+                    ),
+                    _ => return Err(format!("`{name}` must be a string")),
+                }
+            }
+            _ => return Err(format!("unknown mock knob `{name}`")),
+        }
+        Ok(())
     }
 
     /// The delay before the response head.
@@ -144,6 +197,16 @@ impl MockConfig {
     }
 }
 
+/// Splits a model name into the model it reports and its knob list: `claude@fault=500`
+/// is `("claude", Some("fault=500"))`. A suffix without `=` is part of the name
+/// (`claude-3-5-sonnet@20240620` has no knobs).
+pub(crate) fn split_model(model: &str) -> (&str, Option<&str>) {
+    match model.rsplit_once('@') {
+        Some((name, list)) if list.contains('=') => (name, Some(list)),
+        _ => (model, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +214,17 @@ mod tests {
 
     #[test]
     fn fault_strings_round_trip() {
-        for s in ["500", "429", "hang", "reset", "cut:2", "cut:0"] {
+        for s in [
+            "500",
+            "429",
+            "hang",
+            "reset",
+            "cut:2",
+            "cut:0",
+            "overloaded",
+            "stream_error",
+            "safety",
+        ] {
             assert_eq!(s.parse::<Fault>().unwrap().to_string(), s);
         }
         assert_eq!(
@@ -186,6 +259,43 @@ mod tests {
                 .is_err()
         );
         assert!(base.with_overrides(&json!({"mock": "fast"})).is_err());
+    }
+
+    #[test]
+    fn model_name_knobs() {
+        let base = MockConfig::default();
+        assert_eq!(split_model("mock-gpt"), ("mock-gpt", None));
+        assert_eq!(split_model("claude@20240620"), ("claude@20240620", None));
+        assert_eq!(
+            split_model("claude@v1@fault=cut:3,latency_ms=2"),
+            ("claude@v1", Some("fault=cut:3,latency_ms=2"))
+        );
+        let k = base
+            .with_model_knobs("m@fault=cut:3, latency_ms=20,tokens_per_second=50")
+            .unwrap();
+        assert_eq!(
+            (k.fault, k.latency_ms, k.tokens_per_second),
+            (Some(Fault::CutStream { after_tokens: 3 }), 20, 50)
+        );
+        assert_eq!(base.with_model_knobs("claude@20240620").unwrap(), base);
+        let k = base.with_model_knobs("m@fault=500").unwrap();
+        assert_eq!(k.fault, Some(Fault::Status500));
+        let cleared = MockConfig {
+            fault: Some(Fault::Hang),
+            ..MockConfig::default()
+        };
+        assert_eq!(
+            cleared.with_model_knobs("m@fault=none").unwrap().fault,
+            None
+        );
+        for bad in [
+            "m@speed=3",
+            "m@latency_ms=fast",
+            "m@fault=9",
+            "m@x=1,latency_ms",
+        ] {
+            assert!(base.with_model_knobs(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

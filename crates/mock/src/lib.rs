@@ -1,17 +1,25 @@
-//! A fake LLM provider speaking the OpenAI wire format, with deterministic replies,
-//! latency, token pacing and fault injection; used by Token Router's tests, demo
+//! A fake LLM provider speaking the OpenAI (`POST /v1/chat/completions`), Anthropic
+//! (`POST /v1/messages`) and Gemini (`POST /v1beta/models/{model}:generateContent`,
+//! `:streamGenerateContent`) wire formats, with deterministic replies, latency, token
+//! pacing and fault injection; used by Token Router's tests, demo
 //! (`tokenrouter mock-upstream`) and benchmarks.
 //!
-//! Every knob of [`MockConfig`] can be overridden per request with a `"mock"` object in
-//! the JSON body, e.g. `{"mock": {"reply_tokens": 4, "fault": "cut:2"}}`, which a gateway
-//! passes through unchanged.
+//! Every knob of [`MockConfig`] can be overridden per request in the model name,
+//! `name@key=value,key=value` (e.g. `claude-mock@latency_ms=200,fault=500`; the model
+//! reported back is `name`), and in a `"mock"` object in the JSON body, e.g.
+//! `{"mock": {"reply_tokens": 4, "fault": "cut:2"}}`, which takes precedence. A gateway
+//! passes both through unchanged.
 
+mod anthropic;
+mod format;
+mod gemini;
 mod knobs;
 mod openai;
 mod reply;
 mod server;
 mod stats;
 mod stream;
+mod turn;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokenrouter_core::{ErrorBody, ErrorEnvelope};
 
-use crate::knobs::MockConfig;
+use crate::knobs::{Fault, MockConfig};
 use crate::reply::{Reply, argument_fragments, count_tokens, tool_arguments};
 use crate::server::Answer;
 use crate::stats::Stats;
@@ -97,9 +97,11 @@ struct CompletionDetails {
     rejected_prediction_tokens: u64,
 }
 
-/// `POST /v1/chat/completions`; `body` is `None` when the request was not JSON.
+/// `POST /v1/chat/completions`; `body` is `None` when the request was not JSON, `model`
+/// is the model name without its knobs.
 pub(crate) fn chat_completions(
     body: Option<&Value>,
+    model: Option<&str>,
     knobs: &MockConfig,
     seq: u64,
     stats: &Stats,
@@ -112,7 +114,8 @@ pub(crate) fn chat_completions(
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return invalid_request("Missing required parameter: 'messages'.");
     };
-    let completion = complete(body, messages, knobs, seq, stats);
+    let model = model.unwrap_or(MODELS[0]);
+    let completion = complete(body, messages, model, knobs, seq, stats);
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
         let include_usage = body
             .pointer("/stream_options/include_usage")
@@ -133,6 +136,7 @@ pub(crate) fn chat_completions(
 fn complete(
     body: &Value,
     messages: &[Value],
+    model: &str,
     knobs: &MockConfig,
     seq: u64,
     stats: &Stats,
@@ -149,7 +153,9 @@ fn complete(
         chosen_tools(body)
     };
 
-    let (content, finish_reason, completion_tokens) = if calls.is_empty() {
+    let (content, finish_reason, completion_tokens) = if knobs.fault == Some(Fault::Safety) {
+        (Content::Text(Reply::new("", 0)), "content_filter", 0)
+    } else if calls.is_empty() {
         let prompt = if answers_tool {
             last.and_then(|m| m.get("content")).map(content_text)
         } else {
@@ -195,11 +201,7 @@ fn complete(
 
     Completion {
         id: format!("chatcmpl-mock-{seq}"),
-        model: body
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or(MODELS[0])
-            .to_owned(),
+        model: model.to_owned(),
         created: tokenrouter_core::clock::now_unix(),
         content,
         finish_reason,

@@ -1,5 +1,6 @@
 //! Deterministic content shared by every wire format: the tokenizer, the reply text,
-//! tool-call arguments built from a JSON schema, and how arguments are split for streaming.
+//! tool-call arguments built from a JSON schema, and how text and arguments are split
+//! for streaming.
 
 use std::ops::Range;
 
@@ -98,7 +99,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Arguments for a function whose parameters follow JSON `schema`: an object with every
 /// `required` property set to a deterministic value of its type (string `"mock"` or the
 /// first `enum` value, number 1, boolean true, array `[]`, nested objects likewise).
-/// Always an object, even when the schema is missing or not an object schema.
+/// Type names are case-insensitive (Gemini's schemas say `OBJECT`, `STRING`). Always an
+/// object, even when the schema is missing or not an object schema.
 pub(crate) fn tool_arguments(schema: &Value) -> Value {
     match value_for(schema, 0) {
         object @ Value::Object(_) => object,
@@ -119,12 +121,12 @@ fn value_for(schema: &Value, depth: u32) -> Value {
         Some(Value::Array(types)) => types
             .iter()
             .filter_map(Value::as_str)
-            .find(|t| *t != "null")
+            .find(|t| !t.eq_ignore_ascii_case("null"))
             .unwrap_or("null"),
         _ if schema.get("properties").is_some() => "object",
         _ => "string",
     };
-    match kind {
+    match kind.to_ascii_lowercase().as_str() {
         "object" if depth < 8 => {
             let properties = schema.get("properties");
             let required = schema.get("required").and_then(Value::as_array);
@@ -164,6 +166,20 @@ pub(crate) fn argument_fragments(arguments: &str) -> Vec<Range<usize>> {
         start = end;
     }
     fragments
+}
+
+/// The next piece a stream sends of `text`, starting at byte `from`: the whitespace
+/// before a word and the word, with the number of tokens it holds (1, or 0 for trailing
+/// whitespace). `None` at the end. The pieces concatenate back to `text`.
+pub(crate) fn next_piece(text: &str, from: usize) -> Option<(Range<usize>, u64)> {
+    let rest = text.get(from..).filter(|r| !r.is_empty())?;
+    let Some(word) = rest.find(|c: char| !c.is_whitespace()) else {
+        return Some((from..text.len(), 0));
+    };
+    let end = rest[word..]
+        .find(char::is_whitespace)
+        .map_or(text.len(), |e| from + word + e);
+    Some((from..end, 1))
 }
 
 #[cfg(test)]
@@ -208,6 +224,9 @@ mod tests {
             json!({"city": "mock", "unit": "celsius", "days": 1, "exact": true, "tags": [], "where": {"lat": 1}})
         );
         assert_eq!(tool_arguments(&json!({"type": "object"})), json!({}));
+        let gemini =
+            json!({"type": "OBJECT", "properties": {"n": {"type": "INTEGER"}}, "required": ["n"]});
+        assert_eq!(tool_arguments(&gemini), json!({"n": 1}));
         assert_eq!(tool_arguments(&Value::Null), json!({}));
     }
 
@@ -221,5 +240,24 @@ mod tests {
             assert!(parts.len() >= 2, "{args}: {parts:?}");
             assert_eq!(parts.concat(), args);
         }
+    }
+
+    #[test]
+    fn pieces_are_words_with_leading_whitespace() {
+        fn pieces(text: &str) -> Vec<(&str, u64)> {
+            let mut out = Vec::new();
+            let mut at = 0;
+            while let Some((range, tokens)) = next_piece(text, at) {
+                at = range.end;
+                out.push((&text[range], tokens));
+            }
+            out
+        }
+        assert_eq!(
+            pieces("Hello from  the"),
+            [("Hello", 1), (" from", 1), ("  the", 1)]
+        );
+        assert_eq!(pieces(" é x "), [(" é", 1), (" x", 1), (" ", 0)]);
+        assert!(pieces("").is_empty());
     }
 }

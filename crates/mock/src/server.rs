@@ -1,5 +1,6 @@
-//! The accept loop, routing, and what happens to every inference request: record it,
-//! wait the configured latency, inject the fault, then send the wire format's answer.
+//! The accept loop, routing to the three wire formats, and what happens to every
+//! inference request: resolve its knobs, record it, wait the configured latency, inject
+//! the fault, then send the wire format's answer.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,10 +18,11 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::knobs::{Fault, MockConfig};
-use crate::openai;
+use crate::format::{Failure, Format};
+use crate::knobs::{Fault, MockConfig, split_model};
 use crate::stats::{RecordedRequest, Stats};
-use crate::stream::{EventSource, SseBody, StreamCut};
+use crate::stream::{EventSource, SseBody, StreamCut, StreamFault};
+use crate::{anthropic, gemini, openai};
 
 /// Every response body: a whole buffer or an event stream.
 type Body = UnsyncBoxBody<Bytes, StreamCut>;
@@ -78,20 +80,74 @@ pub(crate) async fn serve(listener: TcpListener, config: MockConfig, stats: Arc<
     }
 }
 
+/// An inference endpoint, in one of the wire formats.
+enum Endpoint {
+    ChatCompletions,
+    Messages,
+    Gemini {
+        model: String,
+        method: gemini::Method,
+    },
+}
+
+impl Endpoint {
+    fn format(&self) -> Format {
+        match self {
+            Endpoint::ChatCompletions => Format::OpenAi,
+            Endpoint::Messages => Format::Anthropic,
+            Endpoint::Gemini { .. } => Format::Gemini,
+        }
+    }
+
+    /// The answer to a request whose knobs are valid; `model` is without its knobs.
+    fn answer(
+        &self,
+        body: Option<&Value>,
+        model: Option<&str>,
+        knobs: &MockConfig,
+        seq: u64,
+        stats: &Stats,
+    ) -> Answer {
+        match self {
+            Endpoint::ChatCompletions => openai::chat_completions(body, model, knobs, seq, stats),
+            Endpoint::Messages => anthropic::messages(body, model, knobs, seq, stats),
+            Endpoint::Gemini { method, .. } => {
+                gemini::generate(body, model.unwrap_or(""), *method, knobs, seq, stats)
+            }
+        }
+    }
+}
+
 /// Routes one request.
 async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, CloseConnection> {
-    match (request.method(), request.uri().path()) {
-        (&Method::GET, "/v1/models") => Ok(json(StatusCode::OK, openai::models())),
-        (&Method::POST, "/v1/chat/completions") => inference(&shared, request).await,
-        (method, path) => {
+    let path = request.uri().path();
+    let endpoint = match (request.method(), path) {
+        (&Method::GET, "/v1/models") => return Ok(json(StatusCode::OK, openai::models())),
+        (&Method::POST, "/v1/chat/completions") => Some(Endpoint::ChatCompletions),
+        (&Method::POST, "/v1/messages") => Some(Endpoint::Messages),
+        (&Method::POST, _) => gemini::route(path).and_then(|(model, name)| {
+            let method = gemini::method(&name, request.uri().query())?;
+            Some(Endpoint::Gemini { model, method })
+        }),
+        _ => None,
+    };
+    match endpoint {
+        Some(endpoint) => inference(&shared, request, endpoint).await,
+        None => {
+            let (method, path) = (request.method(), request.uri().path());
+            let format = if path.starts_with("/v1beta/") || path.contains(':') {
+                Format::Gemini
+            } else if path.starts_with("/v1/messages") {
+                Format::Anthropic
+            } else {
+                Format::OpenAi
+            };
             let message = format!("Invalid URL ({method} {path})");
-            Ok(json(
-                StatusCode::NOT_FOUND,
-                openai::error("invalid_request_error", message),
-            ))
+            let (status, body) = format.error(Failure::NotFound, &message);
+            Ok(json(status, body))
         }
     }
 }
@@ -100,6 +156,7 @@ async fn handle(
 async fn inference(
     shared: &Shared,
     request: Request<Incoming>,
+    endpoint: Endpoint,
 ) -> Result<Response<Body>, CloseConnection> {
     let (parts, body) = request.into_parts();
     let bytes = body
@@ -110,18 +167,32 @@ async fn inference(
     let json_body: Option<Value> = serde_json::from_slice(&bytes).ok();
     let stats = &shared.stats;
     let seq = stats.begin_request();
+    let format = endpoint.format();
 
-    let knobs = match &json_body {
-        Some(body) => shared.config.with_overrides(body),
-        None => Ok(shared.config.clone()),
+    // Knobs: the server's, then the model name's, then the body's `mock` object.
+    let spec = match &endpoint {
+        Endpoint::Gemini { model, .. } => Some(model.as_str()),
+        _ => json_body
+            .as_ref()
+            .and_then(|b| b.get("model"))
+            .and_then(Value::as_str),
     };
+    let knobs =
+        shared
+            .config
+            .with_model_knobs(spec.unwrap_or(""))
+            .and_then(|knobs| match &json_body {
+                Some(body) => knobs.with_overrides(body),
+                None => Ok(knobs),
+            });
     let (answer, knobs) = match knobs {
-        Ok(knobs) => (
-            openai::chat_completions(json_body.as_ref(), &knobs, seq, stats),
-            knobs,
-        ),
+        Ok(knobs) => {
+            let model = spec.map(|s| split_model(s).0);
+            let answer = endpoint.answer(json_body.as_ref(), model, &knobs, seq, stats);
+            (answer, knobs)
+        }
         Err(message) => (
-            openai::invalid_request(message),
+            format.invalid_request(&message),
             MockConfig {
                 fault: None,
                 ..shared.config.clone()
@@ -147,31 +218,23 @@ async fn inference(
     if knobs.latency_ms > 0 {
         tokio::time::sleep(knobs.latency()).await;
     }
-    let cut_after = match (knobs.fault, &answer) {
-        (None, _) => None,
-        (Some(Fault::Status500), _) => {
-            let body = openai::error(
-                "server_error",
-                "The mock upstream injected a server error (fault 500).",
-            );
-            return Ok(json(StatusCode::INTERNAL_SERVER_ERROR, body));
-        }
-        (Some(Fault::Status429), _) => {
-            let body = openai::error(
-                "requests",
-                "The mock upstream injected a rate limit (fault 429).",
-            );
-            let mut response = json(StatusCode::TOO_MANY_REQUESTS, body);
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(knobs.retry_after_secs));
-            return Ok(response);
+    let stream_fault = match (knobs.fault, &answer) {
+        (None | Some(Fault::Safety), _) => None,
+        (Some(Fault::Status500), _) => return Ok(failure(format, Failure::Internal, &knobs)),
+        (Some(Fault::Status429), _) => return Ok(failure(format, Failure::RateLimited, &knobs)),
+        (Some(Fault::Overloaded), _) | (Some(Fault::StreamError), Answer::Json { .. }) => {
+            return Ok(failure(format, Failure::Overloaded, &knobs));
         }
         (Some(Fault::Hang), _) => match std::future::pending::<Infallible>().await {},
         (Some(Fault::Reset), _) | (Some(Fault::CutStream { .. }), Answer::Json { .. }) => {
             return Err(CloseConnection);
         }
-        (Some(Fault::CutStream { after_tokens }), Answer::Stream(_)) => Some(after_tokens),
+        (Some(Fault::CutStream { after_tokens }), Answer::Stream(_)) => {
+            Some(StreamFault::Cut { after_tokens })
+        }
+        (Some(Fault::StreamError), Answer::Stream(_)) => {
+            Some(StreamFault::Error { after_tokens: 1 })
+        }
     };
 
     Ok(match answer {
@@ -184,14 +247,32 @@ async fn inference(
             json(status, body)
         }
         Answer::Stream(source) => {
-            let body = SseBody::new(source, knobs.token_interval(), cut_after, Arc::clone(stats));
+            let content_type = source.content_type();
+            let body = SseBody::new(
+                source,
+                knobs.token_interval(),
+                stream_fault,
+                Arc::clone(stats),
+            );
             let mut response = Response::new(body.boxed_unsync());
             let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             response
         }
     })
+}
+
+/// The answer to a fault that replaces the response, in the request's format.
+fn failure(format: Format, failure: Failure, knobs: &MockConfig) -> Response<Body> {
+    let (status, body) = format.injected(failure);
+    let mut response = json(status, body);
+    if failure == Failure::RateLimited {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(knobs.retry_after_secs));
+    }
+    response
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response<Body> {

@@ -1,6 +1,6 @@
 //! The streaming body every wire format uses: hands one event per body frame to the
-//! connection, paces token events, injects a mid-stream cut, and records in [`Stats`]
-//! whether the stream completed or its client went away.
+//! connection, paces token events, injects a mid-stream cut or error event, and records
+//! in [`Stats`] whether the stream completed or its client went away.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,8 +13,8 @@ use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::stats::Stats;
 
-/// One server-sent event, already framed (`data: …\n\n`), and how many completion
-/// tokens it carries.
+/// One server-sent event, already framed (`data: …\n\n`, or a piece of a JSON array
+/// for Gemini without `alt=sse`), and how many completion tokens it carries.
 pub(crate) struct Event {
     pub(crate) data: Bytes,
     pub(crate) tokens: u64,
@@ -23,6 +23,24 @@ pub(crate) struct Event {
 /// Produces a stream's events lazily, in order; `None` after the last one.
 pub(crate) trait EventSource: Send + 'static {
     fn next_event(&mut self) -> Option<Event>;
+
+    /// The wire format's in-stream error, sent by [`crate::Fault::StreamError`] as the
+    /// stream's last event.
+    fn error_event(&self) -> Bytes;
+
+    /// The response's `Content-Type`.
+    fn content_type(&self) -> &'static str {
+        "text/event-stream"
+    }
+}
+
+/// A failure injected into a stream once `after_tokens` token events were sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamFault {
+    /// Half of the next event, then abort the connection.
+    Cut { after_tokens: u64 },
+    /// The source's error event, then end the stream cleanly.
+    Error { after_tokens: u64 },
 }
 
 /// The body error that aborts the connection when [`crate::Fault::CutStream`] fires.
@@ -48,19 +66,19 @@ pub(crate) struct SseBody {
     interval: Option<Duration>,
     start: Instant,
     tokens_sent: u64,
-    cut_after: Option<u64>,
+    fault: Option<StreamFault>,
     sleep: Option<Pin<Box<Sleep>>>,
     phase: Phase,
     stats: Arc<Stats>,
 }
 
 impl SseBody {
-    /// A body sending `source`'s events, one token event per `interval` if set, cut after
-    /// `cut_after` token events if set.
+    /// A body sending `source`'s events, one token event per `interval` if set, failing
+    /// as `fault` says if set. A failed stream counts as neither completed nor cancelled.
     pub(crate) fn new(
         mut source: Box<dyn EventSource>,
         interval: Option<Duration>,
-        cut_after: Option<u64>,
+        fault: Option<StreamFault>,
         stats: Arc<Stats>,
     ) -> SseBody {
         let next = source.next_event();
@@ -75,7 +93,7 @@ impl SseBody {
             interval,
             start: Instant::now(),
             tokens_sent: 0,
-            cut_after,
+            fault,
             sleep: None,
             phase,
             stats,
@@ -126,11 +144,19 @@ impl Body for SseBody {
             this.phase = Phase::Done;
             return Poll::Ready(None);
         };
-        if this.cut_after.is_some_and(|n| this.tokens_sent >= n) {
-            let half = event.data.slice(..event.data.len() / 2);
-            this.next = None;
-            this.phase = Phase::Cutting;
-            return Poll::Ready(Some(Ok(Frame::data(half))));
+        match this.fault {
+            Some(StreamFault::Cut { after_tokens }) if this.tokens_sent >= after_tokens => {
+                let half = event.data.slice(..event.data.len() / 2);
+                this.next = None;
+                this.phase = Phase::Cutting;
+                return Poll::Ready(Some(Ok(Frame::data(half))));
+            }
+            Some(StreamFault::Error { after_tokens }) if this.tokens_sent >= after_tokens => {
+                this.next = None;
+                this.phase = Phase::Done;
+                return Poll::Ready(Some(Ok(Frame::data(this.source.error_event()))));
+            }
+            _ => {}
         }
         if event.tokens > 0 {
             ready!(this.poll_pacing(cx));
@@ -182,6 +208,10 @@ mod tests {
                 }
             })
         }
+
+        fn error_event(&self) -> Bytes {
+            Bytes::from_static(b"data: error\n\n")
+        }
     }
 
     #[tokio::test]
@@ -203,7 +233,8 @@ mod tests {
     #[tokio::test]
     async fn cut_sends_half_an_event_then_fails() {
         let stats = Arc::new(Stats::default());
-        let mut body = SseBody::new(Box::new(Numbers(0, 5)), None, Some(1), stats.clone());
+        let cut = Some(StreamFault::Cut { after_tokens: 1 });
+        let mut body = SseBody::new(Box::new(Numbers(0, 5)), None, cut, stats.clone());
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(&first[..], b"data: 1\n\n");
         let half = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -217,6 +248,23 @@ mod tests {
                 stats.streams_cancelled()
             ),
             (1, 0, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn stream_error_ends_with_the_error_event() {
+        let stats = Arc::new(Stats::default());
+        let fault = Some(StreamFault::Error { after_tokens: 2 });
+        let body = SseBody::new(Box::new(Numbers(0, 5)), None, fault, stats.clone());
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"data: 1\n\ndata: 2\n\ndata: error\n\n");
+        assert_eq!(
+            (
+                stats.tokens_generated(),
+                stats.streams_completed(),
+                stats.streams_cancelled()
+            ),
+            (2, 0, 0)
         );
     }
 

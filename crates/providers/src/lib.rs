@@ -2,6 +2,8 @@
 //! OpenAI pass-through body and usage readers. No network, no async runtime.
 
 pub mod adapter;
+pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 pub mod passthrough;
 pub mod sse;

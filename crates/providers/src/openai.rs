@@ -165,10 +165,65 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
-/// Rewrites the body for the upstream: its model name, and for streams the usage chunk
-/// asked for (the gateway bills from it, and removes it again if the client did not ask).
-pub fn prepare_upstream_chat(obj: &mut RawObject<'_>, view: &ChatView, upstream_model: &str) {
+/// The OpenAI-compatible dialect an upstream speaks: what it accepts beyond the standard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// OpenAI itself, vLLM, llama.cpp and the like: everything passes through.
+    #[default]
+    OpenAi,
+    /// DeepSeek: `reasoning_content` in answers and in the assistant messages clients send
+    /// back (its thinking mode requires them) passes through untouched.
+    DeepSeek,
+    /// Mistral: refuses fields it does not know (422), so those are removed; `seed` is
+    /// `random_seed` there, and it reports stream usage without `stream_options`.
+    Mistral,
+}
+
+/// Fields Mistral's chat API rejects as "extra inputs".
+const MISTRAL_UNKNOWN: &[&str] = &[
+    "stream_options",
+    "user",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "store",
+    "metadata",
+    "service_tier",
+    "reasoning_effort",
+    "modalities",
+    "audio",
+    "prompt_cache_key",
+    "safety_identifier",
+    "verbosity",
+    "web_search_options",
+];
+
+/// Rewrites the body for the upstream: its model name, its dialect's needs, and for
+/// streams the usage chunk asked for (the gateway bills from it, and removes it again if
+/// the client did not ask).
+pub fn prepare_upstream_chat(
+    obj: &mut RawObject<'_>,
+    view: &ChatView,
+    upstream_model: &str,
+    dialect: Dialect,
+) {
     obj.set("model", raw_string(upstream_model));
+    if dialect == Dialect::Mistral {
+        if let Some(seed) = obj.get("seed").map(|v| v.to_owned()) {
+            obj.remove("seed");
+            obj.set("random_seed", seed);
+        }
+        if obj.get("max_tokens").is_none()
+            && let Some(max) = obj.get("max_completion_tokens").map(|v| v.to_owned())
+        {
+            obj.set("max_tokens", max);
+        }
+        obj.remove("max_completion_tokens");
+        for field in MISTRAL_UNKNOWN {
+            obj.remove(field);
+        }
+        return;
+    }
     if view.stream && !view.include_usage {
         let mut options = obj
             .get("stream_options")

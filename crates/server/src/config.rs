@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokenrouter_core::{NanoUsd, Price};
+pub use tokenrouter_providers::openai::Dialect;
 
 pub use env::Env;
 use raw::{RawDeployment, RawModel, RawProvider, RawServer};
@@ -61,7 +62,11 @@ pub struct Provider {
     pub api_key: Option<String>,
     /// `Bearer <api_key>`, built once and marked sensitive so it is never logged.
     pub authorization: Option<http::HeaderValue>,
+    /// The key alone, for providers that take it in a header of their own.
+    pub key_header: Option<http::HeaderValue>,
     pub timeout: Option<Duration>,
+    /// The quirks of an OpenAI-compatible upstream.
+    pub dialect: Dialect,
 }
 
 impl std::fmt::Debug for Provider {
@@ -72,6 +77,7 @@ impl std::fmt::Debug for Provider {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
+            .field("dialect", &self.dialect)
             .finish()
     }
 }
@@ -170,6 +176,7 @@ impl Config {
                 api_key_env: Some(family.key_env.to_owned()),
                 api_key: None,
                 timeout_ms: None,
+                dialect: None,
             });
         }
         let models = catalog::MODELS
@@ -446,13 +453,38 @@ fn build_provider(
             v
         })
     });
+    let key_header = api_key
+        .as_ref()
+        .and_then(|key| http::HeaderValue::try_from(key.as_str()).ok())
+        .map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
+    let dialect = match raw.dialect.as_deref() {
+        Some("openai") => Dialect::OpenAi,
+        Some("deepseek") => Dialect::DeepSeek,
+        Some("mistral") => Dialect::Mistral,
+        Some(other) => {
+            errors.push(format!(
+                "{path}.dialect: '{other}' is not one of openai, deepseek, mistral"
+            ));
+            Dialect::OpenAi
+        }
+        None if raw.name == "deepseek" || base_url.contains("api.deepseek.com") => {
+            Dialect::DeepSeek
+        }
+        None if raw.name == "mistral" || base_url.contains("api.mistral.ai") => Dialect::Mistral,
+        None => Dialect::OpenAi,
+    };
     let kind = kind?;
     (errors.len() == before).then_some(Provider {
+        dialect,
         name: raw.name,
         kind,
         base_url,
         api_key,
         authorization,
+        key_header,
         timeout,
     })
 }

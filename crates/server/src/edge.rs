@@ -80,10 +80,9 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::TooLarge(limit)),
-        Err(e) => Err(ApiError::invalid(
-            format!("The request body could not be read: {e}"),
-            None,
-        )),
+        Err(e) => Err(ApiError::invalid(format!(
+            "The request body could not be read: {e}"
+        ))),
     }
 }
 
@@ -98,5 +97,5 @@ pub fn json_error(body: &[u8], error: &serde_json::Error) -> ApiError {
     } else {
         format!("We could not parse the JSON body of your request: {error}.")
     };
-    ApiError::invalid(message, None)
+    ApiError::invalid(message)
 }

@@ -1,6 +1,8 @@
 //! Every way a request can fail, mapped once to HTTP status, OpenAI error type and code
 //! (CONTRACTS.md §4).
 
+use std::borrow::Cow;
+
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use tokenrouter_core::ErrorEnvelope;
@@ -10,7 +12,7 @@ pub enum ApiError {
     #[error("{message}")]
     InvalidRequest {
         message: String,
-        param: Option<&'static str>,
+        param: Option<Cow<'static, str>>,
     },
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -33,10 +35,22 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> ApiError {
+    /// A malformed request, not tied to one field.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::InvalidRequest {
             message: message.into(),
-            param,
+            param: None,
+        }
+    }
+
+    /// A request whose field `param` is wrong.
+    pub fn invalid_param(
+        message: impl Into<String>,
+        param: impl Into<Cow<'static, str>>,
+    ) -> ApiError {
+        ApiError::InvalidRequest {
+            message: message.into(),
+            param: Some(param.into()),
         }
     }
 
@@ -103,7 +117,7 @@ impl ApiError {
     pub fn envelope(&self) -> ErrorEnvelope {
         let (_, kind, code) = self.table();
         let param = match self {
-            ApiError::InvalidRequest { param, .. } => *param,
+            ApiError::InvalidRequest { param, .. } => param.as_deref(),
             ApiError::ModelNotFound(_) | ApiError::ModelNotAllowed(_) => Some("model"),
             _ => None,
         };

@@ -1,7 +1,9 @@
-//! Streaming answers: the upstream's SSE bytes are forwarded as they arrive, each whole
-//! event peeked at for usage; the usage chunk the gateway asked for is removed again when
-//! the client did not ask for it. The stream settles exactly once — at its end, on an
-//! upstream failure, or when the client goes away (`Drop`).
+//! Streaming answers: upstream bytes go to the client as they arrive — forwarded as they
+//! are from an OpenAI-compatible upstream, or transcoded event by event from another
+//! provider's format. The stream settles exactly once — at its end, on an upstream
+//! failure, or when the client goes away (`Drop`).
+
+mod passthrough;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -11,10 +13,11 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokenrouter_core::{ErrorEnvelope, Usage};
-use tokenrouter_providers::openai::{self, ChunkInfo};
-use tokenrouter_providers::sse::{self, SseBuffer};
+use tokenrouter_providers::adapter::StreamDecoder;
+use tokenrouter_providers::openai;
 
 use crate::metering::{Measured, MeterContext, UsageWriter};
+use passthrough::PassThrough;
 
 /// What settles the stream: the meter, the writer and the request body (kept only to
 /// estimate prompt tokens if the upstream never reports usage).
@@ -24,138 +27,132 @@ pub struct Settlement {
     pub request_body: Bytes,
 }
 
+/// How upstream bytes become client bytes.
+pub enum Transform {
+    /// OpenAI-compatible upstream: forward, stripping the usage chunk if `true`.
+    PassThrough(bool),
+    /// Another provider: transcode into OpenAI chunks.
+    Decode(Box<dyn StreamDecoder>),
+}
+
+enum Transcoder {
+    Pass(PassThrough),
+    Decode(Box<dyn StreamDecoder>),
+}
+
+impl Transcoder {
+    /// What to send for these upstream bytes, and the failure they revealed, if any (what
+    /// was decoded before it is still sent).
+    fn feed(&mut self, data: Bytes) -> (Bytes, Option<String>) {
+        match self {
+            Transcoder::Pass(p) => (p.feed(data), None),
+            Transcoder::Decode(d) => {
+                let mut out = Vec::new();
+                let failure = d.feed(&data, &mut out).err().map(|f| f.message);
+                (Bytes::from(out), failure)
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<Bytes, String> {
+        match self {
+            Transcoder::Pass(p) => p.finish(),
+            Transcoder::Decode(d) => {
+                let mut out = Vec::new();
+                d.finish(&mut out).map_err(|f| f.message)?;
+                Ok(Bytes::from(out))
+            }
+        }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        match self {
+            Transcoder::Pass(p) => p.usage,
+            Transcoder::Decode(d) => d.usage(),
+        }
+    }
+
+    fn delivered_chunks(&self) -> u64 {
+        match self {
+            Transcoder::Pass(p) => p.delivered_chunks,
+            Transcoder::Decode(d) => d.delivered_chunks(),
+        }
+    }
+}
+
 pub struct MeteredSse {
     upstream: Incoming,
-    buffer: SseBuffer,
-    /// The client did not ask for usage: drop the usage chunk and `"usage":null` members.
-    strip_usage: bool,
-    usage: Option<Usage>,
-    delivered_chunks: u64,
-    done_seen: bool,
+    transcoder: Transcoder,
     tail: Option<Bytes>,
     ended: bool,
     settlement: Option<Settlement>,
 }
 
 impl MeteredSse {
-    pub fn new(upstream: Incoming, strip_usage: bool, settlement: Settlement) -> MeteredSse {
+    pub fn new(upstream: Incoming, transform: Transform, settlement: Settlement) -> MeteredSse {
+        let transcoder = match transform {
+            Transform::PassThrough(strip_usage) => Transcoder::Pass(PassThrough::new(strip_usage)),
+            Transform::Decode(decoder) => Transcoder::Decode(decoder),
+        };
         MeteredSse {
             upstream,
-            buffer: SseBuffer::default(),
-            strip_usage,
-            usage: None,
-            delivered_chunks: 0,
-            done_seen: false,
+            transcoder,
             tail: None,
             ended: false,
             settlement: Some(settlement),
         }
     }
 
-    /// Meters a run of whole events and returns what the client should receive.
-    fn process(&mut self, events: Bytes) -> Bytes {
-        let mut rewritten: Option<Vec<u8>> = None;
-        let mut offset = 0;
-        for event in sse::events(&events) {
-            let start = offset;
-            offset += event.len();
-            let info = sse::data(event)
-                .map(|d| openai::classify_chunk(&d))
-                .unwrap_or_default();
-            self.observe(info);
-            if !self.strip_usage {
-                continue;
-            }
-            let replacement: Option<Vec<u8>> = if info.usage_only {
-                Some(Vec::new())
-            } else {
-                sse::data(event)
-                    .and_then(|d| openai::strip_null_usage(&d))
-                    .map(|data| {
-                        let mut out = Vec::with_capacity(data.len() + 8);
-                        out.extend_from_slice(b"data: ");
-                        out.extend_from_slice(&data);
-                        out.extend_from_slice(b"\n\n");
-                        out
-                    })
-            };
-            match (replacement, rewritten.as_mut()) {
-                (Some(new), Some(out)) => out.extend_from_slice(&new),
-                (Some(new), None) => {
-                    let mut out = Vec::with_capacity(events.len());
-                    out.extend_from_slice(&events[..start]);
-                    out.extend_from_slice(&new);
-                    rewritten = Some(out);
-                }
-                (None, Some(out)) => out.extend_from_slice(event),
-                (None, None) => {}
-            }
-        }
-        match rewritten {
-            Some(out) => Bytes::from(out),
-            None => events,
-        }
-    }
-
-    /// Takes bytes from the upstream and returns the whole events among them, metered.
     fn accept(&mut self, data: Bytes) -> Bytes {
-        if self.buffer.is_empty() && sse::complete_prefix_len(&data) == data.len() {
-            return self.process(data);
+        let (out, failure) = self.transcoder.feed(data);
+        if let Some(message) = failure {
+            self.ended = true;
+            self.tail = Some(error_event(&message));
+            self.settle(false);
         }
-        self.buffer.push(&data);
-        match self.buffer.take_complete() {
-            Some(events) => self.process(Bytes::from(events)),
-            None => Bytes::new(),
-        }
+        out
     }
 
-    /// The upstream is done, well (`Ok`) or not: settle, and queue an error event if the
-    /// stream did not end properly.
+    /// The upstream is done, well (`Ok`) or not: settle, and queue what remains to send
+    /// (final chunks, or an error event if the stream did not end properly).
     fn finish(&mut self, end: Result<(), String>) {
+        if self.ended {
+            return;
+        }
         self.ended = true;
-        match end {
-            Err(message) => self.tail = Some(self.fail(&message)),
-            Ok(()) if !self.done_seen => {
-                self.tail =
-                    Some(self.fail("The upstream ended the stream before it was complete."));
-            }
-            Ok(()) => {}
-        }
+        let rest = end.and_then(|()| self.transcoder.finish());
+        self.tail = match rest {
+            Ok(bytes) if bytes.is_empty() => None,
+            Ok(bytes) => Some(bytes),
+            Err(message) => Some(error_event(&message)),
+        };
         self.settle(false);
-    }
-
-    fn observe(&mut self, info: ChunkInfo) {
-        if let Some(usage) = info.usage {
-            self.usage = Some(usage);
-        }
-        self.delivered_chunks += u64::from(info.delivers_tokens);
-        self.done_seen |= info.done;
     }
 
     fn settle(&mut self, client_disconnected: bool) {
         let Some(s) = self.settlement.take() else {
             return;
         };
-        let measured = match self.usage {
+        let measured = match self.transcoder.usage() {
             Some(usage) => Measured::Reported(usage),
             None => Measured::Counted(Usage {
                 prompt_tokens: openai::estimate_prompt_tokens(&s.request_body),
-                completion_tokens: self.delivered_chunks,
+                completion_tokens: self.transcoder.delivered_chunks(),
                 ..Usage::default()
             }),
         };
         s.writer
             .record_now(s.meter.usage_record(200, measured, client_disconnected));
     }
+}
 
-    /// Ends the stream with one error event (CONTRACTS.md §4) after an upstream failure.
-    fn fail(&mut self, message: &str) -> Bytes {
-        let envelope = ErrorEnvelope::new("upstream_error", "upstream_unavailable", message, None);
-        let mut event = b"data: ".to_vec();
-        event.extend_from_slice(&envelope.to_json());
-        event.extend_from_slice(b"\n\n");
-        Bytes::from(event)
-    }
+/// Ends a stream with one error event (CONTRACTS.md §4) after an upstream failure.
+fn error_event(message: &str) -> Bytes {
+    let envelope = ErrorEnvelope::new("upstream_error", "upstream_unavailable", message, None);
+    let mut event = b"data: ".to_vec();
+    event.extend_from_slice(&envelope.to_json());
+    event.extend_from_slice(b"\n\n");
+    Bytes::from(event)
 }
 
 /// The most bytes gathered into one write to the client.

@@ -10,6 +10,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use tokenrouter_providers::adapter::Auth;
+
 use crate::config::Deployment;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -59,7 +61,9 @@ impl UpstreamClient {
         &self,
         deployment: &Deployment,
         path: &str,
+        extra_headers: &[(&'static str, String)],
         body: Bytes,
+        auth: Auth,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let provider = &deployment.provider;
         let mut builder = Request::post(format!("{}{path}", provider.base_url))
@@ -71,8 +75,20 @@ impl UpstreamClient {
                 header::ACCEPT,
                 HeaderValue::from_static("application/json, text/event-stream"),
             );
-        if let Some(value) = &provider.authorization {
-            builder = builder.header(header::AUTHORIZATION, value.clone());
+        match auth {
+            Auth::Bearer => {
+                if let Some(value) = &provider.authorization {
+                    builder = builder.header(header::AUTHORIZATION, value.clone());
+                }
+            }
+            Auth::Header(name) => {
+                if let Some(value) = &provider.key_header {
+                    builder = builder.header(name, value.clone());
+                }
+            }
+        }
+        for (name, value) in extra_headers {
+            builder = builder.header(*name, value.as_str());
         }
         let request = builder
             .body(Full::new(body))

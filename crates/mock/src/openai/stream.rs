@@ -217,6 +217,18 @@ impl EventSource for ChatStream {
         };
         Some(Event { data, tokens })
     }
+
+    fn error_event(&self) -> Bytes {
+        let error = super::error(
+            "server_error",
+            "The server had an error while processing your request. Sorry about that!",
+        );
+        let mut data = Vec::with_capacity(error.len() + 8);
+        data.extend_from_slice(b"data: ");
+        data.extend_from_slice(&error);
+        data.extend_from_slice(b"\n\n");
+        Bytes::from(data)
+    }
 }
 
 #[derive(Serialize)]

@@ -132,3 +132,83 @@ pub async fn eventually(what: &str, condition: impl Fn() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// `http://ADDR{path}`.
+pub fn url(server: &MockServer, path: &str) -> String {
+    format!("http://{}{path}", server.addr())
+}
+
+/// Posts `body` to `path`.
+pub async fn post_to(server: &MockServer, path: &str, body: &Value) -> reqwest::Response {
+    http()
+        .post(url(server, path))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// One server-sent event: its `event:` name, if any, and its JSON data.
+#[derive(Debug)]
+pub struct Event {
+    pub name: Option<String>,
+    pub data: Value,
+}
+
+/// What an event stream delivered, and the error that ended it, if any.
+pub struct Events {
+    pub events: Vec<Event>,
+    pub error: Option<reqwest::Error>,
+    /// Bytes after the last complete event.
+    pub rest: String,
+}
+
+impl Events {
+    /// The names of the events, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.events
+            .iter()
+            .map(|e| e.name.as_deref().unwrap_or(""))
+            .collect()
+    }
+}
+
+/// Reads an event stream (`event: …\ndata: …\n\n` or `data: …\n\n`) to its end or error.
+pub async fn read_events(mut response: reqwest::Response) -> Events {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut buffer = String::new();
+    let mut out = Events {
+        events: Vec::new(),
+        error: None,
+        rest: String::new(),
+    };
+    loop {
+        match response.chunk().await {
+            Ok(Some(bytes)) => buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+            Ok(None) => break,
+            Err(e) => {
+                out.error = Some(e);
+                break;
+            }
+        }
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            let mut name = None;
+            let mut data = None;
+            for line in event.trim_end().lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = Some(n.to_owned());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = Some(serde_json::from_str(d).unwrap());
+                } else {
+                    panic!("unexpected line {line:?}");
+                }
+            }
+            let data = data.expect("every event has data");
+            out.events.push(Event { name, data });
+        }
+    }
+    out.rest = buffer;
+    out
+}

@@ -2,8 +2,14 @@
 // Test helpers outside `#[test]` functions may panic too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod anthropic;
+mod anthropic_stream;
 mod chat;
 mod client;
 mod faults;
+mod format_faults;
+mod gemini;
+mod gemini_stream;
+mod model_knobs;
 mod stream;
 mod tools;

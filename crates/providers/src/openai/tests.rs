@@ -64,7 +64,7 @@ fn asks_upstream_for_usage_and_keeps_other_options() {
         r#"{"model":"alias","messages":[{}],"stream":true,"stream_options":{"x":1},"custom":[1]}"#;
     let mut obj = RawObject::parse(body.as_bytes()).unwrap();
     let v = inspect_chat(&obj).unwrap();
-    prepare_upstream_chat(&mut obj, &v, "real-model");
+    prepare_upstream_chat(&mut obj, &v, "real-model", Dialect::OpenAi);
     let out: serde_json::Value = serde_json::from_slice(&obj.to_vec()).unwrap();
     assert_eq!(out["model"], "real-model");
     assert_eq!(
@@ -146,4 +146,32 @@ fn classifies_spaced_json_too() {
         br#"{"a":1 }"#
     );
     assert!(strip_null_usage(br#"{"a":1,"usage":{"x":1}}"#).is_none());
+}
+
+#[test]
+fn mistral_gets_only_fields_it_accepts() {
+    let body = r#"{"model":"m","messages":[{"role":"assistant","content":"x","reasoning_content":"r"}],"stream":true,"stream_options":{"include_usage":true},"seed":7,"max_completion_tokens":50,"user":"u","logit_bias":{},"temperature":0.2}"#;
+    let mut obj = RawObject::parse(body.as_bytes()).unwrap();
+    let v = inspect_chat(&obj).unwrap();
+    prepare_upstream_chat(&mut obj, &v, "mistral-large-latest", Dialect::Mistral);
+    let out: serde_json::Value = serde_json::from_slice(&obj.to_vec()).unwrap();
+    assert_eq!(
+        out,
+        serde_json::json!({"model":"mistral-large-latest","messages":[{"role":"assistant","content":"x","reasoning_content":"r"}],"stream":true,"random_seed":7,"max_tokens":50,"temperature":0.2})
+    );
+}
+
+#[test]
+fn deepseek_keeps_reasoning_content_both_ways() {
+    let body = r#"{"model":"m","messages":[{"role":"assistant","content":"","reasoning_content":"because","tool_calls":[]}]}"#;
+    let mut obj = RawObject::parse(body.as_bytes()).unwrap();
+    let v = inspect_chat(&obj).unwrap();
+    prepare_upstream_chat(&mut obj, &v, "deepseek-reasoner", Dialect::DeepSeek);
+    let out: serde_json::Value = serde_json::from_slice(&obj.to_vec()).unwrap();
+    assert_eq!(out["messages"][0]["reasoning_content"], "because");
+    let chunk = br#"{"choices":[{"delta":{"reasoning_content":"thinking"}}]}"#;
+    assert!(
+        classify_chunk(chunk).delivers_tokens,
+        "reasoning deltas count as delivered tokens"
+    );
 }

@@ -23,6 +23,8 @@ pub struct RawProvider {
     pub api_key_env: Option<String>,
     pub api_key: Option<String>,
     pub timeout_ms: Option<u64>,
+    /// For `kind = "openai"`: `openai` | `deepseek` | `mistral` (default: from the name or URL).
+    pub dialect: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

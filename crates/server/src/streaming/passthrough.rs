@@ -1,0 +1,103 @@
+//! An OpenAI-compatible upstream's stream, forwarded as it is: whole events are peeked at
+//! for usage, and the usage chunk the gateway asked for is removed again when the client
+//! did not ask for it.
+
+use bytes::Bytes;
+use tokenrouter_core::Usage;
+use tokenrouter_providers::openai::{self, ChunkInfo};
+use tokenrouter_providers::sse::{self, SseBuffer};
+
+pub struct PassThrough {
+    buffer: SseBuffer,
+    /// The client did not ask for usage: drop the usage chunk and `"usage":null` members.
+    strip_usage: bool,
+    pub usage: Option<Usage>,
+    pub delivered_chunks: u64,
+    done_seen: bool,
+}
+
+impl PassThrough {
+    pub fn new(strip_usage: bool) -> PassThrough {
+        PassThrough {
+            buffer: SseBuffer::default(),
+            strip_usage,
+            usage: None,
+            delivered_chunks: 0,
+            done_seen: false,
+        }
+    }
+
+    /// Takes bytes from the upstream and returns the whole events among them, metered.
+    pub fn feed(&mut self, data: Bytes) -> Bytes {
+        if self.buffer.is_empty() && sse::complete_prefix_len(&data) == data.len() {
+            return self.process(data);
+        }
+        self.buffer.push(&data);
+        match self.buffer.take_complete() {
+            Some(events) => self.process(Bytes::from(events)),
+            None => Bytes::new(),
+        }
+    }
+
+    /// The upstream closed the stream: it is complete only if `[DONE]` came.
+    pub fn finish(&mut self) -> Result<Bytes, String> {
+        if self.done_seen {
+            Ok(Bytes::new())
+        } else {
+            Err("The upstream ended the stream before it was complete.".to_owned())
+        }
+    }
+
+    /// Meters a run of whole events and returns what the client should receive.
+    fn process(&mut self, events: Bytes) -> Bytes {
+        let mut rewritten: Option<Vec<u8>> = None;
+        let mut offset = 0;
+        for event in sse::events(&events) {
+            let start = offset;
+            offset += event.len();
+            let info = sse::data(event)
+                .map(|d| openai::classify_chunk(&d))
+                .unwrap_or_default();
+            self.observe(info);
+            if !self.strip_usage {
+                continue;
+            }
+            let replacement: Option<Vec<u8>> = if info.usage_only {
+                Some(Vec::new())
+            } else {
+                sse::data(event)
+                    .and_then(|d| openai::strip_null_usage(&d))
+                    .map(|data| {
+                        let mut out = Vec::with_capacity(data.len() + 8);
+                        out.extend_from_slice(b"data: ");
+                        out.extend_from_slice(&data);
+                        out.extend_from_slice(b"\n\n");
+                        out
+                    })
+            };
+            match (replacement, rewritten.as_mut()) {
+                (Some(new), Some(out)) => out.extend_from_slice(&new),
+                (Some(new), None) => {
+                    let mut out = Vec::with_capacity(events.len());
+                    out.extend_from_slice(&events[..start]);
+                    out.extend_from_slice(&new);
+                    rewritten = Some(out);
+                }
+                (None, Some(out)) => out.extend_from_slice(event),
+                (None, None) => {}
+            }
+        }
+        match rewritten {
+            Some(out) => Bytes::from(out),
+            None => events,
+        }
+    }
+
+    fn observe(&mut self, info: ChunkInfo) {
+        if let Some(usage) = info.usage {
+            self.usage = Some(usage);
+        }
+        self.delivered_chunks += u64::from(info.delivers_tokens);
+        self.done_seen |= info.done;
+    }
+}

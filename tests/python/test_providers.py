@@ -26,6 +26,7 @@ FEATURES = [
     "image (data URL)",
     "JSON mode",
     "reasoning",
+    "reasoning + tool round trip",
     "n > 1",
     "audio input",
 ]
@@ -222,6 +223,34 @@ def test_reasoning(client, provider, request):
     assert extra.get("reasoning_content"), f"reasoning_content missing: {message}"
     assert r.usage.completion_tokens_details.reasoning_tokens > 0 or provider == "anthropic"
     cell(request, "reasoning", provider)
+
+
+@ALL
+@feature("reasoning + tool round trip")
+def test_reasoning_tool_round_trip(client, provider, request):
+    """Thinking blocks (with signatures) come back to the client and, handed back, let the
+    conversation continue: the Anthropic mock refuses a tool_use turn without them."""
+    model = PROVIDERS[provider]
+    messages = [{"role": "user", "content": "Weather in Paris? Think first."}]
+    args = {"model": model, "tools": [WEATHER], "reasoning_effort": "medium"}
+    first = client.chat.completions.create(messages=messages, **args)
+    message = first.choices[0].message
+    assert message.tool_calls, message
+    if provider != "openai":
+        blocks = (message.model_extra or {}).get("thinking_blocks")
+        assert blocks and all(b.get("signature") for b in blocks), message
+    messages.append(message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "sunny"})
+    second = client.chat.completions.create(messages=messages, **args)
+    assert second.choices[0].message.content
+    cell(request, "reasoning + tool round trip", provider, "pass-through" if provider == "openai" else "pass")
+
+    # Without the thinking blocks, Anthropic refuses the turn: the gateway relays that as a 400.
+    if provider == "anthropic":
+        stripped = dict(messages[1])
+        stripped.pop("thinking_blocks", None)
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(messages=[messages[0], stripped, messages[2]], **args)
 
 
 @ALL

@@ -103,11 +103,9 @@ pub struct Model {
 }
 
 impl Model {
-    /// Deployments this build can call (the native adapters of other kinds come later).
+    /// Deployments that can serve requests now.
     pub fn live_deployments(&self) -> impl Iterator<Item = &Deployment> {
-        self.deployments
-            .iter()
-            .filter(|d| d.provider.kind == ProviderKind::OpenAi)
+        self.deployments.iter()
     }
 }
 

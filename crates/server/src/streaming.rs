@@ -85,6 +85,8 @@ pub struct MeteredSse {
     transcoder: Transcoder,
     tail: Option<Bytes>,
     ended: bool,
+    /// The upstream finished the stream properly.
+    completed: bool,
     settlement: Option<Settlement>,
 }
 
@@ -99,6 +101,7 @@ impl MeteredSse {
             transcoder,
             tail: None,
             ended: false,
+            completed: false,
             settlement: Some(settlement),
         }
     }
@@ -121,6 +124,7 @@ impl MeteredSse {
         }
         self.ended = true;
         let rest = end.and_then(|()| self.transcoder.finish());
+        self.completed = rest.is_ok();
         self.tail = match rest {
             Ok(bytes) if bytes.is_empty() => None,
             Ok(bytes) => Some(bytes),
@@ -133,11 +137,20 @@ impl MeteredSse {
         let Some(s) = self.settlement.take() else {
             return;
         };
+        let delivered = self.transcoder.delivered_chunks();
         let measured = match self.transcoder.usage() {
+            // A stream that ended early may carry only the usage known at its start
+            // (Anthropic reports output tokens last): never bill less than was delivered.
+            Some(usage) if !self.completed && usage.completion_tokens < delivered => {
+                Measured::Counted(Usage {
+                    completion_tokens: delivered,
+                    ..usage
+                })
+            }
             Some(usage) => Measured::Reported(usage),
             None => Measured::Counted(Usage {
                 prompt_tokens: openai::estimate_prompt_tokens(&s.request_body),
-                completion_tokens: self.transcoder.delivered_chunks(),
+                completion_tokens: delivered,
                 ..Usage::default()
             }),
         };

@@ -24,8 +24,10 @@ pub struct Gateway {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-/// The config every test gateway gets; `extra` is appended (more models, [server]).
+/// The config every test gateway gets; `extra` comes first (`[server]`, more providers
+/// and models), with `{mock}` standing for the mock's root URL.
 pub fn config_toml(mock_url: &str, extra: &str) -> String {
+    let extra = extra.replace("{mock}", mock_url.trim_end_matches("/v1"));
     format!(
         r#"{extra}
 

@@ -12,4 +12,5 @@ mod errors;
 mod harness;
 mod keys;
 mod metering;
+mod providers;
 mod streaming;

@@ -55,10 +55,7 @@ impl ChatRequest {
     }
 
     pub fn include_usage(&self) -> bool {
-        self.stream_options
-            .as_ref()
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false)
+        self.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false)
     }
 }
 
@@ -325,13 +322,8 @@ impl From<crate::Usage> for UsageJson {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             total_tokens: u.total(),
-            prompt_tokens_details: PromptTokensDetails {
-                cached_tokens: u.cached_tokens,
-                cache_creation_tokens: None,
-            },
-            completion_tokens_details: CompletionTokensDetails {
-                reasoning_tokens: u.reasoning_tokens,
-            },
+            prompt_tokens_details: PromptTokensDetails { cached_tokens: u.cached_tokens, cache_creation_tokens: None },
+            completion_tokens_details: CompletionTokensDetails { reasoning_tokens: u.reasoning_tokens },
         }
     }
 }

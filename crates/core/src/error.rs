@@ -30,7 +30,9 @@ impl ErrorEnvelope {
 
     /// Serialized JSON. Serializing four strings cannot fail; a fallback keeps that true.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_else(|_| br#"{"error":{"message":"internal error","type":"server_error","code":"internal","param":null}}"#.to_vec())
+        serde_json::to_vec(self).unwrap_or_else(|_| {
+            br#"{"error":{"message":"internal error","type":"server_error","code":"internal","param":null}}"#.to_vec()
+        })
     }
 }
 
@@ -40,12 +42,7 @@ mod tests {
 
     #[test]
     fn envelope_has_openai_shape() {
-        let e = ErrorEnvelope::new(
-            "invalid_request_error",
-            "invalid_request",
-            "bad",
-            Some("model"),
-        );
+        let e = ErrorEnvelope::new("invalid_request_error", "invalid_request", "bad", Some("model"));
         let v: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["code"], "invalid_request");

@@ -9,9 +9,7 @@ const NANOS_PER_USD: i64 = 1_000_000_000;
 const TOKENS_PER_PRICE_UNIT: i128 = 1_000_000;
 
 /// An amount in nano-USD (1e-9 USD). Arithmetic is checked: an overflow is an error, not a wrap.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct NanoUsd(pub i64);
 
@@ -38,28 +36,17 @@ impl NanoUsd {
         };
         let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
         let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if (whole.is_empty() && frac.is_empty())
-            || !all_digits(whole)
-            || !all_digits(frac)
-            || frac.len() > 9
-        {
+        if (whole.is_empty() && frac.is_empty()) || !all_digits(whole) || !all_digits(frac) || frac.len() > 9 {
             return Err(malformed());
         }
         let too_large = || MoneyError::TooLarge(text.to_owned());
-        let whole: i64 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| too_large())?
-        };
+        let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| too_large())? };
         let mut frac_nanos: i64 = 0;
         for (i, b) in frac.bytes().enumerate() {
             let scale = 10_i64.pow(8 - u32::try_from(i).map_err(|_| malformed())?);
             frac_nanos += i64::from(b - b'0') * scale;
         }
-        let value = whole
-            .checked_mul(NANOS_PER_USD)
-            .and_then(|w| w.checked_add(frac_nanos))
-            .ok_or_else(too_large)?;
+        let value = whole.checked_mul(NANOS_PER_USD).and_then(|w| w.checked_add(frac_nanos)).ok_or_else(too_large)?;
         Ok(NanoUsd(if negative { -value } else { value }))
     }
 
@@ -77,17 +64,11 @@ impl NanoUsd {
     }
 
     pub fn checked_add(self, other: NanoUsd) -> Result<NanoUsd, MoneyError> {
-        self.0
-            .checked_add(other.0)
-            .map(NanoUsd)
-            .ok_or(MoneyError::Overflow)
+        self.0.checked_add(other.0).map(NanoUsd).ok_or(MoneyError::Overflow)
     }
 
     pub fn checked_sub(self, other: NanoUsd) -> Result<NanoUsd, MoneyError> {
-        self.0
-            .checked_sub(other.0)
-            .map(NanoUsd)
-            .ok_or(MoneyError::Overflow)
+        self.0.checked_sub(other.0).map(NanoUsd).ok_or(MoneyError::Overflow)
     }
 
     /// USD with 9 decimals, trailing zeros trimmed to at least 2 (`"0.15"`, `"1.000000001"`).
@@ -126,8 +107,7 @@ impl Price {
         let micro_units = i128::from(uncached) * i128::from(self.input.0)
             + i128::from(cached) * i128::from(self.cached_input.0)
             + i128::from(usage.completion_tokens) * i128::from(self.output.0);
-        let rounded_up =
-            (micro_units + TOKENS_PER_PRICE_UNIT - 1).div_euclid(TOKENS_PER_PRICE_UNIT);
+        let rounded_up = (micro_units + TOKENS_PER_PRICE_UNIT - 1).div_euclid(TOKENS_PER_PRICE_UNIT);
         NanoUsd(i64::try_from(rounded_up).unwrap_or(i64::MAX))
     }
 }
@@ -141,10 +121,7 @@ mod tests {
     fn parses_decimal_usd_exactly() {
         assert_eq!(NanoUsd::parse_usd("0.15").unwrap(), NanoUsd(150_000_000));
         assert_eq!(NanoUsd::parse_usd("12").unwrap(), NanoUsd(12_000_000_000));
-        assert_eq!(
-            NanoUsd::parse_usd("-3.000000001").unwrap(),
-            NanoUsd(-3_000_000_001)
-        );
+        assert_eq!(NanoUsd::parse_usd("-3.000000001").unwrap(), NanoUsd(-3_000_000_001));
         assert_eq!(NanoUsd::parse_usd(".5").unwrap(), NanoUsd(500_000_000));
         assert!(NanoUsd::parse_usd("1.0000000001").is_err());
         assert!(NanoUsd::parse_usd("abc").is_err());
@@ -168,26 +145,10 @@ mod tests {
             cached_input: NanoUsd::parse_usd("0.075").unwrap(),
             output: NanoUsd::parse_usd("0.60").unwrap(),
         };
-        let usage = Usage {
-            prompt_tokens: 10,
-            completion_tokens: 3,
-            cached_tokens: 4,
-            reasoning_tokens: 0,
-        };
+        let usage = Usage { prompt_tokens: 10, completion_tokens: 3, cached_tokens: 4, reasoning_tokens: 0 };
         assert_eq!(price.cost(&usage), NanoUsd(3000));
-        let one = Usage {
-            prompt_tokens: 1,
-            ..Usage::default()
-        };
-        let tiny = Price {
-            input: NanoUsd(1),
-            cached_input: NanoUsd(1),
-            output: NanoUsd(1),
-        };
-        assert_eq!(
-            tiny.cost(&one),
-            NanoUsd(1),
-            "a fraction of a nano-USD rounds up"
-        );
+        let one = Usage { prompt_tokens: 1, ..Usage::default() };
+        let tiny = Price { input: NanoUsd(1), cached_input: NanoUsd(1), output: NanoUsd(1) };
+        assert_eq!(tiny.cost(&one), NanoUsd(1), "a fraction of a nano-USD rounds up");
     }
 }

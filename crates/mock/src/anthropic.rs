@@ -37,10 +37,7 @@ pub(crate) fn error(kind: &str, message: &str) -> Bytes {
         kind: &'a str,
         message: &'a str,
     }
-    to_json(&Envelope {
-        kind: "error",
-        error: Error { kind, message },
-    })
+    to_json(&Envelope { kind: "error", error: Error { kind, message } })
 }
 
 /// A message, whether sent whole or streamed.
@@ -86,11 +83,7 @@ pub(crate) fn messages(
     if request.body.get("stream").and_then(Value::as_bool) == Some(true) {
         Answer::Stream(Box::new(stream::MessageStream::new(message)))
     } else {
-        Answer::Json {
-            status: StatusCode::OK,
-            body: to_json(&message.to_wire()),
-            tokens: message.usage.output_tokens,
-        }
+        Answer::Json { status: StatusCode::OK, body: to_json(&message.to_wire()), tokens: message.usage.output_tokens }
     }
 }
 
@@ -98,53 +91,38 @@ pub(crate) fn messages(
 /// and thinking preserved when thinking is on.
 fn parse<'a>(body: Option<&'a Value>, model: Option<&'a str>) -> Result<Request<'a>, String> {
     let Some(body) = body.filter(|b| b.is_object()) else {
-        return Err(
-            "There was an error parsing the body of your request: expected a JSON object.".into(),
-        );
+        return Err("There was an error parsing the body of your request: expected a JSON object.".into());
     };
     let model = model.ok_or("model: Field required")?;
-    let messages = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("messages: Field required")?;
+    let messages = body.get("messages").and_then(Value::as_array).ok_or("messages: Field required")?;
     if messages.is_empty() {
         return Err("messages: at least one message is required".into());
     }
     let max_tokens = match body.get("max_tokens") {
         None | Some(Value::Null) => return Err("max_tokens: Field required".into()),
-        Some(value) => value
-            .as_u64()
-            .ok_or("max_tokens: Input should be a valid integer")?,
+        Some(value) => value.as_u64().ok_or("max_tokens: Input should be a valid integer")?,
     };
-    let thinking = matches!(
-        body.pointer("/thinking/type").and_then(Value::as_str),
-        Some("enabled" | "adaptive")
-    );
+    let thinking = matches!(body.pointer("/thinking/type").and_then(Value::as_str), Some("enabled" | "adaptive"));
     if thinking {
         check_thinking_preserved(messages)?;
     }
-    Ok(Request {
-        body,
-        messages,
-        model,
-        max_tokens,
-        thinking,
-    })
+    Ok(Request { body, messages, model, max_tokens, thinking })
 }
 
 /// Anthropic's rule with thinking on: the last assistant message, when it calls tools,
 /// must start with the thinking that came with those calls.
 fn check_thinking_preserved(messages: &[Value]) -> Result<(), String> {
-    let Some((index, blocks)) = messages.iter().enumerate().rev().find_map(|(i, m)| {
-        (role(m) == Some("assistant")).then(|| (i, m.get("content").and_then(Value::as_array)))
-    }) else {
+    let Some((index, blocks)) = messages
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, m)| (role(m) == Some("assistant")).then(|| (i, m.get("content").and_then(Value::as_array))))
+    else {
         return Ok(());
     };
     let blocks = blocks.map_or(&[][..], Vec::as_slice);
     let first = blocks.first().and_then(block_type).unwrap_or("text");
-    if !blocks.iter().any(|b| block_type(b) == Some("tool_use"))
-        || matches!(first, "thinking" | "redacted_thinking")
-    {
+    if !blocks.iter().any(|b| block_type(b) == Some("tool_use")) || matches!(first, "thinking" | "redacted_thinking") {
         return Ok(());
     }
     Err(format!(
@@ -164,11 +142,7 @@ fn respond(request: &Request<'_>, knobs: &MockConfig, seq: u64, stats: &Stats) -
         Some(system) => content_tokens(system) + 1,
     };
     let prompt_tokens: u64 = system_tokens
-        + request
-            .messages
-            .iter()
-            .map(|m| content_tokens(m.get("content").unwrap_or(&Value::Null)) + 1)
-            .sum::<u64>();
+        + request.messages.iter().map(|m| content_tokens(m.get("content").unwrap_or(&Value::Null)) + 1).sum::<u64>();
     let tool_result = request
         .messages
         .last()
@@ -207,11 +181,7 @@ fn respond(request: &Request<'_>, knobs: &MockConfig, seq: u64, stats: &Stats) -
         let calls = turn::calls(&chosen, "toolu_mock_", stats);
         (Body::Calls(calls), Stop::ToolUse)
     };
-    let turn = Turn {
-        thinking: request.thinking.then(|| format!("sig_mock_{seq}")),
-        body: body_,
-        stop,
-    };
+    let turn = Turn { thinking: request.thinking.then(|| format!("sig_mock_{seq}")), body: body_, stop };
     let cached = knobs.cached_tokens.min(prompt_tokens);
     Message {
         id: format!("msg_mock_{seq}"),
@@ -245,18 +215,12 @@ fn chosen_tools(body: &Value) -> Vec<(&str, &Value)> {
         return tools;
     }
     let choice = body.get("tool_choice").unwrap_or(&Value::Null);
-    let parallel = choice
-        .get("disable_parallel_tool_use")
-        .and_then(Value::as_bool)
-        != Some(true);
+    let parallel = choice.get("disable_parallel_tool_use").and_then(Value::as_bool) != Some(true);
     match block_type(choice).unwrap_or("auto") {
         "none" => Vec::new(),
         "tool" => {
             let name = choice.get("name").and_then(Value::as_str).unwrap_or("");
-            let schema = tools
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(&Value::Null, |(_, s)| *s);
+            let schema = tools.iter().find(|(n, _)| *n == name).map_or(&Value::Null, |(_, s)| *s);
             vec![(name, schema)]
         }
         "any" => turn::pick(tools, true, parallel),
@@ -280,14 +244,8 @@ fn content_tokens(content: &Value) -> u64 {
         Value::Array(blocks) => blocks
             .iter()
             .map(|b| match block_type(b) {
-                Some("text") => b
-                    .get("text")
-                    .and_then(Value::as_str)
-                    .map_or(0, count_tokens),
-                Some("thinking") => b
-                    .get("thinking")
-                    .and_then(Value::as_str)
-                    .map_or(0, count_tokens),
+                Some("text") => b.get("text").and_then(Value::as_str).map_or(0, count_tokens),
+                Some("thinking") => b.get("thinking").and_then(Value::as_str).map_or(0, count_tokens),
                 Some("tool_result") => b.get("content").map_or(0, content_tokens),
                 _ => 0,
             })
@@ -328,18 +286,13 @@ impl Message {
     fn to_wire(&self) -> wire::Message<'_> {
         let mut content = Vec::new();
         if let Some(signature) = &self.turn.thinking {
-            content.push(wire::Block::Thinking {
-                thinking: THINKING,
-                signature,
-            });
+            content.push(wire::Block::Thinking { thinking: THINKING, signature });
         }
         match &self.turn.body {
             Body::Text(text) if !text.is_empty() => content.push(wire::Block::Text { text }),
-            Body::Calls(calls) => content.extend(calls.iter().map(|c| wire::Block::ToolUse {
-                id: &c.id,
-                name: &c.name,
-                input: &c.input,
-            })),
+            Body::Calls(calls) => {
+                content.extend(calls.iter().map(|c| wire::Block::ToolUse { id: &c.id, name: &c.name, input: &c.input }))
+            }
             Body::Text(_) | Body::Blocked => {}
         }
         wire::Message {

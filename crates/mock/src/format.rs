@@ -74,11 +74,7 @@ impl Format {
     /// A 400 answer in this format.
     pub(crate) fn invalid_request(self, message: &str) -> Answer {
         let (status, body) = self.error(Failure::InvalidRequest, message);
-        Answer::Json {
-            status,
-            body,
-            tokens: 0,
-        }
+        Answer::Json { status, body, tokens: 0 }
     }
 }
 

@@ -39,9 +39,7 @@ pub(crate) enum Method {
 /// Splits `/v1beta/models/{model}:{method}` (or `/v1/…`) into the percent-decoded model
 /// and the method name; the model may carry knobs (`gemini@fault=cut:2`).
 pub(crate) fn route(path: &str) -> Option<(String, String)> {
-    let segment = path
-        .strip_prefix("/v1beta/models/")
-        .or_else(|| path.strip_prefix("/v1/models/"))?;
+    let segment = path.strip_prefix("/v1beta/models/").or_else(|| path.strip_prefix("/v1/models/"))?;
     let segment = percent_decode(segment);
     let (model, method) = segment.rsplit_once(':')?;
     (!model.is_empty() && !model.contains('/')).then(|| (model.to_owned(), method.to_owned()))
@@ -53,11 +51,7 @@ pub(crate) fn method(name: &str, query: Option<&str>) -> Option<Method> {
         "generateContent" => Some(Method::Generate),
         "streamGenerateContent" => {
             let sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
-            Some(Method::Stream(if sse {
-                Framing::Sse
-            } else {
-                Framing::JsonArray
-            }))
+            Some(Method::Stream(if sse { Framing::Sse } else { Framing::JsonArray }))
         }
         _ => None,
     }
@@ -109,15 +103,10 @@ pub(crate) fn generate(
     stats: &Stats,
 ) -> Answer {
     let Some(body) = body.filter(|b| b.is_object()) else {
-        return Format::Gemini
-            .invalid_request("Invalid JSON payload received. Expected a JSON object.");
+        return Format::Gemini.invalid_request("Invalid JSON payload received. Expected a JSON object.");
     };
-    let Some(contents) = field(body, "contents", "contents")
-        .and_then(Value::as_array)
-        .filter(|c| !c.is_empty())
-    else {
-        return Format::Gemini
-            .invalid_request("* GenerateContentRequest.contents: contents is not specified\n");
+    let Some(contents) = field(body, "contents", "contents").and_then(Value::as_array).filter(|c| !c.is_empty()) else {
+        return Format::Gemini.invalid_request("* GenerateContentRequest.contents: contents is not specified\n");
     };
     let response = respond(body, contents, model, knobs, seq, stats);
     match method {
@@ -126,34 +115,20 @@ pub(crate) fn generate(
             body: to_json(&wire::whole(&response)),
             tokens: response.candidates_tokens() + response.thoughts_tokens(),
         },
-        Method::Stream(framing) => {
-            Answer::Stream(Box::new(stream::ContentStream::new(response, framing)))
-        }
+        Method::Stream(framing) => Answer::Stream(Box::new(stream::ContentStream::new(response, framing))),
     }
 }
 
 /// Decides the reply to a valid request.
-fn respond(
-    body: &Value,
-    contents: &[Value],
-    model: &str,
-    knobs: &MockConfig,
-    seq: u64,
-    stats: &Stats,
-) -> Response {
-    let system_tokens =
-        field(body, "systemInstruction", "system_instruction").map_or(0, |s| content_tokens(s) + 1);
+fn respond(body: &Value, contents: &[Value], model: &str, knobs: &MockConfig, seq: u64, stats: &Stats) -> Response {
+    let system_tokens = field(body, "systemInstruction", "system_instruction").map_or(0, |s| content_tokens(s) + 1);
     let prompt_tokens = system_tokens + contents.iter().map(|c| content_tokens(c) + 1).sum::<u64>();
     let config = field(body, "generationConfig", "generation_config").unwrap_or(&Value::Null);
     let function_response = contents
         .last()
         .and_then(|c| c.get("parts"))
         .and_then(Value::as_array)
-        .and_then(|parts| {
-            parts
-                .iter()
-                .find_map(|p| field(p, "functionResponse", "function_response"))
-        });
+        .and_then(|parts| parts.iter().find_map(|p| field(p, "functionResponse", "function_response")));
     let chosen = match function_response {
         Some(_) => Vec::new(),
         None => chosen_functions(body),
@@ -167,11 +142,7 @@ fn respond(
             None => contents
                 .iter()
                 .rev()
-                .find(|c| {
-                    c.get("role")
-                        .and_then(Value::as_str)
-                        .is_none_or(|r| r == "user")
-                })
+                .find(|c| c.get("role").and_then(Value::as_str).is_none_or(|r| r == "user"))
                 .map_or(Cow::Borrowed(""), content_text),
         };
         let (text, stop) = reply(&prompt, config, knobs);
@@ -184,9 +155,8 @@ fn respond(
         .and_then(|t| field(t, "includeThoughts", "include_thoughts"))
         .and_then(Value::as_bool)
         == Some(true);
-    let candidates = field(config, "candidateCount", "candidate_count")
-        .and_then(Value::as_u64)
-        .map_or(1, |n| n.clamp(1, 8) as u32);
+    let candidates =
+        field(config, "candidateCount", "candidate_count").and_then(Value::as_u64).map_or(1, |n| n.clamp(1, 8) as u32);
     Response {
         id: format!("resp_mock_{seq}"),
         model: model.to_owned(),
@@ -206,8 +176,8 @@ fn respond(
 /// `{"answer":"<reply>"}`.
 fn reply(prompt: &str, config: &Value, knobs: &MockConfig) -> (String, Stop) {
     let limit = field(config, "maxOutputTokens", "max_output_tokens").and_then(Value::as_u64);
-    let json_mode = field(config, "responseMimeType", "response_mime_type").and_then(Value::as_str)
-        == Some("application/json");
+    let json_mode =
+        field(config, "responseMimeType", "response_mime_type").and_then(Value::as_str) == Some("application/json");
     if !json_mode {
         let stop_sequences: Vec<&str> = field(config, "stopSequences", "stop_sequences")
             .and_then(Value::as_array)
@@ -217,15 +187,10 @@ fn reply(prompt: &str, config: &Value, knobs: &MockConfig) -> (String, Stop) {
             .collect();
         return turn::reply(prompt, knobs, limit, &stop_sequences);
     }
-    let schema = [
-        ("responseJsonSchema", "response_json_schema"),
-        ("responseSchema", "response_schema"),
-    ]
-    .iter()
-    .find_map(|(camel, snake)| field(config, camel, snake));
-    let object = schema
-        .map(tool_arguments)
-        .filter(|o| o.as_object().is_some_and(|m| !m.is_empty()));
+    let schema = [("responseJsonSchema", "response_json_schema"), ("responseSchema", "response_schema")]
+        .iter()
+        .find_map(|(camel, snake)| field(config, camel, snake));
+    let object = schema.map(tool_arguments).filter(|o| o.as_object().is_some_and(|m| !m.is_empty()));
     match object {
         Some(object) => (object.to_string(), Stop::End),
         None => {
@@ -241,10 +206,7 @@ fn reply(prompt: &str, config: &Value, knobs: &MockConfig) -> (String, Stop) {
 fn chosen_functions(body: &Value) -> Vec<(&str, &Value)> {
     let config = field(body, "toolConfig", "tool_config")
         .and_then(|c| field(c, "functionCallingConfig", "function_calling_config"));
-    let mode = config
-        .and_then(|c| c.get("mode"))
-        .and_then(Value::as_str)
-        .unwrap_or("AUTO");
+    let mode = config.and_then(|c| c.get("mode")).and_then(Value::as_str).unwrap_or("AUTO");
     if mode.eq_ignore_ascii_case("NONE") {
         return Vec::new();
     }
@@ -336,11 +298,7 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
             if i <= chunk.len() {
@@ -373,14 +331,8 @@ mod tests {
         );
         assert_eq!(route("/v1beta/models/gemini"), None);
         assert_eq!(route("/v1beta/tunedModels/x:generateContent"), None);
-        assert_eq!(
-            method("streamGenerateContent", Some("key=k&alt=sse")),
-            Some(Method::Stream(Framing::Sse))
-        );
-        assert_eq!(
-            method("streamGenerateContent", None),
-            Some(Method::Stream(Framing::JsonArray))
-        );
+        assert_eq!(method("streamGenerateContent", Some("key=k&alt=sse")), Some(Method::Stream(Framing::Sse)));
+        assert_eq!(method("streamGenerateContent", None), Some(Method::Stream(Framing::JsonArray)));
         assert_eq!(method("countTokens", None), None);
     }
 

@@ -65,9 +65,7 @@ pub enum Fault {
 /// A fault name that is not one of `500`, `429`, `overloaded`, `hang`, `reset`, `cut`,
 /// `cut:N`, `stream_error`, `safety`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown fault {0:?}: expected 500, 429, overloaded, hang, reset, cut, cut:N, stream_error or safety"
-)]
+#[error("unknown fault {0:?}: expected 500, 429, overloaded, hang, reset, cut, cut:N, stream_error or safety")]
 pub struct ParseFaultError(String);
 
 impl FromStr for Fault {
@@ -137,28 +135,18 @@ impl MockConfig {
         };
         for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let Some((key, raw)) = item.split_once('=') else {
-                return Err(format!(
-                    "mock knob `{item}` in model name {model:?} must be key=value"
-                ));
+                return Err(format!("mock knob `{item}` in model name {model:?} must be key=value"));
             };
             let (key, raw) = (key.trim(), raw.trim());
-            let value = raw
-                .parse::<u64>()
-                .map_or_else(|_| Value::from(raw), Value::from);
-            knobs
-                .set(key, key, &value)
-                .map_err(|e| format!("model name {model:?}: {e}"))?;
+            let value = raw.parse::<u64>().map_or_else(|_| Value::from(raw), Value::from);
+            knobs.set(key, key, &value).map_err(|e| format!("model name {model:?}: {e}"))?;
         }
         Ok(knobs)
     }
 
     /// Sets knob `key` (called `name` in error messages).
     fn set(&mut self, name: &str, key: &str, value: &Value) -> Result<(), String> {
-        let number = || {
-            value
-                .as_u64()
-                .ok_or_else(|| format!("`{name}` must be a non-negative integer"))
-        };
+        let number = || value.as_u64().ok_or_else(|| format!("`{name}` must be a non-negative integer"));
         match key {
             "latency_ms" => self.latency_ms = number()?,
             "tokens_per_second" => self.tokens_per_second = number()?,
@@ -171,11 +159,7 @@ impl MockConfig {
                     Value::String(s) if s == "none" => None,
                     Value::String(s) => Some(s.parse().map_err(|e| format!("`{name}`: {e}"))?),
                     // `fault=500` in a model name, or `"fault": 500` in a body.
-                    Value::Number(n) => Some(
-                        n.to_string()
-                            .parse()
-                            .map_err(|e| format!("`{name}`: {e}"))?,
-                    ),
+                    Value::Number(n) => Some(n.to_string().parse().map_err(|e| format!("`{name}`: {e}"))?),
                     _ => return Err(format!("`{name}` must be a string")),
                 }
             }
@@ -191,9 +175,8 @@ impl MockConfig {
 
     /// The time between two token chunks, if streams are paced.
     pub(crate) fn token_interval(&self) -> Option<Duration> {
-        (self.tokens_per_second > 0).then(|| {
-            Duration::from_secs(1) / u32::try_from(self.tokens_per_second).unwrap_or(u32::MAX)
-        })
+        (self.tokens_per_second > 0)
+            .then(|| Duration::from_secs(1) / u32::try_from(self.tokens_per_second).unwrap_or(u32::MAX))
     }
 }
 
@@ -214,50 +197,24 @@ mod tests {
 
     #[test]
     fn fault_strings_round_trip() {
-        for s in [
-            "500",
-            "429",
-            "hang",
-            "reset",
-            "cut:2",
-            "cut:0",
-            "overloaded",
-            "stream_error",
-            "safety",
-        ] {
+        for s in ["500", "429", "hang", "reset", "cut:2", "cut:0", "overloaded", "stream_error", "safety"] {
             assert_eq!(s.parse::<Fault>().unwrap().to_string(), s);
         }
-        assert_eq!(
-            "cut".parse::<Fault>().unwrap(),
-            Fault::CutStream { after_tokens: 2 }
-        );
+        assert_eq!("cut".parse::<Fault>().unwrap(), Fault::CutStream { after_tokens: 2 });
         assert!("cut:x".parse::<Fault>().is_err());
         assert!("503".parse::<Fault>().is_err());
     }
 
     #[test]
     fn overrides_apply_and_reject_typos() {
-        let base = MockConfig {
-            fault: Some(Fault::Hang),
-            ..MockConfig::default()
-        };
-        let k = base
-            .with_overrides(&json!({"mock": {"reply_tokens": 3, "fault": null, "latency_ms": 5}}))
-            .unwrap();
+        let base = MockConfig { fault: Some(Fault::Hang), ..MockConfig::default() };
+        let k = base.with_overrides(&json!({"mock": {"reply_tokens": 3, "fault": null, "latency_ms": 5}})).unwrap();
         assert_eq!((k.reply_tokens, k.fault, k.latency_ms), (3, None, 5));
-        let k = base
-            .with_overrides(&json!({"mock": {"fault": "cut:7"}}))
-            .unwrap();
+        let k = base.with_overrides(&json!({"mock": {"fault": "cut:7"}})).unwrap();
         assert_eq!(k.fault, Some(Fault::CutStream { after_tokens: 7 }));
         assert_eq!(base.with_overrides(&json!({"model": "x"})).unwrap(), base);
-        assert!(
-            base.with_overrides(&json!({"mock": {"reply_token": 3}}))
-                .is_err()
-        );
-        assert!(
-            base.with_overrides(&json!({"mock": {"reply_tokens": -1}}))
-                .is_err()
-        );
+        assert!(base.with_overrides(&json!({"mock": {"reply_token": 3}})).is_err());
+        assert!(base.with_overrides(&json!({"mock": {"reply_tokens": -1}})).is_err());
         assert!(base.with_overrides(&json!({"mock": "fast"})).is_err());
     }
 
@@ -266,44 +223,22 @@ mod tests {
         let base = MockConfig::default();
         assert_eq!(split_model("mock-gpt"), ("mock-gpt", None));
         assert_eq!(split_model("claude@20240620"), ("claude@20240620", None));
-        assert_eq!(
-            split_model("claude@v1@fault=cut:3,latency_ms=2"),
-            ("claude@v1", Some("fault=cut:3,latency_ms=2"))
-        );
-        let k = base
-            .with_model_knobs("m@fault=cut:3, latency_ms=20,tokens_per_second=50")
-            .unwrap();
-        assert_eq!(
-            (k.fault, k.latency_ms, k.tokens_per_second),
-            (Some(Fault::CutStream { after_tokens: 3 }), 20, 50)
-        );
+        assert_eq!(split_model("claude@v1@fault=cut:3,latency_ms=2"), ("claude@v1", Some("fault=cut:3,latency_ms=2")));
+        let k = base.with_model_knobs("m@fault=cut:3, latency_ms=20,tokens_per_second=50").unwrap();
+        assert_eq!((k.fault, k.latency_ms, k.tokens_per_second), (Some(Fault::CutStream { after_tokens: 3 }), 20, 50));
         assert_eq!(base.with_model_knobs("claude@20240620").unwrap(), base);
         let k = base.with_model_knobs("m@fault=500").unwrap();
         assert_eq!(k.fault, Some(Fault::Status500));
-        let cleared = MockConfig {
-            fault: Some(Fault::Hang),
-            ..MockConfig::default()
-        };
-        assert_eq!(
-            cleared.with_model_knobs("m@fault=none").unwrap().fault,
-            None
-        );
-        for bad in [
-            "m@speed=3",
-            "m@latency_ms=fast",
-            "m@fault=9",
-            "m@x=1,latency_ms",
-        ] {
+        let cleared = MockConfig { fault: Some(Fault::Hang), ..MockConfig::default() };
+        assert_eq!(cleared.with_model_knobs("m@fault=none").unwrap().fault, None);
+        for bad in ["m@speed=3", "m@latency_ms=fast", "m@fault=9", "m@x=1,latency_ms"] {
             assert!(base.with_model_knobs(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn pacing_interval() {
-        let k = MockConfig {
-            tokens_per_second: 100,
-            ..MockConfig::default()
-        };
+        let k = MockConfig { tokens_per_second: 100, ..MockConfig::default() };
         assert_eq!(k.token_interval(), Some(Duration::from_millis(10)));
         assert_eq!(MockConfig::default().token_interval(), None);
     }

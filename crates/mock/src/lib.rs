@@ -38,11 +38,7 @@ pub async fn start(listen: SocketAddr, config: MockConfig) -> std::io::Result<Mo
     let addr = listener.local_addr()?;
     let stats = Arc::new(Stats::default());
     let accept = tokio::spawn(serve(listener, config, Arc::clone(&stats)));
-    Ok(MockServer {
-        addr,
-        stats,
-        accept,
-    })
+    Ok(MockServer { addr, stats, accept })
 }
 
 /// Runs the accept loop on `listener` until the process ends (or the task is dropped).

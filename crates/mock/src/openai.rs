@@ -24,33 +24,21 @@ const SYSTEM_FINGERPRINT: &str = "fp_mock";
 pub(crate) fn models() -> Bytes {
     let data: Vec<Value> = MODELS
         .iter()
-        .map(
-            |id| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "mock"}),
-        )
+        .map(|id| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "mock"}))
         .collect();
     to_json(&json!({"object": "list", "data": data}))
 }
 
 /// The OpenAI error envelope, with `param` and `code` null.
 pub(crate) fn error(kind: &str, message: impl Into<String>) -> Bytes {
-    let envelope = ErrorEnvelope {
-        error: ErrorBody {
-            message: message.into(),
-            kind: kind.to_owned(),
-            code: None,
-            param: None,
-        },
-    };
+    let envelope =
+        ErrorEnvelope { error: ErrorBody { message: message.into(), kind: kind.to_owned(), code: None, param: None } };
     Bytes::from(envelope.to_json())
 }
 
 /// A 400 `invalid_request_error` answer.
 pub(crate) fn invalid_request(message: impl Into<String>) -> Answer {
-    Answer::Json {
-        status: StatusCode::BAD_REQUEST,
-        body: error("invalid_request_error", message),
-        tokens: 0,
-    }
+    Answer::Json { status: StatusCode::BAD_REQUEST, body: error("invalid_request_error", message), tokens: 0 }
 }
 
 /// What a chat completion answers, whether sent whole or streamed.
@@ -117,41 +105,21 @@ pub(crate) fn chat_completions(
     let model = model.unwrap_or(MODELS[0]);
     let completion = complete(body, messages, model, knobs, seq, stats);
     if body.get("stream").and_then(Value::as_bool) == Some(true) {
-        let include_usage = body
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            == Some(true);
+        let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
         Answer::Stream(Box::new(stream::ChatStream::new(completion, include_usage)))
     } else {
         let tokens = completion.usage.completion_tokens;
-        Answer::Json {
-            status: StatusCode::OK,
-            body: to_json(&completion.to_wire()),
-            tokens,
-        }
+        Answer::Json { status: StatusCode::OK, body: to_json(&completion.to_wire()), tokens }
     }
 }
 
 /// Decides the reply to a well-formed request.
-fn complete(
-    body: &Value,
-    messages: &[Value],
-    model: &str,
-    knobs: &MockConfig,
-    seq: u64,
-    stats: &Stats,
-) -> Completion {
-    let prompt_tokens: u64 = messages
-        .iter()
-        .map(|m| content_tokens(m.get("content").unwrap_or(&Value::Null)) + 1)
-        .sum();
+fn complete(body: &Value, messages: &[Value], model: &str, knobs: &MockConfig, seq: u64, stats: &Stats) -> Completion {
+    let prompt_tokens: u64 =
+        messages.iter().map(|m| content_tokens(m.get("content").unwrap_or(&Value::Null)) + 1).sum();
     let last = messages.last();
     let answers_tool = last.and_then(|m| m.get("role")).and_then(Value::as_str) == Some("tool");
-    let calls = if answers_tool {
-        Vec::new()
-    } else {
-        chosen_tools(body)
-    };
+    let calls = if answers_tool { Vec::new() } else { chosen_tools(body) };
 
     let (content, finish_reason, completion_tokens) = if knobs.fault == Some(Fault::Safety) {
         (Content::Text(Reply::new("", 0)), "content_filter", 0)
@@ -166,21 +134,11 @@ fn complete(
                 .and_then(|m| m.get("content"))
                 .map(content_text)
         };
-        let limit = ["max_completion_tokens", "max_tokens"]
-            .iter()
-            .filter_map(|k| body.get(*k).and_then(Value::as_u64))
-            .min();
+        let limit =
+            ["max_completion_tokens", "max_tokens"].iter().filter_map(|k| body.get(*k).and_then(Value::as_u64)).min();
         let len = limit.map_or(knobs.reply_tokens, |l| l.min(knobs.reply_tokens));
-        let finish = if len < knobs.reply_tokens {
-            "length"
-        } else {
-            "stop"
-        };
-        (
-            Content::Text(Reply::new(prompt.as_deref().unwrap_or(""), len)),
-            finish,
-            len,
-        )
+        let finish = if len < knobs.reply_tokens { "length" } else { "stop" };
+        (Content::Text(Reply::new(prompt.as_deref().unwrap_or(""), len)), finish, len)
     } else {
         let first_id = stats.next_tool_call_ids(calls.len() as u64);
         let calls: Vec<ToolCall> = calls
@@ -192,10 +150,7 @@ fn complete(
                 arguments: to_string(&tool_arguments(parameters)),
             })
             .collect();
-        let tokens = calls
-            .iter()
-            .map(|c| argument_fragments(&c.arguments).len() as u64)
-            .sum();
+        let tokens = calls.iter().map(|c| argument_fragments(&c.arguments).len() as u64).sum();
         (Content::ToolCalls(calls), "tool_calls", tokens)
     };
 
@@ -232,11 +187,7 @@ fn chosen_tools(body: &Value) -> Vec<(&str, &Value)> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|t| {
-            t.get("type")
-                .and_then(Value::as_str)
-                .is_none_or(|k| k == "function")
-        })
+        .filter(|t| t.get("type").and_then(Value::as_str).is_none_or(|k| k == "function"))
         .filter_map(|t| {
             let function = t.get("function")?;
             let name = function.get("name")?.as_str()?;
@@ -248,18 +199,13 @@ fn chosen_tools(body: &Value) -> Vec<(&str, &Value)> {
     }
     let choice = body.get("tool_choice").unwrap_or(&Value::Null);
     if let Some(name) = choice.pointer("/function/name").and_then(Value::as_str) {
-        let parameters = functions
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(&Value::Null, |(_, p)| *p);
+        let parameters = functions.iter().find(|(n, _)| *n == name).map_or(&Value::Null, |(_, p)| *p);
         return vec![(name, parameters)];
     }
     let parallel = body.get("parallel_tool_calls").and_then(Value::as_bool) != Some(false);
     match choice.as_str() {
         Some("none") => Vec::new(),
-        Some("required") if parallel && functions.len() >= 2 => {
-            functions.into_iter().take(2).collect()
-        }
+        Some("required") if parallel && functions.len() >= 2 => functions.into_iter().take(2).collect(),
         _ => functions.into_iter().take(1).collect(),
     }
 }
@@ -303,10 +249,7 @@ impl Completion {
                 .map(|c| wire::ToolCall {
                     id: &c.id,
                     kind: "function",
-                    function: wire::Function {
-                        name: &c.name,
-                        arguments: &c.arguments,
-                    },
+                    function: wire::Function { name: &c.name, arguments: &c.arguments },
                 })
                 .collect(),
         };
@@ -317,13 +260,7 @@ impl Completion {
             model: &self.model,
             choices: [wire::Choice {
                 index: 0,
-                message: wire::Message {
-                    role: "assistant",
-                    content: text,
-                    refusal: None,
-                    tool_calls,
-                    annotations: [],
-                },
+                message: wire::Message { role: "assistant", content: text, refusal: None, tool_calls, annotations: [] },
                 logprobs: None,
                 finish_reason: self.finish_reason,
             }],

@@ -52,11 +52,7 @@ impl Reply {
     pub(crate) fn new(prompt: &str, len: u64) -> Reply {
         let seed: String = prompt
             .split_whitespace()
-            .map(|w| {
-                w.chars()
-                    .filter(|c| c.is_alphanumeric())
-                    .collect::<String>()
-            })
+            .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>())
             .find(|w| !w.is_empty())
             .unwrap_or_else(|| VOCABULARY[0].to_owned());
         let offset = (fnv1a(prompt.as_bytes()) % VOCABULARY.len() as u64) as usize;
@@ -91,9 +87,7 @@ impl Reply {
 
 /// 64-bit FNV-1a: a stable hash, so replies do not change between Rust releases.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Arguments for a function whose parameters follow JSON `schema`: an object with every
@@ -109,20 +103,14 @@ pub(crate) fn tool_arguments(schema: &Value) -> Value {
 }
 
 fn value_for(schema: &Value, depth: u32) -> Value {
-    if let Some(first) = schema
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
+    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
         return first.clone();
     }
     let kind = match schema.get("type") {
         Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(types)) => types
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| !t.eq_ignore_ascii_case("null"))
-            .unwrap_or("null"),
+        Some(Value::Array(types)) => {
+            types.iter().filter_map(Value::as_str).find(|t| !t.eq_ignore_ascii_case("null")).unwrap_or("null")
+        }
         _ if schema.get("properties").is_some() => "object",
         _ => "string",
     };
@@ -176,9 +164,7 @@ pub(crate) fn next_piece(text: &str, from: usize) -> Option<(Range<usize>, u64)>
     let Some(word) = rest.find(|c: char| !c.is_whitespace()) else {
         return Some((from..text.len(), 0));
     };
-    let end = rest[word..]
-        .find(char::is_whitespace)
-        .map_or(text.len(), |e| from + word + e);
+    let end = rest[word..].find(char::is_whitespace).map_or(text.len(), |e| from + word + e);
     Some((from..end, 1))
 }
 
@@ -224,8 +210,7 @@ mod tests {
             json!({"city": "mock", "unit": "celsius", "days": 1, "exact": true, "tags": [], "where": {"lat": 1}})
         );
         assert_eq!(tool_arguments(&json!({"type": "object"})), json!({}));
-        let gemini =
-            json!({"type": "OBJECT", "properties": {"n": {"type": "INTEGER"}}, "required": ["n"]});
+        let gemini = json!({"type": "OBJECT", "properties": {"n": {"type": "INTEGER"}}, "required": ["n"]});
         assert_eq!(tool_arguments(&gemini), json!({"n": 1}));
         assert_eq!(tool_arguments(&Value::Null), json!({}));
     }
@@ -233,10 +218,7 @@ mod tests {
     #[test]
     fn fragments_concatenate_back() {
         for args in ["{}", r#"{"city":"mock","days":1}"#, r#"{"naïve":"é"}"#] {
-            let parts: Vec<&str> = argument_fragments(args)
-                .into_iter()
-                .map(|r| &args[r])
-                .collect();
+            let parts: Vec<&str> = argument_fragments(args).into_iter().map(|r| &args[r]).collect();
             assert!(parts.len() >= 2, "{args}: {parts:?}");
             assert_eq!(parts.concat(), args);
         }
@@ -253,10 +235,7 @@ mod tests {
             }
             out
         }
-        assert_eq!(
-            pieces("Hello from  the"),
-            [("Hello", 1), (" from", 1), ("  the", 1)]
-        );
+        assert_eq!(pieces("Hello from  the"), [("Hello", 1), (" from", 1), ("  the", 1)]);
         assert_eq!(pieces(" é x "), [(" é", 1), (" x", 1), (" ", 0)]);
         assert!(pieces("").is_empty());
     }

@@ -30,11 +30,7 @@ type Body = UnsyncBoxBody<Bytes, StreamCut>;
 /// What a wire format answers to one request, before latency and faults are applied.
 pub(crate) enum Answer {
     /// A whole JSON body carrying `tokens` completion tokens.
-    Json {
-        status: StatusCode,
-        body: Bytes,
-        tokens: u64,
-    },
+    Json { status: StatusCode, body: Bytes, tokens: u64 },
     /// An SSE stream.
     Stream(Box<dyn EventSource>),
 }
@@ -70,10 +66,7 @@ pub(crate) async fn serve(listener: TcpListener, config: MockConfig, stats: Arc<
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             let service = service_fn(move |request| handle(Arc::clone(&shared), request));
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(%error, "mock upstream: connection ended with an error");
             }
         });
@@ -84,10 +77,7 @@ pub(crate) async fn serve(listener: TcpListener, config: MockConfig, stats: Arc<
 enum Endpoint {
     ChatCompletions,
     Messages,
-    Gemini {
-        model: String,
-        method: gemini::Method,
-    },
+    Gemini { model: String, method: gemini::Method },
 }
 
 impl Endpoint {
@@ -100,29 +90,17 @@ impl Endpoint {
     }
 
     /// The answer to a request whose knobs are valid; `model` is without its knobs.
-    fn answer(
-        &self,
-        body: Option<&Value>,
-        model: Option<&str>,
-        knobs: &MockConfig,
-        seq: u64,
-        stats: &Stats,
-    ) -> Answer {
+    fn answer(&self, body: Option<&Value>, model: Option<&str>, knobs: &MockConfig, seq: u64, stats: &Stats) -> Answer {
         match self {
             Endpoint::ChatCompletions => openai::chat_completions(body, model, knobs, seq, stats),
             Endpoint::Messages => anthropic::messages(body, model, knobs, seq, stats),
-            Endpoint::Gemini { method, .. } => {
-                gemini::generate(body, model.unwrap_or(""), *method, knobs, seq, stats)
-            }
+            Endpoint::Gemini { method, .. } => gemini::generate(body, model.unwrap_or(""), *method, knobs, seq, stats),
         }
     }
 }
 
 /// Routes one request.
-async fn handle(
-    shared: Arc<Shared>,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, CloseConnection> {
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<Body>, CloseConnection> {
     let path = request.uri().path();
     let endpoint = match (request.method(), path) {
         (&Method::GET, "/v1/models") => return Ok(json(StatusCode::OK, openai::models())),
@@ -159,11 +137,7 @@ async fn inference(
     endpoint: Endpoint,
 ) -> Result<Response<Body>, CloseConnection> {
     let (parts, body) = request.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|_| CloseConnection)?
-        .to_bytes();
+    let bytes = body.collect().await.map_err(|_| CloseConnection)?.to_bytes();
     let json_body: Option<Value> = serde_json::from_slice(&bytes).ok();
     let stats = &shared.stats;
     let seq = stats.begin_request();
@@ -172,32 +146,19 @@ async fn inference(
     // Knobs: the server's, then the model name's, then the body's `mock` object.
     let spec = match &endpoint {
         Endpoint::Gemini { model, .. } => Some(model.as_str()),
-        _ => json_body
-            .as_ref()
-            .and_then(|b| b.get("model"))
-            .and_then(Value::as_str),
+        _ => json_body.as_ref().and_then(|b| b.get("model")).and_then(Value::as_str),
     };
-    let knobs =
-        shared
-            .config
-            .with_model_knobs(spec.unwrap_or(""))
-            .and_then(|knobs| match &json_body {
-                Some(body) => knobs.with_overrides(body),
-                None => Ok(knobs),
-            });
+    let knobs = shared.config.with_model_knobs(spec.unwrap_or("")).and_then(|knobs| match &json_body {
+        Some(body) => knobs.with_overrides(body),
+        None => Ok(knobs),
+    });
     let (answer, knobs) = match knobs {
         Ok(knobs) => {
             let model = spec.map(|s| split_model(s).0);
             let answer = endpoint.answer(json_body.as_ref(), model, &knobs, seq, stats);
             (answer, knobs)
         }
-        Err(message) => (
-            format.invalid_request(&message),
-            MockConfig {
-                fault: None,
-                ..shared.config.clone()
-            },
-        ),
+        Err(message) => (format.invalid_request(&message), MockConfig { fault: None, ..shared.config.clone() }),
     };
 
     stats.record(RecordedRequest {
@@ -205,12 +166,7 @@ async fn inference(
         headers: parts
             .headers
             .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect(),
         body: json_body.unwrap_or(Value::Null),
     });
@@ -229,31 +185,18 @@ async fn inference(
         (Some(Fault::Reset), _) | (Some(Fault::CutStream { .. }), Answer::Json { .. }) => {
             return Err(CloseConnection);
         }
-        (Some(Fault::CutStream { after_tokens }), Answer::Stream(_)) => {
-            Some(StreamFault::Cut { after_tokens })
-        }
-        (Some(Fault::StreamError), Answer::Stream(_)) => {
-            Some(StreamFault::Error { after_tokens: 1 })
-        }
+        (Some(Fault::CutStream { after_tokens }), Answer::Stream(_)) => Some(StreamFault::Cut { after_tokens }),
+        (Some(Fault::StreamError), Answer::Stream(_)) => Some(StreamFault::Error { after_tokens: 1 }),
     };
 
     Ok(match answer {
-        Answer::Json {
-            status,
-            body,
-            tokens,
-        } => {
+        Answer::Json { status, body, tokens } => {
             stats.add_tokens(tokens);
             json(status, body)
         }
         Answer::Stream(source) => {
             let content_type = source.content_type();
-            let body = SseBody::new(
-                source,
-                knobs.token_interval(),
-                stream_fault,
-                Arc::clone(stats),
-            );
+            let body = SseBody::new(source, knobs.token_interval(), stream_fault, Arc::clone(stats));
             let mut response = Response::new(body.boxed_unsync());
             let headers = response.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -268,22 +211,14 @@ fn failure(format: Format, failure: Failure, knobs: &MockConfig) -> Response<Bod
     let (status, body) = format.injected(failure);
     let mut response = json(status, body);
     if failure == Failure::RateLimited {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(knobs.retry_after_secs));
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(knobs.retry_after_secs));
     }
     response
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut response = Response::new(
-        Full::new(body)
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
+    let mut response = Response::new(Full::new(body).map_err(|never| match never {}).boxed_unsync());
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

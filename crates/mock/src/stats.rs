@@ -24,10 +24,7 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -108,9 +105,7 @@ impl Stats {
     /// The ring of recent requests; a panic while holding the lock cannot leave it
     /// inconsistent, so a poisoned lock is simply taken over.
     fn recent(&self) -> std::sync::MutexGuard<'_, VecDeque<RecordedRequest>> {
-        self.recent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -82,22 +82,8 @@ impl SseBody {
         stats: Arc<Stats>,
     ) -> SseBody {
         let next = source.next_event();
-        let phase = if next.is_some() {
-            Phase::Running
-        } else {
-            Phase::Done
-        };
-        SseBody {
-            source,
-            next,
-            interval,
-            start: Instant::now(),
-            tokens_sent: 0,
-            fault,
-            sleep: None,
-            phase,
-            stats,
-        }
+        let phase = if next.is_some() { Phase::Running } else { Phase::Done };
+        SseBody { source, next, interval, start: Instant::now(), tokens_sent: 0, fault, sleep: None, phase, stats }
     }
 
     /// Waits until the next token event is due.
@@ -105,8 +91,7 @@ impl SseBody {
         let Some(interval) = self.interval else {
             return Poll::Ready(());
         };
-        let due = self.start
-            + interval.saturating_mul(u32::try_from(self.tokens_sent).unwrap_or(u32::MAX));
+        let due = self.start + interval.saturating_mul(u32::try_from(self.tokens_sent).unwrap_or(u32::MAX));
         if Instant::now() >= due {
             return Poll::Ready(());
         }
@@ -122,10 +107,7 @@ impl Body for SseBody {
     type Data = Bytes;
     type Error = StreamCut;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, StreamCut>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamCut>>> {
         let this = self.get_mut();
         match this.phase {
             Phase::Done => return Poll::Ready(None),
@@ -202,10 +184,7 @@ mod tests {
         fn next_event(&mut self) -> Option<Event> {
             (self.0 < self.1).then(|| {
                 self.0 += 1;
-                Event {
-                    data: Bytes::from(format!("data: {}\n\n", self.0)),
-                    tokens: 1,
-                }
+                Event { data: Bytes::from(format!("data: {}\n\n", self.0)), tokens: 1 }
             })
         }
 
@@ -220,14 +199,7 @@ mod tests {
         let body = SseBody::new(Box::new(Numbers(0, 3)), None, None, stats.clone());
         let bytes = body.collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"data: 1\n\ndata: 2\n\ndata: 3\n\n");
-        assert_eq!(
-            (
-                stats.tokens_generated(),
-                stats.streams_completed(),
-                stats.streams_cancelled()
-            ),
-            (3, 1, 0)
-        );
+        assert_eq!((stats.tokens_generated(), stats.streams_completed(), stats.streams_cancelled()), (3, 1, 0));
     }
 
     #[tokio::test]
@@ -241,14 +213,7 @@ mod tests {
         assert_eq!(&half[..], b"data");
         assert!(body.frame().await.unwrap().is_err());
         drop(body);
-        assert_eq!(
-            (
-                stats.tokens_generated(),
-                stats.streams_completed(),
-                stats.streams_cancelled()
-            ),
-            (1, 0, 0)
-        );
+        assert_eq!((stats.tokens_generated(), stats.streams_completed(), stats.streams_cancelled()), (1, 0, 0));
     }
 
     #[tokio::test]
@@ -258,14 +223,7 @@ mod tests {
         let body = SseBody::new(Box::new(Numbers(0, 5)), None, fault, stats.clone());
         let bytes = body.collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"data: 1\n\ndata: 2\n\ndata: error\n\n");
-        assert_eq!(
-            (
-                stats.tokens_generated(),
-                stats.streams_completed(),
-                stats.streams_cancelled()
-            ),
-            (2, 0, 0)
-        );
+        assert_eq!((stats.tokens_generated(), stats.streams_completed(), stats.streams_cancelled()), (2, 0, 0));
     }
 
     #[tokio::test]
@@ -274,9 +232,6 @@ mod tests {
         let mut body = SseBody::new(Box::new(Numbers(0, 5)), None, None, stats.clone());
         body.frame().await.unwrap().unwrap();
         drop(body);
-        assert_eq!(
-            (stats.tokens_generated(), stats.streams_cancelled()),
-            (1, 1)
-        );
+        assert_eq!((stats.tokens_generated(), stats.streams_cancelled()), (1, 1));
     }
 }

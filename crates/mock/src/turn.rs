@@ -56,11 +56,7 @@ impl Call {
 impl Turn {
     /// Tokens of the thinking.
     pub(crate) fn thinking_tokens(&self) -> u64 {
-        if self.thinking.is_some() {
-            count_tokens(THINKING)
-        } else {
-            0
-        }
+        if self.thinking.is_some() { count_tokens(THINKING) } else { 0 }
     }
 
     /// Tokens of the body (the text, or the calls' argument fragments).
@@ -75,19 +71,10 @@ impl Turn {
 
 /// A reply to `prompt`: `reply_tokens` words unless `limit` is smaller (then it stops for
 /// max tokens), cut before the earliest of `stop_sequences` it contains.
-pub(crate) fn reply(
-    prompt: &str,
-    knobs: &MockConfig,
-    limit: Option<u64>,
-    stop_sequences: &[&str],
-) -> (String, Stop) {
+pub(crate) fn reply(prompt: &str, knobs: &MockConfig, limit: Option<u64>, stop_sequences: &[&str]) -> (String, Stop) {
     let len = limit.map_or(knobs.reply_tokens, |l| l.min(knobs.reply_tokens));
     let mut text = Reply::new(prompt, len).text();
-    let mut stop = if len < knobs.reply_tokens {
-        Stop::MaxTokens
-    } else {
-        Stop::End
-    };
+    let mut stop = if len < knobs.reply_tokens { Stop::MaxTokens } else { Stop::End };
     let earliest = stop_sequences
         .iter()
         .filter(|s| !s.is_empty())
@@ -110,12 +97,7 @@ pub(crate) fn calls(chosen: &[(&str, &Value)], prefix: &str, stats: &Stats) -> V
         .map(|((name, schema), n)| {
             let input = tool_arguments(schema);
             let json = serde_json::to_string(&input).unwrap_or_else(|_| "{}".to_owned());
-            Call {
-                id: format!("{prefix}{n}"),
-                name: (*name).to_owned(),
-                input,
-                json,
-            }
+            Call { id: format!("{prefix}{n}"), name: (*name).to_owned(), input, json }
         })
         .collect()
 }
@@ -127,11 +109,7 @@ pub(crate) fn pick<'a>(
     forced: bool,
     parallel: bool,
 ) -> Vec<(&'a str, &'a Value)> {
-    let take = if forced && parallel && functions.len() >= 2 {
-        2
-    } else {
-        1
-    };
+    let take = if forced && parallel && functions.len() >= 2 { 2 } else { 1 };
     functions.into_iter().take(take).collect()
 }
 
@@ -142,10 +120,7 @@ mod tests {
 
     #[test]
     fn replies_stop_at_limits_and_sequences() {
-        let knobs = MockConfig {
-            reply_tokens: 6,
-            ..MockConfig::default()
-        };
+        let knobs = MockConfig { reply_tokens: 6, ..MockConfig::default() };
         let (full, stop) = reply("Hi there", &knobs, None, &[]);
         assert_eq!((count_tokens(&full), stop), (6, Stop::End));
         let (short, stop) = reply("Hi there", &knobs, Some(2), &[]);
@@ -160,8 +135,7 @@ mod tests {
     #[test]
     fn calls_are_numbered_and_built_from_schemas() {
         let stats = Stats::default();
-        let schema =
-            json!({"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]});
+        let schema = json!({"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]});
         let made = calls(&[("a", &schema), ("b", &Value::Null)], "id_", &stats);
         assert_eq!(made[0].id, "id_1");
         assert_eq!(made[1].id, "id_2");

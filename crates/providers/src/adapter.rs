@@ -42,10 +42,7 @@ pub struct Unsupported {
 
 impl Unsupported {
     pub fn new(param: impl Into<String>, message: impl Into<String>) -> Unsupported {
-        Unsupported {
-            param: param.into(),
-            message: message.into(),
-        }
+        Unsupported { param: param.into(), message: message.into() }
     }
 }
 
@@ -84,15 +81,9 @@ pub struct Decoded {
 pub trait Adapter: Sync {
     fn auth(&self) -> Auth;
 
-    fn encode_request(
-        &self,
-        request: &ChatRequest,
-        target: &Target<'_>,
-        stream: bool,
-    ) -> Result<Encoded, Unsupported>;
+    fn encode_request(&self, request: &ChatRequest, target: &Target<'_>, stream: bool) -> Result<Encoded, Unsupported>;
 
-    fn decode_response(&self, body: &[u8], meta: &ResponseMeta)
-    -> Result<Decoded, UpstreamFailure>;
+    fn decode_response(&self, body: &[u8], meta: &ResponseMeta) -> Result<Decoded, UpstreamFailure>;
 
     /// Classifies a non-2xx answer.
     fn decode_error(&self, status: u16, body: &[u8]) -> UpstreamFailure;

@@ -11,8 +11,7 @@ use tokenrouter_core::Usage;
 use tokenrouter_core::chat::{ChatRequest, PromptTokensDetails, UsageJson};
 
 use crate::adapter::{
-    Adapter, Auth, Decoded, Encoded, ResponseMeta, StreamDecoder, Target, Unsupported,
-    UpstreamFailure,
+    Adapter, Auth, Decoded, Encoded, ResponseMeta, StreamDecoder, Target, Unsupported, UpstreamFailure,
 };
 
 /// The `anthropic-version` this adapter speaks.
@@ -34,27 +33,14 @@ impl Adapter for Anthropic {
         Auth::Header("x-api-key")
     }
 
-    fn encode_request(
-        &self,
-        request: &ChatRequest,
-        target: &Target<'_>,
-        stream: bool,
-    ) -> Result<Encoded, Unsupported> {
+    fn encode_request(&self, request: &ChatRequest, target: &Target<'_>, stream: bool) -> Result<Encoded, Unsupported> {
         let body = request::encode(request, target, stream)?;
         let body = serde_json::to_vec(&body)
             .map_err(|e| Unsupported::new("messages", format!("Cannot encode request: {e}")))?;
-        Ok(Encoded {
-            path: "/messages".to_owned(),
-            headers: vec![("anthropic-version", API_VERSION.to_owned())],
-            body,
-        })
+        Ok(Encoded { path: "/messages".to_owned(), headers: vec![("anthropic-version", API_VERSION.to_owned())], body })
     }
 
-    fn decode_response(
-        &self,
-        body: &[u8],
-        meta: &ResponseMeta,
-    ) -> Result<Decoded, UpstreamFailure> {
+    fn decode_response(&self, body: &[u8], meta: &ResponseMeta) -> Result<Decoded, UpstreamFailure> {
         response::decode(body, meta)
     }
 

@@ -23,8 +23,7 @@ mod wire;
 use tokenrouter_core::chat::ChatRequest;
 
 use crate::adapter::{
-    Adapter, Auth, Decoded, Encoded, ResponseMeta, StreamDecoder, Target, Unsupported,
-    UpstreamFailure,
+    Adapter, Auth, Decoded, Encoded, ResponseMeta, StreamDecoder, Target, Unsupported, UpstreamFailure,
 };
 
 /// The `thinking_blocks` type that carries a Gemini thought signature.
@@ -44,20 +43,11 @@ impl Adapter for Gemini {
         Auth::Header("x-goog-api-key")
     }
 
-    fn encode_request(
-        &self,
-        request: &ChatRequest,
-        target: &Target<'_>,
-        stream: bool,
-    ) -> Result<Encoded, Unsupported> {
+    fn encode_request(&self, request: &ChatRequest, target: &Target<'_>, stream: bool) -> Result<Encoded, Unsupported> {
         request::encode(request, target, stream)
     }
 
-    fn decode_response(
-        &self,
-        body: &[u8],
-        meta: &ResponseMeta,
-    ) -> Result<Decoded, UpstreamFailure> {
+    fn decode_response(&self, body: &[u8], meta: &ResponseMeta) -> Result<Decoded, UpstreamFailure> {
         response::decode(body, meta)
     }
 

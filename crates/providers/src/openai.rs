@@ -21,10 +21,7 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(param: &'static str, message: impl Into<String>) -> Self {
-        FieldError {
-            param,
-            message: message.into(),
-        }
+        FieldError { param, message: message.into() }
     }
 }
 
@@ -39,17 +36,11 @@ pub struct ChatView {
     pub max_tokens: Option<u64>,
 }
 
-fn expect_kind(
-    obj: &RawObject<'_>,
-    param: &'static str,
-    allowed: &[JsonKind],
-    what: &str,
-) -> Result<(), FieldError> {
+fn expect_kind(obj: &RawObject<'_>, param: &'static str, allowed: &[JsonKind], what: &str) -> Result<(), FieldError> {
     match obj.get(param) {
-        Some(v) if !allowed.contains(&kind_of(v)) => Err(FieldError::new(
-            param,
-            format!("Invalid type for '{param}': expected {what}."),
-        )),
+        Some(v) if !allowed.contains(&kind_of(v)) => {
+            Err(FieldError::new(param, format!("Invalid type for '{param}': expected {what}.")))
+        }
         _ => Ok(()),
     }
 }
@@ -59,10 +50,7 @@ fn optional_u64(obj: &RawObject<'_>, param: &'static str) -> Result<Option<u64>,
         None => Ok(None),
         Some(v) if kind_of(v) == JsonKind::Null => Ok(None),
         Some(v) => v.get().parse::<u64>().map(Some).map_err(|_| {
-            FieldError::new(
-                param,
-                format!("Invalid value for '{param}': expected a non-negative integer."),
-            )
+            FieldError::new(param, format!("Invalid value for '{param}': expected a non-negative integer."))
         }),
     }
 }
@@ -71,32 +59,20 @@ fn optional_u64(obj: &RawObject<'_>, param: &'static str) -> Result<Option<u64>,
 pub fn inspect_chat(obj: &RawObject<'_>) -> Result<ChatView, FieldError> {
     let model = match obj.get("model") {
         None => {
-            return Err(FieldError::new(
-                "model",
-                "Missing required parameter: 'model'.",
-            ));
+            return Err(FieldError::new("model", "Missing required parameter: 'model'."));
         }
         Some(v) if kind_of(v) != JsonKind::String => {
-            return Err(FieldError::new(
-                "model",
-                "Invalid type for 'model': expected a string.",
-            ));
+            return Err(FieldError::new("model", "Invalid type for 'model': expected a string."));
         }
         Some(v) => serde_json::from_str::<String>(v.get())
             .map_err(|_| FieldError::new("model", "Invalid value for 'model'."))?,
     };
     match obj.get("messages") {
         None => {
-            return Err(FieldError::new(
-                "messages",
-                "Missing required parameter: 'messages'.",
-            ));
+            return Err(FieldError::new("messages", "Missing required parameter: 'messages'."));
         }
         Some(v) if kind_of(v) != JsonKind::Array => {
-            return Err(FieldError::new(
-                "messages",
-                "Invalid type for 'messages': expected an array of messages.",
-            ));
+            return Err(FieldError::new("messages", "Invalid type for 'messages': expected an array of messages."));
         }
         Some(v) if v.get()[1..].trim_start().starts_with(']') => {
             return Err(FieldError::new(
@@ -106,31 +82,11 @@ pub fn inspect_chat(obj: &RawObject<'_>) -> Result<ChatView, FieldError> {
         }
         Some(_) => {}
     }
-    expect_kind(
-        obj,
-        "stream",
-        &[JsonKind::Bool, JsonKind::Null],
-        "a boolean",
-    )?;
-    expect_kind(
-        obj,
-        "stream_options",
-        &[JsonKind::Object, JsonKind::Null],
-        "an object",
-    )?;
+    expect_kind(obj, "stream", &[JsonKind::Bool, JsonKind::Null], "a boolean")?;
+    expect_kind(obj, "stream_options", &[JsonKind::Object, JsonKind::Null], "an object")?;
     expect_kind(obj, "tools", &[JsonKind::Array, JsonKind::Null], "an array")?;
-    expect_kind(
-        obj,
-        "temperature",
-        &[JsonKind::Number, JsonKind::Null],
-        "a number",
-    )?;
-    expect_kind(
-        obj,
-        "top_p",
-        &[JsonKind::Number, JsonKind::Null],
-        "a number",
-    )?;
+    expect_kind(obj, "temperature", &[JsonKind::Number, JsonKind::Null], "a number")?;
+    expect_kind(obj, "top_p", &[JsonKind::Number, JsonKind::Null], "a number")?;
     let stream = obj.get("stream").is_some_and(|v| v.get() == "true");
     let include_usage = match obj.get("stream_options") {
         Some(v) if kind_of(v) == JsonKind::Object => {
@@ -147,17 +103,9 @@ pub fn inspect_chat(obj: &RawObject<'_>) -> Result<ChatView, FieldError> {
     let max_completion = optional_u64(obj, "max_completion_tokens")?;
     let max_tokens = optional_u64(obj, "max_tokens")?;
     if optional_u64(obj, "n")? == Some(0) {
-        return Err(FieldError::new(
-            "n",
-            "Invalid value for 'n': expected an integer of at least 1.",
-        ));
+        return Err(FieldError::new("n", "Invalid value for 'n': expected an integer of at least 1."));
     }
-    Ok(ChatView {
-        model,
-        stream,
-        include_usage,
-        max_tokens: max_completion.or(max_tokens),
-    })
+    Ok(ChatView { model, stream, include_usage, max_tokens: max_completion.or(max_tokens) })
 }
 
 #[derive(Deserialize)]
@@ -201,12 +149,7 @@ const MISTRAL_UNKNOWN: &[&str] = &[
 /// Rewrites the body for the upstream: its model name, its dialect's needs, and for
 /// streams the usage chunk asked for (the gateway bills from it, and removes it again if
 /// the client did not ask).
-pub fn prepare_upstream_chat(
-    obj: &mut RawObject<'_>,
-    view: &ChatView,
-    upstream_model: &str,
-    dialect: Dialect,
-) {
+pub fn prepare_upstream_chat(obj: &mut RawObject<'_>, view: &ChatView, upstream_model: &str, dialect: Dialect) {
     obj.set("model", raw_string(upstream_model));
     if dialect == Dialect::Mistral {
         if let Some(seed) = obj.get("seed").map(|v| v.to_owned()) {
@@ -227,13 +170,10 @@ pub fn prepare_upstream_chat(
     if view.stream && !view.include_usage {
         let mut options = obj
             .get("stream_options")
-            .and_then(|v| {
-                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(v.get()).ok()
-            })
+            .and_then(|v| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(v.get()).ok())
             .unwrap_or_default();
         options.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
-        let json =
-            serde_json::to_vec(&options).unwrap_or_else(|_| b"{\"include_usage\":true}".to_vec());
+        let json = serde_json::to_vec(&options).unwrap_or_else(|_| b"{\"include_usage\":true}".to_vec());
         obj.set("stream_options", raw_from_vec(json));
     }
 }
@@ -263,14 +203,8 @@ impl From<WireUsage> for Usage {
         Usage {
             prompt_tokens: w.prompt_tokens,
             completion_tokens: w.completion_tokens,
-            cached_tokens: w
-                .prompt_tokens_details
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-            reasoning_tokens: w
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
+            cached_tokens: w.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            reasoning_tokens: w.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
         }
     }
 }
@@ -284,10 +218,7 @@ struct WithUsage<'a> {
 fn read_usage(json: &[u8]) -> Option<Usage> {
     let with: WithUsage<'_> = serde_json::from_slice(json).ok()?;
     let raw = with.usage?;
-    serde_json::from_str::<Option<WireUsage>>(raw.get())
-        .ok()
-        .flatten()
-        .map(Usage::from)
+    serde_json::from_str::<Option<WireUsage>>(raw.get()).ok().flatten().map(Usage::from)
 }
 
 /// Usage of a non-streaming answer (`None` if the upstream did not report it).
@@ -311,10 +242,7 @@ pub struct ChunkInfo {
 /// Classifies a chunk by scanning its bytes; only a chunk that carries usage is parsed.
 pub fn classify_chunk(data: &[u8]) -> ChunkInfo {
     if data == b"[DONE]" {
-        return ChunkInfo {
-            done: true,
-            ..ChunkInfo::default()
-        };
+        return ChunkInfo { done: true, ..ChunkInfo::default() };
     }
     let mut info = ChunkInfo::default();
     if let Some((_, value)) = member(data, &USAGE)
@@ -323,8 +251,7 @@ pub fn classify_chunk(data: &[u8]) -> ChunkInfo {
         info.usage = read_usage(data);
         info.usage_only = info.usage.is_some()
             && member(data, &CHOICES).is_some_and(|(_, at)| {
-                data.get(at) == Some(&b'[')
-                    && data[at + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b']')
+                data.get(at) == Some(&b'[') && data[at + 1..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b']')
             });
     }
     info.delivers_tokens = !info.usage_only
@@ -380,10 +307,7 @@ pub fn strip_null_usage(data: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let before = data[..key].iter().rposition(|b| !b.is_ascii_whitespace());
-    let after = data[end..]
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .map(|i| end + i);
+    let after = data[end..].iter().position(|b| !b.is_ascii_whitespace()).map(|i| end + i);
     let (cut_from, cut_to) = match (before, after) {
         (Some(comma), _) if data[comma] == b',' => (comma, end),
         (_, Some(comma)) if data[comma] == b',' => (key, comma + 1),
@@ -458,15 +382,8 @@ pub fn estimate_completion_tokens(body: &[u8]) -> u64 {
         .choices
         .iter()
         .map(|c| {
-            let content = c
-                .message
-                .get("content")
-                .and_then(serde_json::Value::as_str)
-                .map_or(0, estimate_text_tokens);
-            let calls = c
-                .message
-                .get("tool_calls")
-                .map_or(0, |t| estimate_text_tokens(&t.to_string()));
+            let content = c.message.get("content").and_then(serde_json::Value::as_str).map_or(0, estimate_text_tokens);
+            let calls = c.message.get("tool_calls").map_or(0, |t| estimate_text_tokens(&t.to_string()));
             content + calls
         })
         .sum()

@@ -44,11 +44,7 @@ impl<'a> RawObject<'a> {
 
     /// The value of `key` (the last one, if the key is repeated, as JSON parsers do).
     pub fn get(&self, key: &str) -> Option<&RawValue> {
-        self.fields
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_ref())
+        self.fields.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
     }
 
     /// Replaces every occurrence of `key`, or appends it when absent.
@@ -67,11 +63,7 @@ impl<'a> RawObject<'a> {
 
     /// Serializes the object again; untouched values are copied verbatim.
     pub fn to_vec(&self) -> Vec<u8> {
-        let size: usize = self
-            .fields
-            .iter()
-            .map(|(k, v)| k.len() + v.get().len() + 4)
-            .sum();
+        let size: usize = self.fields.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
         let mut out = Vec::with_capacity(size + 2);
         out.push(b'{');
         for (i, (key, value)) in self.fields.iter().enumerate() {
@@ -107,10 +99,7 @@ pub fn raw_string(text: &str) -> Box<RawValue> {
 
 /// Wraps serialized JSON produced by this crate; falls back to `null` if it is not JSON.
 pub fn raw_from_vec(json: Vec<u8>) -> Box<RawValue> {
-    String::from_utf8(json)
-        .ok()
-        .and_then(|s| RawValue::from_string(s).ok())
-        .unwrap_or_else(null_raw)
+    String::from_utf8(json).ok().and_then(|s| RawValue::from_string(s).ok()).unwrap_or_else(null_raw)
 }
 
 fn null_raw() -> Box<RawValue> {
@@ -151,33 +140,19 @@ mod tests {
         let mut obj = RawObject::parse(body).unwrap();
         obj.set("model", raw_string("upstream-a"));
         let out = String::from_utf8(obj.to_vec()).unwrap();
-        assert_eq!(
-            out,
-            r#"{"weird":{"x":[1,2.50,"\u00e9"]},"n":1,"model":"upstream-a"}"#
-        );
+        assert_eq!(out, r#"{"weird":{"x":[1,2.50,"\u00e9"]},"n":1,"model":"upstream-a"}"#);
     }
 
     #[test]
     fn rejects_non_objects_and_reads_kinds() {
         assert!(RawObject::parse(b"[1]").is_err());
         assert!(RawObject::parse(b"{\"a\":").is_err());
-        let obj = RawObject::parse(br#"{"a":null,"b":true,"c":1,"d":"s","e":[],"f":{},"a\"q":2}"#)
-            .unwrap();
-        let kinds: Vec<_> = ["a", "b", "c", "d", "e", "f"]
-            .iter()
-            .map(|k| kind_of(obj.get(k).unwrap()))
-            .collect();
+        let obj = RawObject::parse(br#"{"a":null,"b":true,"c":1,"d":"s","e":[],"f":{},"a\"q":2}"#).unwrap();
+        let kinds: Vec<_> = ["a", "b", "c", "d", "e", "f"].iter().map(|k| kind_of(obj.get(k).unwrap())).collect();
         use JsonKind as K;
-        assert_eq!(
-            kinds,
-            vec![K::Null, K::Bool, K::Number, K::String, K::Array, K::Object]
-        );
+        assert_eq!(kinds, vec![K::Null, K::Bool, K::Number, K::String, K::Array, K::Object]);
         assert!(obj.get("a\"q").is_some(), "escaped keys are decoded");
         assert!(obj.to_vec().starts_with(br#"{"a":null"#));
-        assert!(
-            String::from_utf8(obj.to_vec())
-                .unwrap()
-                .contains(r#""a\"q":2"#)
-        );
+        assert!(String::from_utf8(obj.to_vec()).unwrap().contains(r#""a\"q":2"#));
     }
 }

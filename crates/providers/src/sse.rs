@@ -51,11 +51,7 @@ pub fn event_len(bytes: &[u8]) -> Option<usize> {
     static CRLF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
     let lf = LF.find(bytes).map(|i| i + 2);
     // A CRLF stream is rare; look for it only when a CR is there at all.
-    let crlf = if memchr::memchr(b'\r', bytes).is_some() {
-        CRLF.find(bytes).map(|i| i + 4)
-    } else {
-        None
-    };
+    let crlf = if memchr::memchr(b'\r', bytes).is_some() { CRLF.find(bytes).map(|i| i + 4) } else { None };
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -112,27 +108,14 @@ mod tests {
                 }
             }
             assert!(buf.is_empty(), "cut at {cut}");
-            let datas: Vec<_> = out
-                .iter()
-                .filter_map(|e| data(e).map(|d| d.into_owned()))
-                .collect();
-            assert_eq!(
-                datas,
-                vec![
-                    b"{\"a\":1}".to_vec(),
-                    b"{\"b\":2}".to_vec(),
-                    b"[DONE]".to_vec()
-                ]
-            );
+            let datas: Vec<_> = out.iter().filter_map(|e| data(e).map(|d| d.into_owned())).collect();
+            assert_eq!(datas, vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec(), b"[DONE]".to_vec()]);
         }
     }
 
     #[test]
     fn joins_multi_line_data() {
-        assert_eq!(
-            data(b"event: x\ndata: a\ndata: b\n\n").unwrap().as_ref(),
-            b"a\nb"
-        );
+        assert_eq!(data(b"event: x\ndata: a\ndata: b\n\n").unwrap().as_ref(), b"a\nb");
         assert!(data(b": comment\n\n").is_none());
     }
 }

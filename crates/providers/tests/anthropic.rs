@@ -12,9 +12,7 @@ use tokenrouter_providers::anthropic::ANTHROPIC;
 use tokenrouter_providers::anthropic::wire::{Message, MessagesRequest};
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/anthropic")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/anthropic").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -22,10 +20,7 @@ fn json_fixture(name: &str) -> Value {
     serde_json::from_slice(&fixture(name)).unwrap()
 }
 
-const TARGET: Target<'static> = Target {
-    upstream_model: "claude-sonnet-4-5-20250929",
-    max_output_tokens: 8192,
-};
+const TARGET: Target<'static> = Target { upstream_model: "claude-sonnet-4-5-20250929", max_output_tokens: 8192 };
 
 fn meta() -> ResponseMeta {
     ResponseMeta {
@@ -41,10 +36,7 @@ fn encode(request: &Value) -> Result<Value, tokenrouter_providers::adapter::Unsu
     let stream = request.stream == Some(true);
     let encoded = ANTHROPIC.encode_request(&request, &TARGET, stream)?;
     assert_eq!(encoded.path, "/messages");
-    assert_eq!(
-        encoded.headers,
-        vec![("anthropic-version", "2023-06-01".to_owned())]
-    );
+    assert_eq!(encoded.headers, vec![("anthropic-version", "2023-06-01".to_owned())]);
     Ok(serde_json::from_slice(&encoded.body).unwrap())
 }
 
@@ -55,15 +47,7 @@ fn the_key_goes_in_x_api_key() {
 
 #[test]
 fn encodes_requests_as_the_messages_api_expects() {
-    for scenario in [
-        "text",
-        "tools",
-        "parallel_tools",
-        "thinking_tools",
-        "images",
-        "json_schema",
-        "json_object",
-    ] {
+    for scenario in ["text", "tools", "parallel_tools", "thinking_tools", "images", "json_schema", "json_object"] {
         let request = json_fixture(&format!("{scenario}.request.json"));
         let expected = json_fixture(&format!("{scenario}.expected.json"));
         let body = encode(&request).unwrap_or_else(|e| panic!("{scenario}: {e:?}"));
@@ -73,14 +57,7 @@ fn encodes_requests_as_the_messages_api_expects() {
 
 #[test]
 fn decodes_answers_into_chat_completions() {
-    for scenario in [
-        "text",
-        "tools",
-        "parallel_tools",
-        "thinking_tools",
-        "images",
-        "json_schema",
-    ] {
+    for scenario in ["text", "tools", "parallel_tools", "thinking_tools", "images", "json_schema"] {
         let decoded = ANTHROPIC
             .decode_response(&fixture(&format!("{scenario}.response.json")), &meta())
             .unwrap_or_else(|e| panic!("{scenario}: {e:?}"));
@@ -88,30 +65,17 @@ fn decodes_answers_into_chat_completions() {
         let expected = json_fixture(&format!("{scenario}.decoded.json"));
         assert_eq!(body, expected, "{scenario}: {body:#}");
         let usage = decoded.usage.unwrap();
-        assert_eq!(
-            usage.prompt_tokens,
-            expected["usage"]["prompt_tokens"].as_u64().unwrap()
-        );
-        assert_eq!(
-            usage.completion_tokens,
-            expected["usage"]["completion_tokens"].as_u64().unwrap()
-        );
+        assert_eq!(usage.prompt_tokens, expected["usage"]["prompt_tokens"].as_u64().unwrap());
+        assert_eq!(usage.completion_tokens, expected["usage"]["completion_tokens"].as_u64().unwrap());
     }
 }
 
 #[test]
 fn usage_counts_cache_reads_and_writes_as_prompt_tokens() {
-    let decoded = ANTHROPIC
-        .decode_response(&fixture("text.response.json"), &meta())
-        .unwrap();
+    let decoded = ANTHROPIC.decode_response(&fixture("text.response.json"), &meta()).unwrap();
     assert_eq!(
         decoded.usage,
-        Some(Usage {
-            prompt_tokens: 12 + 2000 + 100,
-            completion_tokens: 20,
-            cached_tokens: 2000,
-            reasoning_tokens: 0,
-        })
+        Some(Usage { prompt_tokens: 12 + 2000 + 100, completion_tokens: 20, cached_tokens: 2000, reasoning_tokens: 0 })
     );
 }
 
@@ -131,9 +95,7 @@ fn stop_reasons_become_finish_reasons() {
             "stop_reason": stop, "stop_sequence": null,
             "usage": {"input_tokens": 1, "output_tokens": 1}
         });
-        let decoded = ANTHROPIC
-            .decode_response(body.to_string().as_bytes(), &meta())
-            .unwrap();
+        let decoded = ANTHROPIC.decode_response(body.to_string().as_bytes(), &meta()).unwrap();
         let body: Value = serde_json::from_slice(&decoded.body).unwrap();
         assert_eq!(body["choices"][0]["finish_reason"], finish, "{stop}");
     }
@@ -174,11 +136,7 @@ fn errors_say_whether_a_retry_may_help_and_whose_fault_it_is() {
     );
     assert!(!too_large.retryable && too_large.client_error);
 
-    for (status, kind) in [
-        (401, "authentication_error"),
-        (403, "permission_error"),
-        (404, "not_found_error"),
-    ] {
+    for (status, kind) in [(401, "authentication_error"), (403, "permission_error"), (404, "not_found_error")] {
         let body = json!({"type": "error", "error": {"type": kind, "message": "no"}});
         let failure = ANTHROPIC.decode_error(status, body.to_string().as_bytes());
         assert!(!failure.retryable && !failure.client_error, "{status}");
@@ -220,34 +178,13 @@ fn refuses_what_anthropic_cannot_express_naming_the_field() {
     let cases = [
         (with(base(), "n", json!(2)), "n"),
         (with(base(), "logprobs", json!(true)), "logprobs"),
-        (
-            with(base(), "presence_penalty", json!(0.5)),
-            "presence_penalty",
-        ),
-        (
-            with(base(), "frequency_penalty", json!(-1)),
-            "frequency_penalty",
-        ),
-        (
-            with(base(), "logit_bias", json!({"50256": -100})),
-            "logit_bias",
-        ),
-        (
-            with(base(), "audio", json!({"voice": "alloy", "format": "wav"})),
-            "audio",
-        ),
-        (
-            with(base(), "modalities", json!(["text", "audio"])),
-            "modalities",
-        ),
-        (
-            with(base(), "reasoning_effort", json!("extreme")),
-            "reasoning_effort",
-        ),
-        (
-            with(base(), "tool_choice", json!("sometimes")),
-            "tool_choice",
-        ),
+        (with(base(), "presence_penalty", json!(0.5)), "presence_penalty"),
+        (with(base(), "frequency_penalty", json!(-1)), "frequency_penalty"),
+        (with(base(), "logit_bias", json!({"50256": -100})), "logit_bias"),
+        (with(base(), "audio", json!({"voice": "alloy", "format": "wav"})), "audio"),
+        (with(base(), "modalities", json!(["text", "audio"])), "modalities"),
+        (with(base(), "reasoning_effort", json!("extreme")), "reasoning_effort"),
+        (with(base(), "tool_choice", json!("sometimes")), "tool_choice"),
         (
             with(
                 base(),
@@ -256,14 +193,7 @@ fn refuses_what_anthropic_cannot_express_naming_the_field() {
             ),
             "messages[1].content[1]",
         ),
-        (
-            with(
-                base(),
-                "messages",
-                json!([{"role": "user", "content": [file]}]),
-            ),
-            "messages[0].content[0]",
-        ),
+        (with(base(), "messages", json!([{"role": "user", "content": [file]}])), "messages[0].content[0]"),
         (
             with(
                 base(),
@@ -272,20 +202,10 @@ fn refuses_what_anthropic_cannot_express_naming_the_field() {
             ),
             "messages[0].content[0]",
         ),
+        (with(base(), "messages", bad_args), "messages[1].tool_calls[1].function.arguments"),
+        (with(base(), "messages", array_args), "messages[0].tool_calls[0].function.arguments"),
         (
-            with(base(), "messages", bad_args),
-            "messages[1].tool_calls[1].function.arguments",
-        ),
-        (
-            with(base(), "messages", array_args),
-            "messages[0].tool_calls[0].function.arguments",
-        ),
-        (
-            with(
-                base(),
-                "tools",
-                json!([{"type": "function", "function": {"name": "json_response__x"}}]),
-            ),
+            with(base(), "tools", json!([{"type": "function", "function": {"name": "json_response__x"}}])),
             "tools[0].function.name",
         ),
     ];
@@ -340,10 +260,7 @@ fn the_output_limit_always_leaves_room_beyond_the_thinking_budget() {
             request["max_tokens"] = json!(asked);
         }
         let body = encode(&request).unwrap();
-        assert_eq!(
-            body["thinking"],
-            json!({"type": "enabled", "budget_tokens": budget})
-        );
+        assert_eq!(body["thinking"], json!({"type": "enabled", "budget_tokens": budget}));
         assert_eq!(body["max_tokens"], max_tokens, "{effort} {asked:?}");
     }
     let body = encode(&with(base(), "reasoning_effort", json!("none"))).unwrap();
@@ -356,23 +273,11 @@ fn tool_choices_map_to_anthropic_choices() {
     let named = json!({"type": "function", "function": {"name": "f"}});
     for (choice, parallel, expected) in [
         (json!("auto"), None, None),
-        (
-            json!("auto"),
-            Some(false),
-            Some(json!({"type": "auto", "disable_parallel_tool_use": true})),
-        ),
+        (json!("auto"), Some(false), Some(json!({"type": "auto", "disable_parallel_tool_use": true}))),
         (json!("none"), Some(false), Some(json!({"type": "none"}))),
         (json!("required"), None, Some(json!({"type": "any"}))),
-        (
-            named.clone(),
-            Some(false),
-            Some(json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true})),
-        ),
-        (
-            named,
-            Some(true),
-            Some(json!({"type": "tool", "name": "f"})),
-        ),
+        (named.clone(), Some(false), Some(json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true}))),
+        (named, Some(true), Some(json!({"type": "tool", "name": "f"}))),
     ] {
         let mut request = with(base(), "tools", tools.clone());
         request["tool_choice"] = choice.clone();
@@ -389,11 +294,7 @@ fn tool_choices_map_to_anthropic_choices() {
 
 #[test]
 fn a_json_format_beside_the_clients_tools_lets_the_model_pick_any_tool() {
-    let mut request = with(
-        base(),
-        "tools",
-        json!([{"type": "function", "function": {"name": "f"}}]),
-    );
+    let mut request = with(base(), "tools", json!([{"type": "function", "function": {"name": "f"}}]));
     request["response_format"] = json!({"type": "json_object"});
     request["reasoning_effort"] = json!("low");
     let body = encode(&request).unwrap();
@@ -437,20 +338,11 @@ fn tool_ids_anthropic_would_refuse_are_made_safe_alike_in_call_and_result() {
 
 #[test]
 fn the_wire_types_read_and_write_the_bodies_they_describe() {
-    for scenario in [
-        "text",
-        "tools",
-        "parallel_tools",
-        "thinking_tools",
-        "images",
-        "json_schema",
-    ] {
-        let request: MessagesRequest =
-            serde_json::from_slice(&fixture(&format!("{scenario}.expected.json"))).unwrap();
+    for scenario in ["text", "tools", "parallel_tools", "thinking_tools", "images", "json_schema"] {
+        let request: MessagesRequest = serde_json::from_slice(&fixture(&format!("{scenario}.expected.json"))).unwrap();
         let again = serde_json::to_value(&request).unwrap();
         assert_eq!(again, json_fixture(&format!("{scenario}.expected.json")));
-        let message: Message =
-            serde_json::from_slice(&fixture(&format!("{scenario}.response.json"))).unwrap();
+        let message: Message = serde_json::from_slice(&fixture(&format!("{scenario}.response.json"))).unwrap();
         let again = serde_json::to_value(&message).unwrap();
         assert_eq!(again, json_fixture(&format!("{scenario}.response.json")));
     }
@@ -469,9 +361,7 @@ fn blocks_the_gateway_does_not_use_are_skipped() {
         "stop_reason": "end_turn", "stop_sequence": null,
         "usage": {"input_tokens": 5, "output_tokens": 3, "server_tool_use": {"web_search_requests": 1}, "service_tier": "standard"}
     });
-    let decoded = ANTHROPIC
-        .decode_response(body.to_string().as_bytes(), &meta())
-        .unwrap();
+    let decoded = ANTHROPIC.decode_response(body.to_string().as_bytes(), &meta()).unwrap();
     let body: Value = serde_json::from_slice(&decoded.body).unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "It is sunny.");
     assert!(body["choices"][0]["message"].get("tool_calls").is_none());

@@ -8,9 +8,7 @@ use serde_json::{Value, json};
 use tokenrouter_core::chat::{ChatCompletion, ChatRequest};
 use tokenrouter_providers::adapter::{Adapter, ResponseMeta, Target};
 use tokenrouter_providers::anthropic::ANTHROPIC;
-use tokenrouter_providers::anthropic::wire::{
-    ContentBlock, Message, MessageContent, MessagesRequest, Usage,
-};
+use tokenrouter_providers::anthropic::wire::{ContentBlock, Message, MessageContent, MessagesRequest, Usage};
 
 fn text() -> impl Strategy<Value = String> {
     prop::collection::vec(
@@ -28,16 +26,13 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         text().prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            prop::collection::btree_map(text(), inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(text(), inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -45,35 +40,26 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// An arguments object as JSON text, its keys in no particular order, compact or spaced
 /// out, with the text it should come back as (compact, same order).
 fn arguments() -> impl Strategy<Value = (String, String)> {
-    (
-        prop::collection::vec((text(), json_value()), 0..6),
-        any::<bool>(),
-    )
-        .prop_map(|(entries, spaced)| {
-            let mut seen = std::collections::HashSet::new();
-            let members: Vec<String> = entries
-                .into_iter()
-                .filter(|(k, _)| seen.insert(k.clone()))
-                .map(|(k, v)| format!("{}:{}", json!(k), v))
-                .collect();
-            let compact = format!("{{{}}}", members.join(","));
-            let sent = if spaced {
-                let members: Vec<String> = members.iter().map(|m| format!("\n  {m}")).collect();
-                format!("{{{}\n}}", members.join(" ,"))
-            } else {
-                compact.clone()
-            };
-            (sent, compact)
-        })
+    (prop::collection::vec((text(), json_value()), 0..6), any::<bool>()).prop_map(|(entries, spaced)| {
+        let mut seen = std::collections::HashSet::new();
+        let members: Vec<String> = entries
+            .into_iter()
+            .filter(|(k, _)| seen.insert(k.clone()))
+            .map(|(k, v)| format!("{}:{}", json!(k), v))
+            .collect();
+        let compact = format!("{{{}}}", members.join(","));
+        let sent = if spaced {
+            let members: Vec<String> = members.iter().map(|m| format!("\n  {m}")).collect();
+            format!("{{{}\n}}", members.join(" ,"))
+        } else {
+            compact.clone()
+        };
+        (sent, compact)
+    })
 }
 
 fn meta() -> ResponseMeta {
-    ResponseMeta {
-        id: "chatcmpl-prop".into(),
-        model: "claude".into(),
-        created: 1,
-        include_usage: false,
-    }
+    ResponseMeta { id: "chatcmpl-prop".into(), model: "claude".into(), created: 1, include_usage: false }
 }
 
 proptest! {

@@ -11,9 +11,7 @@ use tokenrouter_providers::adapter::{Adapter, ResponseMeta, StreamDecoder, Upstr
 use tokenrouter_providers::anthropic::ANTHROPIC;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/anthropic")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/anthropic").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -27,10 +25,7 @@ fn meta(include_usage: bool) -> ResponseMeta {
 }
 
 /// Feeds the stream in the given pieces, then finishes it.
-fn decode_pieces(
-    decoder: &mut dyn StreamDecoder,
-    pieces: &[&[u8]],
-) -> Result<Vec<u8>, UpstreamFailure> {
+fn decode_pieces(decoder: &mut dyn StreamDecoder, pieces: &[&[u8]]) -> Result<Vec<u8>, UpstreamFailure> {
     let mut out = Vec::new();
     for piece in pieces {
         decoder.feed(piece, &mut out)?;
@@ -45,24 +40,15 @@ fn decode(stream: &[u8], include_usage: bool) -> Vec<u8> {
 }
 
 /// The stream scenarios: fixture name and whether the client asked for usage.
-const SCENARIOS: [(&str, bool); 5] = [
-    ("text", false),
-    ("tools", true),
-    ("parallel_tools", false),
-    ("thinking_tools", true),
-    ("json_schema", false),
-];
+const SCENARIOS: [(&str, bool); 5] =
+    [("text", false), ("tools", true), ("parallel_tools", false), ("thinking_tools", true), ("json_schema", false)];
 
 #[test]
 fn transcodes_streams_into_chat_completion_chunks() {
     for (scenario, include_usage) in SCENARIOS {
         let out = decode(&fixture(&format!("{scenario}.stream.txt")), include_usage);
         let expected = fixture(&format!("{scenario}.chunks.txt"));
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(expected).unwrap(),
-            "{scenario}"
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(expected).unwrap(), "{scenario}");
     }
 }
 
@@ -127,30 +113,15 @@ fn usage_and_delivered_chunks_follow_the_stream() {
     let mut out = Vec::new();
     assert_eq!(decoder.usage(), None);
     let start = b"event: content_block_start";
-    let first_block = stream
-        .windows(start.len())
-        .position(|w| w == start)
-        .unwrap();
+    let first_block = stream.windows(start.len()).position(|w| w == start).unwrap();
     decoder.feed(&stream[..first_block], &mut out).unwrap();
-    assert_eq!(
-        decoder.usage(),
-        Some(Usage {
-            prompt_tokens: 412,
-            completion_tokens: 1,
-            ..Usage::default()
-        })
-    );
+    assert_eq!(decoder.usage(), Some(Usage { prompt_tokens: 412, completion_tokens: 1, ..Usage::default() }));
     assert_eq!(decoder.delivered_chunks(), 0);
     decoder.feed(&stream[first_block..], &mut out).unwrap();
     decoder.finish(&mut out).unwrap();
     assert_eq!(
         decoder.usage(),
-        Some(Usage {
-            prompt_tokens: 412,
-            completion_tokens: 182,
-            cached_tokens: 0,
-            reasoning_tokens: 120,
-        })
+        Some(Usage { prompt_tokens: 412, completion_tokens: 182, cached_tokens: 0, reasoning_tokens: 120 })
     );
     // Two reasoning deltas, one text delta, one arguments delta.
     assert_eq!(decoder.delivered_chunks(), 4);
@@ -164,22 +135,14 @@ fn a_stream_cut_before_message_stop_is_a_failure() {
     let mut decoder = ANTHROPIC.stream_decoder(meta(false));
     let failure = decode_pieces(decoder.as_mut(), &[&stream[..cut]]).unwrap_err();
     assert!(!failure.retryable);
-    assert!(
-        failure.message.contains("ended early"),
-        "{}",
-        failure.message
-    );
+    assert!(failure.message.contains("ended early"), "{}", failure.message);
     assert_eq!(decoder.delivered_chunks(), 2);
 
     // Cut in the middle of an event, too.
     let mid = text.find("\"stop_reason\": \"end_turn\"").unwrap();
     let mut decoder = ANTHROPIC.stream_decoder(meta(false));
     let failure = decode_pieces(decoder.as_mut(), &[&stream[..mid]]).unwrap_err();
-    assert!(
-        failure.message.contains("ended early"),
-        "{}",
-        failure.message
-    );
+    assert!(failure.message.contains("ended early"), "{}", failure.message);
 
     let mut empty = ANTHROPIC.stream_decoder(meta(false));
     assert!(decode_pieces(empty.as_mut(), &[]).is_err());
@@ -203,10 +166,7 @@ fn an_error_event_fails_the_stream_as_its_type_says() {
     assert_eq!(failure.message, "Overloaded");
     // What came before the error was already written.
     let before = String::from_utf8(out).unwrap();
-    assert!(
-        before.contains(r#""delta":{"content":"Hello"}"#),
-        "{before}"
-    );
+    assert!(before.contains(r#""delta":{"content":"Hello"}"#), "{before}");
 
     // Unterminated, at the very end of the stream, it still says what went wrong.
     let unterminated = stream.trim_ascii_end();
@@ -237,20 +197,12 @@ fn a_tool_call_without_arguments_still_hands_over_an_object() {
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
         .collect();
     assert_eq!(arguments, "{}");
-    assert_eq!(
-        all.last().unwrap()["choices"][0]["finish_reason"],
-        "tool_calls"
-    );
+    assert_eq!(all.last().unwrap()["choices"][0]["finish_reason"], "tool_calls");
 }
 
 #[test]
 fn an_unreadable_event_is_a_failure() {
     let mut decoder = ANTHROPIC.stream_decoder(meta(false));
-    let failure = decoder
-        .feed(
-            b"event: message_start\ndata: {not json}\n\n",
-            &mut Vec::new(),
-        )
-        .unwrap_err();
+    let failure = decoder.feed(b"event: message_start\ndata: {not json}\n\n", &mut Vec::new()).unwrap_err();
     assert!(!failure.retryable && !failure.client_error);
 }

@@ -9,10 +9,7 @@ use tokenrouter_providers::adapter::{Adapter, ResponseMeta};
 use tokenrouter_providers::gemini::GEMINI;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/gemini/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/gemini/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -55,29 +52,18 @@ fn golden_answers_match_the_expected_chat_completions() {
         "safety_block",
         "prompt_block",
     ] {
-        let decoded = GEMINI
-            .decode_response(&fixture(&format!("{scenario}.response.json")), &meta())
-            .unwrap();
+        let decoded = GEMINI.decode_response(&fixture(&format!("{scenario}.response.json")), &meta()).unwrap();
         let body: Value = serde_json::from_slice(&decoded.body).unwrap();
-        let expected: Value =
-            serde_json::from_slice(&fixture(&format!("{scenario}.openai.json"))).unwrap();
-        assert_eq!(
-            normalized(body),
-            normalized(expected.clone()),
-            "scenario {scenario}"
-        );
+        let expected: Value = serde_json::from_slice(&fixture(&format!("{scenario}.openai.json"))).unwrap();
+        assert_eq!(normalized(body), normalized(expected.clone()), "scenario {scenario}");
         let usage = &expected["usage"];
         assert_eq!(
             decoded.usage,
             Some(Usage {
                 prompt_tokens: usage["prompt_tokens"].as_u64().unwrap(),
                 completion_tokens: usage["completion_tokens"].as_u64().unwrap(),
-                cached_tokens: usage["prompt_tokens_details"]["cached_tokens"]
-                    .as_u64()
-                    .unwrap(),
-                reasoning_tokens: usage["completion_tokens_details"]["reasoning_tokens"]
-                    .as_u64()
-                    .unwrap(),
+                cached_tokens: usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap(),
+                reasoning_tokens: usage["completion_tokens_details"]["reasoning_tokens"].as_u64().unwrap(),
             }),
             "scenario {scenario}"
         );
@@ -130,33 +116,16 @@ fn finish_reasons_map_to_openai_ones() {
         );
         let out = decode(body.as_bytes());
         (
-            out["choices"][0]["finish_reason"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-            out["choices"][0]["message"]["content"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
+            out["choices"][0]["finish_reason"].as_str().unwrap().to_owned(),
+            out["choices"][0]["message"]["content"].as_str().unwrap().to_owned(),
         )
     };
     assert_eq!(finish("STOP"), ("stop".to_owned(), "x".to_owned()));
     assert_eq!(finish("MAX_TOKENS"), ("length".to_owned(), "x".to_owned()));
-    for reason in [
-        "SAFETY",
-        "RECITATION",
-        "BLOCKLIST",
-        "PROHIBITED_CONTENT",
-        "SPII",
-        "IMAGE_SAFETY",
-        "OTHER",
-    ] {
+    for reason in ["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "OTHER"] {
         assert_eq!(
             finish(reason),
-            (
-                "content_filter".to_owned(),
-                format!("x\n\nBlocked by Gemini safety filter: {reason}")
-            )
+            ("content_filter".to_owned(), format!("x\n\nBlocked by Gemini safety filter: {reason}"))
         );
     }
     assert_eq!(finish("MALFORMED_FUNCTION_CALL").0, "stop");
@@ -164,9 +133,7 @@ fn finish_reasons_map_to_openai_ones() {
 
 #[test]
 fn an_error_or_garbage_in_a_200_answer_fails() {
-    let error = GEMINI
-        .decode_response(&fixture("error_503.json"), &meta())
-        .unwrap_err();
+    let error = GEMINI.decode_response(&fixture("error_503.json"), &meta()).unwrap_err();
     assert_eq!(error.status, 503);
     assert!(error.retryable);
     let garbage = GEMINI.decode_response(b"<html>", &meta()).unwrap_err();
@@ -180,24 +147,15 @@ fn errors_are_classified_by_status() {
     let e429 = GEMINI.decode_error(429, &fixture("error_429.json"));
     assert!(e429.retryable && !e429.client_error);
     assert_eq!(e429.status, 429);
-    assert_eq!(
-        e429.message,
-        "Resource has been exhausted (e.g. check quota)."
-    );
+    assert_eq!(e429.message, "Resource has been exhausted (e.g. check quota).");
 
     let e503 = GEMINI.decode_error(503, &fixture("error_503.json"));
     assert!(e503.retryable && !e503.client_error);
-    assert_eq!(
-        e503.message,
-        "The model is overloaded. Please try again later."
-    );
+    assert_eq!(e503.message, "The model is overloaded. Please try again later.");
 
     let e400 = GEMINI.decode_error(400, &fixture("error_400.json"));
     assert!(!e400.retryable && e400.client_error);
-    assert_eq!(
-        e400.message,
-        "* GenerateContentRequest.contents: contents is not specified\n"
-    );
+    assert_eq!(e400.message, "* GenerateContentRequest.contents: contents is not specified\n");
 
     // A bad key is the gateway's problem, not the client's, though Gemini says 400.
     let key = GEMINI.decode_error(400, &fixture("error_400_api_key.json"));
@@ -207,16 +165,17 @@ fn errors_are_classified_by_status() {
         assert!(GEMINI.decode_error(status, b"").retryable, "{status}");
     }
     for status in [401, 403, 404] {
-        let e = GEMINI.decode_error(status, br#"{"error": {"code": 404, "message": "models/x is not found", "status": "NOT_FOUND"}}"#);
+        let e = GEMINI.decode_error(
+            status,
+            br#"{"error": {"code": 404, "message": "models/x is not found", "status": "NOT_FOUND"}}"#,
+        );
         assert!(!e.retryable && !e.client_error, "{status}");
     }
     let e413 = GEMINI.decode_error(413, b"Request Entity Too Large");
     assert!(e413.client_error && !e413.retryable);
     assert_eq!(e413.message, "Request Entity Too Large");
-    let wrapped = GEMINI.decode_error(
-        429,
-        br#"[{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}]"#,
-    );
+    let wrapped =
+        GEMINI.decode_error(429, br#"[{"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}]"#);
     assert_eq!(wrapped.message, "quota");
     assert!(GEMINI.decode_error(502, b"").message.contains("502"));
 }

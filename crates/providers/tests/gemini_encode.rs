@@ -9,18 +9,12 @@ use tokenrouter_providers::adapter::{Adapter, Auth, Target};
 use tokenrouter_providers::gemini::GEMINI;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/gemini/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/gemini/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn target(model: &str) -> Target<'_> {
-    Target {
-        upstream_model: model,
-        max_output_tokens: 8192,
-    }
+    Target { upstream_model: model, max_output_tokens: 8192 }
 }
 
 fn request(value: Value) -> ChatRequest {
@@ -28,9 +22,7 @@ fn request(value: Value) -> ChatRequest {
 }
 
 fn encode_with(value: Value, model: &str) -> Value {
-    let encoded = GEMINI
-        .encode_request(&request(value), &target(model), false)
-        .unwrap();
+    let encoded = GEMINI.encode_request(&request(value), &target(model), false).unwrap();
     serde_json::from_slice(&encoded.body).unwrap()
 }
 
@@ -39,32 +31,19 @@ fn encode(value: Value) -> Value {
 }
 
 fn unsupported_param(value: Value) -> String {
-    GEMINI
-        .encode_request(&request(value), &target("gemini-2.5-flash"), false)
-        .unwrap_err()
-        .param
+    GEMINI.encode_request(&request(value), &target("gemini-2.5-flash"), false).unwrap_err().param
 }
 
 #[test]
 fn golden_requests_match_the_documented_gemini_bodies() {
-    for scenario in [
-        "text",
-        "function_calling",
-        "parallel_function_calling",
-        "thinking",
-        "image",
-        "json_mode",
-        "json_object",
-    ] {
-        let chat: ChatRequest =
-            serde_json::from_slice(&fixture(&format!("{scenario}.request.json"))).unwrap();
+    for scenario in
+        ["text", "function_calling", "parallel_function_calling", "thinking", "image", "json_mode", "json_object"]
+    {
+        let chat: ChatRequest = serde_json::from_slice(&fixture(&format!("{scenario}.request.json"))).unwrap();
         let model = chat.model.clone();
-        let encoded = GEMINI
-            .encode_request(&chat, &target(&model), false)
-            .unwrap();
+        let encoded = GEMINI.encode_request(&chat, &target(&model), false).unwrap();
         let body: Value = serde_json::from_slice(&encoded.body).unwrap();
-        let expected: Value =
-            serde_json::from_slice(&fixture(&format!("{scenario}.gemini.json"))).unwrap();
+        let expected: Value = serde_json::from_slice(&fixture(&format!("{scenario}.gemini.json"))).unwrap();
         assert_eq!(body, expected, "scenario {scenario}");
         assert_eq!(encoded.path, format!("/models/{model}:generateContent"));
         assert!(encoded.headers.is_empty());
@@ -74,16 +53,9 @@ fn golden_requests_match_the_documented_gemini_bodies() {
 #[test]
 fn streaming_uses_the_sse_endpoint_with_the_same_body() {
     let chat: ChatRequest = serde_json::from_slice(&fixture("text.request.json")).unwrap();
-    let plain = GEMINI
-        .encode_request(&chat, &target("gemini-2.5-flash"), false)
-        .unwrap();
-    let streamed = GEMINI
-        .encode_request(&chat, &target("models/gemini-2.5-flash"), true)
-        .unwrap();
-    assert_eq!(
-        streamed.path,
-        "/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
-    );
+    let plain = GEMINI.encode_request(&chat, &target("gemini-2.5-flash"), false).unwrap();
+    let streamed = GEMINI.encode_request(&chat, &target("models/gemini-2.5-flash"), true).unwrap();
+    assert_eq!(streamed.path, "/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
     assert_eq!(streamed.body, plain.body);
 }
 
@@ -140,10 +112,7 @@ fn reasoning_effort_sets_a_thinking_budget() {
 #[test]
 fn a_plain_request_sends_no_generation_config() {
     let body = encode(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}));
-    assert_eq!(
-        body,
-        json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
-    );
+    assert_eq!(body, json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}));
 }
 
 #[test]
@@ -194,20 +163,13 @@ fn a_reused_tool_call_id_names_the_latest_call() {
             {"role": "tool", "tool_call_id": "call_0_0", "content": "2"}
         ]
     }));
-    assert_eq!(
-        body["contents"][4]["parts"][0]["functionResponse"]["name"],
-        "new"
-    );
-    assert_eq!(
-        body["contents"][2]["parts"][0]["functionResponse"]["name"],
-        "old"
-    );
+    assert_eq!(body["contents"][4]["parts"][0]["functionResponse"]["name"], "new");
+    assert_eq!(body["contents"][2]["parts"][0]["functionResponse"]["name"], "old");
 }
 
 #[test]
 fn unsupported_fields_are_refused_by_name() {
-    let user =
-        |content: Value| json!({"model": "m", "messages": [{"role": "user", "content": content}]});
+    let user = |content: Value| json!({"model": "m", "messages": [{"role": "user", "content": content}]});
     let with = |key: &str, value: Value| {
         let mut request = user(json!("hi"));
         request[key] = value;
@@ -270,34 +232,13 @@ fn unsupported_fields_are_refused_by_name() {
         "messages[1].tool_call_id"
     );
     assert_eq!(unsupported_param(with("logprobs", json!(true))), "logprobs");
-    assert_eq!(
-        unsupported_param(with("top_logprobs", json!(3))),
-        "top_logprobs"
-    );
-    assert_eq!(
-        unsupported_param(with("logit_bias", json!({"50256": -100}))),
-        "logit_bias"
-    );
-    assert_eq!(
-        unsupported_param(with("modalities", json!(["text", "audio"]))),
-        "modalities"
-    );
-    assert_eq!(
-        unsupported_param(with("audio", json!({"voice": "alloy", "format": "wav"}))),
-        "audio"
-    );
-    assert_eq!(
-        unsupported_param(with("reasoning_effort", json!("extreme"))),
-        "reasoning_effort"
-    );
-    assert_eq!(
-        unsupported_param(with("tool_choice", json!("sometimes"))),
-        "tool_choice"
-    );
-    let mut custom_tool = with(
-        "tools",
-        json!([{"type": "custom", "function": {"name": "x"}}]),
-    );
+    assert_eq!(unsupported_param(with("top_logprobs", json!(3))), "top_logprobs");
+    assert_eq!(unsupported_param(with("logit_bias", json!({"50256": -100}))), "logit_bias");
+    assert_eq!(unsupported_param(with("modalities", json!(["text", "audio"]))), "modalities");
+    assert_eq!(unsupported_param(with("audio", json!({"voice": "alloy", "format": "wav"}))), "audio");
+    assert_eq!(unsupported_param(with("reasoning_effort", json!("extreme"))), "reasoning_effort");
+    assert_eq!(unsupported_param(with("tool_choice", json!("sometimes"))), "tool_choice");
+    let mut custom_tool = with("tools", json!([{"type": "custom", "function": {"name": "x"}}]));
     custom_tool["tool_choice"] = json!("auto");
     assert_eq!(unsupported_param(custom_tool), "tools[0].type");
 }
@@ -321,8 +262,5 @@ fn harmless_or_empty_extras_are_dropped() {
         "stream_options": {"include_usage": true},
         "parallel_tool_calls": false
     }));
-    assert_eq!(
-        body,
-        json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
-    );
+    assert_eq!(body, json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}));
 }

@@ -30,8 +30,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(".{0,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(".{0,8}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -79,20 +78,12 @@ fn encoded_call(name: &str, arguments: &str) -> Call {
         ]
     }))
     .unwrap();
-    let target = Target {
-        upstream_model: "gemini-2.5-flash",
-        max_output_tokens: 1024,
-    };
+    let target = Target { upstream_model: "gemini-2.5-flash", max_output_tokens: 1024 };
     let encoded = GEMINI.encode_request(&request, &target, false).unwrap();
     let mut body: Body = serde_json::from_slice(&encoded.body).unwrap();
     let turn = body.contents.remove(1);
     assert_eq!(turn.role, "model");
-    turn.parts
-        .into_iter()
-        .next()
-        .unwrap()
-        .function_call
-        .unwrap()
+    turn.parts.into_iter().next().unwrap().function_call.unwrap()
 }
 
 /// A Gemini answer (or stream event) echoing the call, built as text so that the
@@ -115,10 +106,7 @@ fn numbers_beyond_f64_and_i64_pass_unchanged() {
     let pretty = echo(&call, None).replace(',', ",\n  ");
     let decoded = GEMINI.decode_response(pretty.as_bytes(), &meta()).unwrap();
     let completion: Value = serde_json::from_slice(&decoded.body).unwrap();
-    assert_eq!(
-        completion["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
-        arguments
-    );
+    assert_eq!(completion["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], arguments);
 }
 
 proptest! {

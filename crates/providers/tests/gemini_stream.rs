@@ -9,10 +9,7 @@ use tokenrouter_providers::adapter::{Adapter, ResponseMeta, StreamDecoder, Upstr
 use tokenrouter_providers::gemini::GEMINI;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/fixtures/gemini/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/fixtures/gemini/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -139,24 +136,11 @@ fn usage_and_delivered_chunks_are_reported_as_they_arrive() {
     let mut out = Vec::new();
     assert_eq!(decoder.usage(), None);
     decoder.feed(&input[..first_event], &mut out).unwrap();
-    assert_eq!(
-        decoder.usage(),
-        Some(Usage {
-            prompt_tokens: 11,
-            ..Usage::default()
-        })
-    );
+    assert_eq!(decoder.usage(), Some(Usage { prompt_tokens: 11, ..Usage::default() }));
     assert_eq!(decoder.delivered_chunks(), 1);
     decoder.feed(&input[first_event..], &mut out).unwrap();
     decoder.finish(&mut out).unwrap();
-    assert_eq!(
-        decoder.usage(),
-        Some(Usage {
-            prompt_tokens: 11,
-            completion_tokens: 25,
-            ..Usage::default()
-        })
-    );
+    assert_eq!(decoder.usage(), Some(Usage { prompt_tokens: 11, completion_tokens: 25, ..Usage::default() }));
     assert_eq!(decoder.delivered_chunks(), 3);
     // Without include_usage: no usage member and no usage chunk.
     let text = String::from_utf8(out).unwrap();
@@ -164,11 +148,7 @@ fn usage_and_delivered_chunks_are_reported_as_they_arrive() {
     assert!(text.ends_with("data: [DONE]\n\n"));
 
     let mut calls = GEMINI.stream_decoder(meta(false));
-    run(
-        calls.as_mut(),
-        [fixture("stream_parallel_function_calls.sse").as_slice()],
-    )
-    .unwrap();
+    run(calls.as_mut(), [fixture("stream_parallel_function_calls.sse").as_slice()]).unwrap();
     assert_eq!(calls.delivered_chunks(), 3);
 }
 
@@ -178,21 +158,14 @@ fn an_error_event_fails_the_stream() {
     let error = run(decoder.as_mut(), [fixture("stream_error.sse").as_slice()]).unwrap_err();
     assert_eq!(error.status, 503);
     assert!(error.retryable);
-    assert_eq!(
-        error.message,
-        "The model is overloaded. Please try again later."
-    );
+    assert_eq!(error.message, "The model is overloaded. Please try again later.");
     assert_eq!(decoder.delivered_chunks(), 1);
 }
 
 #[test]
 fn a_stream_without_a_finish_reason_ended_early() {
     let input = fixture("stream_text.sse");
-    let last_event = input[..input.len() - 4]
-        .windows(4)
-        .rposition(|w| w == b"\r\n\r\n")
-        .unwrap()
-        + 4;
+    let last_event = input[..input.len() - 4].windows(4).rposition(|w| w == b"\r\n\r\n").unwrap() + 4;
     let mut decoder = GEMINI.stream_decoder(meta(true));
     let error = run(decoder.as_mut(), [&input[..last_event]]).unwrap_err();
     assert_eq!(error.status, 0);
@@ -228,10 +201,7 @@ fn a_later_signed_call_gets_placeholders_for_the_calls_before_it() {
         "\n\n"
     );
     let events = events(&transcode(input.as_bytes(), false));
-    assert_eq!(
-        events[1]["choices"][0]["delta"].get("thinking_blocks"),
-        None
-    );
+    assert_eq!(events[1]["choices"][0]["delta"].get("thinking_blocks"), None);
     assert_eq!(
         events[2]["choices"][0]["delta"]["thinking_blocks"],
         serde_json::json!([
@@ -239,9 +209,6 @@ fn a_later_signed_call_gets_placeholders_for_the_calls_before_it() {
             {"type": "gemini_thought_signature", "signature": "SIG-B"}
         ])
     );
-    assert_eq!(
-        events[2]["choices"][0]["delta"]["tool_calls"][0]["index"],
-        1
-    );
+    assert_eq!(events[2]["choices"][0]["delta"]["tool_calls"][0]["index"], 1);
     assert_eq!(events[3]["choices"][0]["finish_reason"], "tool_calls");
 }

@@ -28,10 +28,7 @@ pub struct MintedKey {
 
 impl std::fmt::Debug for MintedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MintedKey")
-            .field("id", &self.id)
-            .field("full", &"<redacted>")
-            .finish()
+        f.debug_struct("MintedKey").field("id", &self.id).field("full", &"<redacted>").finish()
     }
 }
 
@@ -59,11 +56,7 @@ pub fn mint() -> Result<MintedKey, getrandom::Error> {
     let id = random_base62(PUBLIC_ID_LEN)?;
     let secret = random_base62(SECRET_LEN)?;
     let hash = hash_secret(&secret);
-    Ok(MintedKey {
-        full: format!("{PREFIX}{id}_{secret}"),
-        id,
-        hash,
-    })
+    Ok(MintedKey { full: format!("{PREFIX}{id}_{secret}"), id, hash })
 }
 
 /// The displayable prefix of a key (never the secret).
@@ -86,13 +79,7 @@ pub struct KeySnapshot {
 
 impl KeySnapshot {
     pub fn new(version: i64, rows: Vec<KeyRow>) -> KeySnapshot {
-        KeySnapshot {
-            version,
-            keys: rows
-                .into_iter()
-                .map(|k| (k.id.clone(), Arc::new(k)))
-                .collect(),
-        }
+        KeySnapshot { version, keys: rows.into_iter().map(|k| (k.id.clone(), Arc::new(k))).collect() }
     }
 
     pub fn contains(&self, id: &str) -> bool {
@@ -101,12 +88,8 @@ impl KeySnapshot {
 
     /// The key a bearer token names, if the secret matches (compared in constant time).
     pub fn authenticate(&self, token: &str, now: i64) -> Result<Arc<KeyRow>, ApiError> {
-        let (id, secret) =
-            parse(token).ok_or(ApiError::Unauthorized("Incorrect API key provided."))?;
-        let key = self
-            .keys
-            .get(id)
-            .ok_or(ApiError::Unauthorized("Incorrect API key provided."))?;
+        let (id, secret) = parse(token).ok_or(ApiError::Unauthorized("Incorrect API key provided."))?;
+        let key = self.keys.get(id).ok_or(ApiError::Unauthorized("Incorrect API key provided."))?;
         if !bool::from(hash_secret(secret).ct_eq(&key.secret_hash)) {
             return Err(ApiError::Unauthorized("Incorrect API key provided."));
         }
@@ -124,10 +107,7 @@ pub struct Authed(pub Arc<KeyRow>);
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let headers = &parts.headers;
         let token = headers
             .get(http::header::AUTHORIZATION)
@@ -198,8 +178,6 @@ mod tests {
         let k = mint().unwrap();
         let snap = KeySnapshot::new(1, vec![row(&k.id, k.hash, Some(100))]);
         assert!(snap.authenticate(&k.full, 99).is_ok());
-        assert!(
-            matches!(snap.authenticate(&k.full, 100), Err(ApiError::Unauthorized(m)) if m.contains("expired"))
-        );
+        assert!(matches!(snap.authenticate(&k.full, 100), Err(ApiError::Unauthorized(m)) if m.contains("expired")));
     }
 }

@@ -14,19 +14,10 @@ use crate::config::{Config, ConfigErrors, DEFAULT_LISTEN, Env};
 use crate::state::AppState;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "tokenrouter",
-    version,
-    about = "One OpenAI-compatible URL and key in front of many LLM providers."
-)]
+#[command(name = "tokenrouter", version, about = "One OpenAI-compatible URL and key in front of many LLM providers.")]
 pub struct Cli {
     /// Database URL (sqlite://FILE; created on first use).
-    #[arg(
-        long,
-        global = true,
-        env = "TOKENROUTER_DATABASE_URL",
-        default_value = "sqlite://tokenrouter.db"
-    )]
+    #[arg(long, global = true, env = "TOKENROUTER_DATABASE_URL", default_value = "sqlite://tokenrouter.db")]
     pub database: String,
     /// Config file (default ./tokenrouter.toml when present; otherwise providers come from the environment).
     #[arg(long, global = true, env = "TOKENROUTER_CONFIG")]
@@ -92,11 +83,9 @@ impl From<tokenrouter_store::StoreError> for CliError {
     fn from(e: tokenrouter_store::StoreError) -> Self {
         use tokenrouter_store::StoreError as E;
         match e {
-            E::AccountExists(_)
-            | E::AccountNotFound(_)
-            | E::KeyNotFound(_)
-            | E::UnsupportedUrl(_)
-            | E::Money(_) => CliError::Usage(e.to_string()),
+            E::AccountExists(_) | E::AccountNotFound(_) | E::KeyNotFound(_) | E::UnsupportedUrl(_) | E::Money(_) => {
+                CliError::Usage(e.to_string())
+            }
             other => CliError::Runtime(other.to_string()),
         }
     }
@@ -105,10 +94,7 @@ impl From<tokenrouter_store::StoreError> for CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::telemetry::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");
@@ -130,20 +116,9 @@ pub fn main() -> ExitCode {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let env = Env::from_process();
     match cli.command {
-        Command::Serve { listen } => {
-            serve(&cli.database, cli.config.as_deref(), listen, &env).await
-        }
-        Command::MockUpstream {
-            listen,
-            latency_ms,
-            tokens_per_second,
-            reply_tokens,
-            fault,
-        } => {
-            let fault = fault
-                .map(|f| f.parse())
-                .transpose()
-                .map_err(|e| CliError::Usage(format!("--fault: {e}")))?;
+        Command::Serve { listen } => serve(&cli.database, cli.config.as_deref(), listen, &env).await,
+        Command::MockUpstream { listen, latency_ms, tokens_per_second, reply_tokens, fault } => {
+            let fault = fault.map(|f| f.parse()).transpose().map_err(|e| CliError::Usage(format!("--fault: {e}")))?;
             let config = tokenrouter_mock::MockConfig {
                 latency_ms,
                 tokens_per_second,
@@ -154,16 +129,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| CliError::Runtime(format!("cannot listen on {listen}: {e}")))?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| CliError::Runtime(e.to_string()))?;
+            let addr = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
             tracing::info!("mock upstream listening on http://{addr}/v1");
             tokenrouter_mock::serve(listener, config, Default::default()).await;
             Ok(())
         }
-        Command::Accounts(command) => {
-            admin::accounts(&Db::connect(&cli.database).await?, command).await
-        }
+        Command::Accounts(command) => admin::accounts(&Db::connect(&cli.database).await?, command).await,
         Command::Keys(command) => admin::keys(&Db::connect(&cli.database).await?, command).await,
         Command::Config(ConfigCommand::Check) => {
             let (config, source) = load_config(cli.config.as_deref(), &env)?;
@@ -186,33 +157,21 @@ pub fn load_config(path: Option<&Path>, env: &Env) -> Result<(Config, String), C
     };
     match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| {
-                CliError::Usage(format!("cannot read config file {}: {e}", p.display()))
-            })?;
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| CliError::Usage(format!("cannot read config file {}: {e}", p.display())))?;
             Ok((Config::from_toml(&text, env)?, p.display().to_string()))
         }
-        None => Ok((
-            Config::from_env(env),
-            "no config file; providers from the environment".to_owned(),
-        )),
+        None => Ok((Config::from_env(env), "no config file; providers from the environment".to_owned())),
     }
 }
 
-async fn serve(
-    database: &str,
-    config: Option<&Path>,
-    listen: Option<SocketAddr>,
-    env: &Env,
-) -> Result<(), CliError> {
+async fn serve(database: &str, config: Option<&Path>, listen: Option<SocketAddr>, env: &Env) -> Result<(), CliError> {
     let (config, source) = load_config(config, env)?;
     let addr = listen
         .or(config.server.listen)
         .or_else(|| DEFAULT_LISTEN.parse().ok())
         .ok_or_else(|| CliError::Usage("no listen address".into()))?;
-    let models = config
-        .models()
-        .filter(|m| m.live_deployments().next().is_some())
-        .count();
+    let models = config.models().filter(|m| m.live_deployments().next().is_some()).count();
     if models == 0 {
         tracing::warn!(
             "no model has a usable deployment: set OPENAI_API_KEY (or OPENAI_BASE_URL) or write a config file"
@@ -223,27 +182,22 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {addr}: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    let local = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
     tracing::info!(config = %source, models, "tokenrouter listening on http://{local}");
-    crate::serve(listener, state, shutdown_signal())
-        .await
-        .map_err(|e| CliError::Runtime(e.to_string()))
+    crate::serve(listener, state, shutdown_signal()).await.map_err(|e| CliError::Runtime(e.to_string()))
 }
 
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = term.recv() => {}

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokenrouter_core::{NanoUsd, Price};
+
+use crate::routing::Strategy;
 pub use tokenrouter_providers::openai::Dialect;
 
 pub use env::Env;
@@ -20,6 +22,10 @@ use raw::{RawDeployment, RawModel, RawProvider, RawServer};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Billing {
@@ -52,6 +58,11 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Default time to wait for an upstream's response head.
     pub upstream_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_attempts: u32,
+    pub strategy: Strategy,
 }
 
 pub struct Provider {
@@ -89,7 +100,10 @@ pub struct Deployment {
     pub weight: u32,
     /// What this upstream costs, when it differs from the model's price.
     pub price: Option<Price>,
+    /// How long to wait for the first byte of the answer.
     pub timeout: Duration,
+    /// The longest silence between two chunks of a stream.
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +114,10 @@ pub struct Model {
     pub price: Price,
     pub capabilities: Vec<String>,
     pub deployments: Vec<Deployment>,
+    /// This model's routing strategy, when it has its own.
+    pub strategy: Option<Strategy>,
+    /// Models tried in order after this one's deployments all failed.
+    pub fallbacks: Vec<String>,
 }
 
 impl Model {
@@ -134,8 +152,7 @@ impl Config {
 
     /// Parses and validates a TOML config file's text.
     pub fn from_toml(text: &str, env: &Env) -> Result<Config, ConfigErrors> {
-        let table: toml::Table =
-            toml::from_str(text).map_err(|e| ConfigErrors(vec![e.message().to_owned()]))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigErrors(vec![e.message().to_owned()]))?;
         let mut errors = Vec::new();
         let mut server = RawServer::default();
         let mut providers = Vec::new();
@@ -145,18 +162,13 @@ impl Config {
                 "server" => server = section(value, "server", &mut errors).unwrap_or_default(),
                 "providers" => providers = list(value, "providers", &mut errors),
                 "models" => models = list(value, "models", &mut errors),
-                other => errors.push(format!(
-                    "{other}: unknown section (expected server, providers or models)"
-                )),
+                other => errors.push(format!("{other}: unknown section (expected server, providers or models)")),
             }
         }
         let mut config = build(server, providers, models, env, &mut errors);
         config.apply_default_timeouts();
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigErrors(errors))
-        }
+        config.check_fallbacks(&mut errors);
+        if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
     }
 
     /// With no config file: every provider family whose key (or base URL) is in the
@@ -188,6 +200,8 @@ impl Config {
                 cached_input_price: None,
                 output_price: None,
                 capabilities: None,
+                strategy: None,
+                fallbacks: None,
                 deployments: vec![RawDeployment {
                     provider: m.family.to_owned(),
                     upstream_model: Some(m.upstream_model.to_owned()),
@@ -195,6 +209,7 @@ impl Config {
                     input_price: None,
                     output_price: None,
                     timeout_ms: None,
+                    idle_timeout_ms: None,
                 }],
             })
             .collect();
@@ -207,49 +222,52 @@ impl Config {
 
     /// Deployments without a timeout of their own (or their provider's) take the server's.
     fn apply_default_timeouts(&mut self) {
-        let default = self.server.upstream_timeout;
+        let (first_byte, idle) = (self.server.upstream_timeout, self.server.idle_timeout);
         for model in self.models.values_mut() {
             let model = Arc::make_mut(model);
             for d in &mut model.deployments {
                 if d.timeout.is_zero() {
-                    d.timeout = default;
+                    d.timeout = first_byte;
+                }
+                if d.idle_timeout.is_zero() {
+                    d.idle_timeout = idle;
+                }
+            }
+        }
+    }
+
+    /// Every fallback must name a configured model.
+    fn check_fallbacks(&self, errors: &mut Vec<String>) {
+        for (i, id) in self.model_order.iter().enumerate() {
+            let Some(model) = self.models.get(id) else {
+                continue;
+            };
+            for (j, fallback) in model.fallbacks.iter().enumerate() {
+                if !self.models.contains_key(fallback) {
+                    errors.push(format!("models[{i}].fallbacks[{j}]: no model named '{fallback}' is configured"));
                 }
             }
         }
     }
 }
 
-fn section<T: serde::de::DeserializeOwned>(
-    value: toml::Value,
-    path: &str,
-    errors: &mut Vec<String>,
-) -> Option<T> {
+fn section<T: serde::de::DeserializeOwned>(value: toml::Value, path: &str, errors: &mut Vec<String>) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(v) => Some(v),
         Err(e) => {
             let inner = e.path().to_string();
-            let full = if inner == "." {
-                path.to_owned()
-            } else {
-                format!("{path}.{inner}")
-            };
+            let full = if inner == "." { path.to_owned() } else { format!("{path}.{inner}") };
             errors.push(format!("{full}: {}", e.inner().to_string().trim_end()));
             None
         }
     }
 }
 
-fn list<T: serde::de::DeserializeOwned>(
-    value: toml::Value,
-    path: &str,
-    errors: &mut Vec<String>,
-) -> Vec<Option<T>> {
+fn list<T: serde::de::DeserializeOwned>(value: toml::Value, path: &str, errors: &mut Vec<String>) -> Vec<Option<T>> {
     match value {
-        toml::Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| section(item, &format!("{path}[{i}]"), errors))
-            .collect(),
+        toml::Value::Array(items) => {
+            items.into_iter().enumerate().map(|(i, item)| section(item, &format!("{path}[{i}]"), errors)).collect()
+        }
         _ => {
             errors.push(format!("{path}: expected an array of tables ([[{path}]])"));
             Vec::new()
@@ -272,13 +290,7 @@ fn parse_price(text: Option<&str>, path: &str, errors: &mut Vec<String>) -> Opti
     }
 }
 
-fn build<P, M>(
-    server: RawServer,
-    providers: Vec<P>,
-    models: Vec<M>,
-    env: &Env,
-    errors: &mut Vec<String>,
-) -> Config
+fn build<P, M>(server: RawServer, providers: Vec<P>, models: Vec<M>, env: &Env, errors: &mut Vec<String>) -> Config
 where
     P: Into<Option<RawProvider>>,
     M: Into<Option<RawModel>>,
@@ -287,13 +299,7 @@ where
     let mut built_providers: Vec<Arc<Provider>> = Vec::new();
     for (i, raw) in providers.into_iter().enumerate() {
         let Some(raw) = raw.into() else { continue };
-        if let Some(p) = build_provider(
-            raw,
-            &format!("providers[{i}]"),
-            env,
-            &built_providers,
-            errors,
-        ) {
+        if let Some(p) = build_provider(raw, &format!("providers[{i}]"), env, &built_providers, errors) {
             built_providers.push(Arc::new(p));
         }
     }
@@ -303,10 +309,7 @@ where
         let Some(raw) = raw.into() else { continue };
         let path = format!("models[{i}]");
         if built_models.contains_key(&raw.id) {
-            errors.push(format!(
-                "{path}.id: the model '{}' is configured twice",
-                raw.id
-            ));
+            errors.push(format!("{path}.id: the model '{}' is configured twice", raw.id));
             continue;
         }
         if let Some(model) = build_model(raw, &path, &built_providers, errors) {
@@ -314,21 +317,14 @@ where
             built_models.insert(model.id.clone(), Arc::new(model));
         }
     }
-    Config {
-        server,
-        providers: built_providers,
-        models: built_models,
-        model_order: order,
-    }
+    Config { server, providers: built_providers, models: built_models, model_order: order }
 }
 
 fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
     let listen = raw.listen.as_deref().and_then(|text| match text.parse() {
         Ok(addr) => Some(addr),
         Err(_) => {
-            errors.push(format!(
-                "server.listen: '{text}' is not an address such as 127.0.0.1:8080"
-            ));
+            errors.push(format!("server.listen: '{text}' is not an address such as 127.0.0.1:8080"));
             None
         }
     });
@@ -336,9 +332,7 @@ fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
         None | Some("prepaid") => Billing::Prepaid,
         Some("off") => Billing::Off,
         Some(other) => {
-            errors.push(format!(
-                "server.billing: '{other}' is not one of prepaid, off"
-            ));
+            errors.push(format!("server.billing: '{other}' is not one of prepaid, off"));
             Billing::Prepaid
         }
     };
@@ -358,11 +352,41 @@ fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
         Some(ms) => Duration::from_millis(ms),
         None => DEFAULT_UPSTREAM_TIMEOUT,
     };
+    let idle_timeout = timeout(raw.idle_timeout_ms, "server.idle_timeout_ms", errors).unwrap_or(DEFAULT_IDLE_TIMEOUT);
+    let connect_timeout =
+        timeout(raw.connect_timeout_ms, "server.connect_timeout_ms", errors).unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let request_timeout =
+        timeout(raw.request_timeout_ms, "server.request_timeout_ms", errors).unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    let max_attempts = match raw.max_attempts {
+        Some(0) => {
+            errors.push("server.max_attempts: must be at least 1".to_owned());
+            DEFAULT_MAX_ATTEMPTS
+        }
+        Some(n) => n,
+        None => DEFAULT_MAX_ATTEMPTS,
+    };
+    let strategy = parse_strategy(raw.strategy.as_deref(), "server.strategy", errors).unwrap_or_default();
     ServerConfig {
         listen,
         billing,
         max_body_bytes,
         upstream_timeout,
+        idle_timeout,
+        connect_timeout,
+        request_timeout,
+        max_attempts,
+        strategy,
+    }
+}
+
+fn parse_strategy(text: Option<&str>, path: &str, errors: &mut Vec<String>) -> Option<Strategy> {
+    let text = text?;
+    match text.parse() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.push(format!("{path}: {e}"));
+            None
+        }
     }
 }
 
@@ -388,44 +412,28 @@ fn build_provider(
         errors.push(format!("{path}.name: must not be empty"));
     }
     if existing.iter().any(|p| p.name == raw.name) {
-        errors.push(format!(
-            "{path}.name: the provider '{}' is configured twice",
-            raw.name
-        ));
+        errors.push(format!("{path}.name: the provider '{}' is configured twice", raw.name));
     }
     let kind = ProviderKind::parse(&raw.kind);
     if kind.is_none() {
-        errors.push(format!(
-            "{path}.kind: '{}' is not one of openai, anthropic, gemini",
-            raw.kind
-        ));
+        errors.push(format!("{path}.kind: '{}' is not one of openai, anthropic, gemini", raw.kind));
     }
     let family = catalog::family(&raw.name).filter(|f| Some(f.kind) == Some(raw.kind.as_str()));
-    let default_base = catalog::FAMILIES
-        .iter()
-        .find(|f| f.kind == raw.kind)
-        .map(|f| f.base_url);
+    let default_base = catalog::FAMILIES.iter().find(|f| f.kind == raw.kind).map(|f| f.base_url);
     let base_url = raw
         .base_url
         .or_else(|| family.map(|f| f.base_url.to_owned()))
-        .or_else(|| {
-            (raw.kind != "openai")
-                .then(|| default_base.map(str::to_owned))
-                .flatten()
-        });
+        .or_else(|| (raw.kind != "openai").then(|| default_base.map(str::to_owned)).flatten());
     let base_url = match base_url {
-        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            url.trim_end_matches('/').to_owned()
-        }
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => url.trim_end_matches('/').to_owned(),
         Some(url) => {
-            errors.push(format!(
-                "{path}.base_url: '{url}' must start with http:// or https://"
-            ));
+            errors.push(format!("{path}.base_url: '{url}' must start with http:// or https://"));
             String::new()
         }
         None if kind.is_none() => String::new(),
         None => {
-            errors.push(format!("{path}.base_url: required for an OpenAI-compatible provider other than OpenAI itself"));
+            errors
+                .push(format!("{path}.base_url: required for an OpenAI-compatible provider other than OpenAI itself"));
             String::new()
         }
     };
@@ -442,35 +450,26 @@ fn build_provider(
     let authorization = api_key.as_ref().and_then(|key| {
         let value = http::HeaderValue::try_from(format!("Bearer {key}")).ok();
         if value.is_none() {
-            errors.push(format!(
-                "{path}: the API key contains characters that cannot be sent in a header"
-            ));
+            errors.push(format!("{path}: the API key contains characters that cannot be sent in a header"));
         }
         value.map(|mut v| {
             v.set_sensitive(true);
             v
         })
     });
-    let key_header = api_key
-        .as_ref()
-        .and_then(|key| http::HeaderValue::try_from(key.as_str()).ok())
-        .map(|mut v| {
-            v.set_sensitive(true);
-            v
-        });
+    let key_header = api_key.as_ref().and_then(|key| http::HeaderValue::try_from(key.as_str()).ok()).map(|mut v| {
+        v.set_sensitive(true);
+        v
+    });
     let dialect = match raw.dialect.as_deref() {
         Some("openai") => Dialect::OpenAi,
         Some("deepseek") => Dialect::DeepSeek,
         Some("mistral") => Dialect::Mistral,
         Some(other) => {
-            errors.push(format!(
-                "{path}.dialect: '{other}' is not one of openai, deepseek, mistral"
-            ));
+            errors.push(format!("{path}.dialect: '{other}' is not one of openai, deepseek, mistral"));
             Dialect::OpenAi
         }
-        None if raw.name == "deepseek" || base_url.contains("api.deepseek.com") => {
-            Dialect::DeepSeek
-        }
+        None if raw.name == "deepseek" || base_url.contains("api.deepseek.com") => Dialect::DeepSeek,
         None if raw.name == "mistral" || base_url.contains("api.mistral.ai") => Dialect::Mistral,
         None => Dialect::OpenAi,
     };
@@ -487,12 +486,7 @@ fn build_provider(
     })
 }
 
-fn build_model(
-    raw: RawModel,
-    path: &str,
-    providers: &[Arc<Provider>],
-    errors: &mut Vec<String>,
-) -> Option<Model> {
+fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &mut Vec<String>) -> Option<Model> {
     let before = errors.len();
     let known = catalog::model(&raw.id);
     if raw.id.is_empty() {
@@ -502,49 +496,27 @@ fn build_model(
         let value = value.or(from_catalog);
         match value {
             Some(0) => errors.push(format!("{path}.{field}: must be at least 1")),
-            None => errors.push(format!(
-                "{path}.{field}: required for a model that is not in the built-in catalog"
-            )),
+            None => errors.push(format!("{path}.{field}: required for a model that is not in the built-in catalog")),
             Some(_) => {}
         }
         value.unwrap_or(1)
     };
-    let context_window = required(
-        raw.context_window,
-        known.map(|k| k.context_window),
-        "context_window",
-    );
-    let max_output_tokens = required(
-        raw.max_output_tokens,
-        known.map(|k| k.max_output_tokens),
-        "max_output_tokens",
-    );
-    let mut priced =
-        |text: Option<String>, from_catalog: Option<&str>, field: &str| -> Option<NanoUsd> {
-            let text = text.or(from_catalog.map(str::to_owned));
-            parse_price(text.as_deref(), &format!("{path}.{field}"), errors)
-        };
-    let input = priced(
-        raw.input_price.clone(),
-        known.map(|k| k.input_price),
-        "input_price",
-    );
-    let output = priced(
-        raw.output_price.clone(),
-        known.map(|k| k.output_price),
-        "output_price",
-    );
-    let cached = priced(
-        raw.cached_input_price,
-        known.map(|k| k.cached_input_price),
-        "cached_input_price",
-    );
-    for (value, written, field) in [
-        (input, &raw.input_price, "input_price"),
-        (output, &raw.output_price, "output_price"),
-    ] {
+    let context_window = required(raw.context_window, known.map(|k| k.context_window), "context_window");
+    let max_output_tokens = required(raw.max_output_tokens, known.map(|k| k.max_output_tokens), "max_output_tokens");
+    let mut priced = |text: Option<String>, from_catalog: Option<&str>, field: &str| -> Option<NanoUsd> {
+        let text = text.or(from_catalog.map(str::to_owned));
+        parse_price(text.as_deref(), &format!("{path}.{field}"), errors)
+    };
+    let input = priced(raw.input_price.clone(), known.map(|k| k.input_price), "input_price");
+    let output = priced(raw.output_price.clone(), known.map(|k| k.output_price), "output_price");
+    let cached = priced(raw.cached_input_price, known.map(|k| k.cached_input_price), "cached_input_price");
+    for (value, written, field) in
+        [(input, &raw.input_price, "input_price"), (output, &raw.output_price, "output_price")]
+    {
         if value.is_none() && written.is_none() && known.is_none() {
-            errors.push(format!("{path}.{field}: required for a model that is not in the built-in catalog (0 for a free model)"));
+            errors.push(format!(
+                "{path}.{field}: required for a model that is not in the built-in catalog (0 for a free model)"
+            ));
         }
     }
     let price = Price {
@@ -552,50 +524,28 @@ fn build_model(
         cached_input: cached.or(input).unwrap_or_default(),
         output: output.unwrap_or_default(),
     };
-    let capabilities = raw.capabilities.unwrap_or_else(|| {
-        known
-            .map(|k| k.capabilities.iter().map(|c| (*c).to_owned()).collect())
-            .unwrap_or_default()
-    });
+    let capabilities = raw
+        .capabilities
+        .unwrap_or_else(|| known.map(|k| k.capabilities.iter().map(|c| (*c).to_owned()).collect()).unwrap_or_default());
     for (j, cap) in capabilities.iter().enumerate() {
-        if ![
-            "tools",
-            "vision",
-            "json",
-            "reasoning",
-            "embeddings",
-            "audio",
-        ]
-        .contains(&cap.as_str())
-        {
-            errors.push(format!("{path}.capabilities[{j}]: '{cap}' is not one of tools, vision, json, reasoning, embeddings, audio"));
+        if !["tools", "vision", "json", "reasoning", "embeddings", "audio"].contains(&cap.as_str()) {
+            errors.push(format!(
+                "{path}.capabilities[{j}]: '{cap}' is not one of tools, vision, json, reasoning, embeddings, audio"
+            ));
         }
     }
     if raw.deployments.is_empty() {
-        errors.push(format!(
-            "{path}.deployments: a model needs at least one deployment"
-        ));
+        errors.push(format!("{path}.deployments: a model needs at least one deployment"));
     }
     let mut deployments = Vec::new();
     for (j, d) in raw.deployments.into_iter().enumerate() {
         let dpath = format!("{path}.deployments[{j}]");
         let Some(provider) = providers.iter().find(|p| p.name == d.provider) else {
-            errors.push(format!(
-                "{dpath}.provider: no provider named '{}' is configured",
-                d.provider
-            ));
+            errors.push(format!("{dpath}.provider: no provider named '{}' is configured", d.provider));
             continue;
         };
-        let d_input = parse_price(
-            d.input_price.as_deref(),
-            &format!("{dpath}.input_price"),
-            errors,
-        );
-        let d_output = parse_price(
-            d.output_price.as_deref(),
-            &format!("{dpath}.output_price"),
-            errors,
-        );
+        let d_input = parse_price(d.input_price.as_deref(), &format!("{dpath}.input_price"), errors);
+        let d_output = parse_price(d.output_price.as_deref(), &format!("{dpath}.output_price"), errors);
         let own_price = (d_input.is_some() || d_output.is_some()).then(|| Price {
             input: d_input.unwrap_or(price.input),
             cached_input: d_input.unwrap_or(price.cached_input),
@@ -605,6 +555,7 @@ fn build_model(
             errors.push(format!("{dpath}.weight: must be at least 1"));
         }
         let timeout = timeout(d.timeout_ms, &format!("{dpath}.timeout_ms"), errors);
+        let idle = self::timeout(d.idle_timeout_ms, &format!("{dpath}.idle_timeout_ms"), errors);
         deployments.push(Deployment {
             provider: provider.clone(),
             upstream_model: d
@@ -613,8 +564,10 @@ fn build_model(
             weight: d.weight.unwrap_or(1),
             price: own_price,
             timeout: timeout.or(provider.timeout).unwrap_or(Duration::ZERO),
+            idle_timeout: idle.unwrap_or(Duration::ZERO),
         });
     }
+    let strategy = parse_strategy(raw.strategy.as_deref(), &format!("{path}.strategy"), errors);
     (errors.len() == before).then_some(Model {
         id: raw.id,
         context_window,
@@ -622,5 +575,7 @@ fn build_model(
         price,
         capabilities,
         deployments,
+        strategy,
+        fallbacks: raw.fallbacks.unwrap_or_default(),
     })
 }

@@ -1,11 +1,12 @@
 //! One attempt at an upstream: pick the adapter for the provider's kind, send, wait for
-//! the answer within the deployment's deadline, and sort the outcome into a complete
-//! answer, a stream, a refusal the client caused, or a failure of the upstream.
+//! the first byte within the deployment's deadline, and sort the outcome into a complete
+//! answer, a stream, a refusal the client caused, or a failure that another deployment
+//! may not have.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokenrouter_core::ErrorEnvelope;
@@ -13,6 +14,7 @@ use tokenrouter_providers::adapter::{Adapter, Auth, Encoded};
 
 use crate::config::{Deployment, ProviderKind};
 use crate::error::ApiError;
+use crate::routing::Failure;
 use crate::upstream::{UpstreamClient, UpstreamError};
 
 /// Largest upstream answer the gateway reads into memory (non-streaming).
@@ -34,118 +36,129 @@ pub enum Outbound {
     /// An OpenAI-compatible body for `path` under the base URL, sent with a bearer key.
     Raw { path: &'static str, body: Bytes },
     /// A body an adapter encoded for its provider.
-    Translated {
-        adapter: &'static dyn Adapter,
-        encoded: Encoded,
-    },
+    Translated { adapter: &'static dyn Adapter, encoded: Encoded },
 }
 
 pub enum Answer {
     /// A successful non-streaming answer, whole (in the provider's format).
     Complete(Bytes),
-    /// A successful streaming answer, still arriving.
-    Stream(Incoming),
+    /// A successful streaming answer: its first bytes, and the rest still arriving.
+    Stream { first: Bytes, rest: Incoming },
     /// The upstream refused the request for a reason the request itself caused (400,
-    /// 409, 413, 422): relayed to the client with an OpenAI-shaped body.
+    /// 409, 413, 422): relayed to the client with an OpenAI-shaped body, never retried.
     Refused { status: StatusCode, body: Bytes },
 }
 
+/// A failed attempt: what the client would be told, and what it says about the deployment.
+pub struct Failed {
+    pub error: ApiError,
+    pub failure: Failure,
+}
+
+impl Failed {
+    fn new(error: ApiError, failure: Failure) -> Failed {
+        Failed { error, failure }
+    }
+}
+
+/// Sends one attempt. `deadline` is the whole request's: no wait outlasts it.
 pub async fn send(
     client: &UpstreamClient,
     deployment: &Deployment,
     outbound: Outbound,
     stream: bool,
-) -> Result<Answer, ApiError> {
-    let deadline = Instant::now() + deployment.timeout;
+    deadline: Instant,
+) -> Result<Answer, Failed> {
     let provider = &deployment.provider.name;
-    let (adapter, sent) = match outbound {
-        Outbound::Raw { path, body } => (
-            None,
-            client
-                .post_json(deployment, path, &[], body, Auth::Bearer)
-                .await,
-        ),
+    let first_byte_by = deadline.min(Instant::now() + deployment.timeout);
+    let timed_out = || {
+        Failed::new(
+            ApiError::UpstreamTimeout(format!("The provider '{provider}' did not answer in time.")),
+            Failure::Timeout,
+        )
+    };
+    let (adapter, path, headers, body, auth) = match outbound {
+        Outbound::Raw { path, body } => (None, path.to_owned(), Vec::new(), body, Auth::Bearer),
         Outbound::Translated { adapter, encoded } => {
-            let body = Bytes::from(encoded.body);
-            (
-                Some(adapter),
-                client
-                    .post_json(
-                        deployment,
-                        &encoded.path,
-                        &encoded.headers,
-                        body,
-                        adapter.auth(),
-                    )
-                    .await,
-            )
+            (Some(adapter), encoded.path, encoded.headers, Bytes::from(encoded.body), adapter.auth())
         }
     };
-    let response = sent.map_err(|e| match e {
-        UpstreamError::Timeout(_) => ApiError::UpstreamTimeout(format!(
-            "The provider '{provider}' did not answer in time: {e}."
-        )),
-        other => ApiError::UpstreamUnavailable(format!(
-            "The provider '{provider}' is unavailable: {other}."
-        )),
+    let sending = client.post_json(deployment, &path, &headers, body, auth, first_byte_by);
+    let response = sending.await.map_err(|e| match e {
+        UpstreamError::Timeout(_) => timed_out(),
+        other => Failed::new(
+            ApiError::UpstreamUnavailable(format!("The provider '{provider}' is unavailable: {other}.")),
+            Failure::Connect,
+        ),
     })?;
     let status = response.status();
+    let retry_after = retry_after(response.headers());
+    let mut body = response.into_body();
     if status.is_success() && stream {
-        return Ok(Answer::Stream(response.into_body()));
+        // Wait for the first bytes here, so that an upstream which answers but never
+        // streams can still be retried elsewhere: nothing has reached the client yet.
+        return match tokio::time::timeout_at(first_byte_by.into(), body.frame()).await {
+            Err(_) => Err(timed_out()),
+            Ok(Some(Err(e))) => Err(Failed::new(
+                ApiError::UpstreamUnavailable(format!("The provider '{provider}' broke off its stream: {e}.")),
+                Failure::ServerError,
+            )),
+            Ok(None) => Ok(Answer::Stream { first: Bytes::new(), rest: body }),
+            Ok(Some(Ok(frame))) => Ok(Answer::Stream { first: frame.into_data().unwrap_or_default(), rest: body }),
+        };
     }
-    let read = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES).collect();
+    let read = http_body_util::Limited::new(body, MAX_ANSWER_BYTES).collect();
     let body = match tokio::time::timeout_at(deadline.into(), read).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) => {
-            return Err(ApiError::UpstreamUnavailable(format!(
-                "The provider '{provider}' broke off its answer: {e}."
-            )));
+            return Err(Failed::new(
+                ApiError::UpstreamUnavailable(format!("The provider '{provider}' broke off its answer: {e}.")),
+                Failure::ServerError,
+            ));
         }
-        Err(_) => {
-            return Err(ApiError::UpstreamTimeout(format!(
-                "The provider '{provider}' did not finish its answer in time."
-            )));
-        }
+        Err(_) => return Err(timed_out()),
     };
     if status.is_success() {
         return Ok(Answer::Complete(body));
     }
-    match adapter {
-        None => classify_openai(provider, status, body),
+    let (client_error, message) = match adapter {
+        None => openai_error(status, &body),
         Some(adapter) => {
             let failure = adapter.decode_error(status.as_u16(), &body);
-            if failure.client_error {
-                let envelope = ErrorEnvelope::new(
-                    "invalid_request_error",
-                    "invalid_request",
-                    failure.message,
-                    None,
-                );
-                Ok(Answer::Refused {
-                    status,
-                    body: Bytes::from(envelope.to_json()),
-                })
-            } else {
-                Err(ApiError::UpstreamUnavailable(format!(
-                    "The provider '{provider}' answered {status}: {}",
-                    failure.message
-                )))
-            }
+            (failure.client_error, failure.message)
         }
-    }
-}
-
-/// An OpenAI-compatible upstream's error: relayed when the request caused it, else a 502.
-fn classify_openai(provider: &str, status: StatusCode, body: Bytes) -> Result<Answer, ApiError> {
-    if matches!(status.as_u16(), 400 | 409 | 413 | 422)
-        && serde_json::from_slice::<serde_json::Value>(&body).is_ok()
-    {
+    };
+    if client_error {
+        let body = match adapter {
+            None => body,
+            Some(_) => {
+                Bytes::from(ErrorEnvelope::new("invalid_request_error", "invalid_request", message, None).to_json())
+            }
+        };
         return Ok(Answer::Refused { status, body });
     }
-    let detail = serde_json::from_slice::<ErrorEnvelope>(&body)
+    let failure = match status {
+        StatusCode::TOO_MANY_REQUESTS => Failure::RateLimited { retry_after },
+        _ => Failure::ServerError,
+    };
+    Err(Failed::new(
+        ApiError::UpstreamUnavailable(format!("The provider '{provider}' answered {status}: {message}")),
+        failure,
+    ))
+}
+
+/// Whether an OpenAI-compatible upstream's error is the request's fault, and its message.
+fn openai_error(status: StatusCode, body: &[u8]) -> (bool, String) {
+    let client_error =
+        matches!(status.as_u16(), 400 | 409 | 413 | 422) && serde_json::from_slice::<serde_json::Value>(body).is_ok();
+    let message = serde_json::from_slice::<ErrorEnvelope>(body)
         .map(|e| e.error.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
-    Err(ApiError::UpstreamUnavailable(format!(
-        "The provider '{provider}' answered {status}: {detail}"
-    )))
+    (client_error, message)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from APIs and read as absent).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: f64 = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
 }

@@ -26,11 +26,7 @@ impl RequestId {
     fn new() -> RequestId {
         let mut text = String::with_capacity(36);
         text.push_str("req_");
-        text.push_str(
-            uuid::Uuid::now_v7()
-                .simple()
-                .encode_lower(&mut uuid::Uuid::encode_buffer()),
-        );
+        text.push_str(uuid::Uuid::now_v7().simple().encode_lower(&mut uuid::Uuid::encode_buffer()));
         RequestId(text)
     }
 }
@@ -39,11 +35,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(RequestId::new))
+        Ok(parts.extensions.get::<RequestId>().cloned().unwrap_or_else(RequestId::new))
     }
 }
 
@@ -70,19 +62,15 @@ pub async fn stamp(mut request: Request, next: Next) -> Response {
 /// Reads the whole body, refusing more than `limit` bytes (at once when the client
 /// announces a larger `Content-Length`).
 pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
-    let announced = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let announced =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
         return Err(ApiError::TooLarge(limit));
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::TooLarge(limit)),
-        Err(e) => Err(ApiError::invalid(format!(
-            "The request body could not be read: {e}"
-        ))),
+        Err(e) => Err(ApiError::invalid(format!("The request body could not be read: {e}"))),
     }
 }
 

@@ -10,10 +10,12 @@ use tokenrouter_core::ErrorEnvelope;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    InvalidRequest {
-        message: String,
-        param: Option<Cow<'static, str>>,
-    },
+    InvalidRequest { message: String, param: Option<Cow<'static, str>> },
+    #[error(
+        "This model's maximum context length is {window} tokens. However, you requested {} tokens ({prompt} in the messages, {completion} in the completion). Please reduce the length of the messages or completion.",
+        prompt + completion
+    )]
+    ContextLengthExceeded { window: u64, prompt: u64, completion: u64 },
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("The model '{0}' does not exist or you do not have access to it.")]
@@ -26,6 +28,8 @@ pub enum ApiError {
     UpstreamUnavailable(String),
     #[error("{0}")]
     UpstreamTimeout(String),
+    #[error("Every deployment of '{model}' is cooling down after failures; retry in {} s.", retry_after.as_secs().max(1))]
+    AllCooling { model: String, retry_after: std::time::Duration },
     #[error("Unknown request URL: {method} {path}. Please check the URL and method.")]
     UnknownRoute { method: String, path: String },
     #[error("The method {method} is not allowed for {path}.")]
@@ -37,76 +41,33 @@ pub enum ApiError {
 impl ApiError {
     /// A malformed request, not tied to one field.
     pub fn invalid(message: impl Into<String>) -> ApiError {
-        ApiError::InvalidRequest {
-            message: message.into(),
-            param: None,
-        }
+        ApiError::InvalidRequest { message: message.into(), param: None }
     }
 
     /// A request whose field `param` is wrong.
-    pub fn invalid_param(
-        message: impl Into<String>,
-        param: impl Into<Cow<'static, str>>,
-    ) -> ApiError {
-        ApiError::InvalidRequest {
-            message: message.into(),
-            param: Some(param.into()),
-        }
+    pub fn invalid_param(message: impl Into<String>, param: impl Into<Cow<'static, str>>) -> ApiError {
+        ApiError::InvalidRequest { message: message.into(), param: Some(param.into()) }
     }
 
     /// Status, `type` and `code` of each failure: the single table of CONTRACTS.md §4.
     fn table(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            ApiError::InvalidRequest { .. } => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_request",
-            ),
-            ApiError::Unauthorized(_) => (
-                StatusCode::UNAUTHORIZED,
-                "authentication_error",
-                "invalid_api_key",
-            ),
-            ApiError::ModelNotFound(_) => (
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "model_not_found",
-            ),
-            ApiError::ModelNotAllowed(_) => (
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "model_not_allowed",
-            ),
-            ApiError::TooLarge(_) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                "request_too_large",
-            ),
-            ApiError::UpstreamUnavailable(_) => (
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                "upstream_unavailable",
-            ),
-            ApiError::UpstreamTimeout(_) => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_error",
-                "upstream_timeout",
-            ),
-            ApiError::UnknownRoute { .. } => (
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "unknown_url",
-            ),
-            ApiError::MethodNotAllowed { .. } => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request_error",
-                "method_not_allowed",
-            ),
-            ApiError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal_error",
-            ),
+            ApiError::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request"),
+            ApiError::ContextLengthExceeded { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_request_error", "context_length_exceeded")
+            }
+            ApiError::AllCooling { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream_error", "upstream_unavailable"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key"),
+            ApiError::ModelNotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found"),
+            ApiError::ModelNotAllowed(_) => (StatusCode::FORBIDDEN, "permission_error", "model_not_allowed"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large"),
+            ApiError::UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, "upstream_error", "upstream_unavailable"),
+            ApiError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_error", "upstream_timeout"),
+            ApiError::UnknownRoute { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", "unknown_url"),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed")
+            }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
         }
     }
 
@@ -119,6 +80,7 @@ impl ApiError {
         let param = match self {
             ApiError::InvalidRequest { param, .. } => param.as_deref(),
             ApiError::ModelNotFound(_) | ApiError::ModelNotAllowed(_) => Some("model"),
+            ApiError::ContextLengthExceeded { .. } => Some("messages"),
             _ => None,
         };
         ErrorEnvelope::new(kind, code, self.to_string(), param)
@@ -128,14 +90,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), self.envelope().to_json()).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let ApiError::AllCooling { retry_after, .. } = &self {
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            if let Ok(value) = HeaderValue::try_from(seconds.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
         if self.status() == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

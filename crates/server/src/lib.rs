@@ -11,9 +11,11 @@ pub mod error;
 pub mod metering;
 pub mod policy;
 pub mod routes;
+pub mod routing;
 pub mod state;
 pub mod streaming;
 pub mod telemetry;
+pub mod tokens;
 pub mod upstream;
 
 use std::future::Future;
@@ -33,9 +35,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     state.usage.flush().await;
     result
 }

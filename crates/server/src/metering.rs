@@ -89,12 +89,7 @@ async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
             if !waiters.is_empty() || records.len() >= BATCH {
                 break;
             }
-            match tokio::time::timeout_at(
-                deadline,
-                rx.recv_many(&mut messages, BATCH - records.len()),
-            )
-            .await
-            {
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut messages, BATCH - records.len())).await {
                 Ok(n) if n > 0 => {}
                 _ => break,
             }
@@ -158,12 +153,7 @@ pub enum Measured {
 
 impl MeterContext {
     /// The usage row of this request.
-    pub fn usage_record(
-        &self,
-        status: u16,
-        measured: Measured,
-        client_disconnected: bool,
-    ) -> UsageRecord {
+    pub fn usage_record(&self, status: u16, measured: Measured, client_disconnected: bool) -> UsageRecord {
         let (usage, source) = match measured {
             Measured::Reported(u) => (u, UsageSource::Upstream),
             Measured::Counted(u) => (u, UsageSource::Counted),

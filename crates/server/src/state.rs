@@ -11,6 +11,7 @@ use tokenrouter_store::Db;
 use crate::auth::KeySnapshot;
 use crate::config::Config;
 use crate::metering::UsageWriter;
+use crate::routing::Routing;
 use crate::upstream::UpstreamClient;
 
 /// How often the key snapshot checks the store for keys created or revoked elsewhere.
@@ -27,6 +28,8 @@ pub struct Shared {
     pub db: Db,
     pub upstream: UpstreamClient,
     pub usage: UsageWriter,
+    /// Deployment health and the strategies' state.
+    pub routing: Routing,
     last_forced_refresh_ms: AtomicI64,
 }
 
@@ -40,6 +43,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Loads the keys and starts the background tasks (key refresh, usage writer).
     pub async fn start(config: Config, db: Db) -> Result<AppState, tokenrouter_store::StoreError> {
+        let upstream = UpstreamClient::new(config.server.connect_timeout);
         let version = db.keys_version().await?;
         let keys = KeySnapshot::new(version, db.active_keys().await?);
         let state = AppState(Arc::new(Shared {
@@ -47,7 +51,8 @@ impl AppState {
             keys: ArcSwap::from_pointee(keys),
             usage: UsageWriter::start(db.clone()),
             db,
-            upstream: UpstreamClient::new(),
+            upstream,
+            routing: Routing::new(),
             last_forced_refresh_ms: AtomicI64::new(0),
         }));
         tokio::spawn(refresh_keys(state.clone()));
@@ -59,10 +64,7 @@ impl AppState {
         let now = tokenrouter_core::clock::now_unix_ms();
         let last = self.last_forced_refresh_ms.load(Ordering::Relaxed);
         now - last >= FORCED_REFRESH_GAP_MS
-            && self
-                .last_forced_refresh_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+            && self.last_forced_refresh_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
     /// Reloads the key snapshot when the store says keys changed.

@@ -6,15 +6,20 @@
 mod passthrough;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokenrouter_core::chat::{ChatCompletionChunk, ChunkChoice, Delta};
 use tokenrouter_core::{ErrorEnvelope, Usage};
+use tokenrouter_providers::adapter::ResponseMeta;
 use tokenrouter_providers::adapter::StreamDecoder;
 use tokenrouter_providers::openai;
+use tokio::time::Sleep;
 
 use crate::metering::{Measured, MeterContext, UsageWriter};
 use passthrough::PassThrough;
@@ -80,9 +85,23 @@ impl Transcoder {
     }
 }
 
+/// The upstream stream and how long it may stay silent.
+pub struct Upstream {
+    /// Bytes already read while waiting for the first byte.
+    pub first: Bytes,
+    pub rest: Incoming,
+    pub idle_timeout: Duration,
+}
+
 pub struct MeteredSse {
     upstream: Incoming,
+    first: Option<Bytes>,
     transcoder: Transcoder,
+    /// Names the final chunk of a stream that failed after its first byte.
+    meta: ResponseMeta,
+    idle_timeout: Duration,
+    last_data: Instant,
+    idle: Pin<Box<Sleep>>,
     tail: Option<Bytes>,
     ended: bool,
     /// The upstream finished the stream properly.
@@ -91,14 +110,20 @@ pub struct MeteredSse {
 }
 
 impl MeteredSse {
-    pub fn new(upstream: Incoming, transform: Transform, settlement: Settlement) -> MeteredSse {
+    pub fn new(upstream: Upstream, transform: Transform, meta: ResponseMeta, settlement: Settlement) -> MeteredSse {
         let transcoder = match transform {
             Transform::PassThrough(strip_usage) => Transcoder::Pass(PassThrough::new(strip_usage)),
             Transform::Decode(decoder) => Transcoder::Decode(decoder),
         };
+        let now = Instant::now();
         MeteredSse {
-            upstream,
+            upstream: upstream.rest,
+            first: Some(upstream.first).filter(|b| !b.is_empty()),
             transcoder,
+            meta,
+            idle_timeout: upstream.idle_timeout,
+            last_data: now,
+            idle: Box::pin(tokio::time::sleep_until((now + upstream.idle_timeout).into())),
             tail: None,
             ended: false,
             completed: false,
@@ -110,7 +135,7 @@ impl MeteredSse {
         let (out, failure) = self.transcoder.feed(data);
         if let Some(message) = failure {
             self.ended = true;
-            self.tail = Some(error_event(&message));
+            self.tail = Some(self.failure_events(&message));
             self.settle(false);
         }
         out
@@ -128,7 +153,7 @@ impl MeteredSse {
         self.tail = match rest {
             Ok(bytes) if bytes.is_empty() => None,
             Ok(bytes) => Some(bytes),
-            Err(message) => Some(error_event(&message)),
+            Err(message) => Some(self.failure_events(&message)),
         };
         self.settle(false);
     }
@@ -142,10 +167,7 @@ impl MeteredSse {
             // A stream that ended early may carry only the usage known at its start
             // (Anthropic reports output tokens last): never bill less than was delivered.
             Some(usage) if !self.completed && usage.completion_tokens < delivered => {
-                Measured::Counted(Usage {
-                    completion_tokens: delivered,
-                    ..usage
-                })
+                Measured::Counted(Usage { completion_tokens: delivered, ..usage })
             }
             Some(usage) => Measured::Reported(usage),
             None => Measured::Counted(Usage {
@@ -154,18 +176,50 @@ impl MeteredSse {
                 ..Usage::default()
             }),
         };
-        s.writer
-            .record_now(s.meter.usage_record(200, measured, client_disconnected));
+        s.writer.record_now(s.meter.usage_record(200, measured, client_disconnected));
     }
 }
 
-/// Ends a stream with one error event (CONTRACTS.md §4) after an upstream failure.
-fn error_event(message: &str) -> Bytes {
-    let envelope = ErrorEnvelope::new("upstream_error", "upstream_unavailable", message, None);
-    let mut event = b"data: ".to_vec();
-    event.extend_from_slice(&envelope.to_json());
-    event.extend_from_slice(b"\n\n");
-    Bytes::from(event)
+impl MeteredSse {
+    /// Ends a stream that failed after its first byte: a final chunk whose
+    /// `finish_reason` is `"error"`, then one error event (CONTRACTS.md §4).
+    fn failure_events(&self, message: &str) -> Bytes {
+        let chunk = ChatCompletionChunk {
+            id: self.meta.id.clone(),
+            object: "chat.completion.chunk".to_owned(),
+            created: self.meta.created,
+            model: self.meta.model.clone(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta: Delta::default(),
+                logprobs: None,
+                finish_reason: Some("error".to_owned()),
+            }],
+            usage: None,
+        };
+        let envelope = ErrorEnvelope::new("upstream_error", "upstream_unavailable", message, None);
+        let mut events = b"data: ".to_vec();
+        events.extend_from_slice(&serde_json::to_vec(&chunk).unwrap_or_default());
+        events.extend_from_slice(b"\n\ndata: ");
+        events.extend_from_slice(&envelope.to_json());
+        events.extend_from_slice(b"\n\n");
+        Bytes::from(events)
+    }
+
+    /// Whether the upstream has been silent for longer than allowed; re-arms the timer
+    /// when data came since it was set (so no timer is touched per chunk).
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.idle.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let due = self.last_data + self.idle_timeout;
+            if Instant::now() >= due {
+                return true;
+            }
+            self.idle.as_mut().reset(due.into());
+        }
+    }
 }
 
 /// The most bytes gathered into one write to the client.
@@ -212,10 +266,7 @@ impl Body for MeteredSse {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
         loop {
             if let Some(tail) = this.tail.take() {
@@ -227,6 +278,9 @@ impl Body for MeteredSse {
             // Take everything that has already arrived, so that events which came
             // together leave in one write; never wait for more.
             let mut gathered = Gathered::default();
+            if let Some(first) = this.first.take() {
+                gathered.push(first);
+            }
             let mut end = None;
             let mut waiting = false;
             while gathered.len() < GATHER_LIMIT {
@@ -250,8 +304,15 @@ impl Body for MeteredSse {
                     }
                 }
             }
+            if waiting && gathered.len() == 0 && end.is_none() && this.idle_expired(cx) {
+                let seconds = this.idle_timeout.as_secs_f64();
+                end = Some(Err(format!("The provider sent nothing for {seconds:.1} s.")));
+            }
             let out = match gathered.into_bytes() {
-                Some(data) => this.accept(data),
+                Some(data) => {
+                    this.last_data = Instant::now();
+                    this.accept(data)
+                }
                 None => Bytes::new(),
             };
             if let Some(end) = end {

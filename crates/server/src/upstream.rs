@@ -31,16 +31,11 @@ pub enum UpstreamError {
     Request(String),
 }
 
-impl Default for UpstreamClient {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl UpstreamClient {
-    pub fn new() -> UpstreamClient {
+    pub fn new(connect_timeout: Duration) -> UpstreamClient {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
         http.enforce_http(false);
         http.set_keepalive(Some(Duration::from_secs(60)));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -64,17 +59,12 @@ impl UpstreamClient {
         extra_headers: &[(&'static str, String)],
         body: Bytes,
         auth: Auth,
+        first_byte_by: std::time::Instant,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let provider = &deployment.provider;
         let mut builder = Request::post(format!("{}{path}", provider.base_url))
-            .header(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )
-            .header(
-                header::ACCEPT,
-                HeaderValue::from_static("application/json, text/event-stream"),
-            );
+            .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(header::ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
         match auth {
             Auth::Bearer => {
                 if let Some(value) = &provider.authorization {
@@ -90,10 +80,8 @@ impl UpstreamClient {
         for (name, value) in extra_headers {
             builder = builder.header(*name, value.as_str());
         }
-        let request = builder
-            .body(Full::new(body))
-            .map_err(|e| UpstreamError::Request(e.to_string()))?;
-        match tokio::time::timeout(deployment.timeout, self.client.request(request)).await {
+        let request = builder.body(Full::new(body)).map_err(|e| UpstreamError::Request(e.to_string()))?;
+        match tokio::time::timeout_at(first_byte_by.into(), self.client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(UpstreamError::Connect(describe(&e))),
             Err(_) => Err(UpstreamError::Timeout(deployment.timeout.as_millis())),

@@ -3,9 +3,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Holds only the URL's scheme: the rest may contain a password.
-    #[error(
-        "unsupported database URL scheme '{0}' (expected sqlite://PATH, sqlite:PATH or sqlite::memory:)"
-    )]
+    #[error("unsupported database URL scheme '{0}' (expected sqlite://PATH, sqlite:PATH or sqlite::memory:)")]
     UnsupportedUrl(String),
     #[error("account '{0}' already exists")]
     AccountExists(String),

@@ -35,11 +35,7 @@ impl Db {
     }
 
     /// Creates an account; a non-zero `initial_balance` is written as a 'credit' ledger row.
-    pub async fn create_account(
-        &self,
-        name: &str,
-        initial_balance: NanoUsd,
-    ) -> Result<Account, StoreError> {
+    pub async fn create_account(&self, name: &str, initial_balance: NanoUsd) -> Result<Account, StoreError> {
         match self {
             Db::Sqlite(db) => db.create_account(name, initial_balance).await,
         }
@@ -59,12 +55,7 @@ impl Db {
 
     /// Adds `amount` to the named account's balance with a ledger row ('credit' when
     /// non-negative, 'adjustment' when negative); returns the updated account.
-    pub async fn credit(
-        &self,
-        account: &str,
-        amount: NanoUsd,
-        memo: &str,
-    ) -> Result<Account, StoreError> {
+    pub async fn credit(&self, account: &str, amount: NanoUsd, memo: &str) -> Result<Account, StoreError> {
         match self {
             Db::Sqlite(db) => db.credit(account, amount, memo).await,
         }
@@ -126,10 +117,7 @@ impl Db {
         }
     }
 
-    pub async fn usage_by_request(
-        &self,
-        request_id: &str,
-    ) -> Result<Option<UsageRecord>, StoreError> {
+    pub async fn usage_by_request(&self, request_id: &str) -> Result<Option<UsageRecord>, StoreError> {
         match self {
             Db::Sqlite(db) => db.usage_by_request(request_id).await,
         }

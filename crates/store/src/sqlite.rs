@@ -8,9 +8,7 @@ mod usage;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::StoreError;
 
@@ -46,13 +44,8 @@ impl SqliteDb {
                 .connect_with(options)
                 .await?
         } else {
-            let options = options
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
-            SqlitePoolOptions::new()
-                .max_connections(FILE_POOL_SIZE)
-                .connect_with(options)
-                .await?
+            let options = options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal);
+            SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE).connect_with(options).await?
         };
         MIGRATOR.run(&pool).await?;
         Ok(SqliteDb { pool })
@@ -60,9 +53,7 @@ impl SqliteDb {
 }
 
 fn is_memory_url(url: &str) -> bool {
-    let rest = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
     database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
 }

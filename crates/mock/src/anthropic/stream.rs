@@ -69,13 +69,7 @@ impl MessageStream {
             }
             Body::Text(_) | Body::Blocked => {}
         }
-        MessageStream {
-            message,
-            blocks,
-            fragments,
-            empty_input: Value::Object(Map::new()),
-            step: Step::Start,
-        }
+        MessageStream { message, blocks, fragments, empty_input: Value::Object(Map::new()), step: Step::Start }
     }
 
     /// The text a text or thinking block streams.
@@ -89,11 +83,7 @@ impl MessageStream {
 
     /// The step after block `block` has stopped.
     fn after_block(&self, block: usize) -> Step {
-        if block + 1 < self.blocks.len() {
-            Step::BlockStart(block + 1)
-        } else {
-            Step::MessageDelta
-        }
+        if block + 1 < self.blocks.len() { Step::BlockStart(block + 1) } else { Step::MessageDelta }
     }
 
     /// The event of `step`, its tokens, and the step after it.
@@ -106,55 +96,27 @@ impl MessageStream {
         let (wire, tokens, next) = match step {
             Step::End => return None,
             Step::Start => {
-                let usage = Usage {
-                    output_tokens: 1,
-                    ..message.usage
-                };
-                let next = if self.blocks.is_empty() {
-                    Step::Ping(0)
-                } else {
-                    Step::BlockStart(0)
-                };
+                let usage = Usage { output_tokens: 1, ..message.usage };
+                let next = if self.blocks.is_empty() { Step::Ping(0) } else { Step::BlockStart(0) };
                 let message = Box::new(message.head(Vec::new(), usage));
                 (Wire::MessageStart { message }, 0, next)
             }
             Step::BlockStart(index) => {
                 let kind = *self.blocks.get(index)?;
                 let content_block = match kind {
-                    Kind::Thinking => Block::Thinking {
-                        thinking: "",
-                        signature: "",
-                    },
+                    Kind::Thinking => Block::Thinking { thinking: "", signature: "" },
                     Kind::Text => Block::Text { text: "" },
                     Kind::Tool(call) => {
                         let call = calls.get(call)?;
-                        Block::ToolUse {
-                            id: &call.id,
-                            name: &call.name,
-                            input: &self.empty_input,
-                        }
+                        Block::ToolUse { id: &call.id, name: &call.name, input: &self.empty_input }
                     }
                 };
-                let next = if index == 0 {
-                    Step::Ping(0)
-                } else {
-                    Step::Delta {
-                        block: index,
-                        at: 0,
-                    }
-                };
-                let wire = Wire::ContentBlockStart {
-                    index,
-                    content_block,
-                };
+                let next = if index == 0 { Step::Ping(0) } else { Step::Delta { block: index, at: 0 } };
+                let wire = Wire::ContentBlockStart { index, content_block };
                 (wire, 0, next)
             }
             Step::Ping(block) => {
-                let next = if block < self.blocks.len() {
-                    Step::Delta { block, at: 0 }
-                } else {
-                    Step::MessageDelta
-                };
+                let next = if block < self.blocks.len() { Step::Delta { block, at: 0 } } else { Step::MessageDelta };
                 (Wire::Ping, 0, next)
             }
             Step::Delta { block, at } => {
@@ -164,10 +126,7 @@ impl MessageStream {
                         let text = self.text_of(kind);
                         let (range, tokens) = next_piece(text, at)?;
                         let next = if range.end < text.len() {
-                            Step::Delta {
-                                block,
-                                at: range.end,
-                            }
+                            Step::Delta { block, at: range.end }
                         } else if kind == Kind::Thinking {
                             Step::Signature(block)
                         } else {
@@ -192,23 +151,15 @@ impl MessageStream {
                         (Delta::InputJson { partial_json }, 1, next)
                     }
                 };
-                let wire = Wire::ContentBlockDelta {
-                    index: block,
-                    delta,
-                };
+                let wire = Wire::ContentBlockDelta { index: block, delta };
                 (wire, tokens, next)
             }
             Step::Signature(block) => {
                 let signature = message.turn.thinking.as_deref().unwrap_or("");
-                let wire = Wire::ContentBlockDelta {
-                    index: block,
-                    delta: Delta::Signature { signature },
-                };
+                let wire = Wire::ContentBlockDelta { index: block, delta: Delta::Signature { signature } };
                 (wire, 0, Step::BlockStop(block))
             }
-            Step::BlockStop(index) => {
-                (Wire::ContentBlockStop { index }, 0, self.after_block(index))
-            }
+            Step::BlockStop(index) => (Wire::ContentBlockStop { index }, 0, self.after_block(index)),
             Step::MessageDelta => {
                 let delta = MessageDelta {
                     stop_reason: stop_reason(&message.turn.stop),
@@ -217,9 +168,7 @@ impl MessageStream {
                         _ => None,
                     },
                 };
-                let usage = OutputUsage {
-                    output_tokens: message.usage.output_tokens,
-                };
+                let usage = OutputUsage { output_tokens: message.usage.output_tokens };
                 (Wire::MessageDelta { delta, usage }, 0, Step::MessageStop)
             }
             Step::MessageStop => (Wire::MessageStop, 0, Step::End),
@@ -251,13 +200,7 @@ impl EventSource for MessageStream {
             kind: &'static str,
             message: &'static str,
         }
-        let error = Error {
-            kind: "error",
-            error: Body {
-                kind: "overloaded_error",
-                message: "Overloaded",
-            },
-        };
+        let error = Error { kind: "error", error: Body { kind: "overloaded_error", message: "Overloaded" } };
         frame("error", &error)
     }
 }
@@ -278,25 +221,12 @@ fn frame(name: &str, payload: &impl Serialize) -> Bytes {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Wire<'a> {
-    MessageStart {
-        message: Box<super::wire::Message<'a>>,
-    },
-    ContentBlockStart {
-        index: usize,
-        content_block: Block<'a>,
-    },
+    MessageStart { message: Box<super::wire::Message<'a>> },
+    ContentBlockStart { index: usize, content_block: Block<'a> },
     Ping,
-    ContentBlockDelta {
-        index: usize,
-        delta: Delta<'a>,
-    },
-    ContentBlockStop {
-        index: usize,
-    },
-    MessageDelta {
-        delta: MessageDelta<'a>,
-        usage: OutputUsage,
-    },
+    ContentBlockDelta { index: usize, delta: Delta<'a> },
+    ContentBlockStop { index: usize },
+    MessageDelta { delta: MessageDelta<'a>, usage: OutputUsage },
     MessageStop,
 }
 

@@ -19,16 +19,7 @@ pub(super) struct Message<'a> {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(super) enum Block<'a> {
-    Thinking {
-        thinking: &'a str,
-        signature: &'a str,
-    },
-    Text {
-        text: &'a str,
-    },
-    ToolUse {
-        id: &'a str,
-        name: &'a str,
-        input: &'a Value,
-    },
+    Thinking { thinking: &'a str, signature: &'a str },
+    Text { text: &'a str },
+    ToolUse { id: &'a str, name: &'a str, input: &'a Value },
 }

@@ -37,17 +37,8 @@ pub(super) struct ContentStream {
 
 impl ContentStream {
     pub(super) fn new(response: Response, framing: Framing) -> ContentStream {
-        let mut stream = ContentStream {
-            response,
-            framing,
-            step: Step::End,
-            started: false,
-        };
-        stream.step = if stream.response.turn.thinking.is_some() {
-            Step::Thought(0)
-        } else {
-            stream.body_start()
-        };
+        let mut stream = ContentStream { response, framing, step: Step::End, started: false };
+        stream.step = if stream.response.turn.thinking.is_some() { Step::Thought(0) } else { stream.body_start() };
         stream
     }
 
@@ -67,11 +58,7 @@ impl ContentStream {
             Step::End => return None,
             Step::Thought(at) => {
                 let (range, tokens) = next_piece(THINKING, at)?;
-                let next = if range.end < THINKING.len() {
-                    Step::Thought(range.end)
-                } else {
-                    self.body_start()
-                };
+                let next = if range.end < THINKING.len() { Step::Thought(range.end) } else { self.body_start() };
                 (vec![wire::text(THINKING.get(range)?, true)], tokens, next)
             }
             Step::Text(at) => {
@@ -79,19 +66,11 @@ impl ContentStream {
                     return None;
                 };
                 let (range, tokens) = next_piece(text, at)?;
-                let next = if range.end < text.len() {
-                    Step::Text(range.end)
-                } else {
-                    Step::End
-                };
+                let next = if range.end < text.len() { Step::Text(range.end) } else { Step::End };
                 (vec![wire::text(text.get(range)?, false)], tokens, next)
             }
             Step::EmptyText => (vec![wire::text("", false)], 0, Step::End),
-            Step::Calls => (
-                wire::calls(response),
-                response.turn.body_tokens(),
-                Step::End,
-            ),
+            Step::Calls => (wire::calls(response), response.turn.body_tokens(), Step::End),
             Step::Blocked => (Vec::new(), 0, Step::End),
         })
     }
@@ -127,10 +106,7 @@ impl EventSource for ContentStream {
         let data = self.frame(&chunk, last);
         self.step = next;
         self.started = true;
-        Some(Event {
-            data,
-            tokens: tokens * u64::from(self.response.candidates),
-        })
+        Some(Event { data, tokens: tokens * u64::from(self.response.candidates) })
     }
 
     fn error_event(&self) -> Bytes {

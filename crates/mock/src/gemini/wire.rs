@@ -72,11 +72,7 @@ const BLOCKED_RATINGS: &[SafetyRating] = &[
 ];
 
 const fn rating(category: &'static str, probability: &'static str, blocked: bool) -> SafetyRating {
-    SafetyRating {
-        category,
-        probability,
-        blocked,
-    }
+    SafetyRating { category, probability, blocked }
 }
 
 #[derive(Serialize)]
@@ -101,12 +97,7 @@ struct ModalityCount {
 
 /// A text or thought part.
 pub(super) fn text(text: &str, thought: bool) -> Part<'_> {
-    Part {
-        text: Some(text),
-        thought: thought.then_some(true),
-        function_call: None,
-        thought_signature: None,
-    }
+    Part { text: Some(text), thought: thought.then_some(true), function_call: None, thought_signature: None }
 }
 
 /// The function call parts of `response`, the first signed when the model thought.
@@ -120,11 +111,7 @@ pub(super) fn calls(response: &Response) -> Vec<Part<'_>> {
         .map(|(i, call)| Part {
             text: None,
             thought: None,
-            function_call: Some(FunctionCall {
-                name: &call.name,
-                args: &call.input,
-                id: &call.id,
-            }),
+            function_call: Some(FunctionCall { name: &call.name, args: &call.input, id: &call.id }),
             thought_signature: response.turn.thinking.as_deref().filter(|_| i == 0),
         })
         .collect()
@@ -146,11 +133,7 @@ pub(super) fn whole(response: &Response) -> GenerateContentResponse<'_> {
 
 /// A response with `parts` in every candidate; the `last` one says why it finished and
 /// carries the usage.
-pub(super) fn chunk<'a>(
-    response: &'a Response,
-    parts: Vec<Part<'a>>,
-    last: bool,
-) -> GenerateContentResponse<'a> {
+pub(super) fn chunk<'a>(response: &'a Response, parts: Vec<Part<'a>>, last: bool) -> GenerateContentResponse<'a> {
     let blocked = matches!(response.turn.body, Body::Blocked);
     let finish_reason = last.then_some(match response.turn.stop {
         Stop::MaxTokens => "MAX_TOKENS",
@@ -159,10 +142,7 @@ pub(super) fn chunk<'a>(
     });
     let candidates = (0..response.candidates)
         .map(|index| Candidate {
-            content: (!blocked).then(|| Content {
-                parts: parts.clone(),
-                role: "model",
-            }),
+            content: (!blocked).then(|| Content { parts: parts.clone(), role: "model" }),
             finish_reason,
             safety_ratings: (blocked && last).then_some(BLOCKED_RATINGS),
             index,
@@ -184,10 +164,7 @@ fn usage(response: &Response) -> UsageMetadata {
         candidates_token_count: candidates,
         total_token_count: response.prompt_tokens + candidates + thoughts,
         cached_content_token_count: (response.cached_tokens > 0).then_some(response.cached_tokens),
-        prompt_tokens_details: [ModalityCount {
-            modality: "TEXT",
-            token_count: response.prompt_tokens,
-        }],
+        prompt_tokens_details: [ModalityCount { modality: "TEXT", token_count: response.prompt_tokens }],
         thoughts_token_count: (thoughts > 0).then_some(thoughts),
     }
 }

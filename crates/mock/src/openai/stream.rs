@@ -37,26 +37,15 @@ impl ChatStream {
     pub(super) fn new(completion: Completion, include_usage: bool) -> ChatStream {
         let fragments = match &completion.content {
             Content::Text(_) => Vec::new(),
-            Content::ToolCalls(calls) => calls
-                .iter()
-                .map(|c| argument_fragments(&c.arguments))
-                .collect(),
+            Content::ToolCalls(calls) => calls.iter().map(|c| argument_fragments(&c.arguments)).collect(),
         };
-        ChatStream {
-            completion,
-            fragments,
-            include_usage,
-            step: Step::Role,
-        }
+        ChatStream { completion, fragments, include_usage, step: Step::Role }
     }
 
     /// The step after fragment `fragment` of call `call`.
     fn after_fragment(&self, call: usize, fragment: usize) -> Step {
         if fragment + 1 < self.fragments[call].len() {
-            Step::ToolFragment {
-                call,
-                fragment: fragment + 1,
-            }
+            Step::ToolFragment { call, fragment: fragment + 1 }
         } else if call + 1 < self.fragments.len() {
             Step::ToolHeader(call + 1)
         } else {
@@ -65,12 +54,7 @@ impl ChatStream {
     }
 
     fn chunk(&self, delta: Delta<'_>, finish_reason: Option<&'static str>) -> Bytes {
-        let choices = [ChunkChoice {
-            index: 0,
-            delta,
-            logprobs: None,
-            finish_reason,
-        }];
+        let choices = [ChunkChoice { index: 0, delta, logprobs: None, finish_reason }];
         self.event(&choices, None)
     }
 
@@ -100,10 +84,7 @@ fn header(index: usize, call: &ToolCall) -> [ToolCallDelta<'_>; 1] {
         index,
         id: Some(&call.id),
         kind: Some("function"),
-        function: FunctionDelta {
-            name: Some(&call.name),
-            arguments: "",
-        },
+        function: FunctionDelta { name: Some(&call.name), arguments: "" },
     }]
 }
 
@@ -113,23 +94,12 @@ impl EventSource for ChatStream {
         let (data, tokens) = match (&self.completion.content, step) {
             (_, Step::End) => return None,
             (Content::Text(reply), Step::Role) => {
-                self.step = if reply.len() > 0 {
-                    Step::Word(0)
-                } else {
-                    Step::Finish
-                };
-                let delta = Delta {
-                    role: Some("assistant"),
-                    content: Some(Some("")),
-                    tool_calls: None,
-                };
+                self.step = if reply.len() > 0 { Step::Word(0) } else { Step::Finish };
+                let delta = Delta { role: Some("assistant"), content: Some(Some("")), tool_calls: None };
                 (self.chunk(delta, None), 0)
             }
             (Content::ToolCalls(calls), Step::Role) => {
-                self.step = Step::ToolFragment {
-                    call: 0,
-                    fragment: 0,
-                };
+                self.step = Step::ToolFragment { call: 0, fragment: 0 };
                 let delta = Delta {
                     role: Some("assistant"),
                     content: Some(None),
@@ -138,67 +108,33 @@ impl EventSource for ChatStream {
                 (self.chunk(delta, None), 0)
             }
             (Content::Text(reply), Step::Word(i)) => {
-                self.step = if i + 1 < reply.len() {
-                    Step::Word(i + 1)
-                } else {
-                    Step::Finish
-                };
+                self.step = if i + 1 < reply.len() { Step::Word(i + 1) } else { Step::Finish };
                 let word = reply.word(i);
-                let text = if i == 0 {
-                    Cow::Borrowed(word)
-                } else {
-                    Cow::Owned(format!(" {word}"))
-                };
-                let delta = Delta {
-                    role: None,
-                    content: Some(Some(&text)),
-                    tool_calls: None,
-                };
+                let text = if i == 0 { Cow::Borrowed(word) } else { Cow::Owned(format!(" {word}")) };
+                let delta = Delta { role: None, content: Some(Some(&text)), tool_calls: None };
                 (self.chunk(delta, None), 1)
             }
             (Content::ToolCalls(calls), Step::ToolHeader(call)) => {
                 self.step = Step::ToolFragment { call, fragment: 0 };
-                let delta = Delta {
-                    role: None,
-                    content: None,
-                    tool_calls: calls.get(call).map(|c| header(call, c)),
-                };
+                let delta = Delta { role: None, content: None, tool_calls: calls.get(call).map(|c| header(call, c)) };
                 (self.chunk(delta, None), 0)
             }
             (Content::ToolCalls(calls), Step::ToolFragment { call, fragment }) => {
                 self.step = self.after_fragment(call, fragment);
                 let range = self.fragments[call][fragment].clone();
-                let arguments = calls
-                    .get(call)
-                    .and_then(|c| c.arguments.get(range))
-                    .unwrap_or("");
+                let arguments = calls.get(call).and_then(|c| c.arguments.get(range)).unwrap_or("");
                 let fragment = ToolCallDelta {
                     index: call,
                     id: None,
                     kind: None,
-                    function: FunctionDelta {
-                        name: None,
-                        arguments,
-                    },
+                    function: FunctionDelta { name: None, arguments },
                 };
-                let delta = Delta {
-                    role: None,
-                    content: None,
-                    tool_calls: Some([fragment]),
-                };
+                let delta = Delta { role: None, content: None, tool_calls: Some([fragment]) };
                 (self.chunk(delta, None), 1)
             }
             (_, Step::Finish) => {
-                self.step = if self.include_usage {
-                    Step::Usage
-                } else {
-                    Step::Done
-                };
-                let delta = Delta {
-                    role: None,
-                    content: None,
-                    tool_calls: None,
-                };
+                self.step = if self.include_usage { Step::Usage } else { Step::Done };
+                let delta = Delta { role: None, content: None, tool_calls: None };
                 (self.chunk(delta, Some(self.completion.finish_reason)), 0)
             }
             (_, Step::Usage) => {
@@ -219,10 +155,8 @@ impl EventSource for ChatStream {
     }
 
     fn error_event(&self) -> Bytes {
-        let error = super::error(
-            "server_error",
-            "The server had an error while processing your request. Sorry about that!",
-        );
+        let error =
+            super::error("server_error", "The server had an error while processing your request. Sorry about that!");
         let mut data = Vec::with_capacity(error.len() + 8);
         data.extend_from_slice(b"data: ");
         data.extend_from_slice(&error);

@@ -49,11 +49,7 @@ pub async fn failure(response: reqwest::Response) -> (u16, String) {
 
 #[tokio::test]
 async fn message_has_anthropic_shape_and_usage() {
-    let server = mock(MockConfig {
-        cached_tokens: 4,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { cached_tokens: 4, ..MockConfig::default() }).await;
     let body = json!({
         "model": "claude-sonnet-4-5", "max_tokens": 1024,
         "system": [{"type": "text", "text": "You are helpful."}],
@@ -90,8 +86,7 @@ async fn message_has_anthropic_shape_and_usage() {
     );
 
     // Same reply as the OpenAI side for the same prompt.
-    let chat =
-        crate::client::complete(&server, &crate::client::ask("Say hello to the world")).await;
+    let chat = crate::client::complete(&server, &crate::client::ask("Say hello to the world")).await;
     assert_eq!(chat["choices"][0]["message"]["content"], text);
 
     let stats = server.stats();
@@ -115,11 +110,7 @@ async fn max_tokens_and_stop_sequences_end_the_reply() {
     let full = message(&server, &claude("hi")).await;
     let full = full["content"][0]["text"].as_str().unwrap().to_owned();
     let stop = full.split(' ').nth(4).unwrap().to_owned();
-    let m = message(
-        &server,
-        &with(claude("hi"), json!({"stop_sequences": ["zzz", stop]})),
-    )
-    .await;
+    let m = message(&server, &with(claude("hi"), json!({"stop_sequences": ["zzz", stop]}))).await;
     assert_eq!(m["stop_reason"], "stop_sequence");
     assert_eq!(m["stop_sequence"], stop);
     let text = m["content"][0]["text"].as_str().unwrap();
@@ -133,29 +124,12 @@ async fn invalid_requests_are_400_invalid_request_error() {
     let mut no_max = claude("hi");
     no_max.as_object_mut().unwrap().remove("max_tokens");
     let response = post_to(&server, "/v1/messages", &no_max).await;
-    assert_eq!(
-        failure(response).await,
-        (400, "invalid_request_error".into())
-    );
-    let response = post_to(
-        &server,
-        "/v1/messages",
-        &json!({"model": "m", "max_tokens": 5}),
-    )
-    .await;
+    assert_eq!(failure(response).await, (400, "invalid_request_error".into()));
+    let response = post_to(&server, "/v1/messages", &json!({"model": "m", "max_tokens": 5})).await;
     assert_eq!(failure(response).await.0, 400);
-    let response = http()
-        .post(url(&server, "/v1/messages"))
-        .body("not json")
-        .send()
-        .await
-        .unwrap();
+    let response = http().post(url(&server, "/v1/messages")).body("not json").send().await.unwrap();
     assert_eq!(failure(response).await.0, 400);
-    let response = http()
-        .get(url(&server, "/v1/messages/batches"))
-        .send()
-        .await
-        .unwrap();
+    let response = http().get(url(&server, "/v1/messages/batches")).send().await.unwrap();
     assert_eq!(failure(response).await, (404, "not_found_error".into()));
     assert_eq!(server.stats().request_count(), 3);
     assert_eq!(server.stats().tokens_generated(), 0);
@@ -173,19 +147,13 @@ async fn tool_use_single_parallel_and_choice() {
     assert_eq!(content[0]["type"], "tool_use");
     assert_eq!(content[0]["id"], "toolu_mock_1");
     assert_eq!(content[0]["name"], "get_weather");
-    assert_eq!(
-        content[0]["input"],
-        json!({"city": "mock", "unit": "celsius"})
-    );
+    assert_eq!(content[0]["input"], json!({"city": "mock", "unit": "celsius"}));
     assert!(m["usage"]["output_tokens"].as_u64().unwrap() >= 2);
 
     let any = with(ask.clone(), json!({"tool_choice": {"type": "any"}}));
     let m = message(&server, &any).await;
     let content = m["content"].as_array().unwrap();
-    let names: Vec<&str> = content
-        .iter()
-        .map(|b| b["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = content.iter().map(|b| b["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["get_weather", "get_time"]);
     assert_eq!(content[0]["id"], "toolu_mock_2");
     assert_eq!(content[1]["id"], "toolu_mock_3");
@@ -201,10 +169,7 @@ async fn tool_use_single_parallel_and_choice() {
 
     let none = json!({"tool_choice": {"type": "none"}});
     let m = message(&server, &with(ask, none)).await;
-    assert_eq!(
-        (m["stop_reason"].as_str(), m["content"][0]["type"].as_str()),
-        (Some("end_turn"), Some("text"))
-    );
+    assert_eq!((m["stop_reason"].as_str(), m["content"][0]["type"].as_str()), (Some("end_turn"), Some("text")));
 }
 
 #[tokio::test]
@@ -224,23 +189,14 @@ async fn a_tool_result_gets_a_text_answer() {
     );
     let m = message(&server, &body).await;
     assert_eq!(m["stop_reason"], "end_turn");
-    assert!(
-        m["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .starts_with("Sunny ")
-    );
+    assert!(m["content"][0]["text"].as_str().unwrap().starts_with("Sunny "));
     // 3 + 1, 1 + 1, 2 + 1
     assert_eq!(m["usage"]["input_tokens"], 9);
 }
 
 #[tokio::test]
 async fn thinking_comes_first_with_a_signature_and_counts() {
-    let server = mock(MockConfig {
-        reply_tokens: 4,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { reply_tokens: 4, ..MockConfig::default() }).await;
     let thinking = json!({"thinking": {"type": "enabled", "budget_tokens": 2048}});
     let m = message(&server, &with(claude("hi"), thinking.clone())).await;
     let content = m["content"].as_array().unwrap();
@@ -251,17 +207,9 @@ async fn thinking_comes_first_with_a_signature_and_counts() {
     assert_eq!(content[1]["type"], "text");
     assert_eq!(m["usage"]["output_tokens"], 5 + 4);
 
-    let tools = with(
-        with(claude("Weather?"), thinking),
-        json!({"tools": tools()}),
-    );
+    let tools = with(with(claude("Weather?"), thinking), json!({"tools": tools()}));
     let m = message(&server, &tools).await;
-    let kinds: Vec<&str> = m["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["type"].as_str().unwrap())
-        .collect();
+    let kinds: Vec<&str> = m["content"].as_array().unwrap().iter().map(|b| b["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["thinking", "tool_use"]);
     assert_eq!(m["content"][0]["signature"], "sig_mock_2");
 }

@@ -27,10 +27,7 @@ fn accumulate(events: &Events) -> Value {
                 assert_eq!(open, None);
                 let index = data["index"].as_u64().unwrap() as usize;
                 assert_eq!(index, message["content"].as_array().unwrap().len());
-                message["content"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(data["content_block"].clone());
+                message["content"].as_array_mut().unwrap().push(data["content_block"].clone());
                 open = Some(index);
             }
             "content_block_delta" => {
@@ -48,19 +45,14 @@ fn accumulate(events: &Events) -> Value {
                     }
                     other => panic!("unknown delta {other}"),
                 };
-                let text = format!(
-                    "{}{}",
-                    block[field].as_str().unwrap(),
-                    piece.as_str().unwrap()
-                );
+                let text = format!("{}{}", block[field].as_str().unwrap(), piece.as_str().unwrap());
                 block[field] = Value::from(text);
             }
             "content_block_stop" => {
                 let index = data["index"].as_u64().unwrap() as usize;
                 assert_eq!(open.take(), Some(index));
                 if !partial_json.is_empty() {
-                    message["content"][index]["input"] =
-                        serde_json::from_str(&partial_json).unwrap();
+                    message["content"][index]["input"] = serde_json::from_str(&partial_json).unwrap();
                     partial_json.clear();
                 }
             }
@@ -91,12 +83,7 @@ fn without_ids(mut message: Value) -> Value {
 
 #[tokio::test]
 async fn stream_sends_the_full_event_sequence() {
-    let server = mock(MockConfig {
-        reply_tokens: 3,
-        cached_tokens: 1,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { reply_tokens: 3, cached_tokens: 1, ..MockConfig::default() }).await;
     let events = stream(&server, &claude("Tell me something")).await;
     assert!(events.error.is_none() && events.rest.is_empty());
     assert_eq!(
@@ -130,10 +117,7 @@ async fn stream_sends_the_full_event_sequence() {
         json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
     );
     assert_eq!(events.events[2].data, json!({"type": "ping"}));
-    let words: Vec<&str> = events.events[3..6]
-        .iter()
-        .map(|e| e.data["delta"]["text"].as_str().unwrap())
-        .collect();
+    let words: Vec<&str> = events.events[3..6].iter().map(|e| e.data["delta"]["text"].as_str().unwrap()).collect();
     assert!(words[0].starts_with("Tell") && words[1].starts_with(' '));
     assert_eq!(
         events.events[7].data,
@@ -176,9 +160,7 @@ async fn streamed_tool_input_arrives_in_fragments() {
             let fragments = events
                 .events
                 .iter()
-                .filter(|e| {
-                    e.data["index"] == index && e.data["delta"]["type"] == "input_json_delta"
-                })
+                .filter(|e| e.data["index"] == index && e.data["delta"]["type"] == "input_json_delta")
                 .count();
             assert!(fragments >= 2, "call {index}: {fragments} fragments");
         }
@@ -191,15 +173,9 @@ async fn streamed_tool_input_arrives_in_fragments() {
 
 #[tokio::test]
 async fn streamed_thinking_has_deltas_then_a_signature() {
-    let server = mock(MockConfig {
-        reply_tokens: 2,
-        ..MockConfig::default()
-    })
-    .await;
-    let body = with(
-        claude("Weather?"),
-        json!({"thinking": {"type": "enabled", "budget_tokens": 1024}, "tools": tools()}),
-    );
+    let server = mock(MockConfig { reply_tokens: 2, ..MockConfig::default() }).await;
+    let body =
+        with(claude("Weather?"), json!({"thinking": {"type": "enabled", "budget_tokens": 1024}, "tools": tools()}));
     let events = stream(&server, &body).await;
     let deltas: Vec<&str> = events
         .events
@@ -210,15 +186,9 @@ async fn streamed_thinking_has_deltas_then_a_signature() {
     assert_eq!(deltas.len(), 6);
     assert!(deltas[..5].iter().all(|d| *d == "thinking_delta"));
     assert_eq!(deltas[5], "signature_delta");
-    assert_eq!(
-        events.events[1].data["content_block"],
-        json!({"type": "thinking", "thinking": "", "signature": ""})
-    );
+    assert_eq!(events.events[1].data["content_block"], json!({"type": "thinking", "thinking": "", "signature": ""}));
     let streamed = accumulate(&events);
-    assert_eq!(
-        streamed["content"][0]["thinking"],
-        "Let me think about this."
-    );
+    assert_eq!(streamed["content"][0]["thinking"], "Let me think about this.");
     assert_eq!(streamed["content"][0]["signature"], "sig_mock_1");
     assert_eq!(streamed["content"][1]["type"], "tool_use");
     let whole = message(&server, &body).await;

@@ -66,12 +66,7 @@ async fn completion_has_openai_shape_and_usage() {
 #[tokio::test]
 async fn replies_are_deterministic_per_prompt() {
     let server = mock(MockConfig::default()).await;
-    let text = |c: Value| {
-        c["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let text = |c: Value| c["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
     let a = text(complete(&server, &ask("What is the capital of France?")).await);
     let b = text(complete(&server, &ask("What is the capital of France?")).await);
     let c = text(complete(&server, &ask("Write a haiku about rust")).await);
@@ -82,18 +77,11 @@ async fn replies_are_deterministic_per_prompt() {
 
 #[tokio::test]
 async fn max_tokens_truncates_with_finish_reason_length() {
-    let server = mock(MockConfig {
-        reply_tokens: 10,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { reply_tokens: 10, ..MockConfig::default() }).await;
     for (field, limit) in [("max_tokens", 4), ("max_completion_tokens", 3)] {
         let c = complete(&server, &with(ask("hi"), json!({ field: limit }))).await;
         assert_eq!(c["choices"][0]["finish_reason"], "length");
-        assert_eq!(
-            count_tokens(c["choices"][0]["message"]["content"].as_str().unwrap()),
-            limit
-        );
+        assert_eq!(count_tokens(c["choices"][0]["message"]["content"].as_str().unwrap()), limit);
         assert_eq!(c["usage"]["completion_tokens"], limit);
     }
     let c = complete(&server, &with(ask("hi"), json!({"max_tokens": 10}))).await;
@@ -103,11 +91,7 @@ async fn max_tokens_truncates_with_finish_reason_length() {
 
 #[tokio::test]
 async fn prompt_tokens_count_text_parts_and_cached_tokens_are_capped() {
-    let server = mock(MockConfig {
-        cached_tokens: 1000,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { cached_tokens: 1000, ..MockConfig::default() }).await;
     let body = json!({"model": "m", "messages": [{"role": "user", "content": [
         {"type": "text", "text": "look at"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
@@ -116,12 +100,7 @@ async fn prompt_tokens_count_text_parts_and_cached_tokens_are_capped() {
     let c = complete(&server, &body).await;
     assert_eq!(c["usage"]["prompt_tokens"], 5);
     assert_eq!(c["usage"]["prompt_tokens_details"]["cached_tokens"], 5);
-    assert!(
-        c["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap()
-            .starts_with("look ")
-    );
+    assert!(c["choices"][0]["message"]["content"].as_str().unwrap().starts_with("look "));
 
     let c = complete(&server, &with(body, json!({"mock": {"cached_tokens": 2}}))).await;
     assert_eq!(c["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
@@ -130,30 +109,14 @@ async fn prompt_tokens_count_text_parts_and_cached_tokens_are_capped() {
 #[tokio::test]
 async fn per_request_knobs_override_the_config() {
     let server = mock(MockConfig::default()).await;
-    let c = complete(
-        &server,
-        &with(ask("hi"), json!({"mock": {"reply_tokens": 3}})),
-    )
-    .await;
+    let c = complete(&server, &with(ask("hi"), json!({"mock": {"reply_tokens": 3}}))).await;
     assert_eq!(c["usage"]["completion_tokens"], 3);
-    assert_eq!(
-        count_tokens(c["choices"][0]["message"]["content"].as_str().unwrap()),
-        3
-    );
+    assert_eq!(count_tokens(c["choices"][0]["message"]["content"].as_str().unwrap()), 3);
 
-    let response = post(
-        &server,
-        &with(ask("hi"), json!({"mock": {"reply_tokenz": 3}})),
-    )
-    .await;
+    let response = post(&server, &with(ask("hi"), json!({"mock": {"reply_tokenz": 3}}))).await;
     assert_eq!(response.status(), 400);
     let e: Value = response.json().await.unwrap();
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("mock.reply_tokenz")
-    );
+    assert!(e["error"]["message"].as_str().unwrap().contains("mock.reply_tokenz"));
 }
 
 #[tokio::test]
@@ -161,32 +124,20 @@ async fn bad_requests_get_the_openai_error_envelope() {
     let server = mock(MockConfig::default()).await;
     let url = format!("{}/chat/completions", server.base_url());
     let malformed = http().post(&url).body("{not json").send().await.unwrap();
-    let missing = http()
-        .post(&url)
-        .json(&json!({"model": "m"}))
-        .send()
-        .await
-        .unwrap();
+    let missing = http().post(&url).json(&json!({"model": "m"})).send().await.unwrap();
     for response in [malformed, missing] {
         assert_eq!(response.status(), 400);
         assert_eq!(response.headers()["content-type"], "application/json");
         let e: Value = response.json().await.unwrap();
         assert_eq!(e["error"]["type"], "invalid_request_error");
         assert!(!e["error"]["message"].as_str().unwrap().is_empty());
-        assert!(
-            e["error"]["param"].is_null() && e["error"]["code"].is_null(),
-            "{e}"
-        );
+        assert!(e["error"]["param"].is_null() && e["error"]["code"].is_null(), "{e}");
     }
     let stats = server.stats();
     assert_eq!(stats.request_count(), 2);
     assert_eq!(stats.requests()[0].body, Value::Null);
 
-    let response = http()
-        .post(format!("{}/embeddings", server.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let response = http().post(format!("{}/embeddings", server.base_url())).send().await.unwrap();
     assert_eq!(response.status(), 404);
     let e: Value = response.json().await.unwrap();
     assert_eq!(e["error"]["type"], "invalid_request_error");
@@ -196,11 +147,7 @@ async fn bad_requests_get_the_openai_error_envelope() {
 #[tokio::test]
 async fn lists_models() {
     let server = mock(MockConfig::default()).await;
-    let response = http()
-        .get(format!("{}/models", server.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let response = http().get(format!("{}/models", server.base_url())).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let list: Value = response.json().await.unwrap();
     assert_eq!(list["object"], "list");
@@ -233,12 +180,8 @@ async fn serves_several_requests_on_one_connection() {
             received.extend_from_slice(&buf[..n]);
             let text = String::from_utf8_lossy(&received).into_owned();
             if let Some(end) = text.find("\r\n\r\n") {
-                let length: usize = text[..end]
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                let length: usize =
+                    text[..end].lines().find_map(|l| l.strip_prefix("content-length: ")).unwrap().parse().unwrap();
                 if received.len() >= end + 4 + length {
                     break text;
                 }

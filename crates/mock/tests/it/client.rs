@@ -38,11 +38,7 @@ pub async fn post_with(
     server: &MockServer,
     body: &Value,
 ) -> reqwest::Result<reqwest::Response> {
-    client
-        .post(format!("{}/chat/completions", server.base_url()))
-        .json(body)
-        .send()
-        .await
+    client.post(format!("{}/chat/completions", server.base_url())).json(body).send().await
 }
 
 /// A non-streamed completion, asserting a 200.
@@ -65,24 +61,14 @@ pub struct Sse {
 impl Sse {
     /// The concatenated `delta.content` of every chunk.
     pub fn text(&self) -> String {
-        self.events
-            .iter()
-            .filter_map(|e| {
-                e.pointer("/choices/0/delta/content")
-                    .and_then(Value::as_str)
-            })
-            .collect()
+        self.events.iter().filter_map(|e| e.pointer("/choices/0/delta/content").and_then(Value::as_str)).collect()
     }
 
     /// The number of chunks carrying content text.
     pub fn content_chunks(&self) -> usize {
         self.events
             .iter()
-            .filter(|e| {
-                e.pointer("/choices/0/delta/content")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty())
-            })
+            .filter(|e| e.pointer("/choices/0/delta/content").and_then(Value::as_str).is_some_and(|s| !s.is_empty()))
             .count()
     }
 }
@@ -92,12 +78,7 @@ pub async fn read_sse(mut response: reqwest::Response) -> Sse {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut buffer = String::new();
-    let mut sse = Sse {
-        events: Vec::new(),
-        done: false,
-        error: None,
-        rest: String::new(),
-    };
+    let mut sse = Sse { events: Vec::new(), done: false, error: None, rest: String::new() };
     loop {
         match response.chunk().await {
             Ok(Some(bytes)) => buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
@@ -140,12 +121,7 @@ pub fn url(server: &MockServer, path: &str) -> String {
 
 /// Posts `body` to `path`.
 pub async fn post_to(server: &MockServer, path: &str, body: &Value) -> reqwest::Response {
-    http()
-        .post(url(server, path))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+    http().post(url(server, path)).json(body).send().await.unwrap()
 }
 
 /// One server-sent event: its `event:` name, if any, and its JSON data.
@@ -166,10 +142,7 @@ pub struct Events {
 impl Events {
     /// The names of the events, in order.
     pub fn names(&self) -> Vec<&str> {
-        self.events
-            .iter()
-            .map(|e| e.name.as_deref().unwrap_or(""))
-            .collect()
+        self.events.iter().map(|e| e.name.as_deref().unwrap_or("")).collect()
     }
 }
 
@@ -178,11 +151,7 @@ pub async fn read_events(mut response: reqwest::Response) -> Events {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut buffer = String::new();
-    let mut out = Events {
-        events: Vec::new(),
-        error: None,
-        rest: String::new(),
-    };
+    let mut out = Events { events: Vec::new(), error: None, rest: String::new() };
     loop {
         match response.chunk().await {
             Ok(Some(bytes)) => buffer.push_str(std::str::from_utf8(&bytes).unwrap()),

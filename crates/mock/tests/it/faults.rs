@@ -13,11 +13,7 @@ fn fault(name: &str) -> Value {
 
 #[tokio::test]
 async fn status_500_has_the_error_envelope() {
-    let server = mock(MockConfig {
-        fault: Some(Fault::Status500),
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { fault: Some(Fault::Status500), ..MockConfig::default() }).await;
     let response = post(&server, &ask("hi")).await;
     assert_eq!(response.status(), 500);
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -41,24 +37,15 @@ async fn status_429_says_when_to_retry() {
     let e: Value = response.json().await.unwrap();
     assert!(e["error"]["message"].is_string());
 
-    let body = with(
-        ask("hi"),
-        json!({"mock": {"fault": "429", "retry_after_secs": 7}}),
-    );
+    let body = with(ask("hi"), json!({"mock": {"fault": "429", "retry_after_secs": 7}}));
     assert_eq!(post(&server, &body).await.headers()["retry-after"], "7");
 }
 
 #[tokio::test]
 async fn hang_never_answers() {
     let server = mock(MockConfig::default()).await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
-    let error = post_with(&client, &server, &with(ask("hi"), fault("hang")))
-        .await
-        .unwrap_err();
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(300)).build().unwrap();
+    let error = post_with(&client, &server, &with(ask("hi"), fault("hang"))).await.unwrap_err();
     assert!(error.is_timeout(), "{error:?}");
     assert_eq!(server.stats().request_count(), 1);
     assert!(server.stats().last_request().is_some());
@@ -67,10 +54,7 @@ async fn hang_never_answers() {
 #[tokio::test]
 async fn reset_closes_the_connection_without_a_response() {
     let server = mock(MockConfig::default()).await;
-    for body in [
-        with(ask("hi"), fault("reset")),
-        with(ask("hi"), fault("cut:1")),
-    ] {
+    for body in [with(ask("hi"), fault("reset")), with(ask("hi"), fault("cut:1"))] {
         let error = post_with(&http(), &server, &body).await.unwrap_err();
         assert!(!error.is_timeout() && error.status().is_none(), "{error:?}");
     }
@@ -80,25 +64,13 @@ async fn reset_closes_the_connection_without_a_response() {
 
 #[tokio::test]
 async fn cut_stream_stops_mid_event_without_done() {
-    let server = mock(MockConfig {
-        fault: Some(Fault::CutStream { after_tokens: 3 }),
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { fault: Some(Fault::CutStream { after_tokens: 3 }), ..MockConfig::default() }).await;
     let sse = read_sse(post(&server, &with(ask("hi"), json!({"stream": true}))).await).await;
     assert!(!sse.done);
     assert!(sse.error.is_some(), "the stream must end with an error");
     assert_eq!(sse.content_chunks(), 3);
-    assert!(
-        sse.rest.starts_with("data: {"),
-        "half an event: {:?}",
-        sse.rest
-    );
-    assert!(
-        sse.events
-            .iter()
-            .all(|e| e["choices"][0]["finish_reason"].is_null())
-    );
+    assert!(sse.rest.starts_with("data: {"), "half an event: {:?}", sse.rest);
+    assert!(sse.events.iter().all(|e| e["choices"][0]["finish_reason"].is_null()));
 
     let stats = server.stats();
     assert_eq!(stats.tokens_generated(), 3);

@@ -49,18 +49,12 @@ pub async fn failure(response: reqwest::Response) -> (u16, String) {
 }
 
 fn parts(response: &Value) -> &Vec<Value> {
-    response["candidates"][0]["content"]["parts"]
-        .as_array()
-        .unwrap()
+    response["candidates"][0]["content"]["parts"].as_array().unwrap()
 }
 
 #[tokio::test]
 async fn response_has_gemini_shape_and_usage() {
-    let server = mock(MockConfig {
-        cached_tokens: 2,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { cached_tokens: 2, ..MockConfig::default() }).await;
     let body = json!({
         "systemInstruction": {"parts": [{"text": "You are helpful."}]},
         "contents": [{"role": "user", "parts": [{"text": "Say hello to the world"},
@@ -99,10 +93,7 @@ async fn response_has_gemini_shape_and_usage() {
     assert_eq!(stats.request_count(), 1);
     assert_eq!(stats.tokens_generated(), 16);
     let recorded = stats.last_request().unwrap();
-    assert_eq!(
-        recorded.path,
-        "/v1beta/models/gemini-2.0-flash:generateContent"
-    );
+    assert_eq!(recorded.path, "/v1beta/models/gemini-2.0-flash:generateContent");
     assert_eq!(recorded.header("x-goog-api-key"), Some("AIza-upstream"));
     assert_eq!(recorded.body, body);
 }
@@ -131,10 +122,7 @@ async fn generation_config_limits_and_multiplies() {
     assert!(full.starts_with(text) && !text.contains(word), "{text}");
     assert!(count_tokens(text) <= 3);
     assert_eq!(r["candidates"][0]["finishReason"], "STOP");
-    assert_eq!(
-        r["usageMetadata"]["candidatesTokenCount"],
-        count_tokens(text)
-    );
+    assert_eq!(r["usageMetadata"]["candidatesTokenCount"], count_tokens(text));
 }
 
 #[tokio::test]
@@ -153,14 +141,12 @@ async fn function_calls_single_parallel_and_modes() {
 
     let any = json!({"toolConfig": {"functionCallingConfig": {"mode": "ANY"}}});
     let r = content(&server, &with(ask.clone(), any)).await;
-    let names: Vec<&str> = parts(&r)
-        .iter()
-        .map(|p| p["functionCall"]["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = parts(&r).iter().map(|p| p["functionCall"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["get_weather", "get_time"]);
     assert_eq!(parts(&r)[1]["functionCall"]["args"], json!({"utc": true}));
 
-    let allowed = json!({"toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_time"]}}});
+    let allowed =
+        json!({"toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_time"]}}});
     let r = content(&server, &with(ask.clone(), allowed)).await;
     assert_eq!(parts(&r).len(), 1);
     assert_eq!(parts(&r)[0]["functionCall"]["name"], "get_time");
@@ -186,24 +172,16 @@ async fn a_function_response_gets_a_text_answer() {
 
 #[tokio::test]
 async fn thoughts_come_first_and_sign_the_first_call() {
-    let server = mock(MockConfig {
-        reply_tokens: 4,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { reply_tokens: 4, ..MockConfig::default() }).await;
     let thinking = json!({"generationConfig": {"thinkingConfig": {"thinkingBudget": 1024, "includeThoughts": true}}});
     let r = content(&server, &with(gemini("hi"), thinking.clone())).await;
-    assert_eq!(
-        parts(&r)[0],
-        json!({"text": "Let me think about this.", "thought": true})
-    );
+    assert_eq!(parts(&r)[0], json!({"text": "Let me think about this.", "thought": true}));
     assert!(parts(&r)[1].get("thought").is_none());
     assert_eq!(r["usageMetadata"]["thoughtsTokenCount"], 5);
     assert_eq!(r["usageMetadata"]["candidatesTokenCount"], 4);
     assert_eq!(r["usageMetadata"]["totalTokenCount"], 2 + 4 + 5);
 
-    let any =
-        json!({"tools": functions(), "toolConfig": {"functionCallingConfig": {"mode": "ANY"}}});
+    let any = json!({"tools": functions(), "toolConfig": {"functionCallingConfig": {"mode": "ANY"}}});
     let r = content(&server, &with(with(gemini("Weather?"), thinking), any)).await;
     let parts = parts(&r);
     assert_eq!(parts.len(), 3);
@@ -223,12 +201,8 @@ async fn json_mode_answers_a_json_object() {
     let server = mock(MockConfig::default()).await;
     let schema = json!({"type": "OBJECT", "properties": {"city": {"type": "STRING"},
         "population": {"type": "INTEGER"}, "note": {"type": "STRING"}}, "required": ["city", "population"]});
-    for (key, schema) in [
-        ("responseSchema", schema.clone()),
-        ("responseJsonSchema", schema),
-    ] {
-        let config =
-            json!({"generationConfig": {"responseMimeType": "application/json", key: schema}});
+    for (key, schema) in [("responseSchema", schema.clone()), ("responseJsonSchema", schema)] {
+        let config = json!({"generationConfig": {"responseMimeType": "application/json", key: schema}});
         let r = content(&server, &with(gemini("Biggest city?"), config)).await;
         let text = parts(&r)[0]["text"].as_str().unwrap();
         let object: Value = serde_json::from_str(text).unwrap();
@@ -247,12 +221,7 @@ async fn invalid_requests_are_400_invalid_argument() {
     let server = mock(MockConfig::default()).await;
     let response = post_to(&server, &generate("g"), &json!({"contents": []})).await;
     assert_eq!(failure(response).await, (400, "INVALID_ARGUMENT".into()));
-    let response = http()
-        .post(url(&server, &generate("g")))
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
+    let response = http().post(url(&server, &generate("g"))).body("{oops").send().await.unwrap();
     assert_eq!(failure(response).await, (400, "INVALID_ARGUMENT".into()));
     let response = post_to(&server, "/v1beta/models/g:countTokens", &gemini("hi")).await;
     assert_eq!(failure(response).await, (404, "NOT_FOUND".into()));

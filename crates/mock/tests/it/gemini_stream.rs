@@ -34,11 +34,7 @@ fn merged_parts(chunks: &[&Value]) -> Vec<Value> {
                         && part["text"].is_string()
                         && last.get("thought") == part.get("thought") =>
                 {
-                    let text = format!(
-                        "{}{}",
-                        last["text"].as_str().unwrap(),
-                        part["text"].as_str().unwrap()
-                    );
+                    let text = format!("{}{}", last["text"].as_str().unwrap(), part["text"].as_str().unwrap());
                     last["text"] = Value::from(text);
                 }
                 _ => parts.push(part.clone()),
@@ -53,10 +49,7 @@ fn last<'a>(chunks: &[&'a Value]) -> &'a Value {
     let (last, rest) = chunks.split_last().unwrap();
     for chunk in rest {
         assert!(chunk.get("usageMetadata").is_none(), "{chunk}");
-        assert!(
-            chunk["candidates"][0].get("finishReason").is_none(),
-            "{chunk}"
-        );
+        assert!(chunk["candidates"][0].get("finishReason").is_none(), "{chunk}");
     }
     assert!(last["usageMetadata"].is_object());
     last
@@ -64,11 +57,7 @@ fn last<'a>(chunks: &[&'a Value]) -> &'a Value {
 
 #[tokio::test]
 async fn sse_stream_sends_a_chunk_per_token() {
-    let server = mock(MockConfig {
-        reply_tokens: 4,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { reply_tokens: 4, ..MockConfig::default() }).await;
     let events = stream(&server, &gemini("Tell me something")).await;
     let chunks = chunks_of(&events);
     assert_eq!(chunks.len(), 4);
@@ -77,53 +66,27 @@ async fn sse_stream_sends_a_chunk_per_token() {
         assert_eq!(chunk["responseId"], "resp_mock_1");
         assert_eq!(chunk["candidates"][0]["content"]["role"], "model");
         assert_eq!(chunk["candidates"][0]["index"], 0);
-        assert_eq!(
-            chunk["candidates"][0]["content"]["parts"]
-                .as_array()
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(chunk["candidates"][0]["content"]["parts"].as_array().unwrap().len(), 1);
     }
-    assert!(
-        chunks[0]["candidates"][0]["content"]["parts"][0]["text"]
-            .as_str()
-            .unwrap()
-            .starts_with("Tell")
-    );
+    assert!(chunks[0]["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap().starts_with("Tell"));
     let last = last(&chunks);
     assert_eq!(last["candidates"][0]["finishReason"], "STOP");
 
     let whole = content(&server, &gemini("Tell me something")).await;
-    assert_eq!(
-        merged_parts(&chunks),
-        *whole["candidates"][0]["content"]["parts"]
-            .as_array()
-            .unwrap()
-    );
+    assert_eq!(merged_parts(&chunks), *whole["candidates"][0]["content"]["parts"].as_array().unwrap());
     assert_eq!(last["usageMetadata"], whole["usageMetadata"]);
 
     let stats = server.stats();
     assert_eq!(stats.streams_completed(), 1);
     assert_eq!(stats.tokens_generated(), 8);
-    assert_eq!(
-        stats.requests()[0].path,
-        "/v1beta/models/gemini-mock:streamGenerateContent"
-    );
+    assert_eq!(stats.requests()[0].path, "/v1beta/models/gemini-mock:streamGenerateContent");
 }
 
 #[tokio::test]
 async fn without_alt_sse_the_stream_is_a_json_array() {
-    let server = mock(MockConfig {
-        reply_tokens: 3,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { reply_tokens: 3, ..MockConfig::default() }).await;
     let response = http()
-        .post(url(
-            &server,
-            "/v1beta/models/gemini-mock:streamGenerateContent",
-        ))
+        .post(url(&server, "/v1beta/models/gemini-mock:streamGenerateContent"))
         .json(&gemini("hi"))
         .send()
         .await
@@ -146,10 +109,7 @@ async fn without_alt_sse_the_stream_is_a_json_array() {
 async fn function_calls_stream_whole_in_the_last_chunk() {
     let server = mock(MockConfig::default()).await;
     let single = with(gemini("Weather in Paris?"), json!({"tools": functions()}));
-    let parallel = with(
-        single.clone(),
-        json!({"toolConfig": {"functionCallingConfig": {"mode": "ANY"}}}),
-    );
+    let parallel = with(single.clone(), json!({"toolConfig": {"functionCallingConfig": {"mode": "ANY"}}}));
     for (body, calls) in [(single, 1), (parallel, 2)] {
         let events = stream(&server, &body).await;
         let chunks = chunks_of(&events);
@@ -157,9 +117,7 @@ async fn function_calls_stream_whole_in_the_last_chunk() {
         let parts = merged_parts(&chunks);
         assert_eq!(parts.len(), calls);
         let whole = content(&server, &body).await;
-        let whole_parts = whole["candidates"][0]["content"]["parts"]
-            .as_array()
-            .unwrap();
+        let whole_parts = whole["candidates"][0]["content"]["parts"].as_array().unwrap();
         for (streamed, whole) in parts.iter().zip(whole_parts) {
             let (s, w) = (&streamed["functionCall"], &whole["functionCall"]);
             assert_eq!((&s["name"], &s["args"]), (&w["name"], &w["args"]));
@@ -171,11 +129,7 @@ async fn function_calls_stream_whole_in_the_last_chunk() {
 
 #[tokio::test]
 async fn streamed_thoughts_come_first_and_several_candidates_stream_together() {
-    let server = mock(MockConfig {
-        reply_tokens: 2,
-        ..MockConfig::default()
-    })
-    .await;
+    let server = mock(MockConfig { reply_tokens: 2, ..MockConfig::default() }).await;
     let body = with(
         gemini("Weather?"),
         json!({"tools": functions(), "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
@@ -184,16 +138,9 @@ async fn streamed_thoughts_come_first_and_several_candidates_stream_together() {
     let events = stream(&server, &body).await;
     let chunks = chunks_of(&events);
     assert_eq!(chunks.len(), 5 + 1);
-    assert!(
-        chunks[..5]
-            .iter()
-            .all(|c| c["candidates"][0]["content"]["parts"][0]["thought"] == true)
-    );
+    assert!(chunks[..5].iter().all(|c| c["candidates"][0]["content"]["parts"][0]["thought"] == true));
     let parts = merged_parts(&chunks);
-    assert_eq!(
-        parts[0],
-        json!({"text": "Let me think about this.", "thought": true})
-    );
+    assert_eq!(parts[0], json!({"text": "Let me think about this.", "thought": true}));
     assert_eq!(parts[1]["thoughtSignature"], "c2lnX21vY2tfMQ==");
     assert!(parts[2]["functionCall"].is_object());
     assert_eq!(last(&chunks)["usageMetadata"]["thoughtsTokenCount"], 5);

@@ -23,20 +23,14 @@ fn tools() -> Value {
 }
 
 fn weather() -> Value {
-    with(
-        ask("What's the weather in Paris?"),
-        json!({"tools": tools()}),
-    )
+    with(ask("What's the weather in Paris?"), json!({"tools": tools()}))
 }
 
 /// Each streamed call as (index, id, name, concatenated arguments, number of fragments).
 fn streamed_calls(sse: &Sse) -> Vec<(u64, String, String, String, usize)> {
     let mut calls: Vec<(u64, String, String, String, usize)> = Vec::new();
     for event in &sse.events {
-        let Some(deltas) = event
-            .pointer("/choices/0/delta/tool_calls")
-            .and_then(Value::as_array)
-        else {
+        let Some(deltas) = event.pointer("/choices/0/delta/tool_calls").and_then(Value::as_array) else {
             continue;
         };
         assert_eq!(deltas.len(), 1);
@@ -56,8 +50,7 @@ fn streamed_calls(sse: &Sse) -> Vec<(u64, String, String, String, usize)> {
         } else {
             assert!(delta.get("type").is_none() && delta["function"].get("name").is_none());
             let call = calls.iter_mut().find(|c| c.0 == index).unwrap();
-            call.3
-                .push_str(delta["function"]["arguments"].as_str().unwrap());
+            call.3.push_str(delta["function"]["arguments"].as_str().unwrap());
             call.4 += 1;
         }
     }
@@ -76,8 +69,7 @@ async fn calls_the_first_tool_with_required_arguments() {
     assert!(calls[0]["id"].as_str().unwrap().starts_with("call_mock_"));
     assert_eq!(calls[0]["type"], "function");
     assert_eq!(calls[0]["function"]["name"], "get_weather");
-    let arguments: Value =
-        serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    let arguments: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(arguments, json!({"city": "mock", "unit": "celsius"}));
     assert!(c["usage"]["completion_tokens"].as_u64().unwrap() >= 2);
 }
@@ -98,9 +90,7 @@ async fn streamed_tool_call_matches_the_whole_one() {
     assert!(id.starts_with("call_mock_"));
     assert_eq!(name, "get_weather");
     assert!(*fragments >= 2);
-    let expected = whole["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
-        .as_str()
-        .unwrap();
+    let expected = whole["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"].as_str().unwrap();
     assert_eq!(arguments, expected);
     let finish = sse.events.last().unwrap();
     assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
@@ -113,10 +103,7 @@ async fn required_choice_makes_parallel_calls() {
     let body = with(weather(), json!({"tool_choice": "required"}));
     let c = complete(&server, &body).await;
     let calls = c["choices"][0]["message"]["tool_calls"].as_array().unwrap();
-    let names: Vec<&str> = calls
-        .iter()
-        .map(|c| c["function"]["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = calls.iter().map(|c| c["function"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["get_weather", "get_time"]);
     assert_ne!(calls[0]["id"], calls[1]["id"]);
     assert_eq!(calls[1]["function"]["arguments"], r#"{"utc":true}"#);
@@ -127,20 +114,11 @@ async fn required_choice_makes_parallel_calls() {
     for (i, (index, _, name, arguments, _)) in streamed.iter().enumerate() {
         assert_eq!(*index, i as u64);
         assert_eq!(name, names[i]);
-        assert_eq!(
-            arguments,
-            calls[i]["function"]["arguments"].as_str().unwrap()
-        );
+        assert_eq!(arguments, calls[i]["function"]["arguments"].as_str().unwrap());
     }
 
     let single = complete(&server, &with(body, json!({"parallel_tool_calls": false}))).await;
-    assert_eq!(
-        single["choices"][0]["message"]["tool_calls"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(single["choices"][0]["message"]["tool_calls"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]

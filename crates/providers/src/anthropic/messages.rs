@@ -46,23 +46,17 @@ pub(super) fn convert(messages: &[Message]) -> Result<Conversation, Unsupported>
                     out.messages.push(turn("assistant", content));
                 }
             }
-            Message::Tool {
-                tool_call_id,
-                content,
-            } => {
+            Message::Tool { tool_call_id, content } => {
                 let result = ContentBlock::ToolResult {
                     tool_use_id: tool_id(tool_call_id),
                     content: MessageContent::Text(content.text()),
                     is_error: None,
                 };
                 match out.messages.last_mut() {
-                    Some(InputMessage {
-                        content: MessageContent::Blocks(blocks),
-                        ..
-                    }) if tool_turn_open => blocks.push(result),
-                    _ => out
-                        .messages
-                        .push(turn("user", MessageContent::Blocks(vec![result]))),
+                    Some(InputMessage { content: MessageContent::Blocks(blocks), .. }) if tool_turn_open => {
+                        blocks.push(result)
+                    }
+                    _ => out.messages.push(turn("user", MessageContent::Blocks(vec![result]))),
                 }
             }
         }
@@ -72,18 +66,13 @@ pub(super) fn convert(messages: &[Message]) -> Result<Conversation, Unsupported>
 }
 
 fn turn(role: &str, content: MessageContent) -> InputMessage {
-    InputMessage {
-        role: role.to_owned(),
-        content,
-    }
+    InputMessage { role: role.to_owned(), content }
 }
 
 /// The text of a message that may only hold text (system, developer, assistant).
 fn text_only(i: usize, content: &Content) -> Result<String, Unsupported> {
     if let Content::Parts(parts) = content
-        && let Some(j) = parts
-            .iter()
-            .position(|p| !matches!(p, ContentPart::Text { .. }))
+        && let Some(j) = parts.iter().position(|p| !matches!(p, ContentPart::Text { .. }))
     {
         return Err(Unsupported::new(
             format!("messages[{i}].content[{j}]"),
@@ -100,22 +89,17 @@ fn user_block(i: usize, j: usize, part: &ContentPart) -> Result<Option<ContentBl
     match part {
         ContentPart::Text { text } if text.is_empty() => Ok(None),
         ContentPart::Text { text } => Ok(Some(ContentBlock::Text { text: text.clone() })),
-        ContentPart::ImageUrl { image_url } => image_source(&image_url.url)
-            .map(|source| Some(ContentBlock::Image { source }))
-            .ok_or_else(|| {
-                Unsupported::new(
-                    param(),
-                    "Image URLs must be https://, http:// or data:<media type>;base64, URLs.",
-                )
-            }),
-        ContentPart::InputAudio { .. } => Err(Unsupported::new(
-            param(),
-            "Audio input is not supported by Anthropic models.",
-        )),
-        ContentPart::File { .. } => Err(Unsupported::new(
-            param(),
-            "File parts are not supported for Anthropic models.",
-        )),
+        ContentPart::ImageUrl { image_url } => {
+            image_source(&image_url.url).map(|source| Some(ContentBlock::Image { source })).ok_or_else(|| {
+                Unsupported::new(param(), "Image URLs must be https://, http:// or data:<media type>;base64, URLs.")
+            })
+        }
+        ContentPart::InputAudio { .. } => {
+            Err(Unsupported::new(param(), "Audio input is not supported by Anthropic models."))
+        }
+        ContentPart::File { .. } => {
+            Err(Unsupported::new(param(), "File parts are not supported for Anthropic models."))
+        }
     }
 }
 
@@ -124,33 +108,21 @@ fn image_source(url: &str) -> Option<ImageSource> {
     if let Some(rest) = url.strip_prefix("data:") {
         let (header, data) = rest.split_once(',')?;
         let media_type = header.strip_suffix(";base64")?;
-        return (!media_type.is_empty()).then(|| ImageSource::Base64 {
-            media_type: media_type.to_owned(),
-            data: data.to_owned(),
-        });
+        return (!media_type.is_empty())
+            .then(|| ImageSource::Base64 { media_type: media_type.to_owned(), data: data.to_owned() });
     }
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    (lower.starts_with("https://") || lower.starts_with("http://")).then(|| ImageSource::Url {
-        url: url.to_owned(),
-    })
+    (lower.starts_with("https://") || lower.starts_with("http://")).then(|| ImageSource::Url { url: url.to_owned() })
 }
 
 /// An assistant turn: handed-back thinking first, then text, then tool calls. `None` when
 /// there is nothing to say (Anthropic refuses an empty turn).
-fn assistant_content(
-    i: usize,
-    message: &AssistantMessage,
-) -> Result<Option<MessageContent>, Unsupported> {
+fn assistant_content(i: usize, message: &AssistantMessage) -> Result<Option<MessageContent>, Unsupported> {
     let text = match &message.content {
         Some(content) => text_only(i, content)?,
         None => String::new(),
     };
-    let thinking: Vec<ContentBlock> = message
-        .thinking_blocks
-        .iter()
-        .flatten()
-        .filter_map(thinking_block)
-        .collect();
+    let thinking: Vec<ContentBlock> = message.thinking_blocks.iter().flatten().filter_map(thinking_block).collect();
     let calls = message.tool_calls.as_deref().unwrap_or_default();
     if thinking.is_empty() && calls.is_empty() {
         return Ok((!text.is_empty()).then_some(MessageContent::Text(text)));
@@ -191,9 +163,7 @@ fn thinking_block(block: &ThinkingBlock) -> Option<ContentBlock> {
                 signature: signature.clone(),
             })
         }
-        "redacted_thinking" => Some(ContentBlock::RedactedThinking {
-            data: block.data.clone()?,
-        }),
+        "redacted_thinking" => Some(ContentBlock::RedactedThinking { data: block.data.clone()? }),
         _ => None,
     }
 }
@@ -211,13 +181,5 @@ fn arguments(text: &str) -> Option<Box<RawValue>> {
 /// A tool call id Anthropic accepts (`^[a-zA-Z0-9_-]+$`): other characters become `_`,
 /// the same way for the call and its result.
 fn tool_id(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }

@@ -13,11 +13,7 @@ use crate::adapter::{Target, Unsupported};
 /// Anthropic's limit on a tool name's length.
 const TOOL_NAME_MAX: usize = 64;
 
-pub(super) fn encode(
-    request: &ChatRequest,
-    target: &Target<'_>,
-    stream: bool,
-) -> Result<MessagesRequest, Unsupported> {
+pub(super) fn encode(request: &ChatRequest, target: &Target<'_>, stream: bool) -> Result<MessagesRequest, Unsupported> {
     refuse_inexpressible(request)?;
     let conversation = messages::convert(&request.messages)?;
     let mut tools = tool_definitions(request)?;
@@ -25,29 +21,18 @@ pub(super) fn encode(
     if let Some(json_tool) = json_tool(request.response_format.as_ref()) {
         choice = match choice {
             // The model may still call the client's tools, or answer through this one.
-            Some(
-                ToolChoice::Auto {
-                    disable_parallel_tool_use,
-                }
-                | ToolChoice::Any {
-                    disable_parallel_tool_use,
-                },
-            ) => Some(ToolChoice::Any {
-                disable_parallel_tool_use,
-            }),
+            Some(ToolChoice::Auto { disable_parallel_tool_use } | ToolChoice::Any { disable_parallel_tool_use }) => {
+                Some(ToolChoice::Any { disable_parallel_tool_use })
+            }
             Some(named @ ToolChoice::Tool { .. }) => Some(named),
-            Some(ToolChoice::None) | None => Some(ToolChoice::Tool {
-                name: json_tool.name.clone(),
-                disable_parallel_tool_use: None,
-            }),
+            Some(ToolChoice::None) | None => {
+                Some(ToolChoice::Tool { name: json_tool.name.clone(), disable_parallel_tool_use: None })
+            }
         };
         tools.push(json_tool);
     }
     // Anthropic thinks only when the model may choose not to call a tool.
-    let forced = matches!(
-        choice,
-        Some(ToolChoice::Any { .. } | ToolChoice::Tool { .. })
-    );
+    let forced = matches!(choice, Some(ToolChoice::Any { .. } | ToolChoice::Tool { .. }));
     let budget = thinking_budget(request.reasoning_effort.as_deref())?.filter(|_| !forced);
     let wanted = request.max_output().unwrap_or(target.max_output_tokens);
     let max_tokens = match budget {
@@ -58,10 +43,7 @@ pub(super) fn encode(
     // refuse `temperature` and `top_p` together: `temperature` is kept.
     let (temperature, top_p) = match budget {
         Some(_) => (None, None),
-        None => (
-            request.temperature,
-            request.top_p.filter(|_| request.temperature.is_none()),
-        ),
+        None => (request.temperature, request.top_p.filter(|_| request.temperature.is_none())),
     };
     Ok(MessagesRequest {
         model: target.upstream_model.to_owned(),
@@ -70,22 +52,12 @@ pub(super) fn encode(
         messages: conversation.messages,
         tools,
         // Anthropic's default needs no saying.
-        tool_choice: choice.filter(|c| {
-            *c != ToolChoice::Auto {
-                disable_parallel_tool_use: None,
-            }
-        }),
+        tool_choice: choice.filter(|c| *c != ToolChoice::Auto { disable_parallel_tool_use: None }),
         thinking: budget.map(|budget_tokens| ThinkingConfig::Enabled { budget_tokens }),
-        stop_sequences: request
-            .stop
-            .as_ref()
-            .map(|s| s.to_vec())
-            .unwrap_or_default(),
+        stop_sequences: request.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
         temperature,
         top_p,
-        metadata: request.user.as_ref().map(|user| Metadata {
-            user_id: Some(user.clone()),
-        }),
+        metadata: request.user.as_ref().map(|user| Metadata { user_id: Some(user.clone()) }),
         stream: stream.then_some(true),
     })
 }
@@ -93,46 +65,25 @@ pub(super) fn encode(
 /// Refuses what Anthropic has no way to do; harmless extras are simply not sent.
 fn refuse_inexpressible(request: &ChatRequest) -> Result<(), Unsupported> {
     if request.n.is_some_and(|n| n > 1) {
-        return Err(Unsupported::new(
-            "n",
-            "Anthropic models return one choice: 'n' must be 1.",
-        ));
+        return Err(Unsupported::new("n", "Anthropic models return one choice: 'n' must be 1."));
     }
     let extra = |key: &str| request.extra.get(key).filter(|v| !v.is_null());
     if extra("logprobs").is_some_and(|v| v.as_bool() == Some(true)) {
-        return Err(Unsupported::new(
-            "logprobs",
-            "Anthropic models do not return log probabilities.",
-        ));
+        return Err(Unsupported::new("logprobs", "Anthropic models do not return log probabilities."));
     }
     for penalty in ["presence_penalty", "frequency_penalty"] {
         if extra(penalty).is_some_and(|v| v.as_f64() != Some(0.0)) {
-            return Err(Unsupported::new(
-                penalty,
-                format!("'{penalty}' is not supported by Anthropic models."),
-            ));
+            return Err(Unsupported::new(penalty, format!("'{penalty}' is not supported by Anthropic models.")));
         }
     }
     if extra("logit_bias").is_some_and(|v| v.as_object().is_none_or(|m| !m.is_empty())) {
-        return Err(Unsupported::new(
-            "logit_bias",
-            "'logit_bias' is not supported by Anthropic models.",
-        ));
+        return Err(Unsupported::new("logit_bias", "'logit_bias' is not supported by Anthropic models."));
     }
     if extra("audio").is_some() {
-        return Err(Unsupported::new(
-            "audio",
-            "Audio output is not supported by Anthropic models.",
-        ));
+        return Err(Unsupported::new("audio", "Audio output is not supported by Anthropic models."));
     }
-    if extra("modalities")
-        .and_then(Value::as_array)
-        .is_some_and(|m| m.iter().any(|v| v.as_str() == Some("audio")))
-    {
-        return Err(Unsupported::new(
-            "modalities",
-            "Audio output is not supported by Anthropic models.",
-        ));
+    if extra("modalities").and_then(Value::as_array).is_some_and(|m| m.iter().any(|v| v.as_str() == Some("audio"))) {
+        return Err(Unsupported::new("modalities", "Audio output is not supported by Anthropic models."));
     }
     if extra("functions").is_some() {
         return Err(Unsupported::new(
@@ -177,16 +128,10 @@ fn tool_definitions(request: &ChatRequest) -> Result<Vec<ToolDefinition>, Unsupp
 fn tool_choice(request: &ChatRequest, has_tools: bool) -> Result<Option<ToolChoice>, Unsupported> {
     let disable_parallel_tool_use = (request.parallel_tool_calls == Some(false)).then_some(true);
     let choice = match &request.tool_choice {
-        None => ToolChoice::Auto {
-            disable_parallel_tool_use,
-        },
+        None => ToolChoice::Auto { disable_parallel_tool_use },
         Some(ChatToolChoice::Mode(mode)) => match mode.as_str() {
-            "auto" => ToolChoice::Auto {
-                disable_parallel_tool_use,
-            },
-            "required" => ToolChoice::Any {
-                disable_parallel_tool_use,
-            },
+            "auto" => ToolChoice::Auto { disable_parallel_tool_use },
+            "required" => ToolChoice::Any { disable_parallel_tool_use },
             "none" => ToolChoice::None,
             _ => {
                 return Err(Unsupported::new(
@@ -195,10 +140,9 @@ fn tool_choice(request: &ChatRequest, has_tools: bool) -> Result<Option<ToolChoi
                 ));
             }
         },
-        Some(ChatToolChoice::Named(named)) => ToolChoice::Tool {
-            name: named.function.name.clone(),
-            disable_parallel_tool_use,
-        },
+        Some(ChatToolChoice::Named(named)) => {
+            ToolChoice::Tool { name: named.function.name.clone(), disable_parallel_tool_use }
+        }
     };
     // Without tools there is nothing to choose.
     Ok(has_tools.then_some(choice))
@@ -209,19 +153,16 @@ fn json_tool(format: Option<&ResponseFormat>) -> Option<ToolDefinition> {
     let (name, description, schema) = match format? {
         ResponseFormat::Text => return None,
         ResponseFormat::JsonObject => ("json_object", None, None),
-        ResponseFormat::JsonSchema { json_schema } => (
-            json_schema.name.as_str(),
-            json_schema.description.clone(),
-            json_schema.schema.clone(),
-        ),
+        ResponseFormat::JsonSchema { json_schema } => {
+            (json_schema.name.as_str(), json_schema.description.clone(), json_schema.schema.clone())
+        }
     };
     let room = TOOL_NAME_MAX - JSON_TOOL_PREFIX.len();
     let name: String = name.chars().take(room).collect();
     Some(ToolDefinition {
         name: format!("{JSON_TOOL_PREFIX}{name}"),
         description: Some(description.unwrap_or_else(|| {
-            "Give your final answer by calling this tool: its input is the answer, as JSON."
-                .to_owned()
+            "Give your final answer by calling this tool: its input is the answer, as JSON.".to_owned()
         })),
         input_schema: schema.unwrap_or_else(|| json!({"type": "object"})),
     })

@@ -1,19 +1,15 @@
 //! A whole Anthropic `Message` as an OpenAI `chat.completion`, and Anthropic's error
 //! answers classified: whether a retry may help and whether the client is at fault.
 
-use tokenrouter_core::chat::{
-    ChatCompletion, Choice, FunctionCall, ResponseMessage, ThinkingBlock, ToolCall,
-};
+use tokenrouter_core::chat::{ChatCompletion, Choice, FunctionCall, ResponseMessage, ThinkingBlock, ToolCall};
 
 use super::wire::{ContentBlock, ErrorEnvelope, Message};
 use super::{compact_json, finish_reason, is_json_tool, usage_json, usage_of};
 use crate::adapter::{Decoded, ResponseMeta, UpstreamFailure};
 
 pub(super) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, UpstreamFailure> {
-    let message: Message = serde_json::from_slice(body)
-        .ok()
-        .filter(|m: &Message| m.kind == "message")
-        .ok_or_else(|| UpstreamFailure {
+    let message: Message =
+        serde_json::from_slice(body).ok().filter(|m: &Message| m.kind == "message").ok_or_else(|| UpstreamFailure {
             status: 200,
             retryable: false,
             client_error: false,
@@ -34,15 +30,9 @@ pub(super) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
             ContentBlock::ToolUse { id, name, input } => tool_calls.push(ToolCall {
                 id,
                 kind: "function".to_owned(),
-                function: FunctionCall {
-                    name,
-                    arguments: compact_json(input.get()),
-                },
+                function: FunctionCall { name, arguments: compact_json(input.get()) },
             }),
-            ContentBlock::Thinking {
-                thinking,
-                signature,
-            } => {
+            ContentBlock::Thinking { thinking, signature } => {
                 reasoning.get_or_insert_default().push_str(&thinking);
                 thinking_blocks.push(ThinkingBlock {
                     kind: "thinking".to_owned(),
@@ -68,9 +58,7 @@ pub(super) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
         model: meta.model.clone(),
         choices: vec![Choice {
             index: 0,
-            finish_reason: Some(
-                finish_reason(message.stop_reason.as_deref(), !tool_calls.is_empty()).to_owned(),
-            ),
+            finish_reason: Some(finish_reason(message.stop_reason.as_deref(), !tool_calls.is_empty()).to_owned()),
             message: ResponseMessage {
                 role: "assistant".to_owned(),
                 content: json.or(text),
@@ -90,10 +78,7 @@ pub(super) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
         client_error: false,
         message: format!("Cannot encode the translated answer: {e}"),
     })?;
-    Ok(Decoded {
-        body,
-        usage: Some(usage),
-    })
+    Ok(Decoded { body, usage: Some(usage) })
 }
 
 pub(super) fn decode_error(status: u16, body: &[u8]) -> UpstreamFailure {
@@ -105,10 +90,7 @@ pub(super) fn decode_error(status: u16, body: &[u8]) -> UpstreamFailure {
             let message = if text.is_empty() {
                 format!("Anthropic answered HTTP {status}.")
             } else {
-                format!(
-                    "Anthropic answered HTTP {status}: {}",
-                    text.chars().take(500).collect::<String>()
-                )
+                format!("Anthropic answered HTTP {status}: {}", text.chars().take(500).collect::<String>())
             };
             failure(status, "", message)
         }
@@ -119,16 +101,12 @@ pub(super) fn decode_error(status: u16, body: &[u8]) -> UpstreamFailure {
 /// has only its type).
 pub(super) fn failure(status: u16, kind: &str, message: String) -> UpstreamFailure {
     let retryable = matches!(status, 408 | 429 | 500 | 502 | 503 | 504 | 529)
-        || matches!(
-            kind,
-            "rate_limit_error" | "api_error" | "overloaded_error" | "timeout_error"
-        );
+        || matches!(kind, "rate_limit_error" | "api_error" | "overloaded_error" | "timeout_error");
     // A missing model (404) or a bad key (401, 403) is the gateway's configuration, not
     // the client's request.
     let client_error = !retryable
         && !matches!(status, 401..=404)
-        && (matches!(status, 400 | 413 | 422)
-            || matches!(kind, "invalid_request_error" | "request_too_large"));
+        && (matches!(status, 400 | 413 | 422) || matches!(kind, "invalid_request_error" | "request_too_large"));
     let message = if message.is_empty() {
         if kind.is_empty() {
             format!("Anthropic answered HTTP {status}.")
@@ -138,10 +116,5 @@ pub(super) fn failure(status: u16, kind: &str, message: String) -> UpstreamFailu
     } else {
         message
     };
-    UpstreamFailure {
-        status,
-        retryable,
-        client_error,
-        message,
-    }
+    UpstreamFailure { status, retryable, client_error, message }
 }

@@ -3,9 +3,7 @@
 //! tool calls numbered as OpenAI numbers them, the finish reason, usage and `[DONE]`.
 
 use tokenrouter_core::Usage;
-use tokenrouter_core::chat::{
-    ChatCompletionChunk, ChunkChoice, Delta, DeltaFunction, DeltaToolCall, ThinkingBlock,
-};
+use tokenrouter_core::chat::{ChatCompletionChunk, ChunkChoice, Delta, DeltaFunction, DeltaToolCall, ThinkingBlock};
 
 use super::response::failure;
 use super::wire::{self, BlockDelta, ContentBlock, StreamEvent};
@@ -77,11 +75,8 @@ impl Decoder {
             if data.as_ref() == b"[DONE]" {
                 continue;
             }
-            let event: StreamEvent = serde_json::from_slice(&data).map_err(|e| {
-                broken(format!(
-                    "Anthropic sent a stream event that cannot be read: {e}"
-                ))
-            })?;
+            let event: StreamEvent = serde_json::from_slice(&data)
+                .map_err(|e| broken(format!("Anthropic sent a stream event that cannot be read: {e}")))?;
             self.event(event, out)?;
         }
         Ok(())
@@ -93,10 +88,7 @@ impl Decoder {
                 self.usage = Some(message.usage);
                 self.start(out)?;
             }
-            StreamEvent::ContentBlockStart {
-                index,
-                content_block,
-            } => {
+            StreamEvent::ContentBlockStart { index, content_block } => {
                 self.start(out)?;
                 let block = self.open(content_block, out)?;
                 self.blocks.retain(|(i, _)| *i != index);
@@ -132,11 +124,7 @@ impl Decoder {
             return Ok(());
         }
         self.started = true;
-        let delta = Delta {
-            role: Some("assistant".to_owned()),
-            content: Some(String::new()),
-            ..Delta::default()
-        };
+        let delta = Delta { role: Some("assistant".to_owned()), content: Some(String::new()), ..Delta::default() };
         self.emit(delta, None, out)
     }
 
@@ -146,15 +134,9 @@ impl Decoder {
                 self.content(text, out)?;
                 Block::Text
             }
-            ContentBlock::Thinking {
-                thinking,
-                signature,
-            } => {
+            ContentBlock::Thinking { thinking, signature } => {
                 self.reasoning(thinking.clone(), out)?;
-                Block::Thinking {
-                    text: thinking,
-                    signature,
-                }
+                Block::Thinking { text: thinking, signature }
             }
             ContentBlock::RedactedThinking { data } => Block::Redacted { data },
             ContentBlock::ToolUse { name, input, .. } if is_json_tool(&name) => {
@@ -170,10 +152,7 @@ impl Decoder {
                     index,
                     id: Some(id),
                     kind: Some("function".to_owned()),
-                    function: DeltaFunction {
-                        name: Some(name),
-                        arguments: Some(String::new()),
-                    },
+                    function: DeltaFunction { name: Some(name), arguments: Some(String::new()) },
                 };
                 self.emit(tool_delta(call), None, out)?;
                 let input = initial_input(input.get());
@@ -181,18 +160,11 @@ impl Decoder {
                 self.arguments(index, input, out)?;
                 Block::Tool { index, sent }
             }
-            ContentBlock::Image { .. } | ContentBlock::ToolResult { .. } | ContentBlock::Other => {
-                Block::Other
-            }
+            ContentBlock::Image { .. } | ContentBlock::ToolResult { .. } | ContentBlock::Other => Block::Other,
         })
     }
 
-    fn delta(
-        &mut self,
-        index: u32,
-        delta: BlockDelta,
-        out: &mut Vec<u8>,
-    ) -> Result<(), UpstreamFailure> {
+    fn delta(&mut self, index: u32, delta: BlockDelta, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
         let Some(at) = self.blocks.iter().position(|(i, _)| *i == index) else {
             return Ok(());
         };
@@ -238,10 +210,7 @@ impl Decoder {
             Block::Json { sent: false } => return self.content("{}".into(), out),
             Block::Text | Block::Tool { .. } | Block::Json { .. } | Block::Other => return Ok(()),
         };
-        let delta = Delta {
-            thinking_blocks: Some(vec![handed_back]),
-            ..Delta::default()
-        };
+        let delta = Delta { thinking_blocks: Some(vec![handed_back]), ..Delta::default() };
         self.emit(delta, None, out)
     }
 
@@ -264,10 +233,7 @@ impl Decoder {
         if text.is_empty() {
             return Ok(());
         }
-        let delta = Delta {
-            content: Some(text),
-            ..Delta::default()
-        };
+        let delta = Delta { content: Some(text), ..Delta::default() };
         self.emit(delta, None, out)
     }
 
@@ -275,19 +241,11 @@ impl Decoder {
         if text.is_empty() {
             return Ok(());
         }
-        let delta = Delta {
-            reasoning_content: Some(text),
-            ..Delta::default()
-        };
+        let delta = Delta { reasoning_content: Some(text), ..Delta::default() };
         self.emit(delta, None, out)
     }
 
-    fn arguments(
-        &mut self,
-        index: u32,
-        partial: String,
-        out: &mut Vec<u8>,
-    ) -> Result<(), UpstreamFailure> {
+    fn arguments(&mut self, index: u32, partial: String, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
         if partial.is_empty() {
             return Ok(());
         }
@@ -295,10 +253,7 @@ impl Decoder {
             index,
             id: None,
             kind: None,
-            function: DeltaFunction {
-                name: None,
-                arguments: Some(partial),
-            },
+            function: DeltaFunction { name: None, arguments: Some(partial) },
         };
         self.emit(tool_delta(call), None, out)
     }
@@ -314,29 +269,16 @@ impl Decoder {
         }
     }
 
-    fn emit(
-        &mut self,
-        delta: Delta,
-        finish: Option<&str>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), UpstreamFailure> {
+    fn emit(&mut self, delta: Delta, finish: Option<&str>, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
         let delivers = |s: &Option<String>| s.as_ref().is_some_and(|s| !s.is_empty());
         if delivers(&delta.content)
             || delivers(&delta.reasoning_content)
-            || delta
-                .tool_calls
-                .iter()
-                .flatten()
-                .any(|c| delivers(&c.function.arguments))
+            || delta.tool_calls.iter().flatten().any(|c| delivers(&c.function.arguments))
         {
             self.delivered += 1;
         }
-        let chunk = self.chunk(vec![ChunkChoice {
-            index: 0,
-            delta,
-            logprobs: None,
-            finish_reason: finish.map(str::to_owned),
-        }]);
+        let chunk =
+            self.chunk(vec![ChunkChoice { index: 0, delta, logprobs: None, finish_reason: finish.map(str::to_owned) }]);
         write_chunk(&chunk, out)
     }
 }
@@ -366,9 +308,7 @@ impl StreamDecoder for Decoder {
         if self.done {
             Ok(())
         } else {
-            Err(broken(
-                "The Anthropic stream ended early, before the message was complete.".to_owned(),
-            ))
+            Err(broken("The Anthropic stream ended early, before the message was complete.".to_owned()))
         }
     }
 
@@ -382,36 +322,23 @@ impl StreamDecoder for Decoder {
 }
 
 fn tool_delta(call: DeltaToolCall) -> Delta {
-    Delta {
-        tool_calls: Some(vec![call]),
-        ..Delta::default()
-    }
+    Delta { tool_calls: Some(vec![call]), ..Delta::default() }
 }
 
 /// The input a `tool_use` block starts with: nothing when it is the usual `{}` that the
 /// deltas then fill in.
 fn initial_input(raw: &str) -> String {
     let compact = compact_json(raw);
-    if compact == "{}" {
-        String::new()
-    } else {
-        compact
-    }
+    if compact == "{}" { String::new() } else { compact }
 }
 
 fn write_chunk(chunk: &ChatCompletionChunk, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
     out.extend_from_slice(b"data: ");
-    serde_json::to_writer(&mut *out, chunk)
-        .map_err(|e| broken(format!("Cannot encode a stream chunk: {e}")))?;
+    serde_json::to_writer(&mut *out, chunk).map_err(|e| broken(format!("Cannot encode a stream chunk: {e}")))?;
     out.extend_from_slice(b"\n\n");
     Ok(())
 }
 
 fn broken(message: String) -> UpstreamFailure {
-    UpstreamFailure {
-        status: 200,
-        retryable: false,
-        client_error: false,
-        message,
-    }
+    UpstreamFailure { status: 200, retryable: false, client_error: false, message }
 }

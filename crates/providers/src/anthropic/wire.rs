@@ -46,10 +46,7 @@ pub struct TextBlock {
 
 impl TextBlock {
     pub fn new(text: impl Into<String>) -> TextBlock {
-        TextBlock {
-            kind: "text".to_owned(),
-            text: text.into(),
-        }
+        TextBlock { kind: "text".to_owned(), text: text.into() }
     }
 }
 
@@ -89,10 +86,7 @@ impl<'de> Deserialize<'de> for MessageContent {
                 Ok(MessageContent::Text(v))
             }
 
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<MessageContent, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<MessageContent, A::Error> {
                 let mut blocks = Vec::with_capacity(seq.size_hint().unwrap_or(1));
                 while let Some(block) = seq.next_element()? {
                     blocks.push(block);
@@ -164,12 +158,10 @@ impl TryFrom<FlatBlock> for ContentBlock {
     fn try_from(b: FlatBlock) -> Result<ContentBlock, String> {
         let missing = |field: &str| format!("a {} block without {field}", b.kind);
         Ok(match b.kind.as_str() {
-            "text" => ContentBlock::Text {
-                text: b.text.ok_or_else(|| missing("text"))?,
-            },
-            "image" => ContentBlock::Image {
-                source: read(&b.source.ok_or_else(|| missing("source"))?, "image source")?,
-            },
+            "text" => ContentBlock::Text { text: b.text.ok_or_else(|| missing("text"))? },
+            "image" => {
+                ContentBlock::Image { source: read(&b.source.ok_or_else(|| missing("source"))?, "image source")? }
+            }
             "tool_use" => ContentBlock::ToolUse {
                 id: b.id.ok_or_else(|| missing("id"))?,
                 name: b.name.ok_or_else(|| missing("name"))?,
@@ -187,9 +179,7 @@ impl TryFrom<FlatBlock> for ContentBlock {
                 thinking: b.thinking.ok_or_else(|| missing("thinking"))?,
                 signature: b.signature.unwrap_or_default(),
             },
-            "redacted_thinking" => ContentBlock::RedactedThinking {
-                data: b.data.ok_or_else(|| missing("data"))?,
-            },
+            "redacted_thinking" => ContentBlock::RedactedThinking { data: b.data.ok_or_else(|| missing("data"))? },
             _ => ContentBlock::Other,
         })
     }
@@ -291,12 +281,8 @@ impl Usage {
         let keep = |old: Option<u64>, new: Option<u64>| new.or(old);
         self.input_tokens = keep(self.input_tokens, later.input_tokens);
         self.output_tokens = keep(self.output_tokens, later.output_tokens);
-        self.cache_creation_input_tokens = keep(
-            self.cache_creation_input_tokens,
-            later.cache_creation_input_tokens,
-        );
-        self.cache_read_input_tokens =
-            keep(self.cache_read_input_tokens, later.cache_read_input_tokens);
+        self.cache_creation_input_tokens = keep(self.cache_creation_input_tokens, later.cache_creation_input_tokens);
+        self.cache_read_input_tokens = keep(self.cache_read_input_tokens, later.cache_read_input_tokens);
         self.output_tokens_details = later.output_tokens_details.or(self.output_tokens_details);
     }
 }

@@ -4,9 +4,7 @@
 use serde_json::{Map, Value};
 use tokenrouter_core::chat::{ChatRequest, ResponseFormat, ToolChoice};
 
-use super::wire::{
-    FunctionCallingConfig, FunctionDeclaration, GenerationConfig, ThinkingConfig, Tool, ToolConfig,
-};
+use super::wire::{FunctionCallingConfig, FunctionDeclaration, GenerationConfig, ThinkingConfig, Tool, ToolConfig};
 use crate::adapter::Unsupported;
 
 /// Refuses the fields Gemini cannot honour; everything else in `extra` is dropped.
@@ -16,17 +14,12 @@ pub(crate) fn check_extra(extra: &Map<String, Value>) -> Result<(), Unsupported>
             "logprobs" => value.as_bool() == Some(true),
             "top_logprobs" => value.as_u64().is_some_and(|n| n > 0),
             "logit_bias" => value.as_object().is_some_and(|m| !m.is_empty()),
-            "modalities" => value
-                .as_array()
-                .is_some_and(|m| m.iter().any(|v| v.as_str() == Some("audio"))),
+            "modalities" => value.as_array().is_some_and(|m| m.iter().any(|v| v.as_str() == Some("audio"))),
             "audio" | "web_search_options" | "functions" | "function_call" => !value.is_null(),
             _ => false,
         };
         if refused {
-            return Err(Unsupported::new(
-                key.as_str(),
-                format!("'{key}' is not supported by Gemini models."),
-            ));
+            return Err(Unsupported::new(key.as_str(), format!("'{key}' is not supported by Gemini models.")));
         }
     }
     Ok(())
@@ -41,10 +34,7 @@ pub(crate) fn tools(request: &ChatRequest) -> Result<Option<Tool>, Unsupported> 
         if tool.kind != "function" {
             return Err(Unsupported::new(
                 format!("tools[{i}].type"),
-                format!(
-                    "Tool type '{}' is not supported by Gemini models.",
-                    tool.kind
-                ),
+                format!("Tool type '{}' is not supported by Gemini models.", tool.kind),
             ));
         }
         declarations.push(FunctionDeclaration {
@@ -53,9 +43,7 @@ pub(crate) fn tools(request: &ChatRequest) -> Result<Option<Tool>, Unsupported> 
             parameters_json_schema: tool.function.parameters.clone().map(without_meta_schema),
         });
     }
-    Ok(Some(Tool {
-        function_declarations: declarations,
-    }))
+    Ok(Some(Tool { function_declarations: declarations }))
 }
 
 /// Drops the `$schema` declaration: it says which JSON Schema dialect, which Gemini fixes.
@@ -68,12 +56,7 @@ fn without_meta_schema(mut schema: Value) -> Value {
 
 pub(crate) fn tool_config(choice: Option<&ToolChoice>) -> Result<Option<ToolConfig>, Unsupported> {
     let config = |mode, names| {
-        Some(ToolConfig {
-            function_calling_config: FunctionCallingConfig {
-                mode,
-                allowed_function_names: names,
-            },
-        })
+        Some(ToolConfig { function_calling_config: FunctionCallingConfig { mode, allowed_function_names: names } })
     };
     match choice {
         None => Ok(None),
@@ -81,38 +64,25 @@ pub(crate) fn tool_config(choice: Option<&ToolChoice>) -> Result<Option<ToolConf
             "auto" => Ok(config("AUTO", None)),
             "none" => Ok(config("NONE", None)),
             "required" => Ok(config("ANY", None)),
-            other => Err(Unsupported::new(
-                "tool_choice",
-                format!("Unknown tool_choice '{other}'."),
-            )),
+            other => Err(Unsupported::new("tool_choice", format!("Unknown tool_choice '{other}'."))),
         },
         Some(ToolChoice::Named(named)) if named.kind == "function" => {
             Ok(config("ANY", Some(vec![named.function.name.clone()])))
         }
         Some(ToolChoice::Named(named)) => Err(Unsupported::new(
             "tool_choice.type",
-            format!(
-                "tool_choice type '{}' is not supported by Gemini models.",
-                named.kind
-            ),
+            format!("tool_choice type '{}' is not supported by Gemini models.", named.kind),
         )),
     }
 }
 
-pub(crate) fn generation_config(
-    request: &ChatRequest,
-    model: &str,
-) -> Result<Option<GenerationConfig>, Unsupported> {
+pub(crate) fn generation_config(request: &ChatRequest, model: &str) -> Result<Option<GenerationConfig>, Unsupported> {
     let extra_f64 = |key: &str| request.extra.get(key).and_then(Value::as_f64);
     let mut config = GenerationConfig {
         temperature: request.temperature,
         top_p: request.top_p,
         max_output_tokens: request.max_output(),
-        stop_sequences: request
-            .stop
-            .as_ref()
-            .map(|s| s.to_vec())
-            .unwrap_or_default(),
+        stop_sequences: request.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
         candidate_count: request.n,
         seed: request.seed,
         presence_penalty: extra_f64("presence_penalty"),
@@ -131,15 +101,10 @@ pub(crate) fn generation_config(
         let budget = thinking_budget(effort, model).ok_or_else(|| {
             Unsupported::new(
                 "reasoning_effort",
-                format!(
-                    "Unknown reasoning_effort '{effort}': expected minimal, low, medium or high."
-                ),
+                format!("Unknown reasoning_effort '{effort}': expected minimal, low, medium or high."),
             )
         })?;
-        config.thinking_config = Some(ThinkingConfig {
-            thinking_budget: budget,
-            include_thoughts: true,
-        });
+        config.thinking_config = Some(ThinkingConfig { thinking_budget: budget, include_thoughts: true });
     }
     Ok((config != GenerationConfig::default()).then_some(config))
 }

@@ -3,22 +3,14 @@
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use tokenrouter_core::chat::{
-    AssistantMessage, ChatRequest, Content as ChatContent, ContentPart, Message,
-};
+use tokenrouter_core::chat::{AssistantMessage, ChatRequest, Content as ChatContent, ContentPart, Message};
 
 use super::options::{check_extra, generation_config, tool_config, tools};
-use super::wire::{
-    Blob, Content, FileData, FunctionCall, FunctionResponse, GenerateContentRequest, Part, compact,
-};
+use super::wire::{Blob, Content, FileData, FunctionCall, FunctionResponse, GenerateContentRequest, Part, compact};
 use super::{MODEL_ROLE, SIGNATURE_BLOCK, USER_ROLE};
 use crate::adapter::{Encoded, Target, Unsupported};
 
-pub(crate) fn encode(
-    request: &ChatRequest,
-    target: &Target<'_>,
-    stream: bool,
-) -> Result<Encoded, Unsupported> {
+pub(crate) fn encode(request: &ChatRequest, target: &Target<'_>, stream: bool) -> Result<Encoded, Unsupported> {
     check_extra(&request.extra)?;
     let (system_instruction, contents) = contents(&request.messages)?;
     let tools = tools(request)?;
@@ -33,20 +25,13 @@ pub(crate) fn encode(
     };
     let body = serde_json::to_vec(&body)
         .map_err(|e| Unsupported::new("messages", format!("Cannot encode the request: {e}")))?;
-    let model = target
-        .upstream_model
-        .strip_prefix("models/")
-        .unwrap_or(target.upstream_model);
+    let model = target.upstream_model.strip_prefix("models/").unwrap_or(target.upstream_model);
     let path = if stream {
         format!("/models/{model}:streamGenerateContent?alt=sse")
     } else {
         format!("/models/{model}:generateContent")
     };
-    Ok(Encoded {
-        path,
-        headers: Vec::new(),
-        body,
-    })
+    Ok(Encoded { path, headers: Vec::new(), body })
 }
 
 fn contents(messages: &[Message]) -> Result<(Option<Content>, Vec<Content>), Unsupported> {
@@ -66,10 +51,7 @@ fn contents(messages: &[Message]) -> Result<(Option<Content>, Vec<Content>), Uns
             Message::Assistant(assistant) => {
                 push(&mut contents, MODEL_ROLE, model_parts(assistant, i)?);
             }
-            Message::Tool {
-                tool_call_id,
-                content,
-            } => {
+            Message::Tool { tool_call_id, content } => {
                 let part = function_response(messages, i, tool_call_id, content)?;
                 match contents.last_mut() {
                     Some(last) if in_tool_results => last.parts.push(part),
@@ -81,19 +63,13 @@ fn contents(messages: &[Message]) -> Result<(Option<Content>, Vec<Content>), Uns
         }
         in_tool_results = false;
     }
-    let system = (!system.is_empty()).then_some(Content {
-        role: None,
-        parts: system,
-    });
+    let system = (!system.is_empty()).then_some(Content { role: None, parts: system });
     Ok((system, contents))
 }
 
 fn push(contents: &mut Vec<Content>, role: &str, parts: Vec<Part>) {
     if !parts.is_empty() {
-        contents.push(Content {
-            role: Some(role.to_owned()),
-            parts,
-        });
+        contents.push(Content { role: Some(role.to_owned()), parts });
     }
 }
 
@@ -146,14 +122,11 @@ fn user_parts(content: &ChatContent, i: usize) -> Result<Vec<Part>, Unsupported>
 fn image_part(url: &str, i: usize, j: usize) -> Result<Part, Unsupported> {
     let param = || format!("messages[{i}].content[{j}].image_url.url");
     if let Some(rest) = url.strip_prefix("data:") {
-        let (meta, data) = rest.split_once(',').ok_or_else(|| {
-            Unsupported::new(param(), "The image data URL has no comma before its data.")
-        })?;
+        let (meta, data) = rest
+            .split_once(',')
+            .ok_or_else(|| Unsupported::new(param(), "The image data URL has no comma before its data."))?;
         let Some(mime) = meta.strip_suffix(";base64") else {
-            return Err(Unsupported::new(
-                param(),
-                "Only base64 image data URLs are supported for Gemini models.",
-            ));
+            return Err(Unsupported::new(param(), "Only base64 image data URLs are supported for Gemini models."));
         };
         let mime = mime.split(';').next().unwrap_or_default();
         return Ok(Part {
@@ -166,16 +139,10 @@ fn image_part(url: &str, i: usize, j: usize) -> Result<Part, Unsupported> {
     }
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        return Err(Unsupported::new(
-            param(),
-            "Image URLs must be http(s) or base64 data URLs for Gemini models.",
-        ));
+        return Err(Unsupported::new(param(), "Image URLs must be http(s) or base64 data URLs for Gemini models."));
     }
     Ok(Part {
-        file_data: Some(FileData {
-            mime_type: Some(mime_from_extension(url).to_owned()),
-            file_uri: url.to_owned(),
-        }),
+        file_data: Some(FileData { mime_type: Some(mime_from_extension(url).to_owned()), file_uri: url.to_owned() }),
         ..Part::default()
     })
 }
@@ -183,9 +150,7 @@ fn image_part(url: &str, i: usize, j: usize) -> Result<Part, Unsupported> {
 fn mime_from_extension(url: &str) -> &'static str {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     let name = path.rsplit('/').next().unwrap_or(path);
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase());
+    let ext = name.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase());
     match ext.as_deref() {
         Some("png") => "image/png",
         Some("gif") => "image/gif",
@@ -218,11 +183,7 @@ fn model_parts(assistant: &AssistantMessage, i: usize) -> Result<Vec<Part>, Unsu
             )
         })?;
         parts.push(Part {
-            function_call: Some(FunctionCall {
-                id: None,
-                name: call.function.name.clone(),
-                args: Some(args),
-            }),
+            function_call: Some(FunctionCall { id: None, name: call.function.name.clone(), args: Some(args) }),
             thought_signature: signatures.get(j).copied().flatten().map(str::to_owned),
             ..Part::default()
         });
@@ -239,11 +200,7 @@ fn model_parts(assistant: &AssistantMessage, i: usize) -> Result<Vec<Part>, Unsu
 /// The arguments as a JSON object (`""` counts as `{}`), or `None` if they are not one.
 /// The text is passed on as sent (less whitespace), so that no number is re-rounded.
 fn parse_arguments(arguments: &str) -> Option<Box<RawValue>> {
-    let arguments = if arguments.trim().is_empty() {
-        "{}"
-    } else {
-        arguments
-    };
+    let arguments = if arguments.trim().is_empty() { "{}" } else { arguments };
     let raw = serde_json::from_str::<Box<RawValue>>(arguments).ok()?;
     if !raw.get().starts_with('{') {
         return None;
@@ -273,10 +230,7 @@ fn function_response(
                 format!("No earlier assistant tool call has the id '{tool_call_id}'."),
             )
         })?;
-    let text: String = text_parts(content, i)?
-        .into_iter()
-        .filter_map(|p| p.text)
-        .collect();
+    let text: String = text_parts(content, i)?.into_iter().filter_map(|p| p.text).collect();
     let response = match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(map)) => Value::Object(map),
         _ => {
@@ -285,8 +239,5 @@ fn function_response(
             Value::Object(map)
         }
     };
-    Ok(Part {
-        function_response: Some(FunctionResponse { name, response }),
-        ..Part::default()
-    })
+    Ok(Part { function_response: Some(FunctionResponse { name, response }), ..Part::default() })
 }

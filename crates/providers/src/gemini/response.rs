@@ -10,14 +10,11 @@ use tokenrouter_core::chat::{
 };
 
 use super::SIGNATURE_BLOCK;
-use super::wire::{
-    ApiError, Candidate, ErrorEnvelope, GenerateContentResponse, UsageMetadata, compact,
-};
+use super::wire::{ApiError, Candidate, ErrorEnvelope, GenerateContentResponse, UsageMetadata, compact};
 use crate::adapter::{Decoded, ResponseMeta, UpstreamFailure};
 
 pub(crate) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, UpstreamFailure> {
-    let response: GenerateContentResponse =
-        serde_json::from_slice(body).map_err(|e| unreadable("answer", &e))?;
+    let response: GenerateContentResponse = serde_json::from_slice(body).map_err(|e| unreadable("answer", &e))?;
     if let Some(error) = response.error {
         return Err(api_failure(200, error));
     }
@@ -42,12 +39,7 @@ pub(crate) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
             finish_reason: Some("content_filter".to_owned()),
         }]
     } else {
-        response
-            .candidates
-            .iter()
-            .enumerate()
-            .map(|(position, c)| choice(c, position))
-            .collect()
+        response.candidates.iter().enumerate().map(|(position, c)| choice(c, position)).collect()
     };
     let completion = ChatCompletion {
         id: meta.id.clone(),
@@ -75,10 +67,7 @@ fn choice(candidate: &Candidate, position: usize) -> Choice {
             calls.push(ToolCall {
                 id: call_id(call.id.as_deref(), index, calls.len()),
                 kind: "function".to_owned(),
-                function: FunctionCall {
-                    name: call.name.clone(),
-                    arguments: arguments(call.args.as_deref()),
-                },
+                function: FunctionCall { name: call.name.clone(), arguments: arguments(call.args.as_deref()) },
             });
             call_signatures.push(part.thought_signature.clone());
             continue;
@@ -100,19 +89,11 @@ fn choice(candidate: &Candidate, position: usize) -> Choice {
         text.push_str(&message);
     }
     let blocks: Vec<ThinkingBlock> = if calls.is_empty() {
-        text_signatures
-            .into_iter()
-            .map(Some)
-            .map(signature_block)
-            .collect()
+        text_signatures.into_iter().map(Some).map(signature_block).collect()
     } else {
         // One entry per call up to the last signed one, so that position k is call k.
         let signed = call_signatures.iter().rposition(Option::is_some);
-        call_signatures
-            .into_iter()
-            .take(signed.map_or(0, |last| last + 1))
-            .map(signature_block)
-            .collect()
+        call_signatures.into_iter().take(signed.map_or(0, |last| last + 1)).map(signature_block).collect()
     };
     Choice {
         index,
@@ -130,9 +111,7 @@ fn choice(candidate: &Candidate, position: usize) -> Choice {
 }
 
 pub(crate) fn candidate_index(candidate: &Candidate, position: usize) -> u32 {
-    candidate
-        .index
-        .unwrap_or_else(|| u32::try_from(position).unwrap_or(u32::MAX))
+    candidate.index.unwrap_or_else(|| u32::try_from(position).unwrap_or(u32::MAX))
 }
 
 /// The part's own id, else `call_<candidate>_<k>`: stable for the same answer.
@@ -152,12 +131,7 @@ pub(crate) fn arguments(args: Option<&RawValue>) -> String {
 }
 
 pub(crate) fn signature_block(signature: Option<String>) -> ThinkingBlock {
-    ThinkingBlock {
-        kind: SIGNATURE_BLOCK.to_owned(),
-        thinking: None,
-        signature,
-        data: None,
-    }
+    ThinkingBlock { kind: SIGNATURE_BLOCK.to_owned(), thinking: None, signature, data: None }
 }
 
 /// OpenAI's finish reason for Gemini's, and for a blocked answer the text saying why.
@@ -174,10 +148,7 @@ pub(crate) fn finish(reason: Option<&str>, has_calls: bool) -> (&'static str, Op
         | "IMAGE_PROHIBITED_CONTENT"
         | "IMAGE_RECITATION"
         | "OTHER"
-        | "IMAGE_OTHER") => (
-            "content_filter",
-            Some(format!("Blocked by Gemini safety filter: {reason}")),
-        ),
+        | "IMAGE_OTHER") => ("content_filter", Some(format!("Blocked by Gemini safety filter: {reason}"))),
         _ => ("stop", None),
     }
 }
@@ -189,12 +160,8 @@ pub(crate) fn prompt_blocked(reason: &str) -> String {
 /// Prompt tokens include those of tool-use prompts; completion tokens include thoughts.
 pub(crate) fn usage(meta: &UsageMetadata) -> Usage {
     Usage {
-        prompt_tokens: meta
-            .prompt_token_count
-            .saturating_add(meta.tool_use_prompt_token_count),
-        completion_tokens: meta
-            .candidates_token_count
-            .saturating_add(meta.thoughts_token_count),
+        prompt_tokens: meta.prompt_token_count.saturating_add(meta.tool_use_prompt_token_count),
+        completion_tokens: meta.candidates_token_count.saturating_add(meta.thoughts_token_count),
         cached_tokens: meta.cached_content_token_count,
         reasoning_tokens: meta.thoughts_token_count,
     }
@@ -204,9 +171,7 @@ pub(crate) fn usage(meta: &UsageMetadata) -> Usage {
 /// wrapped in an array).
 pub(crate) fn decode_error(status: u16, body: &[u8]) -> UpstreamFailure {
     let error = if body.trim_ascii_start().starts_with(b"[") {
-        serde_json::from_slice::<Vec<ErrorEnvelope>>(body)
-            .ok()
-            .and_then(|v| v.into_iter().next())
+        serde_json::from_slice::<Vec<ErrorEnvelope>>(body).ok().and_then(|v| v.into_iter().next())
     } else {
         serde_json::from_slice::<ErrorEnvelope>(body).ok()
     };
@@ -233,32 +198,17 @@ pub(crate) fn api_failure(status: u16, error: ApiError) -> UpstreamFailure {
         (200, Some(code)) => code,
         _ => status,
     };
-    let key_invalid = error
-        .details
-        .iter()
-        .any(|d| d.get("reason").and_then(Value::as_str) == Some("API_KEY_INVALID"));
-    let message = if error.message.is_empty() {
-        format!("Gemini answered HTTP {status}.")
-    } else {
-        error.message
-    };
+    let key_invalid = error.details.iter().any(|d| d.get("reason").and_then(Value::as_str) == Some("API_KEY_INVALID"));
+    let message = if error.message.is_empty() { format!("Gemini answered HTTP {status}.") } else { error.message };
     classify(status, error.status.as_deref(), key_invalid, message)
 }
 
 fn classify(status: u16, rpc: Option<&str>, key_invalid: bool, message: String) -> UpstreamFailure {
     let retryable = matches!(status, 429 | 500 | 502 | 503 | 504)
-        || matches!(
-            rpc,
-            Some("RESOURCE_EXHAUSTED" | "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "INTERNAL")
-        );
+        || matches!(rpc, Some("RESOURCE_EXHAUSTED" | "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "INTERNAL"));
     // Gemini answers a bad API key with 400: the gateway's fault, not the client's.
     let client_error = matches!(status, 400 | 413) && !key_invalid;
-    UpstreamFailure {
-        status,
-        retryable,
-        client_error,
-        message,
-    }
+    UpstreamFailure { status, retryable, client_error, message }
 }
 
 pub(crate) fn unreadable(what: &str, error: &serde_json::Error) -> UpstreamFailure {

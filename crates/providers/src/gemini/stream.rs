@@ -7,8 +7,7 @@ use tokenrouter_core::chat::{
 };
 
 use super::response::{
-    api_failure, arguments, call_id, candidate_index, finish, prompt_blocked, signature_block,
-    unreadable, usage,
+    api_failure, arguments, call_id, candidate_index, finish, prompt_blocked, signature_block, unreadable, usage,
 };
 use super::wire::{Candidate, GenerateContentResponse, Part};
 use crate::adapter::{ResponseMeta, StreamDecoder, UpstreamFailure};
@@ -51,8 +50,7 @@ impl GeminiStream {
     }
 
     fn complete(&self) -> bool {
-        self.prompt_blocked
-            || (!self.candidates.is_empty() && self.candidates.iter().all(|c| c.finished))
+        self.prompt_blocked || (!self.candidates.is_empty() && self.candidates.iter().all(|c| c.finished))
     }
 
     fn event(&mut self, event: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
@@ -76,10 +74,7 @@ impl GeminiStream {
             if let Some(reason) = reason.filter(|_| !self.complete()) {
                 self.prompt_blocked = true;
                 self.emit(out, 0, role_delta())?;
-                let content = Delta {
-                    content: Some(prompt_blocked(&reason)),
-                    ..Delta::default()
-                };
+                let content = Delta { content: Some(prompt_blocked(&reason)), ..Delta::default() };
                 self.emit(out, 0, content)?;
                 self.emit_finish(out, 0, "content_filter", None)?;
             }
@@ -95,20 +90,12 @@ impl GeminiStream {
         if let Some(at) = self.candidates.iter().position(|c| c.index == index) {
             return Ok(at);
         }
-        self.candidates.push(CandidateState {
-            index,
-            ..CandidateState::default()
-        });
+        self.candidates.push(CandidateState { index, ..CandidateState::default() });
         self.emit(out, index, role_delta())?;
         Ok(self.candidates.len() - 1)
     }
 
-    fn candidate(
-        &mut self,
-        candidate: &Candidate,
-        position: usize,
-        out: &mut Vec<u8>,
-    ) -> Result<(), UpstreamFailure> {
+    fn candidate(&mut self, candidate: &Candidate, position: usize, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
         let index = candidate_index(candidate, position);
         let at = self.state(index, out)?;
         if self.candidates[at].finished {
@@ -121,32 +108,13 @@ impl GeminiStream {
             let state = &mut self.candidates[at];
             state.finished = true;
             let (finish_reason, blocked) = finish(Some(reason), state.calls > 0);
-            let signatures = if state.calls == 0 {
-                std::mem::take(&mut state.text_signatures)
-            } else {
-                Vec::new()
-            };
+            let signatures = if state.calls == 0 { std::mem::take(&mut state.text_signatures) } else { Vec::new() };
             if let Some(message) = blocked {
-                let content = if state.delivered_text {
-                    format!("\n\n{message}")
-                } else {
-                    message
-                };
+                let content = if state.delivered_text { format!("\n\n{message}") } else { message };
                 // The gateway's words, not generated tokens: not counted as delivered.
-                self.emit(
-                    out,
-                    index,
-                    Delta {
-                        content: Some(content),
-                        ..Delta::default()
-                    },
-                )?;
+                self.emit(out, index, Delta { content: Some(content), ..Delta::default() })?;
             }
-            let blocks: Vec<ThinkingBlock> = signatures
-                .into_iter()
-                .map(Some)
-                .map(signature_block)
-                .collect();
+            let blocks: Vec<ThinkingBlock> = signatures.into_iter().map(Some).map(signature_block).collect();
             let blocks = (!blocks.is_empty()).then_some(blocks);
             self.emit_finish(out, index, finish_reason, blocks)?;
         }
@@ -162,9 +130,8 @@ impl GeminiStream {
             let mut blocks = None;
             if let Some(signature) = &part.thought_signature {
                 // Placeholders for the unsigned calls before this one keep entry k at call k.
-                let mut entries: Vec<ThinkingBlock> = (state.signature_entries..k)
-                    .map(|_| signature_block(None))
-                    .collect();
+                let mut entries: Vec<ThinkingBlock> =
+                    (state.signature_entries..k).map(|_| signature_block(None)).collect();
                 entries.push(signature_block(Some(signature.clone())));
                 state.signature_entries = k + 1;
                 blocks = Some(entries);
@@ -191,26 +158,15 @@ impl GeminiStream {
             return Ok(());
         };
         let delta = if part.is_thought() {
-            Delta {
-                reasoning_content: Some(text.clone()),
-                ..Delta::default()
-            }
+            Delta { reasoning_content: Some(text.clone()), ..Delta::default() }
         } else {
             state.delivered_text = true;
-            Delta {
-                content: Some(text.clone()),
-                ..Delta::default()
-            }
+            Delta { content: Some(text.clone()), ..Delta::default() }
         };
         self.emit_counted(out, index, delta)
     }
 
-    fn emit_counted(
-        &mut self,
-        out: &mut Vec<u8>,
-        index: u32,
-        delta: Delta,
-    ) -> Result<(), UpstreamFailure> {
+    fn emit_counted(&mut self, out: &mut Vec<u8>, index: u32, delta: Delta) -> Result<(), UpstreamFailure> {
         self.delivered += 1;
         self.emit(out, index, delta)
     }
@@ -224,10 +180,7 @@ impl GeminiStream {
     ) -> Result<(), UpstreamFailure> {
         let choice = ChunkChoice {
             index,
-            delta: Delta {
-                thinking_blocks,
-                ..Delta::default()
-            },
+            delta: Delta { thinking_blocks, ..Delta::default() },
             logprobs: None,
             finish_reason: Some(reason.to_owned()),
         };
@@ -235,12 +188,7 @@ impl GeminiStream {
     }
 
     fn emit(&self, out: &mut Vec<u8>, index: u32, delta: Delta) -> Result<(), UpstreamFailure> {
-        let choice = ChunkChoice {
-            index,
-            delta,
-            logprobs: None,
-            finish_reason: None,
-        };
+        let choice = ChunkChoice { index, delta, logprobs: None, finish_reason: None };
         self.write(out, vec![choice], self.meta.include_usage.then_some(None))
     }
 
@@ -267,11 +215,7 @@ impl GeminiStream {
 }
 
 fn role_delta() -> Delta {
-    Delta {
-        role: Some("assistant".to_owned()),
-        content: Some(String::new()),
-        ..Delta::default()
-    }
+    Delta { role: Some("assistant".to_owned()), content: Some(String::new()), ..Delta::default() }
 }
 
 impl StreamDecoder for GeminiStream {

@@ -53,10 +53,7 @@ pub(crate) struct Part {
 
 impl Part {
     pub fn text(text: impl Into<String>) -> Part {
-        Part {
-            text: Some(text.into()),
-            ..Part::default()
-        }
+        Part { text: Some(text.into()), ..Part::default() }
     }
 
     pub fn is_thought(&self) -> bool {

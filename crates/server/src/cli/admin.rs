@@ -81,9 +81,7 @@ fn usd(text: &str, what: &str) -> Result<NanoUsd, CliError> {
 }
 
 async fn account(db: &Db, name: &str) -> Result<Account, CliError> {
-    db.account_by_name(name)
-        .await?
-        .ok_or_else(|| CliError::Usage(format!("no account named '{name}'")))
+    db.account_by_name(name).await?.ok_or_else(|| CliError::Usage(format!("no account named '{name}'")))
 }
 
 fn date(unix: i64) -> String {
@@ -99,11 +97,7 @@ pub async fn accounts(db: &Db, command: AccountsCommand) -> Result<(), CliError>
             if name.trim().is_empty() {
                 return Err(CliError::Usage("an account name must not be empty".into()));
             }
-            let balance = balance
-                .as_deref()
-                .map(|b| usd(b, "--balance"))
-                .transpose()?
-                .unwrap_or_default();
+            let balance = balance.as_deref().map(|b| usd(b, "--balance")).transpose()?.unwrap_or_default();
             let created = db.create_account(&name, balance).await?;
             say(&format!(
                 "created account '{}' (id {}) with balance {} USD",
@@ -112,13 +106,8 @@ pub async fn accounts(db: &Db, command: AccountsCommand) -> Result<(), CliError>
         }
         AccountsCommand::Credit { name, usd: amount } => {
             let amount = usd(&amount, "amount")?;
-            let updated = db
-                .credit(&name, amount, "credit from the command line")
-                .await?;
-            say(&format!(
-                "account '{}' balance is now {} USD",
-                updated.name, updated.balance
-            ));
+            let updated = db.credit(&name, amount, "credit from the command line").await?;
+            say(&format!("account '{}' balance is now {} USD", updated.name, updated.balance));
         }
         AccountsCommand::Show { name, json } => {
             let acct = account(db, &name).await?;
@@ -161,46 +150,21 @@ pub async fn accounts(db: &Db, command: AccountsCommand) -> Result<(), CliError>
 
 pub async fn keys(db: &Db, command: KeysCommand) -> Result<(), CliError> {
     match command {
-        KeysCommand::Create {
-            account: name,
-            name: key_name,
-            models,
-            ips,
-            rpm,
-            tpm,
-            spend_limit,
-            expires,
-            json,
-        } => {
+        KeysCommand::Create { account: name, name: key_name, models, ips, rpm, tpm, spend_limit, expires, json } => {
             let acct = account(db, &name).await?;
-            let spend_limit = spend_limit
-                .as_deref()
-                .map(|s| usd(s, "--spend-limit"))
-                .transpose()?;
+            let spend_limit = spend_limit.as_deref().map(|s| usd(s, "--spend-limit")).transpose()?;
             let expires_at = expires
                 .as_deref()
                 .map(|e| {
                     OffsetDateTime::parse(e, &Rfc3339)
                         .map(OffsetDateTime::unix_timestamp)
-                        .map_err(|err| {
-                            CliError::Usage(format!(
-                                "--expires: '{e}' is not an RFC 3339 time ({err})"
-                            ))
-                        })
+                        .map_err(|err| CliError::Usage(format!("--expires: '{e}' is not an RFC 3339 time ({err})")))
                 })
                 .transpose()?;
-            let minted = auth::mint()
-                .map_err(|e| CliError::Runtime(format!("no randomness available: {e}")))?;
-            let models: Vec<String> = models
-                .into_iter()
-                .map(|m| m.trim().to_owned())
-                .filter(|m| !m.is_empty())
-                .collect();
-            let ips: Vec<String> = ips
-                .into_iter()
-                .map(|m| m.trim().to_owned())
-                .filter(|m| !m.is_empty())
-                .collect();
+            let minted = auth::mint().map_err(|e| CliError::Runtime(format!("no randomness available: {e}")))?;
+            let models: Vec<String> =
+                models.into_iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect();
+            let ips: Vec<String> = ips.into_iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect();
             db.insert_key(&NewKey {
                 id: minted.id.clone(),
                 account_id: acct.id,
@@ -227,9 +191,7 @@ pub async fn keys(db: &Db, command: KeysCommand) -> Result<(), CliError> {
         }
         KeysCommand::List { account: name } => {
             let acct = account(db, &name).await?;
-            say(
-                "id                prefix                  name              created               state",
-            );
+            say("id                prefix                  name              created               state");
             for k in db.list_keys(acct.id).await? {
                 let state = match (k.revoked_at, k.expires_at) {
                     (Some(at), _) => format!("revoked {}", date(at)),

@@ -10,8 +10,18 @@ pub struct RawServer {
     pub billing: Option<String>,
     /// Largest accepted request body, in bytes (default 32 MiB).
     pub max_body_bytes: Option<u64>,
-    /// Default time to wait for an upstream's response head, in milliseconds.
+    /// Default time to wait for an upstream's first byte, in milliseconds.
     pub upstream_timeout_ms: Option<u64>,
+    /// Default longest silence between two chunks of a stream, in milliseconds.
+    pub idle_timeout_ms: Option<u64>,
+    /// Time to open a connection to an upstream, in milliseconds.
+    pub connect_timeout_ms: Option<u64>,
+    /// The longest a client waits for one request, retries and fallbacks included.
+    pub request_timeout_ms: Option<u64>,
+    /// Upstream attempts per request at most, fallbacks included.
+    pub max_attempts: Option<u32>,
+    /// Default routing strategy: cost | latency | availability | round-robin.
+    pub strategy: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +50,10 @@ pub struct RawModel {
     #[serde(default, deserialize_with = "usd")]
     pub output_price: Option<String>,
     pub capabilities: Option<Vec<String>>,
+    /// This model's routing strategy (overrides the server's).
+    pub strategy: Option<String>,
+    /// Models to try, in order, when every deployment of this one failed.
+    pub fallbacks: Option<Vec<String>>,
     #[serde(default)]
     pub deployments: Vec<RawDeployment>,
 }
@@ -55,6 +69,7 @@ pub struct RawDeployment {
     #[serde(default, deserialize_with = "usd")]
     pub output_price: Option<String>,
     pub timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// A USD amount written as a number (`0.15`) or a string (`"0.15"`), kept as decimal text

@@ -1,27 +1,36 @@
-//! `POST /v1/chat/completions`: auth → parse → policy → route → forward → respond → meter.
+//! `POST /v1/chat/completions`: auth → parse → policy → route → attempts (retries and
+//! fallbacks) → respond → meter.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use tokenrouter_core::Usage;
 use tokenrouter_core::chat::ChatRequest;
 use tokenrouter_providers::adapter::{Adapter, ResponseMeta, Target};
-use tokenrouter_providers::openai;
+use tokenrouter_providers::openai::{self, ChatView};
 use tokenrouter_providers::passthrough::RawObject;
+use tokenrouter_store::KeyRow;
 
 use crate::auth::Authed;
-use crate::config::{Deployment, Model};
+use crate::config::{Config, Deployment, Model};
 use crate::dispatch::{self, Answer, Outbound};
 use crate::edge::{RequestId, X_PROVIDER, json_error, read_body};
 use crate::error::ApiError;
 use crate::metering::{Measured, MeterContext};
-use crate::policy::model_allowed;
+use crate::policy;
+use crate::routing::Strategy;
 use crate::state::AppState;
-use crate::streaming::{MeteredSse, Settlement, Transform};
+use crate::streaming::{MeteredSse, Settlement, Transform, Upstream};
+
+static X_ATTEMPTS: HeaderName = HeaderName::from_static("x-tokenrouter-attempts");
+static X_FALLBACK_MODEL: HeaderName = HeaderName::from_static("x-tokenrouter-fallback-model");
+static X_STRATEGY: HeaderName = HeaderName::from_static("x-tokenrouter-strategy");
+static X_FALLBACK: HeaderName = HeaderName::from_static("x-tokenrouter-fallback");
 
 pub async fn completions(
     State(state): State<AppState>,
@@ -29,129 +38,242 @@ pub async fn completions(
     Authed(key): Authed,
     headers: HeaderMap,
     body: Body,
+) -> Response {
+    let mut attempts = 0;
+    let result = serve(&state, request_id, key, &headers, body, &mut attempts).await;
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    if attempts > 0 {
+        response.headers_mut().insert(X_ATTEMPTS.clone(), HeaderValue::from(attempts));
+    }
+    response
+}
+
+async fn serve(
+    state: &AppState,
+    request_id: String,
+    key: Arc<KeyRow>,
+    headers: &HeaderMap,
+    body: Body,
+    attempts: &mut u32,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let config = state.config.load_full();
-    let bytes = read_body(body, &headers, config.server.max_body_bytes).await?;
+    let bytes = read_body(body, headers, config.server.max_body_bytes).await?;
     let mut request = RawObject::parse(&bytes).map_err(|e| json_error(&bytes, &e))?;
-    let view =
-        openai::inspect_chat(&request).map_err(|e| ApiError::invalid_param(e.message, e.param))?;
-    let model = config
-        .model(&view.model)
-        .ok_or_else(|| ApiError::ModelNotFound(view.model.clone()))?;
-    if !model_allowed(&key, &model.id) {
-        return Err(ApiError::ModelNotAllowed(model.id.clone()));
-    }
-    let deployment = model.live_deployments().next().ok_or_else(|| {
-        ApiError::UpstreamUnavailable(format!(
-            "No deployment of '{}' can serve requests.",
-            model.id
-        ))
-    })?;
-    let adapter = dispatch::adapter(deployment.provider.kind);
-    let outbound = match adapter {
-        None => {
-            openai::prepare_upstream_chat(
-                &mut request,
-                &view,
-                &deployment.upstream_model,
-                deployment.provider.dialect,
-            );
-            Outbound::Raw {
-                path: "/chat/completions",
-                body: Bytes::from(request.to_vec()),
+    let view = openai::inspect_chat(&request).map_err(|e| ApiError::invalid_param(e.message, e.param))?;
+    let primary = policy::allowed_model(&config, &key, &view.model)?;
+    let strategy = strategy(headers, primary, &config)?;
+    let chain = fallback_chain(headers, &request, primary, &config, &key)?;
+    request.remove("models");
+
+    let deadline = started + config.server.request_timeout;
+    let mut last_error: Option<ApiError> = None;
+    let mut refused_here: Option<ApiError> = None;
+    let mut cooling: Option<Duration> = None;
+    'models: for (position, model) in chain.iter().enumerate() {
+        let max_out = policy::clamp_output(view.max_tokens, model);
+        if let Err(e) = policy::check_context(&bytes, max_out, model) {
+            if position == 0 {
+                return Err(e);
+            }
+            continue;
+        }
+        let order = match state.routing.order(model, strategy, Instant::now()) {
+            Ok(order) => order,
+            Err(all) => {
+                cooling = Some(cooling.map_or(all.retry_after, |c| c.min(all.retry_after)));
+                continue;
+            }
+        };
+        for deployment in order {
+            if *attempts >= config.server.max_attempts || Instant::now() >= deadline {
+                break 'models;
+            }
+            let outbound = match outbound(&mut request, &view, model, deployment, max_out) {
+                Ok(outbound) => outbound,
+                Err(e) => {
+                    refused_here.get_or_insert(e);
+                    continue;
+                }
+            };
+            let Some(attempt) = state.routing.begin(deployment, Instant::now()) else { continue };
+            *attempts += 1;
+            let sent = Instant::now();
+            let adapter = dispatch::adapter(deployment.provider.kind);
+            match dispatch::send(&state.upstream, deployment, outbound, view.stream, deadline).await {
+                Ok(answer) => {
+                    if !matches!(answer, Answer::Refused { .. }) {
+                        attempt.succeeded(sent.elapsed(), Instant::now());
+                    }
+                    let served = Served { model, deployment, adapter, fallback: position > 0 };
+                    let meter = meter(&request_id, &key, &served, view.stream, started);
+                    return respond(state, answer, served, &view, meter, bytes).await;
+                }
+                Err(failed) => {
+                    attempt.failed(failed.failure, Instant::now());
+                    last_error = Some(failed.error);
+                }
             }
         }
-        Some(adapter) => translate(adapter, &bytes, model, deployment, view.stream)?,
-    };
-    drop(request);
-
-    let meta = ResponseMeta {
-        id: format!("chatcmpl-{}", request_id.trim_start_matches("req_")),
-        model: model.id.clone(),
-        created: tokenrouter_core::clock::now_unix(),
-        include_usage: view.include_usage,
-    };
-    let meter = MeterContext {
-        request_id,
-        key,
-        model: model.id.clone(),
-        provider: deployment.provider.name.clone(),
-        upstream_model: deployment.upstream_model.clone(),
-        endpoint: "chat.completions",
-        stream: view.stream,
-        price: deployment.price.unwrap_or(model.price),
-        started,
-    };
-    let answer = dispatch::send(&state.upstream, deployment, outbound, view.stream).await;
-    let provider = HeaderValue::try_from(deployment.provider.name.as_str()).ok();
-    let mut response = match answer {
-        Err(error) => {
-            state
-                .usage
-                .record(meter.usage_record(error.status().as_u16(), Measured::Nothing, false))
-                .await;
-            return Err(error);
-        }
-        Ok(Answer::Refused { status, body }) => {
-            state
-                .usage
-                .record(meter.usage_record(status.as_u16(), Measured::Nothing, false))
-                .await;
-            json_response(status, body)
-        }
-        Ok(Answer::Complete(body)) => {
-            let (body, measured) = complete(adapter, body, &bytes, &meta).inspect_err(|e| {
-                let record = meter.usage_record(e.status().as_u16(), Measured::Nothing, false);
-                state.usage.record_now(record);
-            })?;
-            state
-                .usage
-                .record(meter.usage_record(200, measured, false))
-                .await;
-            json_response(StatusCode::OK, body)
-        }
-        Ok(Answer::Stream(upstream)) => {
-            let transform = match adapter {
-                None => Transform::PassThrough(!view.include_usage),
-                Some(adapter) => Transform::Decode(adapter.stream_decoder(meta)),
-            };
-            let settlement = Settlement {
-                meter,
-                writer: state.usage.clone(),
-                request_body: bytes,
-            };
-            sse_response(MeteredSse::new(upstream, transform, settlement))
-        }
-    };
-    if let Some(provider) = provider {
-        response.headers_mut().insert(X_PROVIDER.clone(), provider);
     }
-    Ok(response)
+    let error = match (last_error, refused_here, cooling) {
+        (Some(error), _, _) => error,
+        (None, Some(refused), _) => refused,
+        (None, None, Some(retry_after)) => ApiError::AllCooling { model: primary.id.clone(), retry_after },
+        (None, None, None) => {
+            ApiError::UpstreamUnavailable(format!("No deployment of '{}' could be tried.", primary.id))
+        }
+    };
+    if let Some(served) = chain.first().and_then(|m| m.deployments.first().map(|d| (m, d))) {
+        let failed = Served { model: served.0, deployment: served.1, adapter: None, fallback: false };
+        let record = meter(&request_id, &key, &failed, view.stream, started).usage_record(
+            error.status().as_u16(),
+            Measured::Nothing,
+            false,
+        );
+        state.usage.record(record).await;
+    }
+    Err(error)
 }
 
-/// The typed request, encoded by the provider's adapter; what it cannot express is a 400
-/// naming the field.
-fn translate(
-    adapter: &'static dyn Adapter,
-    bytes: &[u8],
+/// The deployment that answered, and how it was reached.
+struct Served<'a> {
+    model: &'a Model,
+    deployment: &'a Deployment,
+    adapter: Option<&'static dyn Adapter>,
+    fallback: bool,
+}
+
+fn meter(request_id: &str, key: &Arc<KeyRow>, served: &Served<'_>, stream: bool, started: Instant) -> MeterContext {
+    MeterContext {
+        request_id: request_id.to_owned(),
+        key: key.clone(),
+        model: served.model.id.clone(),
+        provider: served.deployment.provider.name.clone(),
+        upstream_model: served.deployment.upstream_model.clone(),
+        endpoint: "chat.completions",
+        stream,
+        price: served.deployment.price.unwrap_or(served.model.price),
+        started,
+    }
+}
+
+/// `X-TokenRouter-Strategy`, else the model's, else the server's.
+fn strategy(headers: &HeaderMap, model: &Model, config: &Config) -> Result<Strategy, ApiError> {
+    match headers.get(&X_STRATEGY).map(|v| v.to_str().unwrap_or("")) {
+        Some(text) => text.parse().map_err(|e: String| ApiError::invalid(format!("X-TokenRouter-Strategy: {e}"))),
+        None => Ok(model.strategy.unwrap_or(config.server.strategy)),
+    }
+}
+
+/// The primary model, then the fallbacks from `X-TokenRouter-Fallback`, else the body's
+/// `models`, else the model's configured fallbacks. Each must exist and be allowed.
+fn fallback_chain<'c>(
+    headers: &HeaderMap,
+    request: &RawObject<'_>,
+    primary: &'c Arc<Model>,
+    config: &'c Config,
+    key: &KeyRow,
+) -> Result<Vec<&'c Arc<Model>>, ApiError> {
+    let named: Vec<String> = if let Some(value) = headers.get(&X_FALLBACK) {
+        let text = value.to_str().map_err(|_| ApiError::invalid("X-TokenRouter-Fallback is not valid text."))?;
+        text.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect()
+    } else if let Some(models) = request.get("models") {
+        serde_json::from_str(models.get()).map_err(|_| {
+            ApiError::invalid_param("Invalid type for 'models': expected an array of model ids.", "models")
+        })?
+    } else {
+        primary.fallbacks.clone()
+    };
+    let mut chain = vec![primary];
+    for id in named {
+        let model = policy::allowed_model(config, key, &id)?;
+        if !chain.iter().any(|m| m.id == model.id) {
+            chain.push(model);
+        }
+    }
+    Ok(chain)
+}
+
+/// The request as this deployment takes it: the raw body for an OpenAI-compatible
+/// upstream, or the typed request encoded by the provider's adapter (what it cannot
+/// express is a 400 naming the field).
+fn outbound(
+    request: &mut RawObject<'_>,
+    view: &ChatView,
     model: &Model,
     deployment: &Deployment,
-    stream: bool,
+    max_out: Option<u64>,
 ) -> Result<Outbound, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    policy::apply_output_limit(request, view, max_out);
+    let Some(adapter) = dispatch::adapter(deployment.provider.kind) else {
+        let mut upstream = request.clone();
+        openai::prepare_upstream_chat(&mut upstream, view, &deployment.upstream_model, deployment.provider.dialect);
+        return Ok(Outbound::Raw { path: "/chat/completions", body: Bytes::from(upstream.to_vec()) });
+    };
+    let json = request.to_vec();
+    let mut deserializer = serde_json::Deserializer::from_slice(&json);
     let typed: ChatRequest = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
         ApiError::invalid_param(format!("Invalid value for '{path}': {}", e.inner()), path)
     })?;
-    let target = Target {
-        upstream_model: &deployment.upstream_model,
-        max_output_tokens: model.max_output_tokens,
-    };
+    let target = Target { upstream_model: &deployment.upstream_model, max_output_tokens: model.max_output_tokens };
     let encoded = adapter
-        .encode_request(&typed, &target, stream)
+        .encode_request(&typed, &target, view.stream)
         .map_err(|u| ApiError::invalid_param(u.message, u.param))?;
     Ok(Outbound::Translated { adapter, encoded })
+}
+
+async fn respond(
+    state: &AppState,
+    answer: Answer,
+    served: Served<'_>,
+    view: &ChatView,
+    meter: MeterContext,
+    request_body: Bytes,
+) -> Result<Response, ApiError> {
+    let meta = ResponseMeta {
+        id: format!("chatcmpl-{}", meter.request_id.trim_start_matches("req_")),
+        model: served.model.id.clone(),
+        created: tokenrouter_core::clock::now_unix(),
+        include_usage: view.include_usage,
+    };
+    let mut response = match answer {
+        Answer::Refused { status, body } => {
+            state.usage.record(meter.usage_record(status.as_u16(), Measured::Nothing, false)).await;
+            json_response(status, body)
+        }
+        Answer::Complete(body) => {
+            let (body, measured) = match complete(served.adapter, body, &request_body, &meta) {
+                Ok(done) => done,
+                Err(e) => {
+                    state.usage.record(meter.usage_record(e.status().as_u16(), Measured::Nothing, false)).await;
+                    return Err(e);
+                }
+            };
+            state.usage.record(meter.usage_record(200, measured, false)).await;
+            json_response(StatusCode::OK, body)
+        }
+        Answer::Stream { first, rest } => {
+            let transform = match served.adapter {
+                None => Transform::PassThrough(!view.include_usage),
+                Some(adapter) => Transform::Decode(adapter.stream_decoder(meta.clone())),
+            };
+            let upstream = Upstream { first, rest, idle_timeout: served.deployment.idle_timeout };
+            let settlement = Settlement { meter, writer: state.usage.clone(), request_body };
+            sse_response(MeteredSse::new(upstream, transform, meta, settlement))
+        }
+    };
+    let headers = response.headers_mut();
+    if let Ok(provider) = HeaderValue::try_from(served.deployment.provider.name.as_str()) {
+        headers.insert(X_PROVIDER.clone(), provider);
+    }
+    if served.fallback
+        && let Ok(model) = HeaderValue::try_from(served.model.id.as_str())
+    {
+        headers.insert(X_FALLBACK_MODEL.clone(), model);
+    }
+    Ok(response)
 }
 
 /// A whole answer in OpenAI's shape, and its usage (reported, or counted when missing).
@@ -168,10 +290,7 @@ fn complete(
         }
         Some(adapter) => {
             let decoded = adapter.decode_response(&body, meta).map_err(|f| {
-                ApiError::UpstreamUnavailable(format!(
-                    "The provider's answer could not be read: {}",
-                    f.message
-                ))
+                ApiError::UpstreamUnavailable(format!("The provider's answer could not be read: {}", f.message))
             })?;
             (Bytes::from(decoded.body), decoded.usage)
         }
@@ -190,22 +309,11 @@ fn complete(
 fn sse_response(body: MeteredSse) -> Response {
     let mut response = Response::new(Body::new(body));
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }

@@ -11,15 +11,9 @@ pub async fn health() -> Json<Value> {
 }
 
 pub async fn unknown_route(request: Request) -> ApiError {
-    ApiError::UnknownRoute {
-        method: request.method().to_string(),
-        path: request.uri().path().to_owned(),
-    }
+    ApiError::UnknownRoute { method: request.method().to_string(), path: request.uri().path().to_owned() }
 }
 
 pub async fn method_not_allowed(request: Request) -> ApiError {
-    ApiError::MethodNotAllowed {
-        method: request.method().to_string(),
-        path: request.uri().path().to_owned(),
-    }
+    ApiError::MethodNotAllowed { method: request.method().to_string(), path: request.uri().path().to_owned() }
 }

@@ -65,17 +65,6 @@ pub async fn list(State(state): State<AppState>, Authed(key): Authed) -> Respons
             })
         })
         .collect();
-    let body = serde_json::to_vec(&ModelList {
-        object: "list",
-        data,
-    })
-    .unwrap_or_default();
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    let body = serde_json::to_vec(&ModelList { object: "list", data }).unwrap_or_default();
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }

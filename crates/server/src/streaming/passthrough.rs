@@ -18,13 +18,7 @@ pub struct PassThrough {
 
 impl PassThrough {
     pub fn new(strip_usage: bool) -> PassThrough {
-        PassThrough {
-            buffer: SseBuffer::default(),
-            strip_usage,
-            usage: None,
-            delivered_chunks: 0,
-            done_seen: false,
-        }
+        PassThrough { buffer: SseBuffer::default(), strip_usage, usage: None, delivered_chunks: 0, done_seen: false }
     }
 
     /// Takes bytes from the upstream and returns the whole events among them, metered.
@@ -55,9 +49,7 @@ impl PassThrough {
         for event in sse::events(&events) {
             let start = offset;
             offset += event.len();
-            let info = sse::data(event)
-                .map(|d| openai::classify_chunk(&d))
-                .unwrap_or_default();
+            let info = sse::data(event).map(|d| openai::classify_chunk(&d)).unwrap_or_default();
             self.observe(info);
             if !self.strip_usage {
                 continue;
@@ -65,15 +57,13 @@ impl PassThrough {
             let replacement: Option<Vec<u8>> = if info.usage_only {
                 Some(Vec::new())
             } else {
-                sse::data(event)
-                    .and_then(|d| openai::strip_null_usage(&d))
-                    .map(|data| {
-                        let mut out = Vec::with_capacity(data.len() + 8);
-                        out.extend_from_slice(b"data: ");
-                        out.extend_from_slice(&data);
-                        out.extend_from_slice(b"\n\n");
-                        out
-                    })
+                sse::data(event).and_then(|d| openai::strip_null_usage(&d)).map(|data| {
+                    let mut out = Vec::with_capacity(data.len() + 8);
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(&data);
+                    out.extend_from_slice(b"\n\n");
+                    out
+                })
             };
             match (replacement, rewritten.as_mut()) {
                 (Some(new), Some(out)) => out.extend_from_slice(&new),

@@ -18,30 +18,16 @@ async fn forwards_chat_and_records_usage() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-tokenrouter-provider"], "mock");
     assert_eq!(response.headers()["content-type"], "application/json");
-    let latency: f64 = response.headers()["x-tokenrouter-latency-ms"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let latency: f64 = response.headers()["x-tokenrouter-latency-ms"].to_str().unwrap().parse().unwrap();
     assert!(latency >= 0.0);
     let id = request_id(&response);
     assert!(id.starts_with("req_"));
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["object"], "chat.completion");
-    assert!(
-        answer["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap()
-            .len()
-            > 10
-    );
+    assert!(answer["choices"][0]["message"]["content"].as_str().unwrap().len() > 10);
     let prompt = answer["usage"]["prompt_tokens"].as_u64().unwrap();
     let completion = answer["usage"]["completion_tokens"].as_u64().unwrap();
-    assert_eq!(
-        (prompt, completion),
-        (4, 16),
-        "3 words + 1 for the message; the mock's default reply"
-    );
+    assert_eq!((prompt, completion), (4, 16), "3 words + 1 for the message; the mock's default reply");
 
     // What the upstream received: its own model name, the gateway's provider key, and every
     // field the gateway does not model, unchanged.
@@ -51,10 +37,7 @@ async fn forwards_chat_and_records_usage() {
     assert_eq!(seen.body["seed"], 7);
     assert_eq!(seen.body["logit_bias"], json!({"50256": -100}));
     assert_eq!(seen.header("authorization"), Some("Bearer upstream-secret"));
-    assert!(
-        seen.body.get("stream_options").is_none(),
-        "nothing added to a non-streaming request"
-    );
+    assert!(seen.body.get("stream_options").is_none(), "nothing added to a non-streaming request");
 
     let row = gw.usage(&id).await;
     assert_eq!(row.usage.prompt_tokens, 4);
@@ -67,10 +50,7 @@ async fn forwards_chat_and_records_usage() {
     // gpt-4o-mini at $0.15 / $0.60 per 1M tokens: 4 × 150 + 16 × 600 = 10,200 nano-USD.
     assert_eq!(row.cost.0, 10_200);
     assert_eq!(gw.balance().await.0, 100_000_000_000 - row.cost.0);
-    assert_eq!(
-        gw.db.ledger_sum(gw.account_id).await.unwrap(),
-        gw.balance().await
-    );
+    assert_eq!(gw.db.ledger_sum(gw.account_id).await.unwrap(), gw.balance().await);
 }
 
 #[tokio::test]
@@ -90,23 +70,10 @@ async fn accepts_the_key_as_x_api_key() {
 #[tokio::test]
 async fn lists_models_with_prices_limits_and_capabilities() {
     let gw = Gateway::start().await;
-    let list: Value = gw
-        .http
-        .get(format!("{}/v1/models", gw.url))
-        .bearer_auth(&gw.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value =
+        gw.http.get(format!("{}/v1/models", gw.url)).bearer_auth(&gw.key).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["object"], "list");
-    let ids: Vec<&str> = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["gpt-4o-mini", "slow-model", "dead-model"]);
     let mini = &list["data"][0];
     assert_eq!(mini["object"], "model");
@@ -117,45 +84,21 @@ async fn lists_models_with_prices_limits_and_capabilities() {
     assert_eq!(mini["pricing"]["output"], 0.60);
     assert_eq!(mini["capabilities"], json!(["tools", "vision", "json"]));
 
-    let anonymous = gw
-        .http
-        .get(format!("{}/v1/models", gw.url))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = gw.http.get(format!("{}/v1/models", gw.url)).send().await.unwrap();
     crate::harness::expect_error(anonymous, 401, "invalid_api_key").await;
 }
 
 #[tokio::test]
 async fn health_and_whoami() {
     let gw = Gateway::start().await;
-    let health: Value = gw
-        .http
-        .get(&gw.url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = gw.http.get(&gw.url).send().await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({"status": "ok"}));
     let head = gw.http.head(&gw.url).send().await.unwrap();
     assert_eq!(head.status(), 200);
-    let me: Value = gw
-        .http
-        .get(format!("{}/api/whoami", gw.url))
-        .bearer_auth(&gw.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value =
+        gw.http.get(format!("{}/api/whoami", gw.url)).bearer_auth(&gw.key).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["id"], gw.key_id.as_str());
     assert_eq!(me["prefix"], format!("sk-tr-{}", gw.key_id));
     assert_eq!(me["account"], "acme");
-    assert!(
-        !me.to_string().contains(&gw.key),
-        "whoami never echoes the secret"
-    );
+    assert!(!me.to_string().contains(&gw.key), "whoami never echoes the secret");
 }

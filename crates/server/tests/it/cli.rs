@@ -20,11 +20,7 @@ fn tokenrouter(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
@@ -32,60 +28,27 @@ fn stdout(output: &Output) -> String {
 fn accounts_and_keys_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    stdout(&tokenrouter(
-        d,
-        &["accounts", "create", "team", "--balance", "12.5"],
-    ));
-    stdout(&tokenrouter(
-        d,
-        &["accounts", "credit", "team", "0.000000001"],
-    ));
-    let show: Value = serde_json::from_str(&stdout(&tokenrouter(
-        d,
-        &["accounts", "show", "team", "--json"],
-    )))
-    .unwrap();
+    stdout(&tokenrouter(d, &["accounts", "create", "team", "--balance", "12.5"]));
+    stdout(&tokenrouter(d, &["accounts", "credit", "team", "0.000000001"]));
+    let show: Value = serde_json::from_str(&stdout(&tokenrouter(d, &["accounts", "show", "team", "--json"]))).unwrap();
     assert_eq!(show["balance_nano_usd"], 12_500_000_001_i64);
     assert_eq!(show["ledger_sum_nano_usd"], 12_500_000_001_i64);
     assert_eq!(show["held_nano_usd"], 0);
 
-    let text = stdout(&tokenrouter(
-        d,
-        &["keys", "create", "--account", "team", "--name", "ci"],
-    ));
+    let text = stdout(&tokenrouter(d, &["keys", "create", "--account", "team", "--name", "ci"]));
     let secret = text.lines().last().unwrap();
-    assert!(
-        secret.starts_with("sk-tr-") && secret.len() == 66,
-        "{secret}"
-    );
+    assert!(secret.starts_with("sk-tr-") && secret.len() == 66, "{secret}");
     let created: Value = serde_json::from_str(&stdout(&tokenrouter(
         d,
-        &[
-            "keys",
-            "create",
-            "--account",
-            "team",
-            "--json",
-            "--models",
-            "gpt-4o,claude-*",
-        ],
+        &["keys", "create", "--account", "team", "--json", "--models", "gpt-4o,claude-*"],
     )))
     .unwrap();
     let id = created["id"].as_str().unwrap();
-    assert!(
-        created["key"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("sk-tr-{id}_"))
-    );
+    assert!(created["key"].as_str().unwrap().starts_with(&format!("sk-tr-{id}_")));
     assert_eq!(created["prefix"], format!("sk-tr-{id}"));
 
     let list = stdout(&tokenrouter(d, &["keys", "list", "--account", "team"]));
-    assert!(
-        list.contains(id)
-            && !list.contains(created["key"].as_str().unwrap())
-            && !list.contains(secret)
-    );
+    assert!(list.contains(id) && !list.contains(created["key"].as_str().unwrap()) && !list.contains(secret));
     stdout(&tokenrouter(d, &["keys", "revoke", id]));
     assert!(stdout(&tokenrouter(d, &["keys", "list", "--account", "team"])).contains("revoked"));
 
@@ -94,14 +57,7 @@ fn accounts_and_keys_from_the_command_line() {
         &["accounts", "credit", "team", "lots"],
         &["accounts", "show", "nobody"],
         &["keys", "create", "--account", "nobody"],
-        &[
-            "keys",
-            "create",
-            "--account",
-            "team",
-            "--expires",
-            "tomorrow",
-        ],
+        &["keys", "create", "--account", "team", "--expires", "tomorrow"],
         &["keys", "revoke", "no-such-key"],
         &["frobnicate"],
     ] {
@@ -166,57 +122,25 @@ deployments = [ { provider = "b", weight = 0 } ]
 fn the_example_config_is_valid() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tokenrouter.example.toml");
     let text = std::fs::read_to_string(&example).unwrap();
-    let config =
-        Config::from_toml(&text, &Env::from_pairs([("OPENAI_API_KEY", "sk-test")])).unwrap();
+    let config = Config::from_toml(&text, &Env::from_pairs([("OPENAI_API_KEY", "sk-test")])).unwrap();
     assert_eq!(config.providers.len(), 2);
     let llama = config.model("llama-3.1-8b").unwrap();
-    assert_eq!(
-        llama.deployments[0].upstream_model,
-        "meta-llama/Llama-3.1-8B-Instruct"
-    );
+    assert_eq!(llama.deployments[0].upstream_model, "meta-llama/Llama-3.1-8B-Instruct");
     assert_eq!(llama.deployments[0].price.unwrap().input.0, 10_000_000);
-    assert_eq!(
-        config.model("gpt-4o-mini").unwrap().price.cached_input.0,
-        75_000_000
-    );
-    let output = tokenrouter(
-        example.parent().unwrap(),
-        &["--config", "tokenrouter.example.toml", "config", "check"],
-    );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_eq!(config.model("gpt-4o-mini").unwrap().price.cached_input.0, 75_000_000);
+    let output = tokenrouter(example.parent().unwrap(), &["--config", "tokenrouter.example.toml", "config", "check"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 #[test]
 fn without_a_config_file_providers_come_from_the_environment() {
-    let config = Config::from_env(&Env::from_pairs([
-        ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
-        ("DEEPSEEK_API_KEY", "k"),
-    ]));
+    let config =
+        Config::from_env(&Env::from_pairs([("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"), ("DEEPSEEK_API_KEY", "k")]));
     let ids: Vec<&str> = config.models().map(|m| m.id.as_str()).collect();
-    assert_eq!(
-        ids,
-        [
-            "gpt-4o",
-            "gpt-4o-mini",
-            "deepseek-chat",
-            "deepseek-reasoner"
-        ]
-    );
+    assert_eq!(ids, ["gpt-4o", "gpt-4o-mini", "deepseek-chat", "deepseek-reasoner"]);
     let mini = config.model("gpt-4o-mini").unwrap();
-    assert_eq!(
-        mini.deployments[0].provider.base_url,
-        "http://127.0.0.1:9/v1"
-    );
-    assert_eq!(
-        config.model("deepseek-chat").unwrap().deployments[0]
-            .provider
-            .base_url,
-        "https://api.deepseek.com/v1"
-    );
+    assert_eq!(mini.deployments[0].provider.base_url, "http://127.0.0.1:9/v1");
+    assert_eq!(config.model("deepseek-chat").unwrap().deployments[0].provider.base_url, "https://api.deepseek.com/v1");
     let all = Config::from_env(&Env::from_pairs([
         ("OPENAI_API_KEY", "k"),
         ("ANTHROPIC_API_KEY", "k"),

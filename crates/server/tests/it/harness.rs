@@ -71,16 +71,11 @@ impl Gateway {
     }
 
     pub async fn start_with(mock_config: MockConfig, extra_toml: &str) -> Gateway {
-        let mock = tokenrouter_mock::start("127.0.0.1:0".parse().unwrap(), mock_config)
-            .await
-            .unwrap();
+        let mock = tokenrouter_mock::start("127.0.0.1:0".parse().unwrap(), mock_config).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
         let db = Db::connect(&db_url).await.unwrap();
-        let account = db
-            .create_account("acme", NanoUsd::parse_usd("100").unwrap())
-            .await
-            .unwrap();
+        let account = db.create_account("acme", NanoUsd::parse_usd("100").unwrap()).await.unwrap();
         let minted = auth::mint().unwrap();
         db.insert_key(&NewKey {
             id: minted.id.clone(),
@@ -96,8 +91,7 @@ impl Gateway {
         })
         .await
         .unwrap();
-        let config =
-            Config::from_toml(&config_toml(&mock.base_url(), extra_toml), &Env::default()).unwrap();
+        let config = Config::from_toml(&config_toml(&mock.base_url(), extra_toml), &Env::default()).unwrap();
         let state = AppState::start(config, db.clone()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -120,17 +114,11 @@ impl Gateway {
     }
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .post(format!("{}{path}", self.url))
-            .bearer_auth(&self.key)
+        self.http.post(format!("{}{path}", self.url)).bearer_auth(&self.key)
     }
 
     pub async fn chat(&self, body: Value) -> reqwest::Response {
-        self.post("/v1/chat/completions")
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.post("/v1/chat/completions").json(&body).send().await.unwrap()
     }
 
     /// The usage row of a request, waiting for the batching writer.
@@ -152,20 +140,12 @@ impl Gateway {
 
     pub async fn balance(&self) -> NanoUsd {
         self.state.usage.flush().await;
-        self.db
-            .account_by_id(self.account_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .balance
+        self.db.account_by_id(self.account_id).await.unwrap().unwrap().balance
     }
 }
 
 pub fn request_id(response: &reqwest::Response) -> String {
-    response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned()
+    response.headers()["x-request-id"].to_str().unwrap().to_owned()
 }
 
 pub fn user(text: &str) -> Value {
@@ -180,15 +160,7 @@ pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) 
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], code, "{body}");
     assert!(body["error"]["type"].is_string(), "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(
-        body["error"].as_object().unwrap().contains_key("param"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(body["error"].as_object().unwrap().contains_key("param"), "{body}");
     body
 }

@@ -41,10 +41,7 @@ async fn status_with(gw: &Gateway, key: &str) -> u16 {
 async fn within_a_second(gw: &Gateway, key: &str, status: u16) -> Duration {
     let started = Instant::now();
     while status_with(gw, key).await != status {
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "still not {status} after a second"
-        );
+        assert!(started.elapsed() < Duration::from_secs(1), "still not {status} after a second");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     started.elapsed()
@@ -56,11 +53,7 @@ async fn revoked_keys_stop_and_new_keys_start_within_a_second() {
     assert_eq!(status_with(&gw, &gw.key).await, 200);
     let (key, secret) = new_key(gw.account_id, None);
     gw.db.insert_key(&key).await.unwrap();
-    assert_eq!(
-        status_with(&gw, &secret).await,
-        200,
-        "a key created elsewhere works at once"
-    );
+    assert_eq!(status_with(&gw, &secret).await, 200, "a key created elsewhere works at once");
 
     gw.db.revoke_key(&gw.key_id).await.unwrap();
     within_a_second(&gw, &gw.key, 401).await;
@@ -71,11 +64,7 @@ async fn revoked_keys_stop_and_new_keys_start_within_a_second() {
         .await
         .unwrap();
     expect_error(refused, 401, "invalid_api_key").await;
-    assert_eq!(
-        status_with(&gw, &secret).await,
-        200,
-        "other keys unaffected"
-    );
+    assert_eq!(status_with(&gw, &secret).await, 200, "other keys unaffected");
 }
 
 #[tokio::test]
@@ -93,10 +82,5 @@ async fn expired_keys_are_refused() {
         .await
         .unwrap();
     let body = expect_error(response, 401, "invalid_api_key").await;
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("expired")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("expired"));
 }

@@ -1,10 +1,6 @@
 //! The gateway's integration tests: mock and gateway booted on 127.0.0.1:0 in-process.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers fail loudly"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 
 mod chat;
 mod cli;
@@ -13,4 +9,5 @@ mod harness;
 mod keys;
 mod metering;
 mod providers;
+mod routing;
 mod streaming;

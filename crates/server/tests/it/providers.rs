@@ -46,27 +46,15 @@ deployments = [ { provider = "gemini-mock", upstream_model = "gemini-mock@fault=
 "#;
 
 async fn gateway() -> Gateway {
-    Gateway::start_with(
-        tokenrouter_mock::MockConfig {
-            cached_tokens: 2,
-            ..Default::default()
-        },
-        NATIVE,
-    )
-    .await
+    Gateway::start_with(tokenrouter_mock::MockConfig { cached_tokens: 2, ..Default::default() }, NATIVE).await
 }
 
 #[tokio::test]
 async fn anthropic_answers_in_openai_shape_and_bills_cached_tokens_at_the_cached_price() {
     let gw = gateway().await;
-    let response = gw
-        .chat(json!({"model": "claude-haiku-4-5", "messages": user("four words of prompt")}))
-        .await;
+    let response = gw.chat(json!({"model": "claude-haiku-4-5", "messages": user("four words of prompt")})).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["x-tokenrouter-provider"],
-        "anthropic-mock"
-    );
+    assert_eq!(response.headers()["x-tokenrouter-provider"], "anthropic-mock");
     let id = request_id(&response);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
@@ -76,10 +64,7 @@ async fn anthropic_answers_in_openai_shape_and_bills_cached_tokens_at_the_cached
     assert_eq!(seen.path, "/v1/messages");
     assert_eq!(seen.header("x-api-key"), Some("anthropic-secret"));
     assert!(seen.header("authorization").is_none());
-    assert_eq!(
-        seen.body["max_tokens"], 64_000,
-        "defaulted from the model's output limit"
-    );
+    assert_eq!(seen.body["max_tokens"], 64_000, "defaulted from the model's output limit");
 
     let usage = &body["usage"];
     let prompt = usage["prompt_tokens"].as_u64().unwrap();
@@ -97,40 +82,19 @@ async fn anthropic_answers_in_openai_shape_and_bills_cached_tokens_at_the_cached
 #[tokio::test]
 async fn gemini_streams_are_transcoded_and_billed() {
     let gw = gateway().await;
-    let response = gw
-        .chat(json!({"model": "gemini-2.0-flash", "stream": true, "messages": user("stream it")}))
-        .await;
+    let response = gw.chat(json!({"model": "gemini-2.0-flash", "stream": true, "messages": user("stream it")})).await;
     assert_eq!(response.status(), 200);
     let id = request_id(&response);
     let text = response.text().await.unwrap();
-    let events: Vec<&str> = text
-        .split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .collect();
+    let events: Vec<&str> = text.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).collect();
     assert_eq!(*events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    assert!(
-        chunks
-            .iter()
-            .all(|c| c["object"] == "chat.completion.chunk" && c["model"] == "gemini-2.0-flash")
-    );
-    assert!(
-        chunks.iter().all(|c| c.get("usage").is_none()),
-        "no usage unless asked"
-    );
-    let words: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk" && c["model"] == "gemini-2.0-flash"));
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()), "no usage unless asked");
+    let words: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(words.split_whitespace().count(), 16);
     let seen = gw.mock.stats().last_request().unwrap();
-    assert_eq!(
-        seen.path,
-        "/v1beta/models/gemini-mock:streamGenerateContent"
-    );
+    assert_eq!(seen.path, "/v1beta/models/gemini-mock:streamGenerateContent");
     assert_eq!(seen.header("x-goog-api-key"), Some("gemini-secret"));
     let row = gw.usage(&id).await;
     assert_eq!(row.usage.completion_tokens, 16);
@@ -142,93 +106,50 @@ async fn gemini_streams_are_transcoded_and_billed() {
 async fn provider_errors_are_classified() {
     let gw = gateway().await;
     // Anthropic's 529 overloaded: the upstream failed, not the request.
-    let overloaded = gw
-        .chat(json!({"model": "claude-overloaded", "messages": user("x")}))
-        .await;
+    let overloaded = gw.chat(json!({"model": "claude-overloaded", "messages": user("x")})).await;
     let error = expect_error(overloaded, 502, "upstream_unavailable").await;
-    assert!(
-        error["error"]["message"].as_str().unwrap().contains("529"),
-        "{error}"
-    );
+    assert!(error["error"]["message"].as_str().unwrap().contains("529"), "{error}");
     // Anthropic's 400 (thinking blocks not handed back) is the request's fault: relayed as 400.
     let tool_turn = json!([
         {"role": "user", "content": "weather?"},
         {"role": "assistant", "content": null, "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
         {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"}
     ]);
-    let tools =
-        json!([{"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}]);
-    let refused = gw.chat(json!({"model": "claude-haiku-4-5", "messages": tool_turn, "tools": tools, "reasoning_effort": "low"})).await;
+    let tools = json!([{"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}]);
+    let refused = gw
+        .chat(json!({"model": "claude-haiku-4-5", "messages": tool_turn, "tools": tools, "reasoning_effort": "low"}))
+        .await;
     let error = expect_error(refused, 400, "invalid_request").await;
-    assert!(
-        error["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("thinking"),
-        "{error}"
-    );
+    assert!(error["error"]["message"].as_str().unwrap().contains("thinking"), "{error}");
     // What Anthropic cannot express is refused before any call, naming the field.
     let before = gw.mock.stats().request_count();
-    let n2 = gw
-        .chat(json!({"model": "claude-haiku-4-5", "n": 2, "messages": user("x")}))
-        .await;
+    let n2 = gw.chat(json!({"model": "claude-haiku-4-5", "n": 2, "messages": user("x")})).await;
     let error = expect_error(n2, 400, "invalid_request").await;
     assert_eq!(error["error"]["param"], "n");
     assert_eq!(gw.mock.stats().request_count(), before);
     // A typed field of the wrong shape names its path.
-    let bad = gw
-        .chat(json!({"model": "gemini-2.0-flash", "messages": [{"role": "user", "content": 5}]}))
-        .await;
+    let bad = gw.chat(json!({"model": "gemini-2.0-flash", "messages": [{"role": "user", "content": 5}]})).await;
     let error = expect_error(bad, 400, "invalid_request").await;
-    assert!(
-        error["error"]["param"]
-            .as_str()
-            .unwrap()
-            .starts_with("messages[0]"),
-        "{error}"
-    );
+    assert!(error["error"]["param"].as_str().unwrap().starts_with("messages[0]"), "{error}");
     // Gemini's safety block is an answer with finish_reason content_filter, not an error.
-    let unsafe_answer: Value = gw
-        .chat(json!({"model": "gemini-unsafe", "messages": user("x")}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        unsafe_answer["choices"][0]["finish_reason"],
-        "content_filter"
-    );
-    assert!(
-        unsafe_answer["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap()
-            .contains("SAFETY")
-    );
+    let unsafe_answer: Value =
+        gw.chat(json!({"model": "gemini-unsafe", "messages": user("x")})).await.json().await.unwrap();
+    assert_eq!(unsafe_answer["choices"][0]["finish_reason"], "content_filter");
+    assert!(unsafe_answer["choices"][0]["message"]["content"].as_str().unwrap().contains("SAFETY"));
 }
 
 #[tokio::test]
 async fn a_cut_anthropic_stream_ends_with_an_error_event_and_bills_what_was_delivered() {
     let extra = NATIVE.replace("claude-mock@fault=overloaded", "claude-mock@fault=cut:3");
     let gw = Gateway::start_with(Default::default(), &extra).await;
-    let response = gw
-        .chat(json!({"model": "claude-overloaded", "stream": true, "messages": user("x")}))
-        .await;
+    let response = gw.chat(json!({"model": "claude-overloaded", "stream": true, "messages": user("x")})).await;
     assert_eq!(response.status(), 200);
     let id = request_id(&response);
     let text = response.text().await.unwrap();
-    let last = text
-        .trim_end()
-        .rsplit("\n\n")
-        .next()
-        .unwrap()
-        .strip_prefix("data: ")
-        .unwrap();
+    let last = text.trim_end().rsplit("\n\n").next().unwrap().strip_prefix("data: ").unwrap();
     let last: Value = serde_json::from_str(last).unwrap();
     assert_eq!(last["error"]["code"], "upstream_unavailable", "{text}");
     let row = gw.usage(&id).await;
-    assert!(
-        row.usage.completion_tokens > 0 && row.usage.completion_tokens <= 3,
-        "{row:?}"
-    );
+    assert!(row.usage.completion_tokens > 0 && row.usage.completion_tokens <= 3, "{row:?}");
     assert!(row.cost.0 > 0);
 }

@@ -10,10 +10,7 @@ use crate::harness::{Gateway, request_id, user};
 /// Reads a whole SSE answer into its `data` payloads.
 async fn events(response: reqwest::Response) -> Vec<String> {
     let text = response.text().await.unwrap();
-    text.split("\n\n")
-        .filter_map(|e| e.strip_prefix("data: "))
-        .map(str::to_owned)
-        .collect()
+    text.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).map(str::to_owned).collect()
 }
 
 #[tokio::test]
@@ -27,44 +24,21 @@ async fn strips_the_usage_chunk_the_client_did_not_ask_for_but_bills_it() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-type"],
-        "text/event-stream",
-        "the body's stream decides, not Accept"
-    );
+    assert_eq!(response.headers()["content-type"], "text/event-stream", "the body's stream decides, not Accept");
     assert_eq!(response.headers()["x-tokenrouter-provider"], "mock");
     let id = request_id(&response);
     let data = events(response).await;
     assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
-    assert!(
-        chunks.iter().all(|c| c.get("usage").is_none()),
-        "no usage member at all: {chunks:?}"
-    );
-    assert!(
-        chunks
-            .iter()
-            .all(|c| !c["choices"].as_array().unwrap().is_empty())
-    );
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()), "no usage member at all: {chunks:?}");
+    assert!(chunks.iter().all(|c| !c["choices"].as_array().unwrap().is_empty()));
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(text.split_whitespace().count(), 16);
-    assert_eq!(
-        gw.mock.stats().last_request().unwrap().body["stream_options"]["include_usage"],
-        true
-    );
+    assert_eq!(gw.mock.stats().last_request().unwrap().body["stream_options"]["include_usage"], true);
 
     let row = gw.usage(&id).await;
     assert!(row.stream);
-    assert_eq!(
-        (row.usage.prompt_tokens, row.usage.completion_tokens),
-        (3, 16)
-    );
+    assert_eq!((row.usage.prompt_tokens, row.usage.completion_tokens), (3, 16));
     assert_eq!(row.usage_source, tokenrouter_store::UsageSource::Upstream);
 }
 
@@ -73,19 +47,12 @@ async fn passes_the_usage_chunk_through_when_asked() {
     let gw = Gateway::start().await;
     let body = json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true}, "messages": user("a b")});
     let data = events(gw.chat(body).await).await;
-    let chunks: Vec<Value> = data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"], json!([]));
     assert_eq!(last["usage"]["prompt_tokens"], 3);
     assert_eq!(last["usage"]["completion_tokens"], 16);
-    assert!(
-        chunks[..chunks.len() - 1]
-            .iter()
-            .all(|c| c["usage"].is_null())
-    );
+    assert!(chunks[..chunks.len() - 1].iter().all(|c| c["usage"].is_null()));
 }
 
 #[tokio::test]
@@ -123,10 +90,7 @@ async fn an_upstream_cut_ends_the_stream_with_an_error_event_and_bills_what_was_
     assert!(!data.iter().any(|d| d == "[DONE]"));
     let row = gw.usage(&id).await;
     assert_eq!(row.usage_source, tokenrouter_store::UsageSource::Counted);
-    assert_eq!(
-        row.usage.completion_tokens, 3,
-        "three token chunks were delivered"
-    );
+    assert_eq!(row.usage.completion_tokens, 3, "three token chunks were delivered");
     assert!(row.usage.prompt_tokens > 0);
     assert!(row.cost.0 > 0);
 }

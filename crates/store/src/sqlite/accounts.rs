@@ -16,12 +16,7 @@ struct AccountRecord {
 
 impl From<AccountRecord> for Account {
     fn from(r: AccountRecord) -> Account {
-        Account {
-            id: r.id,
-            name: r.name,
-            balance: NanoUsd(r.balance_nano),
-            created_at: r.created_at,
-        }
+        Account { id: r.id, name: r.name, balance: NanoUsd(r.balance_nano), created_at: r.created_at }
     }
 }
 
@@ -54,11 +49,7 @@ const INSERT_LEDGER: &str = "INSERT INTO ledger (account_id, kind, amount_nano, 
      VALUES (?, ?, ?, ?, ?)";
 
 impl SqliteDb {
-    pub(crate) async fn create_account(
-        &self,
-        name: &str,
-        initial_balance: NanoUsd,
-    ) -> Result<Account, StoreError> {
+    pub(crate) async fn create_account(&self, name: &str, initial_balance: NanoUsd) -> Result<Account, StoreError> {
         let now = clock::now_unix();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query_as::<_, AccountRecord>(
@@ -78,11 +69,7 @@ impl SqliteDb {
             Err(err) => return Err(err.into()),
         };
         if initial_balance != NanoUsd::ZERO {
-            let kind = if initial_balance.0 > 0 {
-                "credit"
-            } else {
-                "adjustment"
-            };
+            let kind = if initial_balance.0 > 0 { "credit" } else { "adjustment" };
             sqlx::query(INSERT_LEDGER)
                 .bind(account.id)
                 .bind(kind)
@@ -107,21 +94,15 @@ impl SqliteDb {
     }
 
     pub(crate) async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
-        let record = sqlx::query_as::<_, AccountRecord>(
-            "SELECT id, name, balance_nano, created_at FROM accounts WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let record =
+            sqlx::query_as::<_, AccountRecord>("SELECT id, name, balance_nano, created_at FROM accounts WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(record.map(Account::from))
     }
 
-    pub(crate) async fn credit(
-        &self,
-        account: &str,
-        amount: NanoUsd,
-        memo: &str,
-    ) -> Result<Account, StoreError> {
+    pub(crate) async fn credit(&self, account: &str, amount: NanoUsd, memo: &str) -> Result<Account, StoreError> {
         // IMMEDIATE takes the write lock up front, so reading the balance and writing
         // it back cannot race another writer. The sum is checked here because SQLite
         // would silently turn an overflowing integer sum into a float.
@@ -154,11 +135,7 @@ impl SqliteDb {
         Ok(Account::from(updated))
     }
 
-    pub(crate) async fn ledger(
-        &self,
-        account_id: i64,
-        limit: i64,
-    ) -> Result<Vec<LedgerRow>, StoreError> {
+    pub(crate) async fn ledger(&self, account_id: i64, limit: i64) -> Result<Vec<LedgerRow>, StoreError> {
         let records = sqlx::query_as::<_, LedgerRecord>(
             "SELECT id, account_id, kind, amount_nano, request_id, memo, created_at \
              FROM ledger WHERE account_id = ? ORDER BY id DESC LIMIT ?",
@@ -171,12 +148,10 @@ impl SqliteDb {
     }
 
     pub(crate) async fn ledger_sum(&self, account_id: i64) -> Result<NanoUsd, StoreError> {
-        let sum: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(amount_nano), 0) FROM ledger WHERE account_id = ?",
-        )
-        .bind(account_id)
-        .fetch_one(&self.pool)
-        .await?;
+        let sum: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(amount_nano), 0) FROM ledger WHERE account_id = ?")
+            .bind(account_id)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(NanoUsd(sum))
     }
 }

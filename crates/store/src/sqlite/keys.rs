@@ -28,12 +28,8 @@ impl TryFrom<KeyRecord> for KeyRow {
     type Error = sqlx::Error;
 
     fn try_from(r: KeyRecord) -> Result<KeyRow, sqlx::Error> {
-        let secret_hash = <[u8; 32]>::try_from(r.secret_hash.as_slice()).map_err(|_| {
-            corrupt(
-                "secret_hash",
-                format!("{} bytes, not 32", r.secret_hash.len()),
-            )
-        })?;
+        let secret_hash = <[u8; 32]>::try_from(r.secret_hash.as_slice())
+            .map_err(|_| corrupt("secret_hash", format!("{} bytes, not 32", r.secret_hash.len())))?;
         Ok(KeyRow {
             id: r.id,
             account_id: r.account_id,
@@ -62,9 +58,7 @@ fn encode_list(list: &[String]) -> Result<String, sqlx::Error> {
 }
 
 fn decode_limit(column: &str, value: Option<i64>) -> Result<Option<u32>, sqlx::Error> {
-    value
-        .map(|v| u32::try_from(v).map_err(|_| corrupt(column, format!("{v} is not a u32"))))
-        .transpose()
+    value.map(|v| u32::try_from(v).map_err(|_| corrupt(column, format!("{v} is not a u32")))).transpose()
 }
 
 /// A key query with its account's name joined, followed by `$tail` (a literal, so the
@@ -82,9 +76,7 @@ macro_rules! select_keys {
 }
 
 async fn bump_keys_version(tx: &mut Transaction<'_, Sqlite>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE meta SET value = value + 1 WHERE name = 'keys_version'")
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("UPDATE meta SET value = value + 1 WHERE name = 'keys_version'").execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -127,18 +119,15 @@ impl SqliteDb {
 
     pub(crate) async fn revoke_key(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let revoked =
-            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(clock::now_unix())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let revoked = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(clock::now_unix())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if revoked == 0 {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM api_keys WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM api_keys WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
             // Already revoked: nothing changed, so nothing to commit or announce.
             return match exists {
                 Some(_) => Ok(()),
@@ -151,9 +140,8 @@ impl SqliteDb {
     }
 
     pub(crate) async fn keys_version(&self) -> Result<i64, StoreError> {
-        let version: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE name = 'keys_version'")
-            .fetch_one(&self.pool)
-            .await?;
+        let version: i64 =
+            sqlx::query_scalar("SELECT value FROM meta WHERE name = 'keys_version'").fetch_one(&self.pool).await?;
         Ok(version)
     }
 
@@ -168,8 +156,5 @@ impl SqliteDb {
 }
 
 fn to_rows(records: Vec<KeyRecord>) -> Result<Vec<KeyRow>, StoreError> {
-    records
-        .into_iter()
-        .map(|r| KeyRow::try_from(r).map_err(StoreError::from))
-        .collect()
+    records.into_iter().map(|r| KeyRow::try_from(r).map_err(StoreError::from)).collect()
 }

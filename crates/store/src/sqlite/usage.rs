@@ -34,14 +34,10 @@ impl TryFrom<UsageRow> for UsageRecord {
     type Error = sqlx::Error;
 
     fn try_from(r: UsageRow) -> Result<UsageRecord, sqlx::Error> {
-        let status = u16::try_from(r.status)
-            .map_err(|_| corrupt("status", format!("{} is not an HTTP status", r.status)))?;
-        let usage_source = UsageSource::parse(&r.usage_source).ok_or_else(|| {
-            corrupt(
-                "usage_source",
-                format!("unknown value '{}'", r.usage_source),
-            )
-        })?;
+        let status =
+            u16::try_from(r.status).map_err(|_| corrupt("status", format!("{} is not an HTTP status", r.status)))?;
+        let usage_source = UsageSource::parse(&r.usage_source)
+            .ok_or_else(|| corrupt("usage_source", format!("unknown value '{}'", r.usage_source)))?;
         Ok(UsageRecord {
             request_id: r.request_id,
             key_id: r.key_id,
@@ -111,18 +107,12 @@ impl SqliteDb {
             });
             insert.push(" RETURNING request_id");
             // Batch sizes vary, so these statements are not cached: a cache of each size would grow.
-            let ids: Vec<String> = insert
-                .build_query_scalar()
-                .persistent(false)
-                .fetch_all(&mut *tx)
-                .await?;
+            let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
             inserted.extend(ids);
         }
         // The first record of a request id is the one stored; only it is charged.
-        let to_charge: Vec<&UsageRecord> = batch
-            .iter()
-            .filter(|r| inserted.remove(&r.request_id) && r.cost.0 > 0)
-            .collect();
+        let to_charge: Vec<&UsageRecord> =
+            batch.iter().filter(|r| inserted.remove(&r.request_id) && r.cost.0 > 0).collect();
         // The ledger's (request_id, kind) index keeps a charge idempotent even if another
         // path already wrote one; balances move only with the rows really inserted.
         let mut charged: HashSet<String> = HashSet::with_capacity(to_charge.len());
@@ -139,11 +129,7 @@ impl SqliteDb {
                     .push_bind(r.created_at);
             });
             insert.push(" RETURNING request_id");
-            let ids: Vec<String> = insert
-                .build_query_scalar()
-                .persistent(false)
-                .fetch_all(&mut *tx)
-                .await?;
+            let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
             charged.extend(ids);
         }
         let mut per_account: HashMap<i64, i64> = HashMap::new();
@@ -170,10 +156,7 @@ impl SqliteDb {
         Ok(())
     }
 
-    pub(crate) async fn usage_by_request(
-        &self,
-        request_id: &str,
-    ) -> Result<Option<UsageRecord>, StoreError> {
+    pub(crate) async fn usage_by_request(&self, request_id: &str) -> Result<Option<UsageRecord>, StoreError> {
         let row = sqlx::query_as::<_, UsageRow>(
             "SELECT request_id, key_id, account_id, model, provider, upstream_model, endpoint, \
              stream, status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, \
@@ -187,9 +170,7 @@ impl SqliteDb {
     }
 
     pub(crate) async fn usage_count(&self) -> Result<i64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage")
-            .fetch_one(&self.pool)
-            .await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage").fetch_one(&self.pool).await?;
         Ok(count)
     }
 }

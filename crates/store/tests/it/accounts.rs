@@ -40,11 +40,7 @@ async fn zero_initial_balance_writes_no_ledger_row() -> TestResult {
 async fn duplicate_account_name_is_refused_and_changes_nothing() -> TestResult {
     let (_dir, db) = temp_db().await?;
     let first = db.create_account("acme", NanoUsd(100)).await?;
-    let err = db
-        .create_account("acme", NanoUsd(900))
-        .await
-        .err()
-        .ok_or("duplicate accepted")?;
+    let err = db.create_account("acme", NanoUsd(900)).await.err().ok_or("duplicate accepted")?;
     assert!(matches!(&err, StoreError::AccountExists(name) if name == "acme"));
     assert_eq!(err.to_string(), "account 'acme' already exists");
 
@@ -67,17 +63,11 @@ async fn credit_and_negative_adjustment() -> TestResult {
     assert_eq!(after_adjust.balance, NanoUsd(-500));
 
     let ledger = db.ledger(acme.id, 10).await?;
-    let summary: Vec<(&str, i64, &str)> = ledger
-        .iter()
-        .map(|row| (row.kind.as_str(), row.amount.0, row.memo.as_str()))
-        .collect();
+    let summary: Vec<(&str, i64, &str)> =
+        ledger.iter().map(|row| (row.kind.as_str(), row.amount.0, row.memo.as_str())).collect();
     assert_eq!(
         summary,
-        [
-            ("adjustment", -2_000, "refund to card"),
-            ("credit", 500, "invoice 17"),
-            ("credit", 1_000, "initial balance"),
-        ]
+        [("adjustment", -2_000, "refund to card"), ("credit", 500, "invoice 17"), ("credit", 1_000, "initial balance"),]
     );
     assert_eq!(db.ledger(acme.id, 2).await?.len(), 2);
     assert_eq!(db.ledger_sum(acme.id).await?, NanoUsd(-500));
@@ -87,11 +77,7 @@ async fn credit_and_negative_adjustment() -> TestResult {
 #[tokio::test]
 async fn credit_to_unknown_account_is_an_error() -> TestResult {
     let (_dir, db) = temp_db().await?;
-    let err = db
-        .credit("ghost", NanoUsd(1), "")
-        .await
-        .err()
-        .ok_or("credit to ghost accepted")?;
+    let err = db.credit("ghost", NanoUsd(1), "").await.err().ok_or("credit to ghost accepted")?;
     assert!(matches!(&err, StoreError::AccountNotFound(name) if name == "ghost"));
     Ok(())
 }
@@ -111,12 +97,7 @@ async fn balance_equals_ledger_sum_after_many_operations() -> TestResult {
         db.credit("b", NanoUsd(amount / 3), "").await?;
         expected_a += amount;
         let cost = i * 11 % 90;
-        batch.push(crate::fixture::usage_record(
-            &format!("r{i}"),
-            "ka",
-            a.id,
-            cost,
-        ));
+        batch.push(crate::fixture::usage_record(&format!("r{i}"), "ka", a.id, cost));
         expected_a -= cost;
     }
     db.record_usage(&batch).await?;
@@ -133,16 +114,9 @@ async fn balance_equals_ledger_sum_after_many_operations() -> TestResult {
 async fn overflowing_credit_is_refused_and_changes_nothing() -> TestResult {
     let (_dir, db) = temp_db().await?;
     let rich = db.create_account("rich", NanoUsd(i64::MAX - 10)).await?;
-    let err = db
-        .credit("rich", NanoUsd(11), "one too many")
-        .await
-        .err()
-        .ok_or("overflow accepted")?;
+    let err = db.credit("rich", NanoUsd(11), "one too many").await.err().ok_or("overflow accepted")?;
     assert!(matches!(err, StoreError::Money(_)), "{err}");
-    assert_eq!(
-        db.account_by_id(rich.id).await?.ok_or("rich")?.balance,
-        NanoUsd(i64::MAX - 10)
-    );
+    assert_eq!(db.account_by_id(rich.id).await?.ok_or("rich")?.balance, NanoUsd(i64::MAX - 10));
     assert_eq!(db.ledger(rich.id, 10).await?.len(), 1);
     Ok(())
 }

@@ -12,10 +12,7 @@ async fn reopening_a_file_sees_its_data_and_reruns_no_migration() -> TestResult 
     assert!(dir.path().join("store.db-wal").exists());
 
     let again = Db::connect(&file_url(&dir)).await?;
-    let seen = again
-        .account_by_name("alice")
-        .await?
-        .ok_or("alice missing")?;
+    let seen = again.account_by_name("alice").await?.ok_or("alice missing")?;
     assert_eq!(seen, alice);
     assert_eq!(seen.balance, NanoUsd(5_000));
 
@@ -42,10 +39,7 @@ async fn memory_database_is_one_shared_database() -> TestResult {
     let account = db.create_account("mem", NanoUsd(42)).await?;
     // A clone shares the pool and so the same in-memory database.
     let clone = db.clone();
-    let seen = clone
-        .account_by_id(account.id)
-        .await?
-        .ok_or("account missing")?;
+    let seen = clone.account_by_id(account.id).await?.ok_or("account missing")?;
     assert_eq!(seen.balance, NanoUsd(42));
     assert_eq!(clone.ledger_sum(account.id).await?, NanoUsd(42));
     assert_eq!(clone.keys_version().await?, 0);
@@ -58,19 +52,13 @@ async fn memory_database_is_one_shared_database() -> TestResult {
 
 #[tokio::test]
 async fn unsupported_scheme_is_rejected_without_echoing_the_url() -> TestResult {
-    let err = Db::connect("postgres://admin:hunter2@localhost/tr")
-        .await
-        .err()
-        .ok_or("postgres URL was accepted")?;
+    let err = Db::connect("postgres://admin:hunter2@localhost/tr").await.err().ok_or("postgres URL was accepted")?;
     assert!(matches!(&err, StoreError::UnsupportedUrl(scheme) if scheme == "postgres"));
     let message = err.to_string();
     assert!(message.contains("postgres"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
 
-    let err = Db::connect("just-a-file.db")
-        .await
-        .err()
-        .ok_or("accepted")?;
+    let err = Db::connect("just-a-file.db").await.err().ok_or("accepted")?;
     assert!(matches!(err, StoreError::UnsupportedUrl(_)));
     Ok(())
 }

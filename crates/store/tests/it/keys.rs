@@ -16,52 +16,26 @@ async fn insert_list_revoke_and_version_bumps() -> TestResult {
     db.insert_key(&new_key("k3", other.id)).await?;
     assert_eq!(db.keys_version().await?, 3);
 
-    let listed: Vec<String> = db
-        .list_keys(acme.id)
-        .await?
-        .into_iter()
-        .map(|k| k.id)
-        .collect();
+    let listed: Vec<String> = db.list_keys(acme.id).await?.into_iter().map(|k| k.id).collect();
     assert_eq!(listed, ["k2", "k1"]);
 
     db.revoke_key("k1").await?;
     assert_eq!(db.keys_version().await?, 4);
     // Revoking again is a no-op: same revocation time, no new version.
-    let revoked_at = db.list_keys(acme.id).await?[1]
-        .revoked_at
-        .ok_or("k1 not revoked")?;
+    let revoked_at = db.list_keys(acme.id).await?[1].revoked_at.ok_or("k1 not revoked")?;
     db.revoke_key("k1").await?;
     assert_eq!(db.keys_version().await?, 4);
-    let k1 = db
-        .list_keys(acme.id)
-        .await?
-        .into_iter()
-        .find(|k| k.id == "k1")
-        .ok_or("k1")?;
+    let k1 = db.list_keys(acme.id).await?.into_iter().find(|k| k.id == "k1").ok_or("k1")?;
     assert_eq!(k1.revoked_at, Some(revoked_at));
 
     // Revoked keys stay listed but are no longer active.
     assert_eq!(db.list_keys(acme.id).await?.len(), 2);
-    let mut active: Vec<(String, String)> = db
-        .active_keys()
-        .await?
-        .into_iter()
-        .map(|k| (k.id, k.account_name))
-        .collect();
+    let mut active: Vec<(String, String)> =
+        db.active_keys().await?.into_iter().map(|k| (k.id, k.account_name)).collect();
     active.sort();
-    assert_eq!(
-        active,
-        [
-            ("k2".to_owned(), "acme".to_owned()),
-            ("k3".to_owned(), "other".to_owned())
-        ]
-    );
+    assert_eq!(active, [("k2".to_owned(), "acme".to_owned()), ("k3".to_owned(), "other".to_owned())]);
 
-    let err = db
-        .revoke_key("nope")
-        .await
-        .err()
-        .ok_or("unknown key revoked")?;
+    let err = db.revoke_key("nope").await.err().ok_or("unknown key revoked")?;
     assert!(matches!(&err, StoreError::KeyNotFound(id) if id == "nope"));
     assert_eq!(db.keys_version().await?, 4);
     Ok(())
@@ -74,11 +48,7 @@ async fn every_field_round_trips() -> TestResult {
     let mut key = new_key("tr_pub_1", acme.id);
     key.name = "ci runner".to_owned();
     key.secret_hash = std::array::from_fn(|i| u8::try_from(i).unwrap_or(0) * 3);
-    key.models = vec![
-        "gpt-4o".to_owned(),
-        "claude-*".to_owned(),
-        "quote\"d".to_owned(),
-    ];
+    key.models = vec!["gpt-4o".to_owned(), "claude-*".to_owned(), "quote\"d".to_owned()];
     key.ips = vec!["10.0.0.0/8".to_owned(), "::1".to_owned()];
     key.rpm = Some(60);
     key.tpm = Some(u32::MAX);
@@ -106,17 +76,10 @@ async fn every_field_round_trips() -> TestResult {
 
     // Empty lists and absent limits round-trip as such.
     db.insert_key(&new_key("tr_pub_2", acme.id)).await?;
-    let plain = db
-        .list_keys(acme.id)
-        .await?
-        .into_iter()
-        .find(|k| k.id == "tr_pub_2");
+    let plain = db.list_keys(acme.id).await?.into_iter().find(|k| k.id == "tr_pub_2");
     let plain = plain.ok_or("tr_pub_2 missing")?;
     assert!(plain.models.is_empty() && plain.ips.is_empty());
-    assert_eq!(
-        (plain.rpm, plain.tpm, plain.spend_limit),
-        (None, None, None)
-    );
+    assert_eq!((plain.rpm, plain.tpm, plain.spend_limit), (None, None, None));
     Ok(())
 }
 
@@ -140,11 +103,7 @@ async fn debug_output_hides_the_secret_hash() -> TestResult {
 #[tokio::test]
 async fn key_for_unknown_account_is_refused() -> TestResult {
     let (_dir, db) = temp_db().await?;
-    let err = db
-        .insert_key(&new_key("k1", 404))
-        .await
-        .err()
-        .ok_or("accepted")?;
+    let err = db.insert_key(&new_key("k1", 404)).await.err().ok_or("accepted")?;
     assert!(matches!(err, StoreError::Database(_)), "{err}");
     assert_eq!(db.keys_version().await?, 0);
     Ok(())

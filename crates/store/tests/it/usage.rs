@@ -16,19 +16,10 @@ async fn same_request_id_is_charged_once_within_and_across_batches() -> TestResu
     let mut changed = first.clone();
     changed.cost = NanoUsd(999_999);
     changed.status = 500;
-    db.record_usage(&[
-        first.clone(),
-        changed.clone(),
-        usage_record("req-2", "k1", acme.id, 50),
-    ])
-    .await?;
+    db.record_usage(&[first.clone(), changed.clone(), usage_record("req-2", "k1", acme.id, 50)]).await?;
     db.record_usage(&[changed, first.clone()]).await?;
 
-    let balance = db
-        .account_by_id(acme.id)
-        .await?
-        .ok_or("acme missing")?
-        .balance;
+    let balance = db.account_by_id(acme.id).await?.ok_or("acme missing")?.balance;
     assert_eq!(balance, NanoUsd(1_000_000 - 300 - 50));
     assert_eq!(db.ledger_sum(acme.id).await?, balance);
     assert_eq!(db.usage_count().await?, 2);
@@ -44,10 +35,7 @@ async fn same_request_id_is_charged_once_within_and_across_batches() -> TestResu
         .collect();
     assert_eq!(
         charges,
-        [
-            ("charge".to_owned(), -50, Some("req-2".to_owned())),
-            ("charge".to_owned(), -300, Some("req-1".to_owned())),
-        ]
+        [("charge".to_owned(), -50, Some("req-2".to_owned())), ("charge".to_owned(), -300, Some("req-1".to_owned())),]
     );
     let key = db.active_keys().await?.pop().ok_or("no key")?;
     assert_eq!(key.spent, NanoUsd(350));
@@ -67,10 +55,7 @@ async fn zero_cost_usage_is_recorded_without_a_charge() -> TestResult {
 
     assert_eq!(db.usage_by_request("req-err").await?, Some(failed));
     assert_eq!(db.ledger(acme.id, 10).await?.len(), 1); // the initial credit only
-    assert_eq!(
-        db.account_by_id(acme.id).await?.ok_or("acme")?.balance,
-        NanoUsd(10)
-    );
+    assert_eq!(db.account_by_id(acme.id).await?.ok_or("acme")?.balance, NanoUsd(10));
     db.record_usage(&[]).await?;
     assert_eq!(db.usage_count().await?, 1);
     Ok(())
@@ -102,10 +87,7 @@ async fn usage_record_round_trips_every_field() -> TestResult {
 
     assert_eq!(db.usage_by_request("req-full").await?, Some(record));
     assert_eq!(db.usage_by_request("req-missing").await?, None);
-    assert_eq!(
-        db.account_by_id(acme.id).await?.ok_or("acme")?.balance,
-        NanoUsd(-123_456)
-    );
+    assert_eq!(db.account_by_id(acme.id).await?.ok_or("acme")?.balance, NanoUsd(-123_456));
     Ok(())
 }
 
@@ -114,9 +96,7 @@ async fn thousand_records_in_batches_of_hundred_are_fast() -> TestResult {
     let (_dir, db) = temp_db().await?;
     let acme = db.create_account("acme", NanoUsd(1_000_000_000)).await?;
     db.insert_key(&new_key("k1", acme.id)).await?;
-    let records: Vec<_> = (0..1_000)
-        .map(|i| usage_record(&format!("req-{i:04}"), "k1", acme.id, 1_000))
-        .collect();
+    let records: Vec<_> = (0..1_000).map(|i| usage_record(&format!("req-{i:04}"), "k1", acme.id, 1_000)).collect();
 
     let started = Instant::now();
     for batch in records.chunks(100) {

@@ -68,56 +68,38 @@ impl TryFrom<FlatEvent> for StreamEvent {
     fn try_from(e: FlatEvent) -> Result<StreamEvent, String> {
         let missing = |field: &str| format!("a {} event without {field}", e.kind);
         Ok(match e.kind.as_str() {
-            "message_start" => StreamEvent::MessageStart {
-                message: e.message.ok_or_else(|| missing("message"))?,
-            },
+            "message_start" => StreamEvent::MessageStart { message: e.message.ok_or_else(|| missing("message"))? },
             "content_block_start" => StreamEvent::ContentBlockStart {
                 index: e.index.ok_or_else(|| missing("index"))?,
                 content_block: e.content_block.ok_or_else(|| missing("content_block"))?,
             },
             "content_block_delta" => {
                 let d = e.delta.ok_or_else(|| missing("delta"))?;
-                let field = |v: Option<String>, name: &str| {
-                    v.ok_or_else(|| format!("a delta without {name}"))
-                };
+                let field = |v: Option<String>, name: &str| v.ok_or_else(|| format!("a delta without {name}"));
                 let delta = match d.kind.as_deref() {
-                    Some("text_delta") => BlockDelta::TextDelta {
-                        text: field(d.text, "text")?,
-                    },
-                    Some("input_json_delta") => BlockDelta::InputJsonDelta {
-                        partial_json: field(d.partial_json, "partial_json")?,
-                    },
-                    Some("thinking_delta") => BlockDelta::ThinkingDelta {
-                        thinking: field(d.thinking, "thinking")?,
-                    },
-                    Some("signature_delta") => BlockDelta::SignatureDelta {
-                        signature: field(d.signature, "signature")?,
-                    },
+                    Some("text_delta") => BlockDelta::TextDelta { text: field(d.text, "text")? },
+                    Some("input_json_delta") => {
+                        BlockDelta::InputJsonDelta { partial_json: field(d.partial_json, "partial_json")? }
+                    }
+                    Some("thinking_delta") => BlockDelta::ThinkingDelta { thinking: field(d.thinking, "thinking")? },
+                    Some("signature_delta") => {
+                        BlockDelta::SignatureDelta { signature: field(d.signature, "signature")? }
+                    }
                     _ => BlockDelta::Other,
                 };
-                StreamEvent::ContentBlockDelta {
-                    index: e.index.ok_or_else(|| missing("index"))?,
-                    delta,
-                }
+                StreamEvent::ContentBlockDelta { index: e.index.ok_or_else(|| missing("index"))?, delta }
             }
-            "content_block_stop" => StreamEvent::ContentBlockStop {
-                index: e.index.ok_or_else(|| missing("index"))?,
-            },
+            "content_block_stop" => StreamEvent::ContentBlockStop { index: e.index.ok_or_else(|| missing("index"))? },
             "message_delta" => StreamEvent::MessageDelta {
                 delta: e
                     .delta
-                    .map(|d| MessageDeltaBody {
-                        stop_reason: d.stop_reason,
-                        stop_sequence: d.stop_sequence,
-                    })
+                    .map(|d| MessageDeltaBody { stop_reason: d.stop_reason, stop_sequence: d.stop_sequence })
                     .unwrap_or_default(),
                 usage: e.usage,
             },
             "message_stop" => StreamEvent::MessageStop,
             "ping" => StreamEvent::Ping,
-            "error" => StreamEvent::Error {
-                error: e.error.ok_or_else(|| missing("error"))?,
-            },
+            "error" => StreamEvent::Error { error: e.error.ok_or_else(|| missing("error"))? },
             _ => StreamEvent::Other,
         })
     }

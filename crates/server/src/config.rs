@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     pub max_attempts: u32,
     pub strategy: Strategy,
+    /// Peers whose `X-Forwarded-For` is believed (empty: the TCP peer is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 pub struct Provider {
@@ -366,6 +368,13 @@ fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
         None => DEFAULT_MAX_ATTEMPTS,
     };
     let strategy = parse_strategy(raw.strategy.as_deref(), "server.strategy", errors).unwrap_or_default();
+    let mut trusted_proxies = Vec::new();
+    for (i, text) in raw.trusted_proxies.unwrap_or_default().iter().enumerate() {
+        match crate::policy::parse_net(text) {
+            Some(net) => trusted_proxies.push(net),
+            None => errors.push(format!("server.trusted_proxies[{i}]: '{text}' is not a CIDR or an IP address")),
+        }
+    }
     ServerConfig {
         listen,
         billing,
@@ -376,6 +385,7 @@ fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
         request_timeout,
         max_attempts,
         strategy,
+        trusted_proxies,
     }
 }
 

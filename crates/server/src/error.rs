@@ -18,6 +18,8 @@ pub enum ApiError {
     ContextLengthExceeded { window: u64, prompt: u64, completion: u64 },
     #[error("{0}")]
     Unauthorized(&'static str),
+    #[error("{0}")]
+    InsufficientQuota(String),
     #[error("The model '{0}' does not exist or you do not have access to it.")]
     ModelNotFound(String),
     #[error("The key is not allowed to use the model '{0}'.")]
@@ -57,6 +59,9 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "invalid_request_error", "context_length_exceeded")
             }
             ApiError::AllCooling { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream_error", "upstream_unavailable"),
+            ApiError::InsufficientQuota(_) => {
+                (StatusCode::PAYMENT_REQUIRED, "insufficient_quota", "insufficient_quota")
+            }
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key"),
             ApiError::ModelNotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found"),
             ApiError::ModelNotAllowed(_) => (StatusCode::FORBIDDEN, "permission_error", "model_not_allowed"),

@@ -12,6 +12,7 @@ pub mod metering;
 pub mod policy;
 pub mod routes;
 pub mod routing;
+pub mod settlement;
 pub mod state;
 pub mod streaming;
 pub mod telemetry;

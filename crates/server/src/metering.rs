@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokenrouter_core::{Price, Usage, clock};
-use tokenrouter_store::{Db, KeyRow, UsageRecord, UsageSource};
+use tokenrouter_store::{Db, Hold, KeyRow, UsageRecord, UsageSource};
 use tokio::sync::{mpsc, oneshot};
 
 const BATCH: usize = 256;
@@ -20,6 +20,7 @@ const GATHER: Duration = Duration::from_millis(50);
     reason = "records are nearly every message; boxing them would allocate per request"
 )]
 enum Message {
+    Hold(Hold),
     Record(UsageRecord),
     Flush(oneshot::Sender<()>),
 }
@@ -62,6 +63,14 @@ impl UsageWriter {
         }
     }
 
+    /// Queues the hold of a reservation; the request's usage record closes it. Waits
+    /// while the queue is full, so a hold is always queued before its record.
+    pub async fn hold(&self, hold: Hold) {
+        if self.tx.send(Message::Hold(hold)).await.is_err() {
+            tracing::error!("usage writer stopped; a hold was not recorded");
+        }
+    }
+
     /// Waits until every record queued before this call is written.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
@@ -74,6 +83,7 @@ impl UsageWriter {
 async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
     let mut messages = Vec::with_capacity(BATCH);
     let mut records = Vec::with_capacity(BATCH);
+    let mut holds = Vec::new();
     let mut waiters = Vec::new();
     while rx.recv_many(&mut messages, BATCH).await > 0 {
         // Gather for a moment: one transaction for many requests costs far less CPU than
@@ -83,20 +93,23 @@ async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
             for message in messages.drain(..) {
                 match message {
                     Message::Record(r) => records.push(r),
+                    Message::Hold(h) => holds.push(h),
                     Message::Flush(done) => waiters.push(done),
                 }
             }
-            if !waiters.is_empty() || records.len() >= BATCH {
+            if !waiters.is_empty() || records.len() + holds.len() >= BATCH {
                 break;
             }
-            match tokio::time::timeout_at(deadline, rx.recv_many(&mut messages, BATCH - records.len())).await {
+            let room = BATCH - records.len() - holds.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut messages, room)).await {
                 Ok(n) if n > 0 => {}
                 _ => break,
             }
         }
-        if !records.is_empty() {
-            write(&db, &records).await;
+        if !records.is_empty() || !holds.is_empty() {
+            write(&db, &holds, &records).await;
             records.clear();
+            holds.clear();
         }
         for done in waiters.drain(..) {
             let _ = done.send(());
@@ -106,24 +119,27 @@ async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
 
 /// Writes a batch; if the batch fails as a whole, each record is tried alone so that one
 /// bad record cannot lose the others. A transient failure is retried a few times.
-async fn write(db: &Db, records: &[UsageRecord]) {
+async fn write(db: &Db, holds: &[Hold], records: &[UsageRecord]) {
     for attempt in 0..5u32 {
-        match db.record_usage(records).await {
+        match db.write_batch(holds, records).await {
             Ok(()) => return,
-            Err(e) if records.len() > 1 => {
+            Err(e) if records.len() + holds.len() > 1 => {
                 tracing::warn!(error = %e, rows = records.len(), "usage batch failed; writing rows one by one");
+                for hold in holds {
+                    Box::pin(write(db, std::slice::from_ref(hold), &[])).await;
+                }
                 for record in records {
-                    Box::pin(write(db, std::slice::from_ref(record))).await;
+                    Box::pin(write(db, &[], std::slice::from_ref(record))).await;
                 }
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, request_id = %records[0].request_id, attempt, "usage row not written yet");
+                tracing::warn!(error = %e, attempt, "usage row not written yet");
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
             }
         }
     }
-    tracing::error!(request_id = %records[0].request_id, "usage row could not be written");
+    tracing::error!(rows = records.len(), holds = holds.len(), "usage row could not be written");
 }
 
 /// Everything needed to record one request's usage once it ends.

@@ -12,6 +12,7 @@ use crate::auth::KeySnapshot;
 use crate::config::Config;
 use crate::metering::UsageWriter;
 use crate::routing::Routing;
+use crate::settlement::{Book, MOVEMENTS_EVERY};
 use crate::upstream::UpstreamClient;
 
 /// How often the key snapshot checks the store for keys created or revoked elsewhere.
@@ -30,6 +31,8 @@ pub struct Shared {
     pub usage: UsageWriter,
     /// Deployment health and the strategies' state.
     pub routing: Routing,
+    /// Funds held for requests in flight (prepaid billing).
+    pub book: Arc<Book>,
     last_forced_refresh_ms: AtomicI64,
 }
 
@@ -44,6 +47,8 @@ impl AppState {
     /// Loads the keys and starts the background tasks (key refresh, usage writer).
     pub async fn start(config: Config, db: Db) -> Result<AppState, tokenrouter_store::StoreError> {
         let upstream = UpstreamClient::new(config.server.connect_timeout);
+        release_orphan_holds(&db).await?;
+        let book = Book::open(&db).await?;
         let version = db.keys_version().await?;
         let keys = KeySnapshot::new(version, db.active_keys().await?);
         let state = AppState(Arc::new(Shared {
@@ -53,9 +58,11 @@ impl AppState {
             db,
             upstream,
             routing: Routing::new(),
+            book: Arc::new(book),
             last_forced_refresh_ms: AtomicI64::new(0),
         }));
         tokio::spawn(refresh_keys(state.clone()));
+        tokio::spawn(apply_movements(Arc::downgrade(&state.0)));
         Ok(state)
     }
 
@@ -88,6 +95,32 @@ async fn refresh_keys(state: AppState) {
         let Some(shared) = weak.upgrade() else { return };
         if let Err(e) = AppState(shared).reload_keys_if_changed().await {
             tracing::warn!(error = %e, "could not refresh the key snapshot");
+        }
+    }
+}
+
+/// Holds still open at start belong to requests of a gateway that stopped before they
+/// settled: nothing was charged for them, so they are released.
+async fn release_orphan_holds(db: &Db) -> Result<(), tokenrouter_store::StoreError> {
+    let open = db.open_holds().await?;
+    if open.is_empty() {
+        return Ok(());
+    }
+    let total: i64 = open.iter().map(|h| h.amount.0).sum();
+    let ids: Vec<String> = open.into_iter().map(|h| h.request_id).collect();
+    let released = db.release_holds(&ids).await?;
+    tracing::warn!(released, total_nano_usd = total, "released holds left open by a previous run");
+    Ok(())
+}
+
+async fn apply_movements(weak: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(MOVEMENTS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = weak.upgrade() else { return };
+        if let Err(e) = shared.book.apply_movements(&shared.db).await {
+            tracing::warn!(error = %e, "could not read new ledger rows");
         }
     }
 }

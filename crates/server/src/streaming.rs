@@ -22,6 +22,7 @@ use tokenrouter_providers::openai;
 use tokio::time::Sleep;
 
 use crate::metering::{Measured, MeterContext, UsageWriter};
+use crate::settlement::Reservation;
 use passthrough::PassThrough;
 
 /// What settles the stream: the meter, the writer and the request body (kept only to
@@ -29,6 +30,7 @@ use passthrough::PassThrough;
 pub struct Settlement {
     pub meter: MeterContext,
     pub writer: UsageWriter,
+    pub reservation: Option<Reservation>,
     pub request_body: Bytes,
 }
 
@@ -176,7 +178,11 @@ impl MeteredSse {
                 ..Usage::default()
             }),
         };
-        s.writer.record_now(s.meter.usage_record(200, measured, client_disconnected));
+        let record = s.meter.usage_record(200, measured, client_disconnected);
+        if let Some(reservation) = s.reservation {
+            reservation.settle(record.cost);
+        }
+        s.writer.record_now(record);
     }
 }
 

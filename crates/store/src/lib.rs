@@ -5,12 +5,14 @@
 
 mod accounts;
 mod error;
+mod holds;
 mod keys;
 mod sqlite;
 mod usage;
 
 pub use accounts::{Account, LedgerRow};
 pub use error::StoreError;
+pub use holds::{Funds, Hold, Movement};
 pub use keys::{KeyRow, NewKey};
 pub use sqlite::SqliteDb;
 pub use tokenrouter_core::NanoUsd;
@@ -112,8 +114,56 @@ impl Db {
 
     /// Records a batch of usage in one transaction, charging each new request once.
     pub async fn record_usage(&self, batch: &[UsageRecord]) -> Result<(), StoreError> {
+        self.write_batch(&[], batch).await
+    }
+
+    /// One transaction: opens `holds`, records `usage` (charging each new request once,
+    /// idempotent by request id) and closes the hold of every request in `usage`.
+    pub async fn write_batch(&self, holds: &[Hold], usage: &[UsageRecord]) -> Result<(), StoreError> {
         match self {
-            Db::Sqlite(db) => db.record_usage(batch).await,
+            Db::Sqlite(db) => db.record_usage(holds, usage).await,
+        }
+    }
+
+    /// Holds still open: requests that were in flight when a gateway stopped.
+    pub async fn open_holds(&self) -> Result<Vec<Hold>, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.open_holds().await,
+        }
+    }
+
+    /// Releases these holds (no money moves: a hold never changed a balance).
+    pub async fn release_holds(&self, request_ids: &[String]) -> Result<u64, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.release_holds(request_ids).await,
+        }
+    }
+
+    /// The sum of an account's open holds.
+    pub async fn held(&self, account_id: i64) -> Result<NanoUsd, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.held(account_id).await,
+        }
+    }
+
+    /// An account's balance and the newest ledger row it includes.
+    pub async fn funds(&self, account_id: i64) -> Result<Option<Funds>, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.funds(account_id).await,
+        }
+    }
+
+    /// Ledger rows after `after_id` that are not charges (credits, refunds, adjustments).
+    pub async fn movements_after(&self, after_id: i64) -> Result<Vec<Movement>, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.movements_after(after_id).await,
+        }
+    }
+
+    /// The newest ledger row's id (0 for an empty ledger).
+    pub async fn ledger_high(&self) -> Result<i64, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.ledger_high().await,
         }
     }
 

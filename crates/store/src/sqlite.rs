@@ -2,6 +2,7 @@
 //! foreign keys on) and the embedded migrations. Queries live in the submodules.
 
 mod accounts;
+mod holds;
 mod keys;
 mod usage;
 

@@ -113,7 +113,7 @@ pub async fn accounts(db: &Db, command: AccountsCommand) -> Result<(), CliError>
             let acct = account(db, &name).await?;
             let ledger_sum = db.ledger_sum(acct.id).await?;
             let rows = db.ledger(acct.id, 20).await?;
-            let held = NanoUsd::ZERO;
+            let held = db.held(acct.id).await?;
             if json {
                 let ledger: Vec<_> = rows
                     .iter()

@@ -22,6 +22,8 @@ pub struct RawServer {
     pub max_attempts: Option<u32>,
     /// Default routing strategy: cost | latency | availability | round-robin.
     pub strategy: Option<String>,
+    /// Proxies (CIDRs or addresses) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,18 +14,19 @@ use tokenrouter_core::chat::ChatRequest;
 use tokenrouter_providers::adapter::{Adapter, ResponseMeta, Target};
 use tokenrouter_providers::openai::{self, ChatView};
 use tokenrouter_providers::passthrough::RawObject;
-use tokenrouter_store::KeyRow;
+use tokenrouter_store::{Hold, KeyRow, UsageRecord};
 
 use crate::auth::Authed;
-use crate::config::{Config, Deployment, Model};
+use crate::config::{Billing, Config, Deployment, Model};
 use crate::dispatch::{self, Answer, Outbound};
 use crate::edge::{RequestId, X_PROVIDER, json_error, read_body};
 use crate::error::ApiError;
 use crate::metering::{Measured, MeterContext};
-use crate::policy;
 use crate::routing::Strategy;
+use crate::settlement::Reservation;
 use crate::state::AppState;
 use crate::streaming::{MeteredSse, Settlement, Transform, Upstream};
+use crate::{policy, tokens};
 
 static X_ATTEMPTS: HeaderName = HeaderName::from_static("x-tokenrouter-attempts");
 static X_FALLBACK_MODEL: HeaderName = HeaderName::from_static("x-tokenrouter-fallback-model");
@@ -65,6 +66,10 @@ async fn serve(
     let strategy = strategy(headers, primary, &config)?;
     let chain = fallback_chain(headers, &request, primary, &config, &key)?;
     request.remove("models");
+
+    policy::check_context(&bytes, policy::clamp_output(view.max_tokens, primary), primary)?;
+    let reservation = reserve(state, &request_id, &key, &bytes, &view, &chain, &config).await?;
+    let mut reservation = Some(reservation);
 
     let deadline = started + config.server.request_timeout;
     let mut last_error: Option<ApiError> = None;
@@ -107,7 +112,7 @@ async fn serve(
                     }
                     let served = Served { model, deployment, adapter, fallback: position > 0 };
                     let meter = meter(&request_id, &key, &served, view.stream, started);
-                    return respond(state, answer, served, &view, meter, bytes).await;
+                    return respond(state, answer, served, &view, meter, reservation.take(), bytes).await;
                 }
                 Err(failed) => {
                     attempt.failed(failed.failure, Instant::now());
@@ -131,9 +136,50 @@ async fn serve(
             Measured::Nothing,
             false,
         );
-        state.usage.record(record).await;
+        finish(state, reservation.take(), record).await;
     }
     Err(error)
+}
+
+/// Holds the request's cost ceiling — its estimated prompt and its output limit at the
+/// price of the dearest model it may be served by — and records the hold.
+async fn reserve(
+    state: &AppState,
+    request_id: &str,
+    key: &Arc<KeyRow>,
+    body: &[u8],
+    view: &ChatView,
+    chain: &[&Arc<Model>],
+    config: &Config,
+) -> Result<Reservation, ApiError> {
+    let prompt = tokens::reservation_estimate(body);
+    let ceiling = chain
+        .iter()
+        .map(|m| {
+            let output = policy::clamp_output(view.max_tokens, m).unwrap_or(m.max_output_tokens);
+            m.price.cost(&Usage { prompt_tokens: prompt, completion_tokens: output, ..Usage::default() })
+        })
+        .max()
+        .unwrap_or_default();
+    let enforce = config.server.billing == Billing::Prepaid;
+    let reservation = state.book.reserve(&state.db, key, ceiling, enforce).await?;
+    let hold = Hold {
+        request_id: request_id.to_owned(),
+        account_id: key.account_id,
+        key_id: key.id.clone(),
+        amount: ceiling,
+        created_at: tokenrouter_core::clock::now_unix(),
+    };
+    state.usage.hold(hold).await;
+    Ok(reservation)
+}
+
+/// Settles the request's reservation to its actual cost and records its usage.
+async fn finish(state: &AppState, reservation: Option<Reservation>, record: UsageRecord) {
+    if let Some(reservation) = reservation {
+        reservation.settle(record.cost);
+    }
+    state.usage.record(record).await;
 }
 
 /// The deployment that answered, and how it was reached.
@@ -153,7 +199,8 @@ fn meter(request_id: &str, key: &Arc<KeyRow>, served: &Served<'_>, stream: bool,
         upstream_model: served.deployment.upstream_model.clone(),
         endpoint: "chat.completions",
         stream,
-        price: served.deployment.price.unwrap_or(served.model.price),
+        // Clients pay the model's price; a deployment's own price is what it costs us.
+        price: served.model.price,
         started,
     }
 }
@@ -230,6 +277,7 @@ async fn respond(
     served: Served<'_>,
     view: &ChatView,
     meter: MeterContext,
+    reservation: Option<Reservation>,
     request_body: Bytes,
 ) -> Result<Response, ApiError> {
     let meta = ResponseMeta {
@@ -240,18 +288,18 @@ async fn respond(
     };
     let mut response = match answer {
         Answer::Refused { status, body } => {
-            state.usage.record(meter.usage_record(status.as_u16(), Measured::Nothing, false)).await;
+            finish(state, reservation, meter.usage_record(status.as_u16(), Measured::Nothing, false)).await;
             json_response(status, body)
         }
         Answer::Complete(body) => {
             let (body, measured) = match complete(served.adapter, body, &request_body, &meta) {
                 Ok(done) => done,
                 Err(e) => {
-                    state.usage.record(meter.usage_record(e.status().as_u16(), Measured::Nothing, false)).await;
+                    finish(state, reservation, meter.usage_record(e.status().as_u16(), Measured::Nothing, false)).await;
                     return Err(e);
                 }
             };
-            state.usage.record(meter.usage_record(200, measured, false)).await;
+            finish(state, reservation, meter.usage_record(200, measured, false)).await;
             json_response(StatusCode::OK, body)
         }
         Answer::Stream { first, rest } => {
@@ -260,7 +308,7 @@ async fn respond(
                 Some(adapter) => Transform::Decode(adapter.stream_decoder(meta.clone())),
             };
             let upstream = Upstream { first, rest, idle_timeout: served.deployment.idle_timeout };
-            let settlement = Settlement { meter, writer: state.usage.clone(), request_body };
+            let settlement = Settlement { meter, writer: state.usage.clone(), reservation, request_body };
             sse_response(MeteredSse::new(upstream, transform, meta, settlement))
         }
     };

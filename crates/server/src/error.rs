@@ -24,6 +24,10 @@ pub enum ApiError {
     ModelNotFound(String),
     #[error("The key is not allowed to use the model '{0}'.")]
     ModelNotAllowed(String),
+    #[error("This key does not accept requests from {0}.")]
+    IpNotAllowed(String),
+    #[error("Rate limit reached for {limit} per minute on this key. Please try again in {} s.", whole_seconds(*retry_after))]
+    RateLimited { retry_after: std::time::Duration, limit: &'static str },
     #[error("The request body is larger than the limit of {0} bytes.")]
     TooLarge(usize),
     #[error("{0}")]
@@ -65,6 +69,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key"),
             ApiError::ModelNotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found"),
             ApiError::ModelNotAllowed(_) => (StatusCode::FORBIDDEN, "permission_error", "model_not_allowed"),
+            ApiError::IpNotAllowed(_) => (StatusCode::FORBIDDEN, "permission_error", "ip_not_allowed"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large"),
             ApiError::UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, "upstream_error", "upstream_unavailable"),
             ApiError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_error", "upstream_timeout"),
@@ -96,15 +102,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), self.envelope().to_json()).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let ApiError::AllCooling { retry_after, .. } = &self {
-            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            if let Ok(value) = HeaderValue::try_from(seconds.max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let ApiError::AllCooling { retry_after, .. } | ApiError::RateLimited { retry_after, .. } = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds(*retry_after)));
         }
         if self.status() == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
+}
+
+/// A wait in whole seconds, rounded up (at least 1): what `Retry-After` says.
+pub fn whole_seconds(wait: std::time::Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }

@@ -10,7 +10,9 @@ use tokenrouter_store::Db;
 
 use crate::auth::KeySnapshot;
 use crate::config::Config;
+use crate::limits::Limits;
 use crate::metering::UsageWriter;
+use crate::policy::IpAllowlists;
 use crate::routing::Routing;
 use crate::settlement::{Book, MOVEMENTS_EVERY};
 use crate::upstream::UpstreamClient;
@@ -33,6 +35,10 @@ pub struct Shared {
     pub routing: Routing,
     /// Funds held for requests in flight (prepaid billing).
     pub book: Arc<Book>,
+    /// Per-key RPM/TPM buckets.
+    pub limits: Limits,
+    /// Keys' IP allowlists, parsed.
+    pub allowlists: IpAllowlists,
     last_forced_refresh_ms: AtomicI64,
 }
 
@@ -59,10 +65,13 @@ impl AppState {
             upstream,
             routing: Routing::new(),
             book: Arc::new(book),
+            limits: Limits::local(),
+            allowlists: IpAllowlists::default(),
             last_forced_refresh_ms: AtomicI64::new(0),
         }));
         tokio::spawn(refresh_keys(state.clone()));
         tokio::spawn(apply_movements(Arc::downgrade(&state.0)));
+        tokio::spawn(sweep_holds(Arc::downgrade(&state.0)));
         Ok(state)
     }
 
@@ -121,6 +130,34 @@ async fn apply_movements(weak: std::sync::Weak<Shared>) {
         let Some(shared) = weak.upgrade() else { return };
         if let Err(e) = shared.book.apply_movements(&shared.db).await {
             tracing::warn!(error = %e, "could not read new ledger rows");
+        }
+    }
+}
+
+/// A stored hold older than this belongs to no request in flight (every reservation
+/// ends with its request's usage row, which closes the hold; this catches any that did not).
+const HOLD_EXPIRY_SECS: i64 = 3600;
+
+/// Expires stored holds that outlived any request: the sweeper of last resort.
+async fn sweep_holds(weak: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = weak.upgrade() else { return };
+        let cutoff = tokenrouter_core::clock::now_unix() - HOLD_EXPIRY_SECS;
+        let stale: Vec<String> = match shared.db.open_holds().await {
+            Ok(holds) => holds.into_iter().filter(|h| h.created_at < cutoff).map(|h| h.request_id).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read open holds");
+                continue;
+            }
+        };
+        if !stale.is_empty() {
+            match shared.db.release_holds(&stale).await {
+                Ok(n) => tracing::warn!(released = n, "expired stored holds older than an hour"),
+                Err(e) => tracing::warn!(error = %e, "could not expire stale holds"),
+            }
         }
     }
 }

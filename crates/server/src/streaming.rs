@@ -21,6 +21,7 @@ use tokenrouter_providers::adapter::StreamDecoder;
 use tokenrouter_providers::openai;
 use tokio::time::Sleep;
 
+use crate::limits::Admission;
 use crate::metering::{Measured, MeterContext, UsageWriter};
 use crate::settlement::Reservation;
 use passthrough::PassThrough;
@@ -31,6 +32,8 @@ pub struct Settlement {
     pub meter: MeterContext,
     pub writer: UsageWriter,
     pub reservation: Option<Reservation>,
+    /// The request's rate-limit admission, settled to the tokens used.
+    pub admission: Admission,
     pub request_body: Bytes,
 }
 
@@ -179,6 +182,7 @@ impl MeteredSse {
             }),
         };
         let record = s.meter.usage_record(200, measured, client_disconnected);
+        s.admission.settle(record.usage.total());
         if let Some(reservation) = s.reservation {
             reservation.settle(record.cost);
         }

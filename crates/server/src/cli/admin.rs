@@ -9,7 +9,7 @@ use tokenrouter_core::NanoUsd;
 use tokenrouter_store::{Account, Db, NewKey};
 
 use super::CliError;
-use crate::auth;
+use crate::{auth, policy};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
@@ -45,11 +45,13 @@ pub enum KeysCommand {
         /// Allowed models: exact ids or prefix* patterns, comma-separated.
         #[arg(long, value_delimiter = ',')]
         models: Vec<String>,
-        /// Allowed client addresses (CIDRs), comma-separated.
+        /// Allowed client addresses: CIDRs or addresses, IPv4 or IPv6, comma-separated.
         #[arg(long, value_delimiter = ',')]
         ips: Vec<String>,
+        /// Requests per minute (smooth: a burst of this many, then one per 60 s / rpm).
         #[arg(long)]
         rpm: Option<u32>,
+        /// Tokens per minute (estimated at admission, corrected when usage is known).
         #[arg(long)]
         tpm: Option<u32>,
         /// Spend limit in USD.
@@ -165,6 +167,12 @@ pub async fn keys(db: &Db, command: KeysCommand) -> Result<(), CliError> {
             let models: Vec<String> =
                 models.into_iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect();
             let ips: Vec<String> = ips.into_iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect();
+            if let Some(bad) = ips.iter().find(|ip| policy::parse_net(ip).is_none()) {
+                return Err(CliError::Usage(format!("--ips: '{bad}' is not a CIDR (10.0.0.0/8) or an IP address")));
+            }
+            if rpm == Some(0) || tpm == Some(0) {
+                return Err(CliError::Usage("--rpm and --tpm must be at least 1 (leave them out for no limit)".into()));
+            }
             db.insert_key(&NewKey {
                 id: minted.id.clone(),
                 account_id: acct.id,

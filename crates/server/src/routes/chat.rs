@@ -16,12 +16,13 @@ use tokenrouter_providers::openai::{self, ChatView};
 use tokenrouter_providers::passthrough::RawObject;
 use tokenrouter_store::{Hold, KeyRow, UsageRecord};
 
-use crate::auth::Authed;
 use crate::config::{Billing, Config, Deployment, Model};
 use crate::dispatch::{self, Answer, Outbound};
 use crate::edge::{RequestId, X_PROVIDER, json_error, read_body};
 use crate::error::ApiError;
+use crate::limits::{self, Admission};
 use crate::metering::{Measured, MeterContext};
+use crate::policy::Permitted;
 use crate::routing::Strategy;
 use crate::settlement::Reservation;
 use crate::state::AppState;
@@ -36,13 +37,14 @@ static X_FALLBACK: HeaderName = HeaderName::from_static("x-tokenrouter-fallback"
 pub async fn completions(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
-    Authed(key): Authed,
+    Permitted(key): Permitted,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let mut attempts = 0;
-    let result = serve(&state, request_id, key, &headers, body, &mut attempts).await;
+    let result = serve(&state, request_id, key.clone(), &headers, body, &mut attempts).await;
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    state.limits.stamp(&key, response.headers_mut(), Instant::now());
     if attempts > 0 {
         response.headers_mut().insert(X_ATTEMPTS.clone(), HeaderValue::from(attempts));
     }
@@ -68,6 +70,8 @@ async fn serve(
     request.remove("models");
 
     policy::check_context(&bytes, policy::clamp_output(view.max_tokens, primary), primary)?;
+    let estimate = limits::estimate(&bytes, policy::clamp_output(view.max_tokens, primary));
+    let admission = state.limits.admit(&key, estimate, Instant::now()).await?;
     let reservation = reserve(state, &request_id, &key, &bytes, &view, &chain, &config).await?;
     let mut reservation = Some(reservation);
 
@@ -112,7 +116,7 @@ async fn serve(
                     }
                     let served = Served { model, deployment, adapter, fallback: position > 0 };
                     let meter = meter(&request_id, &key, &served, view.stream, started);
-                    return respond(state, answer, served, &view, meter, reservation.take(), bytes).await;
+                    return respond(state, answer, served, &view, meter, (reservation.take(), admission), bytes).await;
                 }
                 Err(failed) => {
                     attempt.failed(failed.failure, Instant::now());
@@ -138,6 +142,7 @@ async fn serve(
         );
         finish(state, reservation.take(), record).await;
     }
+    admission.settle(0);
     Err(error)
 }
 
@@ -277,7 +282,7 @@ async fn respond(
     served: Served<'_>,
     view: &ChatView,
     meter: MeterContext,
-    reservation: Option<Reservation>,
+    (reservation, admission): (Option<Reservation>, Admission),
     request_body: Bytes,
 ) -> Result<Response, ApiError> {
     let meta = ResponseMeta {
@@ -288,6 +293,7 @@ async fn respond(
     };
     let mut response = match answer {
         Answer::Refused { status, body } => {
+            admission.settle(0);
             finish(state, reservation, meter.usage_record(status.as_u16(), Measured::Nothing, false)).await;
             json_response(status, body)
         }
@@ -299,6 +305,7 @@ async fn respond(
                     return Err(e);
                 }
             };
+            admission.settle(limits::used_tokens(measured));
             finish(state, reservation, meter.usage_record(200, measured, false)).await;
             json_response(StatusCode::OK, body)
         }
@@ -308,7 +315,7 @@ async fn respond(
                 Some(adapter) => Transform::Decode(adapter.stream_decoder(meta.clone())),
             };
             let upstream = Upstream { first, rest, idle_timeout: served.deployment.idle_timeout };
-            let settlement = Settlement { meter, writer: state.usage.clone(), reservation, request_body };
+            let settlement = Settlement { meter, writer: state.usage.clone(), reservation, admission, request_body };
             sse_response(MeteredSse::new(upstream, transform, meta, settlement))
         }
     };

@@ -8,8 +8,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokenrouter_core::NanoUsd;
 
-use crate::auth::Authed;
-use crate::policy::model_allowed;
+use crate::policy::{Permitted, model_allowed};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -42,7 +41,7 @@ fn usd_number(amount: NanoUsd) -> Box<RawValue> {
     tokenrouter_providers::passthrough::raw_from_vec(amount.to_usd_string().into_bytes())
 }
 
-pub async fn list(State(state): State<AppState>, Authed(key): Authed) -> Response {
+pub async fn list(State(state): State<AppState>, Permitted(key): Permitted) -> Response {
     let config = state.config.load();
     let data = config
         .models()

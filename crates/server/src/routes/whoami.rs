@@ -3,9 +3,10 @@
 use axum::Json;
 use serde_json::{Value, json};
 
-use crate::auth::{Authed, display_prefix};
+use crate::auth::display_prefix;
+use crate::policy::Permitted;
 
-pub async fn whoami(Authed(key): Authed) -> Json<Value> {
+pub async fn whoami(Permitted(key): Permitted) -> Json<Value> {
     Json(json!({
         "id": key.id,
         "prefix": display_prefix(&key.id),

@@ -8,6 +8,7 @@ mod cli;
 mod errors;
 mod harness;
 mod keys;
+mod limits;
 mod metering;
 mod providers;
 mod routing;

@@ -1,0 +1,232 @@
+//! Per-key rate limits: requests (RPM) and tokens (TPM) a minute, each a GCRA bucket —
+//! smooth, no fixed windows. A request is admitted with its estimated tokens; its
+//! [`Admission`] settles to the tokens actually used. Refusals are 429 with the exact
+//! `Retry-After`; answers carry OpenAI's `x-ratelimit-*` headers.
+
+mod gcra;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokenrouter_store::KeyRow;
+
+use crate::error::ApiError;
+use crate::metering::Measured;
+use crate::tokens;
+use gcra::Bucket;
+
+static LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
+static REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+static RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
+static LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
+static REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+static RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
+
+/// The tokens a chat request is admitted with: its prompt's upper bound and its
+/// (clamped) output limit. Settlement corrects it to what was used.
+pub fn estimate(body: &[u8], max_output: Option<u64>) -> u64 {
+    tokens::prompt_upper_bound(body).saturating_add(max_output.unwrap_or(0))
+}
+
+/// The tokens a finished request used, to settle its admission with.
+pub fn used_tokens(measured: Measured) -> u64 {
+    match measured {
+        Measured::Reported(usage) | Measured::Counted(usage) => usage.total(),
+        Measured::Nothing => 0,
+    }
+}
+
+/// The rate limiter of this gateway.
+pub struct Limits {
+    counters: Counters,
+}
+
+/// Where the buckets live: in this process, or (with several replicas) shared.
+pub enum Counters {
+    Local(Local),
+}
+
+/// Buckets in memory, one pair per key, created on the key's first limited request.
+pub struct Local {
+    /// The zero of the buckets' nanosecond clock.
+    base: Instant,
+    keys: RwLock<HashMap<String, Arc<Mutex<Buckets>>>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Buckets {
+    requests: Bucket,
+    tokens: Bucket,
+}
+
+/// The key's limits; `None` or 0 means no limit.
+fn limits_of(key: &KeyRow) -> (Option<u32>, Option<u32>) {
+    (key.rpm.filter(|n| *n > 0), key.tpm.filter(|n| *n > 0))
+}
+
+impl Limits {
+    /// Counters in this process.
+    pub fn local() -> Limits {
+        Limits { counters: Counters::Local(Local { base: Instant::now(), keys: RwLock::default() }) }
+    }
+
+    /// Admits one request of `key` estimated at `tokens`, or refuses it (429) with the
+    /// time until it would be admitted. A key without limits costs nothing here.
+    pub async fn admit(&self, key: &KeyRow, tokens: u64, now: Instant) -> Result<Admission, ApiError> {
+        match &self.counters {
+            Counters::Local(local) => local.admit(key, tokens, now),
+        }
+    }
+
+    /// Writes the `x-ratelimit-*` headers of a key with limits, as they stand at `now`.
+    pub fn stamp(&self, key: &KeyRow, headers: &mut HeaderMap, now: Instant) {
+        let (rpm, tpm) = limits_of(key);
+        if rpm.is_none() && tpm.is_none() {
+            return;
+        }
+        let (buckets, now) = match &self.counters {
+            Counters::Local(local) => (local.peek(&key.id), local.nanos(now)),
+        };
+        if let Some(limit) = rpm {
+            let names = [&LIMIT_REQUESTS, &REMAINING_REQUESTS, &RESET_REQUESTS];
+            write_headers(headers, names, limit, buckets.requests, now);
+        }
+        if let Some(limit) = tpm {
+            let names = [&LIMIT_TOKENS, &REMAINING_TOKENS, &RESET_TOKENS];
+            write_headers(headers, names, limit, buckets.tokens, now);
+        }
+    }
+}
+
+fn write_headers(headers: &mut HeaderMap, names: [&HeaderName; 3], limit: u32, bucket: Bucket, now: u64) {
+    headers.insert(names[0].clone(), HeaderValue::from(limit));
+    headers.insert(names[1].clone(), HeaderValue::from(bucket.remaining(now, limit)));
+    if let Ok(value) = HeaderValue::try_from(duration_text(bucket.reset(now, limit))) {
+        headers.insert(names[2].clone(), value);
+    }
+}
+
+/// A duration as OpenAI writes it (Go's format, to the millisecond, rounded up):
+/// `0s`, `250ms`, `1s`, `2.5s`, `6m0s`, `1h0m12s`.
+pub fn duration_text(nanos: u64) -> String {
+    let ms = nanos.div_ceil(1_000_000);
+    if ms < 1000 {
+        return if ms == 0 { "0s".to_owned() } else { format!("{ms}ms") };
+    }
+    let (hours, minutes, seconds, millis) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    let mut text = String::with_capacity(16);
+    // Writing to a String cannot fail.
+    if hours > 0 {
+        let _ = write!(text, "{hours}h");
+    }
+    if hours > 0 || minutes > 0 {
+        let _ = write!(text, "{minutes}m");
+    }
+    let _ = write!(text, "{seconds}");
+    if millis > 0 {
+        let _ = write!(text, ".{millis:03}");
+        text.truncate(text.trim_end_matches('0').len());
+    }
+    text.push('s');
+    text
+}
+
+impl Local {
+    fn nanos(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn buckets(&self, id: &str) -> Arc<Mutex<Buckets>> {
+        if let Some(found) = self.keys.read().unwrap_or_else(PoisonError::into_inner).get(id) {
+            return found.clone();
+        }
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        keys.entry(id.to_owned()).or_default().clone()
+    }
+
+    fn peek(&self, id: &str) -> Buckets {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        keys.get(id).map(|b| *lock(b)).unwrap_or_default()
+    }
+
+    fn admit(&self, key: &KeyRow, tokens: u64, now: Instant) -> Result<Admission, ApiError> {
+        let (rpm, tpm) = limits_of(key);
+        if rpm.is_none() && tpm.is_none() {
+            return Ok(Admission { held: Held::Nothing });
+        }
+        let now = self.nanos(now);
+        let cell = self.buckets(&key.id);
+        let mut buckets = lock(&cell);
+        let requests = rpm.map_or(Ok(buckets.requests), |limit| buckets.requests.admit(now, 1, limit));
+        let tokens_after = tpm.map_or(Ok(buckets.tokens), |limit| buckets.tokens.admit(now, tokens, limit));
+        let (requests, tokens_after) = match (requests, tokens_after) {
+            (Ok(r), Ok(t)) => (r, t),
+            (r, t) => {
+                drop(buckets);
+                // Buckets only drain as time passes: the later of the two waits admits both.
+                let (wait_r, wait_t) = (r.err().unwrap_or(0), t.err().unwrap_or(0));
+                let (wait, limit) = if wait_r >= wait_t { (wait_r, "requests") } else { (wait_t, "tokens") };
+                return Err(ApiError::RateLimited { retry_after: Duration::from_nanos(wait), limit });
+            }
+        };
+        buckets.requests = requests;
+        buckets.tokens = tokens_after;
+        drop(buckets);
+        let held = match tpm {
+            Some(tpm) => {
+                Held::Local { cell, base: self.base, charged: tokens.min(u64::from(tpm)), admitted: tokens_after }
+            }
+            None => Held::Nothing,
+        };
+        Ok(Admission { held })
+    }
+}
+
+fn lock(cell: &Mutex<Buckets>) -> MutexGuard<'_, Buckets> {
+    cell.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One admitted request's tokens, to settle when its usage is known. Dropped unsettled,
+/// the estimate stands.
+pub struct Admission {
+    held: Held,
+}
+
+enum Held {
+    /// No token limit: nothing to correct.
+    Nothing,
+    Local {
+        cell: Arc<Mutex<Buckets>>,
+        base: Instant,
+        /// The tokens charged at admission (the estimate, at most the whole limit).
+        charged: u64,
+        /// The token bucket right after the admission.
+        admitted: Bucket,
+    },
+}
+
+impl Admission {
+    /// Corrects the token bucket to the tokens actually used: gives back what the
+    /// estimate had too many, charges what it had too few.
+    pub fn settle(self, actual_tokens: u64) {
+        self.settle_at(actual_tokens, Instant::now());
+    }
+
+    /// [`Admission::settle`] at a given time.
+    pub fn settle_at(self, actual_tokens: u64, now: Instant) {
+        let Held::Local { cell, base, charged, admitted } = self.held else { return };
+        let now = u64::try_from(now.saturating_duration_since(base).as_nanos()).unwrap_or(u64::MAX);
+        let mut buckets = lock(&cell);
+        if actual_tokens > charged {
+            buckets.tokens.charge(actual_tokens - charged);
+        } else if actual_tokens < charged {
+            buckets.tokens.refund(charged - actual_tokens, now, admitted);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

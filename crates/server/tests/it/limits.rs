@@ -1,0 +1,221 @@
+//! Rate limits and IP allowlists as a client meets them: a burst of exactly RPM, then 429
+//! with a `Retry-After` that is right to the second; tokens reserved at admission and
+//! given back when usage is known (streams too); `x-ratelimit-*` headers; addresses
+//! refused or admitted, behind a trusted proxy too; the CLI refusing bad CIDRs.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use tokenrouter::auth;
+use tokenrouter_mock::MockConfig;
+use tokenrouter_store::NewKey;
+
+use crate::harness::{Gateway, expect_error, user};
+
+/// A key of the gateway's account with these limits; returns the full secret.
+async fn key_with(gw: &Gateway, ips: &[&str], rpm: Option<u32>, tpm: Option<u32>) -> String {
+    let minted = auth::mint().unwrap();
+    gw.db
+        .insert_key(&NewKey {
+            id: minted.id,
+            account_id: gw.account_id,
+            name: "limited".into(),
+            secret_hash: minted.hash,
+            models: vec![],
+            ips: ips.iter().map(|s| (*s).to_owned()).collect(),
+            rpm,
+            tpm,
+            spend_limit: None,
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    gw.state.reload_keys_if_changed().await.unwrap();
+    minted.full
+}
+
+fn chat(gw: &Gateway, key: &str) -> reqwest::RequestBuilder {
+    gw.http.post(format!("{}/v1/chat/completions", gw.url)).bearer_auth(key)
+}
+
+/// A chat body of exactly `len` bytes: the gateway estimates it at `len` prompt tokens.
+fn body_of_len(len: usize, stream: bool) -> String {
+    let stream = if stream { r#""stream":true,"# } else { "" };
+    let head = format!(r#"{{"model":"gpt-4o-mini",{stream}"messages":[{{"role":"user","content":"hi"#);
+    let body = format!("{head}{}\"}}]}}", " ".repeat(len - head.len() - 4));
+    assert_eq!(body.len(), len);
+    body
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response.headers().get(name).unwrap_or_else(|| panic!("no {name}")).to_str().unwrap().to_owned()
+}
+
+fn number(response: &reqwest::Response, name: &str) -> u64 {
+    header(response, name).parse().unwrap()
+}
+
+#[tokio::test]
+async fn fifty_at_once_with_rpm_20_admits_exactly_20_and_says_when_to_retry() {
+    let gw = Gateway::start().await;
+    let key = key_with(&gw, &[], Some(20), None).await;
+    let body = json!({"model": "gpt-4o-mini", "messages": user("hi")});
+    let responses = join_all((0..50).map(|_| chat(&gw, &key).json(&body).send())).await;
+    let responses: Vec<reqwest::Response> = responses.into_iter().map(Result::unwrap).collect();
+
+    let (admitted, refused): (Vec<_>, Vec<_>) = responses.into_iter().partition(|r| r.status() == 200);
+    assert_eq!(admitted.len(), 20, "exactly the limit");
+    assert_eq!(refused.len(), 30);
+    for response in &admitted {
+        assert_eq!(header(response, "x-ratelimit-limit-requests"), "20");
+        assert!(number(response, "x-ratelimit-remaining-requests") < 20);
+        assert!(!response.headers().contains_key("x-ratelimit-limit-tokens"), "no token limit set");
+    }
+    for response in refused {
+        // 20 admitted at once fill the minute; the next fits one interval (60 s / 20)
+        // after the first admission, which was well under a second ago: 3 s, rounded up.
+        assert_eq!(header(&response, "retry-after"), "3");
+        assert_eq!(header(&response, "x-ratelimit-limit-requests"), "20");
+        assert_eq!(header(&response, "x-ratelimit-remaining-requests"), "0");
+        assert!(header(&response, "x-ratelimit-reset-requests").ends_with('s'));
+        let body = expect_error(response, 429, "rate_limited").await;
+        assert_eq!(body["error"]["type"], "rate_limit_error");
+    }
+    // A client that waits as told gets in, and only one more fits.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(chat(&gw, &key).json(&body).send().await.unwrap().status(), 200);
+    let again = chat(&gw, &key).json(&body).send().await.unwrap();
+    assert_eq!(again.status(), 429);
+    assert_eq!(header(&again, "retry-after"), "3");
+}
+
+#[tokio::test]
+async fn rate_limit_headers_count_down() {
+    let gw = Gateway::start().await;
+    let key = key_with(&gw, &[], Some(20), Some(100_000)).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let response = chat(&gw, &key).json(&json!({"model": "gpt-4o-mini", "messages": user("hi")})).send().await;
+        let response = response.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "x-ratelimit-limit-tokens"), "100000");
+        assert!(number(&response, "x-ratelimit-remaining-tokens") < 100_000);
+        assert!(header(&response, "x-ratelimit-reset-tokens").ends_with('s'));
+        seen.push(number(&response, "x-ratelimit-remaining-requests"));
+    }
+    assert_eq!(seen, [19, 18, 17]);
+    let unlimited = gw.chat(json!({"model": "gpt-4o-mini", "messages": user("hi")})).await;
+    assert!(!unlimited.headers().contains_key("x-ratelimit-limit-requests"), "a key without limits");
+}
+
+#[tokio::test]
+async fn tokens_are_held_while_in_flight_and_given_back_at_settlement() {
+    // The mock answers after 300 ms, so the first request is in flight when the second comes.
+    let gw = Gateway::start_with(MockConfig { latency_ms: 300, ..MockConfig::default() }, "").await;
+    let key = key_with(&gw, &[], None, Some(100)).await;
+    let body = body_of_len(69, false);
+    let first = tokio::spawn(chat(&gw, &key).header("content-type", "application/json").body(body.clone()).send());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.mock.stats().request_count() == 0 {
+        assert!(Instant::now() < deadline, "the first request never reached the mock");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let second = chat(&gw, &key).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
+    // 69 + 69 tokens of 100 a minute: 38 too many, 0.6 s each: 22.8 s, rounded up.
+    assert_eq!(header(&second, "retry-after"), "23");
+    assert_eq!(header(&second, "x-ratelimit-remaining-tokens"), "31");
+    expect_error(second, 429, "rate_limited").await;
+
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), 200);
+    let remaining = number(&first, "x-ratelimit-remaining-tokens");
+    let used = first.json::<Value>().await.unwrap()["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(used < 31, "the mock's answer is small: {used}");
+    assert!((100 - used..=101 - used).contains(&remaining), "settled to {used} used: {remaining} left");
+    let third = chat(&gw, &key).header("content-type", "application/json").body(body).send().await.unwrap();
+    assert_eq!(third.status(), 200, "the estimate's excess came back");
+
+    // A stream settles to its usage when it ends.
+    let key = key_with(&gw, &[], None, Some(100)).await;
+    let stream = chat(&gw, &key).header("content-type", "application/json").body(body_of_len(90, true)).send().await;
+    let text = stream.unwrap().text().await.unwrap();
+    assert!(text.contains("[DONE]"), "{text}");
+    let after = chat(&gw, &key).header("content-type", "application/json").body(body_of_len(69, false)).send().await;
+    assert_eq!(after.unwrap().status(), 200, "the stream gave back what it did not use");
+}
+
+#[tokio::test]
+async fn ip_allowlists_refuse_other_addresses_on_every_authenticated_route() {
+    let gw = Gateway::start().await;
+    let elsewhere = key_with(&gw, &["10.0.0.0/8"], None, None).await;
+    let here = key_with(&gw, &["127.0.0.1/32", "::1"], None, None).await;
+    let body = json!({"model": "gpt-4o-mini", "messages": user("hi")});
+
+    let refused = chat(&gw, &elsewhere).json(&body).send().await.unwrap();
+    let error = expect_error(refused, 403, "ip_not_allowed").await;
+    assert_eq!(error["error"]["type"], "permission_error");
+    assert!(error["error"]["message"].as_str().unwrap().contains("127.0.0.1"), "{error}");
+    for path in ["/v1/models", "/api/whoami"] {
+        let get = |key: &str| gw.http.get(format!("{}{path}", gw.url)).bearer_auth(key.to_owned()).send();
+        expect_error(get(&elsewhere).await.unwrap(), 403, "ip_not_allowed").await;
+        assert_eq!(get(&here).await.unwrap().status(), 200, "{path}");
+    }
+    assert_eq!(chat(&gw, &here).json(&body).send().await.unwrap().status(), 200);
+    let spoofed = chat(&gw, &elsewhere).header("x-forwarded-for", "10.1.2.3").json(&body).send().await.unwrap();
+    expect_error(spoofed, 403, "ip_not_allowed").await;
+}
+
+#[tokio::test]
+async fn forwarded_for_is_honoured_only_from_a_trusted_proxy() {
+    let gw = Gateway::start_with(MockConfig::default(), "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n").await;
+    let key = key_with(&gw, &["10.0.0.0/8"], None, None).await;
+    let body = json!({"model": "gpt-4o-mini", "messages": user("hi")});
+    let send = |xff: Option<&'static str>| {
+        let request = chat(&gw, &key).json(&body);
+        match xff {
+            Some(value) => request.header("x-forwarded-for", value),
+            None => request,
+        }
+        .send()
+    };
+    assert_eq!(send(Some("10.1.2.3")).await.unwrap().status(), 200);
+    assert_eq!(send(Some("8.8.8.8, 10.1.2.3, 127.0.0.1")).await.unwrap().status(), 200, "proxies skipped");
+    for refused in [None, Some("8.8.8.8"), Some("10.1.2.3, 8.8.8.8"), Some("not-an-address")] {
+        expect_error(send(refused).await.unwrap(), 403, "ip_not_allowed").await;
+    }
+}
+
+#[test]
+fn keys_create_refuses_addresses_that_are_not_cidrs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tokenrouter"))
+            .current_dir(dir.path())
+            .env_remove("TOKENROUTER_CONFIG")
+            .env_remove("TOKENROUTER_DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .args(["--database", "sqlite://cli.db"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["accounts", "create", "team"]).status.success());
+    let created = run(&["keys", "create", "--account", "team", "--ips", "10.0.0.0/8, ::1,192.168.1.7", "--rpm", "5"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    for bad in [&["--ips", "10.0.0.0/33"][..], &["--ips", "10.0.0.0/8,localhost"], &["--rpm", "0"]] {
+        let output = run(&[&["keys", "create", "--account", "team"][..], bad].concat());
+        assert_eq!(output.status.code(), Some(2), "{bad:?}");
+        assert!(!output.stderr.is_empty());
+    }
+}
+
+#[test]
+fn trusted_proxies_must_be_cidrs_or_addresses() {
+    use tokenrouter::config::{Config, Env};
+    let toml = crate::harness::config_toml("http://127.0.0.1:1/v1", "[server]\ntrusted_proxies = [\"::1\", \"proxy\"]");
+    let errors = Config::from_toml(&toml, &Env::default()).unwrap_err().to_string();
+    assert!(errors.contains("server.trusted_proxies[1]: 'proxy'"), "{errors}");
+    assert!(!errors.contains("trusted_proxies[0]"), "{errors}");
+}

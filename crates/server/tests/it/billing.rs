@@ -6,13 +6,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokenrouter::auth;
 use tokenrouter::config::{Config, Env};
 use tokenrouter::state::AppState;
 use tokenrouter_core::NanoUsd;
-use tokenrouter_store::{Db, Hold, NewKey};
+use tokenrouter_store::{Db, Hold};
 
-use crate::harness::{Gateway, config_toml, expect_error, user};
+use crate::harness::{Gateway, config_toml, expect_error, key_for, user};
 
 /// Free input, $1 per 1M output tokens: a request with max_tokens 100 reserves exactly
 /// 100 × 1,000 = 100,000 nano-USD, whatever its prompt.
@@ -33,24 +32,10 @@ deployments = [ { provider = "slow", upstream_model = "m@latency_ms=1000" } ]
 const CEILING: i64 = 100_000;
 
 async fn key(gw: &Gateway, account_id: i64, spend_limit: Option<NanoUsd>) -> String {
-    let minted = auth::mint().unwrap();
-    gw.db
-        .insert_key(&NewKey {
-            id: minted.id,
-            account_id,
-            name: "billing".into(),
-            secret_hash: minted.hash,
-            models: vec![],
-            ips: vec![],
-            rpm: None,
-            tpm: None,
-            spend_limit,
-            expires_at: None,
-        })
-        .await
-        .unwrap();
-    gw.state.reload_keys_if_changed().await.unwrap();
-    minted.full
+    let (mut key, secret) = key_for(account_id);
+    key.spend_limit = spend_limit;
+    gw.add_key(&key).await;
+    secret
 }
 
 /// Sends `n` requests at once with this key; returns their statuses.
@@ -184,21 +169,8 @@ async fn kill_dash_nine_under_load_five_times_leaves_no_hold_and_a_ledger_that_a
     let db = Db::connect(&db_url).await.unwrap();
     let credit = NanoUsd::parse_usd("5").unwrap();
     let account = db.create_account("crashy", credit).await.unwrap();
-    let minted = auth::mint().unwrap();
-    db.insert_key(&NewKey {
-        id: minted.id,
-        account_id: account.id,
-        name: String::new(),
-        secret_hash: minted.hash,
-        models: vec![],
-        ips: vec![],
-        rpm: None,
-        tpm: None,
-        spend_limit: None,
-        expires_at: None,
-    })
-    .await
-    .unwrap();
+    let (key, secret) = key_for(account.id);
+    db.insert_key(&key).await.unwrap();
     let slow =
         PRICED.replace("{mock}", mock.base_url().trim_end_matches("/v1")).replace("latency_ms=1000", "latency_ms=20");
     std::fs::write(dir.path().join("gw.toml"), slow).unwrap();
@@ -220,7 +192,7 @@ async fn kill_dash_nine_under_load_five_times_leaves_no_hold_and_a_ledger_that_a
             }
             answered
         };
-        let load = (0..8).map(|_| worker(http.clone(), url.clone(), minted.full.clone()));
+        let load = (0..8).map(|_| worker(http.clone(), url.clone(), secret.clone()));
         let killer = async {
             tokio::time::sleep(Duration::from_millis(150 + round * 40)).await;
             child.kill().unwrap();

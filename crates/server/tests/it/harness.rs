@@ -76,21 +76,8 @@ impl Gateway {
         let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
         let db = Db::connect(&db_url).await.unwrap();
         let account = db.create_account("acme", NanoUsd::parse_usd("100").unwrap()).await.unwrap();
-        let minted = auth::mint().unwrap();
-        db.insert_key(&NewKey {
-            id: minted.id.clone(),
-            account_id: account.id,
-            name: "test".into(),
-            secret_hash: minted.hash,
-            models: vec![],
-            ips: vec![],
-            rpm: None,
-            tpm: None,
-            spend_limit: None,
-            expires_at: None,
-        })
-        .await
-        .unwrap();
+        let (key, secret) = key_for(account.id);
+        db.insert_key(&key).await.unwrap();
         let config = Config::from_toml(&config_toml(&mock.base_url(), extra_toml), &Env::default()).unwrap();
         let state = AppState::start(config, db.clone()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -101,8 +88,8 @@ impl Gateway {
         }));
         Gateway {
             url: format!("http://{addr}"),
-            key: minted.full,
-            key_id: minted.id,
+            key_id: key.id,
+            key: secret,
             account_id: account.id,
             db,
             mock,
@@ -111,6 +98,12 @@ impl Gateway {
             _dir: dir,
             _shutdown: tx,
         }
+    }
+
+    /// Stores a key and makes the gateway see it at once.
+    pub async fn add_key(&self, key: &NewKey) {
+        self.db.insert_key(key).await.unwrap();
+        self.state.reload_keys_if_changed().await.unwrap();
     }
 
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
@@ -142,6 +135,25 @@ impl Gateway {
         self.state.usage.flush().await;
         self.db.account_by_id(self.account_id).await.unwrap().unwrap().balance
     }
+}
+
+/// A key of `account_id` with no scopes or limits (set fields before storing it), and
+/// its secret.
+pub fn key_for(account_id: i64) -> (NewKey, String) {
+    let minted = auth::mint().unwrap();
+    let key = NewKey {
+        id: minted.id,
+        account_id,
+        name: "test".into(),
+        secret_hash: minted.hash,
+        models: vec![],
+        ips: vec![],
+        rpm: None,
+        tpm: None,
+        spend_limit: None,
+        expires_at: None,
+    };
+    (key, minted.full)
 }
 
 pub fn request_id(response: &reqwest::Response) -> String {

@@ -4,26 +4,14 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokenrouter::auth;
 use tokenrouter_store::NewKey;
 
-use crate::harness::{Gateway, expect_error, user};
+use crate::harness::{Gateway, expect_error, key_for, user};
 
 fn new_key(account_id: i64, expires_at: Option<i64>) -> (NewKey, String) {
-    let minted = auth::mint().unwrap();
-    let key = NewKey {
-        id: minted.id,
-        account_id,
-        name: "second".into(),
-        secret_hash: minted.hash,
-        models: vec![],
-        ips: vec![],
-        rpm: None,
-        tpm: None,
-        spend_limit: None,
-        expires_at,
-    };
-    (key, minted.full)
+    let (mut key, secret) = key_for(account_id);
+    key.expires_at = expires_at;
+    (key, secret)
 }
 
 async fn status_with(gw: &Gateway, key: &str) -> u16 {

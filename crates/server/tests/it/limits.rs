@@ -8,32 +8,17 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use tokenrouter::auth;
 use tokenrouter_mock::MockConfig;
-use tokenrouter_store::NewKey;
 
-use crate::harness::{Gateway, expect_error, user};
+use crate::harness::{Gateway, expect_error, key_for, user};
 
 /// A key of the gateway's account with these limits; returns the full secret.
 async fn key_with(gw: &Gateway, ips: &[&str], rpm: Option<u32>, tpm: Option<u32>) -> String {
-    let minted = auth::mint().unwrap();
-    gw.db
-        .insert_key(&NewKey {
-            id: minted.id,
-            account_id: gw.account_id,
-            name: "limited".into(),
-            secret_hash: minted.hash,
-            models: vec![],
-            ips: ips.iter().map(|s| (*s).to_owned()).collect(),
-            rpm,
-            tpm,
-            spend_limit: None,
-            expires_at: None,
-        })
-        .await
-        .unwrap();
-    gw.state.reload_keys_if_changed().await.unwrap();
-    minted.full
+    let (mut key, secret) = key_for(gw.account_id);
+    key.ips = ips.iter().map(|s| (*s).to_owned()).collect();
+    (key.rpm, key.tpm) = (rpm, tpm);
+    gw.add_key(&key).await;
+    secret
 }
 
 fn chat(gw: &Gateway, key: &str) -> reqwest::RequestBuilder {

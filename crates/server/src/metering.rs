@@ -1,6 +1,7 @@
 //! Metering: what one request cost, and the batching writer that records it. The hot path
 //! only hands a record to a channel; a background task writes batches to the store.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,8 +84,10 @@ impl UsageWriter {
 async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
     let mut messages = Vec::with_capacity(BATCH);
     let mut records = Vec::with_capacity(BATCH);
-    let mut holds = Vec::new();
+    let mut holds: Vec<Hold> = Vec::new();
     let mut waiters = Vec::new();
+    // Requests whose hold is in the store, to be closed when their usage arrives.
+    let mut stored_holds: HashSet<String> = HashSet::new();
     while rx.recv_many(&mut messages, BATCH).await > 0 {
         // Gather for a moment: one transaction for many requests costs far less CPU than
         // one each. A flush request or a full batch ends the wait at once.
@@ -107,7 +110,12 @@ async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
             }
         }
         if !records.is_empty() || !holds.is_empty() {
-            write(&db, &holds, &records).await;
+            // A hold whose request settled within this batch never needs to be stored.
+            let settled: HashSet<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
+            holds.retain(|h| !settled.contains(h.request_id.as_str()));
+            let closed: Vec<String> = records.iter().filter_map(|r| stored_holds.take(r.request_id.as_str())).collect();
+            stored_holds.extend(holds.iter().map(|h| h.request_id.clone()));
+            write(&db, &holds, &records, &closed).await;
             records.clear();
             holds.clear();
         }
@@ -119,17 +127,20 @@ async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
 
 /// Writes a batch; if the batch fails as a whole, each record is tried alone so that one
 /// bad record cannot lose the others. A transient failure is retried a few times.
-async fn write(db: &Db, holds: &[Hold], records: &[UsageRecord]) {
+async fn write(db: &Db, holds: &[Hold], records: &[UsageRecord], closed: &[String]) {
     for attempt in 0..5u32 {
-        match db.write_batch(holds, records).await {
+        match db.write_batch(holds, records, closed).await {
             Ok(()) => return,
             Err(e) if records.len() + holds.len() > 1 => {
                 tracing::warn!(error = %e, rows = records.len(), "usage batch failed; writing rows one by one");
                 for hold in holds {
-                    Box::pin(write(db, std::slice::from_ref(hold), &[])).await;
+                    Box::pin(write(db, std::slice::from_ref(hold), &[], &[])).await;
                 }
                 for record in records {
-                    Box::pin(write(db, &[], std::slice::from_ref(record))).await;
+                    Box::pin(write(db, &[], std::slice::from_ref(record), &[])).await;
+                }
+                if !closed.is_empty() {
+                    Box::pin(write(db, &[], &[], closed)).await;
                 }
                 return;
             }

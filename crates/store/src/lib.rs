@@ -114,14 +114,19 @@ impl Db {
 
     /// Records a batch of usage in one transaction, charging each new request once.
     pub async fn record_usage(&self, batch: &[UsageRecord]) -> Result<(), StoreError> {
-        self.write_batch(&[], batch).await
+        self.write_batch(&[], batch, &[]).await
     }
 
     /// One transaction: opens `holds`, records `usage` (charging each new request once,
-    /// idempotent by request id) and closes the hold of every request in `usage`.
-    pub async fn write_batch(&self, holds: &[Hold], usage: &[UsageRecord]) -> Result<(), StoreError> {
+    /// idempotent by request id) and closes the holds of the `closed` request ids.
+    pub async fn write_batch(
+        &self,
+        holds: &[Hold],
+        usage: &[UsageRecord],
+        closed: &[String],
+    ) -> Result<(), StoreError> {
         match self {
-            Db::Sqlite(db) => db.record_usage(holds, usage).await,
+            Db::Sqlite(db) => db.record_usage(holds, usage, closed).await,
         }
     }
 

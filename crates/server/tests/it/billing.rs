@@ -128,7 +128,7 @@ async fn holds_left_by_a_crash_are_released_on_start() {
         amount: NanoUsd(123),
         created_at: 0,
     };
-    gw.db.write_batch(&[orphan], &[]).await.unwrap();
+    gw.db.write_batch(&[orphan], &[], &[]).await.unwrap();
     assert_eq!(gw.db.held(gw.account_id).await.unwrap(), NanoUsd(123));
     let config = Config::from_toml(&config_toml(&gw.mock.base_url(), ""), &Env::default()).unwrap();
     let _restarted = AppState::start(config, gw.db.clone()).await.unwrap();
@@ -212,4 +212,22 @@ async fn kill_dash_nine_under_load_five_times_leaves_no_hold_and_a_ledger_that_a
         db.ledger(account.id, 100_000).await.unwrap().iter().filter(|r| r.kind == "charge").map(|r| -r.amount.0).sum();
     assert_eq!(balance.0, credit.0 - charged, "balance = credits − settled usage");
     assert!(charged > 0, "some requests were answered and charged before the kills");
+}
+
+#[tokio::test]
+async fn a_request_in_flight_has_its_hold_stored_until_it_settles() {
+    let gw = Gateway::start_with(Default::default(), PRICED).await;
+    let key = key(&gw, gw.account_id, None).await;
+    let request = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(&key)
+        .json(&json!({"model": "metered", "messages": user("hi"), "max_tokens": 100}))
+        .send();
+    let pending = tokio::spawn(request);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(gw.state.book.held(gw.account_id), NanoUsd(CEILING));
+    assert_eq!(gw.db.held(gw.account_id).await.unwrap(), NanoUsd(CEILING), "a crash now would find it");
+    assert_eq!(pending.await.unwrap().unwrap().status(), 200);
+    no_holds_left(&gw, gw.account_id).await;
 }

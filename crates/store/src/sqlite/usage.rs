@@ -72,17 +72,21 @@ impl SqliteDb {
     /// for usage and charges (each `RETURNING` what it actually inserted, so a repeated
     /// request id changes nothing), then one balance and one spend update per account
     /// and key touched.
-    pub(crate) async fn record_usage(&self, holds: &[Hold], batch: &[UsageRecord]) -> Result<(), StoreError> {
-        if batch.is_empty() && holds.is_empty() {
+    pub(crate) async fn record_usage(
+        &self,
+        holds: &[Hold],
+        batch: &[UsageRecord],
+        closed: &[String],
+    ) -> Result<(), StoreError> {
+        if batch.is_empty() && holds.is_empty() && closed.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // Holds opened in this batch first; a request's usage row then closes its hold.
+        // Holds opened in this batch first, then the holds of settled requests closed.
         for chunk in holds.chunks(ROWS_PER_STATEMENT) {
             super::holds::insert(chunk).build().persistent(false).execute(&mut *tx).await?;
         }
-        let settled: Vec<String> = batch.iter().map(|r| r.request_id.clone()).collect();
-        for chunk in settled.chunks(ROWS_PER_STATEMENT) {
+        for chunk in closed.chunks(ROWS_PER_STATEMENT) {
             super::holds::delete(chunk).build().persistent(false).execute(&mut *tx).await?;
         }
         let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());

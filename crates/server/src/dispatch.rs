@@ -103,7 +103,10 @@ pub async fn send(
                 ApiError::UpstreamUnavailable(format!("The provider '{provider}' broke off its stream: {e}.")),
                 Failure::ServerError,
             )),
-            Ok(None) => Ok(Answer::Stream { first: Bytes::new(), rest: body }),
+            Ok(None) => Err(Failed::new(
+                ApiError::UpstreamUnavailable(format!("The provider '{provider}' ended its stream without a byte.")),
+                Failure::ServerError,
+            )),
             Ok(Some(Ok(frame))) => Ok(Answer::Stream { first: frame.into_data().unwrap_or_default(), rest: body }),
         };
     }
@@ -129,11 +132,11 @@ pub async fn send(
         }
     };
     if client_error {
+        // Relayed as it is when it is already an OpenAI error; otherwise (another
+        // provider's shape, or a proxy's HTML page) wrapped in one.
         let body = match adapter {
-            None => body,
-            Some(_) => {
-                Bytes::from(ErrorEnvelope::new("invalid_request_error", "invalid_request", message, None).to_json())
-            }
+            None if serde_json::from_slice::<ErrorEnvelope>(&body).is_ok() => body,
+            _ => Bytes::from(ErrorEnvelope::new("invalid_request_error", "invalid_request", message, None).to_json()),
         };
         return Ok(Answer::Refused { status, body });
     }
@@ -149,8 +152,7 @@ pub async fn send(
 
 /// Whether an OpenAI-compatible upstream's error is the request's fault, and its message.
 fn openai_error(status: StatusCode, body: &[u8]) -> (bool, String) {
-    let client_error =
-        matches!(status.as_u16(), 400 | 409 | 413 | 422) && serde_json::from_slice::<serde_json::Value>(body).is_ok();
+    let client_error = matches!(status.as_u16(), 400 | 409 | 413 | 422);
     let message = serde_json::from_slice::<ErrorEnvelope>(body)
         .map(|e| e.error.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());

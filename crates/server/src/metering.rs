@@ -5,9 +5,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokenrouter_core::{Price, Usage, clock};
 use tokenrouter_store::{Db, Hold, KeyRow, UsageRecord, UsageSource};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::settlement::Reservation;
 
 const BATCH: usize = 256;
 /// Records waiting to be written; when full, requests wait (backpressure), so memory
@@ -43,6 +46,18 @@ impl UsageWriter {
     pub async fn record(&self, record: UsageRecord) {
         if self.tx.send(Message::Record(record)).await.is_err() {
             tracing::error!("usage writer stopped; a usage record was lost");
+        }
+    }
+
+    /// Waits for room in the queue; what is then sent through the slot cannot be lost to
+    /// the caller's cancellation (settle and send happen together, synchronously).
+    pub async fn slot(&self) -> Option<Slot<'_>> {
+        match self.tx.reserve().await {
+            Ok(permit) => Some(Slot(permit)),
+            Err(_) => {
+                tracing::error!("usage writer stopped; a usage record will be lost");
+                None
+            }
         }
     }
 
@@ -153,6 +168,49 @@ async fn write(db: &Db, holds: &[Hold], records: &[UsageRecord], closed: &[Strin
     tracing::error!(rows = records.len(), holds = holds.len(), "usage row could not be written");
 }
 
+/// Room for one record in the writer's queue.
+pub struct Slot<'a>(mpsc::Permit<'a, Message>);
+
+impl Slot<'_> {
+    pub fn record(self, record: UsageRecord) {
+        self.0.send(Message::Record(record));
+    }
+}
+
+/// A request that holds funds but has no usage record yet. Dropped so — the client went
+/// away before any answer — it records one (status 499, the prompt estimate counted, as
+/// the upstream was cancelled after reading it) and settles its hold to that.
+pub struct Unanswered {
+    pub meter: MeterContext,
+    reservation: Option<Reservation>,
+    writer: UsageWriter,
+    request_body: Bytes,
+}
+
+impl Unanswered {
+    pub fn new(meter: MeterContext, reservation: Reservation, writer: UsageWriter, request_body: Bytes) -> Unanswered {
+        Unanswered { meter, reservation: Some(reservation), writer, request_body }
+    }
+
+    /// The reservation, now in the caller's hands to settle; nothing is recorded on drop.
+    pub fn answered(mut self) -> Option<Reservation> {
+        self.reservation.take()
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        let Some(reservation) = self.reservation.take() else { return };
+        let usage = Usage {
+            prompt_tokens: tokenrouter_providers::openai::estimate_prompt_tokens(&self.request_body),
+            ..Usage::default()
+        };
+        let record = self.meter.usage_record(499, Measured::Counted(usage), true);
+        reservation.settle(record.cost);
+        self.writer.record_now(record);
+    }
+}
+
 /// Everything needed to record one request's usage once it ends.
 #[derive(Debug, Clone)]
 pub struct MeterContext {
@@ -164,6 +222,8 @@ pub struct MeterContext {
     pub endpoint: &'static str,
     pub stream: bool,
     pub price: Price,
+    /// The model's context window: no count in a usage record may exceed it.
+    pub token_cap: u64,
     pub started: Instant,
 }
 
@@ -181,11 +241,17 @@ pub enum Measured {
 impl MeterContext {
     /// The usage row of this request.
     pub fn usage_record(&self, status: u16, measured: Measured, client_disconnected: bool) -> UsageRecord {
-        let (usage, source) = match measured {
+        let (mut usage, source) = match measured {
             Measured::Reported(u) => (u, UsageSource::Upstream),
             Measured::Counted(u) => (u, UsageSource::Counted),
             Measured::Nothing => (Usage::default(), UsageSource::None),
         };
+        // An upstream's numbers are not trusted beyond what the model can do.
+        for count in [&mut usage.prompt_tokens, &mut usage.completion_tokens] {
+            *count = (*count).min(self.token_cap);
+        }
+        usage.cached_tokens = usage.cached_tokens.min(usage.prompt_tokens);
+        usage.reasoning_tokens = usage.reasoning_tokens.min(usage.completion_tokens);
         UsageRecord {
             request_id: self.request_id.clone(),
             key_id: self.key.id.clone(),

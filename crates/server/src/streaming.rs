@@ -168,6 +168,16 @@ impl MeteredSse {
             return;
         };
         let delivered = self.transcoder.delivered_chunks();
+        if !self.completed && !client_disconnected && delivered == 0 {
+            // The upstream failed before generating anything the client received.
+            let record = s.meter.usage_record(502, Measured::Nothing, false);
+            if let Some(reservation) = s.reservation {
+                reservation.settle(record.cost);
+            }
+            s.admission.settle(0);
+            s.writer.record_now(record);
+            return;
+        }
         let measured = match self.transcoder.usage() {
             // A stream that ended early may carry only the usage known at its start
             // (Anthropic reports output tokens last): never bill less than was delivered.
@@ -314,10 +324,6 @@ impl Body for MeteredSse {
                     }
                 }
             }
-            if waiting && gathered.len() == 0 && end.is_none() && this.idle_expired(cx) {
-                let seconds = this.idle_timeout.as_secs_f64();
-                end = Some(Err(format!("The provider sent nothing for {seconds:.1} s.")));
-            }
             let out = match gathered.into_bytes() {
                 Some(data) => {
                     this.last_data = Instant::now();
@@ -325,6 +331,12 @@ impl Body for MeteredSse {
                 }
                 None => Bytes::new(),
             };
+            // Polled whenever the upstream is pending, so the timer is always armed while
+            // this task waits (it re-arms itself from `last_data`).
+            if waiting && end.is_none() && !this.ended && this.idle_expired(cx) {
+                let seconds = this.idle_timeout.as_secs_f64();
+                end = Some(Err(format!("The provider sent nothing for {seconds:.1} s.")));
+            }
             if let Some(end) = end {
                 this.finish(end);
             }

@@ -21,7 +21,7 @@ use crate::dispatch::{self, Answer, Outbound};
 use crate::edge::{RequestId, X_PROVIDER, json_error, read_body};
 use crate::error::ApiError;
 use crate::limits::{self, Admission};
-use crate::metering::{Measured, MeterContext};
+use crate::metering::{Measured, MeterContext, Unanswered};
 use crate::policy::Permitted;
 use crate::routing::Strategy;
 use crate::settlement::Reservation;
@@ -72,8 +72,24 @@ async fn serve(
     policy::check_context(&bytes, policy::clamp_output(view.max_tokens, primary), primary)?;
     let estimate = limits::estimate(&bytes, policy::clamp_output(view.max_tokens, primary));
     let admission = state.limits.admit(&key, estimate, Instant::now()).await?;
-    let reservation = reserve(state, &request_id, &key, &bytes, &view, &chain, &config).await?;
-    let mut reservation = Some(reservation);
+    let Some(first) = primary.deployments.first() else {
+        admission.settle(0);
+        return Err(ApiError::UpstreamUnavailable(format!("'{}' has no deployment.", primary.id)));
+    };
+    let reservation = match reserve(state, &request_id, &key, &bytes, &view, &chain, &config).await {
+        Ok(reservation) => reservation,
+        Err(e) => {
+            admission.settle(0);
+            return Err(e);
+        }
+    };
+    let first = Served { model: primary, deployment: first, adapter: None, fallback: false };
+    let mut unanswered = Unanswered::new(
+        meter(&request_id, &key, &first, view.stream, started),
+        reservation,
+        state.usage.clone(),
+        bytes.clone(),
+    );
 
     let deadline = started + config.server.request_timeout;
     let mut last_error: Option<ApiError> = None;
@@ -81,10 +97,9 @@ async fn serve(
     let mut cooling: Option<Duration> = None;
     'models: for (position, model) in chain.iter().enumerate() {
         let max_out = policy::clamp_output(view.max_tokens, model);
-        if let Err(e) = policy::check_context(&bytes, max_out, model) {
-            if position == 0 {
-                return Err(e);
-            }
+        // The primary model passed this check before anything was reserved; a fallback
+        // whose window is too small is skipped.
+        if policy::check_context(&bytes, max_out, model).is_err() {
             continue;
         }
         let order = match state.routing.order(model, strategy, Instant::now()) {
@@ -109,14 +124,16 @@ async fn serve(
             *attempts += 1;
             let sent = Instant::now();
             let adapter = dispatch::adapter(deployment.provider.kind);
+            let tried = Served { model, deployment, adapter, fallback: position > 0 };
+            unanswered.meter = meter(&request_id, &key, &tried, view.stream, started);
             match dispatch::send(&state.upstream, deployment, outbound, view.stream, deadline).await {
                 Ok(answer) => {
                     if !matches!(answer, Answer::Refused { .. }) {
                         attempt.succeeded(sent.elapsed(), Instant::now());
                     }
-                    let served = Served { model, deployment, adapter, fallback: position > 0 };
-                    let meter = meter(&request_id, &key, &served, view.stream, started);
-                    return respond(state, answer, served, &view, meter, (reservation.take(), admission), bytes).await;
+                    let meter = unanswered.meter.clone();
+                    let reservation = unanswered.answered();
+                    return respond(state, answer, tried, &view, meter, (reservation, admission), bytes).await;
                 }
                 Err(failed) => {
                     attempt.failed(failed.failure, Instant::now());
@@ -133,15 +150,8 @@ async fn serve(
             ApiError::UpstreamUnavailable(format!("No deployment of '{}' could be tried.", primary.id))
         }
     };
-    if let Some(served) = chain.first().and_then(|m| m.deployments.first().map(|d| (m, d))) {
-        let failed = Served { model: served.0, deployment: served.1, adapter: None, fallback: false };
-        let record = meter(&request_id, &key, &failed, view.stream, started).usage_record(
-            error.status().as_u16(),
-            Measured::Nothing,
-            false,
-        );
-        finish(state, reservation.take(), record).await;
-    }
+    let record = unanswered.meter.usage_record(error.status().as_u16(), Measured::Nothing, false);
+    finish(state, unanswered.answered(), record).await;
     admission.settle(0);
     Err(error)
 }
@@ -181,10 +191,15 @@ async fn reserve(
 
 /// Settles the request's reservation to its actual cost and records its usage.
 async fn finish(state: &AppState, reservation: Option<Reservation>, record: UsageRecord) {
+    // Room first: from here on nothing awaits, so a cancelled request cannot settle the
+    // book without writing the ledger, or the other way round.
+    let slot = state.usage.slot().await;
     if let Some(reservation) = reservation {
         reservation.settle(record.cost);
     }
-    state.usage.record(record).await;
+    if let Some(slot) = slot {
+        slot.record(record);
+    }
 }
 
 /// The deployment that answered, and how it was reached.
@@ -206,6 +221,7 @@ fn meter(request_id: &str, key: &Arc<KeyRow>, served: &Served<'_>, stream: bool,
         stream,
         // Clients pay the model's price; a deployment's own price is what it costs us.
         price: served.model.price,
+        token_cap: served.model.context_window,
         started,
     }
 }

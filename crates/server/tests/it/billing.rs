@@ -231,3 +231,28 @@ async fn a_request_in_flight_has_its_hold_stored_until_it_settles() {
     assert_eq!(pending.await.unwrap().unwrap().status(), 200);
     no_holds_left(&gw, gw.account_id).await;
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_before_the_answer_still_gets_a_usage_row_and_no_open_hold() {
+    let gw = Gateway::start_with(Default::default(), PRICED).await;
+    let key = key(&gw, gw.account_id, None).await;
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let gone = impatient
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(&key)
+        .json(&json!({"model": "metered", "messages": user("hi"), "max_tokens": 100}))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up before the 1 s answer");
+    let started = Instant::now();
+    loop {
+        gw.state.usage.flush().await;
+        if gw.db.usage_count().await.unwrap() == 1 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "no usage row for the abandoned request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    no_holds_left(&gw, gw.account_id).await;
+    assert_eq!(gw.db.ledger_sum(gw.account_id).await.unwrap(), gw.balance().await);
+}

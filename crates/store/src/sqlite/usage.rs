@@ -147,8 +147,10 @@ impl SqliteDb {
         let mut per_account: HashMap<i64, i64> = HashMap::new();
         let mut per_key: HashMap<&str, i64> = HashMap::new();
         for r in to_charge.iter().filter(|r| charged.contains(&r.request_id)) {
-            *per_account.entry(r.account_id).or_default() += r.cost.0;
-            *per_key.entry(r.key_id.as_str()).or_default() += r.cost.0;
+            let sum = per_account.entry(r.account_id).or_default();
+            *sum = sum.saturating_add(r.cost.0);
+            let sum = per_key.entry(r.key_id.as_str()).or_default();
+            *sum = sum.saturating_add(r.cost.0);
         }
         for (account_id, cost) in per_account {
             sqlx::query("UPDATE accounts SET balance_nano = balance_nano - ? WHERE id = ?")

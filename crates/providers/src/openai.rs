@@ -237,6 +237,8 @@ pub struct ChunkInfo {
     pub delivers_tokens: bool,
     /// The chunk is the terminating `[DONE]`.
     pub done: bool,
+    /// The chunk is an error the upstream sent in place of more content.
+    pub error: bool,
 }
 
 /// Classifies a chunk by scanning its bytes; only a chunk that carries usage is parsed.
@@ -244,7 +246,7 @@ pub fn classify_chunk(data: &[u8]) -> ChunkInfo {
     if data == b"[DONE]" {
         return ChunkInfo { done: true, ..ChunkInfo::default() };
     }
-    let mut info = ChunkInfo::default();
+    let mut info = ChunkInfo { error: data.trim_ascii_start().starts_with(b"{\"error\""), ..ChunkInfo::default() };
     if let Some((_, value)) = member(data, &USAGE)
         && data.get(value) == Some(&b'{')
     {

@@ -55,7 +55,11 @@ impl Transcoder {
     /// was decoded before it is still sent).
     fn feed(&mut self, data: Bytes) -> (Bytes, Option<String>) {
         match self {
-            Transcoder::Pass(p) => (p.feed(data), None),
+            Transcoder::Pass(p) => {
+                let out = p.feed(data);
+                let failure = p.overflowed.then(|| "The provider sent an event larger than 4 MiB.".to_owned());
+                (out, failure)
+            }
             Transcoder::Decode(d) => {
                 let mut out = Vec::new();
                 let failure = d.feed(&data, &mut out).err().map(|f| f.message);
@@ -155,9 +159,12 @@ impl MeteredSse {
         self.ended = true;
         let rest = end.and_then(|()| self.transcoder.finish());
         self.completed = rest.is_ok();
+        let relayed = matches!(&self.transcoder, Transcoder::Pass(p) if p.error_relayed);
         self.tail = match rest {
             Ok(bytes) if bytes.is_empty() => None,
             Ok(bytes) => Some(bytes),
+            // The upstream's own error event already told the client: no second one.
+            Err(_) if relayed => None,
             Err(message) => Some(self.failure_events(&message)),
         };
         self.settle(false);

@@ -14,11 +14,26 @@ pub struct PassThrough {
     pub usage: Option<Usage>,
     pub delivered_chunks: u64,
     done_seen: bool,
+    /// The upstream sent its own error event, already forwarded to the client.
+    pub error_relayed: bool,
+    /// An event grew past `MAX_EVENT` without ending.
+    pub overflowed: bool,
 }
+
+/// The largest SSE event accepted from an upstream; a longer one ends the stream.
+const MAX_EVENT: usize = 4 * 1024 * 1024;
 
 impl PassThrough {
     pub fn new(strip_usage: bool) -> PassThrough {
-        PassThrough { buffer: SseBuffer::default(), strip_usage, usage: None, delivered_chunks: 0, done_seen: false }
+        PassThrough {
+            buffer: SseBuffer::default(),
+            strip_usage,
+            usage: None,
+            delivered_chunks: 0,
+            done_seen: false,
+            error_relayed: false,
+            overflowed: false,
+        }
     }
 
     /// Takes bytes from the upstream and returns the whole events among them, metered.
@@ -29,7 +44,10 @@ impl PassThrough {
         self.buffer.push(&data);
         match self.buffer.take_complete() {
             Some(events) => self.process(Bytes::from(events)),
-            None => Bytes::new(),
+            None => {
+                self.overflowed = self.buffer.pending().len() > MAX_EVENT;
+                Bytes::new()
+            }
         }
     }
 
@@ -89,5 +107,6 @@ impl PassThrough {
         }
         self.delivered_chunks += u64::from(info.delivers_tokens);
         self.done_seen |= info.done;
+        self.error_relayed |= info.error;
     }
 }

@@ -94,3 +94,14 @@ async fn an_upstream_cut_ends_the_stream_with_an_error_event_and_bills_what_was_
     assert!(row.usage.prompt_tokens > 0);
     assert!(row.cost.0 > 0);
 }
+
+#[tokio::test]
+async fn an_upstream_error_event_mid_stream_reaches_the_client_once() {
+    let gw = Gateway::start().await;
+    let body =
+        json!({"model": "gpt-4o-mini", "stream": true, "messages": user("x"), "mock": {"fault": "stream_error"}});
+    let data = events(gw.chat(body).await).await;
+    let errors = data.iter().filter(|d| d.contains("\"error\"")).count();
+    assert_eq!(errors, 1, "{data:?}");
+    assert!(!data.iter().any(|d| d == "[DONE]"));
+}

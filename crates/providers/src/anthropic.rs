@@ -13,6 +13,7 @@ use tokenrouter_core::chat::{ChatRequest, PromptTokensDetails, UsageJson};
 use crate::adapter::{
     Adapter, Auth, Decoded, Encoded, ResponseMeta, StreamDecoder, Target, Unsupported, UpstreamFailure,
 };
+pub(crate) use crate::passthrough::compact_json;
 
 /// The `anthropic-version` this adapter speaks.
 pub const API_VERSION: &str = "2023-06-01";
@@ -91,28 +92,4 @@ fn usage_json(wire: &wire::Usage) -> UsageJson {
         cache_creation_tokens: wire.cache_creation_input_tokens,
     };
     json
-}
-
-/// Removes the whitespace between the tokens of JSON text (strings are left alone), so an
-/// argument object reads as OpenAI sends it without reparsing (which would reorder keys).
-fn compact_json(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in text.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if !c.is_ascii_whitespace() {
-            in_string = c == '"';
-            out.push(c);
-        }
-    }
-    out
 }

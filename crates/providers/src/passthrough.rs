@@ -90,6 +90,33 @@ pub fn write_json_string(out: &mut Vec<u8>, text: &str) {
     }
 }
 
+/// JSON text without the whitespace between its tokens (strings untouched): how OpenAI
+/// sends tool-call arguments, reached without reparsing (which would reorder keys and
+/// round numbers).
+pub fn compact_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A raw JSON string literal for `text`.
 pub fn raw_string(text: &str) -> Box<RawValue> {
     let mut out = Vec::with_capacity(text.len() + 2);

@@ -6,9 +6,10 @@ use serde_json::{Map, Value};
 use tokenrouter_core::chat::{AssistantMessage, ChatRequest, Content as ChatContent, ContentPart, Message};
 
 use super::options::{check_extra, generation_config, tool_config, tools};
-use super::wire::{Blob, Content, FileData, FunctionCall, FunctionResponse, GenerateContentRequest, Part, compact};
+use super::wire::{Blob, Content, FileData, FunctionCall, FunctionResponse, GenerateContentRequest, Part};
 use super::{MODEL_ROLE, SIGNATURE_BLOCK, USER_ROLE};
 use crate::adapter::{Encoded, Target, Unsupported};
+use crate::passthrough::compact_json;
 
 pub(crate) fn encode(request: &ChatRequest, target: &Target<'_>, stream: bool) -> Result<Encoded, Unsupported> {
     check_extra(&request.extra)?;
@@ -205,7 +206,7 @@ fn parse_arguments(arguments: &str) -> Option<Box<RawValue>> {
     if !raw.get().starts_with('{') {
         return None;
     }
-    RawValue::from_string(compact(raw.get())).ok()
+    RawValue::from_string(compact_json(raw.get())).ok()
 }
 
 fn function_response(

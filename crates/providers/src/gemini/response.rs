@@ -10,8 +10,9 @@ use tokenrouter_core::chat::{
 };
 
 use super::SIGNATURE_BLOCK;
-use super::wire::{ApiError, Candidate, ErrorEnvelope, GenerateContentResponse, UsageMetadata, compact};
+use super::wire::{ApiError, Candidate, ErrorEnvelope, GenerateContentResponse, UsageMetadata};
 use crate::adapter::{Decoded, ResponseMeta, UpstreamFailure};
+use crate::passthrough::compact_json;
 
 pub(crate) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, UpstreamFailure> {
     let response: GenerateContentResponse = serde_json::from_slice(body).map_err(|e| unreadable("answer", &e))?;
@@ -126,7 +127,7 @@ pub(crate) fn call_id(part_id: Option<&str>, candidate: u32, k: usize) -> String
 pub(crate) fn arguments(args: Option<&RawValue>) -> String {
     match args.map(RawValue::get) {
         None | Some("null") => "{}".to_owned(),
-        Some(json) => compact(json),
+        Some(json) => compact_json(json),
     }
 }
 

@@ -59,7 +59,15 @@ async fn each_kind_of_upstream_failure_moves_on_to_the_next_candidate() {
         assert!(started.elapsed() < Duration::from_secs(2), "fault {fault}: {:?}", started.elapsed());
         let row = gw.usage(&request_id(&response)).await;
         assert_eq!(row.provider, "beta");
+        no_reservation_left(&gw).await;
     }
+}
+
+/// Every hold ended: nothing held in memory or in the store.
+async fn no_reservation_left(gw: &Gateway) {
+    gw.state.usage.flush().await;
+    assert_eq!(gw.state.book.held(gw.account_id).0, 0);
+    assert!(gw.db.open_holds().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -85,6 +93,7 @@ async fn a_stream_that_fails_before_its_first_byte_is_retried_but_not_after() {
     assert_eq!(gw.mock.stats().request_count(), 1, "no retry after the first byte");
     let row = gw.usage(&id).await;
     assert_eq!(row.usage.completion_tokens, 2, "billed for what was delivered");
+    no_reservation_left(&gw).await;
 }
 
 #[tokio::test]
@@ -108,6 +117,7 @@ async fn attempts_are_bounded_and_the_last_error_is_reported() {
     assert_eq!(header(&response, "x-tokenrouter-attempts"), "2");
     expect_error(response, 502, "upstream_unavailable").await;
     assert_eq!(gw.mock.stats().request_count(), 2);
+    no_reservation_left(&gw).await;
 }
 
 #[tokio::test]
@@ -233,6 +243,7 @@ async fn the_whole_request_has_one_deadline() {
     let waited = started.elapsed();
     expect_error(response, 504, "upstream_timeout").await;
     assert!(waited >= Duration::from_millis(390) && waited < Duration::from_millis(900), "{waited:?}");
+    no_reservation_left(&gw).await;
 }
 
 #[tokio::test]

@@ -178,7 +178,14 @@ async fn serve(database: &str, config: Option<&Path>, listen: Option<SocketAddr>
         );
     }
     let db = Db::connect(database).await?;
-    let state = AppState::start(config, db).await?;
+    let journal = match crate::journal::Journal::path_for(database) {
+        Some(path) => Some(
+            crate::journal::Journal::open(path.clone())
+                .map_err(|e| CliError::Runtime(format!("cannot open the usage journal {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let state = AppState::start_with_journal(config, db, journal).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {addr}: {e}")))?;

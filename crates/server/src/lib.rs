@@ -8,6 +8,7 @@ pub mod config;
 pub mod dispatch;
 pub mod edge;
 pub mod error;
+pub mod journal;
 pub mod limits;
 pub mod metering;
 pub mod policy;

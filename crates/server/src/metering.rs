@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use tokenrouter_core::{Price, Usage, clock};
 use tokenrouter_store::{Db, Hold, KeyRow, UsageRecord, UsageSource};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::journal::Journal;
 use crate::settlement::Reservation;
 
 const BATCH: usize = 256;
@@ -33,27 +35,25 @@ enum Message {
 #[derive(Clone)]
 pub struct UsageWriter {
     tx: mpsc::Sender<Message>,
+    /// Where records go first, so that a killed process loses none.
+    journal: Option<Arc<Journal>>,
+    /// Records waiting in tasks of their own for room in the queue.
+    detached: Arc<AtomicUsize>,
 }
 
 impl UsageWriter {
-    pub fn start(db: Db) -> UsageWriter {
+    pub fn start(db: Db, journal: Option<Arc<Journal>>) -> UsageWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(db, rx));
-        UsageWriter { tx }
-    }
-
-    /// Queues a record, waiting while the queue is full.
-    pub async fn record(&self, record: UsageRecord) {
-        if self.tx.send(Message::Record(record)).await.is_err() {
-            tracing::error!("usage writer stopped; a usage record was lost");
-        }
+        let detached = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(write_batches(db, rx, journal.clone(), detached.clone()));
+        UsageWriter { tx, journal, detached }
     }
 
     /// Waits for room in the queue; what is then sent through the slot cannot be lost to
     /// the caller's cancellation (settle and send happen together, synchronously).
     pub async fn slot(&self) -> Option<Slot<'_>> {
         match self.tx.reserve().await {
-            Ok(permit) => Some(Slot(permit)),
+            Ok(permit) => Some(Slot(permit, self.journal.as_deref())),
             Err(_) => {
                 tracing::error!("usage writer stopped; a usage record will be lost");
                 None
@@ -65,12 +65,20 @@ impl UsageWriter {
     /// is full, the record waits in a task of its own. Such tasks are bounded by the
     /// number of streams in flight.
     pub fn record_now(&self, record: UsageRecord) {
+        let _journaled = self.journal.as_deref().map(|j| {
+            let mut file = j.lock();
+            Journal::append(&mut file, &record);
+            file
+        });
         match self.tx.try_send(Message::Record(record)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(message)) => {
                 let tx = self.tx.clone();
+                let detached = self.detached.clone();
+                detached.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let _ = tx.send(message).await;
+                    detached.fetch_sub(1, Ordering::SeqCst);
                 });
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -96,14 +104,22 @@ impl UsageWriter {
     }
 }
 
-async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
+async fn write_batches(
+    db: Db,
+    mut rx: mpsc::Receiver<Message>,
+    journal: Option<Arc<Journal>>,
+    detached: Arc<AtomicUsize>,
+) {
     let mut messages = Vec::with_capacity(BATCH);
     let mut records = Vec::with_capacity(BATCH);
     let mut holds: Vec<Hold> = Vec::new();
     let mut waiters = Vec::new();
     // Requests whose hold is in the store, to be closed when their usage arrives.
     let mut stored_holds: HashSet<String> = HashSet::new();
-    while rx.recv_many(&mut messages, BATCH).await > 0 {
+    loop {
+        if messages.is_empty() && rx.recv_many(&mut messages, BATCH).await == 0 {
+            break;
+        }
         // Gather for a moment: one transaction for many requests costs far less CPU than
         // one each. A flush request or a full batch ends the wait at once.
         let deadline = tokio::time::Instant::now() + GATHER;
@@ -133,6 +149,23 @@ async fn write_batches(db: Db, mut rx: mpsc::Receiver<Message>) {
             write(&db, &holds, &records, &closed).await;
             records.clear();
             holds.clear();
+            // The journal now needs only what is still queued (appends and queueing
+            // happen under its lock): take those out for the next batch and rewrite it
+            // with them alone, so it never holds more than the queue.
+            if let Some(journal) = &journal {
+                let mut file = journal.lock();
+                while let Ok(message) = rx.try_recv() {
+                    messages.push(message);
+                }
+                if detached.load(Ordering::SeqCst) == 0 {
+                    Journal::clear(&file);
+                    for message in &messages {
+                        if let Message::Record(record) = message {
+                            Journal::append(&mut file, record);
+                        }
+                    }
+                }
+            }
         }
         for done in waiters.drain(..) {
             let _ = done.send(());
@@ -169,11 +202,17 @@ async fn write(db: &Db, holds: &[Hold], records: &[UsageRecord], closed: &[Strin
 }
 
 /// Room for one record in the writer's queue.
-pub struct Slot<'a>(mpsc::Permit<'a, Message>);
+pub struct Slot<'a>(mpsc::Permit<'a, Message>, Option<&'a Journal>);
 
 impl Slot<'_> {
     pub fn record(self, record: UsageRecord) {
+        let journal = self.1.map(|j| {
+            let mut file = j.lock();
+            Journal::append(&mut file, &record);
+            file
+        });
         self.0.send(Message::Record(record));
+        drop(journal);
     }
 }
 

@@ -10,6 +10,7 @@ use tokenrouter_store::Db;
 
 use crate::auth::KeySnapshot;
 use crate::config::Config;
+use crate::journal::Journal;
 use crate::limits::Limits;
 use crate::metering::UsageWriter;
 use crate::policy::IpAllowlists;
@@ -52,6 +53,20 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Loads the keys and starts the background tasks (key refresh, usage writer).
     pub async fn start(config: Config, db: Db) -> Result<AppState, tokenrouter_store::StoreError> {
+        AppState::start_with_journal(config, db, None).await
+    }
+
+    /// Starts with a usage journal: records a previous process journaled are written to
+    /// the store first (idempotently), then leftover holds are released.
+    pub async fn start_with_journal(
+        config: Config,
+        db: Db,
+        journal: Option<Journal>,
+    ) -> Result<AppState, tokenrouter_store::StoreError> {
+        if let Some(journal) = &journal {
+            replay(journal, &db).await?;
+        }
+        let journal = journal.map(Arc::new);
         let upstream = UpstreamClient::new(config.server.connect_timeout);
         release_orphan_holds(&db).await?;
         let book = Book::open(&db).await?;
@@ -60,7 +75,7 @@ impl AppState {
         let state = AppState(Arc::new(Shared {
             config: ArcSwap::from_pointee(config),
             keys: ArcSwap::from_pointee(keys),
-            usage: UsageWriter::start(db.clone()),
+            usage: UsageWriter::start(db.clone(), journal),
             db,
             upstream,
             routing: Routing::new(),
@@ -160,4 +175,23 @@ async fn sweep_holds(weak: std::sync::Weak<Shared>) {
             }
         }
     }
+}
+
+/// Writes the records a previous process journaled but may not have committed.
+async fn replay(journal: &Journal, db: &Db) -> Result<(), tokenrouter_store::StoreError> {
+    let records = match journal.pending() {
+        Ok(records) => records,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the usage journal");
+            return Ok(());
+        }
+    };
+    if !records.is_empty() {
+        for chunk in records.chunks(256) {
+            db.record_usage(chunk).await?;
+        }
+        tracing::info!(records = records.len(), "usage journal replayed");
+    }
+    Journal::clear(&journal.lock());
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use tokenrouter_core::{NanoUsd, Usage};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UsageRecord {
     /// Unique per request; recording the same id twice changes nothing.
     pub request_id: String,
@@ -27,7 +27,7 @@ pub struct UsageRecord {
 }
 
 /// Where the token counts came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum UsageSource {
     /// Reported by the upstream provider.
     Upstream,

@@ -138,22 +138,7 @@ mod tests {
     use super::*;
 
     fn row(id: &str, hash: [u8; 32], expires_at: Option<i64>) -> KeyRow {
-        KeyRow {
-            id: id.to_owned(),
-            account_id: 1,
-            account_name: "a".into(),
-            name: String::new(),
-            secret_hash: hash,
-            models: vec![],
-            ips: vec![],
-            rpm: None,
-            tpm: None,
-            spend_limit: None,
-            spent: Default::default(),
-            expires_at,
-            created_at: 0,
-            revoked_at: None,
-        }
+        KeyRow { id: id.to_owned(), secret_hash: hash, expires_at, ..KeyRow::default() }
     }
 
     #[test]

@@ -195,22 +195,7 @@ mod tests {
 
     #[test]
     fn exact_and_prefix_patterns() {
-        let mut key = KeyRow {
-            id: "k".into(),
-            account_id: 1,
-            account_name: "a".into(),
-            name: String::new(),
-            secret_hash: [0; 32],
-            models: vec![],
-            ips: vec![],
-            rpm: None,
-            tpm: None,
-            spend_limit: None,
-            spent: Default::default(),
-            expires_at: None,
-            created_at: 0,
-            revoked_at: None,
-        };
+        let mut key = KeyRow { id: "k".into(), ..KeyRow::default() };
         assert!(model_allowed(&key, "anything"));
         key.models = vec!["gpt-4o".into(), "claude-*".into()];
         assert!(model_allowed(&key, "gpt-4o"));
@@ -235,19 +220,9 @@ mod tests {
     fn allowlists_take_cidrs_and_addresses_of_both_families() {
         let mut key = KeyRow {
             id: "k".into(),
-            account_id: 1,
-            account_name: "a".into(),
-            name: String::new(),
-            secret_hash: [0; 32],
             models: vec![],
             ips: vec!["10.0.0.0/8".into(), " ::1 ".into(), "2001:db8::/32".into(), "not-an-ip".into()],
-            rpm: None,
-            tpm: None,
-            spend_limit: None,
-            spent: Default::default(),
-            expires_at: None,
-            created_at: 0,
-            revoked_at: None,
+            ..KeyRow::default()
         };
         let lists = IpAllowlists::default();
         assert!(lists.check(&key, Some(ip("10.200.1.2"))).is_ok());

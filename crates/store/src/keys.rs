@@ -22,7 +22,7 @@ pub struct NewKey {
 }
 
 /// A stored key with its account's name and what it has spent so far.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct KeyRow {
     pub id: String,
     pub account_id: i64,

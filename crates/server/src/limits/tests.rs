@@ -6,22 +6,7 @@ use super::*;
 const SECOND: Duration = Duration::from_secs(1);
 
 fn key(id: &str, rpm: Option<u32>, tpm: Option<u32>) -> KeyRow {
-    KeyRow {
-        id: id.into(),
-        account_id: 1,
-        account_name: "a".into(),
-        name: String::new(),
-        secret_hash: [0; 32],
-        models: vec![],
-        ips: vec![],
-        rpm,
-        tpm,
-        spend_limit: None,
-        spent: Default::default(),
-        expires_at: None,
-        created_at: 0,
-        revoked_at: None,
-    }
+    KeyRow { id: id.into(), rpm, tpm, ..KeyRow::default() }
 }
 
 fn admit(limits: &Limits, key: &KeyRow, tokens: u64, now: Instant) -> Result<Admission, ApiError> {

@@ -49,10 +49,16 @@ impl Journal {
         self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn append(file: &mut File, record: &UsageRecord) {
-        let Ok(mut line) = serde_json::to_vec(record) else { return };
+    /// One record as a journal line. Serialized before the lock is taken, so the lock
+    /// covers only the write.
+    pub fn line(record: &UsageRecord) -> Vec<u8> {
+        let mut line = serde_json::to_vec(record).unwrap_or_default();
         line.push(b'\n');
-        if let Err(e) = file.write_all(&line) {
+        line
+    }
+
+    pub fn append(file: &mut File, line: &[u8]) {
+        if let Err(e) = file.write_all(line) {
             tracing::warn!(error = %e, "could not append to the usage journal");
         }
     }

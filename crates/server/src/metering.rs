@@ -66,8 +66,9 @@ impl UsageWriter {
     /// number of streams in flight.
     pub fn record_now(&self, record: UsageRecord) {
         let _journaled = self.journal.as_deref().map(|j| {
+            let line = Journal::line(&record);
             let mut file = j.lock();
-            Journal::append(&mut file, &record);
+            Journal::append(&mut file, &line);
             file
         });
         match self.tx.try_send(Message::Record(record)) {
@@ -161,7 +162,7 @@ async fn write_batches(
                     Journal::clear(&file);
                     for message in &messages {
                         if let Message::Record(record) = message {
-                            Journal::append(&mut file, record);
+                            Journal::append(&mut file, &Journal::line(record));
                         }
                     }
                 }
@@ -207,8 +208,9 @@ pub struct Slot<'a>(mpsc::Permit<'a, Message>, Option<&'a Journal>);
 impl Slot<'_> {
     pub fn record(self, record: UsageRecord) {
         let journal = self.1.map(|j| {
+            let line = Journal::line(&record);
             let mut file = j.lock();
-            Journal::append(&mut file, &record);
+            Journal::append(&mut file, &line);
             file
         });
         self.0.send(Message::Record(record));

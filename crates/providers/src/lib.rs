@@ -7,3 +7,4 @@ pub mod gemini;
 pub mod openai;
 pub mod passthrough;
 pub mod sse;
+pub mod surface;

@@ -152,7 +152,7 @@ fn respond(request: &Request<'_>, knobs: &MockConfig, seq: u64, stats: &Stats) -
         .and_then(|blocks| blocks.iter().find(|b| block_type(b) == Some("tool_result")));
     let chosen = match tool_result {
         Some(_) => Vec::new(),
-        None => chosen_tools(body),
+        None => chosen_tools(body, knobs.calls),
     };
 
     let (body_, stop) = if knobs.fault == Some(Fault::Safety) {
@@ -197,9 +197,9 @@ fn respond(request: &Request<'_>, knobs: &MockConfig, seq: u64, stats: &Stats) -
 }
 
 /// The client tools to call, as (name, input schema), following `tool_choice`: `none`,
-/// `tool` (the named one), `any` (the first two unless `disable_parallel_tool_use`),
+/// `tool` (the named one), `any` (the first `max` unless `disable_parallel_tool_use`),
 /// `auto` (the first).
-fn chosen_tools(body: &Value) -> Vec<(&str, &Value)> {
+fn chosen_tools(body: &Value, max: u64) -> Vec<(&str, &Value)> {
     let tools: Vec<(&str, &Value)> = body
         .get("tools")
         .and_then(Value::as_array)
@@ -218,13 +218,9 @@ fn chosen_tools(body: &Value) -> Vec<(&str, &Value)> {
     let parallel = choice.get("disable_parallel_tool_use").and_then(Value::as_bool) != Some(true);
     match block_type(choice).unwrap_or("auto") {
         "none" => Vec::new(),
-        "tool" => {
-            let name = choice.get("name").and_then(Value::as_str).unwrap_or("");
-            let schema = tools.iter().find(|(n, _)| *n == name).map_or(&Value::Null, |(_, s)| *s);
-            vec![(name, schema)]
-        }
-        "any" => turn::pick(tools, true, parallel),
-        _ => turn::pick(tools, false, parallel),
+        "tool" => turn::named(&tools, choice.get("name").and_then(Value::as_str).unwrap_or(""), max),
+        "any" => turn::pick(tools, true, parallel, max),
+        _ => turn::pick(tools, false, parallel, max),
     }
 }
 

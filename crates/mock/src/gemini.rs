@@ -1,7 +1,7 @@
 //! The Gemini API: `POST /v1beta/models/{model}:generateContent` and
 //! `:streamGenerateContent` (SSE with `alt=sse`, else a streamed JSON array): text,
 //! function calls, thoughts, JSON mode, several candidates, the safety block, and
-//! Google's error envelope.
+//! Google's error envelope; `:embedContent` and `:batchEmbedContents` in [`embeddings`].
 
 use std::borrow::Cow;
 
@@ -10,6 +10,7 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::embedding::base64;
 use crate::format::Format;
 use crate::knobs::{Fault, MockConfig};
 use crate::reply::{count_tokens, tool_arguments};
@@ -17,6 +18,7 @@ use crate::server::Answer;
 use crate::stats::Stats;
 use crate::turn::{self, Body, Stop, Turn};
 
+mod embeddings;
 mod stream;
 mod wire;
 
@@ -34,6 +36,8 @@ pub(crate) enum Framing {
 pub(crate) enum Method {
     Generate,
     Stream(Framing),
+    Embed,
+    BatchEmbed,
 }
 
 /// Splits `/v1beta/models/{model}:{method}` (or `/v1/…`) into the percent-decoded model
@@ -53,6 +57,8 @@ pub(crate) fn method(name: &str, query: Option<&str>) -> Option<Method> {
             let sse = query.is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
             Some(Method::Stream(if sse { Framing::Sse } else { Framing::JsonArray }))
         }
+        "embedContent" => Some(Method::Embed),
+        "batchEmbedContents" => Some(Method::BatchEmbed),
         _ => None,
     }
 }
@@ -92,12 +98,29 @@ impl Response {
     }
 }
 
-/// `POST …:generateContent` or `…:streamGenerateContent`; `model` is the model name
-/// without its knobs, `body` is `None` when the request was not JSON.
-pub(crate) fn generate(
+/// `POST …:{method}`; `model` is the model name without its knobs, `body` is `None` when
+/// the request was not JSON.
+pub(crate) fn answer(
     body: Option<&Value>,
     model: &str,
     method: Method,
+    knobs: &MockConfig,
+    seq: u64,
+    stats: &Stats,
+) -> Answer {
+    match method {
+        Method::Generate => generate(body, model, None, knobs, seq, stats),
+        Method::Stream(framing) => generate(body, model, Some(framing), knobs, seq, stats),
+        Method::Embed => embeddings::embed(body),
+        Method::BatchEmbed => embeddings::batch_embed(body),
+    }
+}
+
+/// `…:generateContent`, or `…:streamGenerateContent` framed as `framing` says.
+fn generate(
+    body: Option<&Value>,
+    model: &str,
+    framing: Option<Framing>,
     knobs: &MockConfig,
     seq: u64,
     stats: &Stats,
@@ -109,13 +132,13 @@ pub(crate) fn generate(
         return Format::Gemini.invalid_request("* GenerateContentRequest.contents: contents is not specified\n");
     };
     let response = respond(body, contents, model, knobs, seq, stats);
-    match method {
-        Method::Generate => Answer::Json {
+    match framing {
+        None => Answer::Json {
             status: StatusCode::OK,
             body: to_json(&wire::whole(&response)),
             tokens: response.candidates_tokens() + response.thoughts_tokens(),
         },
-        Method::Stream(framing) => Answer::Stream(Box::new(stream::ContentStream::new(response, framing))),
+        Some(framing) => Answer::Stream(Box::new(stream::ContentStream::new(response, framing))),
     }
 }
 
@@ -131,7 +154,7 @@ fn respond(body: &Value, contents: &[Value], model: &str, knobs: &MockConfig, se
         .and_then(|parts| parts.iter().find_map(|p| field(p, "functionResponse", "function_response")));
     let chosen = match function_response {
         Some(_) => Vec::new(),
-        None => chosen_functions(body),
+        None => chosen_functions(body, knobs.calls),
     };
 
     let (turn_body, stop) = if knobs.fault == Some(Fault::Safety) {
@@ -201,9 +224,9 @@ fn reply(prompt: &str, config: &Value, knobs: &MockConfig) -> (String, Stop) {
 }
 
 /// The functions to call, as (name, parameters schema), following
-/// `toolConfig.functionCallingConfig`: `NONE`, `ANY` (the first two of the allowed
+/// `toolConfig.functionCallingConfig`: `NONE`, `ANY` (the first `max` of the allowed
 /// ones), otherwise `AUTO` (the first).
-fn chosen_functions(body: &Value) -> Vec<(&str, &Value)> {
+fn chosen_functions(body: &Value, max: u64) -> Vec<(&str, &Value)> {
     let config = field(body, "toolConfig", "tool_config")
         .and_then(|c| field(c, "functionCallingConfig", "function_calling_config"));
     let mode = config.and_then(|c| c.get("mode")).and_then(Value::as_str).unwrap_or("AUTO");
@@ -230,7 +253,7 @@ fn chosen_functions(body: &Value) -> Vec<(&str, &Value)> {
         })
         .filter(|(name, _)| allowed.as_ref().is_none_or(|a| a.contains(name)))
         .collect();
-    turn::pick(functions, mode.eq_ignore_ascii_case("ANY"), true)
+    turn::pick(functions, mode.eq_ignore_ascii_case("ANY"), true, max)
 }
 
 /// A field by its camelCase or snake_case name (Google's JSON parsing accepts both).
@@ -293,24 +316,6 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Standard base64 with padding: thought signatures are bytes on Gemini's wire.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> shift) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn to_json(value: &impl Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
@@ -333,14 +338,7 @@ mod tests {
         assert_eq!(route("/v1beta/tunedModels/x:generateContent"), None);
         assert_eq!(method("streamGenerateContent", Some("key=k&alt=sse")), Some(Method::Stream(Framing::Sse)));
         assert_eq!(method("streamGenerateContent", None), Some(Method::Stream(Framing::JsonArray)));
+        assert_eq!(method("batchEmbedContents", None), Some(Method::BatchEmbed));
         assert_eq!(method("countTokens", None), None);
-    }
-
-    #[test]
-    fn base64_pads() {
-        assert_eq!(base64(b"sig_mock_1"), "c2lnX21vY2tfMQ==");
-        assert_eq!(base64(b"ab"), "YWI=");
-        assert_eq!(base64(b"abc"), "YWJj");
-        assert_eq!(base64(b""), "");
     }
 }

@@ -1,16 +1,30 @@
-//! A fake LLM provider speaking the OpenAI (`POST /v1/chat/completions`), Anthropic
-//! (`POST /v1/messages`) and Gemini (`POST /v1beta/models/{model}:generateContent`,
-//! `:streamGenerateContent`) wire formats, with deterministic replies, latency, token
-//! pacing and fault injection; used by Token Router's tests, demo
-//! (`tokenrouter mock-upstream`) and benchmarks.
+//! A fake LLM provider with deterministic replies, latency, token pacing and fault
+//! injection; used by Token Router's tests, demo (`tokenrouter mock-upstream`) and
+//! benchmarks. It speaks three wire formats:
 //!
-//! Every knob of [`MockConfig`] can be overridden per request in the model name,
+//! - OpenAI: `GET /v1/models`; `POST /v1/chat/completions` (text, tool calls, and with a
+//!   `reasoning_effort` other than `none`/`minimal` a DeepSeek-style `reasoning_content`);
+//!   `POST /v1/completions` (legacy text completions); `POST /v1/embeddings`;
+//!   `POST /v1/responses` (the Responses API: reasoning items, messages, function calls).
+//! - Anthropic: `POST /v1/messages` (text, tool use, extended thinking).
+//! - Gemini: `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`,
+//!   `:embedContent` and `:batchEmbedContents`.
+//!
+//! Every endpoint but `/v1/models` is an inference endpoint: its requests are counted and
+//! recorded in [`Stats`], and the knobs and faults apply to it. Every knob of
+//! [`MockConfig`] can be overridden per request in the model name,
 //! `name@key=value,key=value` (e.g. `claude-mock@latency_ms=200,fault=500`; the model
 //! reported back is `name`), and in a `"mock"` object in the JSON body, e.g.
-//! `{"mock": {"reply_tokens": 4, "fault": "cut:2"}}`, which takes precedence. A gateway
-//! passes both through unchanged.
+//! `{"mock": {"reply_tokens": 4, "fault": "cut:2", "calls": 1}}`, which takes precedence.
+//! A gateway passes both through unchanged.
+//!
+//! Replies are built from the prompt ([`count_tokens`] counts whitespace-separated words);
+//! thinking, in every format, is the fixed text "Let me think about this." (5 tokens);
+//! embeddings are unit-length vectors derived from the input text, 1536 components by
+//! default (3072 for OpenAI models whose name contains `large`, and for Gemini).
 
 mod anthropic;
+mod embedding;
 mod format;
 mod gemini;
 mod knobs;

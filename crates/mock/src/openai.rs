@@ -1,5 +1,6 @@
 //! The OpenAI wire format: `/v1/models`, `/v1/chat/completions` (plain, streamed, tool
-//! calls) and the OpenAI error envelope.
+//! calls, DeepSeek-style `reasoning_content`), the OpenAI error envelope, and what the
+//! other OpenAI endpoints (completions, embeddings, responses) share with chat.
 
 use std::borrow::Cow;
 
@@ -13,11 +14,27 @@ use crate::knobs::{Fault, MockConfig};
 use crate::reply::{Reply, argument_fragments, count_tokens, tool_arguments};
 use crate::server::Answer;
 use crate::stats::Stats;
+use crate::turn::{self, THINKING};
 
+mod completions;
+mod embeddings;
+mod responses;
 mod stream;
+mod wire;
 
-/// The model ids `GET /v1/models` lists (any model name is accepted by chat completions).
-const MODELS: &[&str] = &["mock-gpt", "gpt-4o-mini", "gpt-4o"];
+pub(crate) use completions::completions;
+pub(crate) use embeddings::embeddings;
+pub(crate) use responses::responses;
+
+/// The model ids `GET /v1/models` lists (any model name is accepted everywhere).
+const MODELS: &[&str] = &[
+    "mock-gpt",
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-3.5-turbo-instruct",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+];
 const SYSTEM_FINGERPRINT: &str = "fp_mock";
 
 /// `GET /v1/models`.
@@ -41,11 +58,71 @@ pub(crate) fn invalid_request(message: impl Into<String>) -> Answer {
     Answer::Json { status: StatusCode::BAD_REQUEST, body: error("invalid_request_error", message), tokens: 0 }
 }
 
+/// The answer to a body that is not a JSON object.
+fn not_json() -> Answer {
+    invalid_request("We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.")
+}
+
+/// `data: <json>\n\n`.
+fn sse_data(payload: &impl Serialize) -> Bytes {
+    let mut data = Vec::with_capacity(256);
+    data.extend_from_slice(b"data: ");
+    if serde_json::to_writer(&mut data, payload).is_err() {
+        data.truncate(6);
+        data.extend_from_slice(b"{}");
+    }
+    data.extend_from_slice(b"\n\n");
+    Bytes::from(data)
+}
+
+/// The error event a chat or completions stream ends with on [`Fault::StreamError`].
+fn stream_error_event() -> Bytes {
+    let error = error("server_error", "The server had an error while processing your request. Sorry about that!");
+    let mut data = Vec::with_capacity(error.len() + 8);
+    data.extend_from_slice(b"data: ");
+    data.extend_from_slice(&error);
+    data.extend_from_slice(b"\n\n");
+    Bytes::from(data)
+}
+
+/// One text of a `prompt` (completions) or `input` (embeddings), and its tokens.
+struct TextInput {
+    text: String,
+    tokens: u64,
+}
+
+/// A string, an array of strings, a token array or an array of token arrays; a token array
+/// reads as its numbers separated by spaces and counts one token per number. `None` for
+/// anything else, including an empty array.
+fn text_inputs(value: &Value) -> Option<Vec<TextInput>> {
+    fn tokens(array: &[Value]) -> Option<TextInput> {
+        let numbers: Vec<String> = array.iter().map(|t| t.as_i64().map(|n| n.to_string())).collect::<Option<_>>()?;
+        Some(TextInput { text: numbers.join(" "), tokens: array.len() as u64 })
+    }
+    let text = |s: &str| TextInput { text: s.to_owned(), tokens: count_tokens(s) };
+    match value {
+        Value::String(s) => Some(vec![text(s)]),
+        Value::Array(items) if items.is_empty() => None,
+        Value::Array(items) if items.iter().all(Value::is_number) => Some(vec![tokens(items)?]),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => Some(text(s)),
+                Value::Array(array) => tokens(array),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
 /// What a chat completion answers, whether sent whole or streamed.
 struct Completion {
     id: String,
     model: String,
     created: i64,
+    /// Whether the model thought ([`THINKING`]) before answering.
+    reasoning: bool,
     content: Content,
     finish_reason: &'static str,
     usage: Usage,
@@ -77,7 +154,7 @@ struct PromptDetails {
     audio_tokens: u64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 struct CompletionDetails {
     reasoning_tokens: u64,
     audio_tokens: u64,
@@ -95,9 +172,7 @@ pub(crate) fn chat_completions(
     stats: &Stats,
 ) -> Answer {
     let Some(body) = body.filter(|b| b.is_object()) else {
-        return invalid_request(
-            "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload.",
-        );
+        return not_json();
     };
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return invalid_request("Missing required parameter: 'messages'.");
@@ -119,7 +194,10 @@ fn complete(body: &Value, messages: &[Value], model: &str, knobs: &MockConfig, s
         messages.iter().map(|m| content_tokens(m.get("content").unwrap_or(&Value::Null)) + 1).sum();
     let last = messages.last();
     let answers_tool = last.and_then(|m| m.get("role")).and_then(Value::as_str) == Some("tool");
-    let calls = if answers_tool { Vec::new() } else { chosen_tools(body) };
+    let calls = if answers_tool { Vec::new() } else { chosen_tools(body, knobs.calls) };
+    let reasoning =
+        knobs.fault != Some(Fault::Safety) && turn::reasons(body.get("reasoning_effort").and_then(Value::as_str));
+    let reasoning_tokens = if reasoning { count_tokens(THINKING) } else { 0 };
 
     let (content, finish_reason, completion_tokens) = if knobs.fault == Some(Fault::Safety) {
         (Content::Text(Reply::new("", 0)), "content_filter", 0)
@@ -158,30 +236,26 @@ fn complete(body: &Value, messages: &[Value], model: &str, knobs: &MockConfig, s
         id: format!("chatcmpl-mock-{seq}"),
         model: model.to_owned(),
         created: tokenrouter_core::clock::now_unix(),
+        reasoning,
         content,
         finish_reason,
         usage: Usage {
             prompt_tokens,
-            completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
+            completion_tokens: reasoning_tokens + completion_tokens,
+            total_tokens: prompt_tokens + reasoning_tokens + completion_tokens,
             prompt_tokens_details: PromptDetails {
                 cached_tokens: knobs.cached_tokens.min(prompt_tokens),
                 audio_tokens: 0,
             },
-            completion_tokens_details: CompletionDetails {
-                reasoning_tokens: 0,
-                audio_tokens: 0,
-                accepted_prediction_tokens: 0,
-                rejected_prediction_tokens: 0,
-            },
+            completion_tokens_details: CompletionDetails { reasoning_tokens, ..CompletionDetails::default() },
         },
     }
 }
 
 /// The functions to call, as (name, parameters schema): none unless `tools` is non-empty
-/// and `tool_choice` is not `"none"`; the named one for a named choice; the first two for
-/// `"required"` with parallel calls allowed; otherwise the first.
-fn chosen_tools(body: &Value) -> Vec<(&str, &Value)> {
+/// and `tool_choice` is not `"none"`; the named one for a named choice; the first `max`
+/// (the `calls` knob) for `"required"` with parallel calls allowed; otherwise the first.
+fn chosen_tools(body: &Value, max: u64) -> Vec<(&str, &Value)> {
     let functions: Vec<(&str, &Value)> = body
         .get("tools")
         .and_then(Value::as_array)
@@ -199,14 +273,13 @@ fn chosen_tools(body: &Value) -> Vec<(&str, &Value)> {
     }
     let choice = body.get("tool_choice").unwrap_or(&Value::Null);
     if let Some(name) = choice.pointer("/function/name").and_then(Value::as_str) {
-        let parameters = functions.iter().find(|(n, _)| *n == name).map_or(&Value::Null, |(_, p)| *p);
-        return vec![(name, parameters)];
+        return turn::named(&functions, name, max);
     }
     let parallel = body.get("parallel_tool_calls").and_then(Value::as_bool) != Some(false);
     match choice.as_str() {
         Some("none") => Vec::new(),
-        Some("required") if parallel && functions.len() >= 2 => functions.into_iter().take(2).collect(),
-        _ => functions.into_iter().take(1).collect(),
+        Some("required") => turn::pick(functions, true, parallel, max),
+        _ => turn::pick(functions, false, parallel, max),
     }
 }
 
@@ -260,61 +333,20 @@ impl Completion {
             model: &self.model,
             choices: [wire::Choice {
                 index: 0,
-                message: wire::Message { role: "assistant", content: text, refusal: None, tool_calls, annotations: [] },
+                message: wire::Message {
+                    role: "assistant",
+                    content: text,
+                    reasoning_content: self.reasoning.then_some(THINKING),
+                    refusal: None,
+                    tool_calls,
+                    annotations: [],
+                },
                 logprobs: None,
                 finish_reason: self.finish_reason,
             }],
             usage: self.usage,
             system_fingerprint: SYSTEM_FINGERPRINT,
         }
-    }
-}
-
-/// The shapes of a non-streamed answer, field for field as OpenAI sends them.
-mod wire {
-    use serde::Serialize;
-
-    #[derive(Serialize)]
-    pub(super) struct ChatCompletion<'a> {
-        pub(super) id: &'a str,
-        pub(super) object: &'static str,
-        pub(super) created: i64,
-        pub(super) model: &'a str,
-        pub(super) choices: [Choice<'a>; 1],
-        pub(super) usage: super::Usage,
-        pub(super) system_fingerprint: &'static str,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct Choice<'a> {
-        pub(super) index: u32,
-        pub(super) message: Message<'a>,
-        pub(super) logprobs: Option<()>,
-        pub(super) finish_reason: &'static str,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct Message<'a> {
-        pub(super) role: &'static str,
-        pub(super) content: Option<String>,
-        pub(super) refusal: Option<()>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        pub(super) tool_calls: Vec<ToolCall<'a>>,
-        pub(super) annotations: [(); 0],
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct ToolCall<'a> {
-        pub(super) id: &'a str,
-        #[serde(rename = "type")]
-        pub(super) kind: &'static str,
-        pub(super) function: Function<'a>,
-    }
-
-    #[derive(Serialize)]
-    pub(super) struct Function<'a> {
-        pub(super) name: &'a str,
-        pub(super) arguments: &'a str,
     }
 }
 

@@ -86,7 +86,7 @@ impl Reply {
 }
 
 /// 64-bit FNV-1a: a stable hash, so replies do not change between Rust releases.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 

@@ -1,4 +1,4 @@
-//! The accept loop, routing to the three wire formats, and what happens to every
+//! The accept loop, routing to the three wire formats' endpoints, and what happens to every
 //! inference request: resolve its knobs, record it, wait the configured latency, inject
 //! the fault, then send the wire format's answer.
 
@@ -76,6 +76,9 @@ pub(crate) async fn serve(listener: TcpListener, config: MockConfig, stats: Arc<
 /// An inference endpoint, in one of the wire formats.
 enum Endpoint {
     ChatCompletions,
+    Completions,
+    Embeddings,
+    Responses,
     Messages,
     Gemini { model: String, method: gemini::Method },
 }
@@ -83,7 +86,9 @@ enum Endpoint {
 impl Endpoint {
     fn format(&self) -> Format {
         match self {
-            Endpoint::ChatCompletions => Format::OpenAi,
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings | Endpoint::Responses => {
+                Format::OpenAi
+            }
             Endpoint::Messages => Format::Anthropic,
             Endpoint::Gemini { .. } => Format::Gemini,
         }
@@ -93,8 +98,11 @@ impl Endpoint {
     fn answer(&self, body: Option<&Value>, model: Option<&str>, knobs: &MockConfig, seq: u64, stats: &Stats) -> Answer {
         match self {
             Endpoint::ChatCompletions => openai::chat_completions(body, model, knobs, seq, stats),
+            Endpoint::Completions => openai::completions(body, model, knobs, seq),
+            Endpoint::Embeddings => openai::embeddings(body, model),
+            Endpoint::Responses => openai::responses(body, model, knobs, seq, stats),
             Endpoint::Messages => anthropic::messages(body, model, knobs, seq, stats),
-            Endpoint::Gemini { method, .. } => gemini::generate(body, model.unwrap_or(""), *method, knobs, seq, stats),
+            Endpoint::Gemini { method, .. } => gemini::answer(body, model.unwrap_or(""), *method, knobs, seq, stats),
         }
     }
 }
@@ -105,6 +113,9 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     let endpoint = match (request.method(), path) {
         (&Method::GET, "/v1/models") => return Ok(json(StatusCode::OK, openai::models())),
         (&Method::POST, "/v1/chat/completions") => Some(Endpoint::ChatCompletions),
+        (&Method::POST, "/v1/completions") => Some(Endpoint::Completions),
+        (&Method::POST, "/v1/embeddings") => Some(Endpoint::Embeddings),
+        (&Method::POST, "/v1/responses") => Some(Endpoint::Responses),
         (&Method::POST, "/v1/messages") => Some(Endpoint::Messages),
         (&Method::POST, _) => gemini::route(path).and_then(|(model, name)| {
             let method = gemini::method(&name, request.uri().query())?;

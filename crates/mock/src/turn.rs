@@ -1,5 +1,6 @@
-//! One turn of the mock model as the Anthropic and Gemini formats render it: optional
-//! thinking, then text, tool calls or nothing, and why it stopped.
+//! One turn of the mock model as the Anthropic, Gemini and Responses formats render it:
+//! optional thinking, then text, tool calls or nothing, and why it stopped; and the rules
+//! every format shares for which tools to call and when to think.
 
 use serde_json::Value;
 
@@ -102,15 +103,33 @@ pub(crate) fn calls(chosen: &[(&str, &Value)], prefix: &str, stats: &Stats) -> V
         .collect()
 }
 
-/// Picks the functions to call from `functions`: the first two when a call is `forced`,
-/// `parallel` calls are allowed and there are two; otherwise the first (if any).
+/// Picks the functions to call from `functions`: the first `max` (the `calls` knob) when a
+/// call is `forced` and `parallel` calls are allowed; otherwise the first (if any and `max`
+/// is not 0).
 pub(crate) fn pick<'a>(
     functions: Vec<(&'a str, &'a Value)>,
     forced: bool,
     parallel: bool,
+    max: u64,
 ) -> Vec<(&'a str, &'a Value)> {
-    let take = if forced && parallel && functions.len() >= 2 { 2 } else { 1 };
-    functions.into_iter().take(take).collect()
+    let take = if forced && parallel { max } else { max.min(1) };
+    functions.into_iter().take(usize::try_from(take).unwrap_or(usize::MAX)).collect()
+}
+
+/// The call a named tool choice forces: `name` with its schema from `functions` (none if
+/// it is not declared), unless `max` (the `calls` knob) is 0.
+pub(crate) fn named<'a>(functions: &[(&'a str, &'a Value)], name: &'a str, max: u64) -> Vec<(&'a str, &'a Value)> {
+    if max == 0 {
+        return Vec::new();
+    }
+    let schema = functions.iter().find(|(n, _)| *n == name).map_or(&Value::Null, |(_, s)| *s);
+    vec![(name, schema)]
+}
+
+/// Whether an OpenAI `reasoning_effort` (or Responses `reasoning.effort`) makes the model
+/// think: any effort but `none` and `minimal`.
+pub(crate) fn reasons(effort: Option<&str>) -> bool {
+    effort.is_some_and(|e| !matches!(e, "none" | "minimal"))
 }
 
 #[cfg(test)]
@@ -142,5 +161,23 @@ mod tests {
         assert_eq!(made[0].json, r#"{"q":"mock"}"#);
         assert_eq!(made[1].input, json!({}));
         assert!(made[1].tokens() >= 2);
+    }
+
+    #[test]
+    fn picks_at_most_calls_functions() {
+        let schema = Value::Null;
+        let functions = || vec![("a", &schema), ("b", &schema), ("c", &schema)];
+        fn names<'a>(picked: Vec<(&'a str, &Value)>) -> Vec<&'a str> {
+            picked.into_iter().map(|(n, _)| n).collect()
+        }
+        assert_eq!(names(pick(functions(), true, true, 2)), ["a", "b"]);
+        assert_eq!(names(pick(functions(), true, true, 5)), ["a", "b", "c"]);
+        assert_eq!(names(pick(functions(), true, true, 1)), ["a"]);
+        assert_eq!(names(pick(functions(), false, true, 3)), ["a"]);
+        assert_eq!(names(pick(functions(), true, false, 3)), ["a"]);
+        assert!(pick(functions(), false, true, 0).is_empty());
+        assert_eq!(names(named(&functions(), "b", 1)), ["b"]);
+        assert!(named(&functions(), "b", 0).is_empty());
+        assert!(reasons(Some("low")) && !reasons(Some("minimal")) && !reasons(Some("none")) && !reasons(None));
     }
 }

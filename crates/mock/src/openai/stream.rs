@@ -1,5 +1,6 @@
-//! A chat completion as OpenAI streams it: `chat.completion.chunk` events (role, one
-//! per token or argument fragment, finish, optional usage), then `data: [DONE]`.
+//! A chat completion as OpenAI streams it: `chat.completion.chunk` events (role, one per
+//! token of `reasoning_content`, then one per token or argument fragment, finish,
+//! optional usage), then `data: [DONE]`.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -7,17 +8,23 @@ use std::ops::Range;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::{Completion, Content, SYSTEM_FINGERPRINT, ToolCall, Usage};
-use crate::reply::argument_fragments;
+use super::{Completion, Content, SYSTEM_FINGERPRINT, ToolCall, Usage, sse_data, stream_error_event};
+use crate::reply::{argument_fragments, next_piece};
 use crate::stream::{Event, EventSource};
+use crate::turn::THINKING;
 
 /// Where the stream is; each step emits one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Role,
+    /// The piece of [`THINKING`] starting at byte `.0`.
+    Reasoning(usize),
     Word(u64),
     ToolHeader(usize),
-    ToolFragment { call: usize, fragment: usize },
+    ToolFragment {
+        call: usize,
+        fragment: usize,
+    },
     Finish,
     Usage,
     Done,
@@ -40,6 +47,15 @@ impl ChatStream {
             Content::ToolCalls(calls) => calls.iter().map(|c| argument_fragments(&c.arguments)).collect(),
         };
         ChatStream { completion, fragments, include_usage, step: Step::Role }
+    }
+
+    /// The first step of the answer proper, after the role and the reasoning.
+    fn body_start(&self) -> Step {
+        match &self.completion.content {
+            Content::Text(reply) if reply.len() > 0 => Step::Word(0),
+            Content::ToolCalls(calls) if !calls.is_empty() => Step::ToolHeader(0),
+            Content::Text(_) | Content::ToolCalls(_) => Step::Finish,
+        }
     }
 
     /// The step after fragment `fragment` of call `call`.
@@ -68,14 +84,7 @@ impl ChatStream {
             choices,
             usage: self.include_usage.then_some(usage),
         };
-        let mut data = Vec::with_capacity(256);
-        data.extend_from_slice(b"data: ");
-        if serde_json::to_writer(&mut data, &chunk).is_err() {
-            data.truncate(6);
-            data.extend_from_slice(b"{}");
-        }
-        data.extend_from_slice(b"\n\n");
-        Bytes::from(data)
+        sse_data(&chunk)
     }
 }
 
@@ -93,9 +102,14 @@ impl EventSource for ChatStream {
         let step = self.step;
         let (data, tokens) = match (&self.completion.content, step) {
             (_, Step::End) => return None,
-            (Content::Text(reply), Step::Role) => {
-                self.step = if reply.len() > 0 { Step::Word(0) } else { Step::Finish };
-                let delta = Delta { role: Some("assistant"), content: Some(Some("")), tool_calls: None };
+            (_, Step::Role) if self.completion.reasoning => {
+                self.step = Step::Reasoning(0);
+                let delta = Delta { role: Some("assistant"), content: Some(Some("")), ..Delta::default() };
+                (self.chunk(delta, None), 0)
+            }
+            (Content::Text(_), Step::Role) => {
+                self.step = self.body_start();
+                let delta = Delta { role: Some("assistant"), content: Some(Some("")), ..Delta::default() };
                 (self.chunk(delta, None), 0)
             }
             (Content::ToolCalls(calls), Step::Role) => {
@@ -104,19 +118,30 @@ impl EventSource for ChatStream {
                     role: Some("assistant"),
                     content: Some(None),
                     tool_calls: calls.first().map(|c| header(0, c)),
+                    ..Delta::default()
                 };
                 (self.chunk(delta, None), 0)
+            }
+            (_, Step::Reasoning(at)) => {
+                let Some((range, tokens)) = next_piece(THINKING, at) else {
+                    self.step = self.body_start();
+                    return self.next_event();
+                };
+                self.step = if range.end < THINKING.len() { Step::Reasoning(range.end) } else { self.body_start() };
+                let piece = THINKING.get(range).unwrap_or("");
+                let delta = Delta { content: Some(None), reasoning_content: Some(piece), ..Delta::default() };
+                (self.chunk(delta, None), tokens)
             }
             (Content::Text(reply), Step::Word(i)) => {
                 self.step = if i + 1 < reply.len() { Step::Word(i + 1) } else { Step::Finish };
                 let word = reply.word(i);
                 let text = if i == 0 { Cow::Borrowed(word) } else { Cow::Owned(format!(" {word}")) };
-                let delta = Delta { role: None, content: Some(Some(&text)), tool_calls: None };
+                let delta = Delta { content: Some(Some(&text)), ..Delta::default() };
                 (self.chunk(delta, None), 1)
             }
             (Content::ToolCalls(calls), Step::ToolHeader(call)) => {
                 self.step = Step::ToolFragment { call, fragment: 0 };
-                let delta = Delta { role: None, content: None, tool_calls: calls.get(call).map(|c| header(call, c)) };
+                let delta = Delta { tool_calls: calls.get(call).map(|c| header(call, c)), ..Delta::default() };
                 (self.chunk(delta, None), 0)
             }
             (Content::ToolCalls(calls), Step::ToolFragment { call, fragment }) => {
@@ -129,13 +154,12 @@ impl EventSource for ChatStream {
                     kind: None,
                     function: FunctionDelta { name: None, arguments },
                 };
-                let delta = Delta { role: None, content: None, tool_calls: Some([fragment]) };
+                let delta = Delta { tool_calls: Some([fragment]), ..Delta::default() };
                 (self.chunk(delta, None), 1)
             }
             (_, Step::Finish) => {
                 self.step = if self.include_usage { Step::Usage } else { Step::Done };
-                let delta = Delta { role: None, content: None, tool_calls: None };
-                (self.chunk(delta, Some(self.completion.finish_reason)), 0)
+                (self.chunk(Delta::default(), Some(self.completion.finish_reason)), 0)
             }
             (_, Step::Usage) => {
                 self.step = Step::Done;
@@ -155,13 +179,7 @@ impl EventSource for ChatStream {
     }
 
     fn error_event(&self) -> Bytes {
-        let error =
-            super::error("server_error", "The server had an error while processing your request. Sorry about that!");
-        let mut data = Vec::with_capacity(error.len() + 8);
-        data.extend_from_slice(b"data: ");
-        data.extend_from_slice(&error);
-        data.extend_from_slice(b"\n\n");
-        Bytes::from(data)
+        stream_error_event()
     }
 }
 
@@ -186,13 +204,15 @@ struct ChunkChoice<'a> {
     finish_reason: Option<&'static str>,
 }
 
-#[derive(Serialize)]
+#[derive(Default, Serialize)]
 struct Delta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'static str>,
     /// Absent, `null` (`Some(None)`) or text.
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<[ToolCallDelta<'a>; 1]>,
 }

@@ -137,7 +137,7 @@ async fn bad_requests_get_the_openai_error_envelope() {
     assert_eq!(stats.request_count(), 2);
     assert_eq!(stats.requests()[0].body, Value::Null);
 
-    let response = http().post(format!("{}/embeddings", server.base_url())).send().await.unwrap();
+    let response = http().post(format!("{}/audio/speech", server.base_url())).send().await.unwrap();
     assert_eq!(response.status(), 404);
     let e: Value = response.json().await.unwrap();
     assert_eq!(e["error"]["type"], "invalid_request_error");

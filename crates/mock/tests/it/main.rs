@@ -4,12 +4,18 @@
 
 mod anthropic;
 mod anthropic_stream;
+mod calls;
 mod chat;
+mod chat_reasoning;
 mod client;
+mod completions;
+mod embeddings;
 mod faults;
 mod format_faults;
 mod gemini;
 mod gemini_stream;
 mod model_knobs;
+mod responses;
+mod responses_stream;
 mod stream;
 mod tools;

@@ -5,6 +5,8 @@
 use tokenrouter_core::Usage;
 use tokenrouter_core::chat::ChatRequest;
 
+use crate::embeddings::EmbeddingsRequest;
+
 /// How the provider's API key is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Auth {
@@ -73,7 +75,7 @@ pub struct ResponseMeta {
 /// A whole non-streaming answer, translated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
-    /// OpenAI ChatCompletion JSON.
+    /// OpenAI JSON: a ChatCompletion, or from [`Adapter::decode_embeddings`] an embeddings list.
     pub body: Vec<u8>,
     pub usage: Option<Usage>,
 }
@@ -89,7 +91,26 @@ pub trait Adapter: Sync {
     fn decode_error(&self, status: u16, body: &[u8]) -> UpstreamFailure;
 
     fn stream_decoder(&self, meta: ResponseMeta) -> Box<dyn StreamDecoder>;
+
+    /// An OpenAI embeddings request in the provider's shape; by default the provider has no
+    /// embeddings API and the request is refused.
+    fn encode_embeddings(&self, _request: &EmbeddingsRequest, _target: &Target<'_>) -> Result<Encoded, Unsupported> {
+        Err(Unsupported::new("model", NO_EMBEDDINGS))
+    }
+
+    /// The provider's embeddings answer as OpenAI's (`model`: the name the client asked
+    /// for), with the usage it is billed for.
+    fn decode_embeddings(
+        &self,
+        _body: &[u8],
+        _request: &EmbeddingsRequest,
+        _model: &str,
+    ) -> Result<Decoded, UpstreamFailure> {
+        Err(UpstreamFailure { status: 0, retryable: false, client_error: false, message: NO_EMBEDDINGS.to_owned() })
+    }
 }
+
+const NO_EMBEDDINGS: &str = "This provider has no embeddings API.";
 
 /// Transcodes a provider's stream into OpenAI `chat.completion.chunk` SSE events, event by
 /// event. Bytes may arrive split at any boundary.

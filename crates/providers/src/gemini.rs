@@ -12,8 +12,11 @@
 //!   `{"type": "gemini_thought_signature", "signature": ...}`: for an answer with tool calls
 //!   entry k belongs to call k (an entry without signature stands for an unsigned call),
 //!   otherwise to the text; sent back, they are re-attached to the same parts;
-//! - tool-call ids are Gemini's own when it gives one, else `call_<choice>_<k>`.
+//! - tool-call ids are Gemini's own when it gives one, else `call_<choice>_<k>`;
+//! - embeddings: one text goes to `:embedContent`, several to `:batchEmbedContents`; token
+//!   inputs are refused (Gemini embeds text only).
 
+mod embeddings;
 mod options;
 mod request;
 mod response;
@@ -25,6 +28,7 @@ use tokenrouter_core::chat::ChatRequest;
 use crate::adapter::{
     Adapter, Auth, Decoded, Encoded, ResponseMeta, StreamDecoder, Target, Unsupported, UpstreamFailure,
 };
+use crate::embeddings::EmbeddingsRequest;
 
 /// The `thinking_blocks` type that carries a Gemini thought signature.
 pub const SIGNATURE_BLOCK: &str = "gemini_thought_signature";
@@ -57,5 +61,18 @@ impl Adapter for Gemini {
 
     fn stream_decoder(&self, meta: ResponseMeta) -> Box<dyn StreamDecoder> {
         Box::new(stream::GeminiStream::new(meta))
+    }
+
+    fn encode_embeddings(&self, request: &EmbeddingsRequest, target: &Target<'_>) -> Result<Encoded, Unsupported> {
+        embeddings::encode(request, target)
+    }
+
+    fn decode_embeddings(
+        &self,
+        body: &[u8],
+        request: &EmbeddingsRequest,
+        model: &str,
+    ) -> Result<Decoded, UpstreamFailure> {
+        embeddings::decode(body, request, model)
     }
 }

@@ -3,8 +3,12 @@
 
 pub mod adapter;
 pub mod anthropic;
+pub mod completions;
+pub mod embeddings;
 pub mod gemini;
+pub mod messages;
 pub mod openai;
 pub mod passthrough;
+pub mod responses;
 pub mod sse;
 pub mod surface;

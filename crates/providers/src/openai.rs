@@ -20,7 +20,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(param: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(param: &'static str, message: impl Into<String>) -> Self {
         FieldError { param, message: message.into() }
     }
 }
@@ -36,7 +36,12 @@ pub struct ChatView {
     pub max_tokens: Option<u64>,
 }
 
-fn expect_kind(obj: &RawObject<'_>, param: &'static str, allowed: &[JsonKind], what: &str) -> Result<(), FieldError> {
+pub(crate) fn expect_kind(
+    obj: &RawObject<'_>,
+    param: &'static str,
+    allowed: &[JsonKind],
+    what: &str,
+) -> Result<(), FieldError> {
     match obj.get(param) {
         Some(v) if !allowed.contains(&kind_of(v)) => {
             Err(FieldError::new(param, format!("Invalid type for '{param}': expected {what}.")))
@@ -45,7 +50,7 @@ fn expect_kind(obj: &RawObject<'_>, param: &'static str, allowed: &[JsonKind], w
     }
 }
 
-fn optional_u64(obj: &RawObject<'_>, param: &'static str) -> Result<Option<u64>, FieldError> {
+pub(crate) fn optional_u64(obj: &RawObject<'_>, param: &'static str) -> Result<Option<u64>, FieldError> {
     match obj.get(param) {
         None => Ok(None),
         Some(v) if kind_of(v) == JsonKind::Null => Ok(None),
@@ -268,9 +273,11 @@ pub fn classify_chunk(data: &[u8]) -> ChunkInfo {
 
 static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
 static CHOICES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"choices\""));
-static DELIVERING: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+static DELIVERING: LazyLock<[Finder<'static>; 5]> = LazyLock::new(|| {
     [
         Finder::new(b"\"content\""),
+        // Legacy completions stream `choices[].text`.
+        Finder::new(b"\"text\""),
         Finder::new(b"\"reasoning_content\""),
         Finder::new(b"\"arguments\""),
         Finder::new(b"\"refusal\""),
@@ -393,3 +400,27 @@ pub fn estimate_completion_tokens(body: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests;
+
+/// Removes the reasoning a translated conversation carries in its assistant messages
+/// (`thinking_blocks`, and `reasoning_content` except for DeepSeek, whose thinking mode
+/// wants it back) before it goes to an OpenAI-compatible upstream, which would refuse
+/// fields it does not know.
+pub fn strip_reasoning_history(obj: &mut RawObject<'_>, dialect: Dialect) {
+    let Some(messages) = obj.get("messages") else { return };
+    let text = messages.get();
+    if !text.contains("\"thinking_blocks\"") && !text.contains("\"reasoning_content\"") {
+        return;
+    }
+    let Ok(mut list) = serde_json::from_str::<Vec<serde_json::Value>>(text) else { return };
+    for message in &mut list {
+        if let Some(fields) = message.as_object_mut() {
+            fields.remove("thinking_blocks");
+            if dialect != Dialect::DeepSeek {
+                fields.remove("reasoning_content");
+            }
+        }
+    }
+    if let Ok(json) = serde_json::to_vec(&list) {
+        obj.set("messages", raw_from_vec(json));
+    }
+}

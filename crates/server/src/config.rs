@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokenrouter_core::{NanoUsd, Price};
+pub use tokenrouter_providers::responses::UnsupportedTools;
 
 use crate::routing::Strategy;
 pub use tokenrouter_providers::openai::Dialect;
@@ -26,6 +27,10 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// What a model's `capabilities` may name.
+const CAPABILITIES: &[&str] = &["tools", "vision", "json", "reasoning", "embeddings", "completions", "audio"];
+/// OpenAI keeps stored responses for 30 days.
+const DEFAULT_RESPONSE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Billing {
@@ -65,6 +70,10 @@ pub struct ServerConfig {
     pub strategy: Strategy,
     /// Peers whose `X-Forwarded-For` is believed (empty: the TCP peer is the client).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// What `/v1/responses` does with hosted tools the upstream cannot run.
+    pub unsupported_tools: UnsupportedTools,
+    /// How long responses are kept for `previous_response_id` (zero: not kept).
+    pub response_retention: Duration,
 }
 
 pub struct Provider {
@@ -375,6 +384,16 @@ fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
             None => errors.push(format!("server.trusted_proxies[{i}]: '{text}' is not a CIDR or an IP address")),
         }
     }
+    let unsupported_tools = match raw.unsupported_tools.as_deref() {
+        None | Some("drop") => UnsupportedTools::Drop,
+        Some("reject") => UnsupportedTools::Reject,
+        Some(other) => {
+            errors.push(format!("server.unsupported_tools: '{other}' is not one of drop, reject"));
+            UnsupportedTools::Drop
+        }
+    };
+    let response_retention =
+        raw.response_retention_secs.map_or(DEFAULT_RESPONSE_RETENTION, Duration::from_secs);
     ServerConfig {
         listen,
         billing,
@@ -386,6 +405,8 @@ fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
         max_attempts,
         strategy,
         trusted_proxies,
+        unsupported_tools,
+        response_retention,
     }
 }
 
@@ -512,7 +533,17 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
         value.unwrap_or(1)
     };
     let context_window = required(raw.context_window, known.map(|k| k.context_window), "context_window");
-    let max_output_tokens = required(raw.max_output_tokens, known.map(|k| k.max_output_tokens), "max_output_tokens");
+    let embeds = |caps: &[&str]| caps.contains(&"embeddings");
+    let embedding_model = match &raw.capabilities {
+        Some(caps) => embeds(&caps.iter().map(String::as_str).collect::<Vec<_>>()),
+        None => known.is_some_and(|k| embeds(k.capabilities)),
+    };
+    // An embedding model generates no tokens: its output limit is 0 unless stated.
+    let max_output_tokens = if embedding_model {
+        raw.max_output_tokens.or(known.map(|k| k.max_output_tokens)).unwrap_or(0)
+    } else {
+        required(raw.max_output_tokens, known.map(|k| k.max_output_tokens), "max_output_tokens")
+    };
     let mut priced = |text: Option<String>, from_catalog: Option<&str>, field: &str| -> Option<NanoUsd> {
         let text = text.or(from_catalog.map(str::to_owned));
         parse_price(text.as_deref(), &format!("{path}.{field}"), errors)
@@ -538,10 +569,8 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
         .capabilities
         .unwrap_or_else(|| known.map(|k| k.capabilities.iter().map(|c| (*c).to_owned()).collect()).unwrap_or_default());
     for (j, cap) in capabilities.iter().enumerate() {
-        if !["tools", "vision", "json", "reasoning", "embeddings", "audio"].contains(&cap.as_str()) {
-            errors.push(format!(
-                "{path}.capabilities[{j}]: '{cap}' is not one of tools, vision, json, reasoning, embeddings, audio"
-            ));
+        if !CAPABILITIES.contains(&cap.as_str()) {
+            errors.push(format!("{path}.capabilities[{j}]: '{cap}' is not one of {}", CAPABILITIES.join(", ")));
         }
     }
     if raw.deployments.is_empty() {

@@ -87,3 +87,9 @@ pub fn json_error(body: &[u8], error: &serde_json::Error) -> ApiError {
     };
     ApiError::invalid(message)
 }
+
+/// Refuses a body that is not a JSON object, saying how (before a surface's own parser
+/// names fields).
+pub fn expect_json_object(body: &[u8]) -> Result<(), ApiError> {
+    tokenrouter_providers::passthrough::RawObject::parse(body).map(drop).map_err(|e| json_error(body, &e))
+}

@@ -55,6 +55,11 @@ impl ApiError {
         ApiError::InvalidRequest { message: message.into(), param: Some(param.into()) }
     }
 
+    /// A request a translation cannot express (the field named when there is one).
+    pub fn unsupported(u: tokenrouter_providers::adapter::Unsupported) -> ApiError {
+        if u.param.is_empty() { ApiError::invalid(u.message) } else { ApiError::invalid_param(u.message, u.param) }
+    }
+
     /// Status, `type` and `code` of each failure: the single table of CONTRACTS.md §4.
     fn table(&self) -> (StatusCode, &'static str, &'static str) {
         match self {

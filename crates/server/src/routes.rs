@@ -1,8 +1,12 @@
 //! Paths → handlers, and the generic HTTP layers around them. Nothing else.
 
 mod chat;
+mod completions;
+mod embeddings;
 mod health;
+mod messages;
 mod models;
+mod responses;
 mod whoami;
 
 use axum::Router;
@@ -11,10 +15,18 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
+    let anthropic = Router::new()
+        .route("/v1/messages", post(messages::create))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .layer(axum::middleware::from_fn(messages::anthropic_errors));
     Router::new()
         .route("/", get(health::health))
         .route("/v1/models", get(models::list))
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/completions", post(completions::create))
+        .route("/v1/embeddings", post(embeddings::create))
+        .route("/v1/responses", post(responses::create))
+        .merge(anthropic)
         .route("/api/whoami", get(whoami::whoami))
         .fallback(health::unknown_route)
         .method_not_allowed_fallback(health::method_not_allowed)

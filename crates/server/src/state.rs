@@ -14,6 +14,7 @@ use crate::journal::Journal;
 use crate::limits::Limits;
 use crate::metering::UsageWriter;
 use crate::policy::IpAllowlists;
+use crate::retention::Retention;
 use crate::routing::Routing;
 use crate::settlement::{Book, MOVEMENTS_EVERY};
 use crate::upstream::UpstreamClient;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub limits: Limits,
     /// Keys' IP allowlists, parsed.
     pub allowlists: IpAllowlists,
+    /// Responses kept for `previous_response_id`.
+    pub retention: Arc<Retention>,
     last_forced_refresh_ms: AtomicI64,
 }
 
@@ -82,11 +85,13 @@ impl AppState {
             book: Arc::new(book),
             limits: Limits::local(),
             allowlists: IpAllowlists::default(),
+            retention: Arc::default(),
             last_forced_refresh_ms: AtomicI64::new(0),
         }));
         tokio::spawn(refresh_keys(state.clone()));
         tokio::spawn(apply_movements(Arc::downgrade(&state.0)));
         tokio::spawn(sweep_holds(Arc::downgrade(&state.0)));
+        tokio::spawn(crate::retention::forget_expired(state.db.clone(), Arc::downgrade(&state.0)));
         Ok(state)
     }
 

@@ -8,6 +8,7 @@ mod passthrough;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -19,10 +20,12 @@ use tokenrouter_core::{ErrorEnvelope, Usage};
 use tokenrouter_providers::adapter::ResponseMeta;
 use tokenrouter_providers::adapter::StreamDecoder;
 use tokenrouter_providers::openai;
+use tokenrouter_providers::surface::{ChunkFeed, Surface};
 use tokio::time::Sleep;
 
 use crate::limits::Admission;
 use crate::metering::{Measured, MeterContext, UsageWriter};
+use crate::retention::Keeper;
 use crate::settlement::Reservation;
 use passthrough::PassThrough;
 
@@ -94,6 +97,14 @@ impl Transcoder {
     }
 }
 
+/// A canonical stream restated in the client's surface (Responses, Messages, …).
+pub struct Restating {
+    pub feed: ChunkFeed,
+    pub surface: Arc<dyn Surface>,
+    /// Keeps the finished answer, when the surface asks for it.
+    pub keeper: Option<Keeper>,
+}
+
 /// The upstream stream and how long it may stay silent.
 pub struct Upstream {
     /// Bytes already read while waiting for the first byte.
@@ -116,10 +127,17 @@ pub struct MeteredSse {
     /// The upstream finished the stream properly.
     completed: bool,
     settlement: Option<Settlement>,
+    restating: Option<Restating>,
 }
 
 impl MeteredSse {
-    pub fn new(upstream: Upstream, transform: Transform, meta: ResponseMeta, settlement: Settlement) -> MeteredSse {
+    pub fn new(
+        upstream: Upstream,
+        transform: Transform,
+        meta: ResponseMeta,
+        settlement: Settlement,
+        restating: Option<Restating>,
+    ) -> MeteredSse {
         let transcoder = match transform {
             Transform::PassThrough(strip_usage) => Transcoder::Pass(PassThrough::new(strip_usage)),
             Transform::Decode(decoder) => Transcoder::Decode(decoder),
@@ -137,11 +155,22 @@ impl MeteredSse {
             ended: false,
             completed: false,
             settlement: Some(settlement),
+            restating,
         }
+    }
+
+    /// Canonical chunks as the client's surface states them (as they are for chat).
+    fn restate(&mut self, canonical: Bytes) -> Bytes {
+        let Some(restating) = &mut self.restating else { return canonical };
+        let mut out = Vec::new();
+        // An error event in the canonical stream has become the surface's failure event.
+        let _ = restating.feed.feed(&canonical, &mut out);
+        Bytes::from(out)
     }
 
     fn accept(&mut self, data: Bytes) -> Bytes {
         let (out, failure) = self.transcoder.feed(data);
+        let out = self.restate(out);
         if let Some(message) = failure {
             self.ended = true;
             self.tail = Some(self.failure_events(&message));
@@ -161,8 +190,13 @@ impl MeteredSse {
         self.completed = rest.is_ok();
         let relayed = matches!(&self.transcoder, Transcoder::Pass(p) if p.error_relayed);
         self.tail = match rest {
-            Ok(bytes) if bytes.is_empty() => None,
-            Ok(bytes) => Some(bytes),
+            Ok(bytes) => {
+                let mut bytes = self.restate(bytes);
+                if self.restating.is_some() {
+                    bytes = self.close_restated(bytes);
+                }
+                Some(bytes).filter(|b| !b.is_empty())
+            }
             // The upstream's own error event already told the client: no second one.
             Err(_) if relayed => None,
             Err(message) => Some(self.failure_events(&message)),
@@ -174,8 +208,7 @@ impl MeteredSse {
         let Some(s) = self.settlement.take() else {
             return;
         };
-        let delivered = self.transcoder.delivered_chunks();
-        if !self.completed && !client_disconnected && delivered == 0 {
+        if !self.completed && !client_disconnected && self.transcoder.delivered_chunks() == 0 {
             // The upstream failed before generating anything the client received.
             let record = s.meter.usage_record(502, Measured::Nothing, false);
             if let Some(reservation) = s.reservation {
@@ -185,19 +218,7 @@ impl MeteredSse {
             s.writer.record_now(record);
             return;
         }
-        let measured = match self.transcoder.usage() {
-            // A stream that ended early may carry only the usage known at its start
-            // (Anthropic reports output tokens last): never bill less than was delivered.
-            Some(usage) if !self.completed && usage.completion_tokens < delivered => {
-                Measured::Counted(Usage { completion_tokens: delivered, ..usage })
-            }
-            Some(usage) => Measured::Reported(usage),
-            None => Measured::Counted(Usage {
-                prompt_tokens: openai::estimate_prompt_tokens(&s.request_body),
-                completion_tokens: delivered,
-                ..Usage::default()
-            }),
-        };
+        let measured = self.measured(&s.request_body);
         let record = s.meter.usage_record(200, measured, client_disconnected);
         s.admission.settle(record.usage.total());
         if let Some(reservation) = s.reservation {
@@ -208,9 +229,50 @@ impl MeteredSse {
 }
 
 impl MeteredSse {
+    /// What the stream is billed for.
+    fn measured(&self, request_body: &[u8]) -> Measured {
+        let delivered = self.transcoder.delivered_chunks();
+        match self.transcoder.usage() {
+            // A stream that ended early may carry only the usage known at its start
+            // (Anthropic reports output tokens last): never bill less than was delivered.
+            Some(usage) if !self.completed && usage.completion_tokens < delivered => {
+                Measured::Counted(Usage { completion_tokens: delivered, ..usage })
+            }
+            Some(usage) => Measured::Reported(usage),
+            None => Measured::Counted(Usage {
+                prompt_tokens: openai::estimate_prompt_tokens(request_body),
+                completion_tokens: delivered,
+                ..Usage::default()
+            }),
+        }
+    }
+
+    /// The surface's closing events (they state the billed usage), and the answer kept
+    /// for a later request before the client can see its end.
+    fn close_restated(&mut self, mut bytes: Bytes) -> Bytes {
+        let usage = match &self.settlement {
+            Some(s) => crate::pipeline::usage_of(self.measured(&s.request_body)),
+            None => Usage::default(),
+        };
+        let Some(restating) = &mut self.restating else { return bytes };
+        let mut out = bytes.to_vec();
+        restating.feed.finish(usage, &mut out);
+        if let (Some(answer), Some(keeper)) = (restating.feed.completed(), restating.keeper.take()) {
+            keeper.keep(restating.surface.as_ref(), &answer);
+        }
+        bytes = Bytes::from(out);
+        bytes
+    }
+
     /// Ends a stream that failed after its first byte: a final chunk whose
-    /// `finish_reason` is `"error"`, then one error event (CONTRACTS.md §4).
-    fn failure_events(&self, message: &str) -> Bytes {
+    /// `finish_reason` is `"error"`, then one error event (CONTRACTS.md §4) — or the
+    /// surface's own failure events.
+    fn failure_events(&mut self, message: &str) -> Bytes {
+        if let Some(restating) = &mut self.restating {
+            let mut out = Vec::new();
+            restating.feed.fail(message, &mut out);
+            return Bytes::from(out);
+        }
         let chunk = ChatCompletionChunk {
             id: self.meta.id.clone(),
             object: "chat.completion.chunk".to_owned(),

@@ -18,6 +18,16 @@ pub use sqlite::SqliteDb;
 pub use tokenrouter_core::NanoUsd;
 pub use usage::{UsageRecord, UsageSource};
 
+/// A response kept for `previous_response_id`, readable by its account until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptResponse {
+    pub id: String,
+    pub account_id: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub record: Vec<u8>,
+}
+
 /// A handle to the database. Cheap to clone: every backend holds a shared pool.
 #[derive(Debug, Clone)]
 pub enum Db {
@@ -181,6 +191,27 @@ impl Db {
     pub async fn usage_count(&self) -> Result<i64, StoreError> {
         match self {
             Db::Sqlite(db) => db.usage_count().await,
+        }
+    }
+
+    /// Keeps (or replaces) a response.
+    pub async fn keep_response(&self, kept: &KeptResponse) -> Result<(), StoreError> {
+        match self {
+            Db::Sqlite(db) => db.keep_response(kept).await,
+        }
+    }
+
+    /// The record of a response of this account that has not expired at `now`.
+    pub async fn kept_response(&self, id: &str, account_id: i64, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.kept_response(id, account_id, now).await,
+        }
+    }
+
+    /// Deletes the responses that expired by `now`; returns how many.
+    pub async fn forget_responses(&self, now: i64) -> Result<u64, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.forget_responses(now).await,
         }
     }
 }

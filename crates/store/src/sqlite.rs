@@ -4,6 +4,7 @@
 mod accounts;
 mod holds;
 mod keys;
+mod responses;
 mod usage;
 
 use std::str::FromStr;

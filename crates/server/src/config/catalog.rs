@@ -65,6 +65,7 @@ const TVJ: &[&str] = &["tools", "vision", "json"];
 const TVJR: &[&str] = &["tools", "vision", "json", "reasoning"];
 const TJ: &[&str] = &["tools", "json"];
 const TJR: &[&str] = &["tools", "json", "reasoning"];
+const EMBEDDINGS: &[&str] = &["embeddings"];
 
 #[rustfmt::skip]
 pub const MODELS: &[CatalogModel] = &[
@@ -79,6 +80,11 @@ pub const MODELS: &[CatalogModel] = &[
     CatalogModel { id: "deepseek-reasoner", family: "deepseek", upstream_model: "deepseek-reasoner", context_window: 128_000, max_output_tokens: 64_000, input_price: "0.28", cached_input_price: "0.028", output_price: "0.42", capabilities: TJR },
     CatalogModel { id: "mistral-large", family: "mistral", upstream_model: "mistral-large-latest", context_window: 131_072, max_output_tokens: 131_072, input_price: "2.00", cached_input_price: "2.00", output_price: "6.00", capabilities: TVJ },
     CatalogModel { id: "codestral", family: "mistral", upstream_model: "codestral-latest", context_window: 256_000, max_output_tokens: 256_000, input_price: "0.30", cached_input_price: "0.30", output_price: "0.90", capabilities: TJ },
+    CatalogModel { id: "gpt-3.5-turbo-instruct", family: "openai", upstream_model: "gpt-3.5-turbo-instruct", context_window: 4_096, max_output_tokens: 4_096, input_price: "1.50", cached_input_price: "1.50", output_price: "2.00", capabilities: &["completions"] },
+    CatalogModel { id: "text-embedding-3-small", family: "openai", upstream_model: "text-embedding-3-small", context_window: 8_191, max_output_tokens: 0, input_price: "0.02", cached_input_price: "0.02", output_price: "0", capabilities: EMBEDDINGS },
+    CatalogModel { id: "text-embedding-3-large", family: "openai", upstream_model: "text-embedding-3-large", context_window: 8_191, max_output_tokens: 0, input_price: "0.13", cached_input_price: "0.13", output_price: "0", capabilities: EMBEDDINGS },
+    CatalogModel { id: "gemini-embedding-001", family: "gemini", upstream_model: "gemini-embedding-001", context_window: 2_048, max_output_tokens: 0, input_price: "0.15", cached_input_price: "0.15", output_price: "0", capabilities: EMBEDDINGS },
+    CatalogModel { id: "mistral-embed", family: "mistral", upstream_model: "mistral-embed", context_window: 8_192, max_output_tokens: 0, input_price: "0.10", cached_input_price: "0.10", output_price: "0", capabilities: EMBEDDINGS },
 ];
 
 pub fn model(id: &str) -> Option<&'static CatalogModel> {

@@ -24,6 +24,10 @@ pub struct RawServer {
     pub strategy: Option<String>,
     /// Proxies (CIDRs or addresses) whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Option<Vec<String>>,
+    /// Responses API tools an upstream cannot run (`web_search`, …): `drop` | `reject`.
+    pub unsupported_tools: Option<String>,
+    /// How long a response is kept for `previous_response_id`, in seconds (0: never kept).
+    pub response_retention_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

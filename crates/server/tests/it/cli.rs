@@ -128,6 +128,7 @@ fn the_example_config_is_valid() {
     assert_eq!(llama.deployments[0].upstream_model, "meta-llama/Llama-3.1-8B-Instruct");
     assert_eq!(llama.deployments[0].price.unwrap().input.0, 10_000_000);
     assert_eq!(config.model("gpt-4o-mini").unwrap().price.cached_input.0, 75_000_000);
+    assert_eq!(config.model("bge-m3").unwrap().capabilities, ["embeddings"]);
     let output = tokenrouter(example.parent().unwrap(), &["--config", "tokenrouter.example.toml", "config", "check"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
@@ -137,7 +138,18 @@ fn without_a_config_file_providers_come_from_the_environment() {
     let config =
         Config::from_env(&Env::from_pairs([("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"), ("DEEPSEEK_API_KEY", "k")]));
     let ids: Vec<&str> = config.models().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids, ["gpt-4o", "gpt-4o-mini", "deepseek-chat", "deepseek-reasoner"]);
+    assert_eq!(
+        ids,
+        [
+            "gpt-4o",
+            "gpt-4o-mini",
+            "deepseek-chat",
+            "deepseek-reasoner",
+            "gpt-3.5-turbo-instruct",
+            "text-embedding-3-small",
+            "text-embedding-3-large"
+        ]
+    );
     let mini = config.model("gpt-4o-mini").unwrap();
     assert_eq!(mini.deployments[0].provider.base_url, "http://127.0.0.1:9/v1");
     assert_eq!(config.model("deepseek-chat").unwrap().deployments[0].provider.base_url, "https://api.deepseek.com/v1");
@@ -148,5 +160,8 @@ fn without_a_config_file_providers_come_from_the_environment() {
         ("DEEPSEEK_API_KEY", "k"),
         ("MISTRAL_API_KEY", "k"),
     ]));
-    assert_eq!(all.models().count(), 11, "every catalog model");
+    assert_eq!(all.models().count(), 16, "every catalog model");
+    let embed = all.model("gemini-embedding-001").unwrap();
+    assert_eq!(embed.capabilities, ["embeddings"]);
+    assert_eq!(embed.max_output_tokens, 0);
 }

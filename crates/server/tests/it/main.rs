@@ -13,3 +13,4 @@ mod metering;
 mod providers;
 mod routing;
 mod streaming;
+mod surfaces;

@@ -4,4 +4,5 @@ mod accounts;
 mod connect;
 mod fixture;
 mod keys;
+mod responses;
 mod usage;

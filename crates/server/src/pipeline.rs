@@ -1,0 +1,339 @@
+//! The one pipeline every inference route runs once it has parsed its surface into a
+//! [`Job`]: policy → limits → reservation → routing → attempts (retries and fallbacks)
+//! → respond → settle. No surface can bypass a step.
+
+mod answer;
+mod outbound;
+
+pub use answer::{json_response, usage_of};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokenrouter_core::Usage;
+use tokenrouter_providers::adapter::Unsupported;
+use tokenrouter_providers::embeddings::EmbeddingsRequest;
+use tokenrouter_providers::openai::ChatView;
+use tokenrouter_providers::passthrough::RawObject;
+use tokenrouter_providers::surface::Surface;
+use tokenrouter_store::{Hold, KeyRow, UsageRecord};
+
+use crate::config::{Billing, Config, Deployment, Model};
+use crate::dispatch::{self, Answer};
+use crate::edge::json_error;
+use crate::error::ApiError;
+use crate::limits;
+use crate::metering::{Measured, MeterContext, Unanswered};
+use crate::retention::Keeper;
+use crate::routing::Strategy;
+use crate::settlement::Reservation;
+use crate::state::AppState;
+use crate::{policy, tokens};
+
+static X_ATTEMPTS: HeaderName = HeaderName::from_static("x-tokenrouter-attempts");
+static X_STRATEGY: HeaderName = HeaderName::from_static("x-tokenrouter-strategy");
+static X_FALLBACK: HeaderName = HeaderName::from_static("x-tokenrouter-fallback");
+
+/// One inference request, parsed by its route.
+pub struct Job {
+    /// The usage row's endpoint (`chat.completions`, `responses`, …).
+    pub endpoint: &'static str,
+    /// The body the attempts are built from: the client's chat body, the canonical chat
+    /// body a surface was translated into, or the embeddings body.
+    pub body: Bytes,
+    pub view: ChatView,
+    pub work: Work,
+    /// Headers for a successful answer (e.g. the tools that were dropped).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+pub enum Work {
+    /// Chat Completions, as the client sent them.
+    Chat,
+    /// Another surface, translated into chat.
+    Surface(Translation),
+    Embeddings(Box<EmbeddingsRequest>),
+}
+
+pub struct Translation {
+    /// The surface, or why this request cannot be expressed as chat (then only the
+    /// `native` path can serve it).
+    pub surface: Result<Arc<dyn Surface>, Unsupported>,
+    /// The client's own body, sent as it is to OpenAI-compatible upstreams, which speak
+    /// this surface themselves (legacy completions).
+    pub native: Option<Native>,
+    /// Keeps the finished answer (Responses stored for `previous_response_id`).
+    pub keeper: Option<Keeper>,
+}
+
+pub struct Native {
+    /// The path under the upstream's base URL.
+    pub path: &'static str,
+    pub body: Bytes,
+    pub view: ChatView,
+}
+
+/// Runs a job and stamps the headers every inference answer carries.
+pub async fn run(
+    state: &AppState,
+    request_id: String,
+    key: Arc<KeyRow>,
+    headers: &HeaderMap,
+    job: Result<Job, ApiError>,
+) -> Response {
+    let mut attempts = 0;
+    let result = match job {
+        Ok(job) => serve(state, request_id, key.clone(), headers, job, &mut attempts).await,
+        Err(e) => Err(e),
+    };
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    state.limits.stamp(&key, response.headers_mut(), Instant::now());
+    if attempts > 0 {
+        response.headers_mut().insert(X_ATTEMPTS.clone(), HeaderValue::from(attempts));
+    }
+    response
+}
+
+async fn serve(
+    state: &AppState,
+    request_id: String,
+    key: Arc<KeyRow>,
+    headers: &HeaderMap,
+    job: Job,
+    attempts: &mut u32,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let config = state.config.load_full();
+    let bytes = job.body.clone();
+    let mut request = RawObject::parse(&bytes).map_err(|e| json_error(&bytes, &e))?;
+    let view = &job.view;
+    let primary = policy::allowed_model(&config, &key, &view.model)?;
+    let strategy = strategy(headers, primary, &config)?;
+    let chain = fallback_chain(headers, &request, primary, &config, &key)?;
+    request.remove("models");
+
+    let embeddings = matches!(job.work, Work::Embeddings(_));
+    check_kind(primary, embeddings)?;
+    if !embeddings {
+        policy::check_context(&bytes, policy::clamp_output(view.max_tokens, primary), primary)?;
+    }
+    let output_ceiling = |model: &Model| if embeddings { Some(0) } else { policy::clamp_output(view.max_tokens, model) };
+    let estimate = limits::estimate(&bytes, output_ceiling(primary));
+    let admission = state.limits.admit(&key, estimate, Instant::now()).await?;
+    let Some(first) = primary.deployments.first() else {
+        admission.settle(0);
+        return Err(ApiError::UpstreamUnavailable(format!("'{}' has no deployment.", primary.id)));
+    };
+    let ceiling = ceiling(&bytes, &chain, output_ceiling);
+    let reservation = match reserve(state, &request_id, &key, ceiling, &config).await {
+        Ok(reservation) => reservation,
+        Err(e) => {
+            admission.settle(0);
+            return Err(e);
+        }
+    };
+    let first = Served { model: primary, deployment: first, adapter: None, fallback: false };
+    let mut unanswered = Unanswered::new(
+        meter(&request_id, &key, &first, &job, started),
+        reservation,
+        state.usage.clone(),
+        bytes.clone(),
+    );
+
+    let deadline = started + config.server.request_timeout;
+    let mut last_error: Option<ApiError> = None;
+    let mut refused_here: Option<ApiError> = None;
+    let mut cooling: Option<Duration> = None;
+    'models: for (position, model) in chain.iter().enumerate() {
+        let max_out = output_ceiling(model);
+        // The primary model passed this check before anything was reserved; a fallback
+        // whose window is too small is skipped.
+        if !embeddings && policy::check_context(&bytes, max_out, model).is_err() {
+            continue;
+        }
+        let order = match state.routing.order(model, strategy, Instant::now()) {
+            Ok(order) => order,
+            Err(all) => {
+                cooling = Some(cooling.map_or(all.retry_after, |c| c.min(all.retry_after)));
+                continue;
+            }
+        };
+        for deployment in order {
+            if *attempts >= config.server.max_attempts || Instant::now() >= deadline {
+                break 'models;
+            }
+            let prepared = match outbound::prepare(&mut request, &job, model, deployment, max_out) {
+                Ok(prepared) => prepared,
+                Err(e) => {
+                    refused_here.get_or_insert(e);
+                    continue;
+                }
+            };
+            let Some(attempt) = state.routing.begin(deployment, Instant::now()) else { continue };
+            *attempts += 1;
+            let sent = Instant::now();
+            let adapter = dispatch::adapter(deployment.provider.kind);
+            let tried = Served { model, deployment, adapter, fallback: position > 0 };
+            unanswered.meter = meter(&request_id, &key, &tried, &job, started);
+            let stream = prepared.stream;
+            match dispatch::send(&state.upstream, deployment, prepared.outbound, stream, deadline).await {
+                Ok(answer) => {
+                    if !matches!(answer, Answer::Refused { .. }) {
+                        attempt.succeeded(sent.elapsed(), Instant::now());
+                    }
+                    let meter = unanswered.meter.clone();
+                    let reservation = unanswered.answered();
+                    let held = answer::Held { reservation, admission, request_body: bytes };
+                    return answer::respond(state, answer, tried, prepared.shape, meter, held, job).await;
+                }
+                Err(failed) => {
+                    attempt.failed(failed.failure, Instant::now());
+                    last_error = Some(failed.error);
+                }
+            }
+        }
+    }
+    let error = match (last_error, refused_here, cooling) {
+        (Some(error), _, _) => error,
+        (None, Some(refused), _) => refused,
+        (None, None, Some(retry_after)) => ApiError::AllCooling { model: primary.id.clone(), retry_after },
+        (None, None, None) => {
+            ApiError::UpstreamUnavailable(format!("No deployment of '{}' could be tried.", primary.id))
+        }
+    };
+    let record = unanswered.meter.usage_record(error.status().as_u16(), Measured::Nothing, false);
+    finish(state, unanswered.answered(), record).await;
+    admission.settle(0);
+    Err(error)
+}
+
+/// An embeddings model answers only `/v1/embeddings`, and that route only them.
+fn check_kind(model: &Model, embeddings: bool) -> Result<(), ApiError> {
+    let embedding_model = model.capabilities.iter().any(|c| c == "embeddings");
+    match (embeddings, embedding_model) {
+        (true, false) => Err(ApiError::invalid_param(
+            format!(
+                "'{}' is not an embeddings model. (An operator can mark a model with the capability \"embeddings\".)",
+                model.id
+            ),
+            "model",
+        )),
+        (false, true) => Err(ApiError::invalid_param(
+            format!("'{}' is an embeddings model: send it to /v1/embeddings.", model.id),
+            "model",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The request's cost ceiling: its estimated prompt and its output limit at the price of
+/// the dearest model it may be served by.
+fn ceiling(body: &[u8], chain: &[&Arc<Model>], output: impl Fn(&Model) -> Option<u64>) -> tokenrouter_core::NanoUsd {
+    let prompt = tokens::reservation_estimate(body);
+    chain
+        .iter()
+        .map(|m| {
+            let output = output(m).unwrap_or(m.max_output_tokens);
+            m.price.cost(&Usage { prompt_tokens: prompt, completion_tokens: output, ..Usage::default() })
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+/// Holds the request's cost ceiling and records the hold.
+async fn reserve(
+    state: &AppState,
+    request_id: &str,
+    key: &Arc<KeyRow>,
+    ceiling: tokenrouter_core::NanoUsd,
+    config: &Config,
+) -> Result<Reservation, ApiError> {
+    let enforce = config.server.billing == Billing::Prepaid;
+    let reservation = state.book.reserve(&state.db, key, ceiling, enforce).await?;
+    let hold = Hold {
+        request_id: request_id.to_owned(),
+        account_id: key.account_id,
+        key_id: key.id.clone(),
+        amount: ceiling,
+        created_at: tokenrouter_core::clock::now_unix(),
+    };
+    state.usage.hold(hold).await;
+    Ok(reservation)
+}
+
+/// Settles the request's reservation to its actual cost and records its usage.
+async fn finish(state: &AppState, reservation: Option<Reservation>, record: UsageRecord) {
+    // Room first: from here on nothing awaits, so a cancelled request cannot settle the
+    // book without writing the ledger, or the other way round.
+    let slot = state.usage.slot().await;
+    if let Some(reservation) = reservation {
+        reservation.settle(record.cost);
+    }
+    if let Some(slot) = slot {
+        slot.record(record);
+    }
+}
+
+/// The deployment that answered, and how it was reached.
+struct Served<'a> {
+    model: &'a Model,
+    deployment: &'a Deployment,
+    adapter: Option<&'static dyn tokenrouter_providers::adapter::Adapter>,
+    fallback: bool,
+}
+
+fn meter(request_id: &str, key: &Arc<KeyRow>, served: &Served<'_>, job: &Job, started: Instant) -> MeterContext {
+    MeterContext {
+        request_id: request_id.to_owned(),
+        key: key.clone(),
+        model: served.model.id.clone(),
+        provider: served.deployment.provider.name.clone(),
+        upstream_model: served.deployment.upstream_model.clone(),
+        endpoint: job.endpoint,
+        stream: job.view.stream,
+        // Clients pay the model's price; a deployment's own price is what it costs us.
+        price: served.model.price,
+        token_cap: served.model.context_window,
+        started,
+    }
+}
+
+/// `X-TokenRouter-Strategy`, else the model's, else the server's.
+fn strategy(headers: &HeaderMap, model: &Model, config: &Config) -> Result<Strategy, ApiError> {
+    match headers.get(&X_STRATEGY).map(|v| v.to_str().unwrap_or("")) {
+        Some(text) => text.parse().map_err(|e: String| ApiError::invalid(format!("X-TokenRouter-Strategy: {e}"))),
+        None => Ok(model.strategy.unwrap_or(config.server.strategy)),
+    }
+}
+
+/// The primary model, then the fallbacks from `X-TokenRouter-Fallback`, else the body's
+/// `models`, else the model's configured fallbacks. Each must exist and be allowed.
+fn fallback_chain<'c>(
+    headers: &HeaderMap,
+    request: &RawObject<'_>,
+    primary: &'c Arc<Model>,
+    config: &'c Config,
+    key: &KeyRow,
+) -> Result<Vec<&'c Arc<Model>>, ApiError> {
+    let named: Vec<String> = if let Some(value) = headers.get(&X_FALLBACK) {
+        let text = value.to_str().map_err(|_| ApiError::invalid("X-TokenRouter-Fallback is not valid text."))?;
+        text.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned).collect()
+    } else if let Some(models) = request.get("models") {
+        serde_json::from_str(models.get()).map_err(|_| {
+            ApiError::invalid_param("Invalid type for 'models': expected an array of model ids.", "models")
+        })?
+    } else {
+        primary.fallbacks.clone()
+    };
+    let mut chain = vec![primary];
+    for id in named {
+        let model = policy::allowed_model(config, key, &id)?;
+        if !chain.iter().any(|m| m.id == model.id) {
+            chain.push(model);
+        }
+    }
+    Ok(chain)
+}

@@ -1,0 +1,214 @@
+//! The answer of the attempt that succeeded: restated in the client's shape, metered, and
+//! settled — at once for a whole answer, at the stream's end for a stream.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use tokenrouter_core::Usage;
+use tokenrouter_core::chat::ChatCompletion;
+use tokenrouter_providers::adapter::{Adapter, ResponseMeta};
+use tokenrouter_providers::embeddings::{self, EmbeddingsRequest};
+use tokenrouter_providers::openai;
+use tokenrouter_providers::surface::{ChunkFeed, Surface};
+
+use super::outbound::Shape;
+use super::{Job, Served, Work, finish};
+use crate::dispatch::Answer;
+use crate::edge::X_PROVIDER;
+use crate::error::ApiError;
+use crate::limits::{self, Admission};
+use crate::metering::{Measured, MeterContext};
+use crate::settlement::Reservation;
+use crate::state::AppState;
+use crate::streaming::{MeteredSse, Restating, Settlement, Transform, Upstream};
+
+static X_FALLBACK_MODEL: HeaderName = HeaderName::from_static("x-tokenrouter-fallback-model");
+
+/// What the request still holds when its answer arrives.
+pub struct Held {
+    pub reservation: Option<Reservation>,
+    pub admission: Admission,
+    pub request_body: Bytes,
+}
+
+pub(super) async fn respond(
+    state: &AppState,
+    answer: Answer,
+    served: Served<'_>,
+    shape: Shape,
+    meter: MeterContext,
+    held: Held,
+    job: Job,
+) -> Result<Response, ApiError> {
+    let include_usage = match &shape {
+        Shape::Relayed { include_usage } => *include_usage,
+        Shape::Restated(_) | Shape::Embeddings => true,
+    };
+    let meta = ResponseMeta {
+        id: format!("chatcmpl-{}", meter.request_id.trim_start_matches("req_")),
+        model: served.model.id.clone(),
+        created: tokenrouter_core::clock::now_unix(),
+        include_usage,
+    };
+    let (keeper, embeddings) = match job.work {
+        Work::Surface(translation) => (translation.keeper, None),
+        Work::Embeddings(request) => (None, Some(request)),
+        Work::Chat => (None, None),
+    };
+    let Held { reservation, admission, request_body } = held;
+    let mut response = match answer {
+        Answer::Refused { status, body } => {
+            admission.settle(0);
+            finish(state, reservation, meter.usage_record(status.as_u16(), Measured::Nothing, false)).await;
+            json_response(status, body)
+        }
+        Answer::Complete(body) => {
+            let whole = match (&shape, &embeddings) {
+                (Shape::Embeddings, Some(request)) => embedded(served.adapter, body, request, &meta),
+                _ => complete(served.adapter, body, &request_body, &meta),
+            };
+            let restated = whole.and_then(|(body, measured)| match &shape {
+                Shape::Restated(surface) => {
+                    let out = restate(surface.as_ref(), &body, measured)?;
+                    if let Some(keeper) = keeper {
+                        keeper.keep(surface.as_ref(), &out);
+                    }
+                    Ok((Bytes::from(out), measured))
+                }
+                _ => Ok((body, measured)),
+            });
+            let (body, measured) = match restated {
+                Ok(done) => done,
+                Err(e) => {
+                    finish(state, reservation, meter.usage_record(e.status().as_u16(), Measured::Nothing, false)).await;
+                    return Err(e);
+                }
+            };
+            admission.settle(limits::used_tokens(measured));
+            finish(state, reservation, meter.usage_record(200, measured, false)).await;
+            json_response(StatusCode::OK, body)
+        }
+        Answer::Stream { first, rest } => {
+            let transform = match served.adapter {
+                None => Transform::PassThrough(!include_usage),
+                Some(adapter) => Transform::Decode(adapter.stream_decoder(meta.clone())),
+            };
+            let restating = match shape {
+                Shape::Restated(surface) => Some(Restating { feed: ChunkFeed::new(surface.stream()), surface, keeper }),
+                _ => None,
+            };
+            let upstream = Upstream { first, rest, idle_timeout: served.deployment.idle_timeout };
+            let settlement = Settlement { meter, writer: state.usage.clone(), reservation, admission, request_body };
+            sse_response(MeteredSse::new(upstream, transform, meta, settlement, restating))
+        }
+    };
+    let headers = response.headers_mut();
+    if let Ok(provider) = HeaderValue::try_from(served.deployment.provider.name.as_str()) {
+        headers.insert(X_PROVIDER.clone(), provider);
+    }
+    if served.fallback
+        && let Ok(model) = HeaderValue::try_from(served.model.id.as_str())
+    {
+        headers.insert(X_FALLBACK_MODEL.clone(), model);
+    }
+    for (name, value) in job.headers {
+        headers.insert(name, value);
+    }
+    Ok(response)
+}
+
+/// The usage a measurement stands for.
+pub fn usage_of(measured: Measured) -> Usage {
+    match measured {
+        Measured::Reported(usage) | Measured::Counted(usage) => usage,
+        Measured::Nothing => Usage::default(),
+    }
+}
+
+/// A canonical ChatCompletion restated in the client's surface.
+fn restate(surface: &dyn Surface, body: &[u8], measured: Measured) -> Result<Vec<u8>, ApiError> {
+    // The usage object is read separately (and may lack fields some upstreams omit).
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(unreadable)?;
+    if let Some(object) = value.as_object_mut() {
+        object.remove("usage");
+    }
+    let completion: ChatCompletion = serde_json::from_value(value).map_err(unreadable)?;
+    Ok(surface.present(&completion, usage_of(measured)))
+}
+
+fn unreadable(e: serde_json::Error) -> ApiError {
+    ApiError::UpstreamUnavailable(format!("The provider's answer could not be read: {e}"))
+}
+
+/// A whole answer in OpenAI's shape, and its usage (reported, or counted when missing).
+fn complete(
+    adapter: Option<&'static dyn Adapter>,
+    body: Bytes,
+    request: &[u8],
+    meta: &ResponseMeta,
+) -> Result<(Bytes, Measured), ApiError> {
+    let (body, usage) = match adapter {
+        None => {
+            let usage = openai::response_usage(&body);
+            (body, usage)
+        }
+        Some(adapter) => {
+            let decoded = adapter.decode_response(&body, meta).map_err(|f| {
+                ApiError::UpstreamUnavailable(format!("The provider's answer could not be read: {}", f.message))
+            })?;
+            (Bytes::from(decoded.body), decoded.usage)
+        }
+    };
+    let measured = match usage {
+        Some(usage) => Measured::Reported(usage),
+        None => Measured::Counted(Usage {
+            prompt_tokens: openai::estimate_prompt_tokens(request),
+            completion_tokens: openai::estimate_completion_tokens(&body),
+            ..Usage::default()
+        }),
+    };
+    Ok((body, measured))
+}
+
+/// An embeddings answer in OpenAI's shape, billed by its input tokens.
+fn embedded(
+    adapter: Option<&'static dyn Adapter>,
+    body: Bytes,
+    request: &EmbeddingsRequest,
+    meta: &ResponseMeta,
+) -> Result<(Bytes, Measured), ApiError> {
+    let (body, usage) = match adapter {
+        None => {
+            let usage = embeddings::response_usage(&body);
+            (body, usage)
+        }
+        Some(adapter) => {
+            let decoded = adapter.decode_embeddings(&body, request, &meta.model).map_err(|f| {
+                ApiError::UpstreamUnavailable(format!("The provider's answer could not be read: {}", f.message))
+            })?;
+            (Bytes::from(decoded.body), decoded.usage)
+        }
+    };
+    let measured = match usage {
+        Some(usage) => Measured::Reported(Usage { completion_tokens: 0, ..usage }),
+        None => Measured::Counted(Usage {
+            prompt_tokens: embeddings::estimate_input_tokens(request),
+            ..Usage::default()
+        }),
+    };
+    Ok((body, measured))
+}
+
+fn sse_response(body: MeteredSse) -> Response {
+    let mut response = Response::new(Body::new(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+pub fn json_response(status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+

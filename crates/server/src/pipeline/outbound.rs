@@ -1,0 +1,101 @@
+//! What one attempt sends, and in which shape its answer reaches the client.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokenrouter_core::chat::ChatRequest;
+use tokenrouter_providers::adapter::Target;
+use tokenrouter_providers::openai;
+use tokenrouter_providers::passthrough::{RawObject, raw_string};
+use tokenrouter_providers::surface::Surface;
+
+use super::{Job, Work};
+use crate::config::{Deployment, Model};
+use crate::dispatch::{self, Outbound};
+use crate::edge::json_error;
+use crate::error::ApiError;
+use crate::policy;
+
+pub struct Prepared {
+    pub outbound: Outbound,
+    pub stream: bool,
+    pub shape: Shape,
+}
+
+/// How an attempt's answer reaches the client.
+pub enum Shape {
+    /// In the client's own format already (chat completions, or a surface an
+    /// OpenAI-compatible upstream speaks natively); the usage chunk is removed again
+    /// unless the client asked for it.
+    Relayed { include_usage: bool },
+    /// Canonical chat, restated in the client's surface.
+    Restated(Arc<dyn Surface>),
+    Embeddings,
+}
+
+/// The request as this deployment takes it: the raw body for an OpenAI-compatible
+/// upstream, or the typed request encoded by the provider's adapter (what it cannot
+/// express is a 400 naming the field).
+pub fn prepare(
+    request: &mut RawObject<'_>,
+    job: &Job,
+    model: &Model,
+    deployment: &Deployment,
+    max_out: Option<u64>,
+) -> Result<Prepared, ApiError> {
+    let adapter = dispatch::adapter(deployment.provider.kind);
+    let target = Target { upstream_model: &deployment.upstream_model, max_output_tokens: model.max_output_tokens };
+    let shape = match &job.work {
+        Work::Embeddings(typed) => {
+            let outbound = match adapter {
+                None => {
+                    let mut upstream = request.clone();
+                    upstream.set("model", raw_string(&deployment.upstream_model));
+                    Outbound::Raw { path: "/embeddings", body: Bytes::from(upstream.to_vec()) }
+                }
+                Some(adapter) => {
+                    let encoded = adapter
+                        .encode_embeddings(typed, &target)
+                        .map_err(ApiError::unsupported)?;
+                    Outbound::Translated { adapter, encoded }
+                }
+            };
+            return Ok(Prepared { outbound, stream: false, shape: Shape::Embeddings });
+        }
+        Work::Surface(translation) => {
+            if let (None, Some(native)) = (adapter, &translation.native) {
+                let mut upstream = RawObject::parse(&native.body).map_err(|e| json_error(&native.body, &e))?;
+                policy::apply_output_limit(&mut upstream, &native.view, max_out);
+                let dialect = deployment.provider.dialect;
+                openai::prepare_upstream_chat(&mut upstream, &native.view, &deployment.upstream_model, dialect);
+                let outbound = Outbound::Raw { path: native.path, body: Bytes::from(upstream.to_vec()) };
+                let shape = Shape::Relayed { include_usage: native.view.include_usage };
+                return Ok(Prepared { outbound, stream: native.view.stream, shape });
+            }
+            let surface = translation.surface.clone().map_err(ApiError::unsupported)?;
+            Shape::Restated(surface)
+        }
+        Work::Chat => Shape::Relayed { include_usage: job.view.include_usage },
+    };
+    let view = &job.view;
+    policy::apply_output_limit(request, view, max_out);
+    let Some(adapter) = adapter else {
+        let mut upstream = request.clone();
+        let dialect = deployment.provider.dialect;
+        if matches!(shape, Shape::Restated(_)) {
+            openai::strip_reasoning_history(&mut upstream, dialect);
+        }
+        openai::prepare_upstream_chat(&mut upstream, view, &deployment.upstream_model, dialect);
+        let outbound = Outbound::Raw { path: "/chat/completions", body: Bytes::from(upstream.to_vec()) };
+        return Ok(Prepared { outbound, stream: view.stream, shape });
+    };
+    let json = request.to_vec();
+    let mut deserializer = serde_json::Deserializer::from_slice(&json);
+    let typed: ChatRequest = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid_param(format!("Invalid value for '{path}': {}", e.inner()), path)
+    })?;
+    let encoded =
+        adapter.encode_request(&typed, &target, view.stream).map_err(ApiError::unsupported)?;
+    Ok(Prepared { outbound: Outbound::Translated { adapter, encoded }, stream: view.stream, shape })
+}

@@ -1,0 +1,99 @@
+//! Responses kept for `previous_response_id`: recorded when an answer ends, read when a
+//! later request continues from one, forgotten once the configured retention has passed.
+//!
+//! A record is visible at once: it sits in a small in-process map until the store has it,
+//! so a client that continues the moment its answer ends finds it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokenrouter_core::clock::now_unix;
+use tokenrouter_providers::surface::Surface;
+use tokenrouter_store::{Db, KeptResponse};
+
+use crate::error::ApiError;
+
+/// How often expired responses are deleted.
+const FORGET_EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Default)]
+pub struct Retention {
+    /// Kept records not yet confirmed written by the store, by response id.
+    pending: Mutex<HashMap<String, KeptResponse>>,
+}
+
+/// Keeps one answer, if its surface asks for it.
+pub struct Keeper {
+    retention: Arc<Retention>,
+    db: Db,
+    account_id: i64,
+    keep_for: Duration,
+}
+
+impl Keeper {
+    /// `None` when responses are not kept at all (retention 0).
+    pub fn new(retention: Arc<Retention>, db: Db, account_id: i64, keep_for: Duration) -> Option<Keeper> {
+        (!keep_for.is_zero()).then_some(Keeper { retention, db, account_id, keep_for })
+    }
+
+    /// Records `answer` as the surface states it; visible to `recall` before this returns.
+    pub fn keep(self, surface: &dyn Surface, answer: &[u8]) {
+        let Some((id, record)) = surface.keep(answer) else { return };
+        let created_at = now_unix();
+        let keep_for = i64::try_from(self.keep_for.as_secs()).unwrap_or(i64::MAX);
+        let kept = KeptResponse {
+            id: id.clone(),
+            account_id: self.account_id,
+            created_at,
+            expires_at: created_at.saturating_add(keep_for),
+            record,
+        };
+        self.retention.pending().insert(id.clone(), kept.clone());
+        let retention = self.retention;
+        let db = self.db;
+        tokio::spawn(async move {
+            if let Err(e) = db.keep_response(&kept).await {
+                tracing::warn!(error = %e, response = %id, "could not keep a response");
+            }
+            retention.pending().remove(&id);
+        });
+    }
+}
+
+impl Retention {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, KeptResponse>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The record of a response this account may continue from; a 400 naming
+    /// `previous_response_id` when there is none (never kept, expired, or another's).
+    pub async fn recall(&self, db: &Db, account_id: i64, id: &str) -> Result<Vec<u8>, ApiError> {
+        let now = now_unix();
+        let pending = self.pending().get(id).filter(|k| k.account_id == account_id && k.expires_at > now).cloned();
+        let found = match pending {
+            Some(kept) => Some(kept.record),
+            None => db.kept_response(id, account_id, now).await.map_err(|e| {
+                tracing::warn!(error = %e, "could not read a kept response");
+                ApiError::UpstreamUnavailable("The stored response could not be read; try again.".to_owned())
+            })?,
+        };
+        found.ok_or_else(|| {
+            ApiError::invalid_param(format!("Previous response with id '{id}' not found."), "previous_response_id")
+        })
+    }
+}
+
+/// Deletes expired responses every hour while the gateway runs.
+pub async fn forget_expired(db: Db, state: std::sync::Weak<crate::state::Shared>) {
+    let mut tick = tokio::time::interval(FORGET_EVERY);
+    loop {
+        tick.tick().await;
+        if state.upgrade().is_none() {
+            return;
+        }
+        if let Err(e) = db.forget_responses(now_unix()).await {
+            tracing::warn!(error = %e, "could not forget expired responses");
+        }
+    }
+}

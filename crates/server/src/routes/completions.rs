@@ -1,0 +1,73 @@
+//! `POST /v1/completions` (legacy text completions): passed through to OpenAI-compatible
+//! upstreams, expressed as a single-turn chat for the others.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::HeaderMap;
+use tokenrouter_providers::completions::{self, Ids};
+use tokenrouter_providers::openai::ChatView;
+use tokenrouter_providers::passthrough::RawObject;
+use tokenrouter_providers::surface::Surface;
+
+use crate::edge::{RequestId, json_error, read_body};
+use crate::error::ApiError;
+use crate::pipeline::{self, Job, Native, Translation, Work};
+use crate::policy::Permitted;
+use crate::state::AppState;
+
+pub async fn create(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Permitted(key): Permitted,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let job = job(&state, &request_id, &headers, body).await;
+    pipeline::run(&state, request_id, key, &headers, job).await
+}
+
+async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {
+    let limit = state.config.load().server.max_body_bytes;
+    let bytes = read_body(body, headers, limit).await?;
+    let request = RawObject::parse(&bytes).map_err(|e| json_error(&bytes, &e))?;
+    let legacy = completions::inspect(&request).map_err(|e| ApiError::invalid_param(e.message, e.param))?;
+    let native_view = ChatView {
+        model: legacy.model,
+        stream: legacy.stream,
+        include_usage: legacy.include_usage,
+        max_tokens: legacy.max_tokens,
+    };
+    let ids = Ids {
+        id: format!("cmpl-{}", request_id.trim_start_matches("req_")),
+        created: tokenrouter_core::clock::now_unix(),
+    };
+    // A prompt chat cannot express (several prompts, token ids, echo, …) can still go to
+    // an OpenAI-compatible upstream as it is.
+    let (canonical, view, surface) = match completions::translate(&bytes, ids) {
+        Ok(translated) => {
+            let chat = &translated.chat;
+            let view = ChatView {
+                model: native_view.model.clone(),
+                stream: chat.stream.unwrap_or(false),
+                include_usage: chat.include_usage(),
+                max_tokens: chat.max_output(),
+            };
+            let canonical = serde_json::to_vec(chat)
+                .map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
+            let surface: Arc<dyn Surface> = Arc::new(translated.surface);
+            (canonical.into(), view, Ok(surface))
+        }
+        Err(unsupported) => (bytes.clone(), native_view.clone(), Err(unsupported)),
+    };
+    let native = Native { path: "/completions", body: bytes, view: native_view };
+    Ok(Job {
+        endpoint: "completions",
+        body: canonical,
+        view,
+        work: Work::Surface(Translation { surface, native: Some(native), keeper: None }),
+        headers: Vec::new(),
+    })
+}

@@ -1,0 +1,108 @@
+//! `POST /v1/messages` (Anthropic's Messages API, what Claude Code speaks) to any
+//! provider, and `POST /v1/messages/count_tokens`. Errors on these routes take
+//! Anthropic's shape.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::json;
+use tokenrouter_core::ErrorEnvelope;
+use tokenrouter_providers::messages::{self, Ids};
+use tokenrouter_providers::openai::ChatView;
+
+use crate::edge::{RequestId, expect_json_object, read_body};
+use crate::error::ApiError;
+use crate::pipeline::{self, Job, Translation, Work, json_response};
+use crate::policy::{self, Permitted};
+use crate::routes::responses::X_DROPPED_TOOLS;
+use crate::state::AppState;
+use crate::tokens;
+
+/// Error bodies larger than this are not restated (none of ours come near it).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub async fn create(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Permitted(key): Permitted,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let job = job(&state, &request_id, &headers, body).await;
+    pipeline::run(&state, request_id, key, &headers, job).await
+}
+
+async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {
+    let limit = state.config.load().server.max_body_bytes;
+    let bytes = read_body(body, headers, limit).await?;
+    expect_json_object(&bytes)?;
+    let request = messages::parse(&bytes).map_err(ApiError::unsupported)?;
+    let ids = Ids { message_id: format!("msg_{}", request_id.trim_start_matches("req_")) };
+    let translated = messages::translate(request, ids).map_err(ApiError::unsupported)?;
+    let chat = &translated.chat;
+    let view = ChatView {
+        model: chat.model.clone(),
+        stream: chat.stream.unwrap_or(false),
+        include_usage: chat.include_usage(),
+        max_tokens: chat.max_output(),
+    };
+    let body = serde_json::to_vec(chat).map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
+    let mut answer_headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+    if !translated.dropped_tools.is_empty()
+        && let Ok(value) = HeaderValue::try_from(translated.dropped_tools.join(", "))
+    {
+        answer_headers.push((X_DROPPED_TOOLS.clone(), value));
+    }
+    Ok(Job {
+        endpoint: "messages",
+        body: body.into(),
+        view,
+        work: Work::Surface(Translation { surface: Ok(Arc::new(translated.surface)), native: None, keeper: None }),
+        headers: answer_headers,
+    })
+}
+
+/// `POST /v1/messages/count_tokens`: the prompt's tokens as the gateway counts them
+/// (o200k_base over the translated request), for a model this key may use.
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    Permitted(key): Permitted,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let config = state.config.load_full();
+    let bytes = read_body(body, &headers, config.server.max_body_bytes).await?;
+    expect_json_object(&bytes)?;
+    let chat = messages::count_tokens_request(&bytes).map_err(ApiError::unsupported)?;
+    policy::allowed_model(&config, &key, &chat.model)?;
+    let canonical = serde_json::to_vec(&chat).map_err(|e| ApiError::invalid(format!("{e}")))?;
+    let count = tokens::count_prompt(&canonical);
+    Ok(json_response(StatusCode::OK, Bytes::from(json!({ "input_tokens": count }).to_string())))
+}
+
+/// Restates an OpenAI-shaped error answer in Anthropic's shape.
+pub async fn anthropic_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if status.is_success() || !json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(collected) = http_body_util::Limited::new(body, MAX_ERROR_BODY).collect().await else {
+        return (status, "").into_response();
+    };
+    let bytes = collected.to_bytes();
+    let restated = match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+        Ok(envelope) => Bytes::from(messages::error_body(status.as_u16(), &envelope)),
+        Err(_) => bytes,
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(restated))
+}

@@ -1,0 +1,546 @@
+//! The other inbound surfaces — Responses, Anthropic Messages, legacy completions,
+//! embeddings — against every provider kind: translated both ways, streamed in their own
+//! event formats, and put through the same auth, policy, limits and billing as chat.
+
+use serde_json::{Value, json};
+use tokenrouter_core::NanoUsd;
+
+use crate::harness::{Gateway, key_for, request_id};
+
+const KINDS: &str = r#"
+[server]
+response_retention_secs = 3600
+
+[[providers]]
+name = "anthropic-mock"
+kind = "anthropic"
+base_url = "{mock}/v1"
+api_key = "anthropic-secret"
+
+[[providers]]
+name = "gemini-mock"
+kind = "gemini"
+base_url = "{mock}/v1beta"
+api_key = "gemini-secret"
+
+[[models]]
+id = "claude-haiku-4-5"
+deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock" } ]
+
+[[models]]
+id = "gemini-2.0-flash"
+deployments = [ { provider = "gemini-mock", upstream_model = "gemini-mock" } ]
+
+[[models]]
+id = "claude-cut"
+context_window = 200000
+max_output_tokens = 4096
+input_price = 1
+output_price = 5
+deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@fault=cut:2" } ]
+
+[[models]]
+id = "text-embedding-3-small"
+deployments = [ { provider = "mock", upstream_model = "text-embedding-3-small" } ]
+
+[[models]]
+id = "gemini-embedding-001"
+deployments = [ { provider = "gemini-mock", upstream_model = "gemini-embedding-001" } ]
+
+[[models]]
+id = "claude-embed"
+context_window = 8000
+max_output_tokens = 1
+input_price = 1
+output_price = 1
+capabilities = ["embeddings"]
+deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock" } ]
+"#;
+
+/// One chat model of each provider kind.
+const MODELS: [(&str, &str); 3] =
+    [("gpt-4o-mini", "mock"), ("claude-haiku-4-5", "anthropic-mock"), ("gemini-2.0-flash", "gemini-mock")];
+
+async fn gateway() -> Gateway {
+    Gateway::start_with(tokenrouter_mock::MockConfig::default(), KINDS).await
+}
+
+/// The `(event name, data)` pairs of an SSE body.
+fn events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .filter_map(|event| {
+            let name = event.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("").to_owned();
+            let data = event.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name, serde_json::from_str(data).unwrap_or(Value::String(data.to_owned()))))
+        })
+        .collect()
+}
+
+fn weather_tool() -> Value {
+    json!({"type": "function", "name": "get_weather", "description": "Weather in a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}})
+}
+
+#[tokio::test]
+async fn responses_answer_in_responses_shape_from_every_provider_kind() {
+    let gw = gateway().await;
+    for (model, provider) in MODELS {
+        let response = gw
+            .post("/v1/responses")
+            .json(&json!({"model": model, "input": "Say something", "instructions": "Be brief."}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{model}");
+        assert_eq!(response.headers()["x-tokenrouter-provider"], provider);
+        let id = request_id(&response);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["object"], "response", "{body}");
+        assert_eq!(body["status"], "completed", "{body}");
+        assert!(body["id"].as_str().unwrap().starts_with("resp_"));
+        // As on chat: the model as the upstream names it for OpenAI-compatible ones.
+        assert!(body["model"].as_str().is_some_and(|m| !m.is_empty()));
+        let message = body["output"].as_array().unwrap().iter().find(|i| i["type"] == "message").unwrap();
+        assert!(!message["content"][0]["text"].as_str().unwrap().is_empty(), "{body}");
+        let usage = &body["usage"];
+        assert!(usage["input_tokens"].as_u64().unwrap() > 0, "{body}");
+        assert!(usage["output_tokens"].as_u64().unwrap() > 0, "{body}");
+        assert_eq!(
+            usage["total_tokens"].as_u64().unwrap(),
+            usage["input_tokens"].as_u64().unwrap() + usage["output_tokens"].as_u64().unwrap()
+        );
+        let row = gw.usage(&id).await;
+        assert_eq!(row.endpoint, "responses");
+        assert_eq!(row.usage.prompt_tokens, usage["input_tokens"].as_u64().unwrap(), "billed what it reported");
+        assert!(row.cost > NanoUsd(0));
+    }
+}
+
+#[tokio::test]
+async fn responses_stream_the_full_event_sequence_and_bill_it() {
+    let gw = gateway().await;
+    for (model, _) in MODELS {
+        let response =
+            gw.post("/v1/responses").json(&json!({"model": model, "input": "Hi", "stream": true})).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let id = request_id(&response);
+        let events = events(&response.text().await.unwrap());
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        let expected_start = [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+        ];
+        assert_eq!(names[..5], expected_start, "{model}: {names:?}");
+        let tail = &names[names.len() - 4..];
+        assert_eq!(
+            tail,
+            ["response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed"],
+            "{model}: {names:?}"
+        );
+        for (i, (name, data)) in events.iter().enumerate() {
+            assert_eq!(data["type"], name.as_str());
+            assert_eq!(data["sequence_number"], i, "{model}: sequence numbers count from 0");
+        }
+        let deltas: String =
+            events.iter().filter(|(n, _)| n == "response.output_text.delta").map(|(_, d)| d["delta"].as_str().unwrap()).collect();
+        let done = events.iter().find(|(n, _)| n == "response.output_text.done").unwrap();
+        assert_eq!(done.1["text"], deltas.as_str());
+        let completed = &events.last().unwrap().1["response"];
+        assert_eq!(completed["status"], "completed");
+        let output_tokens = completed["usage"]["output_tokens"].as_u64().unwrap();
+        assert!(output_tokens > 0);
+        let row = gw.usage(&id).await;
+        assert_eq!(row.endpoint, "responses");
+        assert!(row.stream);
+        assert_eq!(row.usage.completion_tokens, output_tokens);
+    }
+}
+
+#[tokio::test]
+async fn responses_function_calls_round_trip_through_every_provider_kind() {
+    let gw = gateway().await;
+    for (model, _) in MODELS {
+        let first: Value = gw
+            .post("/v1/responses")
+            .json(&json!({"model": model, "input": "Weather in Paris?", "tools": [weather_tool()]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let call = first["output"].as_array().unwrap().iter().find(|i| i["type"] == "function_call").cloned();
+        let call = call.unwrap_or_else(|| panic!("{model}: no function call in {first}"));
+        assert_eq!(call["name"], "get_weather");
+        let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+        assert!(arguments["city"].is_string());
+        let second = gw
+            .post("/v1/responses")
+            .json(&json!({"model": model, "tools": [weather_tool()], "input": [
+                {"role": "user", "content": "Weather in Paris?"},
+                call,
+                {"type": "function_call_output", "call_id": call["call_id"], "output": "18 C and sunny"},
+            ]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(second.status(), 200, "{model}");
+        let second: Value = second.json().await.unwrap();
+        let message = second["output"].as_array().unwrap().iter().find(|i| i["type"] == "message");
+        assert!(message.is_some(), "{model}: the tool result is answered with text: {second}");
+    }
+}
+
+#[tokio::test]
+async fn previous_response_id_continues_a_stored_response_and_unknown_ids_are_refused() {
+    let gw = gateway().await;
+    let first: Value = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "claude-haiku-4-5", "input": "Remember the word teapot."}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = first["id"].as_str().unwrap();
+    let second = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "claude-haiku-4-5", "input": "What was the word?", "previous_response_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 200);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["previous_response_id"], id);
+    // The upstream saw the whole conversation: the first question, its answer, the new one.
+    let sent = gw.mock.stats().last_request().unwrap().body;
+    let text = sent.to_string();
+    assert!(text.contains("teapot") && text.contains("What was the word?"), "{text}");
+    let first_answer = first["output"].as_array().unwrap().iter().find(|i| i["type"] == "message").unwrap()["content"][0]
+        ["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.contains(&first_answer), "the previous answer is part of the history");
+
+    let unknown = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "gpt-4o-mini", "input": "x", "previous_response_id": "resp_nope"}))
+        .send()
+        .await
+        .unwrap();
+    let body = crate::harness::expect_error(unknown, 400, "invalid_request").await;
+    assert_eq!(body["error"]["param"], "previous_response_id");
+
+    // `store: false` keeps nothing to continue from.
+    let unstored: Value = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "gpt-4o-mini", "input": "x", "store": false}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let after = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "gpt-4o-mini", "input": "y", "previous_response_id": unstored["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 400);
+
+    // Another account's key cannot continue it.
+    let other = gw.db.create_account("other", NanoUsd::parse_usd("10").unwrap()).await.unwrap();
+    let (key, secret) = key_for(other.id);
+    gw.add_key(&key).await;
+    let foreign = gw
+        .http
+        .post(format!("{}/v1/responses", gw.url))
+        .bearer_auth(secret)
+        .json(&json!({"model": "gpt-4o-mini", "input": "z", "previous_response_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 400);
+}
+
+#[tokio::test]
+async fn hosted_tools_are_dropped_and_named_or_refused_when_configured() {
+    let gw = gateway().await;
+    let body = json!({"model": "gpt-4o-mini", "input": "search", "store": false, "client_metadata": {"a": "b"},
+                      "prompt_cache_key": "k", "include": ["reasoning.encrypted_content"], "text": {"verbosity": "low"},
+                      "tools": [weather_tool(), {"type": "web_search"}]});
+    let response = gw.post("/v1/responses").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-tokenrouter-dropped-tools"], "web_search");
+    let sent = gw.mock.stats().last_request().unwrap().body;
+    assert_eq!(sent["tools"].as_array().unwrap().len(), 1, "only the function reached the upstream: {sent}");
+
+    let strict = Gateway::start_with(Default::default(), "[server]\nunsupported_tools = \"reject\"\n").await;
+    let refused = strict.post("/v1/responses").json(&body).send().await.unwrap();
+    let error = crate::harness::expect_error(refused, 400, "invalid_request").await;
+    assert_eq!(error["error"]["param"], "tools[1].type");
+    assert!(error["error"]["message"].as_str().unwrap().contains("web_search"));
+}
+
+#[tokio::test]
+async fn a_responses_stream_that_breaks_ends_with_response_failed_and_bills_what_was_sent() {
+    let gw = gateway().await;
+    let response =
+        gw.post("/v1/responses").json(&json!({"model": "claude-cut", "input": "Hi", "stream": true})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let events = events(&response.text().await.unwrap());
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "response.failed", "{events:?}");
+    assert_eq!(data["response"]["status"], "failed");
+    assert!(data["response"]["error"]["message"].is_string());
+    let row = gw.usage(&id).await;
+    assert!(row.usage.completion_tokens >= 2, "the delivered tokens are billed");
+}
+
+#[tokio::test]
+async fn messages_answer_in_anthropic_shape_from_every_provider_kind() {
+    let gw = gateway().await;
+    for (model, provider) in MODELS {
+        let response = gw
+            .http
+            .post(format!("{}/v1/messages?beta=true", gw.url))
+            .header("x-api-key", &gw.key)
+            .header("anthropic-version", "2023-06-01")
+            .header("anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14")
+            .json(&json!({"model": model, "max_tokens": 256,
+                          "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+                          "messages": [{"role": "user", "content": "Hello"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{model}");
+        assert_eq!(response.headers()["x-tokenrouter-provider"], provider);
+        let id = request_id(&response);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["type"], "message", "{body}");
+        assert_eq!(body["role"], "assistant");
+        assert_eq!(body["stop_reason"], "end_turn");
+        assert_eq!(body["content"][0]["type"], "text");
+        assert!(body["usage"]["input_tokens"].as_u64().unwrap() > 0);
+        assert!(body["usage"]["output_tokens"].as_u64().unwrap() > 0);
+        assert_eq!(gw.usage(&id).await.endpoint, "messages");
+    }
+}
+
+#[tokio::test]
+async fn messages_stream_in_anthropic_events_and_tools_round_trip() {
+    let gw = gateway().await;
+    for (model, _) in MODELS {
+        let response = gw
+            .post("/v1/messages")
+            .json(&json!({"model": model, "max_tokens": 256, "stream": true,
+                          "messages": [{"role": "user", "content": "Hello"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let events = events(&response.text().await.unwrap());
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).filter(|n| *n != "ping").collect();
+        assert_eq!(names[..2], ["message_start", "content_block_start"], "{model}: {names:?}");
+        assert_eq!(names[names.len() - 3..], ["content_block_stop", "message_delta", "message_stop"], "{names:?}");
+        let delta = events.iter().find(|(n, _)| n == "message_delta").unwrap();
+        assert_eq!(delta.1["delta"]["stop_reason"], "end_turn");
+        assert!(delta.1["usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+        let tool = json!({"name": "get_weather", "description": "Weather",
+                          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}});
+        let first: Value = gw
+            .post("/v1/messages")
+            .json(&json!({"model": model, "max_tokens": 256, "tools": [tool],
+                          "messages": [{"role": "user", "content": "Weather in Paris?"}]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(first["stop_reason"], "tool_use", "{model}: {first}");
+        let call = first["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").unwrap().clone();
+        assert!(call["input"]["city"].is_string());
+        let second = gw
+            .post("/v1/messages")
+            .json(&json!({"model": model, "max_tokens": 256, "tools": [tool], "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": first["content"]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "18 C"}]},
+            ]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(second.status(), 200);
+        let second: Value = second.json().await.unwrap();
+        assert_eq!(second["stop_reason"], "end_turn", "{model}: {second}");
+    }
+}
+
+#[tokio::test]
+async fn messages_errors_take_anthropics_shape_and_count_tokens_answers() {
+    let gw = gateway().await;
+    let unauthorized = gw
+        .http
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-api-key", "sk-tr-wrong")
+        .json(&json!({"model": "gpt-4o-mini", "max_tokens": 10, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let body: Value = unauthorized.json().await.unwrap();
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "authentication_error");
+    assert!(body["error"]["message"].is_string());
+
+    let unknown = gw
+        .post("/v1/messages")
+        .json(&json!({"model": "nope", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "not_found_error", "{body}");
+
+    let counted = gw
+        .post("/v1/messages/count_tokens")
+        .json(&json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "one two three four five"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(counted.status(), 200);
+    let counted: Value = counted.json().await.unwrap();
+    let tokens = counted["input_tokens"].as_u64().unwrap();
+    assert!((5..40).contains(&tokens), "{counted}");
+}
+
+#[tokio::test]
+async fn legacy_completions_pass_through_or_become_a_single_turn_chat() {
+    let gw = gateway().await;
+    for (model, _) in MODELS {
+        let response = gw
+            .post("/v1/completions")
+            .json(&json!({"model": model, "prompt": "Once upon a time", "max_tokens": 8}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{model}");
+        let id = request_id(&response);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["object"], "text_completion", "{body}");
+        assert!(!body["choices"][0]["text"].as_str().unwrap().is_empty());
+        assert!(body["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+        assert_eq!(gw.usage(&id).await.endpoint, "completions");
+
+        let stream = gw
+            .post("/v1/completions")
+            .json(&json!({"model": model, "prompt": "Once", "max_tokens": 8, "stream": true,
+                          "stream_options": {"include_usage": true}}))
+            .send()
+            .await
+            .unwrap();
+        let text = stream.text().await.unwrap();
+        assert!(text.trim_end().ends_with("data: [DONE]"), "{model}: {text}");
+        let chunks: Vec<Value> = events(&text).into_iter().map(|(_, d)| d).filter(|d| d.is_object()).collect();
+        assert!(chunks.iter().all(|c| c["object"] == "text_completion"), "{text}");
+        assert!(chunks.last().unwrap()["usage"]["total_tokens"].as_u64().unwrap() > 0, "{text}");
+    }
+    // Token-id prompts reach OpenAI-compatible upstreams as they are; other providers
+    // cannot take them.
+    let tokens = json!({"prompt": [[1, 2, 3]], "max_tokens": 4});
+    let mut openai = tokens.clone();
+    openai["model"] = json!("gpt-4o-mini");
+    assert_eq!(gw.post("/v1/completions").json(&openai).send().await.unwrap().status(), 200);
+    let mut claude = tokens;
+    claude["model"] = json!("claude-haiku-4-5");
+    let refused = gw.post("/v1/completions").json(&claude).send().await.unwrap();
+    crate::harness::expect_error(refused, 400, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn embeddings_pass_through_or_translate_and_bill_input_tokens() {
+    let gw = gateway().await;
+    for model in ["text-embedding-3-small", "gemini-embedding-001"] {
+        let response = gw
+            .post("/v1/embeddings")
+            .json(&json!({"model": model, "input": ["first text", "second text"], "dimensions": 8}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{model}");
+        let id = request_id(&response);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["object"], "list");
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), 2);
+        assert_eq!(data[1]["index"], 1);
+        assert_eq!(data[0]["embedding"].as_array().unwrap().len(), 8, "{model}: dimensions honoured");
+        let row = gw.usage(&id).await;
+        assert_eq!(row.endpoint, "embeddings");
+        assert!(row.usage.prompt_tokens > 0);
+        assert_eq!(row.usage.completion_tokens, 0);
+        assert!(row.cost > NanoUsd(0), "{model}: billed by input tokens");
+
+        let base64: Value = gw
+            .post("/v1/embeddings")
+            .json(&json!({"model": model, "input": "one", "encoding_format": "base64", "dimensions": 4}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let text = base64["data"][0]["embedding"].as_str().unwrap();
+        assert_eq!(text.len(), 24, "four little-endian f32s in base64: {text}");
+    }
+    let anthropic = gw.post("/v1/embeddings").json(&json!({"model": "claude-embed", "input": "x"})).send().await.unwrap();
+    crate::harness::expect_error(anthropic, 400, "invalid_request").await;
+    let chat_model = gw.post("/v1/embeddings").json(&json!({"model": "gpt-4o-mini", "input": "x"})).send().await.unwrap();
+    crate::harness::expect_error(chat_model, 400, "invalid_request").await;
+    let embed_as_chat = gw
+        .chat(json!({"model": "text-embedding-3-small", "messages": [{"role": "user", "content": "x"}]}))
+        .await;
+    crate::harness::expect_error(embed_as_chat, 400, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn no_surface_bypasses_scopes_or_billing() {
+    let gw = gateway().await;
+    let (mut key, secret) = key_for(gw.account_id);
+    key.models = vec!["gemini-2.0-flash".to_owned()];
+    gw.add_key(&key).await;
+    let requests = [
+        ("/v1/responses", json!({"model": "gpt-4o-mini", "input": "x"})),
+        ("/v1/messages", json!({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})),
+        ("/v1/completions", json!({"model": "gpt-4o-mini", "prompt": "x"})),
+        ("/v1/embeddings", json!({"model": "text-embedding-3-small", "input": "x"})),
+    ];
+    for (path, body) in &requests {
+        let response =
+            gw.http.post(format!("{}{path}", gw.url)).bearer_auth(&secret).json(body).send().await.unwrap();
+        assert_eq!(response.status(), 403, "{path}: the key's model scope applies");
+    }
+    // An empty account is refused before any upstream call, on every surface.
+    let broke = gw.db.create_account("broke", NanoUsd(0)).await.unwrap();
+    let (key, secret) = key_for(broke.id);
+    gw.add_key(&key).await;
+    let before = gw.mock.stats().request_count();
+    for (path, body) in &requests {
+        let response =
+            gw.http.post(format!("{}{path}", gw.url)).bearer_auth(&secret).json(body).send().await.unwrap();
+        assert_eq!(response.status(), 402, "{path}: prepaid billing applies");
+    }
+    assert_eq!(gw.mock.stats().request_count(), before);
+}

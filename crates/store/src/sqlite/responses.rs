@@ -1,0 +1,36 @@
+//! SQLite queries for kept responses.
+
+use super::SqliteDb;
+use crate::{KeptResponse, StoreError};
+
+impl SqliteDb {
+    pub(crate) async fn keep_response(&self, kept: &KeptResponse) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO responses (id, account_id, created_at, expires_at, record) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET expires_at = excluded.expires_at, record = excluded.record",
+        )
+        .bind(&kept.id)
+        .bind(kept.account_id)
+        .bind(kept.created_at)
+        .bind(kept.expires_at)
+        .bind(&kept.record)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn kept_response(&self, id: &str, account_id: i64, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let record = sqlx::query_scalar("SELECT record FROM responses WHERE id = ? AND account_id = ? AND expires_at > ?")
+            .bind(id)
+            .bind(account_id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(record)
+    }
+
+    pub(crate) async fn forget_responses(&self, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM responses WHERE expires_at <= ?").bind(now).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+}

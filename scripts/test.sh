@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of Token Router: formatting, lints, the Rust unit and integration
-# tests (mock and gateway booted on 127.0.0.1:0), and the Python SDK tests (official
-# `openai` package, installed into .venv). Non-interactive; needs only cargo and python3.
+# tests (mock and gateway booted on 127.0.0.1:0), then the client suites against a real
+# gateway and the mock: the official `openai` and `anthropic` Python SDKs (installed into
+# .venv), the official `openai` Node SDK and Codex CLI (npm, pinned by lockfiles, cached in
+# ~/.cache/tokenrouter/npm). Non-interactive; needs cargo and python3, and installs
+# python3-venv, nodejs and npm with apt-get when they are missing.
 #
 #   scripts/test.sh
 set -euo pipefail
@@ -24,6 +27,28 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
 
-step "Python SDK tests"
+step "cargo build (the binary the client suites run)"
 cargo build -p tokenrouter --locked
-TOKENROUTER_BIN="$target/debug/tokenrouter" bash scripts/python-tests.sh
+export TOKENROUTER_BIN="$target/debug/tokenrouter"
+
+# The client suites all run; any failure fails the whole run, named at the end.
+failed=""
+suite() {
+    local name="$1"
+    shift
+    step "$name"
+    local start=$SECONDS
+    if "$@"; then
+        printf '==> %s: ok in %ds\n' "$name" $((SECONDS - start))
+    else
+        printf '==> %s: FAILED in %ds\n' "$name" $((SECONDS - start))
+        failed="${failed:+$failed, }$name"
+    fi
+}
+suite "Python SDK tests (openai, anthropic)" bash scripts/python-tests.sh
+suite "Node SDK tests (openai)" bash scripts/node-tests.sh
+suite "Codex CLI tests" bash scripts/codex-tests.sh
+if [ -n "$failed" ]; then
+    printf '\n==> failed: %s\n' "$failed" >&2
+    exit 1
+fi

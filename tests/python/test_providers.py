@@ -31,6 +31,14 @@ FEATURES = [
     "audio input",
 ]
 
+MATRIX = {
+    "id": "chat",
+    "title": "Chat Completions (`/v1/chat/completions`, official `openai` Python SDK)",
+    "intro": "`tests/python/test_providers.py`: the client speaks Chat Completions; the gateway speaks each provider's own API to the mock.",
+    "columns": list(PROVIDERS),
+    "rows": FEATURES,
+}
+
 WEATHER = {
     "type": "function",
     "function": {

@@ -392,8 +392,7 @@ fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
             UnsupportedTools::Drop
         }
     };
-    let response_retention =
-        raw.response_retention_secs.map_or(DEFAULT_RESPONSE_RETENTION, Duration::from_secs);
+    let response_retention = raw.response_retention_secs.map_or(DEFAULT_RESPONSE_RETENTION, Duration::from_secs);
     ServerConfig {
         listen,
         billing,

@@ -120,7 +120,8 @@ async fn serve(
     if !embeddings {
         policy::check_context(&bytes, policy::clamp_output(view.max_tokens, primary), primary)?;
     }
-    let output_ceiling = |model: &Model| if embeddings { Some(0) } else { policy::clamp_output(view.max_tokens, model) };
+    let output_ceiling =
+        |model: &Model| if embeddings { Some(0) } else { policy::clamp_output(view.max_tokens, model) };
     let estimate = limits::estimate(&bytes, output_ceiling(primary));
     let admission = state.limits.admit(&key, estimate, Instant::now()).await?;
     let Some(first) = primary.deployments.first() else {

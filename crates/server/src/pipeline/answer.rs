@@ -192,10 +192,9 @@ fn embedded(
     };
     let measured = match usage {
         Some(usage) => Measured::Reported(Usage { completion_tokens: 0, ..usage }),
-        None => Measured::Counted(Usage {
-            prompt_tokens: embeddings::estimate_input_tokens(request),
-            ..Usage::default()
-        }),
+        None => {
+            Measured::Counted(Usage { prompt_tokens: embeddings::estimate_input_tokens(request), ..Usage::default() })
+        }
     };
     Ok((body, measured))
 }
@@ -211,4 +210,3 @@ fn sse_response(body: MeteredSse) -> Response {
 pub fn json_response(status: StatusCode, body: Bytes) -> Response {
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
-

@@ -27,7 +27,9 @@ pub enum Shape {
     /// In the client's own format already (chat completions, or a surface an
     /// OpenAI-compatible upstream speaks natively); the usage chunk is removed again
     /// unless the client asked for it.
-    Relayed { include_usage: bool },
+    Relayed {
+        include_usage: bool,
+    },
     /// Canonical chat, restated in the client's surface.
     Restated(Arc<dyn Surface>),
     Embeddings,
@@ -54,9 +56,7 @@ pub fn prepare(
                     Outbound::Raw { path: "/embeddings", body: Bytes::from(upstream.to_vec()) }
                 }
                 Some(adapter) => {
-                    let encoded = adapter
-                        .encode_embeddings(typed, &target)
-                        .map_err(ApiError::unsupported)?;
+                    let encoded = adapter.encode_embeddings(typed, &target).map_err(ApiError::unsupported)?;
                     Outbound::Translated { adapter, encoded }
                 }
             };
@@ -95,7 +95,6 @@ pub fn prepare(
         let path = e.path().to_string();
         ApiError::invalid_param(format!("Invalid value for '{path}': {}", e.inner()), path)
     })?;
-    let encoded =
-        adapter.encode_request(&typed, &target, view.stream).map_err(ApiError::unsupported)?;
+    let encoded = adapter.encode_request(&typed, &target, view.stream).map_err(ApiError::unsupported)?;
     Ok(Prepared { outbound: Outbound::Translated { adapter, encoded }, stream: view.stream, shape })
 }

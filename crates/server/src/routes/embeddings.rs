@@ -31,5 +31,11 @@ async fn job(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Job, A
     expect_json_object(&bytes)?;
     let request = embeddings::parse(&bytes).map_err(ApiError::unsupported)?;
     let view = ChatView { model: request.model.clone(), stream: false, include_usage: false, max_tokens: Some(0) };
-    Ok(Job { endpoint: "embeddings", body: bytes, view, work: Work::Embeddings(Box::new(request)), headers: Vec::new() })
+    Ok(Job {
+        endpoint: "embeddings",
+        body: bytes,
+        view,
+        work: Work::Embeddings(Box::new(request)),
+        headers: Vec::new(),
+    })
 }

@@ -52,7 +52,8 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
         include_usage: chat.include_usage(),
         max_tokens: chat.max_output(),
     };
-    let body = serde_json::to_vec(chat).map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
+    let body =
+        serde_json::to_vec(chat).map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
     let mut answer_headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
     if !translated.dropped_tools.is_empty()
         && let Ok(value) = HeaderValue::try_from(translated.dropped_tools.join(", "))
@@ -90,7 +91,8 @@ pub async fn count_tokens(
 pub async fn anthropic_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if status.is_success() || !json {
         return response;
     }

@@ -33,7 +33,13 @@ pub async fn create(
     pipeline::run(&state, request_id, key, &headers, job).await
 }
 
-async fn job(state: &AppState, request_id: &str, key: &KeyRow, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {
+async fn job(
+    state: &AppState,
+    request_id: &str,
+    key: &KeyRow,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Job, ApiError> {
     let config = state.config.load_full();
     let bytes = read_body(body, headers, config.server.max_body_bytes).await?;
     expect_json_object(&bytes)?;
@@ -47,8 +53,8 @@ async fn job(state: &AppState, request_id: &str, key: &KeyRow, headers: &HeaderM
         created_at: tokenrouter_core::clock::now_unix(),
     };
     let options = Options { unsupported_tools: config.server.unsupported_tools };
-    let translated = responses::translate(request, previous.as_deref(), ids, &options)
-        .map_err(ApiError::unsupported)?;
+    let translated =
+        responses::translate(request, previous.as_deref(), ids, &options).map_err(ApiError::unsupported)?;
     let chat = &translated.chat;
     let view = ChatView {
         model: chat.model.clone(),
@@ -56,14 +62,16 @@ async fn job(state: &AppState, request_id: &str, key: &KeyRow, headers: &HeaderM
         include_usage: chat.include_usage(),
         max_tokens: chat.max_output(),
     };
-    let body = serde_json::to_vec(chat).map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
+    let body =
+        serde_json::to_vec(chat).map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
     let mut answer_headers = Vec::new();
     if !translated.dropped_tools.is_empty()
         && let Ok(value) = HeaderValue::try_from(translated.dropped_tools.join(", "))
     {
         answer_headers.push((X_DROPPED_TOOLS.clone(), value));
     }
-    let keeper = Keeper::new(state.retention.clone(), state.db.clone(), key.account_id, config.server.response_retention);
+    let keeper =
+        Keeper::new(state.retention.clone(), state.db.clone(), key.account_id, config.server.response_retention);
     Ok(Job {
         endpoint: "responses",
         body: body.into(),

@@ -121,8 +121,12 @@ async fn responses_answer_in_responses_shape_from_every_provider_kind() {
 async fn responses_stream_the_full_event_sequence_and_bill_it() {
     let gw = gateway().await;
     for (model, _) in MODELS {
-        let response =
-            gw.post("/v1/responses").json(&json!({"model": model, "input": "Hi", "stream": true})).send().await.unwrap();
+        let response = gw
+            .post("/v1/responses")
+            .json(&json!({"model": model, "input": "Hi", "stream": true}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         let id = request_id(&response);
@@ -139,15 +143,23 @@ async fn responses_stream_the_full_event_sequence_and_bill_it() {
         let tail = &names[names.len() - 4..];
         assert_eq!(
             tail,
-            ["response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed"],
+            [
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed"
+            ],
             "{model}: {names:?}"
         );
         for (i, (name, data)) in events.iter().enumerate() {
             assert_eq!(data["type"], name.as_str());
             assert_eq!(data["sequence_number"], i, "{model}: sequence numbers count from 0");
         }
-        let deltas: String =
-            events.iter().filter(|(n, _)| n == "response.output_text.delta").map(|(_, d)| d["delta"].as_str().unwrap()).collect();
+        let deltas: String = events
+            .iter()
+            .filter(|(n, _)| n == "response.output_text.delta")
+            .map(|(_, d)| d["delta"].as_str().unwrap())
+            .collect();
         let done = events.iter().find(|(n, _)| n == "response.output_text.done").unwrap();
         assert_eq!(done.1["text"], deltas.as_str());
         let completed = &events.last().unwrap().1["response"];
@@ -222,8 +234,8 @@ async fn previous_response_id_continues_a_stored_response_and_unknown_ids_are_re
     let sent = gw.mock.stats().last_request().unwrap().body;
     let text = sent.to_string();
     assert!(text.contains("teapot") && text.contains("What was the word?"), "{text}");
-    let first_answer = first["output"].as_array().unwrap().iter().find(|i| i["type"] == "message").unwrap()["content"][0]
-        ["text"]
+    let first_answer = first["output"].as_array().unwrap().iter().find(|i| i["type"] == "message").unwrap()["content"]
+        [0]["text"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -293,8 +305,12 @@ async fn hosted_tools_are_dropped_and_named_or_refused_when_configured() {
 #[tokio::test]
 async fn a_responses_stream_that_breaks_ends_with_response_failed_and_bills_what_was_sent() {
     let gw = gateway().await;
-    let response =
-        gw.post("/v1/responses").json(&json!({"model": "claude-cut", "input": "Hi", "stream": true})).send().await.unwrap();
+    let response = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "claude-cut", "input": "Hi", "stream": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let id = request_id(&response);
     let events = events(&response.text().await.unwrap());
@@ -416,7 +432,9 @@ async fn messages_errors_take_anthropics_shape_and_count_tokens_answers() {
 
     let counted = gw
         .post("/v1/messages/count_tokens")
-        .json(&json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "one two three four five"}]}))
+        .json(
+            &json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "one two three four five"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -505,13 +523,14 @@ async fn embeddings_pass_through_or_translate_and_bill_input_tokens() {
         let text = base64["data"][0]["embedding"].as_str().unwrap();
         assert_eq!(text.len(), 24, "four little-endian f32s in base64: {text}");
     }
-    let anthropic = gw.post("/v1/embeddings").json(&json!({"model": "claude-embed", "input": "x"})).send().await.unwrap();
+    let anthropic =
+        gw.post("/v1/embeddings").json(&json!({"model": "claude-embed", "input": "x"})).send().await.unwrap();
     crate::harness::expect_error(anthropic, 400, "invalid_request").await;
-    let chat_model = gw.post("/v1/embeddings").json(&json!({"model": "gpt-4o-mini", "input": "x"})).send().await.unwrap();
+    let chat_model =
+        gw.post("/v1/embeddings").json(&json!({"model": "gpt-4o-mini", "input": "x"})).send().await.unwrap();
     crate::harness::expect_error(chat_model, 400, "invalid_request").await;
-    let embed_as_chat = gw
-        .chat(json!({"model": "text-embedding-3-small", "messages": [{"role": "user", "content": "x"}]}))
-        .await;
+    let embed_as_chat =
+        gw.chat(json!({"model": "text-embedding-3-small", "messages": [{"role": "user", "content": "x"}]})).await;
     crate::harness::expect_error(embed_as_chat, 400, "invalid_request").await;
 }
 
@@ -523,13 +542,15 @@ async fn no_surface_bypasses_scopes_or_billing() {
     gw.add_key(&key).await;
     let requests = [
         ("/v1/responses", json!({"model": "gpt-4o-mini", "input": "x"})),
-        ("/v1/messages", json!({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})),
+        (
+            "/v1/messages",
+            json!({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}),
+        ),
         ("/v1/completions", json!({"model": "gpt-4o-mini", "prompt": "x"})),
         ("/v1/embeddings", json!({"model": "text-embedding-3-small", "input": "x"})),
     ];
     for (path, body) in &requests {
-        let response =
-            gw.http.post(format!("{}{path}", gw.url)).bearer_auth(&secret).json(body).send().await.unwrap();
+        let response = gw.http.post(format!("{}{path}", gw.url)).bearer_auth(&secret).json(body).send().await.unwrap();
         assert_eq!(response.status(), 403, "{path}: the key's model scope applies");
     }
     // An empty account is refused before any upstream call, on every surface.
@@ -538,8 +559,7 @@ async fn no_surface_bypasses_scopes_or_billing() {
     gw.add_key(&key).await;
     let before = gw.mock.stats().request_count();
     for (path, body) in &requests {
-        let response =
-            gw.http.post(format!("{}{path}", gw.url)).bearer_auth(&secret).json(body).send().await.unwrap();
+        let response = gw.http.post(format!("{}{path}", gw.url)).bearer_auth(&secret).json(body).send().await.unwrap();
         assert_eq!(response.status(), 402, "{path}: prepaid billing applies");
     }
     assert_eq!(gw.mock.stats().request_count(), before);

@@ -19,13 +19,19 @@ impl SqliteDb {
         Ok(())
     }
 
-    pub(crate) async fn kept_response(&self, id: &str, account_id: i64, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        let record = sqlx::query_scalar("SELECT record FROM responses WHERE id = ? AND account_id = ? AND expires_at > ?")
-            .bind(id)
-            .bind(account_id)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub(crate) async fn kept_response(
+        &self,
+        id: &str,
+        account_id: i64,
+        now: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let record =
+            sqlx::query_scalar("SELECT record FROM responses WHERE id = ? AND account_id = ? AND expires_at > ?")
+                .bind(id)
+                .bind(account_id)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(record)
     }
 

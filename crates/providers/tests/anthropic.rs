@@ -366,3 +366,22 @@ fn blocks_the_gateway_does_not_use_are_skipped() {
     assert_eq!(body["choices"][0]["message"]["content"], "It is sunny.");
     assert!(body["choices"][0]["message"].get("tool_calls").is_none());
 }
+
+#[test]
+fn inline_pdf_file_parts_become_document_blocks_and_file_ids_are_refused() {
+    let pdf = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Summarise"},
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0x"}},
+    ]}]});
+    let body = encode(&pdf).unwrap();
+    assert_eq!(
+        body["messages"][0]["content"][1],
+        json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}})
+    );
+    let uploaded = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_id": "file-abc"}},
+    ]}]});
+    let refused = encode(&uploaded).unwrap_err();
+    assert_eq!(refused.param, "messages[0].content[0]");
+    assert!(refused.message.contains("PDF"));
+}

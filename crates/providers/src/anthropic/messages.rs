@@ -97,10 +97,25 @@ fn user_block(i: usize, j: usize, part: &ContentPart) -> Result<Option<ContentBl
         ContentPart::InputAudio { .. } => {
             Err(Unsupported::new(param(), "Audio input is not supported by Anthropic models."))
         }
-        ContentPart::File { .. } => {
-            Err(Unsupported::new(param(), "File parts are not supported for Anthropic models."))
+        ContentPart::File { file } => {
+            pdf_source(file).map(|source| Some(ContentBlock::Document { source })).ok_or_else(|| {
+                Unsupported::new(
+                    param(),
+                    "Anthropic models take files as inline PDFs: 'file.file_data' must be a \
+                 data:application/pdf;base64, URL (uploaded file ids cannot be passed on).",
+                )
+            })
         }
     }
+}
+
+/// A chat `file` part holding an inline PDF, as Anthropic's document source.
+fn pdf_source(file: &serde_json::Value) -> Option<ImageSource> {
+    let data = file.get("file_data")?.as_str()?;
+    let data = data.strip_prefix("data:application/pdf;base64,").unwrap_or(data);
+    // A bare base64 payload is accepted too (OpenAI documents the data URL form).
+    (!data.starts_with("data:"))
+        .then(|| ImageSource::Base64 { media_type: "application/pdf".to_owned(), data: data.to_owned() })
 }
 
 /// An image URL as Anthropic's source: inline base64 data or a URL it fetches itself.

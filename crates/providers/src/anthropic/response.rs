@@ -47,7 +47,10 @@ pub(super) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
                 signature: None,
                 data: Some(data),
             }),
-            ContentBlock::Image { .. } | ContentBlock::ToolResult { .. } | ContentBlock::Other => {}
+            ContentBlock::Image { .. }
+            | ContentBlock::Document { .. }
+            | ContentBlock::ToolResult { .. }
+            | ContentBlock::Other => {}
         }
     }
     let usage = usage_of(&message.usage);

@@ -160,7 +160,10 @@ impl Decoder {
                 self.arguments(index, input, out)?;
                 Block::Tool { index, sent }
             }
-            ContentBlock::Image { .. } | ContentBlock::ToolResult { .. } | ContentBlock::Other => Block::Other,
+            ContentBlock::Image { .. }
+            | ContentBlock::Document { .. }
+            | ContentBlock::ToolResult { .. }
+            | ContentBlock::Other => Block::Other,
         })
     }
 

@@ -129,6 +129,10 @@ pub enum ContentBlock {
     RedactedThinking {
         data: String,
     },
+    /// A PDF, inline (`source` of type `base64`).
+    Document {
+        source: ImageSource,
+    },
     /// A block this gateway does not read (never sent by it).
     Other,
 }
@@ -180,6 +184,12 @@ impl TryFrom<FlatBlock> for ContentBlock {
                 signature: b.signature.unwrap_or_default(),
             },
             "redacted_thinking" => ContentBlock::RedactedThinking { data: b.data.ok_or_else(|| missing("data"))? },
+            // Only ever sent by the gateway; a source it cannot read is skipped like any
+            // other unknown block.
+            "document" => match b.source.as_deref().map(|raw| read::<ImageSource>(raw, "document source")) {
+                Some(Ok(source)) => ContentBlock::Document { source },
+                _ => ContentBlock::Other,
+            },
             _ => ContentBlock::Other,
         })
     }

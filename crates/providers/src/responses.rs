@@ -5,12 +5,15 @@
 //!
 //! A `namespace` tool's functions are flattened to chat functions named
 //! `<namespace>__<name>`; their calls come back as `function_call` items with the inner
-//! `name` and the `namespace`. Tools only OpenAI's servers can run (`web_search`,
-//! `file_search`, …) are dropped and named, or refused, as [`Options`] says.
+//! `name` and the `namespace`. A `custom` (freeform) tool, such as Codex's `apply_patch`,
+//! becomes a function taking `{"input": "<raw text>"}`; its calls come back as
+//! `custom_tool_call` items with that raw `input`. Tools only OpenAI's servers can run
+//! (`web_search`, `file_search`, …) are dropped and named, or refused, as [`Options`] says.
 
 mod request;
 mod response;
 mod stream;
+mod tools;
 pub mod wire;
 
 use std::sync::Arc;
@@ -127,7 +130,7 @@ pub fn translate(
         }],
         Some(TextOr::List(items)) => items,
     };
-    let tools = request::tools(request.tools.as_deref().unwrap_or_default(), options.unsupported_tools)?;
+    let tools = tools::read(request.tools.as_deref().unwrap_or_default(), options.unsupported_tools)?;
     let mut messages = Vec::new();
     if let Some(instructions) = request.instructions.as_ref().filter(|i| !i.is_empty()) {
         messages.push(Message::System { content: Content::Text(instructions.clone()), name: None });
@@ -158,7 +161,7 @@ pub fn translate(
         extra: Map::new(),
     };
     parameters(&request, &mut chat)?;
-    let tool_choice = request::tool_choice(request.tool_choice.as_ref(), &tools)?;
+    let tool_choice = tools::choice(request.tool_choice.as_ref(), &tools)?;
     if !tools.chat.is_empty() {
         chat.tool_choice = tool_choice;
         chat.parallel_tool_calls = request.parallel_tool_calls;
@@ -171,6 +174,7 @@ pub fn translate(
         model: request.model.clone(),
         echo: Echo::of(&request),
         namespaced: tools.namespaced,
+        custom: tools.custom,
         // A kept record must hand the blocks back too (Anthropic refuses a tool turn
         // whose thinking is missing), and the record is made from the answer.
         sealed_reasoning: asked_sealed || store,

@@ -113,17 +113,28 @@ fn codex_tool_turn_becomes_a_chat_request_any_upstream_accepts() {
 }
 
 #[test]
-fn reject_mode_names_the_hosted_tool() {
+fn reject_mode_names_the_hosted_tool_and_accepts_custom_tools() {
     let error = translate_with(&fixture("codex_tool_turn.request.json"), None, &REJECT).unwrap_err();
     assert_eq!(error.param, "tools[8].type");
     assert!(error.message.contains("web_search"), "{}", error.message);
 
+    // A custom tool, in a namespace or not, is neither refused nor dropped.
     let mut body = json_fixture("codex_tool_turn.request.json");
     body["tools"][4]["tools"][1] = json!({"type": "custom", "name": "apply_patch"});
+    body["tools"][8] = json!({"type": "custom", "name": "notes", "format": {"type": "text"}});
+    let translated = translate_with(body.to_string().as_bytes(), None, &REJECT).unwrap();
+    assert!(translated.dropped_tools.is_empty());
+    let names: Vec<&str> = translated.chat.tools.as_ref().unwrap().iter().map(|t| t.function.name.as_str()).collect();
+    assert!(names.contains(&"multi_agent_v1__apply_patch"), "{names:?}");
+    assert!(names.contains(&"notes"), "{names:?}");
+
+    let hosted_inside =
+        json!({"type": "namespace", "name": "n", "description": "d", "tools": [{"type": "file_search"}]});
+    body["tools"].as_array_mut().unwrap().push(hosted_inside);
     let error = translate_with(body.to_string().as_bytes(), None, &REJECT).unwrap_err();
-    assert_eq!(error.param, "tools[4].tools[1].type");
+    assert_eq!(error.param, "tools[9].tools[0].type");
     let dropped = translate_with(body.to_string().as_bytes(), None, &DROP).unwrap();
-    assert_eq!(dropped.dropped_tools, ["custom", "web_search"]);
+    assert_eq!(dropped.dropped_tools, ["file_search"]);
 }
 
 #[test]
@@ -511,4 +522,229 @@ fn codex_hands_back_the_sealed_reasoning_with_its_tool_call() {
     assert_eq!(translated.dropped_tools, ["web_search"]);
     let answer = translated.surface.present(&completion("text.completion.json"), BILLED);
     assert_eq!(translated.surface.keep(&answer), None, "Codex sends store: false");
+}
+
+/// The patch in `custom_tools.request.json`'s history: quotes, a dash, an accent and an
+/// escaped newline (a backslash, then `n`) inside the patch text.
+const HISTORY_PATCH: &str = "*** Begin Patch\n*** Add File: hello.txt\n+Hello, \"world\" — é\\n\n*** End Patch\n";
+
+/// The schema every custom tool's function has.
+fn raw_input_parameters() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"input": {"type": "string", "description": "The raw input for the tool"}},
+        "required": ["input"],
+        "additionalProperties": false
+    })
+}
+
+#[test]
+fn custom_tools_become_functions_of_their_raw_input() {
+    let body = json_fixture("custom_tools.request.json");
+    let translated = translate(&body);
+    let chat = chat_json(&translated.chat);
+    assert_eq!(translated.dropped_tools, ["web_search"], "custom tools are not dropped");
+
+    let grammar = body["tools"][1]["format"]["definition"].as_str().unwrap();
+    assert!(grammar.starts_with("start: begin_patch hunk+ end_patch\n"));
+    assert_eq!(
+        chat["tools"],
+        json!([
+            {"type": "function", "function": {
+                "name": "shell",
+                "description": "Runs a shell command and returns its output.",
+                "parameters": body["tools"][0]["parameters"],
+                "strict": false
+            }},
+            {"type": "function", "function": {
+                "name": "apply_patch",
+                "description": format!(
+                    "Use the `apply_patch` tool to edit files. This is a FREEFORM tool, so do not wrap the patch in \
+                     JSON.\n\nThe input must follow this lark grammar:\n{grammar}"
+                ),
+                "parameters": raw_input_parameters()
+            }},
+            {"type": "function", "function": {
+                "name": "run_script",
+                "description": "Runs a JavaScript snippet.",
+                "parameters": raw_input_parameters()
+            }}
+        ])
+    );
+    assert_eq!(chat["tool_choice"], "auto");
+    assert_eq!(chat["parallel_tool_calls"], false);
+
+    // The custom call in the history is a tool call with `{"input": …}`; its output, a
+    // tool message.
+    assert_eq!(
+        chat["messages"],
+        json!([
+            {"role": "system", "content": "You are a coding agent running in a terminal."},
+            {"role": "user", "content": [{"type": "text", "text": "Create hello.txt"}]},
+            {"role": "assistant", "tool_calls": [{"id": "call_patch1", "type": "function", "function": {
+                "name": "apply_patch",
+                "arguments": r#"{"input":"*** Begin Patch\n*** Add File: hello.txt\n+Hello, \"world\" — é\\n\n*** End Patch\n"}"#
+            }}]},
+            {"role": "tool", "tool_call_id": "call_patch1", "content": body["input"][2]["output"]},
+            {"role": "user", "content": [{"type": "text", "text": "Now fix the greeting in src/main.rs"}]}
+        ])
+    );
+    let arguments = chat["messages"][2]["tool_calls"][0]["function"]["arguments"].as_str().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(arguments).unwrap()["input"], HISTORY_PATCH);
+}
+
+#[test]
+fn custom_tool_choices_and_namespaced_custom_tools() {
+    let tools = json!([
+        {"type": "custom", "name": "apply_patch", "format": {"type": "grammar", "syntax": "regex", "definition": "^\\d+$"}},
+        {"type": "namespace", "name": "editor", "description": "d", "tools": [
+            {"type": "custom", "name": "insert", "description": "Inserts text."}
+        ]}
+    ]);
+    let translated = translate(
+        &json!({"model": "m", "input": "x", "tools": tools, "tool_choice": {"type": "custom", "name": "apply_patch"}}),
+    );
+    let chat = chat_json(&translated.chat);
+    assert_eq!(chat["tool_choice"], json!({"type": "function", "function": {"name": "apply_patch"}}));
+    assert_eq!(chat["tools"][0]["function"]["description"], "The input must follow this regex grammar:\n^\\d+$");
+    assert_eq!(chat["tools"][1]["function"]["name"], "editor__insert");
+    assert_eq!(chat["tools"][1]["function"]["description"], "Inserts text.");
+    assert_eq!(chat["tools"][1]["function"]["parameters"], raw_input_parameters());
+
+    let choice = |choice: Value| {
+        let body = json!({"model": "m", "input": "x", "tools": tools, "tool_choice": choice});
+        chat_json(&translate(&body).chat)["tool_choice"].clone()
+    };
+    let named = json!({"type": "function", "function": {"name": "editor__insert"}});
+    assert_eq!(choice(json!({"type": "custom", "name": "insert"})), named, "unique inside its namespace");
+    assert_eq!(choice(json!({"type": "custom", "name": "insert", "namespace": "editor"})), named);
+    let error = translate_with(
+        json!({"model": "m", "input": "x", "tools": tools, "tool_choice": {"type": "custom"}}).to_string().as_bytes(),
+        None,
+        &DROP,
+    );
+    assert_eq!(error.unwrap_err().param, "tool_choice.name");
+
+    // A namespaced custom call in the history keeps its flattened name.
+    let body = json!({"model": "m", "tools": tools, "input": [
+        {"role": "user", "content": "Insert it"},
+        {"type": "custom_tool_call", "call_id": "c1", "namespace": "editor", "name": "insert", "input": "line 1"},
+        {"type": "custom_tool_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": "done"}]}
+    ]});
+    let chat = chat_json(&translate(&body).chat);
+    assert_eq!(
+        chat["messages"][1]["tool_calls"][0]["function"],
+        json!({"name": "editor__insert", "arguments": "{\"input\":\"line 1\"}"})
+    );
+    assert_eq!(chat["messages"][2], json!({"role": "tool", "tool_call_id": "c1", "content": "done"}));
+
+    let error = translate_with(
+        br#"{"model":"m","input":[{"type":"custom_tool_call","call_id":"c","name":"f","input":{"a":1}}]}"#,
+        None,
+        &DROP,
+    );
+    assert_eq!(error.unwrap_err().param, "input[0].input");
+    let error =
+        translate_with(br#"{"model":"m","input":[{"type":"custom_tool_call","name":"f","input":"x"}]}"#, None, &DROP);
+    assert_eq!(error.unwrap_err().param, "input[0].call_id");
+}
+
+/// A patch as a model writes it: quotes, backslashes, a tab escape, accents and an emoji.
+const PATCH: &str = "*** Begin Patch\n*** Update File: src/main.rs\n@@ fn main() {\n-    println!(\"Hello\");\n+    println!(\"Héllo, \\\"wörld\\\" 😀\\tok\");\n*** End Patch\n";
+
+fn custom_call_completion() -> ChatCompletion {
+    serde_json::from_value(json!({
+        "id": "c", "object": "chat.completion", "created": 1, "model": "gpt-5-codex",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": null, "tool_calls": [
+            {"id": "call_patch2", "type": "function",
+             "function": {"name": "apply_patch", "arguments": json!({"input": PATCH}).to_string()}},
+            {"id": "call_js", "type": "function", "function": {"name": "run_script", "arguments": "console.log(1)"}},
+            {"id": "call_run", "type": "function", "function": {"name": "shell", "arguments": "{\"command\":[\"cargo\",\"run\"]}"}}
+        ]}, "logprobs": null, "finish_reason": "tool_calls"}]
+    }))
+    .unwrap()
+}
+
+#[test]
+fn present_states_custom_tool_calls_with_their_raw_input() {
+    let translated = translate_with(&fixture("custom_tools.request.json"), None, &DROP).unwrap();
+    let response: Value =
+        serde_json::from_slice(&translated.surface.present(&custom_call_completion(), BILLED)).unwrap();
+    assert_eq!(response["status"], "completed");
+    assert_eq!(
+        response["output"],
+        json!([
+            {"type": "custom_tool_call", "id": "ctc_test1_0", "call_id": "call_patch2", "name": "apply_patch",
+             "input": PATCH, "status": "completed"},
+            // Arguments that are not `{"input": "…"}` are the input as they are.
+            {"type": "custom_tool_call", "id": "ctc_test1_1", "call_id": "call_js", "name": "run_script",
+             "input": "console.log(1)", "status": "completed"},
+            {"type": "function_call", "id": "fc_test1_2", "call_id": "call_run", "name": "shell",
+             "arguments": "{\"command\":[\"cargo\",\"run\"]}", "status": "completed"}
+        ])
+    );
+
+    // A namespaced custom tool's call names its namespace.
+    let body = json!({"model": "m", "input": "x", "tools": [{"type": "namespace", "name": "editor", "description": "d",
+        "tools": [{"type": "custom", "name": "insert"}]}]});
+    let translated = translate(&body);
+    let completion: ChatCompletion = serde_json::from_value(json!({
+        "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": null, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "editor__insert", "arguments": "{\"input\":\"a\\nb\"}"}}
+        ]}, "logprobs": null, "finish_reason": "tool_calls"}]
+    }))
+    .unwrap();
+    let response: Value = serde_json::from_slice(&translated.surface.present(&completion, BILLED)).unwrap();
+    assert_eq!(
+        response["output"][0],
+        json!({"type": "custom_tool_call", "id": "ctc_test1_0", "call_id": "c1", "name": "insert", "namespace": "editor",
+               "input": "a\nb", "status": "completed"})
+    );
+}
+
+#[test]
+fn a_custom_call_continues_from_the_kept_record() {
+    let first = translate_with(&fixture("custom_tools.request.json"), None, &DROP).unwrap();
+    let answer = first.surface.present(&custom_call_completion(), BILLED);
+    let (id, record) = first.surface.keep(&answer).expect("stored by default");
+    assert_eq!(id, "resp_test1");
+
+    let second = json!({
+        "model": "gpt-5-codex",
+        "previous_response_id": "resp_test1",
+        "tools": json_fixture("custom_tools.request.json")["tools"],
+        "input": [
+            {"type": "custom_tool_call_output", "call_id": "call_patch2", "output": "Success. Updated src/main.rs"},
+            {"type": "custom_tool_call_output", "call_id": "call_js", "output": "1"},
+            {"type": "function_call_output", "call_id": "call_run", "output": "Héllo"}
+        ]
+    });
+    let translated =
+        responses::translate(responses::parse(second.to_string().as_bytes()).unwrap(), Some(&record), ids(), &DROP)
+            .unwrap();
+    let chat = chat_json(&translated.chat);
+    let messages = chat["messages"].as_array().unwrap();
+    // The first request's conversation (no instructions), then the answer and the outputs.
+    assert_eq!(messages.len(), 8, "{messages:#?}");
+    assert_eq!(messages[0]["role"], "user", "the first instructions are not carried over");
+    assert_eq!(messages[1]["tool_calls"][0]["id"], "call_patch1");
+    assert_eq!(
+        messages[4],
+        json!({"role": "assistant", "tool_calls": [
+            {"id": "call_patch2", "type": "function",
+             "function": {"name": "apply_patch", "arguments": json!({"input": PATCH}).to_string()}},
+            {"id": "call_js", "type": "function",
+             "function": {"name": "run_script", "arguments": "{\"input\":\"console.log(1)\"}"}},
+            {"id": "call_run", "type": "function",
+             "function": {"name": "shell", "arguments": "{\"command\":[\"cargo\",\"run\"]}"}}
+        ]})
+    );
+    let arguments = messages[4]["tool_calls"][0]["function"]["arguments"].as_str().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(arguments).unwrap()["input"], PATCH, "the patch survives the round trip");
+    assert_eq!(
+        messages[5],
+        json!({"role": "tool", "tool_call_id": "call_patch2", "content": "Success. Updated src/main.rs"})
+    );
+    assert_eq!(messages[7]["tool_call_id"], "call_run");
 }

@@ -17,7 +17,11 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn surface() -> ResponsesSurface {
-    let mut request = responses::parse(&fixture("present.request.json")).unwrap();
+    surface_of("present.request.json")
+}
+
+fn surface_of(request: &str) -> ResponsesSurface {
+    let mut request = responses::parse(&fixture(request)).unwrap();
     request.stream = Some(true);
     let ids = Ids { response_id: "resp_test1".into(), created_at: 1_700_000_000 };
     responses::translate(request, None, ids, &Options::default()).unwrap().surface
@@ -118,6 +122,12 @@ fn accumulate(events: &[(String, Value)]) -> Value {
                 call["arguments"] =
                     json!(format!("{}{}", call["arguments"].as_str().unwrap(), event["delta"].as_str().unwrap()));
             }
+            "response.custom_tool_call_input.delta" => {
+                let call = item.unwrap();
+                call["input"] =
+                    json!(format!("{}{}", call["input"].as_str().unwrap(), event["delta"].as_str().unwrap()));
+            }
+            "response.custom_tool_call_input.done" => assert_eq!(item.unwrap()["input"], event["input"]),
             "response.output_text.done" => assert_eq!(part(item, "content", "content_index")["text"], event["text"]),
             "response.refusal.done" => assert_eq!(part(item, "content", "content_index")["refusal"], event["refusal"]),
             "response.content_part.done" => assert_eq!(part(item, "content", "content_index"), event["part"]),
@@ -132,7 +142,7 @@ fn accumulate(events: &[(String, Value)]) -> Value {
             }
             "response.output_item.done" => {
                 let item = item.unwrap();
-                for key in ["type", "id", "content", "summary", "arguments", "name", "call_id", "namespace"] {
+                for key in ["type", "id", "content", "summary", "arguments", "input", "name", "call_id", "namespace"] {
                     assert_eq!(item.get(key), event["item"].get(key), "{key}");
                 }
                 *item = event["item"].clone();
@@ -149,10 +159,15 @@ fn accumulate(events: &[(String, Value)]) -> Value {
 
 /// Transcodes a fixture whole and byte by byte (the same events either way).
 fn run(name: &str) -> (Vec<(String, Value)>, Value, Option<Vec<u8>>) {
+    run_for("present.request.json", name)
+}
+
+/// [`run`] for the answer to another request.
+fn run_for(request: &str, name: &str) -> (Vec<(String, Value)>, Value, Option<Vec<u8>>) {
     let stream = fixture(name);
-    let (out, completed) = transcode(&surface(), &[&stream]);
+    let (out, completed) = transcode(&surface_of(request), &[&stream]);
     let bytes: Vec<&[u8]> = stream.chunks(1).collect();
-    let (split, split_completed) = transcode(&surface(), &bytes);
+    let (split, split_completed) = transcode(&surface_of(request), &bytes);
     assert_eq!(String::from_utf8(split).unwrap(), String::from_utf8(out.clone()).unwrap(), "{name} split byte by byte");
     assert_eq!(split_completed, completed);
     let events = events(&out);
@@ -395,4 +410,97 @@ fn every_two_piece_split_gives_the_same_events() {
         let (split, _) = transcode(&surface, &[&stream[..cut], &stream[cut..]]);
         assert_eq!(split, whole, "cut at {cut}");
     }
+}
+
+/// A patch as a model writes it: quotes, backslashes, a tab escape, accents and an emoji.
+/// In `custom_tool.chunks.txt` its JSON encoding is cut inside `\u00e9`, between the
+/// halves of the emoji's surrogate pair and inside `\\`.
+const PATCH: &str = "*** Begin Patch\n*** Update File: src/main.rs\n@@ fn main() {\n-    println!(\"Hello\");\n+    println!(\"Héllo, \\\"wörld\\\" 😀\\tok\");\n*** End Patch\n";
+
+#[test]
+fn a_custom_tool_call_streams_its_raw_input() {
+    let (events, response, completed) = run_for("custom_tools.request.json", "custom_tool.chunks.txt");
+    assert_eq!(
+        kinds(&events),
+        [
+            "created",
+            "in_progress",
+            "output_item.added",
+            "custom_tool_call_input.delta",
+            "custom_tool_call_input.done",
+            "output_item.done",
+            "output_item.added",
+            "function_call_arguments.delta",
+            "function_call_arguments.delta",
+            "function_call_arguments.done",
+            "output_item.done",
+            "completed",
+        ]
+    );
+    assert_eq!(
+        events[2].1,
+        json!({"type": "response.output_item.added", "sequence_number": 2, "output_index": 0, "item": {
+            "type": "custom_tool_call", "id": "ctc_test1_0", "call_id": "call_patch2", "name": "apply_patch",
+            "input": "", "status": "in_progress"
+        }})
+    );
+    // The JSON arguments, whatever pieces they came in, are stated as the raw input.
+    assert_eq!(
+        events[3].1,
+        json!({"type": "response.custom_tool_call_input.delta", "sequence_number": 3, "item_id": "ctc_test1_0",
+               "output_index": 0, "delta": PATCH})
+    );
+    assert_eq!(
+        events[4].1,
+        json!({"type": "response.custom_tool_call_input.done", "sequence_number": 4, "item_id": "ctc_test1_0",
+               "output_index": 0, "input": PATCH})
+    );
+    assert_eq!(
+        response["output"],
+        json!([
+            {"type": "custom_tool_call", "id": "ctc_test1_0", "call_id": "call_patch2", "name": "apply_patch",
+             "input": PATCH, "status": "completed"},
+            {"type": "function_call", "id": "fc_test1_1", "call_id": "call_run", "name": "shell",
+             "arguments": "{\"command\":[\"cargo\",\"run\"]}", "status": "completed"}
+        ])
+    );
+    assert_eq!(serde_json::from_slice::<Value>(&completed.unwrap()).unwrap(), response);
+
+    // The streamed answer is the one `present` states for the same completion.
+    let completion: ChatCompletion = serde_json::from_value(json!({
+        "id": "c", "object": "chat.completion", "created": 1, "model": "gpt-5-codex",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": null, "tool_calls": [
+            {"id": "call_patch2", "type": "function",
+             "function": {"name": "apply_patch", "arguments": json!({"input": PATCH}).to_string()}},
+            {"id": "call_run", "type": "function", "function": {"name": "shell", "arguments": "{\"command\":[\"cargo\",\"run\"]}"}}
+        ]}, "logprobs": null, "finish_reason": "tool_calls"}]
+    }))
+    .unwrap();
+    let presented: Value =
+        serde_json::from_slice(&surface_of("custom_tools.request.json").present(&completion, USAGE)).unwrap();
+    assert_eq!(presented, response);
+}
+
+#[test]
+fn a_custom_call_cut_short_states_its_arguments_as_they_came() {
+    let chunk = |delta: Value, finish: Value| {
+        let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
+        format!("data: {chunk}\n\n")
+    };
+    let call = |arguments: &str| {
+        json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+        "function": {"name": "apply_patch", "arguments": arguments}}]})
+    };
+    let stream =
+        chunk(call("{\"input\":\"*** Begin Patch\\n*** Add"), Value::Null) + &chunk(json!({}), json!("length"));
+    let (out, _) = transcode(&surface_of("custom_tools.request.json"), &[stream.as_bytes()]);
+    let events = events(&out);
+    let response = accumulate(&events);
+    assert_eq!(response["status"], "incomplete");
+    assert_eq!(
+        response["output"],
+        json!([{"type": "custom_tool_call", "id": "ctc_test1_0", "call_id": "call_1", "name": "apply_patch",
+                "input": "{\"input\":\"*** Begin Patch\\n*** Add", "status": "incomplete"}])
+    );
 }

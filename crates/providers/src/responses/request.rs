@@ -1,19 +1,15 @@
-//! A Responses request's input and tools in the canonical chat request's terms: input
-//! items as messages (an assistant turn's reasoning, text and function calls merged into
-//! one message), tools with namespaces flattened and hosted tools dropped or refused, and
-//! the tool choice.
-
-use std::collections::HashMap;
+//! A Responses request's input items in the canonical chat request's terms: messages,
+//! and an assistant turn's reasoning, text, function calls and custom tool calls merged
+//! into one assistant message; tool outputs as tool messages.
 
 use serde_json::{Value, json};
 use tokenrouter_core::chat::{
-    AssistantMessage, Content, ContentPart as ChatPart, FunctionCall, FunctionDefinition, ImageUrl, Message,
-    NamedFunction, NamedToolChoice, Tool, ToolCall, ToolChoice,
+    AssistantMessage, Content, ContentPart as ChatPart, FunctionCall, ImageUrl, Message, ToolCall,
 };
 
+use super::flat_name;
 use super::response::unseal;
-use super::wire::{ContentPart, Item, TextOr, ToolSpec};
-use super::{UnsupportedTools, flat_name};
+use super::wire::{ContentPart, Item, TextOr};
 use crate::adapter::Unsupported;
 
 /// Where an item came from, to name it in an error.
@@ -33,136 +29,9 @@ impl Place {
     }
 }
 
-/// The request's tools as chat tools, and what became of the others.
-#[derive(Debug, Default)]
-pub(super) struct Tools {
-    pub chat: Vec<Tool>,
-    /// Hosted tool types removed, in order, once each.
-    pub dropped: Vec<String>,
-    /// A flattened function name → (namespace, name).
-    pub namespaced: HashMap<String, (String, String)>,
-}
-
-pub(super) fn tools(specs: &[ToolSpec], mode: UnsupportedTools) -> Result<Tools, Unsupported> {
-    let mut tools = Tools::default();
-    for (i, spec) in specs.iter().enumerate() {
-        match spec.kind.as_str() {
-            "function" => {
-                let name = required_name(spec, &format!("tools[{i}]"))?;
-                tools.chat.push(function_tool(name.to_owned(), spec));
-            }
-            "namespace" => {
-                let namespace = required_name(spec, &format!("tools[{i}]"))?;
-                for (j, inner) in namespace_members(spec, i)?.iter().enumerate() {
-                    let at = format!("tools[{i}].tools[{j}]");
-                    if inner.kind != "function" {
-                        tools.hosted(&inner.kind, &at, mode)?;
-                        continue;
-                    }
-                    let name = required_name(inner, &at)?;
-                    let flat = flat_name(namespace, name);
-                    tools.namespaced.insert(flat.clone(), (namespace.to_owned(), name.to_owned()));
-                    tools.chat.push(function_tool(flat, inner));
-                }
-            }
-            other => tools.hosted(other, &format!("tools[{i}]"), mode)?,
-        }
-    }
-    Ok(tools)
-}
-
-impl Tools {
-    /// A tool only OpenAI's servers can run: dropped and named, or refused.
-    fn hosted(&mut self, kind: &str, at: &str, mode: UnsupportedTools) -> Result<(), Unsupported> {
-        match mode {
-            UnsupportedTools::Reject => Err(Unsupported::new(
-                format!("{at}.type"),
-                format!("Tools of type '{kind}' are not supported: only 'function' and 'namespace' tools can be used."),
-            )),
-            UnsupportedTools::Drop => {
-                if !self.dropped.iter().any(|d| d == kind) {
-                    self.dropped.push(kind.to_owned());
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-fn required_name<'a>(spec: &'a ToolSpec, at: &str) -> Result<&'a str, Unsupported> {
-    match spec.name.as_deref() {
-        Some(name) if !name.is_empty() => Ok(name),
-        _ => Err(Unsupported::new(format!("{at}.name"), format!("{at}.name: a '{}' tool needs a name.", spec.kind))),
-    }
-}
-
-fn namespace_members(spec: &ToolSpec, i: usize) -> Result<Vec<ToolSpec>, Unsupported> {
-    let Some(members) = &spec.tools else { return Ok(Vec::new()) };
-    serde_path_to_error::deserialize(members).map_err(|e| {
-        let param = super::join_path(&format!("tools[{i}].tools"), e.path());
-        Unsupported::new(param.clone(), format!("Invalid value for '{param}': {}", e.inner()))
-    })
-}
-
-fn function_tool(name: String, spec: &ToolSpec) -> Tool {
-    Tool {
-        kind: "function".to_owned(),
-        function: FunctionDefinition {
-            name,
-            description: spec.description.clone(),
-            parameters: spec.parameters.clone(),
-            strict: spec.strict,
-        },
-    }
-}
-
-/// `tool_choice` for the chat request (`None` when no tool is left to choose).
-pub(super) fn tool_choice(choice: Option<&Value>, tools: &Tools) -> Result<Option<ToolChoice>, Unsupported> {
-    if tools.chat.is_empty() {
-        return Ok(None);
-    }
-    let Some(choice) = choice.filter(|c| !c.is_null()) else { return Ok(None) };
-    let mode = |mode: &str| Ok(Some(ToolChoice::Mode(mode.to_owned())));
-    if let Some(text) = choice.as_str() {
-        return match text {
-            "auto" | "none" | "required" => mode(text),
-            _ => {
-                Err(Unsupported::new("tool_choice", "tool_choice must be 'none', 'auto' or 'required', or an object."))
-            }
-        };
-    }
-    match choice.get("type").and_then(Value::as_str) {
-        Some("function") => {
-            let Some(name) = choice.get("name").and_then(Value::as_str) else {
-                return Err(Unsupported::new("tool_choice.name", "tool_choice.name: a function must be named."));
-            };
-            let name = match choice.get("namespace").and_then(Value::as_str) {
-                Some(namespace) => flat_name(namespace, name),
-                // A function inside a namespace may be named alone when the name is unique.
-                None if !tools.chat.iter().any(|t| t.function.name == name) => {
-                    let mut inside = tools.namespaced.iter().filter(|(_, (_, inner))| inner == name);
-                    match (inside.next(), inside.next()) {
-                        (Some((flat, _)), None) => flat.clone(),
-                        _ => name.to_owned(),
-                    }
-                }
-                None => name.to_owned(),
-            };
-            Ok(Some(ToolChoice::Named(NamedToolChoice {
-                kind: "function".to_owned(),
-                function: NamedFunction { name },
-            })))
-        }
-        // A subset of the tools cannot be stated in chat; the obligation to call one can.
-        Some("allowed_tools") if choice.get("mode").and_then(Value::as_str) == Some("required") => mode("required"),
-        // `allowed_tools` in auto mode, and a hosted, custom or MCP tool (dropped here).
-        _ => mode("auto"),
-    }
-}
-
-/// Input items as chat messages. An assistant turn (reasoning, text, function calls, in
-/// whatever order they come) becomes one assistant message, as Anthropic and Gemini need
-/// parallel calls in one turn.
+/// Input items as chat messages. An assistant turn (reasoning, text, function and custom
+/// tool calls, in whatever order they come) becomes one assistant message, as Anthropic
+/// and Gemini need parallel calls in one turn.
 pub(super) fn messages<'a>(items: impl IntoIterator<Item = (Place, &'a Item)>) -> Result<Vec<Message>, Unsupported> {
     let mut conversation = Conversation::default();
     for (place, item) in items {
@@ -186,8 +55,26 @@ impl Conversation {
             None => {
                 Err(Unsupported::new(place.param("type"), "An input item needs a 'type' (or a 'role', for a message)."))
             }
-            Some("function_call") => self.function_call(place, item),
-            Some("function_call_output") => {
+            Some("function_call") => {
+                let arguments = match &item.arguments {
+                    None | Some(Value::Null) => "{}".to_owned(),
+                    Some(Value::String(arguments)) => arguments.clone(),
+                    Some(_) => {
+                        return Err(Unsupported::new(place.param("arguments"), "arguments must be a JSON string."));
+                    }
+                };
+                self.call(place, item, arguments)
+            }
+            // The function a custom tool became takes its input as `{"input": "…"}`.
+            Some("custom_tool_call") => {
+                let input = match &item.input {
+                    None | Some(Value::Null) => "",
+                    Some(Value::String(input)) => input.as_str(),
+                    Some(_) => return Err(Unsupported::new(place.param("input"), "input must be a string.")),
+                };
+                self.call(place, item, json!({"input": input}).to_string())
+            }
+            Some("function_call_output" | "custom_tool_call_output") => {
                 let tool_call_id = required(place, "call_id", item.call_id.as_deref())?.to_owned();
                 let content = tool_output(place, item.output.as_ref())?;
                 self.flush();
@@ -198,8 +85,7 @@ impl Conversation {
                 self.reasoning(item);
                 Ok(())
             }
-            // `item_reference`, hosted tools' calls, custom tools' calls: nothing a chat
-            // model can be shown.
+            // `item_reference`, hosted tools' calls: nothing a chat model can be shown.
             Some(_) => Ok(()),
         }
     }
@@ -235,17 +121,13 @@ impl Conversation {
         Ok(())
     }
 
-    fn function_call(&mut self, place: Place, item: &Item) -> Result<(), Unsupported> {
+    /// A function or custom tool call, as a chat tool call of the assistant turn.
+    fn call(&mut self, place: Place, item: &Item, arguments: String) -> Result<(), Unsupported> {
         let id = required(place, "call_id", item.call_id.as_deref())?.to_owned();
         let name = required(place, "name", item.name.as_deref())?;
         let name = match item.namespace.as_deref() {
             Some(namespace) if !namespace.is_empty() => flat_name(namespace, name),
             _ => name.to_owned(),
-        };
-        let arguments = match &item.arguments {
-            None | Some(Value::Null) => "{}".to_owned(),
-            Some(Value::String(arguments)) => arguments.clone(),
-            Some(_) => return Err(Unsupported::new(place.param("arguments"), "arguments must be a JSON string.")),
         };
         let call = ToolCall { id, kind: "function".to_owned(), function: FunctionCall { name, arguments } };
         self.assistant.get_or_insert_with(AssistantMessage::default).tool_calls.get_or_insert_with(Vec::new).push(call);
@@ -373,7 +255,7 @@ fn chat_part(part: &ContentPart, at: impl Fn() -> String) -> Result<Option<ChatP
     }))
 }
 
-/// A `function_call_output`'s output: a string, or parts (text alone joined into one).
+/// A `function_call_output`'s or `custom_tool_call_output`'s output: a string, or parts (text alone joined into one).
 fn tool_output(place: Place, output: Option<&Value>) -> Result<Content, Unsupported> {
     let invalid = || Unsupported::new(place.param("output"), "output must be a string or a list of content parts.");
     let parts: Vec<ContentPart> = match output {

@@ -2,7 +2,7 @@
 //! `present` returns, what the stream's `response.*` events carry, the record `keep`
 //! makes of it, and the sealed reasoning blocks handed back in `encrypted_content`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -38,6 +38,9 @@ pub(super) struct Shape {
     pub echo: Echo,
     /// A flattened function name → (namespace, name).
     pub namespaced: HashMap<String, (String, String)>,
+    /// The chat function names that stand for custom tools: their calls are stated as
+    /// `custom_tool_call` items.
+    pub custom: HashSet<String>,
     /// Reasoning items carry the sealed blocks.
     pub sealed_reasoning: bool,
 }
@@ -117,16 +120,47 @@ impl Shape {
         item
     }
 
-    pub(super) fn call_item(&self, id: &str, status: &str, call_id: &str, flat: &str, arguments: &str) -> Value {
+    /// Whether a chat function name stands for a custom tool.
+    pub(super) fn is_custom(&self, flat: &str) -> bool {
+        self.custom.contains(flat)
+    }
+
+    /// The id prefix of a call's output item.
+    pub(super) fn call_prefix(custom: bool) -> &'static str {
+        if custom { "ctc" } else { "fc" }
+    }
+
+    /// A `function_call` item, or with `custom` a `custom_tool_call` item whose input is
+    /// read out of the arguments ([`custom_input`]).
+    pub(super) fn call_item(
+        &self,
+        custom: bool,
+        id: &str,
+        status: &str,
+        call_id: &str,
+        flat: &str,
+        arguments: &str,
+    ) -> Value {
         let (name, namespace) = self.declared(flat);
-        let mut item = json!({
-            "type": "function_call",
-            "id": id,
-            "call_id": call_id,
-            "name": name,
-            "arguments": arguments,
-            "status": status,
-        });
+        let mut item = if custom {
+            json!({
+                "type": "custom_tool_call",
+                "id": id,
+                "call_id": call_id,
+                "name": name,
+                "input": custom_input(arguments),
+                "status": status,
+            })
+        } else {
+            json!({
+                "type": "function_call",
+                "id": id,
+                "call_id": call_id,
+                "name": name,
+                "arguments": arguments,
+                "status": status,
+            })
+        };
         if let Some(namespace) = namespace {
             item["namespace"] = json!(namespace);
         }
@@ -229,6 +263,15 @@ pub(super) fn message_item(id: &str, status: &str, parts: &[Part]) -> Value {
     json!({"type": "message", "id": id, "status": status, "role": "assistant", "content": content})
 }
 
+/// A custom tool's input from the arguments of the chat call it became: the `input` string
+/// of `{"input": "…"}`, or the arguments text as it is when the model sent anything else.
+pub(super) fn custom_input(arguments: &str) -> String {
+    serde_json::from_str::<Value>(arguments)
+        .ok()
+        .and_then(|parsed| parsed.get("input")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| arguments.to_owned())
+}
+
 /// The Responses usage object.
 pub(super) fn usage_json(usage: Usage) -> Value {
     json!({
@@ -241,7 +284,7 @@ pub(super) fn usage_json(usage: Usage) -> Value {
 }
 
 /// A whole answer as a Response object: reasoning, then the message, then one
-/// `function_call` per tool call.
+/// `function_call` or `custom_tool_call` per tool call.
 pub(super) fn present(shape: &Shape, completion: &ChatCompletion, usage: Usage) -> Value {
     let choice = completion.choices.first();
     let status = Status::of(choice.and_then(|c| c.finish_reason.as_deref()));
@@ -267,8 +310,10 @@ pub(super) fn present(shape: &Shape, completion: &ChatCompletion, usage: Usage) 
             output.push(message_item(&shape.item_id("msg", output.len()), "completed", &parts));
         }
         for call in calls {
-            let id = shape.item_id("fc", output.len());
-            output.push(shape.call_item(&id, "completed", &call.id, &call.function.name, &call.function.arguments));
+            let (name, arguments) = (&call.function.name, &call.function.arguments);
+            let custom = shape.is_custom(name);
+            let id = shape.item_id(Shape::call_prefix(custom), output.len());
+            output.push(shape.call_item(custom, &id, "completed", &call.id, name, arguments));
         }
     }
     if output.is_empty() {

@@ -1,8 +1,12 @@
 //! The canonical chunk stream transcoded into Responses stream events, chunk by chunk:
 //! `response.created` and `response.in_progress` first, then each output item opened,
 //! filled and closed (reasoning summary, message text or refusal, function call
-//! arguments), and `response.completed`, `response.incomplete` or `response.failed`.
-//! Every event carries a `sequence_number` counting from 0.
+//! arguments, custom tool call input), and `response.completed`, `response.incomplete` or
+//! `response.failed`. Every event carries a `sequence_number` counting from 0.
+//!
+//! A custom tool call's input is the `input` string inside the JSON arguments the chat
+//! stream sends in pieces: it is stated once the call ends, in one
+//! `response.custom_tool_call_input.delta` and the `.done` event.
 
 use std::sync::Arc;
 
@@ -10,7 +14,7 @@ use serde_json::{Map, Value, json};
 use tokenrouter_core::Usage;
 use tokenrouter_core::chat::{ChatCompletionChunk, DeltaToolCall, ThinkingBlock};
 
-use super::response::{Part, Shape, Status, message_item};
+use super::response::{Part, Shape, Status, custom_input, message_item};
 use crate::surface::{SurfaceStream, write_event};
 
 /// The output item being streamed (one at a time; it closes when another kind begins).
@@ -28,12 +32,14 @@ enum Open {
         parts: Vec<Part>,
         part_open: bool,
     },
+    /// `custom`: a custom tool's call (decided by the name known when it opens).
     Call {
         id: String,
         index: u32,
         call_id: String,
         name: String,
         arguments: String,
+        custom: bool,
     },
 }
 
@@ -107,7 +113,9 @@ impl Transcoder {
         let json = match &item {
             Open::Reasoning { id, .. } => json!({"type": "reasoning", "id": id, "summary": []}),
             Open::Message { id, parts, .. } => message_item(id, "in_progress", parts),
-            Open::Call { id, call_id, name, .. } => self.shape.call_item(id, "in_progress", call_id, name, ""),
+            Open::Call { id, call_id, name, custom, .. } => {
+                self.shape.call_item(*custom, id, "in_progress", call_id, name, "")
+            }
         };
         self.events.emit(out, "response.output_item.added", json!({"output_index": index, "item": json}));
         self.open = Some(item);
@@ -215,17 +223,21 @@ impl Transcoder {
             self.ensure(
                 |_| false,
                 out,
-                |shape, output_index| Open::Call {
-                    id: shape.item_id("fc", output_index),
-                    index,
-                    call_id: call_id.unwrap_or_else(|| shape.item_id("call", output_index)),
-                    name,
-                    arguments: String::new(),
+                |shape, output_index| {
+                    let custom = shape.is_custom(&name);
+                    Open::Call {
+                        id: shape.item_id(Shape::call_prefix(custom), output_index),
+                        index,
+                        call_id: call_id.unwrap_or_else(|| shape.item_id("call", output_index)),
+                        name,
+                        arguments: String::new(),
+                        custom,
+                    }
                 },
             );
         }
         let output_index = self.done.len();
-        let Some(Open::Call { id, name, arguments, .. }) = &mut self.open else { return };
+        let Some(Open::Call { id, name, arguments, custom, .. }) = &mut self.open else { return };
         if name.is_empty()
             && let Some(late) = &call.function.name
         {
@@ -233,6 +245,10 @@ impl Transcoder {
         }
         if let Some(delta) = call.function.arguments.as_deref().filter(|d| !d.is_empty()) {
             arguments.push_str(delta);
+            if *custom {
+                // JSON text, not input yet: stated whole when the call ends.
+                return;
+            }
             let fields = json!({"item_id": id, "output_index": output_index, "delta": delta});
             self.events.emit(out, "response.function_call_arguments.delta", fields);
         }
@@ -259,13 +275,23 @@ impl Transcoder {
                 }
                 message_item(&id, status, &parts)
             }
-            Open::Call { id, index, call_id, name, arguments } => {
+            Open::Call { id, index, call_id, name, arguments, custom } => {
                 self.closed_calls.push(index);
-                let (declared, _) = self.shape.declared(&name);
-                let fields =
-                    json!({"item_id": id, "output_index": output_index, "name": declared, "arguments": arguments});
-                self.events.emit(out, "response.function_call_arguments.done", fields);
-                self.shape.call_item(&id, status, &call_id, &name, &arguments)
+                if custom {
+                    let input = custom_input(&arguments);
+                    if !input.is_empty() {
+                        let fields = json!({"item_id": id, "output_index": output_index, "delta": input});
+                        self.events.emit(out, "response.custom_tool_call_input.delta", fields);
+                    }
+                    let fields = json!({"item_id": id, "output_index": output_index, "input": input});
+                    self.events.emit(out, "response.custom_tool_call_input.done", fields);
+                } else {
+                    let (declared, _) = self.shape.declared(&name);
+                    let fields =
+                        json!({"item_id": id, "output_index": output_index, "name": declared, "arguments": arguments});
+                    self.events.emit(out, "response.function_call_arguments.done", fields);
+                }
+                self.shape.call_item(custom, &id, status, &call_id, &name, &arguments)
             }
         };
         self.events.emit(out, "response.output_item.done", json!({"output_index": output_index, "item": item}));

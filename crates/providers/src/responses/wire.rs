@@ -66,7 +66,7 @@ pub enum TextOr<T> {
 }
 
 /// One input item (or output item handed back): a message (with or without `type`), a
-/// `function_call`, a `function_call_output`, a `reasoning` item, or anything else.
+/// `function_call` or `custom_tool_call`, its output, a `reasoning` item, or anything else.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -89,9 +89,13 @@ pub struct Item {
     /// A JSON string for `function_call`; other item types use other shapes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Value>,
-    /// A string or a list of parts for `function_call_output`; other shapes elsewhere.
+    /// A string or a list of parts for `function_call_output` and
+    /// `custom_tool_call_output`; other shapes elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
+    /// The raw input string of a `custom_tool_call`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Vec<SummaryPart>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,8 +134,9 @@ pub struct SummaryPart {
     pub rest: Map<String, Value>,
 }
 
-/// A tool as sent: `function`, `namespace` (a group of functions under one name) or a
-/// tool OpenAI runs itself (`web_search`, `file_search`, `mcp`, …).
+/// A tool as sent: `function`, `custom` (freeform text input, optionally constrained by a
+/// grammar), `namespace` (a group of functions and custom tools under one name) or a tool
+/// OpenAI runs itself (`web_search`, `file_search`, `mcp`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
     #[serde(rename = "type")]
@@ -148,6 +153,10 @@ pub struct ToolSpec {
     /// use the key for something else).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Value>,
+    /// A custom tool's input format: `{"type": "text"}` or
+    /// `{"type": "grammar", "syntax": "lark" | "regex", "definition": …}` (read leniently).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Value>,
     #[serde(flatten)]
     pub rest: Map<String, Value>,
 }

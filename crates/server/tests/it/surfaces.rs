@@ -564,3 +564,42 @@ async fn no_surface_bypasses_scopes_or_billing() {
     }
     assert_eq!(gw.mock.stats().request_count(), before);
 }
+
+#[tokio::test]
+async fn bad_bodies_on_every_surface_get_a_clear_400_and_reach_no_upstream() {
+    let gw = gateway().await;
+    let cases = [
+        ("/v1/responses", json!({"model": "gpt-4o-mini", "input": []}), Some("input")),
+        ("/v1/responses", json!({"model": 5, "input": "x"}), Some("model")),
+        ("/v1/responses", json!({"model": "gpt-4o-mini", "input": "x", "tools": "no"}), Some("tools")),
+        (
+            "/v1/messages",
+            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}),
+            Some("max_tokens"),
+        ),
+        ("/v1/messages", json!({"model": "gpt-4o-mini", "max_tokens": 5, "messages": "x"}), Some("messages")),
+        ("/v1/completions", json!({"model": "gpt-4o-mini"}), Some("prompt")),
+        ("/v1/embeddings", json!({"model": "text-embedding-3-small", "input": ""}), Some("input")),
+        ("/v1/embeddings", json!({"model": "text-embedding-3-small", "input": "x", "encoding_format": "hex"}), None),
+    ];
+    for (path, body, param) in cases {
+        let response = gw.post(path).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{path} {body}");
+        let error: Value = response.json().await.unwrap();
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{path} {body}: {error}");
+        if path == "/v1/messages" {
+            assert_eq!(error["type"], "error", "Anthropic's shape on /v1/messages: {error}");
+            assert_eq!(error["error"]["type"], "invalid_request_error");
+        } else if let Some(param) = param {
+            let named = error["error"]["param"].as_str().unwrap_or_default();
+            assert!(named.starts_with(param), "{path} {body}: param {named:?}, expected {param}");
+        }
+    }
+    for path in ["/v1/responses", "/v1/messages", "/v1/completions", "/v1/embeddings"] {
+        let response = gw.post(path).body("{not json").header("content-type", "application/json").send().await.unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+    }
+    assert_eq!(gw.mock.stats().request_count(), 0);
+    assert_eq!(gw.usage_count().await, 0, "refused input stores nothing");
+}

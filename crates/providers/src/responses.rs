@@ -10,6 +10,7 @@
 //! `custom_tool_call` items with that raw `input`. Tools only OpenAI's servers can run
 //! (`web_search`, `file_search`, …) are dropped and named, or refused, as [`Options`] says.
 
+pub mod native;
 mod request;
 mod response;
 mod stream;

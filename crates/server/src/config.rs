@@ -89,6 +89,8 @@ pub struct Provider {
     pub timeout: Option<Duration>,
     /// The quirks of an OpenAI-compatible upstream.
     pub dialect: Dialect,
+    /// Serves `/responses` itself: Responses API requests pass through untranslated.
+    pub responses_api: bool,
 }
 
 impl std::fmt::Debug for Provider {
@@ -100,6 +102,7 @@ impl std::fmt::Debug for Provider {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
             .field("dialect", &self.dialect)
+            .field("responses_api", &self.responses_api)
             .finish()
     }
 }
@@ -198,6 +201,7 @@ impl Config {
                 api_key: None,
                 timeout_ms: None,
                 dialect: None,
+                responses_api: None,
             });
         }
         let models = catalog::MODELS
@@ -503,9 +507,20 @@ fn build_provider(
         None if raw.name == "mistral" || base_url.contains("api.mistral.ai") => Dialect::Mistral,
         None => Dialect::OpenAi,
     };
+    let responses_api = match raw.responses_api {
+        Some(true) if raw.kind != "openai" => {
+            errors.push(format!(
+                "{path}.responses_api: only an OpenAI-compatible provider (kind = \"openai\") can serve it"
+            ));
+            false
+        }
+        Some(native) => native,
+        None => raw.kind == "openai" && base_url.starts_with("https://api.openai.com/"),
+    };
     let kind = kind?;
     (errors.len() == before).then_some(Provider {
         dialect,
+        responses_api,
         name: raw.name,
         kind,
         base_url,

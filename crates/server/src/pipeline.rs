@@ -70,10 +70,37 @@ pub struct Translation {
 }
 
 pub struct Native {
-    /// The path under the upstream's base URL.
-    pub path: &'static str,
+    pub api: NativeApi,
     pub body: Bytes,
     pub view: ChatView,
+}
+
+/// An API that OpenAI-compatible upstreams may speak themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NativeApi {
+    Chat,
+    /// Legacy completions: every OpenAI-compatible upstream.
+    Completions,
+    /// The Responses API: upstreams configured with `responses_api`.
+    Responses,
+}
+
+impl NativeApi {
+    /// The path under the upstream's base URL.
+    pub fn path(self) -> &'static str {
+        match self {
+            NativeApi::Chat => "/chat/completions",
+            NativeApi::Completions => "/completions",
+            NativeApi::Responses => "/responses",
+        }
+    }
+
+    pub fn served_by(self, provider: &crate::config::Provider) -> bool {
+        match self {
+            NativeApi::Chat | NativeApi::Completions => true,
+            NativeApi::Responses => provider.responses_api,
+        }
+    }
 }
 
 /// Runs a job and stamps the headers every inference answer carries.

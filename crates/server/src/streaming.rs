@@ -4,6 +4,7 @@
 //! failure, or when the client goes away (`Drop`).
 
 mod passthrough;
+mod responses;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,6 +29,7 @@ use crate::metering::{Measured, MeterContext, UsageWriter};
 use crate::retention::Keeper;
 use crate::settlement::Reservation;
 use passthrough::PassThrough;
+use responses::NativeResponses;
 
 /// What settles the stream: the meter, the writer and the request body (kept only to
 /// estimate prompt tokens if the upstream never reports usage).
@@ -46,11 +48,14 @@ pub enum Transform {
     PassThrough(bool),
     /// Another provider: transcode into OpenAI chunks.
     Decode(Box<dyn StreamDecoder>),
+    /// An upstream speaking the Responses API itself: forward its events.
+    NativeResponses,
 }
 
 enum Transcoder {
     Pass(PassThrough),
     Decode(Box<dyn StreamDecoder>),
+    Responses(NativeResponses),
 }
 
 impl Transcoder {
@@ -68,6 +73,11 @@ impl Transcoder {
                 let failure = d.feed(&data, &mut out).err().map(|f| f.message);
                 (Bytes::from(out), failure)
             }
+            Transcoder::Responses(r) => {
+                let out = r.feed(data);
+                let failure = r.overflowed.then(|| "The provider sent an event larger than 4 MiB.".to_owned());
+                (out, failure)
+            }
         }
     }
 
@@ -79,6 +89,7 @@ impl Transcoder {
                 d.finish(&mut out).map_err(|f| f.message)?;
                 Ok(Bytes::from(out))
             }
+            Transcoder::Responses(r) => r.finish(),
         }
     }
 
@@ -86,6 +97,7 @@ impl Transcoder {
         match self {
             Transcoder::Pass(p) => p.usage,
             Transcoder::Decode(d) => d.usage(),
+            Transcoder::Responses(r) => r.usage,
         }
     }
 
@@ -93,6 +105,7 @@ impl Transcoder {
         match self {
             Transcoder::Pass(p) => p.delivered_chunks,
             Transcoder::Decode(d) => d.delivered_chunks(),
+            Transcoder::Responses(r) => r.delivered_chunks,
         }
     }
 }
@@ -141,6 +154,7 @@ impl MeteredSse {
         let transcoder = match transform {
             Transform::PassThrough(strip_usage) => Transcoder::Pass(PassThrough::new(strip_usage)),
             Transform::Decode(decoder) => Transcoder::Decode(decoder),
+            Transform::NativeResponses => Transcoder::Responses(NativeResponses::default()),
         };
         let now = Instant::now();
         MeteredSse {
@@ -188,7 +202,11 @@ impl MeteredSse {
         self.ended = true;
         let rest = end.and_then(|()| self.transcoder.finish());
         self.completed = rest.is_ok();
-        let relayed = matches!(&self.transcoder, Transcoder::Pass(p) if p.error_relayed);
+        let relayed = match &self.transcoder {
+            Transcoder::Pass(p) => p.error_relayed,
+            Transcoder::Responses(r) => r.error_relayed,
+            Transcoder::Decode(_) => false,
+        };
         self.tail = match rest {
             Ok(bytes) => {
                 let mut bytes = self.restate(bytes);
@@ -272,6 +290,9 @@ impl MeteredSse {
             let mut out = Vec::new();
             restating.feed.fail(message, &mut out);
             return Bytes::from(out);
+        }
+        if let Transcoder::Responses(r) = &self.transcoder {
+            return r.failure_event(message);
         }
         let chunk = ChatCompletionChunk {
             id: self.meta.id.clone(),

@@ -41,6 +41,9 @@ pub struct RawProvider {
     pub timeout_ms: Option<u64>,
     /// For `kind = "openai"`: `openai` | `deepseek` | `mistral` (default: from the name or URL).
     pub dialect: Option<String>,
+    /// For `kind = "openai"`: the upstream serves the Responses API itself, so
+    /// `/v1/responses` passes through untranslated (default: only for api.openai.com).
+    pub responses_api: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,11 +9,11 @@ use tokenrouter_core::Usage;
 use tokenrouter_core::chat::ChatCompletion;
 use tokenrouter_providers::adapter::{Adapter, ResponseMeta};
 use tokenrouter_providers::embeddings::{self, EmbeddingsRequest};
-use tokenrouter_providers::openai;
 use tokenrouter_providers::surface::{ChunkFeed, Surface};
+use tokenrouter_providers::{openai, responses};
 
 use super::outbound::Shape;
-use super::{Job, Served, Work, finish};
+use super::{Job, NativeApi, Served, Work, finish};
 use crate::dispatch::Answer;
 use crate::edge::X_PROVIDER;
 use crate::error::ApiError;
@@ -22,6 +22,7 @@ use crate::metering::{Measured, MeterContext};
 use crate::settlement::Reservation;
 use crate::state::AppState;
 use crate::streaming::{MeteredSse, Restating, Settlement, Transform, Upstream};
+use crate::tokens;
 
 static X_FALLBACK_MODEL: HeaderName = HeaderName::from_static("x-tokenrouter-fallback-model");
 
@@ -42,7 +43,7 @@ pub(super) async fn respond(
     job: Job,
 ) -> Result<Response, ApiError> {
     let include_usage = match &shape {
-        Shape::Relayed { include_usage } => *include_usage,
+        Shape::Relayed { include_usage, .. } => *include_usage,
         Shape::Restated(_) | Shape::Embeddings => true,
     };
     let meta = ResponseMeta {
@@ -51,6 +52,8 @@ pub(super) async fn respond(
         created: tokenrouter_core::clock::now_unix(),
         include_usage,
     };
+    // A surface's own headers describe its translation: not sent when it passed through.
+    let translated = !matches!((&job.work, &shape), (Work::Surface(_), Shape::Relayed { .. }));
     let (keeper, embeddings) = match job.work {
         Work::Surface(translation) => (translation.keeper, None),
         Work::Embeddings(request) => (None, Some(request)),
@@ -66,6 +69,7 @@ pub(super) async fn respond(
         Answer::Complete(body) => {
             let whole = match (&shape, &embeddings) {
                 (Shape::Embeddings, Some(request)) => embedded(served.adapter, body, request, &meta),
+                (Shape::Relayed { api: NativeApi::Responses, .. }, _) => Ok(native_response(body, &request_body)),
                 _ => complete(served.adapter, body, &request_body, &meta),
             };
             let restated = whole.and_then(|(body, measured)| match &shape {
@@ -90,9 +94,10 @@ pub(super) async fn respond(
             json_response(StatusCode::OK, body)
         }
         Answer::Stream { first, rest } => {
-            let transform = match served.adapter {
-                None => Transform::PassThrough(!include_usage),
-                Some(adapter) => Transform::Decode(adapter.stream_decoder(meta.clone())),
+            let transform = match (served.adapter, &shape) {
+                (None, Shape::Relayed { api: NativeApi::Responses, .. }) => Transform::NativeResponses,
+                (None, _) => Transform::PassThrough(!include_usage),
+                (Some(adapter), _) => Transform::Decode(adapter.stream_decoder(meta.clone())),
             };
             let restating = match shape {
                 Shape::Restated(surface) => Some(Restating { feed: ChunkFeed::new(surface.stream()), surface, keeper }),
@@ -112,8 +117,10 @@ pub(super) async fn respond(
     {
         headers.insert(X_FALLBACK_MODEL.clone(), model);
     }
-    for (name, value) in job.headers {
-        headers.insert(name, value);
+    if translated {
+        for (name, value) in job.headers {
+            headers.insert(name, value);
+        }
     }
     Ok(response)
 }
@@ -169,6 +176,19 @@ fn complete(
         }),
     };
     Ok((body, measured))
+}
+
+/// A Responses API answer from an upstream that speaks it, and its usage.
+fn native_response(body: Bytes, request: &[u8]) -> (Bytes, Measured) {
+    let measured = match responses::native::answer_usage(&body) {
+        Some(usage) => Measured::Reported(usage),
+        None => Measured::Counted(Usage {
+            prompt_tokens: tokens::reservation_estimate(request),
+            completion_tokens: openai::estimate_text_tokens(&String::from_utf8_lossy(&body)),
+            ..Usage::default()
+        }),
+    };
+    (body, measured)
 }
 
 /// An embeddings answer in OpenAI's shape, billed by its input tokens.

@@ -6,10 +6,10 @@ use bytes::Bytes;
 use tokenrouter_core::chat::ChatRequest;
 use tokenrouter_providers::adapter::Target;
 use tokenrouter_providers::openai;
-use tokenrouter_providers::passthrough::{RawObject, raw_string};
+use tokenrouter_providers::passthrough::{RawObject, raw_from_vec, raw_string};
 use tokenrouter_providers::surface::Surface;
 
-use super::{Job, Work};
+use super::{Job, NativeApi, Work};
 use crate::config::{Deployment, Model};
 use crate::dispatch::{self, Outbound};
 use crate::edge::json_error;
@@ -29,6 +29,7 @@ pub enum Shape {
     /// unless the client asked for it.
     Relayed {
         include_usage: bool,
+        api: NativeApi,
     },
     /// Canonical chat, restated in the client's surface.
     Restated(Arc<dyn Surface>),
@@ -63,19 +64,28 @@ pub fn prepare(
             return Ok(Prepared { outbound, stream: false, shape: Shape::Embeddings });
         }
         Work::Surface(translation) => {
-            if let (None, Some(native)) = (adapter, &translation.native) {
+            if let (None, Some(native)) = (adapter, &translation.native)
+                && native.api.served_by(&deployment.provider)
+            {
                 let mut upstream = RawObject::parse(&native.body).map_err(|e| json_error(&native.body, &e))?;
-                policy::apply_output_limit(&mut upstream, &native.view, max_out);
-                let dialect = deployment.provider.dialect;
-                openai::prepare_upstream_chat(&mut upstream, &native.view, &deployment.upstream_model, dialect);
-                let outbound = Outbound::Raw { path: native.path, body: Bytes::from(upstream.to_vec()) };
-                let shape = Shape::Relayed { include_usage: native.view.include_usage };
+                if native.api == NativeApi::Responses {
+                    upstream.set("model", raw_string(&deployment.upstream_model));
+                    if let Some(limit) = max_out.filter(|m| Some(*m) != native.view.max_tokens) {
+                        upstream.set("max_output_tokens", raw_from_vec(limit.to_string().into_bytes()));
+                    }
+                } else {
+                    policy::apply_output_limit(&mut upstream, &native.view, max_out);
+                    let dialect = deployment.provider.dialect;
+                    openai::prepare_upstream_chat(&mut upstream, &native.view, &deployment.upstream_model, dialect);
+                }
+                let outbound = Outbound::Raw { path: native.api.path(), body: Bytes::from(upstream.to_vec()) };
+                let shape = Shape::Relayed { include_usage: native.view.include_usage, api: native.api };
                 return Ok(Prepared { outbound, stream: native.view.stream, shape });
             }
             let surface = translation.surface.clone().map_err(ApiError::unsupported)?;
             Shape::Restated(surface)
         }
-        Work::Chat => Shape::Relayed { include_usage: job.view.include_usage },
+        Work::Chat => Shape::Relayed { include_usage: job.view.include_usage, api: NativeApi::Chat },
     };
     let view = &job.view;
     policy::apply_output_limit(request, view, max_out);
@@ -86,7 +96,7 @@ pub fn prepare(
             openai::strip_reasoning_history(&mut upstream, dialect);
         }
         openai::prepare_upstream_chat(&mut upstream, view, &deployment.upstream_model, dialect);
-        let outbound = Outbound::Raw { path: "/chat/completions", body: Bytes::from(upstream.to_vec()) };
+        let outbound = Outbound::Raw { path: NativeApi::Chat.path(), body: Bytes::from(upstream.to_vec()) };
         return Ok(Prepared { outbound, stream: view.stream, shape });
     };
     let json = request.to_vec();

@@ -14,7 +14,7 @@ use tokenrouter_providers::surface::Surface;
 
 use crate::edge::{RequestId, json_error, read_body};
 use crate::error::ApiError;
-use crate::pipeline::{self, Job, Native, Translation, Work};
+use crate::pipeline::{self, Job, Native, NativeApi, Translation, Work};
 use crate::policy::Permitted;
 use crate::state::AppState;
 
@@ -62,7 +62,7 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
         }
         Err(unsupported) => (bytes.clone(), native_view.clone(), Err(unsupported)),
     };
-    let native = Native { path: "/completions", body: bytes, view: native_view };
+    let native = Native { api: NativeApi::Completions, body: bytes, view: native_view };
     Ok(Job {
         endpoint: "completions",
         body: canonical,

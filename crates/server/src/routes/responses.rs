@@ -1,5 +1,6 @@
-//! `POST /v1/responses` (OpenAI's Responses API, what Codex CLI speaks): translated into
-//! chat, answered in Responses' shape, kept for `previous_response_id` unless
+//! `POST /v1/responses` (OpenAI's Responses API, what Codex CLI speaks): passed through to
+//! upstreams that serve it themselves (`responses_api`), translated into chat for every
+//! other one and answered in Responses' shape — kept for `previous_response_id` unless
 //! `store: false`.
 
 use std::sync::Arc;
@@ -7,14 +8,18 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use tokenrouter_providers::adapter::Unsupported;
 use tokenrouter_providers::openai::ChatView;
-use tokenrouter_providers::responses::{self, Ids, Options};
+use tokenrouter_providers::responses::{self, Ids, Options, ResponsesRequest, Translated};
+use tokenrouter_providers::surface::Surface;
 use tokenrouter_store::KeyRow;
 
+use crate::config::{Config, ProviderKind};
 use crate::edge::{RequestId, expect_json_object, read_body};
 use crate::error::ApiError;
-use crate::pipeline::{self, Job, Translation, Work};
+use crate::pipeline::{self, Job, Native, NativeApi, Translation, Work};
 use crate::policy::Permitted;
 use crate::retention::Keeper;
 use crate::state::AppState;
@@ -44,17 +49,23 @@ async fn job(
     let bytes = read_body(body, headers, config.server.max_body_bytes).await?;
     expect_json_object(&bytes)?;
     let request = responses::parse(&bytes).map_err(ApiError::unsupported)?;
-    let previous = match request.previous_response_id() {
-        Some(id) => Some(state.retention.recall(&state.db, key.account_id, id).await?),
-        None => None,
+    let native_view = ChatView {
+        model: request.model().to_owned(),
+        stream: request.stream(),
+        include_usage: false,
+        max_tokens: request.max_output_tokens,
     };
-    let ids = Ids {
-        response_id: format!("resp_{}", request_id.trim_start_matches("req_")),
-        created_at: tokenrouter_core::clock::now_unix(),
+    let native_possible = served_natively(&config, &native_view.model);
+    // A response kept here is continued here: its id means nothing to the upstream.
+    let continues = request.previous_response_id().is_some();
+    let translated = translate(state, &config, request_id, key, request).await;
+    let translated = match translated {
+        Ok(translated) => translated,
+        // Only an upstream that speaks the API itself can take what did not translate
+        // (a response it keeps, a hosted tool it runs).
+        Err(e) if native_possible => return Ok(native_only(bytes, native_view, e)),
+        Err(e) => return Err(e),
     };
-    let options = Options { unsupported_tools: config.server.unsupported_tools };
-    let translated =
-        responses::translate(request, previous.as_deref(), ids, &options).map_err(ApiError::unsupported)?;
     let chat = &translated.chat;
     let view = ChatView {
         model: chat.model.clone(),
@@ -62,7 +73,7 @@ async fn job(
         include_usage: chat.include_usage(),
         max_tokens: chat.max_output(),
     };
-    let body =
+    let canonical =
         serde_json::to_vec(chat).map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
     let mut answer_headers = Vec::new();
     if !translated.dropped_tools.is_empty()
@@ -72,11 +83,59 @@ async fn job(
     }
     let keeper =
         Keeper::new(state.retention.clone(), state.db.clone(), key.account_id, config.server.response_retention);
+    let native =
+        (native_possible && !continues).then(|| Native { api: NativeApi::Responses, body: bytes, view: native_view });
+    let surface: Arc<dyn Surface> = Arc::new(translated.surface);
     Ok(Job {
         endpoint: "responses",
-        body: body.into(),
+        body: canonical.into(),
         view,
-        work: Work::Surface(Translation { surface: Ok(Arc::new(translated.surface)), native: None, keeper }),
+        work: Work::Surface(Translation { surface: Ok(surface), native, keeper }),
         headers: answer_headers,
+    })
+}
+
+/// The request as chat, with the conversation it continues.
+async fn translate(
+    state: &AppState,
+    config: &Config,
+    request_id: &str,
+    key: &KeyRow,
+    request: ResponsesRequest,
+) -> Result<Translated, ApiError> {
+    let previous = match request.previous_response_id() {
+        Some(id) => Some(state.retention.recall(&state.db, key.account_id, id).await?),
+        None => None,
+    };
+    let ids = Ids {
+        response_id: format!("resp_{}", request_id.trim_start_matches("req_")),
+        created_at: tokenrouter_core::clock::now_unix(),
+    };
+    let options = Options { unsupported_tools: config.server.unsupported_tools };
+    responses::translate(request, previous.as_deref(), ids, &options).map_err(ApiError::unsupported)
+}
+
+/// A request only native upstreams can serve: a translated one would be refused with
+/// the translation's error.
+fn native_only(bytes: Bytes, view: ChatView, error: ApiError) -> Job {
+    let envelope = error.envelope().error;
+    let refusal = Unsupported::new(envelope.param.unwrap_or_default(), envelope.message);
+    Job {
+        endpoint: "responses",
+        body: bytes.clone(),
+        view: view.clone(),
+        work: Work::Surface(Translation {
+            surface: Err(refusal),
+            native: Some(Native { api: NativeApi::Responses, body: bytes, view }),
+            keeper: None,
+        }),
+        headers: Vec::new(),
+    }
+}
+
+/// Whether some deployment of the model speaks the Responses API itself.
+fn served_natively(config: &Config, model: &str) -> bool {
+    config.model(model).is_some_and(|m| {
+        m.deployments.iter().any(|d| d.provider.kind == ProviderKind::OpenAi && d.provider.responses_api)
     })
 }

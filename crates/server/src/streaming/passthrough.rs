@@ -21,7 +21,7 @@ pub struct PassThrough {
 }
 
 /// The largest SSE event accepted from an upstream; a longer one ends the stream.
-const MAX_EVENT: usize = 4 * 1024 * 1024;
+pub const MAX_EVENT: usize = 4 * 1024 * 1024;
 
 impl PassThrough {
     pub fn new(strip_usage: bool) -> PassThrough {

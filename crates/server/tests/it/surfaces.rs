@@ -603,3 +603,88 @@ async fn bad_bodies_on_every_surface_get_a_clear_400_and_reach_no_upstream() {
     assert_eq!(gw.mock.stats().request_count(), 0);
     assert_eq!(gw.usage_count().await, 0, "refused input stores nothing");
 }
+
+const NATIVE_RESPONSES: &str = r#"
+[[providers]]
+name = "responses-mock"
+kind = "openai"
+base_url = "{mock}/v1"
+responses_api = true
+
+[[models]]
+id = "gpt-5"
+context_window = 400000
+max_output_tokens = 128000
+input_price = 1.25
+output_price = 10
+deployments = [ { provider = "responses-mock", upstream_model = "mock-gpt-5" } ]
+
+[[models]]
+id = "gpt-5-cut"
+context_window = 400000
+max_output_tokens = 128000
+input_price = 1.25
+output_price = 10
+deployments = [ { provider = "responses-mock", upstream_model = "mock-gpt-5@fault=cut:3" } ]
+"#;
+
+#[tokio::test]
+async fn an_upstream_that_speaks_responses_gets_the_request_untranslated() {
+    let gw = Gateway::start_with(Default::default(), NATIVE_RESPONSES).await;
+    let body = json!({"model": "gpt-5", "input": "Search the news", "store": false,
+                      "tools": [weather_tool(), {"type": "web_search"}], "reasoning": {"effort": "low", "summary": "auto"}});
+    let response = gw.post("/v1/responses").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(!response.headers().contains_key("x-tokenrouter-dropped-tools"), "nothing was dropped");
+    let id = request_id(&response);
+    let answer: Value = response.json().await.unwrap();
+    let sent = gw.mock.stats().last_request().unwrap();
+    assert_eq!(sent.path, "/v1/responses");
+    assert_eq!(sent.body["model"], "mock-gpt-5");
+    assert_eq!(sent.body["tools"][1]["type"], "web_search", "hosted tools reach an upstream that runs them");
+    assert_eq!(sent.body["reasoning"]["effort"], "low");
+    let row = gw.usage(&id).await;
+    assert_eq!(row.endpoint, "responses");
+    assert_eq!(row.usage.prompt_tokens, answer["usage"]["input_tokens"].as_u64().unwrap());
+    assert_eq!(row.usage.completion_tokens, answer["usage"]["output_tokens"].as_u64().unwrap());
+    assert!(row.usage.completion_tokens > 0 && row.cost > NanoUsd(0));
+
+    let stream =
+        gw.post("/v1/responses").json(&json!({"model": "gpt-5", "input": "Hi", "stream": true})).send().await.unwrap();
+    let id = request_id(&stream);
+    let events = events(&stream.text().await.unwrap());
+    let (last, completed) = events.last().unwrap();
+    assert_eq!(last, "response.completed");
+    let row = gw.usage(&id).await;
+    assert!(row.stream);
+    assert_eq!(row.usage.completion_tokens, completed["response"]["usage"]["output_tokens"].as_u64().unwrap());
+
+    // A continuation the gateway never kept is the upstream's to resolve.
+    let continued = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "gpt-5", "input": "more", "previous_response_id": "resp_upstream_1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(continued.status(), 200);
+    assert_eq!(gw.mock.stats().last_request().unwrap().body["previous_response_id"], "resp_upstream_1");
+}
+
+#[tokio::test]
+async fn a_native_responses_stream_that_breaks_ends_with_an_error_event_that_continues_the_count() {
+    let gw = Gateway::start_with(Default::default(), NATIVE_RESPONSES).await;
+    let response = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "gpt-5-cut", "input": "Hi", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let id = request_id(&response);
+    let events = events(&response.text().await.unwrap());
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "error", "{events:?}");
+    let before = &events[events.len() - 2].1;
+    assert_eq!(data["sequence_number"].as_u64(), before["sequence_number"].as_u64().map(|n| n + 1));
+    let row = gw.usage(&id).await;
+    assert!(row.usage.completion_tokens >= 3, "the delivered deltas are billed: {:?}", row.usage);
+}

@@ -1,0 +1,149 @@
+//! An upstream that serves the Responses API itself: its answers pass through as they
+//! are, read only for what metering needs — the usage, whether the stream finished, and
+//! whether it delivered anything.
+
+use serde::Deserialize;
+use serde_json::json;
+use tokenrouter_core::Usage;
+
+use crate::surface::write_event;
+
+/// What one streamed event means for metering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventInfo {
+    /// The usage a final event (`response.completed`, `.incomplete`, `.failed`) states.
+    pub usage: Option<Usage>,
+    /// The event adds generated content (`….delta`).
+    pub delivers_tokens: bool,
+    /// The stream ended as the API ends one (completed or incomplete).
+    pub finished: bool,
+    /// The upstream reported a failure (`error` or `response.failed`).
+    pub failed: bool,
+    pub sequence_number: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    sequence_number: Option<u64>,
+    response: Option<WithUsage>,
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    input_tokens_details: Option<InputDetails>,
+    output_tokens_details: Option<OutputDetails>,
+}
+
+#[derive(Deserialize)]
+struct InputDetails {
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OutputDetails {
+    reasoning_tokens: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(w: WireUsage) -> Usage {
+        Usage {
+            prompt_tokens: w.input_tokens,
+            completion_tokens: w.output_tokens,
+            cached_tokens: w.input_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            reasoning_tokens: w.output_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+        }
+    }
+}
+
+/// Classifies one event's `data`. Only the final events are parsed in full; the many
+/// delta events are recognised by their type alone.
+pub fn classify_event(data: &[u8]) -> EventInfo {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+        sequence_number: Option<u64>,
+    }
+    let Ok(head) = serde_json::from_slice::<Head<'_>>(data) else { return EventInfo::default() };
+    let mut info = EventInfo { sequence_number: head.sequence_number, ..EventInfo::default() };
+    match head.kind.as_ref() {
+        "response.completed" | "response.incomplete" | "response.failed" => {
+            if let Ok(event) = serde_json::from_slice::<Event<'_>>(data) {
+                info.usage = event.response.and_then(|r| r.usage).map(Usage::from);
+                info.finished = event.kind != "response.failed";
+                info.failed = event.kind == "response.failed";
+                info.sequence_number = event.sequence_number;
+            }
+        }
+        "error" => info.failed = true,
+        kind => info.delivers_tokens = kind.ends_with(".delta"),
+    }
+    info
+}
+
+/// The usage of a whole (non-streamed) Response object.
+pub fn answer_usage(body: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<WithUsage>(body).ok()?.usage.map(Usage::from)
+}
+
+/// The event that ends a stream the upstream broke off: an `error` event, numbered after
+/// the last event the client received.
+pub fn failure_event(message: &str, sequence_number: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let data = json!({
+        "type": "error",
+        "code": "upstream_error",
+        "message": message,
+        "param": null,
+        "sequence_number": sequence_number,
+    });
+    write_event(&mut out, "error", &data);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_events_carry_the_usage_and_deltas_deliver_tokens() {
+        let completed = br#"{"type":"response.completed","sequence_number":9,"response":{"id":"resp_1","usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":4},"output_tokens":30,"output_tokens_details":{"reasoning_tokens":10},"total_tokens":42}}}"#;
+        let info = classify_event(completed);
+        assert!(info.finished && !info.failed && !info.delivers_tokens);
+        assert_eq!(info.sequence_number, Some(9));
+        assert_eq!(
+            info.usage,
+            Some(Usage { prompt_tokens: 12, completion_tokens: 30, cached_tokens: 4, reasoning_tokens: 10 })
+        );
+        let delta = classify_event(br#"{"type":"response.output_text.delta","sequence_number":4,"delta":"Hi"}"#);
+        assert!(delta.delivers_tokens && !delta.finished);
+        assert_eq!(delta.sequence_number, Some(4));
+        let incomplete = classify_event(br#"{"type":"response.incomplete","response":{"usage":null}}"#);
+        assert!(incomplete.finished && incomplete.usage.is_none());
+        assert!(classify_event(br#"{"type":"error","message":"boom"}"#).failed);
+        assert!(classify_event(br#"{"type":"response.failed","response":{"usage":null}}"#).failed);
+        assert_eq!(classify_event(b"not json"), EventInfo::default());
+    }
+
+    #[test]
+    fn whole_answers_and_failure_events() {
+        let body =
+            br#"{"id":"resp_1","object":"response","usage":{"input_tokens":3,"output_tokens":5,"total_tokens":8}}"#;
+        assert_eq!(answer_usage(body), Some(Usage { prompt_tokens: 3, completion_tokens: 5, ..Usage::default() }));
+        assert_eq!(answer_usage(br#"{"id":"resp_1"}"#), None);
+        let event = String::from_utf8(failure_event("gone", 7)).unwrap_or_default();
+        assert!(event.starts_with("event: error\ndata: {"), "{event}");
+        assert!(event.contains("\"sequence_number\":7") && event.ends_with("\n\n"), "{event}");
+    }
+}

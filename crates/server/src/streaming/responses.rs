@@ -1,0 +1,67 @@
+//! A Responses API stream from an upstream that speaks it natively, forwarded as it is:
+//! whole events are peeked at for usage, for the end of the answer, and for the last
+//! sequence number (so that a failure event the gateway adds continues the count).
+
+use bytes::Bytes;
+use tokenrouter_core::Usage;
+use tokenrouter_providers::responses::native;
+use tokenrouter_providers::sse::{self, SseBuffer};
+
+use super::passthrough::MAX_EVENT;
+
+#[derive(Default)]
+pub struct NativeResponses {
+    buffer: SseBuffer,
+    pub usage: Option<Usage>,
+    pub delivered_chunks: u64,
+    finished: bool,
+    /// The upstream's own failure event, already forwarded to the client.
+    pub error_relayed: bool,
+    pub overflowed: bool,
+    last_sequence: Option<u64>,
+}
+
+impl NativeResponses {
+    /// Takes bytes from the upstream and returns the whole events among them.
+    pub fn feed(&mut self, data: Bytes) -> Bytes {
+        let events = if self.buffer.is_empty() && sse::complete_prefix_len(&data) == data.len() {
+            data
+        } else {
+            self.buffer.push(&data);
+            match self.buffer.take_complete() {
+                Some(events) => Bytes::from(events),
+                None => {
+                    self.overflowed = self.buffer.pending().len() > MAX_EVENT;
+                    return Bytes::new();
+                }
+            }
+        };
+        for event in sse::events(&events) {
+            let Some(data) = sse::data(event) else { continue };
+            let info = native::classify_event(&data);
+            if info.usage.is_some() {
+                self.usage = info.usage;
+            }
+            self.delivered_chunks += u64::from(info.delivers_tokens);
+            self.finished |= info.finished;
+            self.error_relayed |= info.failed;
+            self.last_sequence = info.sequence_number.or(self.last_sequence);
+        }
+        events
+    }
+
+    /// The upstream closed the stream: complete only if the answer's final event came.
+    pub fn finish(&mut self) -> Result<Bytes, String> {
+        if self.finished {
+            Ok(Bytes::new())
+        } else {
+            Err("The upstream ended the stream before it was complete.".to_owned())
+        }
+    }
+
+    /// The event that ends a stream broken off after its first byte.
+    pub fn failure_event(&self, message: &str) -> Bytes {
+        let next = self.last_sequence.map_or(0, |n| n + 1);
+        Bytes::from(native::failure_event(message, next))
+    }
+}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import binary_path, local_no_proxy, start_gateway, start_mock, table, write_compat_section
+from harness import binary_path, fault_models, local_no_proxy, start_gateway, start_mock, table, write_compat_section
 
 
 def _binary():
@@ -41,9 +41,9 @@ def mock_upstream():
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _gateway(mock_upstream, server: str = ""):
+def _gateway(mock_upstream, server: str = "", extra: str = ""):
     binary, url = mock_upstream
-    gw = start_gateway(binary, url, server)
+    gw = start_gateway(binary, url, server, extra=extra)
     try:
         yield gw
     finally:
@@ -56,8 +56,8 @@ def _gateway(mock_upstream, server: str = ""):
 
 @pytest.fixture(scope="session")
 def gateway(mock_upstream):
-    """The gateway with the default server settings."""
-    yield from _gateway(mock_upstream)
+    """The gateway with the default server settings (and models that always fail)."""
+    yield from _gateway(mock_upstream, extra=fault_models())
 
 
 @pytest.fixture(scope="session")

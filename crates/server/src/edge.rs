@@ -46,8 +46,16 @@ pub async fn stamp(mut request: Request, next: Next) -> Response {
     let id = RequestId::new();
     let id_header = HeaderValue::try_from(id.0.as_str()).ok();
     request.extensions_mut().insert(id);
+    let has_body = request.headers().contains_key(header::CONTENT_LENGTH)
+        || request.headers().contains_key(header::TRANSFER_ENCODING);
     let mut response = next.run(request).await;
+    let refused_unread = matches!(response.status().as_u16(), 401 | 403 | 404 | 405 | 413);
     let headers = response.headers_mut();
+    // These answers come before the body was read (or all of it): the connection cannot
+    // carry another request, and the client must be told so rather than find out.
+    if has_body && refused_unread {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(value) = id_header {
         headers.insert(X_REQUEST_ID.clone(), value);
     }

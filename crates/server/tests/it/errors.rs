@@ -135,3 +135,21 @@ async fn a_request_the_upstream_refuses_is_relayed_as_is() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("no_such_knob"), "{body}");
 }
+
+#[tokio::test]
+async fn an_answer_given_before_the_body_was_read_closes_the_connection_and_says_so() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = crate::harness::Gateway::start().await;
+    let addr = gw.url.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer sk-tr-wrong\r\n\
+         content-type: application/json\r\ncontent-length: 67\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    assert!(answer.contains("connection: close"), "the client is told not to reuse it: {answer}");
+}

@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tokenrouter_core::Usage;
 use tokenrouter_providers::adapter::Unsupported;
 use tokenrouter_providers::embeddings::EmbeddingsRequest;
-use tokenrouter_providers::openai::ChatView;
+use tokenrouter_providers::openai::{self, ChatView};
 use tokenrouter_providers::passthrough::RawObject;
 use tokenrouter_providers::surface::Surface;
 use tokenrouter_store::{Hold, KeyRow, UsageRecord};
@@ -44,7 +44,9 @@ pub struct Job {
     /// The body the attempts are built from: the client's chat body, the canonical chat
     /// body a surface was translated into, or the embeddings body.
     pub body: Bytes,
-    pub view: ChatView,
+    /// What the gateway needs to know of the request; `None` for a chat body, which the
+    /// pipeline reads itself (so it is parsed once).
+    pub view: Option<ChatView>,
     pub work: Work,
     /// Headers for a successful answer (e.g. the tools that were dropped).
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -129,14 +131,18 @@ async fn serve(
     request_id: String,
     key: Arc<KeyRow>,
     headers: &HeaderMap,
-    job: Job,
+    mut job: Job,
     attempts: &mut u32,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let config = state.config.load_full();
     let bytes = job.body.clone();
     let mut request = RawObject::parse(&bytes).map_err(|e| json_error(&bytes, &e))?;
-    let view = &job.view;
+    let view = match job.view.take() {
+        Some(view) => view,
+        None => openai::inspect_chat(&request).map_err(|e| ApiError::invalid_param(e.message, e.param))?,
+    };
+    let view = &view;
     let primary = policy::allowed_model(&config, &key, &view.model)?;
     let strategy = strategy(headers, primary, &config)?;
     let chain = fallback_chain(headers, &request, primary, &config, &key)?;
@@ -165,7 +171,7 @@ async fn serve(
     };
     let first = Served { model: primary, deployment: first, adapter: None, fallback: false };
     let mut unanswered = Unanswered::new(
-        meter(&request_id, &key, &first, &job, started),
+        meter(&request_id, &key, &first, &job, view, started),
         reservation,
         state.usage.clone(),
         bytes.clone(),
@@ -193,7 +199,7 @@ async fn serve(
             if *attempts >= config.server.max_attempts || Instant::now() >= deadline {
                 break 'models;
             }
-            let prepared = match outbound::prepare(&mut request, &job, model, deployment, max_out) {
+            let prepared = match outbound::prepare(&mut request, &job, view, model, deployment, max_out) {
                 Ok(prepared) => prepared,
                 Err(e) => {
                     refused_here.get_or_insert(e);
@@ -205,7 +211,7 @@ async fn serve(
             let sent = Instant::now();
             let adapter = dispatch::adapter(deployment.provider.kind);
             let tried = Served { model, deployment, adapter, fallback: position > 0 };
-            unanswered.meter = meter(&request_id, &key, &tried, &job, started);
+            unanswered.meter = meter(&request_id, &key, &tried, &job, view, started);
             let stream = prepared.stream;
             match dispatch::send(&state.upstream, deployment, prepared.outbound, stream, deadline).await {
                 Ok(answer) => {
@@ -313,7 +319,14 @@ struct Served<'a> {
     fallback: bool,
 }
 
-fn meter(request_id: &str, key: &Arc<KeyRow>, served: &Served<'_>, job: &Job, started: Instant) -> MeterContext {
+fn meter(
+    request_id: &str,
+    key: &Arc<KeyRow>,
+    served: &Served<'_>,
+    job: &Job,
+    view: &ChatView,
+    started: Instant,
+) -> MeterContext {
     MeterContext {
         request_id: request_id.to_owned(),
         key: key.clone(),
@@ -321,7 +334,7 @@ fn meter(request_id: &str, key: &Arc<KeyRow>, served: &Served<'_>, job: &Job, st
         provider: served.deployment.provider.name.clone(),
         upstream_model: served.deployment.upstream_model.clone(),
         endpoint: job.endpoint,
-        stream: job.view.stream,
+        stream: view.stream,
         // Clients pay the model's price; a deployment's own price is what it costs us.
         price: served.model.price,
         token_cap: served.model.context_window,

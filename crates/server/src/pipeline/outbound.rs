@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokenrouter_core::chat::ChatRequest;
 use tokenrouter_providers::adapter::Target;
-use tokenrouter_providers::openai;
+use tokenrouter_providers::openai::{self, ChatView};
 use tokenrouter_providers::passthrough::{RawObject, raw_from_vec, raw_string};
 use tokenrouter_providers::surface::Surface;
 
@@ -42,6 +42,7 @@ pub enum Shape {
 pub fn prepare(
     request: &mut RawObject<'_>,
     job: &Job,
+    view: &ChatView,
     model: &Model,
     deployment: &Deployment,
     max_out: Option<u64>,
@@ -85,9 +86,8 @@ pub fn prepare(
             let surface = translation.surface.clone().map_err(ApiError::unsupported)?;
             Shape::Restated(surface)
         }
-        Work::Chat => Shape::Relayed { include_usage: job.view.include_usage, api: NativeApi::Chat },
+        Work::Chat => Shape::Relayed { include_usage: view.include_usage, api: NativeApi::Chat },
     };
-    let view = &job.view;
     policy::apply_output_limit(request, view, max_out);
     let Some(adapter) = adapter else {
         let mut upstream = request.clone();

@@ -1,13 +1,12 @@
-//! `POST /v1/chat/completions`: the client's body, checked, runs the pipeline as it is.
+//! `POST /v1/chat/completions`: the client's body runs the pipeline as it is (which reads
+//! and checks it once).
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use http::HeaderMap;
-use tokenrouter_providers::openai;
-use tokenrouter_providers::passthrough::RawObject;
 
-use crate::edge::{RequestId, json_error, read_body};
+use crate::edge::{RequestId, read_body};
 use crate::error::ApiError;
 use crate::pipeline::{self, Job, Work};
 use crate::policy::Permitted;
@@ -26,8 +25,6 @@ pub async fn completions(
 
 async fn job(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {
     let limit = state.config.load().server.max_body_bytes;
-    let bytes = read_body(body, headers, limit).await?;
-    let request = RawObject::parse(&bytes).map_err(|e| json_error(&bytes, &e))?;
-    let view = openai::inspect_chat(&request).map_err(|e| ApiError::invalid_param(e.message, e.param))?;
-    Ok(Job { endpoint: "chat.completions", body: bytes, view, work: Work::Chat, headers: Vec::new() })
+    let body = read_body(body, headers, limit).await?;
+    Ok(Job { endpoint: "chat.completions", body, view: None, work: Work::Chat, headers: Vec::new() })
 }

@@ -66,7 +66,7 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
     Ok(Job {
         endpoint: "completions",
         body: canonical,
-        view,
+        view: Some(view),
         work: Work::Surface(Translation { surface, native: Some(native), keeper: None }),
         headers: Vec::new(),
     })

@@ -34,7 +34,7 @@ async fn job(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Job, A
     Ok(Job {
         endpoint: "embeddings",
         body: bytes,
-        view,
+        view: Some(view),
         work: Work::Embeddings(Box::new(request)),
         headers: Vec::new(),
     })

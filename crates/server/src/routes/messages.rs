@@ -63,7 +63,7 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
     Ok(Job {
         endpoint: "messages",
         body: body.into(),
-        view,
+        view: Some(view),
         work: Work::Surface(Translation { surface: Ok(Arc::new(translated.surface)), native: None, keeper: None }),
         headers: answer_headers,
     })

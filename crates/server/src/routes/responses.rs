@@ -89,7 +89,7 @@ async fn job(
     Ok(Job {
         endpoint: "responses",
         body: canonical.into(),
-        view,
+        view: Some(view),
         work: Work::Surface(Translation { surface: Ok(surface), native, keeper }),
         headers: answer_headers,
     })
@@ -123,7 +123,7 @@ fn native_only(bytes: Bytes, view: ChatView, error: ApiError) -> Job {
     Job {
         endpoint: "responses",
         body: bytes.clone(),
-        view: view.clone(),
+        view: Some(view.clone()),
         work: Work::Surface(Translation {
             surface: Err(refusal),
             native: Some(Native { api: NativeApi::Responses, body: bytes, view }),

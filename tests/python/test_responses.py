@@ -31,6 +31,7 @@ FEATURES = [
     "upstream 500 → 502",
     "previous_response_id",
     "store: false, then its id → 400",
+    "responses.retrieve / responses.delete",
     "hosted tool (web_search) dropped, named in a header",
     "hosted tool refused under unsupported_tools = \"reject\"",
     "Codex CLI body (~40 KB): tool call, then answer",
@@ -363,6 +364,28 @@ def test_store_false_is_not_kept(client, provider):
     assert e.value.body["param"] == "previous_response_id"
     assert r.id in e.value.message or "previous_response_id" in e.value.message
     cell("store: false, then its id → 400", provider, "400")
+
+
+@ALL
+@feature("responses.retrieve / responses.delete", TABLE)
+def test_retrieve_and_delete(client, provider):
+    model = PROVIDERS[provider]
+    created = client.responses.create(model=model, input="Keep this one")
+    fetched = client.responses.retrieve(created.id)
+    assert fetched.id == created.id
+    assert fetched.output_text == created.output_text
+    assert fetched.usage.output_tokens == created.usage.output_tokens
+
+    with client.responses.stream(model=model, input="Keep this stream") as stream:
+        final = stream.get_final_response()
+    assert client.responses.retrieve(final.id).output_text == final.output_text
+
+    client.responses.delete(created.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id)
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model=model, input="more", previous_response_id=created.id)
+    cell("responses.retrieve / responses.delete", provider)
 
 
 def test_previous_response_expires(strict_gateway):

@@ -40,6 +40,9 @@ pub enum ApiError {
     UnknownRoute { method: String, path: String },
     #[error("The method {method} is not allowed for {path}.")]
     MethodNotAllowed { method: String, path: String },
+    /// A stored object (a kept response) this key's account does not have.
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed")
             }
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "not_found"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
         }
     }

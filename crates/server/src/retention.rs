@@ -48,6 +48,7 @@ impl Keeper {
             created_at,
             expires_at: created_at.saturating_add(keep_for),
             record,
+            answer: answer.to_vec(),
         };
         self.retention.pending().insert(id.clone(), kept.clone());
         let retention = self.retention;
@@ -73,15 +74,54 @@ impl Retention {
         let pending = self.pending().get(id).filter(|k| k.account_id == account_id && k.expires_at > now).cloned();
         let found = match pending {
             Some(kept) => Some(kept.record),
-            None => db.kept_response(id, account_id, now).await.map_err(|e| {
-                tracing::warn!(error = %e, "could not read a kept response");
-                ApiError::UpstreamUnavailable("The stored response could not be read; try again.".to_owned())
-            })?,
+            None => db.kept_response(id, account_id, now).await.map_err(unreadable)?,
         };
         found.ok_or_else(|| {
             ApiError::invalid_param(format!("Previous response with id '{id}' not found."), "previous_response_id")
         })
     }
+}
+
+impl Retention {
+    /// The Response object of a kept response, as its client received it.
+    pub async fn answer(&self, db: &Db, account_id: i64, id: &str) -> Result<Vec<u8>, ApiError> {
+        let now = now_unix();
+        let pending = self.pending().get(id).filter(|k| k.account_id == account_id && k.expires_at > now).cloned();
+        let found = match pending {
+            Some(kept) => Some(kept.answer),
+            None => db.kept_answer(id, account_id, now).await.map_err(unreadable)?,
+        };
+        found.ok_or_else(|| not_found(id))
+    }
+
+    /// Forgets a kept response at once.
+    pub async fn forget(&self, db: &Db, account_id: i64, id: &str) -> Result<(), ApiError> {
+        let pending = {
+            let mut map = self.pending();
+            let mine = map.get(id).is_some_and(|k| k.account_id == account_id);
+            mine && map.remove(id).is_some()
+        };
+        // A write still in flight lands after this; delete again once it has.
+        let stored = db.forget_response(id, account_id).await.map_err(unreadable)?;
+        if pending {
+            let db = db.clone();
+            let id = id.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = db.forget_response(&id, account_id).await;
+            });
+        }
+        if stored || pending { Ok(()) } else { Err(not_found(id)) }
+    }
+}
+
+fn unreadable(e: tokenrouter_store::StoreError) -> ApiError {
+    tracing::warn!(error = %e, "could not read or delete a kept response");
+    ApiError::UpstreamUnavailable("The stored response could not be read; try again.".to_owned())
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("Response with id '{id}' not found."))
 }
 
 /// Deletes expired responses every hour while the gateway runs.

@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/completions", post(completions::create))
         .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/responses", post(responses::create))
+        .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .merge(anthropic)
         .route("/api/whoami", get(whoami::whoami))
         .fallback(health::unknown_route)

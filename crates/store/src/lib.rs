@@ -25,7 +25,10 @@ pub struct KeptResponse {
     pub account_id: i64,
     pub created_at: i64,
     pub expires_at: i64,
+    /// What a later request continues from (opaque to the store).
     pub record: Vec<u8>,
+    /// The Response object as the client received it.
+    pub answer: Vec<u8>,
 }
 
 /// A handle to the database. Cheap to clone: every backend holds a shared pool.
@@ -205,6 +208,20 @@ impl Db {
     pub async fn kept_response(&self, id: &str, account_id: i64, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Db::Sqlite(db) => db.kept_response(id, account_id, now).await,
+        }
+    }
+
+    /// The answer of a response of this account that has not expired at `now`.
+    pub async fn kept_answer(&self, id: &str, account_id: i64, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.kept_answer(id, account_id, now).await,
+        }
+    }
+
+    /// Deletes one response of this account; whether there was one.
+    pub async fn forget_response(&self, id: &str, account_id: i64) -> Result<bool, StoreError> {
+        match self {
+            Db::Sqlite(db) => db.forget_response(id, account_id).await,
         }
     }
 

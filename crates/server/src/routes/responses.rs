@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokenrouter_providers::adapter::Unsupported;
 use tokenrouter_providers::openai::ChatView;
 use tokenrouter_providers::responses::{self, Ids, Options, ResponsesRequest, Translated};
@@ -93,6 +93,27 @@ async fn job(
         work: Work::Surface(Translation { surface: Ok(surface), native, keeper }),
         headers: answer_headers,
     })
+}
+
+/// `GET /v1/responses/{id}`: a kept response as its client received it.
+pub async fn retrieve(
+    State(state): State<AppState>,
+    Permitted(key): Permitted,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let answer = state.retention.answer(&state.db, key.account_id, &id).await?;
+    Ok(pipeline::json_response(StatusCode::OK, Bytes::from(answer)))
+}
+
+/// `DELETE /v1/responses/{id}`: forgets a kept response.
+pub async fn delete(
+    State(state): State<AppState>,
+    Permitted(key): Permitted,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    state.retention.forget(&state.db, key.account_id, &id).await?;
+    let body = serde_json::json!({"id": id, "object": "response", "deleted": true});
+    Ok(pipeline::json_response(StatusCode::OK, Bytes::from(body.to_string())))
 }
 
 /// The request as chat, with the conversation it continues.

@@ -688,3 +688,57 @@ async fn a_native_responses_stream_that_breaks_ends_with_an_error_event_that_con
     let row = gw.usage(&id).await;
     assert!(row.usage.completion_tokens >= 3, "the delivered deltas are billed: {:?}", row.usage);
 }
+
+#[tokio::test]
+async fn kept_responses_can_be_retrieved_and_deleted_by_their_account_only() {
+    let gw = gateway().await;
+    let created: Value = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "claude-haiku-4-5", "input": "Hi"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let get = |key: String, id: String| {
+        let request = gw.http.get(format!("{}/v1/responses/{id}", gw.url)).bearer_auth(key);
+        async move { request.send().await.unwrap() }
+    };
+    let fetched = get(gw.key.clone(), id.to_owned()).await;
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.json::<Value>().await.unwrap(), created, "the answer as the client received it");
+
+    // A streamed answer is kept as its final event stated it.
+    let stream = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "gpt-4o-mini", "input": "Hi", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let events = events(&stream.text().await.unwrap());
+    let completed = events.last().unwrap().1["response"].clone();
+    let fetched = get(gw.key.clone(), completed["id"].as_str().unwrap().to_owned()).await;
+    assert_eq!(fetched.json::<Value>().await.unwrap(), completed);
+
+    let other = gw.db.create_account("other", NanoUsd::parse_usd("1").unwrap()).await.unwrap();
+    let (key, secret) = key_for(other.id);
+    gw.add_key(&key).await;
+    crate::harness::expect_error(get(secret.clone(), id.to_owned()).await, 404, "not_found").await;
+    let foreign_delete =
+        gw.http.delete(format!("{}/v1/responses/{id}", gw.url)).bearer_auth(&secret).send().await.unwrap();
+    assert_eq!(foreign_delete.status(), 404);
+
+    let deleted = gw.http.delete(format!("{}/v1/responses/{id}", gw.url)).bearer_auth(&gw.key).send().await.unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(deleted.json::<Value>().await.unwrap(), json!({"id": id, "object": "response", "deleted": true}));
+    crate::harness::expect_error(get(gw.key.clone(), id.to_owned()).await, 404, "not_found").await;
+    let continued = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "claude-haiku-4-5", "input": "more", "previous_response_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(continued.status(), 400, "a deleted response cannot be continued");
+}

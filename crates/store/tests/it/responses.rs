@@ -15,6 +15,7 @@ async fn a_kept_response_is_read_back_by_its_account_until_it_expires() -> TestR
         created_at: 1_000,
         expires_at: 2_000,
         record: b"{\"items\":[]}".to_vec(),
+        answer: b"{\"id\":\"resp_1\"}".to_vec(),
     };
     db.keep_response(&kept).await?;
 
@@ -27,8 +28,17 @@ async fn a_kept_response_is_read_back_by_its_account_until_it_expires() -> TestR
     db.keep_response(&KeptResponse { record: b"{}".to_vec(), expires_at: 3_000, ..kept.clone() }).await?;
     assert_eq!(db.kept_response("resp_1", acme.id, 2_500).await?, Some(b"{}".to_vec()));
 
+    assert_eq!(db.kept_answer("resp_1", acme.id, 2_500).await?, Some(kept.answer.clone()));
+    assert_eq!(db.kept_answer("resp_1", other.id, 2_500).await?, None);
+
     assert_eq!(db.forget_responses(2_999).await?, 0);
     assert_eq!(db.forget_responses(3_000).await?, 1);
     assert_eq!(db.kept_response("resp_1", acme.id, 1_500).await?, None);
+
+    db.keep_response(&kept).await?;
+    assert!(!db.forget_response("resp_1", other.id).await?, "only its own account deletes it");
+    assert!(db.forget_response("resp_1", acme.id).await?);
+    assert!(!db.forget_response("resp_1", acme.id).await?);
+    assert_eq!(db.kept_answer("resp_1", acme.id, 1_500).await?, None);
     Ok(())
 }

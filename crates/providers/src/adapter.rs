@@ -70,6 +70,9 @@ pub struct ResponseMeta {
     pub created: i64,
     /// The client asked for the final usage chunk (`stream_options.include_usage`).
     pub include_usage: bool,
+    /// The client allows one tool call at most (`parallel_tool_calls: false`): an adapter
+    /// whose provider cannot be told so keeps only the first call.
+    pub one_tool_call: bool,
 }
 
 /// A whole non-streaming answer, translated.

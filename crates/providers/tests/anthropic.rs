@@ -28,6 +28,7 @@ fn meta() -> ResponseMeta {
         model: "claude-sonnet-4-5".into(),
         created: 1_700_000_000,
         include_usage: false,
+        one_tool_call: false,
     }
 }
 

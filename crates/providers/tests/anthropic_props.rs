@@ -59,7 +59,13 @@ fn arguments() -> impl Strategy<Value = (String, String)> {
 }
 
 fn meta() -> ResponseMeta {
-    ResponseMeta { id: "chatcmpl-prop".into(), model: "claude".into(), created: 1, include_usage: false }
+    ResponseMeta {
+        id: "chatcmpl-prop".into(),
+        model: "claude".into(),
+        created: 1,
+        include_usage: false,
+        one_tool_call: false,
+    }
 }
 
 proptest! {

@@ -21,6 +21,7 @@ fn meta(include_usage: bool) -> ResponseMeta {
         model: "claude-sonnet-4-5".into(),
         created: 1_700_000_000,
         include_usage,
+        one_tool_call: false,
     }
 }
 

@@ -16,6 +16,7 @@ fn meta() -> ResponseMeta {
         model: "gemini-2.5-flash".to_owned(),
         created: 1,
         include_usage: true,
+        one_tool_call: false,
     }
 }
 

@@ -19,6 +19,7 @@ fn meta(include_usage: bool) -> ResponseMeta {
         model: "gemini-2.5-flash".to_owned(),
         created: 1_750_000_000,
         include_usage,
+        one_tool_call: false,
     }
 }
 

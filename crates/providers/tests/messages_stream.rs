@@ -220,8 +220,13 @@ fn two_tool_calls_stream_as_two_tool_use_blocks() {
 
 #[test]
 fn an_anthropic_upstream_stream_reaches_the_client_as_anthropic_sent_it() {
-    let meta =
-        ResponseMeta { id: "chatcmpl-x".into(), model: "claude-sonnet-4-5".into(), created: 1, include_usage: true };
+    let meta = ResponseMeta {
+        id: "chatcmpl-x".into(),
+        model: "claude-sonnet-4-5".into(),
+        created: 1,
+        include_usage: true,
+        one_tool_call: false,
+    };
     for scenario in ["text", "tools", "parallel_tools", "thinking_tools"] {
         let upstream = fixture("anthropic", &format!("{scenario}.stream.txt"));
         let mut decoder = ANTHROPIC.stream_decoder(meta.clone());

@@ -221,7 +221,8 @@ async fn serve(
                     let meter = unanswered.meter.clone();
                     let reservation = unanswered.answered();
                     let held = answer::Held { reservation, admission, request_body: bytes };
-                    return answer::respond(state, answer, tried, prepared.shape, meter, held, job).await;
+                    let shape = (prepared.shape, prepared.one_tool_call);
+                    return answer::respond(state, answer, tried, shape, meter, held, job).await;
                 }
                 Err(failed) => {
                     attempt.failed(failed.failure, Instant::now());

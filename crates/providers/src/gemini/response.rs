@@ -40,7 +40,7 @@ pub(crate) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
             finish_reason: Some("content_filter".to_owned()),
         }]
     } else {
-        response.candidates.iter().enumerate().map(|(position, c)| choice(c, position)).collect()
+        response.candidates.iter().enumerate().map(|(position, c)| choice(c, position, meta.one_tool_call)).collect()
     };
     let completion = ChatCompletion {
         id: meta.id.clone(),
@@ -55,7 +55,9 @@ pub(crate) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
     Ok(Decoded { body, usage })
 }
 
-fn choice(candidate: &Candidate, position: usize) -> Choice {
+/// One candidate as a choice; with `one_tool_call`, calls after the first are dropped
+/// (Gemini has no switch for parallel calls).
+fn choice(candidate: &Candidate, position: usize, one_tool_call: bool) -> Choice {
     let index = candidate_index(candidate, position);
     let parts = candidate.content.as_ref().map(|c| c.parts.as_slice());
     let mut text = String::new();
@@ -65,6 +67,9 @@ fn choice(candidate: &Candidate, position: usize) -> Choice {
     let mut text_signatures = Vec::new();
     for part in parts.unwrap_or_default() {
         if let Some(call) = &part.function_call {
+            if one_tool_call && !calls.is_empty() {
+                continue;
+            }
             calls.push(ToolCall {
                 id: call_id(call.id.as_deref(), index, calls.len()),
                 kind: "function".to_owned(),

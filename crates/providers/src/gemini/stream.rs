@@ -122,9 +122,14 @@ impl GeminiStream {
     }
 
     fn part(&mut self, at: usize, part: &Part, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
+        let one_tool_call = self.meta.one_tool_call;
         let state = &mut self.candidates[at];
         let index = state.index;
         if let Some(call) = &part.function_call {
+            // Gemini has no switch for parallel calls: a client that allows one gets one.
+            if one_tool_call && state.calls > 0 {
+                return Ok(());
+            }
             let k = state.calls;
             state.calls += 1;
             let mut blocks = None;

@@ -37,7 +37,7 @@ pub(super) async fn respond(
     state: &AppState,
     answer: Answer,
     served: Served<'_>,
-    shape: Shape,
+    (shape, one_tool_call): (Shape, bool),
     meter: MeterContext,
     held: Held,
     job: Job,
@@ -51,6 +51,7 @@ pub(super) async fn respond(
         model: served.model.id.clone(),
         created: tokenrouter_core::clock::now_unix(),
         include_usage,
+        one_tool_call,
     };
     // A surface's own headers describe its translation: not sent when it passed through.
     let translated = !matches!((&job.work, &shape), (Work::Surface(_), Shape::Relayed { .. }));

@@ -20,6 +20,8 @@ pub struct Prepared {
     pub outbound: Outbound,
     pub stream: bool,
     pub shape: Shape,
+    /// The client allows one tool call at most (told to the adapter's decoder).
+    pub one_tool_call: bool,
 }
 
 /// How an attempt's answer reaches the client.
@@ -62,7 +64,7 @@ pub fn prepare(
                     Outbound::Translated { adapter, encoded }
                 }
             };
-            return Ok(Prepared { outbound, stream: false, shape: Shape::Embeddings });
+            return Ok(Prepared { outbound, stream: false, shape: Shape::Embeddings, one_tool_call: false });
         }
         Work::Surface(translation) => {
             if let (None, Some(native)) = (adapter, &translation.native)
@@ -81,7 +83,7 @@ pub fn prepare(
                 }
                 let outbound = Outbound::Raw { path: native.api.path(), body: Bytes::from(upstream.to_vec()) };
                 let shape = Shape::Relayed { include_usage: native.view.include_usage, api: native.api };
-                return Ok(Prepared { outbound, stream: native.view.stream, shape });
+                return Ok(Prepared { outbound, stream: native.view.stream, shape, one_tool_call: false });
             }
             let surface = translation.surface.clone().map_err(ApiError::unsupported)?;
             Shape::Restated(surface)
@@ -97,7 +99,7 @@ pub fn prepare(
         }
         openai::prepare_upstream_chat(&mut upstream, view, &deployment.upstream_model, dialect);
         let outbound = Outbound::Raw { path: NativeApi::Chat.path(), body: Bytes::from(upstream.to_vec()) };
-        return Ok(Prepared { outbound, stream: view.stream, shape });
+        return Ok(Prepared { outbound, stream: view.stream, shape, one_tool_call: false });
     };
     let json = request.to_vec();
     let mut deserializer = serde_json::Deserializer::from_slice(&json);
@@ -106,5 +108,6 @@ pub fn prepare(
         ApiError::invalid_param(format!("Invalid value for '{path}': {}", e.inner()), path)
     })?;
     let encoded = adapter.encode_request(&typed, &target, view.stream).map_err(ApiError::unsupported)?;
-    Ok(Prepared { outbound: Outbound::Translated { adapter, encoded }, stream: view.stream, shape })
+    let one_tool_call = typed.parallel_tool_calls == Some(false);
+    Ok(Prepared { outbound: Outbound::Translated { adapter, encoded }, stream: view.stream, shape, one_tool_call })
 }

@@ -153,3 +153,36 @@ async fn a_cut_anthropic_stream_ends_with_an_error_event_and_bills_what_was_deli
     assert!(row.usage.completion_tokens > 0 && row.usage.completion_tokens <= 3, "{row:?}");
     assert!(row.cost.0 > 0);
 }
+
+#[tokio::test]
+async fn gemini_keeps_one_tool_call_when_the_client_allows_only_one() {
+    let gw = gateway().await;
+    let tool = |name: &str| json!({"type": "function", "function": {"name": name, "parameters": {"type": "object", "properties": {}}}});
+    for stream in [false, true] {
+        let body = |parallel: bool| {
+            json!({"model": "gemini-2.0-flash", "messages": user("Weather and time?"), "stream": stream,
+                   "tools": [tool("get_weather"), tool("get_time")], "tool_choice": "required",
+                   "parallel_tool_calls": parallel})
+        };
+        let count = |text: String| -> usize {
+            if stream {
+                let mut indices: Vec<u64> = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                    .flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().cloned().unwrap_or_default())
+                    .filter_map(|call| call["index"].as_u64())
+                    .collect();
+                indices.dedup();
+                indices.len()
+            } else {
+                let body: Value = serde_json::from_str(&text).unwrap();
+                body["choices"][0]["message"]["tool_calls"].as_array().map_or(0, Vec::len)
+            }
+        };
+        let parallel = gw.chat(body(true)).await.text().await.unwrap();
+        assert_eq!(count(parallel), 2, "stream={stream}: the mock calls both when allowed");
+        let single = gw.chat(body(false)).await.text().await.unwrap();
+        assert_eq!(count(single), 1, "stream={stream}: parallel_tool_calls false means one call");
+    }
+}

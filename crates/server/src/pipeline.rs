@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokenrouter_core::Usage;
+use tokenrouter_core::chat::ChatRequest;
 use tokenrouter_providers::adapter::Unsupported;
 use tokenrouter_providers::embeddings::EmbeddingsRequest;
 use tokenrouter_providers::openai::{self, ChatView};
@@ -36,6 +37,8 @@ use crate::{policy, tokens};
 static X_ATTEMPTS: HeaderName = HeaderName::from_static("x-tokenrouter-attempts");
 static X_STRATEGY: HeaderName = HeaderName::from_static("x-tokenrouter-strategy");
 static X_FALLBACK: HeaderName = HeaderName::from_static("x-tokenrouter-fallback");
+/// Names the hosted tools removed from a request because no upstream here can run them.
+static X_DROPPED_TOOLS: HeaderName = HeaderName::from_static("x-tokenrouter-dropped-tools");
 
 /// One inference request, parsed by its route.
 pub struct Job {
@@ -103,6 +106,26 @@ impl NativeApi {
             NativeApi::Responses => provider.responses_api,
         }
     }
+}
+
+/// A request translated into chat: its canonical body and what the pipeline needs to
+/// know of it.
+pub fn canonical(chat: &ChatRequest) -> Result<(Bytes, ChatView), ApiError> {
+    let view = ChatView {
+        model: chat.model.clone(),
+        stream: chat.stream.unwrap_or(false),
+        include_usage: chat.include_usage(),
+        max_tokens: chat.max_output(),
+    };
+    let body =
+        serde_json::to_vec(chat).map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
+    Ok((Bytes::from(body), view))
+}
+
+/// `X-TokenRouter-Dropped-Tools` naming the tools a translation removed, if any.
+pub fn dropped_tools(tools: &[String]) -> Vec<(HeaderName, HeaderValue)> {
+    let value = (!tools.is_empty()).then(|| HeaderValue::try_from(tools.join(", ")).ok()).flatten();
+    value.map(|v| (X_DROPPED_TOOLS.clone(), v)).into_iter().collect()
 }
 
 /// Runs a job and stamps the headers every inference answer carries.

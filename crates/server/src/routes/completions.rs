@@ -48,17 +48,9 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
     // an OpenAI-compatible upstream as it is.
     let (canonical, view, surface) = match completions::translate(&bytes, ids) {
         Ok(translated) => {
-            let chat = &translated.chat;
-            let view = ChatView {
-                model: native_view.model.clone(),
-                stream: chat.stream.unwrap_or(false),
-                include_usage: chat.include_usage(),
-                max_tokens: chat.max_output(),
-            };
-            let canonical = serde_json::to_vec(chat)
-                .map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
+            let (canonical, view) = pipeline::canonical(&translated.chat)?;
             let surface: Arc<dyn Surface> = Arc::new(translated.surface);
-            (canonical.into(), view, Ok(surface))
+            (canonical, view, Ok(surface))
         }
         Err(unsupported) => (bytes.clone(), native_view.clone(), Err(unsupported)),
     };

@@ -9,18 +9,16 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::json;
 use tokenrouter_core::ErrorEnvelope;
 use tokenrouter_providers::messages::{self, Ids};
-use tokenrouter_providers::openai::ChatView;
 
 use crate::edge::{RequestId, expect_json_object, read_body};
 use crate::error::ApiError;
 use crate::pipeline::{self, Job, Translation, Work, json_response};
 use crate::policy::{self, Permitted};
-use crate::routes::responses::X_DROPPED_TOOLS;
 use crate::state::AppState;
 use crate::tokens;
 
@@ -45,24 +43,11 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
     let request = messages::parse(&bytes).map_err(ApiError::unsupported)?;
     let ids = Ids { message_id: format!("msg_{}", request_id.trim_start_matches("req_")) };
     let translated = messages::translate(request, ids).map_err(ApiError::unsupported)?;
-    let chat = &translated.chat;
-    let view = ChatView {
-        model: chat.model.clone(),
-        stream: chat.stream.unwrap_or(false),
-        include_usage: chat.include_usage(),
-        max_tokens: chat.max_output(),
-    };
-    let body =
-        serde_json::to_vec(chat).map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
-    let mut answer_headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
-    if !translated.dropped_tools.is_empty()
-        && let Ok(value) = HeaderValue::try_from(translated.dropped_tools.join(", "))
-    {
-        answer_headers.push((X_DROPPED_TOOLS.clone(), value));
-    }
+    let (body, view) = pipeline::canonical(&translated.chat)?;
+    let answer_headers = pipeline::dropped_tools(&translated.dropped_tools);
     Ok(Job {
         endpoint: "messages",
-        body: body.into(),
+        body,
         view: Some(view),
         work: Work::Surface(Translation { surface: Ok(Arc::new(translated.surface)), native: None, keeper: None }),
         headers: answer_headers,

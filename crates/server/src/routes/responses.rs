@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use tokenrouter_providers::adapter::Unsupported;
 use tokenrouter_providers::openai::ChatView;
 use tokenrouter_providers::responses::{self, Ids, Options, ResponsesRequest, Translated};
@@ -23,9 +23,6 @@ use crate::pipeline::{self, Job, Native, NativeApi, Translation, Work};
 use crate::policy::Permitted;
 use crate::retention::Keeper;
 use crate::state::AppState;
-
-/// Names the hosted tools removed from a request because no upstream here can run them.
-pub static X_DROPPED_TOOLS: HeaderName = HeaderName::from_static("x-tokenrouter-dropped-tools");
 
 pub async fn create(
     State(state): State<AppState>,
@@ -66,21 +63,8 @@ async fn job(
         Err(e) if native_possible => return Ok(native_only(bytes, native_view, e)),
         Err(e) => return Err(e),
     };
-    let chat = &translated.chat;
-    let view = ChatView {
-        model: chat.model.clone(),
-        stream: chat.stream.unwrap_or(false),
-        include_usage: chat.include_usage(),
-        max_tokens: chat.max_output(),
-    };
-    let canonical =
-        serde_json::to_vec(chat).map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
-    let mut answer_headers = Vec::new();
-    if !translated.dropped_tools.is_empty()
-        && let Ok(value) = HeaderValue::try_from(translated.dropped_tools.join(", "))
-    {
-        answer_headers.push((X_DROPPED_TOOLS.clone(), value));
-    }
+    let (canonical, view) = pipeline::canonical(&translated.chat)?;
+    let answer_headers = pipeline::dropped_tools(&translated.dropped_tools);
     let keeper =
         Keeper::new(state.retention.clone(), state.db.clone(), key.account_id, config.server.response_retention);
     let native =
@@ -88,7 +72,7 @@ async fn job(
     let surface: Arc<dyn Surface> = Arc::new(translated.surface);
     Ok(Job {
         endpoint: "responses",
-        body: canonical.into(),
+        body: canonical,
         view: Some(view),
         work: Work::Surface(Translation { surface: Ok(surface), native, keeper }),
         headers: answer_headers,

@@ -78,12 +78,17 @@ impl ChunkFeed {
             }
             if let Ok(chunk) = serde_json::from_slice::<ChatCompletionChunk>(&data) {
                 self.inner.chunk(&chunk, out);
-            } else if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(&data) {
-                self.fail(&envelope.error.message, out);
-                return Err(envelope.error.message);
+            } else if let Some(message) = error_message(&data) {
+                self.fail(&message, out);
+                return Err(message);
             }
         }
         Ok(())
+    }
+
+    /// The surface's stream has already been ended with its failure events.
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     pub fn finish(&mut self, usage: Usage, out: &mut Vec<u8>) {
@@ -104,6 +109,21 @@ impl ChunkFeed {
     }
 }
 
+/// The message of an error event in an OpenAI-compatible stream, read leniently: servers
+/// differ in the shape (`code` as a number, no `type`, a bare string).
+fn error_message(data: &[u8]) -> Option<String> {
+    if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(data) {
+        return Some(envelope.error.message);
+    }
+    let value: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let error = value.get("error")?;
+    let message = match error.get("message").and_then(serde_json::Value::as_str) {
+        Some(message) => message.to_owned(),
+        None => error.as_str().map_or_else(|| error.to_string(), str::to_owned),
+    };
+    Some(message)
+}
+
 /// Appends one SSE event with a name: `event: NAME\ndata: JSON\n\n`.
 pub fn write_event(out: &mut Vec<u8>, name: &str, data: &serde_json::Value) {
     out.extend_from_slice(b"event: ");
@@ -118,4 +138,47 @@ pub fn write_data(out: &mut Vec<u8>, data: &serde_json::Value) {
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(&serde_json::to_vec(data).unwrap_or_default());
     out.extend_from_slice(b"\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what it was asked to do.
+    #[derive(Default)]
+    struct Log(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl SurfaceStream for Log {
+        fn chunk(&mut self, chunk: &ChatCompletionChunk, _: &mut Vec<u8>) {
+            self.0.lock().map(|mut l| l.push(format!("chunk {}", chunk.id))).unwrap_or_default();
+        }
+        fn finish(&mut self, _: Usage, _: &mut Vec<u8>) {
+            self.0.lock().map(|mut l| l.push("finish".to_owned())).unwrap_or_default();
+        }
+        fn fail(&mut self, message: &str, _: &mut Vec<u8>) {
+            self.0.lock().map(|mut l| l.push(format!("fail {message}"))).unwrap_or_default();
+        }
+    }
+
+    #[test]
+    fn error_events_of_any_common_shape_fail_the_surface_once() {
+        let chunk = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}"#;
+        for error in [
+            r#"{"error":{"message":"boom","type":"server_error","code":"x","param":null}}"#,
+            r#"{"error":{"message":"boom","code":500}}"#,
+            r#"{"error":"boom"}"#,
+        ] {
+            let log = Log::default();
+            let seen = log.0.clone();
+            let mut feed = ChunkFeed::new(Box::new(log));
+            let mut out = Vec::new();
+            let stream = format!("data: {chunk}\n\ndata: {error}\n\ndata: {chunk}\n\n");
+            assert_eq!(feed.feed(stream.as_bytes(), &mut out), Err("boom".to_owned()), "{error}");
+            assert!(feed.failed());
+            feed.finish(Usage::default(), &mut out);
+            feed.fail("again", &mut out);
+            let seen = seen.lock().map(|l| l.clone()).unwrap_or_default();
+            assert_eq!(seen, ["chunk c1", "fail boom"], "{error}");
+        }
+    }
 }

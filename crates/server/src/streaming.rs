@@ -202,11 +202,13 @@ impl MeteredSse {
         self.ended = true;
         let rest = end.and_then(|()| self.transcoder.finish());
         self.completed = rest.is_ok();
+        // The upstream's own error event reached the client: as it was, or restated by
+        // the surface (which then ended its stream).
         let relayed = match &self.transcoder {
             Transcoder::Pass(p) => p.error_relayed,
             Transcoder::Responses(r) => r.error_relayed,
             Transcoder::Decode(_) => false,
-        };
+        } && self.restating.as_ref().is_none_or(|r| r.feed.failed());
         self.tail = match rest {
             Ok(bytes) => {
                 let mut bytes = self.restate(bytes);

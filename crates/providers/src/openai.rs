@@ -349,8 +349,11 @@ struct EstimateMessage {
 /// An estimate of a chat request's prompt tokens: its messages' text plus a few tokens of
 /// framing per message. Only used when the upstream does not report usage.
 pub fn estimate_prompt_tokens(body: &[u8]) -> u64 {
-    let Ok(request) = serde_json::from_slice::<EstimateRequest>(body) else {
-        return 0;
+    let request = match serde_json::from_slice::<EstimateRequest>(body) {
+        Ok(request) if !request.messages.is_empty() => request,
+        // Another surface's body (a Responses `input`, a legacy `prompt`): its text, all
+        // of it, is the best estimate there is.
+        _ => return estimate_text_tokens(&String::from_utf8_lossy(body)),
     };
     request
         .messages

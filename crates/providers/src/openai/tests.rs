@@ -84,6 +84,10 @@ fn estimates_tokens_when_usage_is_missing() {
     assert_eq!(estimate_text_tokens("abcdefghi"), 3);
     let body = br#"{"messages":[{"role":"user","content":"abcdefgh"},{"role":"user","content":[{"type":"text","text":"abcd"}]}]}"#;
     assert_eq!(estimate_prompt_tokens(body), 2 + 4 + 1 + 4);
+    // Bodies of other surfaces are estimated from their whole text, never as nothing.
+    let responses = br#"{"model":"m","input":"a long enough prompt text"}"#;
+    assert_eq!(estimate_prompt_tokens(responses), estimate_text_tokens(std::str::from_utf8(responses).unwrap()));
+    assert!(estimate_prompt_tokens(br#"{"prompt":["abc","def"]}"#) > 0);
     let answer = br#"{"choices":[{"message":{"content":"abcdefgh"}}]}"#;
     assert_eq!(estimate_completion_tokens(answer), 2);
 }

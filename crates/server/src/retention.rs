@@ -14,6 +14,9 @@ use tokenrouter_store::{Db, KeptResponse};
 
 use crate::error::ApiError;
 
+/// The record of a response an upstream served natively and keeps itself.
+pub const SERVED_UPSTREAM: &[u8] = b"served-upstream";
+
 /// How often expired responses are deleted.
 const FORGET_EVERY: Duration = Duration::from_secs(3600);
 
@@ -40,6 +43,10 @@ impl Keeper {
     /// Records `answer` as the surface states it; visible to `recall` before this returns.
     pub fn keep(self, surface: &dyn Surface, answer: &[u8]) {
         let Some((id, record)) = surface.keep(answer) else { return };
+        self.write(id, record, answer);
+    }
+
+    fn write(self, id: String, record: Vec<u8>, answer: &[u8]) {
         let created_at = now_unix();
         let keep_for = i64::try_from(self.keep_for.as_secs()).unwrap_or(i64::MAX);
         let kept = KeptResponse {
@@ -59,6 +66,16 @@ impl Keeper {
             }
             retention.pending().remove(&id);
         });
+    }
+}
+
+impl Keeper {
+    /// Records who owns a response an upstream served natively (it keeps the
+    /// conversation itself): a later request may continue from it only through such an
+    /// upstream, and only from the same account.
+    pub fn keep_native(self, answer: &[u8]) {
+        let Some(id) = tokenrouter_providers::responses::native::response_id(answer) else { return };
+        self.write(id, SERVED_UPSTREAM.to_vec(), answer);
     }
 }
 

@@ -141,6 +141,8 @@ pub struct MeteredSse {
     completed: bool,
     settlement: Option<Settlement>,
     restating: Option<Restating>,
+    /// Keeps who owns a Responses answer an upstream served natively.
+    native_keeper: Option<Keeper>,
 }
 
 impl MeteredSse {
@@ -170,7 +172,14 @@ impl MeteredSse {
             completed: false,
             settlement: Some(settlement),
             restating,
+            native_keeper: None,
         }
+    }
+
+    /// Records the answer of a natively served Responses stream once it completes.
+    pub fn keeping_native(mut self, keeper: Option<Keeper>) -> MeteredSse {
+        self.native_keeper = keeper;
+        self
     }
 
     /// Canonical chunks as the client's surface states them (as they are for chat).
@@ -211,6 +220,11 @@ impl MeteredSse {
         } && self.restating.as_ref().is_none_or(|r| r.feed.failed());
         self.tail = match rest {
             Ok(bytes) => {
+                if let (Transcoder::Responses(r), Some(keeper)) = (&mut self.transcoder, self.native_keeper.take())
+                    && let Some(answer) = r.final_response.take()
+                {
+                    keeper.keep_native(&answer);
+                }
                 let mut bytes = self.restate(bytes);
                 if self.restating.is_some() {
                     bytes = self.close_restated(bytes);

@@ -92,6 +92,25 @@ pub fn classify_event(data: &[u8]) -> EventInfo {
     info
 }
 
+/// The Response object a final event (`response.completed`, `.incomplete`) carries.
+pub fn final_response(data: &[u8]) -> Option<Vec<u8>> {
+    #[derive(Deserialize)]
+    struct Final<'a> {
+        #[serde(borrow)]
+        response: &'a serde_json::value::RawValue,
+    }
+    serde_json::from_slice::<Final<'_>>(data).ok().map(|f| f.response.get().as_bytes().to_vec())
+}
+
+/// The `id` of a Response object.
+pub fn response_id(response: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct WithId {
+        id: String,
+    }
+    serde_json::from_slice::<WithId>(response).ok().map(|r| r.id)
+}
+
 /// The usage of a whole (non-streamed) Response object.
 pub fn answer_usage(body: &[u8]) -> Option<Usage> {
     serde_json::from_slice::<WithUsage>(body).ok()?.usage.map(Usage::from)
@@ -142,6 +161,11 @@ mod tests {
             br#"{"id":"resp_1","object":"response","usage":{"input_tokens":3,"output_tokens":5,"total_tokens":8}}"#;
         assert_eq!(answer_usage(body), Some(Usage { prompt_tokens: 3, completion_tokens: 5, ..Usage::default() }));
         assert_eq!(answer_usage(br#"{"id":"resp_1"}"#), None);
+        let completed = br#"{"type":"response.completed","response":{"id":"resp_9","usage":null}}"#;
+        let response = final_response(completed).unwrap_or_default();
+        assert_eq!(response, br#"{"id":"resp_9","usage":null}"#);
+        assert_eq!(response_id(&response).as_deref(), Some("resp_9"));
+        assert_eq!(final_response(br#"{"type":"response.output_text.delta"}"#), None);
         let event = String::from_utf8(failure_event("gone", 7)).unwrap_or_default();
         assert!(event.starts_with("event: error\ndata: {"), "{event}");
         assert!(event.contains("\"sequence_number\":7") && event.ends_with("\n\n"), "{event}");

@@ -55,7 +55,7 @@ pub(super) async fn respond(
     };
     // A surface's own headers describe its translation: not sent when it passed through.
     let translated = !matches!((&job.work, &shape), (Work::Surface(_), Shape::Relayed { .. }));
-    let (keeper, embeddings) = match job.work {
+    let (mut keeper, embeddings) = match job.work {
         Work::Surface(translation) => (translation.keeper, None),
         Work::Embeddings(request) => (None, Some(request)),
         Work::Chat => (None, None),
@@ -70,7 +70,12 @@ pub(super) async fn respond(
         Answer::Complete(body) => {
             let whole = match (&shape, &embeddings) {
                 (Shape::Embeddings, Some(request)) => embedded(served.adapter, body, request, &meta),
-                (Shape::Relayed { api: NativeApi::Responses, .. }, _) => Ok(native_response(body, &request_body)),
+                (Shape::Relayed { api: NativeApi::Responses, .. }, _) => {
+                    if let Some(keeper) = keeper.take() {
+                        keeper.keep_native(&body);
+                    }
+                    Ok(native_response(body, &request_body))
+                }
                 _ => complete(served.adapter, body, &request_body, &meta),
             };
             let restated = whole.and_then(|(body, measured)| match &shape {
@@ -100,13 +105,17 @@ pub(super) async fn respond(
                 (None, _) => Transform::PassThrough(!include_usage),
                 (Some(adapter), _) => Transform::Decode(adapter.stream_decoder(meta.clone())),
             };
+            let native = matches!(shape, Shape::Relayed { api: NativeApi::Responses, .. });
             let restating = match shape {
-                Shape::Restated(surface) => Some(Restating { feed: ChunkFeed::new(surface.stream()), surface, keeper }),
+                Shape::Restated(surface) => {
+                    Some(Restating { feed: ChunkFeed::new(surface.stream()), surface, keeper: keeper.take() })
+                }
                 _ => None,
             };
             let upstream = Upstream { first, rest, idle_timeout: served.deployment.idle_timeout };
             let settlement = Settlement { meter, writer: state.usage.clone(), reservation, admission, request_body };
-            sse_response(MeteredSse::new(upstream, transform, meta, settlement, restating))
+            let body = MeteredSse::new(upstream, transform, meta, settlement, restating);
+            sse_response(body.keeping_native(keeper.filter(|_| native)))
         }
     };
     let headers = response.headers_mut();

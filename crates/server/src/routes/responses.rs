@@ -21,7 +21,7 @@ use crate::edge::{RequestId, expect_json_object, read_body};
 use crate::error::ApiError;
 use crate::pipeline::{self, Job, Native, NativeApi, Translation, Work};
 use crate::policy::Permitted;
-use crate::retention::Keeper;
+use crate::retention::{Keeper, SERVED_UPSTREAM};
 use crate::state::AppState;
 
 pub async fn create(
@@ -53,20 +53,40 @@ async fn job(
         max_tokens: request.max_output_tokens,
     };
     let native_possible = served_natively(&config, &native_view.model);
-    // A response kept here is continued here: its id means nothing to the upstream.
-    let continues = request.previous_response_id().is_some();
-    let translated = translate(state, &config, request_id, key, request).await;
-    let translated = match translated {
+    let keeper = if request.store == Some(false) {
+        None
+    } else {
+        Keeper::new(state.retention.clone(), state.db.clone(), key.account_id, config.server.response_retention)
+    };
+    // Only responses this account has here can be continued (never an id merely passed
+    // on to an upstream, which would answer for any account).
+    let previous = match request.previous_response_id() {
+        Some(id) => Some(state.retention.recall(&state.db, key.account_id, id).await?),
+        None => None,
+    };
+    if previous.as_deref() == Some(SERVED_UPSTREAM) {
+        let refusal = Unsupported::new(
+            "previous_response_id",
+            "This response was served by a provider that keeps the conversation itself; only such a \
+             provider can continue it.",
+        );
+        if !native_possible {
+            return Err(ApiError::unsupported(refusal));
+        }
+        return Ok(native_only(bytes, native_view, refusal, keeper));
+    }
+    let continues = previous.is_some();
+    let translated = match translate(&config, request_id, request, previous.as_deref()) {
         Ok(translated) => translated,
         // Only an upstream that speaks the API itself can take what did not translate
-        // (a response it keeps, a hosted tool it runs).
-        Err(e) if native_possible => return Ok(native_only(bytes, native_view, e)),
-        Err(e) => return Err(e),
+        // (a hosted tool it runs, …).
+        Err(refusal) if native_possible && !continues => {
+            return Ok(native_only(bytes, native_view, refusal, keeper));
+        }
+        Err(refusal) => return Err(ApiError::unsupported(refusal)),
     };
     let (canonical, view) = pipeline::canonical(&translated.chat)?;
     let answer_headers = pipeline::dropped_tools(&translated.dropped_tools);
-    let keeper =
-        Keeper::new(state.retention.clone(), state.db.clone(), key.account_id, config.server.response_retention);
     let native =
         (native_possible && !continues).then(|| Native { api: NativeApi::Responses, body: bytes, view: native_view });
     let surface: Arc<dyn Surface> = Arc::new(translated.surface);
@@ -101,30 +121,23 @@ pub async fn delete(
 }
 
 /// The request as chat, with the conversation it continues.
-async fn translate(
-    state: &AppState,
+fn translate(
     config: &Config,
     request_id: &str,
-    key: &KeyRow,
     request: ResponsesRequest,
-) -> Result<Translated, ApiError> {
-    let previous = match request.previous_response_id() {
-        Some(id) => Some(state.retention.recall(&state.db, key.account_id, id).await?),
-        None => None,
-    };
+    previous: Option<&[u8]>,
+) -> Result<Translated, Unsupported> {
     let ids = Ids {
         response_id: format!("resp_{}", request_id.trim_start_matches("req_")),
         created_at: tokenrouter_core::clock::now_unix(),
     };
     let options = Options { unsupported_tools: config.server.unsupported_tools };
-    responses::translate(request, previous.as_deref(), ids, &options).map_err(ApiError::unsupported)
+    responses::translate(request, previous, ids, &options)
 }
 
 /// A request only native upstreams can serve: a translated one would be refused with
 /// the translation's error.
-fn native_only(bytes: Bytes, view: ChatView, error: ApiError) -> Job {
-    let envelope = error.envelope().error;
-    let refusal = Unsupported::new(envelope.param.unwrap_or_default(), envelope.message);
+fn native_only(bytes: Bytes, view: ChatView, refusal: Unsupported, keeper: Option<Keeper>) -> Job {
     Job {
         endpoint: "responses",
         body: bytes.clone(),
@@ -132,7 +145,7 @@ fn native_only(bytes: Bytes, view: ChatView, error: ApiError) -> Job {
         work: Work::Surface(Translation {
             surface: Err(refusal),
             native: Some(Native { api: NativeApi::Responses, body: bytes, view }),
-            keeper: None,
+            keeper,
         }),
         headers: Vec::new(),
     }

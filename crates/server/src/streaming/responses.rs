@@ -19,6 +19,8 @@ pub struct NativeResponses {
     pub error_relayed: bool,
     pub overflowed: bool,
     last_sequence: Option<u64>,
+    /// The Response object the final event carried.
+    pub final_response: Option<Vec<u8>>,
 }
 
 impl NativeResponses {
@@ -43,7 +45,10 @@ impl NativeResponses {
                 self.usage = info.usage;
             }
             self.delivered_chunks += u64::from(info.delivers_tokens);
-            self.finished |= info.finished;
+            if info.finished {
+                self.finished = true;
+                self.final_response = native::final_response(&data);
+            }
             self.error_relayed |= info.failed;
             self.last_sequence = info.sequence_number.or(self.last_sequence);
         }

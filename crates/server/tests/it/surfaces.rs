@@ -659,15 +659,59 @@ async fn an_upstream_that_speaks_responses_gets_the_request_untranslated() {
     assert!(row.stream);
     assert_eq!(row.usage.completion_tokens, completed["response"]["usage"]["output_tokens"].as_u64().unwrap());
 
-    // A continuation the gateway never kept is the upstream's to resolve.
-    let continued = gw
+    // An id this account never got here is refused, not passed on: the upstream would
+    // answer it for any account.
+    let before = gw.mock.stats().request_count();
+    let unknown = gw
         .post("/v1/responses")
         .json(&json!({"model": "gpt-5", "input": "more", "previous_response_id": "resp_upstream_1"}))
         .send()
         .await
         .unwrap();
+    assert_eq!(unknown.status(), 400);
+    assert_eq!(gw.mock.stats().request_count(), before);
+
+    // A response the upstream served (and keeps) is continued there, by its own account.
+    let served: Value = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "gpt-5", "input": "Remember teapot"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upstream_id = served["id"].as_str().unwrap();
+    let continued = gw
+        .post("/v1/responses")
+        .json(&json!({"model": "gpt-5", "input": "more", "previous_response_id": upstream_id}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(continued.status(), 200);
-    assert_eq!(gw.mock.stats().last_request().unwrap().body["previous_response_id"], "resp_upstream_1");
+    assert_eq!(gw.mock.stats().last_request().unwrap().body["previous_response_id"], upstream_id);
+    let fetched = gw.http.get(format!("{}/v1/responses/{upstream_id}", gw.url)).bearer_auth(&gw.key).send().await;
+    assert_eq!(fetched.unwrap().json::<Value>().await.unwrap(), served);
+    // A streamed one too, recorded from its final event.
+    let completed = &events.last().unwrap().1["response"];
+    let streamed_id = completed["id"].as_str().unwrap();
+    let fetched = gw.http.get(format!("{}/v1/responses/{streamed_id}", gw.url)).bearer_auth(&gw.key).send().await;
+    assert_eq!(&fetched.unwrap().json::<Value>().await.unwrap(), completed);
+
+    let other = gw.db.create_account("other", NanoUsd::parse_usd("1").unwrap()).await.unwrap();
+    let (key, secret) = key_for(other.id);
+    gw.add_key(&key).await;
+    let before = gw.mock.stats().request_count();
+    let foreign = gw
+        .http
+        .post(format!("{}/v1/responses", gw.url))
+        .bearer_auth(&secret)
+        .json(&json!({"model": "gpt-5", "input": "what did they say?", "previous_response_id": upstream_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 400, "another account cannot continue it");
+    assert_eq!(gw.mock.stats().request_count(), before);
 }
 
 #[tokio::test]

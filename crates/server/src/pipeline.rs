@@ -109,16 +109,25 @@ impl NativeApi {
 }
 
 /// A request translated into chat: its canonical body and what the pipeline needs to
-/// know of it.
-pub fn canonical(chat: &ChatRequest) -> Result<(Bytes, ChatView), ApiError> {
+/// know of it. The client's fallback `models` (a gateway field, on every surface) are
+/// carried over from its `original` body.
+pub fn canonical(chat: &ChatRequest, original: &[u8]) -> Result<(Bytes, ChatView), ApiError> {
     let view = ChatView {
         model: chat.model.clone(),
         stream: chat.stream.unwrap_or(false),
         include_usage: chat.include_usage(),
         max_tokens: chat.max_output(),
     };
-    let body =
+    let mut body =
         serde_json::to_vec(chat).map_err(|e| ApiError::invalid(format!("The request could not be translated: {e}")))?;
+    if memchr::memmem::find(original, b"\"models\"").is_some()
+        && let Ok(client) = RawObject::parse(original)
+        && let Some(models) = client.get("models")
+        && let Ok(mut translated) = RawObject::parse(&body)
+    {
+        translated.set("models", models.to_owned());
+        body = translated.to_vec();
+    }
     Ok((Bytes::from(body), view))
 }
 

@@ -71,6 +71,7 @@ pub fn prepare(
                 && native.api.served_by(&deployment.provider)
             {
                 let mut upstream = RawObject::parse(&native.body).map_err(|e| json_error(&native.body, &e))?;
+                upstream.remove("models");
                 if native.api == NativeApi::Responses {
                     upstream.set("model", raw_string(&deployment.upstream_model));
                     if let Some(limit) = max_out.filter(|m| Some(*m) != native.view.max_tokens) {

@@ -48,7 +48,7 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
     // an OpenAI-compatible upstream as it is.
     let (canonical, view, surface) = match completions::translate(&bytes, ids) {
         Ok(translated) => {
-            let (canonical, view) = pipeline::canonical(&translated.chat)?;
+            let (canonical, view) = pipeline::canonical(&translated.chat, &bytes)?;
             let surface: Arc<dyn Surface> = Arc::new(translated.surface);
             (canonical, view, Ok(surface))
         }

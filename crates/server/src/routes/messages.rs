@@ -43,7 +43,7 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
     let request = messages::parse(&bytes).map_err(ApiError::unsupported)?;
     let ids = Ids { message_id: format!("msg_{}", request_id.trim_start_matches("req_")) };
     let translated = messages::translate(request, ids).map_err(ApiError::unsupported)?;
-    let (body, view) = pipeline::canonical(&translated.chat)?;
+    let (body, view) = pipeline::canonical(&translated.chat, &bytes)?;
     let answer_headers = pipeline::dropped_tools(&translated.dropped_tools);
     Ok(Job {
         endpoint: "messages",

@@ -85,7 +85,7 @@ async fn job(
         }
         Err(refusal) => return Err(ApiError::unsupported(refusal)),
     };
-    let (canonical, view) = pipeline::canonical(&translated.chat)?;
+    let (canonical, view) = pipeline::canonical(&translated.chat, &bytes)?;
     let answer_headers = pipeline::dropped_tools(&translated.dropped_tools);
     let native =
         (native_possible && !continues).then(|| Native { api: NativeApi::Responses, body: bytes, view: native_view });

@@ -786,3 +786,24 @@ async fn kept_responses_can_be_retrieved_and_deleted_by_their_account_only() {
         .unwrap();
     assert_eq!(continued.status(), 400, "a deleted response cannot be continued");
 }
+
+#[tokio::test]
+async fn the_body_s_fallback_models_work_on_every_surface_and_never_reach_the_upstream() {
+    let gw = gateway().await;
+    let requests = [
+        ("/v1/responses", json!({"model": "dead-model", "models": ["gpt-4o-mini"], "input": "x"})),
+        (
+            "/v1/messages",
+            json!({"model": "dead-model", "models": ["claude-haiku-4-5"], "max_tokens": 5,
+                   "messages": [{"role": "user", "content": "x"}]}),
+        ),
+        ("/v1/completions", json!({"model": "dead-model", "models": ["gpt-4o-mini"], "prompt": "x", "max_tokens": 3})),
+    ];
+    for (path, body) in requests {
+        let response = gw.post(path).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(response.headers().contains_key("x-tokenrouter-fallback-model"), "{path}");
+        let sent = gw.mock.stats().last_request().unwrap().body;
+        assert!(sent.get("models").is_none(), "{path}: the gateway's own field stays here: {sent}");
+    }
+}

@@ -64,7 +64,12 @@ impl Keeper {
             if let Err(e) = db.keep_response(&kept).await {
                 tracing::warn!(error = %e, response = %id, "could not keep a response");
             }
-            retention.pending().remove(&id);
+            // Gone from the map before the write landed: deleted meanwhile, so delete what
+            // was just written.
+            let forgotten = retention.pending().remove(&id).is_none();
+            if forgotten && let Err(e) = db.forget_response(&id, kept.account_id).await {
+                tracing::warn!(error = %e, response = %id, "could not delete a response");
+            }
         });
     }
 }
@@ -118,16 +123,8 @@ impl Retention {
             let mine = map.get(id).is_some_and(|k| k.account_id == account_id);
             mine && map.remove(id).is_some()
         };
-        // A write still in flight lands after this; delete again once it has.
+        // A write still in flight deletes what it wrote once it sees the entry gone.
         let stored = db.forget_response(id, account_id).await.map_err(unreadable)?;
-        if pending {
-            let db = db.clone();
-            let id = id.to_owned();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let _ = db.forget_response(&id, account_id).await;
-            });
-        }
         if stored || pending { Ok(()) } else { Err(not_found(id)) }
     }
 }

@@ -53,6 +53,9 @@ pub struct Job {
     pub work: Work,
     /// Headers for a successful answer (e.g. the tools that were dropped).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The upstream holds a conversation this body does not show (a natively served
+    /// `previous_response_id`): the reservation covers the model's whole context window.
+    pub unseen_history: bool,
 }
 
 pub enum Work {
@@ -193,7 +196,8 @@ async fn serve(
         admission.settle(0);
         return Err(ApiError::UpstreamUnavailable(format!("'{}' has no deployment.", primary.id)));
     };
-    let ceiling = ceiling(&bytes, &chain, output_ceiling);
+    let prompt = if job.unseen_history { None } else { Some(tokens::reservation_estimate(&bytes)) };
+    let ceiling = ceiling(prompt, &chain, output_ceiling);
     let reservation = match reserve(state, &request_id, &key, ceiling, &config).await {
         Ok(reservation) => reservation,
         Err(e) => {
@@ -298,11 +302,16 @@ fn check_kind(model: &Model, embeddings: bool) -> Result<(), ApiError> {
 
 /// The request's cost ceiling: its estimated prompt and its output limit at the price of
 /// the dearest model it may be served by.
-fn ceiling(body: &[u8], chain: &[&Arc<Model>], output: impl Fn(&Model) -> Option<u64>) -> tokenrouter_core::NanoUsd {
-    let prompt = tokens::reservation_estimate(body);
+/// `prompt` is the body's estimate, `None` when only the model's window bounds it.
+fn ceiling(
+    prompt: Option<u64>,
+    chain: &[&Arc<Model>],
+    output: impl Fn(&Model) -> Option<u64>,
+) -> tokenrouter_core::NanoUsd {
     chain
         .iter()
         .map(|m| {
+            let prompt = prompt.unwrap_or(m.context_window);
             let output = output(m).unwrap_or(m.max_output_tokens);
             m.price.cost(&Usage { prompt_tokens: prompt, completion_tokens: output, ..Usage::default() })
         })

@@ -26,5 +26,12 @@ pub async fn completions(
 async fn job(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {
     let limit = state.config.load().server.max_body_bytes;
     let body = read_body(body, headers, limit).await?;
-    Ok(Job { endpoint: "chat.completions", body, view: None, work: Work::Chat, headers: Vec::new() })
+    Ok(Job {
+        endpoint: "chat.completions",
+        body,
+        view: None,
+        work: Work::Chat,
+        headers: Vec::new(),
+        unseen_history: false,
+    })
 }

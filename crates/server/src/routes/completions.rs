@@ -61,5 +61,6 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
         view: Some(view),
         work: Work::Surface(Translation { surface, native: Some(native), keeper: None }),
         headers: Vec::new(),
+        unseen_history: false,
     })
 }

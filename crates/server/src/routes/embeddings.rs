@@ -37,5 +37,6 @@ async fn job(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Job, A
         view: Some(view),
         work: Work::Embeddings(Box::new(request)),
         headers: Vec::new(),
+        unseen_history: false,
     })
 }

@@ -51,6 +51,7 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
         view: Some(view),
         work: Work::Surface(Translation { surface: Ok(Arc::new(translated.surface)), native: None, keeper: None }),
         headers: answer_headers,
+        unseen_history: false,
     })
 }
 

@@ -46,6 +46,13 @@ async fn job(
     let bytes = read_body(body, headers, config.server.max_body_bytes).await?;
     expect_json_object(&bytes)?;
     let request = responses::parse(&bytes).map_err(ApiError::unsupported)?;
+    if request.extra.get("background").and_then(serde_json::Value::as_bool) == Some(true) {
+        // Its answer would arrive after this request ends, unmetered.
+        return Err(ApiError::invalid_param(
+            "'background' responses are not supported through this gateway; stream instead.",
+            "background",
+        ));
+    }
     let native_view = ChatView {
         model: request.model().to_owned(),
         stream: request.stream(),
@@ -73,7 +80,9 @@ async fn job(
         if !native_possible {
             return Err(ApiError::unsupported(refusal));
         }
-        return Ok(native_only(bytes, native_view, refusal, keeper));
+        let mut job = native_only(bytes, native_view, refusal, keeper);
+        job.unseen_history = true;
+        return Ok(job);
     }
     let continues = previous.is_some();
     let translated = match translate(&config, request_id, request, previous.as_deref()) {
@@ -96,6 +105,7 @@ async fn job(
         view: Some(view),
         work: Work::Surface(Translation { surface: Ok(surface), native, keeper }),
         headers: answer_headers,
+        unseen_history: false,
     })
 }
 
@@ -148,6 +158,7 @@ fn native_only(bytes: Bytes, view: ChatView, refusal: Unsupported, keeper: Optio
             keeper,
         }),
         headers: Vec::new(),
+        unseen_history: false,
     }
 }
 

@@ -283,8 +283,9 @@ fn chosen_tools(body: &Value, max: u64) -> Vec<(&str, &Value)> {
     }
 }
 
-/// Tokens of a message's content: a string, or the `text` of its `{"type":"text"}` parts.
-fn content_tokens(content: &Value) -> u64 {
+/// Tokens of a content (a chat message's or a Responses item's): a string, or the `text`
+/// of its parts (`text`, `input_text`, `output_text`).
+pub(super) fn content_tokens(content: &Value) -> u64 {
     match content {
         Value::String(s) => count_tokens(s),
         Value::Array(parts) => text_parts(parts).map(count_tokens).sum(),
@@ -292,8 +293,8 @@ fn content_tokens(content: &Value) -> u64 {
     }
 }
 
-/// A message's text content, text parts joined by spaces.
-fn content_text(content: &Value) -> Cow<'_, str> {
+/// A content's text: the string, or its parts' `text` joined by spaces.
+pub(super) fn content_text(content: &Value) -> Cow<'_, str> {
     match content {
         Value::String(s) => Cow::Borrowed(s),
         Value::Array(parts) => Cow::Owned(text_parts(parts).collect::<Vec<_>>().join(" ")),
@@ -302,10 +303,7 @@ fn content_text(content: &Value) -> Cow<'_, str> {
 }
 
 fn text_parts(parts: &[Value]) -> impl Iterator<Item = &str> {
-    parts
-        .iter()
-        .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-        .filter_map(|p| p.get("text").and_then(Value::as_str))
+    parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str))
 }
 
 impl Completion {

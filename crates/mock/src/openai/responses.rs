@@ -10,7 +10,7 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{MODELS, invalid_request, not_json, to_json};
+use super::{MODELS, content_text, content_tokens, invalid_request, not_json, to_json};
 use crate::knobs::{Fault, MockConfig};
 use crate::reply::count_tokens;
 use crate::server::Answer;
@@ -249,28 +249,6 @@ fn item_tokens(item: &Value) -> u64 {
         k if k.ends_with("_call_output") => text("output"),
         _ => 0,
     }
-}
-
-/// Tokens of a content: a string, or the `text` of its parts.
-fn content_tokens(content: &Value) -> u64 {
-    match content {
-        Value::String(s) => count_tokens(s),
-        Value::Array(parts) => texts(parts).map(count_tokens).sum(),
-        _ => 0,
-    }
-}
-
-/// A content's text: the string, or its parts' `text` joined by spaces.
-fn content_text(content: &Value) -> Cow<'_, str> {
-    match content {
-        Value::String(s) => Cow::Borrowed(s),
-        Value::Array(parts) => Cow::Owned(texts(parts).collect::<Vec<_>>().join(" ")),
-        _ => Cow::Borrowed(""),
-    }
-}
-
-fn texts(parts: &[Value]) -> impl Iterator<Item = &str> {
-    parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str))
 }
 
 impl Item {

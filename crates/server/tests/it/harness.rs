@@ -24,6 +24,30 @@ pub struct Gateway {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
+/// An Anthropic and a Gemini provider on the mock, with one chat model each
+/// (`claude-haiku-4-5`, `gemini-2.0-flash`): extra config for tests of other kinds.
+pub const NATIVE_KINDS: &str = r#"
+[[providers]]
+name = "anthropic-mock"
+kind = "anthropic"
+base_url = "{mock}/v1"
+api_key = "anthropic-secret"
+
+[[providers]]
+name = "gemini-mock"
+kind = "gemini"
+base_url = "{mock}/v1beta"
+api_key = "gemini-secret"
+
+[[models]]
+id = "claude-haiku-4-5"
+deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock" } ]
+
+[[models]]
+id = "gemini-2.0-flash"
+deployments = [ { provider = "gemini-mock", upstream_model = "gemini-mock" } ]
+"#;
+
 /// The config every test gateway gets; `extra` comes first (`[server]`, more providers
 /// and models), with `{mock}` standing for the mock's root URL.
 pub fn config_toml(mock_url: &str, extra: &str) -> String {

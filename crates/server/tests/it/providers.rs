@@ -5,25 +5,10 @@
 use serde_json::{Value, json};
 use tokenrouter_store::UsageSource;
 
-use crate::harness::{Gateway, expect_error, request_id, user};
+use crate::harness::{Gateway, NATIVE_KINDS, expect_error, request_id, user};
 
+/// Models beyond one chat model per kind (`NATIVE_KINDS`).
 const NATIVE: &str = r#"
-[[providers]]
-name = "anthropic-mock"
-kind = "anthropic"
-base_url = "{mock}/v1"
-api_key = "anthropic-secret"
-
-[[providers]]
-name = "gemini-mock"
-kind = "gemini"
-base_url = "{mock}/v1beta"
-api_key = "gemini-secret"
-
-[[models]]
-id = "claude-haiku-4-5"
-deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock" } ]
-
 [[models]]
 id = "claude-overloaded"
 context_window = 200000
@@ -32,9 +17,6 @@ input_price = 1
 output_price = 5
 deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@fault=overloaded" } ]
 
-[[models]]
-id = "gemini-2.0-flash"
-deployments = [ { provider = "gemini-mock", upstream_model = "gemini-mock" } ]
 
 [[models]]
 id = "gemini-unsafe"
@@ -46,7 +28,8 @@ deployments = [ { provider = "gemini-mock", upstream_model = "gemini-mock@fault=
 "#;
 
 async fn gateway() -> Gateway {
-    Gateway::start_with(tokenrouter_mock::MockConfig { cached_tokens: 2, ..Default::default() }, NATIVE).await
+    let config = format!("{NATIVE_KINDS}{NATIVE}");
+    Gateway::start_with(tokenrouter_mock::MockConfig { cached_tokens: 2, ..Default::default() }, &config).await
 }
 
 #[tokio::test]
@@ -140,7 +123,7 @@ async fn provider_errors_are_classified() {
 
 #[tokio::test]
 async fn a_cut_anthropic_stream_ends_with_an_error_event_and_bills_what_was_delivered() {
-    let extra = NATIVE.replace("claude-mock@fault=overloaded", "claude-mock@fault=cut:3");
+    let extra = format!("{NATIVE_KINDS}{NATIVE}").replace("claude-mock@fault=overloaded", "claude-mock@fault=cut:3");
     let gw = Gateway::start_with(Default::default(), &extra).await;
     let response = gw.chat(json!({"model": "claude-overloaded", "stream": true, "messages": user("x")})).await;
     assert_eq!(response.status(), 200);

@@ -5,32 +5,10 @@
 use serde_json::{Value, json};
 use tokenrouter_core::NanoUsd;
 
-use crate::harness::{Gateway, key_for, request_id};
+use crate::harness::{Gateway, NATIVE_KINDS, key_for, request_id};
 
+/// Models beyond one chat model per kind (`NATIVE_KINDS`).
 const KINDS: &str = r#"
-[server]
-response_retention_secs = 3600
-
-[[providers]]
-name = "anthropic-mock"
-kind = "anthropic"
-base_url = "{mock}/v1"
-api_key = "anthropic-secret"
-
-[[providers]]
-name = "gemini-mock"
-kind = "gemini"
-base_url = "{mock}/v1beta"
-api_key = "gemini-secret"
-
-[[models]]
-id = "claude-haiku-4-5"
-deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock" } ]
-
-[[models]]
-id = "gemini-2.0-flash"
-deployments = [ { provider = "gemini-mock", upstream_model = "gemini-mock" } ]
-
 [[models]]
 id = "claude-cut"
 context_window = 200000
@@ -62,7 +40,8 @@ const MODELS: [(&str, &str); 3] =
     [("gpt-4o-mini", "mock"), ("claude-haiku-4-5", "anthropic-mock"), ("gemini-2.0-flash", "gemini-mock")];
 
 async fn gateway() -> Gateway {
-    Gateway::start_with(tokenrouter_mock::MockConfig::default(), KINDS).await
+    let config = format!("[server]\nresponse_retention_secs = 3600\n{NATIVE_KINDS}{KINDS}");
+    Gateway::start_with(tokenrouter_mock::MockConfig::default(), &config).await
 }
 
 /// The `(event name, data)` pairs of an SSE body.

@@ -114,8 +114,6 @@ impl Transcoder {
 pub struct Restating {
     pub feed: ChunkFeed,
     pub surface: Arc<dyn Surface>,
-    /// Keeps the finished answer, when the surface asks for it.
-    pub keeper: Option<Keeper>,
 }
 
 /// The upstream stream and how long it may stay silent.
@@ -141,8 +139,8 @@ pub struct MeteredSse {
     completed: bool,
     settlement: Option<Settlement>,
     restating: Option<Restating>,
-    /// Keeps who owns a Responses answer an upstream served natively.
-    native_keeper: Option<Keeper>,
+    /// Keeps the finished answer (a Responses one, restated or served natively).
+    keeper: Option<Keeper>,
 }
 
 impl MeteredSse {
@@ -152,6 +150,7 @@ impl MeteredSse {
         meta: ResponseMeta,
         settlement: Settlement,
         restating: Option<Restating>,
+        keeper: Option<Keeper>,
     ) -> MeteredSse {
         let transcoder = match transform {
             Transform::PassThrough(strip_usage) => Transcoder::Pass(PassThrough::new(strip_usage)),
@@ -172,14 +171,8 @@ impl MeteredSse {
             completed: false,
             settlement: Some(settlement),
             restating,
-            native_keeper: None,
+            keeper,
         }
-    }
-
-    /// Records the answer of a natively served Responses stream once it completes.
-    pub fn keeping_native(mut self, keeper: Option<Keeper>) -> MeteredSse {
-        self.native_keeper = keeper;
-        self
     }
 
     /// Canonical chunks as the client's surface states them (as they are for chat).
@@ -220,16 +213,13 @@ impl MeteredSse {
         } && self.restating.as_ref().is_none_or(|r| r.feed.failed());
         self.tail = match rest {
             Ok(bytes) => {
-                if let (Transcoder::Responses(r), Some(keeper)) = (&mut self.transcoder, self.native_keeper.take())
-                    && let Some(answer) = r.final_response.take()
+                if let Transcoder::Responses(r) = &mut self.transcoder
+                    && let (Some(answer), Some(keeper)) = (r.final_response.take(), self.keeper.take())
                 {
                     keeper.keep_native(&answer);
                 }
-                let mut bytes = self.restate(bytes);
-                if self.restating.is_some() {
-                    bytes = self.close_restated(bytes);
-                }
-                Some(bytes).filter(|b| !b.is_empty())
+                let bytes = self.restate(bytes);
+                Some(self.close_restated(bytes)).filter(|b| !b.is_empty())
             }
             // The upstream's own error event already told the client: no second one.
             Err(_) if relayed => None,
@@ -283,7 +273,10 @@ impl MeteredSse {
 
     /// The surface's closing events (they state the billed usage), and the answer kept
     /// for a later request before the client can see its end.
-    fn close_restated(&mut self, mut bytes: Bytes) -> Bytes {
+    fn close_restated(&mut self, bytes: Bytes) -> Bytes {
+        if self.restating.is_none() {
+            return bytes;
+        }
         let usage = match &self.settlement {
             Some(s) => crate::pipeline::usage_of(self.measured(&s.request_body)),
             None => Usage::default(),
@@ -291,11 +284,10 @@ impl MeteredSse {
         let Some(restating) = &mut self.restating else { return bytes };
         let mut out = bytes.to_vec();
         restating.feed.finish(usage, &mut out);
-        if let (Some(answer), Some(keeper)) = (restating.feed.completed(), restating.keeper.take()) {
+        if let (Some(answer), Some(keeper)) = (restating.feed.completed(), self.keeper.take()) {
             keeper.keep(restating.surface.as_ref(), &answer);
         }
-        bytes = Bytes::from(out);
-        bytes
+        Bytes::from(out)
     }
 
     /// Ends a stream that failed after its first byte: a final chunk whose

@@ -105,17 +105,13 @@ pub(super) async fn respond(
                 (None, _) => Transform::PassThrough(!include_usage),
                 (Some(adapter), _) => Transform::Decode(adapter.stream_decoder(meta.clone())),
             };
-            let native = matches!(shape, Shape::Relayed { api: NativeApi::Responses, .. });
             let restating = match shape {
-                Shape::Restated(surface) => {
-                    Some(Restating { feed: ChunkFeed::new(surface.stream()), surface, keeper: keeper.take() })
-                }
+                Shape::Restated(surface) => Some(Restating { feed: ChunkFeed::new(surface.stream()), surface }),
                 _ => None,
             };
             let upstream = Upstream { first, rest, idle_timeout: served.deployment.idle_timeout };
             let settlement = Settlement { meter, writer: state.usage.clone(), reservation, admission, request_body };
-            let body = MeteredSse::new(upstream, transform, meta, settlement, restating);
-            sse_response(body.keeping_native(keeper.filter(|_| native)))
+            sse_response(MeteredSse::new(upstream, transform, meta, settlement, restating, keeper))
         }
     };
     let headers = response.headers_mut();

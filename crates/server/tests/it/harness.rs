@@ -134,6 +134,11 @@ impl Gateway {
         self.http.post(format!("{}{path}", self.url)).bearer_auth(&self.key)
     }
 
+    /// Posts `body` to `path` and reads the answer as JSON (whatever its status).
+    pub async fn post_json(&self, path: &str, body: Value) -> Value {
+        self.post(path).json(&body).send().await.unwrap().json().await.unwrap()
+    }
+
     pub async fn chat(&self, body: Value) -> reqwest::Response {
         self.post("/v1/chat/completions").json(&body).send().await.unwrap()
     }

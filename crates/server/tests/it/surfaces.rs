@@ -157,14 +157,11 @@ async fn responses_function_calls_round_trip_through_every_provider_kind() {
     let gw = gateway().await;
     for (model, _) in MODELS {
         let first: Value = gw
-            .post("/v1/responses")
-            .json(&json!({"model": model, "input": "Weather in Paris?", "tools": [weather_tool()]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .post_json(
+                "/v1/responses",
+                json!({"model": model, "input": "Weather in Paris?", "tools": [weather_tool()]}),
+            )
+            .await;
         let call = first["output"].as_array().unwrap().iter().find(|i| i["type"] == "function_call").cloned();
         let call = call.unwrap_or_else(|| panic!("{model}: no function call in {first}"));
         assert_eq!(call["name"], "get_weather");
@@ -190,15 +187,8 @@ async fn responses_function_calls_round_trip_through_every_provider_kind() {
 #[tokio::test]
 async fn previous_response_id_continues_a_stored_response_and_unknown_ids_are_refused() {
     let gw = gateway().await;
-    let first: Value = gw
-        .post("/v1/responses")
-        .json(&json!({"model": "claude-haiku-4-5", "input": "Remember the word teapot."}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value =
+        gw.post_json("/v1/responses", json!({"model": "claude-haiku-4-5", "input": "Remember the word teapot."})).await;
     let id = first["id"].as_str().unwrap();
     let second = gw
         .post("/v1/responses")
@@ -230,15 +220,8 @@ async fn previous_response_id_continues_a_stored_response_and_unknown_ids_are_re
     assert_eq!(body["error"]["param"], "previous_response_id");
 
     // `store: false` keeps nothing to continue from.
-    let unstored: Value = gw
-        .post("/v1/responses")
-        .json(&json!({"model": "gpt-4o-mini", "input": "x", "store": false}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let unstored: Value =
+        gw.post_json("/v1/responses", json!({"model": "gpt-4o-mini", "input": "x", "store": false})).await;
     let after = gw
         .post("/v1/responses")
         .json(&json!({"model": "gpt-4o-mini", "input": "y", "previous_response_id": unstored["id"]}))
@@ -354,15 +337,12 @@ async fn messages_stream_in_anthropic_events_and_tools_round_trip() {
         let tool = json!({"name": "get_weather", "description": "Weather",
                           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}});
         let first: Value = gw
-            .post("/v1/messages")
-            .json(&json!({"model": model, "max_tokens": 256, "tools": [tool],
-                          "messages": [{"role": "user", "content": "Weather in Paris?"}]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .post_json(
+                "/v1/messages",
+                json!({"model": model, "max_tokens": 256, "tools": [tool],
+                          "messages": [{"role": "user", "content": "Weather in Paris?"}]}),
+            )
+            .await;
         assert_eq!(first["stop_reason"], "tool_use", "{model}: {first}");
         let call = first["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").unwrap().clone();
         assert!(call["input"]["city"].is_string());
@@ -491,14 +471,11 @@ async fn embeddings_pass_through_or_translate_and_bill_input_tokens() {
         assert!(row.cost > NanoUsd(0), "{model}: billed by input tokens");
 
         let base64: Value = gw
-            .post("/v1/embeddings")
-            .json(&json!({"model": model, "input": "one", "encoding_format": "base64", "dimensions": 4}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .post_json(
+                "/v1/embeddings",
+                json!({"model": model, "input": "one", "encoding_format": "base64", "dimensions": 4}),
+            )
+            .await;
         let text = base64["data"][0]["embedding"].as_str().unwrap();
         assert_eq!(text.len(), 24, "four little-endian f32s in base64: {text}");
     }
@@ -651,15 +628,7 @@ async fn an_upstream_that_speaks_responses_gets_the_request_untranslated() {
     assert_eq!(gw.mock.stats().request_count(), before);
 
     // A response the upstream served (and keeps) is continued there, by its own account.
-    let served: Value = gw
-        .post("/v1/responses")
-        .json(&json!({"model": "gpt-5", "input": "Remember teapot"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: Value = gw.post_json("/v1/responses", json!({"model": "gpt-5", "input": "Remember teapot"})).await;
     let upstream_id = served["id"].as_str().unwrap();
     let continued = gw
         .post("/v1/responses")
@@ -715,15 +684,7 @@ async fn a_native_responses_stream_that_breaks_ends_with_an_error_event_that_con
 #[tokio::test]
 async fn kept_responses_can_be_retrieved_and_deleted_by_their_account_only() {
     let gw = gateway().await;
-    let created: Value = gw
-        .post("/v1/responses")
-        .json(&json!({"model": "claude-haiku-4-5", "input": "Hi"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created: Value = gw.post_json("/v1/responses", json!({"model": "claude-haiku-4-5", "input": "Hi"})).await;
     let id = created["id"].as_str().unwrap();
     let get = |key: String, id: String| {
         let request = gw.http.get(format!("{}/v1/responses/{id}", gw.url)).bearer_auth(key);

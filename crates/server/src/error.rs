@@ -45,6 +45,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Internal(String),
+    /// The database that decides whether money may be spent could not be reached: the
+    /// request is refused rather than served unbilled.
+    #[error("The gateway cannot reach its database to hold this request's funds; try again shortly.")]
+    StoreUnavailable,
 }
 
 impl ApiError {
@@ -88,6 +92,7 @@ impl ApiError {
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "not_found"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
+            ApiError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "store_unavailable"),
         }
     }
 
@@ -113,6 +118,9 @@ impl IntoResponse for ApiError {
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let ApiError::AllCooling { retry_after, .. } | ApiError::RateLimited { retry_after, .. } = &self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds(*retry_after)));
+        }
+        if let ApiError::StoreUnavailable = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
         }
         if self.status() == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metering;
 pub mod pipeline;
 pub mod policy;
+pub mod replicas;
 pub mod retention;
 pub mod routes;
 pub mod routing;
@@ -42,5 +43,10 @@ pub async fn serve(
     let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     state.usage.flush().await;
+    // Stopped cleanly with everything settled: no other replica needs to wait for this
+    // one's heartbeat to go stale.
+    if let Err(e) = state.db.forget_replica(&state.replica.id).await {
+        tracing::warn!(error = %e, "could not sign this replica off");
+    }
     result
 }

@@ -1,14 +1,13 @@
 //! Metering: what one request cost, and the batching writer that records it. The hot path
 //! only hands a record to a channel; a background task writes batches to the store.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokenrouter_core::{Price, Usage, clock};
-use tokenrouter_store::{Db, Hold, KeyRow, UsageRecord, UsageSource};
+use tokenrouter_store::{Batch, Db, KeyRow, Progress, UsageRecord, UsageSource};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::journal::Journal;
@@ -26,8 +25,10 @@ const GATHER: Duration = Duration::from_millis(50);
     reason = "records are nearly every message; boxing them would allocate per request"
 )]
 enum Message {
-    Hold(Hold),
     Record(UsageRecord),
+    /// A hold to end with no charge (its request recorded no usage).
+    Release(String),
+    Progress(Progress),
     Flush(oneshot::Sender<()>),
 }
 
@@ -71,7 +72,23 @@ impl UsageWriter {
             Journal::append(&mut file, &line);
             file
         });
-        match self.tx.try_send(Message::Record(record)) {
+        self.send_now(Message::Record(record));
+    }
+
+    /// Queues the release of a hold whose request recorded no usage (from `Drop`: never
+    /// waits; if the queue is full, the release waits in a task of its own).
+    pub fn release(&self, request_id: String) {
+        self.send_now(Message::Release(request_id));
+    }
+
+    /// Queues a checkpoint of what a stream in flight has delivered (dropped when the
+    /// queue is full: the next one will do).
+    pub fn progress(&self, progress: Progress) {
+        let _ = self.tx.try_send(Message::Progress(progress));
+    }
+
+    fn send_now(&self, message: Message) {
+        match self.tx.try_send(message) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(message)) => {
                 let tx = self.tx.clone();
@@ -83,16 +100,8 @@ impl UsageWriter {
                 });
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!("usage writer stopped; a usage record was lost");
+                tracing::error!("usage writer stopped; a usage record or release was lost");
             }
-        }
-    }
-
-    /// Queues the hold of a reservation; the request's usage record closes it. Waits
-    /// while the queue is full, so a hold is always queued before its record.
-    pub async fn hold(&self, hold: Hold) {
-        if self.tx.send(Message::Hold(hold)).await.is_err() {
-            tracing::error!("usage writer stopped; a hold was not recorded");
         }
     }
 
@@ -113,10 +122,9 @@ async fn write_batches(
 ) {
     let mut messages = Vec::with_capacity(BATCH);
     let mut records = Vec::with_capacity(BATCH);
-    let mut holds: Vec<Hold> = Vec::new();
+    let mut releases: Vec<String> = Vec::new();
+    let mut progress: Vec<Progress> = Vec::new();
     let mut waiters = Vec::new();
-    // Requests whose hold is in the store, to be closed when their usage arrives.
-    let mut stored_holds: HashSet<String> = HashSet::new();
     loop {
         if messages.is_empty() && rx.recv_many(&mut messages, BATCH).await == 0 {
             break;
@@ -128,28 +136,27 @@ async fn write_batches(
             for message in messages.drain(..) {
                 match message {
                     Message::Record(r) => records.push(r),
-                    Message::Hold(h) => holds.push(h),
+                    Message::Release(id) => releases.push(id),
+                    Message::Progress(p) => progress.push(p),
                     Message::Flush(done) => waiters.push(done),
                 }
             }
-            if !waiters.is_empty() || records.len() + holds.len() >= BATCH {
+            let gathered = records.len() + releases.len() + progress.len();
+            if !waiters.is_empty() || gathered >= BATCH {
                 break;
             }
-            let room = BATCH - records.len() - holds.len();
-            match tokio::time::timeout_at(deadline, rx.recv_many(&mut messages, room)).await {
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut messages, BATCH - gathered)).await {
                 Ok(n) if n > 0 => {}
                 _ => break,
             }
         }
-        if !records.is_empty() || !holds.is_empty() {
-            // A hold whose request settled within this batch never needs to be stored.
-            let settled: HashSet<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
-            holds.retain(|h| !settled.contains(h.request_id.as_str()));
-            let closed: Vec<String> = records.iter().filter_map(|r| stored_holds.take(r.request_id.as_str())).collect();
-            stored_holds.extend(holds.iter().map(|h| h.request_id.clone()));
-            write(&db, &holds, &records, &closed).await;
+        if !records.is_empty() || !releases.is_empty() || !progress.is_empty() {
+            // A checkpoint of a request that settled in this batch is moot.
+            progress.retain(|p| !records.iter().any(|r| r.request_id == p.request_id));
+            write(&db, Batch { usage: &records, releases: &releases, progress: &progress }).await;
             records.clear();
-            holds.clear();
+            releases.clear();
+            progress.clear();
             // The journal now needs only what is still queued (appends and queueing
             // happen under its lock): take those out for the next batch and rewrite it
             // with them alone, so it never holds more than the queue.
@@ -174,23 +181,22 @@ async fn write_batches(
     }
 }
 
-/// Writes a batch; if the batch fails as a whole, each record is tried alone so that one
+/// Writes a batch; if the batch fails as a whole, each part is tried alone so that one
 /// bad record cannot lose the others. A transient failure is retried a few times.
-async fn write(db: &Db, holds: &[Hold], records: &[UsageRecord], closed: &[String]) {
+async fn write(db: &Db, batch: Batch<'_>) {
+    let parts = batch.usage.len() + batch.releases.len() + batch.progress.len();
     for attempt in 0..5u32 {
-        match db.write_batch(holds, records, closed).await {
+        match db.write_batch(batch).await {
             Ok(()) => return,
-            Err(e) if records.len() + holds.len() > 1 => {
-                tracing::warn!(error = %e, rows = records.len(), "usage batch failed; writing rows one by one");
-                for hold in holds {
-                    Box::pin(write(db, std::slice::from_ref(hold), &[], &[])).await;
+            Err(e) if parts > 1 => {
+                tracing::warn!(error = %e, rows = batch.usage.len(), "usage batch failed; writing rows one by one");
+                for record in batch.usage {
+                    Box::pin(write(db, Batch { usage: std::slice::from_ref(record), ..Batch::default() })).await;
                 }
-                for record in records {
-                    Box::pin(write(db, &[], std::slice::from_ref(record), &[])).await;
+                for release in batch.releases {
+                    Box::pin(write(db, Batch { releases: std::slice::from_ref(release), ..Batch::default() })).await;
                 }
-                if !closed.is_empty() {
-                    Box::pin(write(db, &[], &[], closed)).await;
-                }
+                // Checkpoints are not retried: the next one will do.
                 return;
             }
             Err(e) => {
@@ -199,7 +205,7 @@ async fn write(db: &Db, holds: &[Hold], records: &[UsageRecord], closed: &[Strin
             }
         }
     }
-    tracing::error!(rows = records.len(), holds = holds.len(), "usage row could not be written");
+    tracing::error!(rows = batch.usage.len(), releases = batch.releases.len(), "usage row could not be written");
 }
 
 /// Room for one record in the writer's queue.

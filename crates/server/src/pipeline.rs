@@ -20,7 +20,7 @@ use tokenrouter_providers::embeddings::EmbeddingsRequest;
 use tokenrouter_providers::openai::{self, ChatView};
 use tokenrouter_providers::passthrough::RawObject;
 use tokenrouter_providers::surface::Surface;
-use tokenrouter_store::{Hold, KeyRow, UsageRecord};
+use tokenrouter_store::{KeyRow, UsageRecord};
 
 use crate::config::{Billing, Config, Deployment, Model};
 use crate::dispatch::{self, Answer};
@@ -30,7 +30,7 @@ use crate::limits;
 use crate::metering::{Measured, MeterContext, Unanswered};
 use crate::retention::Keeper;
 use crate::routing::Strategy;
-use crate::settlement::Reservation;
+use crate::settlement::{self, Holding, Reservation};
 use crate::state::AppState;
 use crate::{policy, tokens};
 
@@ -198,7 +198,9 @@ async fn serve(
     };
     let prompt = if job.unseen_history { None } else { Some(tokens::reservation_estimate(&bytes)) };
     let ceiling = ceiling(prompt, &chain, output_ceiling);
-    let reservation = match reserve(state, &request_id, &key, ceiling, &config).await {
+    let holding =
+        Holding { request_id: &request_id, key: &key, model: &primary.id, endpoint: job.endpoint, stream: view.stream };
+    let reservation = match reserve(state, holding, ceiling, &config).await {
         Ok(reservation) => reservation,
         Err(e) => {
             admission.settle(0);
@@ -319,25 +321,15 @@ fn ceiling(
         .unwrap_or_default()
 }
 
-/// Holds the request's cost ceiling and records the hold.
+/// Holds the request's cost ceiling in the store (402 when it cannot be covered).
 async fn reserve(
     state: &AppState,
-    request_id: &str,
-    key: &Arc<KeyRow>,
+    holding: Holding<'_>,
     ceiling: tokenrouter_core::NanoUsd,
     config: &Config,
 ) -> Result<Reservation, ApiError> {
     let enforce = config.server.billing == Billing::Prepaid;
-    let reservation = state.book.reserve(&state.db, key, ceiling, enforce).await?;
-    let hold = Hold {
-        request_id: request_id.to_owned(),
-        account_id: key.account_id,
-        key_id: key.id.clone(),
-        amount: ceiling,
-        created_at: tokenrouter_core::clock::now_unix(),
-    };
-    state.usage.hold(hold).await;
-    Ok(reservation)
+    settlement::reserve(&state.db, &state.usage, &state.replica.id, holding, ceiling, enforce).await
 }
 
 /// Settles the request's reservation to its actual cost and records its usage.

@@ -1,12 +1,13 @@
 //! The gateway's shared state: the config and key snapshots (swapped atomically, read
-//! without locks on the hot path), the store, the upstream client and the usage writer.
+//! without locks on the hot path), the store, the upstream client, the usage writer and
+//! this replica's identity.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokenrouter_store::Db;
+use tokenrouter_store::{Change, Db, Replica};
 
 use crate::auth::KeySnapshot;
 use crate::config::Config;
@@ -16,7 +17,6 @@ use crate::metering::UsageWriter;
 use crate::policy::IpAllowlists;
 use crate::retention::Retention;
 use crate::routing::Routing;
-use crate::settlement::{Book, MOVEMENTS_EVERY};
 use crate::upstream::UpstreamClient;
 
 /// How often the key snapshot checks the store for keys created or revoked elsewhere.
@@ -35,8 +35,8 @@ pub struct Shared {
     pub usage: UsageWriter,
     /// Deployment health and the strategies' state.
     pub routing: Routing,
-    /// Funds held for requests in flight (prepaid billing).
-    pub book: Arc<Book>,
+    /// This process among the replicas sharing the database.
+    pub replica: Replica,
     /// Per-key RPM/TPM buckets.
     pub limits: Limits,
     /// Keys' IP allowlists, parsed.
@@ -71,8 +71,11 @@ impl AppState {
         }
         let journal = journal.map(Arc::new);
         let upstream = UpstreamClient::new(config.server.connect_timeout);
-        release_orphan_holds(&db).await?;
-        let book = Book::open(&db).await?;
+        let replica = crate::replicas::identity();
+        db.heartbeat(&replica, tokenrouter_core::clock::now_unix()).await?;
+        // Holds of processes that died (this host's previous run, or any silent replica)
+        // end before this one serves.
+        crate::replicas::end_orphans(&db, &replica).await?;
         let version = db.keys_version().await?;
         let keys = KeySnapshot::new(version, db.active_keys().await?);
         let state = AppState(Arc::new(Shared {
@@ -82,15 +85,17 @@ impl AppState {
             db,
             upstream,
             routing: Routing::new(),
-            book: Arc::new(book),
+            replica,
             limits: Limits::local(),
             allowlists: IpAllowlists::default(),
             retention: Arc::default(),
             last_forced_refresh_ms: AtomicI64::new(0),
         }));
         tokio::spawn(refresh_keys(state.clone()));
-        tokio::spawn(apply_movements(Arc::downgrade(&state.0)));
-        tokio::spawn(sweep_holds(Arc::downgrade(&state.0)));
+        tokio::spawn(crate::replicas::keep_alive(state.db.clone(), state.replica.clone(), Arc::downgrade(&state.0)));
+        if let Some(changes) = state.db.changes().await? {
+            tokio::spawn(follow_changes(changes, Arc::downgrade(&state.0)));
+        }
         tokio::spawn(crate::retention::forget_expired(state.db.clone(), Arc::downgrade(&state.0)));
         Ok(state)
     }
@@ -101,6 +106,14 @@ impl AppState {
         let last = self.last_forced_refresh_ms.load(Ordering::Relaxed);
         now - last >= FORCED_REFRESH_GAP_MS
             && self.last_forced_refresh_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+
+    /// Reloads the key snapshot, changed or not.
+    pub async fn reload_keys(&self) -> Result<(), tokenrouter_store::StoreError> {
+        let version = self.db.keys_version().await?;
+        let rows = self.db.active_keys().await?;
+        self.keys.store(Arc::new(KeySnapshot::new(version, rows)));
+        Ok(())
     }
 
     /// Reloads the key snapshot when the store says keys changed.
@@ -128,55 +141,30 @@ async fn refresh_keys(state: AppState) {
     }
 }
 
-/// Holds still open at start belong to requests of a gateway that stopped before they
-/// settled: nothing was charged for them, so they are released.
-async fn release_orphan_holds(db: &Db) -> Result<(), tokenrouter_store::StoreError> {
-    let open = db.open_holds().await?;
-    if open.is_empty() {
-        return Ok(());
-    }
-    let total: i64 = open.iter().map(|h| h.amount.0).sum();
-    let ids: Vec<String> = open.into_iter().map(|h| h.request_id).collect();
-    let released = db.release_holds(&ids).await?;
-    tracing::warn!(released, total_nano_usd = total, "released holds left open by a previous run");
-    Ok(())
-}
-
-async fn apply_movements(weak: std::sync::Weak<Shared>) {
-    let mut tick = tokio::time::interval(MOVEMENTS_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Reloads the keys the moment the database announces a change (PostgreSQL); after a
+/// lost connection everything is reloaded, since announcements may have been missed. The
+/// periodic version check stays as the backstop.
+async fn follow_changes(mut changes: tokenrouter_store::Changes, weak: std::sync::Weak<Shared>) {
     loop {
-        tick.tick().await;
+        let next = changes.next().await;
         let Some(shared) = weak.upgrade() else { return };
-        if let Err(e) = shared.book.apply_movements(&shared.db).await {
-            tracing::warn!(error = %e, "could not read new ledger rows");
-        }
-    }
-}
-
-/// A stored hold older than this belongs to no request in flight (every reservation
-/// ends with its request's usage row, which closes the hold; this catches any that did not).
-const HOLD_EXPIRY_SECS: i64 = 3600;
-
-/// Expires stored holds that outlived any request: the sweeper of last resort.
-async fn sweep_holds(weak: std::sync::Weak<Shared>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(shared) = weak.upgrade() else { return };
-        let cutoff = tokenrouter_core::clock::now_unix() - HOLD_EXPIRY_SECS;
-        let stale: Vec<String> = match shared.db.open_holds().await {
-            Ok(holds) => holds.into_iter().filter(|h| h.created_at < cutoff).map(|h| h.request_id).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read open holds");
-                continue;
+        let state = AppState(shared);
+        match next {
+            Ok(Change::Changed) => {
+                if let Err(e) = state.reload_keys_if_changed().await {
+                    tracing::warn!(error = %e, "could not refresh the key snapshot");
+                }
             }
-        };
-        if !stale.is_empty() {
-            match shared.db.release_holds(&stale).await {
-                Ok(n) => tracing::warn!(released = n, "expired stored holds older than an hour"),
-                Err(e) => tracing::warn!(error = %e, "could not expire stale holds"),
+            Ok(Change::Reconnected) => {
+                tracing::info!("change notifications reconnected; reloading keys");
+                if let Err(e) = state.reload_keys().await {
+                    tracing::warn!(error = %e, "could not reload the key snapshot");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "change notifications unavailable; polling until they return");
+                drop(state);
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }

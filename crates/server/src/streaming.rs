@@ -22,6 +22,7 @@ use tokenrouter_providers::adapter::ResponseMeta;
 use tokenrouter_providers::adapter::StreamDecoder;
 use tokenrouter_providers::openai;
 use tokenrouter_providers::surface::{ChunkFeed, Surface};
+use tokenrouter_store::Progress;
 use tokio::time::Sleep;
 
 use crate::limits::Admission;
@@ -141,7 +142,13 @@ pub struct MeteredSse {
     restating: Option<Restating>,
     /// Keeps the finished answer (a Responses one, restated or served natively).
     keeper: Option<Keeper>,
+    /// When to next record what the client has received (so that, should this process
+    /// die, another one settles the hold at that).
+    next_checkpoint: Instant,
 }
+
+/// How often a stream in flight records what it has delivered.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
 impl MeteredSse {
     pub fn new(
@@ -172,7 +179,19 @@ impl MeteredSse {
             settlement: Some(settlement),
             restating,
             keeper,
+            next_checkpoint: now + CHECKPOINT_EVERY,
         }
+    }
+
+    /// Records the cost of what the client has received so far, every few seconds.
+    fn checkpoint(&mut self, now: Instant) {
+        if now < self.next_checkpoint {
+            return;
+        }
+        self.next_checkpoint = now + CHECKPOINT_EVERY;
+        let Some(s) = &self.settlement else { return };
+        let record = s.meter.usage_record(200, self.measured(&s.request_body), false);
+        s.writer.progress(Progress { request_id: record.request_id, delivered: record.cost });
     }
 
     /// Canonical chunks as the client's surface states them (as they are for chat).
@@ -425,6 +444,7 @@ impl Body for MeteredSse {
             let out = match gathered.into_bytes() {
                 Some(data) => {
                     this.last_data = Instant::now();
+                    this.checkpoint(this.last_data);
                     this.accept(data)
                 }
                 None => Bytes::new(),

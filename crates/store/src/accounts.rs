@@ -7,7 +7,11 @@ pub struct Account {
     pub id: i64,
     pub name: String,
     pub balance: NanoUsd,
+    /// Held for requests in flight.
+    pub held: NanoUsd,
     pub created_at: i64,
+    /// When the account was disabled (its keys stop working); `None` while enabled.
+    pub disabled_at: Option<i64>,
 }
 
 /// One balance change. `amount` is signed: credits positive, charges negative.

@@ -3,16 +3,25 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Holds only the URL's scheme: the rest may contain a password.
-    #[error("unsupported database URL scheme '{0}' (expected sqlite://PATH, sqlite:PATH or sqlite::memory:)")]
+    #[error(
+        "unsupported database URL scheme '{0}' (expected sqlite://PATH, sqlite:PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB)"
+    )]
     UnsupportedUrl(String),
     #[error("account '{0}' already exists")]
     AccountExists(String),
     #[error("account '{0}' not found")]
     AccountNotFound(String),
+    #[error("account '{0}' holds funds for requests in flight: its balance cannot go below them")]
+    WouldOverdraw(String),
     #[error("API key '{0}' not found")]
     KeyNotFound(String),
     #[error(transparent)]
     Money(#[from] tokenrouter_core::MoneyError),
+    /// Holds only the database's name: the URL may contain a password.
+    #[error(
+        "the PostgreSQL database '{0}' does not exist: create it first (e.g. `createdb {0}`); tokenrouter creates tables, not databases"
+    )]
+    NoDatabase(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

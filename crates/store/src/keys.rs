@@ -36,6 +36,8 @@ pub struct KeyRow {
     pub tpm: Option<u32>,
     pub spend_limit: Option<NanoUsd>,
     pub spent: NanoUsd,
+    /// Held for the key's requests in flight.
+    pub held: NanoUsd,
     pub expires_at: Option<i64>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
@@ -74,6 +76,7 @@ impl fmt::Debug for KeyRow {
             .field("tpm", &self.tpm)
             .field("spend_limit", &self.spend_limit)
             .field("spent", &self.spent)
+            .field("held", &self.held)
             .field("expires_at", &self.expires_at)
             .field("created_at", &self.created_at)
             .field("revoked_at", &self.revoked_at)

@@ -1,19 +1,26 @@
-//! Token Router's state: accounts, their ledger, API keys and usage, behind one `Db` handle.
+//! Token Router's state: accounts, their ledger, API keys, holds, usage, kept responses
+//! and the processes sharing them, behind one `Db` handle — SQLite (embedded default) or
+//! PostgreSQL (several replicas) — and the rate-limit counters.
 //!
-//! `Db` is an enum over storage backends (SQLite today, PostgreSQL later) whose async
-//! methods delegate to the backend, so callers never name a backend.
+//! `Db` is an enum over storage backends whose async methods delegate to the backend, so
+//! callers never name one. Each backend has its own module and migrations folder; the
+//! same test suite runs against both.
 
 mod accounts;
 mod error;
 mod holds;
 mod keys;
+mod postgres;
+mod rows;
+mod settle;
 mod sqlite;
 mod usage;
 
 pub use accounts::{Account, LedgerRow};
 pub use error::StoreError;
-pub use holds::{Funds, Hold, Movement};
+pub use holds::{Hold, HoldOutcome, NewHold, Progress, Replica, ReplicaRow};
 pub use keys::{KeyRow, NewKey};
+pub use postgres::{Change, Changes, PostgresDb};
 pub use sqlite::SqliteDb;
 pub use tokenrouter_core::NanoUsd;
 pub use usage::{UsageRecord, UsageSource};
@@ -31,204 +38,233 @@ pub struct KeptResponse {
     pub answer: Vec<u8>,
 }
 
+/// What settles in one transaction (see [`Db::write_batch`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Batch<'a> {
+    /// Usage of finished requests; each closes its request's hold and is charged once.
+    pub usage: &'a [UsageRecord],
+    /// Holds to release with no charge (requests that never reached an answer and
+    /// recorded nothing).
+    pub releases: &'a [String],
+    /// Checkpoints of requests still streaming.
+    pub progress: &'a [Progress],
+}
+
+impl Batch<'_> {
+    fn is_empty(&self) -> bool {
+        self.usage.is_empty() && self.releases.is_empty() && self.progress.is_empty()
+    }
+}
+
 /// A handle to the database. Cheap to clone: every backend holds a shared pool.
 #[derive(Debug, Clone)]
 pub enum Db {
     Sqlite(SqliteDb),
+    Postgres(PostgresDb),
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! delegate {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match $self {
+            Db::Sqlite(db) => db.$method($($arg),*).await,
+            Db::Postgres(db) => db.$method($($arg),*).await,
+        }
+    };
 }
 
 impl Db {
-    /// Opens (creating if missing) the database at `url` and runs pending migrations.
+    /// Opens the database at `url` and runs pending migrations.
     ///
-    /// Accepted: `sqlite://path.db`, `sqlite:path.db`, `sqlite::memory:`.
+    /// Accepted: `sqlite://path.db`, `sqlite:path.db`, `sqlite::memory:` (the file is
+    /// created when missing), and `postgres://…` / `postgresql://…` (the database must
+    /// exist; several processes may migrate at once, one at a time).
     pub async fn connect(url: &str) -> Result<Db, StoreError> {
+        let db = Db::open(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Opens the database at `url` without migrating it.
+    pub async fn open(url: &str) -> Result<Db, StoreError> {
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
         match scheme {
-            "sqlite" => Ok(Db::Sqlite(SqliteDb::connect(url).await?)),
+            "sqlite" => Ok(Db::Sqlite(SqliteDb::open(url).await?)),
+            "postgres" | "postgresql" => Ok(Db::Postgres(PostgresDb::open(url).await?)),
             other => Err(StoreError::UnsupportedUrl(other.to_owned())),
+        }
+    }
+
+    /// Applies pending migrations; returns how many were applied.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        delegate!(self.migrate())
+    }
+
+    /// The backend's name, for logs: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
         }
     }
 
     /// Creates an account; a non-zero `initial_balance` is written as a 'credit' ledger row.
     pub async fn create_account(&self, name: &str, initial_balance: NanoUsd) -> Result<Account, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.create_account(name, initial_balance).await,
-        }
+        delegate!(self.create_account(name, initial_balance))
     }
 
     pub async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.account_by_name(name).await,
-        }
+        delegate!(self.account_by_name(name))
     }
 
     pub async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.account_by_id(id).await,
-        }
+        delegate!(self.account_by_id(id))
     }
 
     /// Adds `amount` to the named account's balance with a ledger row ('credit' when
-    /// non-negative, 'adjustment' when negative); returns the updated account.
+    /// non-negative, 'adjustment' when negative); returns the updated account. A debit
+    /// that would leave less than the account holds for requests in flight is refused.
     pub async fn credit(&self, account: &str, amount: NanoUsd, memo: &str) -> Result<Account, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.credit(account, amount, memo).await,
-        }
+        delegate!(self.credit(account, amount, memo))
+    }
+
+    /// Disables (its keys stop working) or enables the named account; bumps `keys_version`.
+    pub async fn set_account_disabled(&self, account: &str, disabled: bool) -> Result<Account, StoreError> {
+        delegate!(self.set_account_disabled(account, disabled))
     }
 
     /// The account's newest `limit` ledger rows, newest first.
     pub async fn ledger(&self, account_id: i64, limit: i64) -> Result<Vec<LedgerRow>, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.ledger(account_id, limit).await,
-        }
+        delegate!(self.ledger(account_id, limit))
     }
 
     /// The sum of all the account's ledger rows (equal to its balance).
     pub async fn ledger_sum(&self, account_id: i64) -> Result<NanoUsd, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.ledger_sum(account_id).await,
-        }
+        delegate!(self.ledger_sum(account_id))
     }
 
     /// Stores a new key and bumps `keys_version`.
     pub async fn insert_key(&self, key: &NewKey) -> Result<(), StoreError> {
-        match self {
-            Db::Sqlite(db) => db.insert_key(key).await,
-        }
+        delegate!(self.insert_key(key))
     }
 
     /// All of the account's keys, revoked ones included, newest first.
     pub async fn list_keys(&self, account_id: i64) -> Result<Vec<KeyRow>, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.list_keys(account_id).await,
-        }
+        delegate!(self.list_keys(account_id))
     }
 
     /// Marks the key revoked (a no-op if it already is) and bumps `keys_version`.
     pub async fn revoke_key(&self, id: &str) -> Result<(), StoreError> {
-        match self {
-            Db::Sqlite(db) => db.revoke_key(id).await,
-        }
+        delegate!(self.revoke_key(id))
     }
 
-    /// A counter that changes whenever any key is inserted or revoked.
+    /// A counter that changes whenever a key is inserted or revoked or an account is
+    /// disabled or enabled.
     pub async fn keys_version(&self) -> Result<i64, StoreError> {
+        delegate!(self.keys_version())
+    }
+
+    /// Every key that may authenticate: not revoked (expired ones included), of an
+    /// account that is not disabled, with its account's name.
+    pub async fn active_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        delegate!(self.active_keys())
+    }
+
+    /// Pushed notifications of key and account changes (PostgreSQL `LISTEN`); `None`
+    /// for SQLite, where processes share a file and poll `keys_version`.
+    pub async fn changes(&self) -> Result<Option<Changes>, StoreError> {
         match self {
-            Db::Sqlite(db) => db.keys_version().await,
+            Db::Sqlite(_) => Ok(None),
+            Db::Postgres(db) => db.changes().await.map(Some),
         }
     }
 
-    /// Every key not revoked (expired ones included), with its account's name.
-    pub async fn active_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.active_keys().await,
-        }
+    /// Holds `hold.amount` for a request: one conditional write that succeeds only when
+    /// the account's balance less what it holds, and the key's spend limit less what it
+    /// spent and holds, both cover it — whatever other processes hold at the same time.
+    pub async fn hold(&self, hold: &NewHold) -> Result<HoldOutcome, StoreError> {
+        delegate!(self.hold(hold))
     }
 
     /// Records a batch of usage in one transaction, charging each new request once.
-    pub async fn record_usage(&self, batch: &[UsageRecord]) -> Result<(), StoreError> {
-        self.write_batch(&[], batch, &[]).await
+    pub async fn record_usage(&self, usage: &[UsageRecord]) -> Result<(), StoreError> {
+        self.write_batch(Batch { usage, ..Batch::default() }).await
     }
 
-    /// One transaction: opens `holds`, records `usage` (charging each new request once,
-    /// idempotent by request id) and closes the holds of the `closed` request ids.
-    pub async fn write_batch(
-        &self,
-        holds: &[Hold],
-        usage: &[UsageRecord],
-        closed: &[String],
-    ) -> Result<(), StoreError> {
-        match self {
-            Db::Sqlite(db) => db.record_usage(holds, usage, closed).await,
+    /// One transaction: records `usage` (each request's row once, idempotent by request
+    /// id; a new row closes its hold and charges its cost — capped so that an account never
+    /// drops below what it holds for other requests — to the account's balance and the
+    /// key's spend, with one ledger row), releases `releases`, and checkpoints `progress`.
+    pub async fn write_batch(&self, batch: Batch<'_>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
         }
+        delegate!(self.write_batch(batch))
     }
 
-    /// Holds still open: requests that were in flight when a gateway stopped.
+    /// Every hold still open.
     pub async fn open_holds(&self) -> Result<Vec<Hold>, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.open_holds().await,
-        }
+        delegate!(self.open_holds())
     }
 
-    /// Releases these holds (no money moves: a hold never changed a balance).
-    pub async fn release_holds(&self, request_ids: &[String]) -> Result<u64, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.release_holds(request_ids).await,
-        }
-    }
-
-    /// The sum of an account's open holds.
+    /// What the account holds for requests in flight.
     pub async fn held(&self, account_id: i64) -> Result<NanoUsd, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.held(account_id).await,
-        }
+        delegate!(self.held(account_id))
     }
 
-    /// An account's balance and the newest ledger row it includes.
-    pub async fn funds(&self, account_id: i64) -> Result<Option<Funds>, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.funds(account_id).await,
-        }
+    /// Announces a process (or notes it is still alive).
+    pub async fn heartbeat(&self, replica: &Replica, now: i64) -> Result<(), StoreError> {
+        delegate!(self.heartbeat(replica, now))
     }
 
-    /// Ledger rows after `after_id` that are not charges (credits, refunds, adjustments).
-    pub async fn movements_after(&self, after_id: i64) -> Result<Vec<Movement>, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.movements_after(after_id).await,
-        }
+    /// Every process that announced itself.
+    pub async fn replicas(&self) -> Result<Vec<ReplicaRow>, StoreError> {
+        delegate!(self.replicas())
     }
 
-    /// The newest ledger row's id (0 for an empty ledger).
-    pub async fn ledger_high(&self) -> Result<i64, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.ledger_high().await,
-        }
+    /// Forgets a process (it stopped cleanly, or is known dead).
+    pub async fn forget_replica(&self, id: &str) -> Result<(), StoreError> {
+        delegate!(self.forget_replica(id))
+    }
+
+    /// Takes or renews the lease `name` for `holder` until `now + ttl_secs`; whether
+    /// `holder` has it (it does when it held it already or the lease had expired).
+    pub async fn try_lease(&self, name: &str, holder: &str, now: i64, ttl_secs: i64) -> Result<bool, StoreError> {
+        delegate!(self.try_lease(name, holder, now, ttl_secs))
     }
 
     pub async fn usage_by_request(&self, request_id: &str) -> Result<Option<UsageRecord>, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.usage_by_request(request_id).await,
-        }
+        delegate!(self.usage_by_request(request_id))
     }
 
     pub async fn usage_count(&self) -> Result<i64, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.usage_count().await,
-        }
+        delegate!(self.usage_count())
     }
 
     /// Keeps (or replaces) a response.
     pub async fn keep_response(&self, kept: &KeptResponse) -> Result<(), StoreError> {
-        match self {
-            Db::Sqlite(db) => db.keep_response(kept).await,
-        }
+        delegate!(self.keep_response(kept))
     }
 
     /// The record of a response of this account that has not expired at `now`.
     pub async fn kept_response(&self, id: &str, account_id: i64, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.kept_response(id, account_id, now).await,
-        }
+        delegate!(self.kept_response(id, account_id, now))
     }
 
     /// The answer of a response of this account that has not expired at `now`.
     pub async fn kept_answer(&self, id: &str, account_id: i64, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.kept_answer(id, account_id, now).await,
-        }
+        delegate!(self.kept_answer(id, account_id, now))
     }
 
     /// Deletes one response of this account; whether there was one.
     pub async fn forget_response(&self, id: &str, account_id: i64) -> Result<bool, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.forget_response(id, account_id).await,
-        }
+        delegate!(self.forget_response(id, account_id))
     }
 
     /// Deletes the responses that expired by `now`; returns how many.
     pub async fn forget_responses(&self, now: i64) -> Result<u64, StoreError> {
-        match self {
-            Db::Sqlite(db) => db.forget_responses(now).await,
-        }
+        delegate!(self.forget_responses(now))
     }
 }
+
+pub use settle::{LOST_REPLICA, orphan_record};

@@ -1,9 +1,13 @@
 //! The SQLite backend: opening the database (WAL, NORMAL sync, 5 s busy timeout,
 //! foreign keys on) and the embedded migrations. Queries live in the submodules.
+//!
+//! Several processes may share one file: every decision about money is a single
+//! statement under SQLite's write lock, never a read followed by a write.
 
 mod accounts;
 mod holds;
 mod keys;
+mod replicas;
 mod responses;
 mod usage;
 
@@ -24,53 +28,59 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteDb {
     pool: SqlitePool,
+    /// The connection settlement batches commit on: with FULL sync, so that a batch is on
+    /// disk before the usage journal that carried it is emptied (the pool's NORMAL sync
+    /// may lose the last commits to a power loss). The pool itself for in-memory databases.
+    batches: SqlitePool,
 }
 
 impl SqliteDb {
     /// Opens `url` (`sqlite://path`, `sqlite:path` or `sqlite::memory:`), creating the file
-    /// if missing, and runs pending migrations.
-    pub(crate) async fn connect(url: &str) -> Result<SqliteDb, StoreError> {
+    /// if missing.
+    pub(crate) async fn open(url: &str) -> Result<SqliteDb, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let in_memory = is_memory_url(url);
-        let pool = if in_memory {
+        if is_memory_url(url) {
             // One connection kept for the pool's lifetime: every query sees the same
             // database, and it is not dropped when the pool goes idle.
-            SqlitePoolOptions::new()
+            let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(options)
-                .await?
-        } else {
-            let options = options.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal);
-            SqlitePoolOptions::new().max_connections(FILE_POOL_SIZE).connect_with(options).await?
-        };
-        MIGRATOR.run(&pool).await?;
-        Ok(SqliteDb { pool })
+                .await?;
+            return Ok(SqliteDb { batches: pool.clone(), pool });
+        }
+        let options = options.journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(FILE_POOL_SIZE)
+            .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
+            .await?;
+        let batches = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.synchronous(SqliteSynchronous::Full))
+            .await?;
+        Ok(SqliteDb { pool, batches })
     }
+
+    pub(crate) async fn migrate(&self) -> Result<usize, StoreError> {
+        let before = applied(&self.pool).await;
+        MIGRATOR.run(&self.pool).await?;
+        Ok(applied(&self.pool).await.saturating_sub(before))
+    }
+}
+
+async fn applied(pool: &SqlitePool) -> usize {
+    let count: Result<i64, _> =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(pool).await;
+    count.map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
 
 fn is_memory_url(url: &str) -> bool {
     let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
     database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
-}
-
-/// Stores a count that is a `u64` in Rust in an INTEGER column (saturating; never reached).
-fn to_db_count(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// Reads back a count written by [`to_db_count`]; a negative value (never written) reads as 0.
-fn from_db_count(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
-
-/// A column held a value this crate never writes.
-fn corrupt(column: &str, detail: impl std::fmt::Display) -> sqlx::Error {
-    sqlx::Error::Decode(format!("column '{column}': {detail}").into())
 }

@@ -66,7 +66,8 @@ async fn each_kind_of_upstream_failure_moves_on_to_the_next_candidate() {
 /// Every hold ended: nothing held in memory or in the store.
 async fn no_reservation_left(gw: &Gateway) {
     gw.state.usage.flush().await;
-    assert_eq!(gw.state.book.held(gw.account_id).0, 0);
+    gw.state.usage.flush().await;
+    assert_eq!(gw.db.held(gw.account_id).await.unwrap().0, 0);
     assert!(gw.db.open_holds().await.unwrap().is_empty());
 }
 

@@ -1,49 +1,11 @@
 //! SQLite queries for accounts and the ledger: creation, credits, reads.
 
-use sqlx::FromRow;
+use sqlx::{Sqlite, Transaction};
 use tokenrouter_core::{NanoUsd, clock};
 
 use super::SqliteDb;
+use crate::rows::{AccountRecord, LedgerRecord, account_columns, ledger_columns};
 use crate::{Account, LedgerRow, StoreError};
-
-#[derive(FromRow)]
-struct AccountRecord {
-    id: i64,
-    name: String,
-    balance_nano: i64,
-    created_at: i64,
-}
-
-impl From<AccountRecord> for Account {
-    fn from(r: AccountRecord) -> Account {
-        Account { id: r.id, name: r.name, balance: NanoUsd(r.balance_nano), created_at: r.created_at }
-    }
-}
-
-#[derive(FromRow)]
-struct LedgerRecord {
-    id: i64,
-    account_id: i64,
-    kind: String,
-    amount_nano: i64,
-    request_id: Option<String>,
-    memo: String,
-    created_at: i64,
-}
-
-impl From<LedgerRecord> for LedgerRow {
-    fn from(r: LedgerRecord) -> LedgerRow {
-        LedgerRow {
-            id: r.id,
-            account_id: r.account_id,
-            kind: r.kind,
-            amount: NanoUsd(r.amount_nano),
-            request_id: r.request_id,
-            memo: r.memo,
-            created_at: r.created_at,
-        }
-    }
-}
 
 const INSERT_LEDGER: &str = "INSERT INTO ledger (account_id, kind, amount_nano, memo, created_at) \
      VALUES (?, ?, ?, ?, ?)";
@@ -52,10 +14,10 @@ impl SqliteDb {
     pub(crate) async fn create_account(&self, name: &str, initial_balance: NanoUsd) -> Result<Account, StoreError> {
         let now = clock::now_unix();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let inserted = sqlx::query_as::<_, AccountRecord>(
-            "INSERT INTO accounts (name, balance_nano, created_at) VALUES (?, ?, ?) \
-             RETURNING id, name, balance_nano, created_at",
-        )
+        let inserted = sqlx::query_as::<_, AccountRecord>(concat!(
+            "INSERT INTO accounts (name, balance_nano, created_at) VALUES (?, ?, ?) RETURNING ",
+            account_columns!()
+        ))
         .bind(name)
         .bind(initial_balance.0)
         .bind(now)
@@ -84,18 +46,17 @@ impl SqliteDb {
     }
 
     pub(crate) async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
-        let record = sqlx::query_as::<_, AccountRecord>(
-            "SELECT id, name, balance_nano, created_at FROM accounts WHERE name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+        let record =
+            sqlx::query_as::<_, AccountRecord>(concat!("SELECT ", account_columns!(), " FROM accounts WHERE name = ?"))
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(record.map(Account::from))
     }
 
     pub(crate) async fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
         let record =
-            sqlx::query_as::<_, AccountRecord>("SELECT id, name, balance_nano, created_at FROM accounts WHERE id = ?")
+            sqlx::query_as::<_, AccountRecord>(concat!("SELECT ", account_columns!(), " FROM accounts WHERE id = ?"))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -107,18 +68,14 @@ impl SqliteDb {
         // it back cannot race another writer. The sum is checked here because SQLite
         // would silently turn an overflowing integer sum into a float.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current = sqlx::query_as::<_, AccountRecord>(
-            "SELECT id, name, balance_nano, created_at FROM accounts WHERE name = ?",
-        )
-        .bind(account)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(mut updated) = current else {
-            return Err(StoreError::AccountNotFound(account.to_owned()));
-        };
-        updated.balance_nano = NanoUsd(updated.balance_nano).checked_add(amount)?.0;
+        let current = locked_account(&mut tx, account).await?;
+        let mut updated = Account::from(current);
+        updated.balance = updated.balance.checked_add(amount)?;
+        if updated.held.0 > 0 && updated.balance < updated.held {
+            return Err(StoreError::WouldOverdraw(account.to_owned()));
+        }
         sqlx::query("UPDATE accounts SET balance_nano = ? WHERE id = ?")
-            .bind(updated.balance_nano)
+            .bind(updated.balance.0)
             .bind(updated.id)
             .execute(&mut *tx)
             .await?;
@@ -132,14 +89,31 @@ impl SqliteDb {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Account::from(updated))
+        Ok(updated)
+    }
+
+    pub(crate) async fn set_account_disabled(&self, account: &str, disabled: bool) -> Result<Account, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut updated = Account::from(locked_account(&mut tx, account).await?);
+        if updated.disabled_at.is_some() != disabled {
+            updated.disabled_at = disabled.then(clock::now_unix);
+            sqlx::query("UPDATE accounts SET disabled_at = ? WHERE id = ?")
+                .bind(updated.disabled_at)
+                .bind(updated.id)
+                .execute(&mut *tx)
+                .await?;
+            super::keys::bump_keys_version(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(updated)
     }
 
     pub(crate) async fn ledger(&self, account_id: i64, limit: i64) -> Result<Vec<LedgerRow>, StoreError> {
-        let records = sqlx::query_as::<_, LedgerRecord>(
-            "SELECT id, account_id, kind, amount_nano, request_id, memo, created_at \
-             FROM ledger WHERE account_id = ? ORDER BY id DESC LIMIT ?",
-        )
+        let records = sqlx::query_as::<_, LedgerRecord>(concat!(
+            "SELECT ",
+            ledger_columns!(),
+            " FROM ledger WHERE account_id = ? ORDER BY id DESC LIMIT ?"
+        ))
         .bind(account_id)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -154,4 +128,13 @@ impl SqliteDb {
             .await?;
         Ok(NanoUsd(sum))
     }
+}
+
+/// The named account, read inside a write transaction.
+async fn locked_account(tx: &mut Transaction<'_, Sqlite>, name: &str) -> Result<AccountRecord, StoreError> {
+    sqlx::query_as::<_, AccountRecord>(concat!("SELECT ", account_columns!(), " FROM accounts WHERE name = ?"))
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::AccountNotFound(name.to_owned()))
 }

@@ -1,102 +1,109 @@
-//! SQLite queries for holds and for the funds the gateway's in-memory book starts from.
+//! SQLite queries for holds: taking one (a single conditional statement; triggers move
+//! the account's and key's held sums in the same statement), reading them, and the
+//! statements a settlement batch closes and checkpoints them with.
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 
 use super::SqliteDb;
-use crate::{Funds, Hold, Movement, NanoUsd, StoreError};
+use crate::rows::{HoldRecord, hold_columns};
+use crate::{Hold, HoldOutcome, NanoUsd, NewHold, Progress, StoreError};
 
-/// Rows per multi-row statement (5 bound values each).
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per multi-row statement.
+pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
 impl SqliteDb {
-    pub(crate) async fn open_holds(&self) -> Result<Vec<Hold>, StoreError> {
-        let rows: Vec<(String, i64, String, i64, i64)> = sqlx::query_as(
-            "SELECT request_id, account_id, key_id, amount_nano, created_at FROM holds ORDER BY created_at",
+    pub(crate) async fn hold(&self, hold: &NewHold) -> Result<HoldOutcome, StoreError> {
+        let amount = if hold.enforce { hold.amount.0 } else { 0 };
+        // One statement: SQLite takes the write lock before it reads, so the check and the
+        // triggers' increments happen with no other writer in between, in any process.
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO holds (request_id, account_id, key_id, amount_nano, created_at, replica, model, endpoint, stream) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
+             WHERE NOT ?10 OR (\
+               EXISTS (SELECT 1 FROM accounts WHERE id = ?2 AND balance_nano - held_nano >= ?4) \
+               AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?3 \
+                   AND (spend_limit_nano IS NULL OR spend_limit_nano - spent_nano - held_nano >= ?4))) \
+             RETURNING request_id",
         )
-        .fetch_all(&self.pool)
+        .bind(&hold.request_id)
+        .bind(hold.account_id)
+        .bind(&hold.key_id)
+        .bind(amount)
+        .bind(hold.created_at)
+        .bind(&hold.replica)
+        .bind(&hold.model)
+        .bind(&hold.endpoint)
+        .bind(hold.stream)
+        .bind(hold.enforce)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(request_id, account_id, key_id, amount, created_at)| Hold {
-                request_id,
-                account_id,
-                key_id,
-                amount: NanoUsd(amount),
-                created_at,
-            })
-            .collect())
+        if held.is_some() {
+            return Ok(HoldOutcome::Held);
+        }
+        // Refused: say why (a read after the fact, on the refusal path only).
+        let funds: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
+             FROM accounts a LEFT JOIN api_keys k ON k.id = ?2 WHERE a.id = ?1",
+        )
+        .bind(hold.account_id)
+        .bind(&hold.key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(refusal(funds, amount))
+    }
+
+    pub(crate) async fn open_holds(&self) -> Result<Vec<Hold>, StoreError> {
+        let rows =
+            sqlx::query_as::<_, HoldRecord>(concat!("SELECT ", hold_columns!(), " FROM holds ORDER BY created_at"))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(Hold::from).collect())
     }
 
     pub(crate) async fn held(&self, account_id: i64) -> Result<NanoUsd, StoreError> {
-        let sum: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(amount_nano), 0) FROM holds WHERE account_id = ?")
+        let held: Option<i64> = sqlx::query_scalar("SELECT held_nano FROM accounts WHERE id = ?")
             .bind(account_id)
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        Ok(NanoUsd(sum))
+        Ok(NanoUsd(held.unwrap_or(0)))
     }
+}
 
-    pub(crate) async fn release_holds(&self, request_ids: &[String]) -> Result<u64, StoreError> {
-        let mut released = 0;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for chunk in request_ids.chunks(ROWS_PER_STATEMENT) {
-            released += delete(chunk).build().persistent(false).execute(&mut *tx).await?.rows_affected();
+/// Why a hold was refused, from the account's available balance and the key's remaining
+/// limit (`None`: no limit) as read after the refusal.
+pub(crate) fn refusal(funds: Option<(i64, Option<i64>)>, amount: i64) -> HoldOutcome {
+    match funds {
+        Some((_, Some(remaining))) if remaining < amount => {
+            HoldOutcome::SpendLimit { remaining: NanoUsd(remaining.max(0)) }
         }
-        tx.commit().await?;
-        Ok(released)
-    }
-
-    pub(crate) async fn funds(&self, account_id: i64) -> Result<Option<Funds>, StoreError> {
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT a.balance_nano, COALESCE((SELECT MAX(id) FROM ledger WHERE account_id = a.id), 0) \
-             FROM accounts a WHERE a.id = ?",
-        )
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(balance, ledger_high)| Funds { balance: NanoUsd(balance), ledger_high }))
-    }
-
-    pub(crate) async fn movements_after(&self, after_id: i64) -> Result<Vec<Movement>, StoreError> {
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT id, account_id, amount_nano FROM ledger WHERE id > ? AND kind <> 'charge' ORDER BY id LIMIT 10000",
-        )
-        .bind(after_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, account_id, amount)| Movement { id, account_id, amount: NanoUsd(amount) })
-            .collect())
-    }
-
-    pub(crate) async fn ledger_high(&self) -> Result<i64, StoreError> {
-        let high: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM ledger").fetch_one(&self.pool).await?;
-        Ok(high)
+        Some((available, _)) => HoldOutcome::Balance { available: NanoUsd(available.max(0)) },
+        None => HoldOutcome::Balance { available: NanoUsd::ZERO },
     }
 }
 
-/// `DELETE FROM holds WHERE request_id IN (…)` for these ids.
-pub(super) fn delete(ids: &[String]) -> QueryBuilder<Sqlite> {
-    let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM holds WHERE request_id IN (");
-    let mut list = query.separated(", ");
-    for id in ids {
-        list.push_bind(id.as_str());
+/// Deletes the holds of these requests (the trigger releases their sums).
+pub(super) async fn close(tx: &mut Transaction<'_, Sqlite>, ids: &[&str]) -> Result<(), sqlx::Error> {
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM holds WHERE request_id IN (");
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        // Batch sizes vary, so these statements are not cached: a cache of each size would grow.
+        query.build().persistent(false).execute(&mut **tx).await?;
     }
-    query.push(")");
-    query
+    Ok(())
 }
 
-/// A multi-row insert of holds.
-pub(super) fn insert(holds: &[Hold]) -> QueryBuilder<Sqlite> {
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "INSERT OR IGNORE INTO holds (request_id, account_id, key_id, amount_nano, created_at) ",
-    );
-    query.push_values(holds, |mut row, h| {
-        row.push_bind(h.request_id.as_str())
-            .push_bind(h.account_id)
-            .push_bind(h.key_id.as_str())
-            .push_bind(h.amount.0)
-            .push_bind(h.created_at);
-    });
-    query
+/// Records what streams in flight have delivered so far.
+pub(super) async fn checkpoint(tx: &mut Transaction<'_, Sqlite>, progress: &[Progress]) -> Result<(), sqlx::Error> {
+    for p in progress {
+        sqlx::query("UPDATE holds SET delivered_nano = ? WHERE request_id = ?")
+            .bind(p.delivered.0)
+            .bind(&p.request_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }

@@ -2,101 +2,30 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{FromRow, QueryBuilder, Sqlite};
-use tokenrouter_core::{NanoUsd, Usage};
+use sqlx::{QueryBuilder, Sqlite};
 
-use super::{SqliteDb, corrupt, from_db_count, to_db_count};
-use crate::{Hold, StoreError, UsageRecord, UsageSource};
+use super::SqliteDb;
+use super::holds::{ROWS_PER_STATEMENT, checkpoint, close};
+use crate::rows::{UsageRow, cache_write, to_db_count, usage_columns};
+use crate::settle::{self, Funds};
+use crate::{Batch, StoreError, UsageRecord};
 
-#[derive(FromRow)]
-struct UsageRow {
-    request_id: String,
-    key_id: String,
-    account_id: i64,
-    model: String,
-    provider: String,
-    upstream_model: String,
-    endpoint: String,
-    stream: bool,
-    status: i64,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    cached_tokens: i64,
-    reasoning_tokens: i64,
-    cost_nano: i64,
-    usage_source: String,
-    client_disconnected: bool,
-    latency_ms: i64,
-    created_at: i64,
-}
-
-impl TryFrom<UsageRow> for UsageRecord {
-    type Error = sqlx::Error;
-
-    fn try_from(r: UsageRow) -> Result<UsageRecord, sqlx::Error> {
-        let status =
-            u16::try_from(r.status).map_err(|_| corrupt("status", format!("{} is not an HTTP status", r.status)))?;
-        let usage_source = UsageSource::parse(&r.usage_source)
-            .ok_or_else(|| corrupt("usage_source", format!("unknown value '{}'", r.usage_source)))?;
-        Ok(UsageRecord {
-            request_id: r.request_id,
-            key_id: r.key_id,
-            account_id: r.account_id,
-            model: r.model,
-            provider: r.provider,
-            upstream_model: r.upstream_model,
-            endpoint: r.endpoint,
-            stream: r.stream,
-            status,
-            usage: Usage {
-                prompt_tokens: from_db_count(r.prompt_tokens),
-                completion_tokens: from_db_count(r.completion_tokens),
-                cached_tokens: from_db_count(r.cached_tokens),
-                reasoning_tokens: from_db_count(r.reasoning_tokens),
-            },
-            cost: NanoUsd(r.cost_nano),
-            usage_source,
-            client_disconnected: r.client_disconnected,
-            latency_ms: from_db_count(r.latency_ms),
-            created_at: r.created_at,
-        })
-    }
-}
-
-/// Rows per multi-row INSERT: 18 bound values each stays far below SQLite's limit of
-/// 32,766 variables per statement.
-const ROWS_PER_STATEMENT: usize = 200;
+/// Usage rows per multi-row INSERT: 19 bound values each stays far below SQLite's limit
+/// of 32,766 variables per statement.
+const USAGE_PER_STATEMENT: usize = 200;
 
 impl SqliteDb {
-    /// Writes a batch in one transaction with a handful of statements: multi-row inserts
-    /// for usage and charges (each `RETURNING` what it actually inserted, so a repeated
-    /// request id changes nothing), then one balance and one spend update per account
-    /// and key touched.
-    pub(crate) async fn record_usage(
-        &self,
-        holds: &[Hold],
-        batch: &[UsageRecord],
-        closed: &[String],
-    ) -> Result<(), StoreError> {
-        if batch.is_empty() && holds.is_empty() && closed.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        // Holds opened in this batch first, then the holds of settled requests closed.
-        for chunk in holds.chunks(ROWS_PER_STATEMENT) {
-            super::holds::insert(chunk).build().persistent(false).execute(&mut *tx).await?;
-        }
-        for chunk in closed.chunks(ROWS_PER_STATEMENT) {
-            super::holds::delete(chunk).build().persistent(false).execute(&mut *tx).await?;
-        }
-        let mut inserted: HashSet<String> = HashSet::with_capacity(batch.len());
-        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO usage (request_id, key_id, account_id, model, provider, \
-                 upstream_model, endpoint, stream, status, prompt_tokens, completion_tokens, \
-                 cached_tokens, reasoning_tokens, cost_nano, usage_source, client_disconnected, \
-                 latency_ms, created_at) ",
-            );
+    /// Writes a batch in one transaction with a handful of statements: checkpoints, a
+    /// multi-row insert of usage (`RETURNING` what it actually inserted, so a repeated
+    /// request id changes nothing), the closing of holds, the charges (capped, see
+    /// [`settle::capped`]), then one balance and one spend update per account and key.
+    pub(crate) async fn write_batch(&self, batch: Batch<'_>) -> Result<(), StoreError> {
+        let mut tx = self.batches.begin_with("BEGIN IMMEDIATE").await?;
+        checkpoint(&mut tx, batch.progress).await?;
+        let mut inserted: HashSet<String> = HashSet::with_capacity(batch.usage.len());
+        for chunk in batch.usage.chunks(USAGE_PER_STATEMENT) {
+            let mut insert =
+                QueryBuilder::<Sqlite>::new(concat!("INSERT OR IGNORE INTO usage (", usage_columns!(), ") "));
             insert.push_values(chunk, |mut row, r| {
                 row.push_bind(r.request_id.as_str())
                     .push_bind(r.key_id.as_str())
@@ -111,6 +40,7 @@ impl SqliteDb {
                     .push_bind(to_db_count(r.usage.completion_tokens))
                     .push_bind(to_db_count(r.usage.cached_tokens))
                     .push_bind(to_db_count(r.usage.reasoning_tokens))
+                    .push_bind(to_db_count(cache_write(&r.usage)))
                     .push_bind(r.cost.0)
                     .push_bind(r.usage_source.as_str())
                     .push_bind(r.client_disconnected)
@@ -122,44 +52,52 @@ impl SqliteDb {
             let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
             inserted.extend(ids);
         }
+        let closing: Vec<&str> = batch
+            .usage
+            .iter()
+            .map(|r| r.request_id.as_str())
+            .chain(batch.releases.iter().map(String::as_str))
+            .collect();
+        close(&mut tx, &closing).await?;
         // The first record of a request id is the one stored; only it is charged.
         let to_charge: Vec<&UsageRecord> =
-            batch.iter().filter(|r| inserted.remove(&r.request_id) && r.cost.0 > 0).collect();
+            batch.usage.iter().filter(|r| inserted.remove(&r.request_id) && r.cost.0 > 0).collect();
+        if to_charge.is_empty() {
+            tx.commit().await?;
+            return Ok(());
+        }
+        let funds = funds(&mut tx, &to_charge).await?;
+        let amounts = settle::capped(&to_charge.iter().map(|r| (r.account_id, r.cost.0)).collect::<Vec<_>>(), &funds);
+        let charges: Vec<(&UsageRecord, i64)> = to_charge.into_iter().zip(amounts).collect();
         // The ledger's (request_id, kind) index keeps a charge idempotent even if another
         // path already wrote one; balances move only with the rows really inserted.
-        let mut charged: HashSet<String> = HashSet::with_capacity(to_charge.len());
-        for chunk in to_charge.chunks(ROWS_PER_STATEMENT) {
+        let mut charged: HashSet<String> = HashSet::with_capacity(charges.len());
+        for chunk in charges.chunks(ROWS_PER_STATEMENT / 2) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT OR IGNORE INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
             );
-            insert.push_values(chunk, |mut row, r| {
+            insert.push_values(chunk, |mut row, (r, amount)| {
                 row.push_bind(r.account_id)
                     .push_bind("charge")
-                    .push_bind(-r.cost.0)
+                    .push_bind(-amount)
                     .push_bind(r.request_id.as_str())
-                    .push_bind(r.model.as_str())
+                    .push_bind(settle::memo(r, *amount))
                     .push_bind(r.created_at);
             });
             insert.push(" RETURNING request_id");
             let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
             charged.extend(ids);
         }
-        let mut per_account: HashMap<i64, i64> = HashMap::new();
-        let mut per_key: HashMap<&str, i64> = HashMap::new();
-        for r in to_charge.iter().filter(|r| charged.contains(&r.request_id)) {
-            let sum = per_account.entry(r.account_id).or_default();
-            *sum = sum.saturating_add(r.cost.0);
-            let sum = per_key.entry(r.key_id.as_str()).or_default();
-            *sum = sum.saturating_add(r.cost.0);
-        }
-        for (account_id, cost) in per_account {
+        let charged: Vec<&(&UsageRecord, i64)> =
+            charges.iter().filter(|(r, _)| charged.contains(&r.request_id)).collect();
+        for (account_id, cost) in settle::sums(charged.iter().map(|(r, amount)| (r.account_id, *amount))) {
             sqlx::query("UPDATE accounts SET balance_nano = balance_nano - ? WHERE id = ?")
                 .bind(cost)
                 .bind(account_id)
                 .execute(&mut *tx)
                 .await?;
         }
-        for (key_id, cost) in per_key {
+        for (key_id, cost) in settle::sums(charged.iter().map(|(r, amount)| (r.key_id.as_str(), *amount))) {
             sqlx::query("UPDATE api_keys SET spent_nano = spent_nano + ? WHERE id = ?")
                 .bind(cost)
                 .bind(key_id)
@@ -171,15 +109,11 @@ impl SqliteDb {
     }
 
     pub(crate) async fn usage_by_request(&self, request_id: &str) -> Result<Option<UsageRecord>, StoreError> {
-        let row = sqlx::query_as::<_, UsageRow>(
-            "SELECT request_id, key_id, account_id, model, provider, upstream_model, endpoint, \
-             stream, status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, \
-             cost_nano, usage_source, client_disconnected, latency_ms, created_at \
-             FROM usage WHERE request_id = ?",
-        )
-        .bind(request_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query_as::<_, UsageRow>(concat!("SELECT ", usage_columns!(), " FROM usage WHERE request_id = ?"))
+                .bind(request_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(UsageRecord::try_from).transpose()?)
     }
 
@@ -187,4 +121,20 @@ impl SqliteDb {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage").fetch_one(&self.pool).await?;
         Ok(count)
     }
+}
+
+/// The funds of the accounts these charges fall on (after this batch's holds closed).
+async fn funds(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    charges: &[&UsageRecord],
+) -> Result<HashMap<i64, Funds>, sqlx::Error> {
+    let ids: HashSet<i64> = charges.iter().map(|r| r.account_id).collect();
+    let mut query = QueryBuilder::<Sqlite>::new("SELECT id, balance_nano, held_nano FROM accounts WHERE id IN (");
+    let mut list = query.separated(", ");
+    for id in &ids {
+        list.push_bind(*id);
+    }
+    query.push(")");
+    let rows: Vec<(i64, i64, i64)> = query.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().map(|(id, balance, held)| (id, Funds { balance, held })).collect())
 }

@@ -2,11 +2,10 @@
 
 use tokenrouter_store::{NanoUsd, StoreError};
 
-use crate::fixture::{TestResult, temp_db};
+use crate::fixture::{Backend, TestResult, on_both_backends};
 
-#[tokio::test]
-async fn create_account_writes_an_initial_credit() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn create_account_writes_an_initial_credit(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd(10_000_000_000)).await?;
     assert_eq!(acme.name, "acme");
     assert_eq!(acme.balance, NanoUsd(10_000_000_000));
@@ -26,9 +25,8 @@ async fn create_account_writes_an_initial_credit() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn zero_initial_balance_writes_no_ledger_row() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn zero_initial_balance_writes_no_ledger_row(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let empty = db.create_account("empty", NanoUsd::ZERO).await?;
     assert_eq!(empty.balance, NanoUsd::ZERO);
     assert!(db.ledger(empty.id, 10).await?.is_empty());
@@ -36,9 +34,8 @@ async fn zero_initial_balance_writes_no_ledger_row() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn duplicate_account_name_is_refused_and_changes_nothing() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn duplicate_account_name_is_refused_and_changes_nothing(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let first = db.create_account("acme", NanoUsd(100)).await?;
     let err = db.create_account("acme", NanoUsd(900)).await.err().ok_or("duplicate accepted")?;
     assert!(matches!(&err, StoreError::AccountExists(name) if name == "acme"));
@@ -50,9 +47,8 @@ async fn duplicate_account_name_is_refused_and_changes_nothing() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn credit_and_negative_adjustment() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn credit_and_negative_adjustment(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd(1_000)).await?;
 
     let after_credit = db.credit("acme", NanoUsd(500), "invoice 17").await?;
@@ -74,17 +70,15 @@ async fn credit_and_negative_adjustment() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn credit_to_unknown_account_is_an_error() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn credit_to_unknown_account_is_an_error(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let err = db.credit("ghost", NanoUsd(1), "").await.err().ok_or("credit to ghost accepted")?;
     assert!(matches!(&err, StoreError::AccountNotFound(name) if name == "ghost"));
     Ok(())
 }
 
-#[tokio::test]
-async fn balance_equals_ledger_sum_after_many_operations() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn balance_equals_ledger_sum_after_many_operations(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let a = db.create_account("a", NanoUsd(1_000_000)).await?;
     let b = db.create_account("b", NanoUsd(-7)).await?;
     db.insert_key(&crate::fixture::new_key("ka", a.id)).await?;
@@ -110,9 +104,8 @@ async fn balance_equals_ledger_sum_after_many_operations() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn overflowing_credit_is_refused_and_changes_nothing() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn overflowing_credit_is_refused_and_changes_nothing(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let rich = db.create_account("rich", NanoUsd(i64::MAX - 10)).await?;
     let err = db.credit("rich", NanoUsd(11), "one too many").await.err().ok_or("overflow accepted")?;
     assert!(matches!(err, StoreError::Money(_)), "{err}");
@@ -121,9 +114,8 @@ async fn overflowing_credit_is_refused_and_changes_nothing() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn concurrent_credits_all_land() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn concurrent_credits_all_land(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd::ZERO).await?;
     let tasks: Vec<_> = (1..=40_i64)
         .map(|i| {
@@ -140,3 +132,14 @@ async fn concurrent_credits_all_land() -> TestResult {
     assert_eq!(db.ledger(acme.id, 100).await?.len(), 40);
     Ok(())
 }
+
+on_both_backends!(
+    create_account_writes_an_initial_credit,
+    zero_initial_balance_writes_no_ledger_row,
+    duplicate_account_name_is_refused_and_changes_nothing,
+    credit_and_negative_adjustment,
+    credit_to_unknown_account_is_an_error,
+    balance_equals_ledger_sum_after_many_operations,
+    overflowing_credit_is_refused_and_changes_nothing,
+    concurrent_credits_all_land,
+);

@@ -52,13 +52,42 @@ async fn memory_database_is_one_shared_database() -> TestResult {
 
 #[tokio::test]
 async fn unsupported_scheme_is_rejected_without_echoing_the_url() -> TestResult {
-    let err = Db::connect("postgres://admin:hunter2@localhost/tr").await.err().ok_or("postgres URL was accepted")?;
-    assert!(matches!(&err, StoreError::UnsupportedUrl(scheme) if scheme == "postgres"));
+    let err = Db::connect("mysql://admin:hunter2@localhost/tr").await.err().ok_or("mysql URL was accepted")?;
+    assert!(matches!(&err, StoreError::UnsupportedUrl(scheme) if scheme == "mysql"));
     let message = err.to_string();
-    assert!(message.contains("postgres"), "{message}");
+    assert!(message.contains("mysql") && message.contains("postgres://"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
 
     let err = Db::connect("just-a-file.db").await.err().ok_or("accepted")?;
     assert!(matches!(err, StoreError::UnsupportedUrl(_)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_postgres_database_is_named_not_created() -> TestResult {
+    let admin = crate::fixture::postgres_admin_url();
+    let missing = crate::fixture::database_url(&admin, "tr_test_does_not_exist");
+    for url in [missing.clone(), missing.replacen("postgres://", "postgresql://", 1)] {
+        let err = Db::connect(&url).await.err().ok_or("a missing database was accepted")?;
+        assert!(matches!(&err, StoreError::NoDatabase(name) if name == "tr_test_does_not_exist"), "{err}");
+        assert!(err.to_string().contains("create it first"), "{err}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn several_processes_migrating_at_once_migrate_once() -> TestResult {
+    use crate::fixture::Backend;
+    let fresh = Backend::Postgres.blank().await?;
+    let opened = futures_util::future::join_all((0..8).map(|_| Db::open(&fresh.url))).await;
+    let pools: Vec<Db> = opened.into_iter().collect::<Result<_, _>>()?;
+    // Eight at once (as eight replicas starting together): the migrator's lock lets one
+    // apply everything and the others find nothing left to do.
+    let applied = futures_util::future::join_all(pools.iter().map(Db::migrate)).await;
+    for result in applied {
+        result?;
+    }
+    assert_eq!(fresh.migrate().await?, 0);
+    pools[0].create_account("after", NanoUsd(1)).await?;
     Ok(())
 }

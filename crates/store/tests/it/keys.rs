@@ -2,11 +2,10 @@
 
 use tokenrouter_store::{NanoUsd, StoreError};
 
-use crate::fixture::{TestResult, new_key, temp_db};
+use crate::fixture::{Backend, TestResult, new_key, on_both_backends};
 
-#[tokio::test]
-async fn insert_list_revoke_and_version_bumps() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn insert_list_revoke_and_version_bumps(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd::ZERO).await?;
     let other = db.create_account("other", NanoUsd::ZERO).await?;
     assert_eq!(db.keys_version().await?, 0);
@@ -41,9 +40,8 @@ async fn insert_list_revoke_and_version_bumps() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn every_field_round_trips() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn every_field_round_trips(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd::ZERO).await?;
     let mut key = new_key("tr_pub_1", acme.id);
     key.name = "ci runner".to_owned();
@@ -83,9 +81,8 @@ async fn every_field_round_trips() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn debug_output_hides_the_secret_hash() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn debug_output_hides_the_secret_hash(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd::ZERO).await?;
     let mut key = new_key("k1", acme.id);
     key.secret_hash = [0xAB; 32];
@@ -100,11 +97,17 @@ async fn debug_output_hides_the_secret_hash() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn key_for_unknown_account_is_refused() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn key_for_unknown_account_is_refused(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let err = db.insert_key(&new_key("k1", 404)).await.err().ok_or("accepted")?;
     assert!(matches!(err, StoreError::Database(_)), "{err}");
     assert_eq!(db.keys_version().await?, 0);
     Ok(())
 }
+
+on_both_backends!(
+    insert_list_revoke_and_version_bumps,
+    every_field_round_trips,
+    debug_output_hides_the_secret_hash,
+    key_for_unknown_account_is_refused,
+);

@@ -1,8 +1,11 @@
-//! The store's test suite, one binary: each test opens its own temporary SQLite file.
+//! The store's test suite, one binary: every behaviour runs on SQLite and on PostgreSQL
+//! (`sqlite::…` and `postgres::…`), each test on a database of its own.
 
 mod accounts;
 mod connect;
 mod fixture;
+mod holds;
 mod keys;
+mod replicas;
 mod responses;
 mod usage;

@@ -2,11 +2,10 @@
 
 use tokenrouter_store::{KeptResponse, NanoUsd};
 
-use crate::fixture::{TestResult, temp_db};
+use crate::fixture::{Backend, TestResult, on_both_backends};
 
-#[tokio::test]
-async fn a_kept_response_is_read_back_by_its_account_until_it_expires() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn a_kept_response_is_read_back_by_its_account_until_it_expires(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd(0)).await?;
     let other = db.create_account("other", NanoUsd(0)).await?;
     let kept = KeptResponse {
@@ -42,3 +41,5 @@ async fn a_kept_response_is_read_back_by_its_account_until_it_expires() -> TestR
     assert_eq!(db.kept_answer("resp_1", acme.id, 1_500).await?, None);
     Ok(())
 }
+
+on_both_backends!(a_kept_response_is_read_back_by_its_account_until_it_expires,);

@@ -4,11 +4,10 @@ use std::time::{Duration, Instant};
 
 use tokenrouter_store::{NanoUsd, UsageSource};
 
-use crate::fixture::{TestResult, new_key, temp_db, usage_record};
+use crate::fixture::{Backend, TestResult, new_key, on_both_backends, usage_record};
 
-#[tokio::test]
-async fn same_request_id_is_charged_once_within_and_across_batches() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn same_request_id_is_charged_once_within_and_across_batches(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd(1_000_000)).await?;
     db.insert_key(&new_key("k1", acme.id)).await?;
 
@@ -42,9 +41,8 @@ async fn same_request_id_is_charged_once_within_and_across_batches() -> TestResu
     Ok(())
 }
 
-#[tokio::test]
-async fn zero_cost_usage_is_recorded_without_a_charge() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn zero_cost_usage_is_recorded_without_a_charge(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd(10)).await?;
     db.insert_key(&new_key("k1", acme.id)).await?;
     let mut failed = usage_record("req-err", "k1", acme.id, 0);
@@ -61,9 +59,8 @@ async fn zero_cost_usage_is_recorded_without_a_charge() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn usage_record_round_trips_every_field() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn usage_record_round_trips_every_field(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd::ZERO).await?;
     db.insert_key(&new_key("k1", acme.id)).await?;
     let mut record = usage_record("req-full", "k1", acme.id, 123_456);
@@ -91,9 +88,8 @@ async fn usage_record_round_trips_every_field() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn thousand_records_in_batches_of_hundred_are_fast() -> TestResult {
-    let (_dir, db) = temp_db().await?;
+async fn thousand_records_in_batches_of_hundred_are_fast(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd(1_000_000_000)).await?;
     db.insert_key(&new_key("k1", acme.id)).await?;
     let records: Vec<_> = (0..1_000).map(|i| usage_record(&format!("req-{i:04}"), "k1", acme.id, 1_000)).collect();
@@ -111,3 +107,10 @@ async fn thousand_records_in_batches_of_hundred_are_fast() -> TestResult {
     assert_eq!(db.ledger_sum(acme.id).await?, balance);
     Ok(())
 }
+
+on_both_backends!(
+    same_request_id_is_charged_once_within_and_across_batches,
+    zero_cost_usage_is_recorded_without_a_charge,
+    usage_record_round_trips_every_field,
+    thousand_records_in_batches_of_hundred_are_fast,
+);

@@ -1,0 +1,127 @@
+//! PostgreSQL queries for holds: taking one (`hold_funds`, one call of conditional
+//! updates in one transaction), reading them, and the statements a settlement batch
+//! closes and checkpoints them with.
+
+use std::collections::HashMap;
+
+use sqlx::{Postgres, Transaction};
+
+use super::PostgresDb;
+use crate::rows::{HoldRecord, hold_columns};
+use crate::{Hold, HoldOutcome, NanoUsd, NewHold, Progress, StoreError};
+
+impl PostgresDb {
+    pub(crate) async fn hold(&self, hold: &NewHold) -> Result<HoldOutcome, StoreError> {
+        let outcome: String = sqlx::query_scalar("SELECT hold_funds($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            .bind(&hold.request_id)
+            .bind(hold.account_id)
+            .bind(&hold.key_id)
+            .bind(hold.amount.0)
+            .bind(hold.enforce)
+            .bind(&hold.replica)
+            .bind(&hold.model)
+            .bind(&hold.endpoint)
+            .bind(hold.stream)
+            .bind(hold.created_at)
+            .fetch_one(&self.pool)
+            .await?;
+        if outcome == "held" {
+            return Ok(HoldOutcome::Held);
+        }
+        // Refused: say why and how much is left (a read on the refusal path only).
+        let funds: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
+             FROM accounts a LEFT JOIN api_keys k ON k.id = $2 WHERE a.id = $1",
+        )
+        .bind(hold.account_id)
+        .bind(&hold.key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match (outcome.as_str(), funds) {
+            ("spend_limit", Some((_, remaining))) => {
+                HoldOutcome::SpendLimit { remaining: NanoUsd(remaining.unwrap_or(0).max(0)) }
+            }
+            (_, funds) => HoldOutcome::Balance { available: NanoUsd(funds.map_or(0, |f| f.0).max(0)) },
+        })
+    }
+
+    pub(crate) async fn open_holds(&self) -> Result<Vec<Hold>, StoreError> {
+        let rows =
+            sqlx::query_as::<_, HoldRecord>(concat!("SELECT ", hold_columns!(), " FROM holds ORDER BY created_at"))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(Hold::from).collect())
+    }
+
+    pub(crate) async fn held(&self, account_id: i64) -> Result<NanoUsd, StoreError> {
+        let held: Option<i64> = sqlx::query_scalar("SELECT held_nano FROM accounts WHERE id = $1")
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(NanoUsd(held.unwrap_or(0)))
+    }
+}
+
+/// Deletes the holds of these requests and releases their sums on accounts and keys.
+pub(super) async fn close(tx: &mut Transaction<'_, Postgres>, ids: &[&str]) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let closed: Vec<(i64, String, i64)> =
+        sqlx::query_as("DELETE FROM holds WHERE request_id = ANY($1) RETURNING account_id, key_id, amount_nano")
+            .bind(ids)
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut accounts: HashMap<i64, i64> = HashMap::new();
+    let mut keys: HashMap<&str, i64> = HashMap::new();
+    for (account_id, key_id, amount) in &closed {
+        *accounts.entry(*account_id).or_default() += amount;
+        *keys.entry(key_id.as_str()).or_default() += amount;
+    }
+    // In id order, as every writer locks them, so that two batches never deadlock.
+    let mut accounts: Vec<(i64, i64)> = accounts.into_iter().filter(|(_, a)| *a != 0).collect();
+    accounts.sort_unstable();
+    let mut keys: Vec<(&str, i64)> = keys.into_iter().filter(|(_, a)| *a != 0).collect();
+    keys.sort_unstable();
+    if !accounts.is_empty() {
+        let (ids, amounts): (Vec<i64>, Vec<i64>) = accounts.into_iter().unzip();
+        sqlx::query(
+            "UPDATE accounts a SET held_nano = a.held_nano - r.amount \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS r(id, amount) WHERE a.id = r.id",
+        )
+        .bind(ids)
+        .bind(amounts)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !keys.is_empty() {
+        let (ids, amounts): (Vec<&str>, Vec<i64>) = keys.into_iter().unzip();
+        sqlx::query(
+            "UPDATE api_keys k SET held_nano = k.held_nano - r.amount \
+             FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS r(id, amount) WHERE k.id = r.id",
+        )
+        .bind(ids)
+        .bind(amounts)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records what streams in flight have delivered so far.
+pub(super) async fn checkpoint(tx: &mut Transaction<'_, Postgres>, progress: &[Progress]) -> Result<(), sqlx::Error> {
+    if progress.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = progress.iter().map(|p| p.request_id.as_str()).collect();
+    let delivered: Vec<i64> = progress.iter().map(|p| p.delivered.0).collect();
+    sqlx::query(
+        "UPDATE holds h SET delivered_nano = p.delivered \
+         FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS p(id, delivered) WHERE h.request_id = p.id",
+    )
+    .bind(ids)
+    .bind(delivered)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

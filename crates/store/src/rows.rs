@@ -1,0 +1,293 @@
+//! Rows as both backends read them, and their conversion into the store's types. The
+//! schemas keep the same column names and integer widths (BIGINT in PostgreSQL), so one
+//! `FromRow` serves SQLite and PostgreSQL alike.
+
+use sqlx::FromRow;
+use tokenrouter_core::{NanoUsd, Usage};
+
+use crate::{Account, Hold, KeyRow, LedgerRow, ReplicaRow, UsageRecord, UsageSource};
+
+macro_rules! account_columns {
+    () => {
+        "id, name, balance_nano, held_nano, created_at, disabled_at"
+    };
+}
+pub(crate) use account_columns;
+
+#[derive(FromRow)]
+pub(crate) struct AccountRecord {
+    pub id: i64,
+    pub name: String,
+    pub balance_nano: i64,
+    pub held_nano: i64,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+impl From<AccountRecord> for Account {
+    fn from(r: AccountRecord) -> Account {
+        Account {
+            id: r.id,
+            name: r.name,
+            balance: NanoUsd(r.balance_nano),
+            held: NanoUsd(r.held_nano),
+            created_at: r.created_at,
+            disabled_at: r.disabled_at,
+        }
+    }
+}
+
+macro_rules! ledger_columns {
+    () => {
+        "id, account_id, kind, amount_nano, request_id, memo, created_at"
+    };
+}
+pub(crate) use ledger_columns;
+
+#[derive(FromRow)]
+pub(crate) struct LedgerRecord {
+    pub id: i64,
+    pub account_id: i64,
+    pub kind: String,
+    pub amount_nano: i64,
+    pub request_id: Option<String>,
+    pub memo: String,
+    pub created_at: i64,
+}
+
+impl From<LedgerRecord> for LedgerRow {
+    fn from(r: LedgerRecord) -> LedgerRow {
+        LedgerRow {
+            id: r.id,
+            account_id: r.account_id,
+            kind: r.kind,
+            amount: NanoUsd(r.amount_nano),
+            request_id: r.request_id,
+            memo: r.memo,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A key query with its account's name joined (aliases `k` and `a`), followed by
+/// `$tail` (a literal, so the whole query stays a `&'static str`).
+macro_rules! select_keys {
+    ($tail:literal) => {
+        concat!(
+            "SELECT k.id, k.account_id, a.name AS account_name, k.name, k.secret_hash, ",
+            "k.models, k.ips, k.rpm, k.tpm, k.spend_limit_nano, k.spent_nano, k.held_nano, ",
+            "k.expires_at, k.created_at, k.revoked_at ",
+            "FROM api_keys k JOIN accounts a ON a.id = k.account_id ",
+            $tail
+        )
+    };
+}
+pub(crate) use select_keys;
+
+#[derive(FromRow)]
+pub(crate) struct KeyRecord {
+    pub id: String,
+    pub account_id: i64,
+    pub account_name: String,
+    pub name: String,
+    pub secret_hash: Vec<u8>,
+    pub models: String,
+    pub ips: String,
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+    pub spend_limit_nano: Option<i64>,
+    pub spent_nano: i64,
+    pub held_nano: i64,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl TryFrom<KeyRecord> for KeyRow {
+    type Error = sqlx::Error;
+
+    fn try_from(r: KeyRecord) -> Result<KeyRow, sqlx::Error> {
+        let secret_hash = <[u8; 32]>::try_from(r.secret_hash.as_slice())
+            .map_err(|_| corrupt("secret_hash", format!("{} bytes, not 32", r.secret_hash.len())))?;
+        Ok(KeyRow {
+            id: r.id,
+            account_id: r.account_id,
+            account_name: r.account_name,
+            name: r.name,
+            secret_hash,
+            models: decode_list("models", &r.models)?,
+            ips: decode_list("ips", &r.ips)?,
+            rpm: decode_limit("rpm", r.rpm)?,
+            tpm: decode_limit("tpm", r.tpm)?,
+            spend_limit: r.spend_limit_nano.map(NanoUsd),
+            spent: NanoUsd(r.spent_nano),
+            held: NanoUsd(r.held_nano),
+            expires_at: r.expires_at,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+pub(crate) fn key_rows(records: Vec<KeyRecord>) -> Result<Vec<KeyRow>, crate::StoreError> {
+    records.into_iter().map(|r| KeyRow::try_from(r).map_err(crate::StoreError::from)).collect()
+}
+
+fn decode_list(column: &str, json: &str) -> Result<Vec<String>, sqlx::Error> {
+    serde_json::from_str(json).map_err(|err| corrupt(column, err))
+}
+
+pub(crate) fn encode_list(list: &[String]) -> Result<String, sqlx::Error> {
+    serde_json::to_string(list).map_err(|err| sqlx::Error::Encode(Box::new(err)))
+}
+
+fn decode_limit(column: &str, value: Option<i64>) -> Result<Option<u32>, sqlx::Error> {
+    value.map(|v| u32::try_from(v).map_err(|_| corrupt(column, format!("{v} is not a u32")))).transpose()
+}
+
+macro_rules! usage_columns {
+    () => {
+        "request_id, key_id, account_id, model, provider, upstream_model, endpoint, stream, status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, cost_nano, usage_source, client_disconnected, latency_ms, created_at"
+    };
+}
+pub(crate) use usage_columns;
+
+#[derive(FromRow)]
+pub(crate) struct UsageRow {
+    pub request_id: String,
+    pub key_id: String,
+    pub account_id: i64,
+    pub model: String,
+    pub provider: String,
+    pub upstream_model: String,
+    pub endpoint: String,
+    pub stream: bool,
+    pub status: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub cost_nano: i64,
+    pub usage_source: String,
+    pub client_disconnected: bool,
+    pub latency_ms: i64,
+    pub created_at: i64,
+}
+
+impl TryFrom<UsageRow> for UsageRecord {
+    type Error = sqlx::Error;
+
+    fn try_from(r: UsageRow) -> Result<UsageRecord, sqlx::Error> {
+        let status =
+            u16::try_from(r.status).map_err(|_| corrupt("status", format!("{} is not an HTTP status", r.status)))?;
+        let usage_source = UsageSource::parse(&r.usage_source)
+            .ok_or_else(|| corrupt("usage_source", format!("unknown value '{}'", r.usage_source)))?;
+        let mut usage = Usage {
+            prompt_tokens: from_db_count(r.prompt_tokens),
+            completion_tokens: from_db_count(r.completion_tokens),
+            cached_tokens: from_db_count(r.cached_tokens),
+            reasoning_tokens: from_db_count(r.reasoning_tokens),
+            ..Usage::default()
+        };
+        set_cache_write(&mut usage, from_db_count(r.cache_write_tokens));
+        Ok(UsageRecord {
+            request_id: r.request_id,
+            key_id: r.key_id,
+            account_id: r.account_id,
+            model: r.model,
+            provider: r.provider,
+            upstream_model: r.upstream_model,
+            endpoint: r.endpoint,
+            stream: r.stream,
+            status,
+            usage,
+            cost: NanoUsd(r.cost_nano),
+            usage_source,
+            client_disconnected: r.client_disconnected,
+            latency_ms: from_db_count(r.latency_ms),
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// Prompt tokens written to a provider's cache, as stored (0 until usage carries them).
+pub(crate) fn cache_write(_usage: &Usage) -> u64 {
+    0
+}
+
+fn set_cache_write(_usage: &mut Usage, _tokens: u64) {}
+
+macro_rules! hold_columns {
+    () => {
+        "request_id, account_id, key_id, amount_nano, created_at, replica, model, endpoint, stream, delivered_nano"
+    };
+}
+pub(crate) use hold_columns;
+
+#[derive(FromRow)]
+pub(crate) struct HoldRecord {
+    pub request_id: String,
+    pub account_id: i64,
+    pub key_id: String,
+    pub amount_nano: i64,
+    pub created_at: i64,
+    pub replica: String,
+    pub model: String,
+    pub endpoint: String,
+    pub stream: bool,
+    pub delivered_nano: i64,
+}
+
+impl From<HoldRecord> for Hold {
+    fn from(r: HoldRecord) -> Hold {
+        Hold {
+            request_id: r.request_id,
+            account_id: r.account_id,
+            key_id: r.key_id,
+            amount: NanoUsd(r.amount_nano),
+            created_at: r.created_at,
+            replica: r.replica,
+            model: r.model,
+            endpoint: r.endpoint,
+            stream: r.stream,
+            delivered: NanoUsd(r.delivered_nano),
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(crate) struct ReplicaRecord {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: i64,
+    pub seen_at: i64,
+}
+
+impl From<ReplicaRecord> for ReplicaRow {
+    fn from(r: ReplicaRecord) -> ReplicaRow {
+        ReplicaRow {
+            id: r.id,
+            host: r.host,
+            pid: u32::try_from(r.pid).unwrap_or(0),
+            started_at: r.started_at,
+            seen_at: r.seen_at,
+        }
+    }
+}
+
+/// Stores a count that is a `u64` in Rust in an integer column (saturating; never reached).
+pub(crate) fn to_db_count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Reads back a count written by [`to_db_count`]; a negative value (never written) reads as 0.
+pub(crate) fn from_db_count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// A column held a value this crate never writes.
+pub(crate) fn corrupt(column: &str, detail: impl std::fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(format!("column '{column}': {detail}").into())
+}

@@ -1,0 +1,194 @@
+//! Holds decided by the database: concurrent holds from several handles (as from several
+//! replicas) never exceed a balance or a spend limit, settlement closes each hold once and
+//! charges once, a charge never eats what other requests hold, and a dead replica's
+//! holds are settled at what it had delivered, once.
+
+use tokenrouter_store::{Batch, Db, Hold, HoldOutcome, NanoUsd, NewHold, Progress, UsageRecord, orphan_record};
+
+use crate::fixture::{Backend, TestResult, new_key, on_both_backends, usage_record};
+
+const X: i64 = 100_000;
+
+fn hold(request_id: &str, account_id: i64, key_id: &str, amount: i64) -> NewHold {
+    NewHold {
+        request_id: request_id.to_owned(),
+        account_id,
+        key_id: key_id.to_owned(),
+        amount: NanoUsd(amount),
+        enforce: true,
+        replica: "replica-a".to_owned(),
+        model: "gpt-4o-mini".to_owned(),
+        endpoint: "chat.completions".to_owned(),
+        stream: true,
+        created_at: 1_700_000_000,
+    }
+}
+
+/// 100 holds of X at once, spread over two handles (two pools: as two processes).
+async fn race(
+    one: &Db,
+    two: &Db,
+    account_id: i64,
+    key_id: &str,
+) -> Result<Vec<HoldOutcome>, Box<dyn std::error::Error>> {
+    let holds: Vec<NewHold> = (0..100).map(|i| hold(&format!("req_{i}"), account_id, key_id, X)).collect();
+    let outcomes = futures_util::future::join_all(
+        holds.iter().enumerate().map(|(i, h)| if i % 2 == 0 { one.hold(h) } else { two.hold(h) }),
+    )
+    .await;
+    Ok(outcomes.into_iter().collect::<Result<_, _>>()?)
+}
+
+async fn concurrent_holds_never_exceed_the_balance(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let other = Db::open(&db.url).await?;
+    let account = db.create_account("acme", NanoUsd(10 * X + X / 2)).await?;
+    db.insert_key(&new_key("k1", account.id)).await?;
+    let outcomes = race(&db, &other, account.id, "k1").await?;
+    assert_eq!(outcomes.iter().filter(|o| **o == HoldOutcome::Held).count(), 10, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, HoldOutcome::Held | HoldOutcome::Balance { .. })));
+    assert!(outcomes.contains(&HoldOutcome::Balance { available: NanoUsd(X / 2) }));
+    assert_eq!(db.held(account.id).await?, NanoUsd(10 * X));
+    assert_eq!(db.open_holds().await?.len(), 10);
+    // Settle the ten at a cost below their holds: every hold closes, the charges land.
+    let held: Vec<String> = db.open_holds().await?.into_iter().map(|h| h.request_id).collect();
+    let usage: Vec<UsageRecord> = held.iter().map(|id| usage_record(id, "k1", account.id, 16_000)).collect();
+    db.write_batch(Batch { usage: &usage, ..Batch::default() }).await?;
+    assert_eq!(db.held(account.id).await?, NanoUsd::ZERO);
+    assert!(db.open_holds().await?.is_empty());
+    let balance = db.account_by_id(account.id).await?.ok_or("no account")?.balance;
+    assert_eq!(balance, NanoUsd(10 * X + X / 2 - 10 * 16_000));
+    assert_eq!(db.ledger_sum(account.id).await?, balance);
+    Ok(())
+}
+
+async fn concurrent_holds_never_exceed_a_key_spend_limit(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let other = Db::open(&db.url).await?;
+    let account = db.create_account("acme", NanoUsd(1_000 * X)).await?;
+    let mut key = new_key("k1", account.id);
+    key.spend_limit = Some(NanoUsd(10 * X + X / 2));
+    db.insert_key(&key).await?;
+    let outcomes = race(&db, &other, account.id, "k1").await?;
+    assert_eq!(outcomes.iter().filter(|o| **o == HoldOutcome::Held).count(), 10, "{outcomes:?}");
+    assert!(outcomes.contains(&HoldOutcome::SpendLimit { remaining: NanoUsd(X / 2) }));
+    // A refused hold left nothing behind on the account either.
+    assert_eq!(db.held(account.id).await?, NanoUsd(10 * X));
+    let keys = db.list_keys(account.id).await?;
+    assert_eq!(keys[0].held, NanoUsd(10 * X));
+    let ids: Vec<String> = db.open_holds().await?.into_iter().map(|h| h.request_id).collect();
+    db.write_batch(Batch { releases: &ids, ..Batch::default() }).await?;
+    assert_eq!(db.held(account.id).await?, NanoUsd::ZERO);
+    assert_eq!(db.list_keys(account.id).await?[0].held, NanoUsd::ZERO);
+    assert_eq!(db.list_keys(account.id).await?[0].spent, NanoUsd::ZERO, "a release charges nothing");
+    assert_eq!(db.ledger_sum(account.id).await?, NanoUsd(1_000 * X));
+    Ok(())
+}
+
+async fn without_enforcement_a_hold_only_marks_the_request(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let account = db.create_account("internal", NanoUsd::ZERO).await?;
+    db.insert_key(&new_key("k1", account.id)).await?;
+    let refused = db.hold(&hold("req_a", account.id, "k1", X)).await?;
+    assert_eq!(refused, HoldOutcome::Balance { available: NanoUsd::ZERO });
+    let free = NewHold { enforce: false, ..hold("req_b", account.id, "k1", X) };
+    assert_eq!(db.hold(&free).await?, HoldOutcome::Held);
+    assert_eq!(db.held(account.id).await?, NanoUsd::ZERO, "held at 0");
+    assert_eq!(db.open_holds().await?.len(), 1);
+    // Metered and charged, not enforced: the balance may go below zero.
+    db.record_usage(&[usage_record("req_b", "k1", account.id, 16_000)]).await?;
+    assert_eq!(db.account_by_id(account.id).await?.ok_or("gone")?.balance, NanoUsd(-16_000));
+    assert!(db.open_holds().await?.is_empty());
+    assert_eq!(db.ledger_sum(account.id).await?, NanoUsd(-16_000));
+    Ok(())
+}
+
+async fn a_charge_above_its_hold_never_eats_what_others_hold(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let account = db.create_account("acme", NanoUsd(100)).await?;
+    db.insert_key(&new_key("k1", account.id)).await?;
+    assert_eq!(db.hold(&hold("req_a", account.id, "k1", 60)).await?, HoldOutcome::Held);
+    assert_eq!(db.hold(&hold("req_b", account.id, "k1", 30)).await?, HoldOutcome::Held);
+    // A cost 80 against a hold of 60 while 30 is held for B: only 70 can be taken.
+    db.record_usage(&[usage_record("req_a", "k1", account.id, 80)]).await?;
+    let after = db.account_by_id(account.id).await?.ok_or("gone")?;
+    assert_eq!((after.balance, after.held), (NanoUsd(30), NanoUsd(30)));
+    let charge = &db.ledger(account.id, 1).await?[0];
+    assert_eq!(charge.amount, NanoUsd(-70));
+    assert!(charge.memo.contains("capped"), "{}", charge.memo);
+    // Alone, a request's overrun is charged in full (the balance may go below zero).
+    db.record_usage(&[usage_record("req_b", "k1", account.id, 45)]).await?;
+    let after = db.account_by_id(account.id).await?.ok_or("gone")?;
+    assert_eq!((after.balance, after.held), (NanoUsd(-15), NanoUsd::ZERO));
+    assert_eq!(db.ledger_sum(account.id).await?, after.balance);
+    assert_eq!(db.list_keys(account.id).await?[0].spent, NanoUsd(115));
+    Ok(())
+}
+
+async fn settling_again_changes_nothing(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let account = db.create_account("acme", NanoUsd(10 * X)).await?;
+    db.insert_key(&new_key("k1", account.id)).await?;
+    db.hold(&hold("req_a", account.id, "k1", X)).await?;
+    db.hold(&hold("req_b", account.id, "k1", X)).await?;
+    let a = usage_record("req_a", "k1", account.id, 500);
+    db.record_usage(&[a.clone(), a.clone()]).await?;
+    db.record_usage(std::slice::from_ref(&a)).await?;
+    let after = db.account_by_id(account.id).await?.ok_or("gone")?;
+    assert_eq!((after.balance, after.held), (NanoUsd(10 * X - 500), NanoUsd(X)), "B is still held");
+    assert_eq!(db.ledger(account.id, 10).await?.len(), 2, "the credit and one charge");
+    Ok(())
+}
+
+async fn a_dead_replicas_hold_is_settled_at_what_it_delivered_once(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let other = Db::open(&db.url).await?;
+    let account = db.create_account("acme", NanoUsd(10 * X)).await?;
+    db.insert_key(&new_key("k1", account.id)).await?;
+    db.hold(&hold("req_stream", account.id, "k1", X)).await?;
+    db.hold(&NewHold { stream: false, ..hold("req_plain", account.id, "k1", X) }).await?;
+    let progress = [Progress { request_id: "req_stream".into(), delivered: NanoUsd(1_234) }];
+    db.write_batch(Batch { progress: &progress, ..Batch::default() }).await?;
+    let open: Vec<Hold> = db.open_holds().await?;
+    let stream = open.iter().find(|h| h.request_id == "req_stream").ok_or("no hold")?;
+    assert_eq!((stream.delivered, stream.replica.as_str(), stream.stream), (NanoUsd(1_234), "replica-a", true));
+    // Two live replicas find the orphans at once: each request is recorded and charged once.
+    let records: Vec<UsageRecord> = open.iter().map(|h| orphan_record(h, 1_700_000_100)).collect();
+    let (one, two) = tokio::join!(
+        db.write_batch(Batch { usage: &records, ..Batch::default() }),
+        other.write_batch(Batch { usage: &records, ..Batch::default() })
+    );
+    one?;
+    two?;
+    assert!(db.open_holds().await?.is_empty());
+    let after = db.account_by_id(account.id).await?.ok_or("gone")?;
+    assert_eq!((after.balance, after.held), (NanoUsd(10 * X - 1_234), NanoUsd::ZERO));
+    assert_eq!(db.ledger_sum(account.id).await?, after.balance);
+    let stream = db.usage_by_request("req_stream").await?.ok_or("no usage row")?;
+    assert_eq!((stream.status, stream.cost), (200, NanoUsd(1_234)));
+    let plain = db.usage_by_request("req_plain").await?.ok_or("no usage row")?;
+    assert_eq!((plain.status, plain.cost), (502, NanoUsd::ZERO));
+    Ok(())
+}
+
+async fn a_debit_cannot_take_a_balance_below_what_it_holds(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let account = db.create_account("acme", NanoUsd(100)).await?;
+    db.insert_key(&new_key("k1", account.id)).await?;
+    db.hold(&hold("req_a", account.id, "k1", 80)).await?;
+    let err = db.credit("acme", NanoUsd(-30), "refund").await.err().ok_or("overdrawn")?;
+    assert!(err.to_string().contains("holds funds"), "{err}");
+    db.credit("acme", NanoUsd(-20), "refund").await?;
+    assert_eq!(db.account_by_id(account.id).await?.ok_or("gone")?.balance, NanoUsd(80));
+    Ok(())
+}
+
+on_both_backends!(
+    concurrent_holds_never_exceed_the_balance,
+    concurrent_holds_never_exceed_a_key_spend_limit,
+    without_enforcement_a_hold_only_marks_the_request,
+    a_charge_above_its_hold_never_eats_what_others_hold,
+    settling_again_changes_nothing,
+    a_dead_replicas_hold_is_settled_at_what_it_delivered_once,
+    a_debit_cannot_take_a_balance_below_what_it_holds,
+);

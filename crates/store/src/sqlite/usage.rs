@@ -52,6 +52,7 @@ impl TryFrom<UsageRow> for UsageRecord {
                 prompt_tokens: from_db_count(r.prompt_tokens),
                 completion_tokens: from_db_count(r.completion_tokens),
                 cached_tokens: from_db_count(r.cached_tokens),
+                cache_write_tokens: 0,
                 reasoning_tokens: from_db_count(r.reasoning_tokens),
             },
             cost: NanoUsd(r.cost_nano),

@@ -68,7 +68,7 @@ impl UsageWriter {
         let _journaled = self.journal.as_deref().map(|j| {
             let line = Journal::line(&record);
             let mut file = j.lock();
-            Journal::append(&mut file, &line);
+            file.append(&line);
             file
         });
         match self.tx.try_send(Message::Record(record)) {
@@ -147,6 +147,12 @@ async fn write_batches(
             holds.retain(|h| !settled.contains(h.request_id.as_str()));
             let closed: Vec<String> = records.iter().filter_map(|r| stored_holds.take(r.request_id.as_str())).collect();
             stored_holds.extend(holds.iter().map(|h| h.request_id.clone()));
+            // Every record of the batch was journaled before it was queued: once the
+            // journal is on disk up to now, a power loss after the store's commit cannot
+            // leave the store ahead of the journal's replay.
+            if let Some(journal) = &journal {
+                journal.synced().await;
+            }
             write(&db, &holds, &records, &closed).await;
             records.clear();
             holds.clear();
@@ -159,10 +165,10 @@ async fn write_batches(
                     messages.push(message);
                 }
                 if detached.load(Ordering::SeqCst) == 0 {
-                    Journal::clear(&file);
+                    file.clear();
                     for message in &messages {
                         if let Message::Record(record) = message {
-                            Journal::append(&mut file, &Journal::line(record));
+                            file.append(&Journal::line(record));
                         }
                     }
                 }
@@ -210,7 +216,7 @@ impl Slot<'_> {
         let journal = self.1.map(|j| {
             let line = Journal::line(&record);
             let mut file = j.lock();
-            Journal::append(&mut file, &line);
+            file.append(&line);
             file
         });
         self.0.send(Message::Record(record));

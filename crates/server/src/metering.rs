@@ -298,6 +298,7 @@ impl MeterContext {
             *count = (*count).min(self.token_cap);
         }
         usage.cached_tokens = usage.cached_tokens.min(usage.prompt_tokens);
+        usage.cache_write_tokens = usage.cache_write_tokens.min(usage.prompt_tokens - usage.cached_tokens);
         usage.reasoning_tokens = usage.reasoning_tokens.min(usage.completion_tokens);
         UsageRecord {
             request_id: self.request_id.clone(),

@@ -322,7 +322,10 @@ impl From<crate::Usage> for UsageJson {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             total_tokens: u.total(),
-            prompt_tokens_details: PromptTokensDetails { cached_tokens: u.cached_tokens, cache_creation_tokens: None },
+            prompt_tokens_details: PromptTokensDetails {
+                cached_tokens: u.cached_tokens,
+                cache_creation_tokens: (u.cache_write_tokens > 0).then_some(u.cache_write_tokens),
+            },
             completion_tokens_details: CompletionTokensDetails { reasoning_tokens: u.reasoning_tokens },
         }
     }

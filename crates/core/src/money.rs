@@ -96,16 +96,23 @@ pub struct Price {
     pub input: NanoUsd,
     /// Price of prompt tokens read from the provider's cache; defaults to `input`.
     pub cached_input: NanoUsd,
+    /// Price of prompt tokens written to the provider's cache; defaults to `input`.
+    #[serde(default)]
+    pub cache_write: NanoUsd,
     pub output: NanoUsd,
 }
 
 impl Price {
-    /// Cost of `usage` at these prices, rounded up to the next nano-USD.
+    /// Cost of `usage` at these prices, rounded up to the next nano-USD: prompt tokens
+    /// neither read from nor written to the cache at `input`, cache reads at
+    /// `cached_input`, cache writes at `cache_write`, completion tokens at `output`.
     pub fn cost(&self, usage: &crate::Usage) -> NanoUsd {
         let cached = usage.cached_tokens.min(usage.prompt_tokens);
-        let uncached = usage.prompt_tokens - cached;
-        let micro_units = i128::from(uncached) * i128::from(self.input.0)
+        let written = usage.cache_write_tokens.min(usage.prompt_tokens - cached);
+        let plain = usage.prompt_tokens - cached - written;
+        let micro_units = i128::from(plain) * i128::from(self.input.0)
             + i128::from(cached) * i128::from(self.cached_input.0)
+            + i128::from(written) * i128::from(self.cache_write.0)
             + i128::from(usage.completion_tokens) * i128::from(self.output.0);
         let rounded_up = (micro_units + TOKENS_PER_PRICE_UNIT - 1).div_euclid(TOKENS_PER_PRICE_UNIT);
         NanoUsd(i64::try_from(rounded_up).unwrap_or(i64::MAX))
@@ -143,12 +150,42 @@ mod tests {
         let price = Price {
             input: NanoUsd::parse_usd("0.15").unwrap(),
             cached_input: NanoUsd::parse_usd("0.075").unwrap(),
+            cache_write: NanoUsd::parse_usd("0.15").unwrap(),
             output: NanoUsd::parse_usd("0.60").unwrap(),
         };
-        let usage = Usage { prompt_tokens: 10, completion_tokens: 3, cached_tokens: 4, reasoning_tokens: 0 };
+        let usage = Usage { prompt_tokens: 10, completion_tokens: 3, cached_tokens: 4, ..Usage::default() };
         assert_eq!(price.cost(&usage), NanoUsd(3000));
         let one = Usage { prompt_tokens: 1, ..Usage::default() };
-        let tiny = Price { input: NanoUsd(1), cached_input: NanoUsd(1), output: NanoUsd(1) };
+        let tiny = Price { input: NanoUsd(1), cached_input: NanoUsd(1), cache_write: NanoUsd(1), output: NanoUsd(1) };
         assert_eq!(tiny.cost(&one), NanoUsd(1), "a fraction of a nano-USD rounds up");
+    }
+
+    #[test]
+    fn cache_writes_cost_the_cache_write_price() {
+        // Claude Sonnet 4.5: $3 input, $0.30 cache reads, $3.75 cache writes, $15 output.
+        let price = Price {
+            input: NanoUsd::parse_usd("3").unwrap(),
+            cached_input: NanoUsd::parse_usd("0.30").unwrap(),
+            cache_write: NanoUsd::parse_usd("3.75").unwrap(),
+            output: NanoUsd::parse_usd("15").unwrap(),
+        };
+        // 12 plain + 2000 read + 100 written prompt tokens, 20 out:
+        // 12×3000 + 2000×300 + 100×3750 + 20×15000 = 1_311_000 nano-USD.
+        let usage = Usage {
+            prompt_tokens: 2112,
+            completion_tokens: 20,
+            cached_tokens: 2000,
+            cache_write_tokens: 100,
+            reasoning_tokens: 0,
+        };
+        assert_eq!(price.cost(&usage), NanoUsd(1_311_000));
+        // Writes beyond the uncached prompt are capped: never more tokens than the prompt.
+        let over = Usage { prompt_tokens: 10, cached_tokens: 4, cache_write_tokens: 50, ..Usage::default() };
+        assert_eq!(price.cost(&over), NanoUsd(4 * 300 + 6 * 3750));
+        // An old journal line without the field reads as no cache writes.
+        let old: Usage =
+            serde_json::from_str(r#"{"prompt_tokens":5,"completion_tokens":1,"cached_tokens":0,"reasoning_tokens":0}"#)
+                .unwrap();
+        assert_eq!(old.cache_write_tokens, 0);
     }
 }

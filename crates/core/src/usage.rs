@@ -8,6 +8,10 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Prompt tokens served from the provider's cache (a subset of `prompt_tokens`).
     pub cached_tokens: u64,
+    /// Prompt tokens written to the provider's cache (Anthropic's cache creation; a subset
+    /// of `prompt_tokens`, disjoint from `cached_tokens`), priced at the cache-write price.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     /// Completion tokens spent on reasoning (a subset of `completion_tokens`).
     pub reasoning_tokens: u64,
 }

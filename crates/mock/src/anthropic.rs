@@ -183,12 +183,13 @@ fn respond(request: &Request<'_>, knobs: &MockConfig, seq: u64, stats: &Stats) -
     };
     let turn = Turn { thinking: request.thinking.then(|| format!("sig_mock_{seq}")), body: body_, stop };
     let cached = knobs.cached_tokens.min(prompt_tokens);
+    let written = knobs.cache_write_tokens.min(prompt_tokens - cached);
     Message {
         id: format!("msg_mock_{seq}"),
         model: request.model.to_owned(),
         usage: Usage {
-            input_tokens: prompt_tokens - cached,
-            cache_creation_input_tokens: 0,
+            input_tokens: prompt_tokens - cached - written,
+            cache_creation_input_tokens: written,
             cache_read_input_tokens: cached,
             output_tokens: turn.thinking_tokens() + turn.body_tokens(),
         },

@@ -23,6 +23,9 @@ pub struct MockConfig {
     pub retry_after_secs: u64,
     /// Reported as `usage.prompt_tokens_details.cached_tokens` (capped at the prompt's tokens).
     pub cached_tokens: u64,
+    /// Reported as Anthropic's `usage.cache_creation_input_tokens` (capped at the prompt's
+    /// tokens not read from the cache); the other wire formats have no such field.
+    pub cache_write_tokens: u64,
     /// The most tool calls in one turn: a forced call (`required`, `any`, `ANY`) with parallel
     /// calls allowed calls the first `calls` functions, any other call the first one; 0 means
     /// the model never calls a tool.
@@ -38,6 +41,7 @@ impl Default for MockConfig {
             fault: None,
             retry_after_secs: 1,
             cached_tokens: 0,
+            cache_write_tokens: 0,
             calls: 2,
         }
     }
@@ -114,7 +118,7 @@ impl MockConfig {
     /// This config with the request body's `"mock"` object applied, if there is one.
     ///
     /// Keys: `latency_ms`, `tokens_per_second`, `reply_tokens`, `retry_after_secs`,
-    /// `cached_tokens`, `calls` (non-negative integers) and `fault` (a [`Fault`] string, or
+    /// `cached_tokens`, `cache_write_tokens`, `calls` (non-negative integers) and `fault` (a [`Fault`] string, or
     /// `null`/`"none"` to clear a configured fault). Anything else is an error whose
     /// message names the offending key.
     pub fn with_overrides(&self, body: &Value) -> Result<MockConfig, String> {
@@ -158,6 +162,7 @@ impl MockConfig {
             "reply_tokens" => self.reply_tokens = number()?,
             "retry_after_secs" => self.retry_after_secs = number()?,
             "cached_tokens" => self.cached_tokens = number()?,
+            "cache_write_tokens" => self.cache_write_tokens = number()?,
             "calls" => self.calls = number()?,
             "fault" => {
                 self.fault = match value {
@@ -234,6 +239,7 @@ mod tests {
         assert_eq!((k.fault, k.latency_ms, k.tokens_per_second), (Some(Fault::CutStream { after_tokens: 3 }), 20, 50));
         assert_eq!(base.with_model_knobs("claude@20240620").unwrap(), base);
         assert_eq!(base.with_model_knobs("m@calls=1").unwrap().calls, 1);
+        assert_eq!(base.with_model_knobs("m@cache_write_tokens=7").unwrap().cache_write_tokens, 7);
         let k = base.with_model_knobs("m@fault=500").unwrap();
         assert_eq!(k.fault, Some(Fault::Status500));
         let cleared = MockConfig { fault: Some(Fault::Hang), ..MockConfig::default() };

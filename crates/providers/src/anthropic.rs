@@ -69,7 +69,8 @@ fn finish_reason(stop_reason: Option<&str>, called_tools: bool) -> &'static str 
     }
 }
 
-/// The canonical usage: cache reads and writes are prompt tokens too.
+/// The canonical usage: cache reads and writes are prompt tokens too, and cache writes
+/// (`cache_creation_input_tokens`) are counted apart to be priced as such.
 fn usage_of(wire: &wire::Usage) -> Usage {
     let cache_read = wire.cache_read_input_tokens.unwrap_or(0);
     Usage {
@@ -80,6 +81,7 @@ fn usage_of(wire: &wire::Usage) -> Usage {
             .saturating_add(wire.cache_creation_input_tokens.unwrap_or(0)),
         completion_tokens: wire.output_tokens.unwrap_or(0),
         cached_tokens: cache_read,
+        cache_write_tokens: wire.cache_creation_input_tokens.unwrap_or(0),
         reasoning_tokens: wire.output_tokens_details.map_or(0, |d| d.thinking_tokens),
     }
 }

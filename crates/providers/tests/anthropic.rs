@@ -76,7 +76,13 @@ fn usage_counts_cache_reads_and_writes_as_prompt_tokens() {
     let decoded = ANTHROPIC.decode_response(&fixture("text.response.json"), &meta()).unwrap();
     assert_eq!(
         decoded.usage,
-        Some(Usage { prompt_tokens: 12 + 2000 + 100, completion_tokens: 20, cached_tokens: 2000, reasoning_tokens: 0 })
+        Some(Usage {
+            prompt_tokens: 12 + 2000 + 100,
+            completion_tokens: 20,
+            cached_tokens: 2000,
+            cache_write_tokens: 100,
+            reasoning_tokens: 0
+        })
     );
 }
 

@@ -122,7 +122,13 @@ fn usage_and_delivered_chunks_follow_the_stream() {
     decoder.finish(&mut out).unwrap();
     assert_eq!(
         decoder.usage(),
-        Some(Usage { prompt_tokens: 412, completion_tokens: 182, cached_tokens: 0, reasoning_tokens: 120 })
+        Some(Usage {
+            prompt_tokens: 412,
+            completion_tokens: 182,
+            cached_tokens: 0,
+            cache_write_tokens: 0,
+            reasoning_tokens: 120
+        })
     );
     // Two reasoning deltas, one text delta, one arguments delta.
     assert_eq!(decoder.delivered_chunks(), 4);

@@ -18,7 +18,13 @@ fn fixture(dir: &str, name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-const USAGE: Usage = Usage { prompt_tokens: 412, completion_tokens: 182, cached_tokens: 12, reasoning_tokens: 120 };
+const USAGE: Usage = Usage {
+    prompt_tokens: 412,
+    completion_tokens: 182,
+    cached_tokens: 12,
+    cache_write_tokens: 0,
+    reasoning_tokens: 120,
+};
 
 fn surface() -> messages::MessagesSurface {
     let body =

@@ -330,7 +330,8 @@ fn completion(name: &str) -> ChatCompletion {
     serde_json::from_value(json_fixture(name)).unwrap()
 }
 
-const BILLED: Usage = Usage { prompt_tokens: 20, completion_tokens: 8, cached_tokens: 4, reasoning_tokens: 2 };
+const BILLED: Usage =
+    Usage { prompt_tokens: 20, completion_tokens: 8, cached_tokens: 4, cache_write_tokens: 0, reasoning_tokens: 2 };
 
 fn present(scenario: &str) -> Value {
     let translated = translate_with(&fixture("present.request.json"), None, &DROP).unwrap();

@@ -16,7 +16,7 @@ use crate::state::AppState;
 #[derive(Debug, Parser)]
 #[command(name = "tokenrouter", version, about = "One OpenAI-compatible URL and key in front of many LLM providers.")]
 pub struct Cli {
-    /// Database URL (sqlite://FILE; created on first use).
+    /// Database URL: sqlite://FILE (created on first use) or postgres://USER@HOST:PORT/DB (several replicas).
     #[arg(long, global = true, env = "TOKENROUTER_DATABASE_URL", default_value = "sqlite://tokenrouter.db")]
     pub database: String,
     /// Config file (default ./tokenrouter.toml when present; otherwise providers come from the environment).
@@ -60,6 +60,8 @@ pub enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Apply pending database migrations and exit (before starting several replicas).
+    Migrate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,7 +85,12 @@ impl From<tokenrouter_store::StoreError> for CliError {
     fn from(e: tokenrouter_store::StoreError) -> Self {
         use tokenrouter_store::StoreError as E;
         match e {
-            E::AccountExists(_) | E::AccountNotFound(_) | E::KeyNotFound(_) | E::UnsupportedUrl(_) | E::Money(_) => {
+            E::AccountExists(_)
+            | E::AccountNotFound(_)
+            | E::KeyNotFound(_)
+            | E::UnsupportedUrl(_)
+            | E::Money(_)
+            | E::WouldOverdraw(_) => {
                 CliError::Usage(e.to_string())
             }
             other => CliError::Runtime(other.to_string()),
@@ -132,6 +139,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let addr = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
             tracing::info!("mock upstream listening on http://{addr}/v1");
             tokenrouter_mock::serve(listener, config, Default::default()).await;
+            Ok(())
+        }
+        Command::Migrate => {
+            let db = Db::open(&cli.database).await?;
+            let applied = db.migrate().await?;
+            admin::say(&format!("{} database migrated: {applied} migration(s) applied", db.backend()));
             Ok(())
         }
         Command::Accounts(command) => admin::accounts(&Db::connect(&cli.database).await?, command).await,

@@ -213,6 +213,7 @@ impl Config {
                 max_output_tokens: None,
                 input_price: None,
                 cached_input_price: None,
+                cache_write_price: None,
                 output_price: None,
                 capabilities: None,
                 strategy: None,
@@ -565,6 +566,7 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
     let input = priced(raw.input_price.clone(), known.map(|k| k.input_price), "input_price");
     let output = priced(raw.output_price.clone(), known.map(|k| k.output_price), "output_price");
     let cached = priced(raw.cached_input_price, known.map(|k| k.cached_input_price), "cached_input_price");
+    let written = priced(raw.cache_write_price, known.map(|k| k.cache_write_price), "cache_write_price");
     for (value, written, field) in
         [(input, &raw.input_price, "input_price"), (output, &raw.output_price, "output_price")]
     {
@@ -577,6 +579,7 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
     let price = Price {
         input: input.unwrap_or_default(),
         cached_input: cached.or(input).unwrap_or_default(),
+        cache_write: written.or(input).unwrap_or_default(),
         output: output.unwrap_or_default(),
     };
     let capabilities = raw
@@ -602,6 +605,7 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
         let own_price = (d_input.is_some() || d_output.is_some()).then(|| Price {
             input: d_input.unwrap_or(price.input),
             cached_input: d_input.unwrap_or(price.cached_input),
+            cache_write: d_input.unwrap_or(price.cache_write),
             output: d_output.unwrap_or(price.output),
         });
         if d.weight == Some(0) {

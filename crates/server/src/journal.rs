@@ -3,17 +3,50 @@
 //! committed it (kill -9, OOM) loses no charge. The next start replays the journal into
 //! the store (idempotent by request id) before releasing leftover holds. The writer
 //! empties the journal whenever everything in it has been committed.
+//!
+//! Against power loss, a syncer thread makes appends durable in batches: whenever some
+//! are not yet synced, one `sync_data` covers all of them (one fsync at a time, never
+//! under the append lock; under load each covers many requests). The batching writer
+//! waits for it ([`Journal::synced`]) before it writes a batch to the store.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokenrouter_store::UsageRecord;
+use tokio::sync::watch;
 
 pub struct Journal {
     file: Mutex<File>,
     path: PathBuf,
+    appends: Arc<Appends>,
+    /// The number of appends known to be on disk, as the syncer publishes it.
+    synced: watch::Receiver<u64>,
+}
+
+/// What the appenders tell the syncer.
+#[derive(Default)]
+struct Appends {
+    state: Mutex<AppendState>,
+    wake: Condvar,
+    /// fsyncs done so far.
+    syncs: AtomicU64,
+}
+
+#[derive(Default)]
+struct AppendState {
+    /// Appends so far (each a completed write).
+    count: u64,
+    /// The journal is gone: sync what is left and stop.
+    closing: bool,
+}
+
+impl Appends {
+    fn state(&self) -> MutexGuard<'_, AppendState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Journal {
@@ -25,9 +58,18 @@ impl Journal {
         (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(format!("{path}.usage-journal")))
     }
 
+    /// Opens (or creates) the journal and starts its syncer thread, which ends when the
+    /// journal is dropped.
     pub fn open(path: PathBuf) -> std::io::Result<Journal> {
         let file = OpenOptions::new().create(true).append(true).read(true).open(&path)?;
-        Ok(Journal { file: Mutex::new(file), path })
+        let for_syncer = file.try_clone()?;
+        let appends = Arc::new(Appends::default());
+        let (published, synced) = watch::channel(0);
+        let shared = appends.clone();
+        std::thread::Builder::new()
+            .name("usage-journal-sync".to_owned())
+            .spawn(move || sync_loop(&shared, &for_syncer, &published))?;
+        Ok(Journal { file: Mutex::new(file), path, appends, synced })
     }
 
     /// The records a previous process journaled (and perhaps never committed).
@@ -45,8 +87,8 @@ impl Journal {
 
     /// Locks the journal; appends and the queueing of the same records happen under it,
     /// so the writer can empty it knowing nothing journaled is still on its way.
-    pub fn lock(&self) -> MutexGuard<'_, File> {
-        self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub fn lock(&self) -> Locked<'_> {
+        Locked { file: self.file.lock().unwrap_or_else(PoisonError::into_inner), appends: &self.appends }
     }
 
     /// One record as a journal line. Serialized before the lock is taken, so the lock
@@ -57,16 +99,75 @@ impl Journal {
         line
     }
 
-    pub fn append(file: &mut File, line: &[u8]) {
-        if let Err(e) = file.write_all(line) {
+    /// How many fsyncs the syncer has done.
+    pub fn sync_count(&self) -> u64 {
+        self.appends.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every append made before this call is on disk.
+    pub async fn synced(&self) {
+        let target = self.appends.state().count;
+        let mut synced = self.synced.clone();
+        // An error means the syncer is gone (it only stops with the journal): nothing to wait for.
+        let _ = synced.wait_for(|done| *done >= target).await;
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.appends.state().closing = true;
+        self.appends.wake.notify_one();
+    }
+}
+
+/// The journal, locked for appends.
+pub struct Locked<'a> {
+    file: MutexGuard<'a, File>,
+    appends: &'a Appends,
+}
+
+impl Locked<'_> {
+    /// Writes a line (no fsync: the syncer makes it durable soon after).
+    pub fn append(&mut self, line: &[u8]) {
+        if let Err(e) = self.file.write_all(line) {
             tracing::warn!(error = %e, "could not append to the usage journal");
         }
+        self.appends.state().count += 1;
+        self.appends.wake.notify_one();
     }
 
     /// Empties the journal (everything in it is committed).
-    pub fn clear(file: &File) {
-        if let Err(e) = file.set_len(0) {
+    pub fn clear(&mut self) {
+        if let Err(e) = self.file.set_len(0) {
             tracing::warn!(error = %e, "could not empty the usage journal");
         }
     }
 }
+
+/// The syncer: sleeps until there are unsynced appends, then covers all of them with one
+/// `sync_data` and publishes how many are durable. Appends made during an fsync wait for
+/// the next, which covers them all.
+fn sync_loop(appends: &Appends, file: &File, published: &watch::Sender<u64>) {
+    let mut done = 0;
+    loop {
+        let target = {
+            let mut state = appends.state();
+            while state.count == done && !state.closing {
+                state = appends.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
+            if state.count == done {
+                return;
+            }
+            state.count
+        };
+        if let Err(e) = file.sync_data() {
+            tracing::warn!(error = %e, "could not sync the usage journal");
+        }
+        appends.syncs.fetch_add(1, Ordering::Relaxed);
+        done = target;
+        published.send_replace(done);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! Per-key rate limits: requests (RPM) and tokens (TPM) a minute, each a GCRA bucket —
-//! smooth, no fixed windows. A request is admitted with its estimated tokens; its
+//! smooth, no fixed windows. A request is admitted with its estimated tokens (prompt
+//! characters ÷ 4 plus `max_tokens`, see [`estimate`]); its
 //! [`Admission`] settles to the tokens actually used. Refusals are 429 with the exact
 //! `Retry-After`; answers carry OpenAI's `x-ratelimit-*` headers.
 
@@ -25,10 +26,11 @@ static LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tok
 static REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
 static RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
 
-/// The tokens a chat request is admitted with: its prompt's upper bound and its
-/// (clamped) output limit. Settlement corrects it to what was used.
+/// The tokens a request is admitted with, as OpenAI's limiter counts them: its prompt's
+/// characters ÷ 4 ([`tokens::prompt_estimate`]) and its (clamped) output limit.
+/// Settlement corrects it to what was used.
 pub fn estimate(body: &[u8], max_output: Option<u64>) -> u64 {
-    tokens::prompt_upper_bound(body).saturating_add(max_output.unwrap_or(0))
+    tokens::prompt_estimate(body).saturating_add(max_output.unwrap_or(0))
 }
 
 /// The tokens a finished request used, to settle its admission with.

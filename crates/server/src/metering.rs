@@ -69,7 +69,7 @@ impl UsageWriter {
         let _journaled = self.journal.as_deref().map(|j| {
             let line = Journal::line(&record);
             let mut file = j.lock();
-            Journal::append(&mut file, &line);
+            file.append(&line);
             file
         });
         self.send_now(Message::Record(record));
@@ -153,6 +153,12 @@ async fn write_batches(
         if !records.is_empty() || !releases.is_empty() || !progress.is_empty() {
             // A checkpoint of a request that settled in this batch is moot.
             progress.retain(|p| !records.iter().any(|r| r.request_id == p.request_id));
+            // Every record of the batch was journaled before it was queued: once the
+            // journal is on disk up to now, a power loss after the store's commit cannot
+            // leave the store ahead of the journal's replay.
+            if let Some(journal) = &journal {
+                journal.synced().await;
+            }
             write(&db, Batch { usage: &records, releases: &releases, progress: &progress }).await;
             records.clear();
             releases.clear();
@@ -166,10 +172,10 @@ async fn write_batches(
                     messages.push(message);
                 }
                 if detached.load(Ordering::SeqCst) == 0 {
-                    Journal::clear(&file);
+                    file.clear();
                     for message in &messages {
                         if let Message::Record(record) = message {
-                            Journal::append(&mut file, &Journal::line(record));
+                            file.append(&Journal::line(record));
                         }
                     }
                 }
@@ -216,7 +222,7 @@ impl Slot<'_> {
         let journal = self.1.map(|j| {
             let line = Journal::line(&record);
             let mut file = j.lock();
-            Journal::append(&mut file, &line);
+            file.append(&line);
             file
         });
         self.0.send(Message::Record(record));
@@ -298,6 +304,7 @@ impl MeterContext {
             *count = (*count).min(self.token_cap);
         }
         usage.cached_tokens = usage.cached_tokens.min(usage.prompt_tokens);
+        usage.cache_write_tokens = usage.cache_write_tokens.min(usage.prompt_tokens - usage.cached_tokens);
         usage.reasoning_tokens = usage.reasoning_tokens.min(usage.completion_tokens);
         UsageRecord {
             request_id: self.request_id.clone(),

@@ -185,6 +185,6 @@ async fn replay(journal: &Journal, db: &Db) -> Result<(), tokenrouter_store::Sto
         }
         tracing::info!(records = records.len(), "usage journal replayed");
     }
-    Journal::clear(&journal.lock());
+    journal.lock().clear();
     Ok(())
 }

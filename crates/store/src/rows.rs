@@ -183,14 +183,13 @@ impl TryFrom<UsageRow> for UsageRecord {
             u16::try_from(r.status).map_err(|_| corrupt("status", format!("{} is not an HTTP status", r.status)))?;
         let usage_source = UsageSource::parse(&r.usage_source)
             .ok_or_else(|| corrupt("usage_source", format!("unknown value '{}'", r.usage_source)))?;
-        let mut usage = Usage {
+        let usage = Usage {
             prompt_tokens: from_db_count(r.prompt_tokens),
             completion_tokens: from_db_count(r.completion_tokens),
             cached_tokens: from_db_count(r.cached_tokens),
             reasoning_tokens: from_db_count(r.reasoning_tokens),
-            ..Usage::default()
+            cache_write_tokens: from_db_count(r.cache_write_tokens),
         };
-        set_cache_write(&mut usage, from_db_count(r.cache_write_tokens));
         Ok(UsageRecord {
             request_id: r.request_id,
             key_id: r.key_id,
@@ -210,13 +209,6 @@ impl TryFrom<UsageRow> for UsageRecord {
         })
     }
 }
-
-/// Prompt tokens written to a provider's cache, as stored (0 until usage carries them).
-pub(crate) fn cache_write(_usage: &Usage) -> u64 {
-    0
-}
-
-fn set_cache_write(_usage: &mut Usage, _tokens: u64) {}
 
 macro_rules! hold_columns {
     () => {

@@ -169,6 +169,7 @@ pub(crate) fn usage(meta: &UsageMetadata) -> Usage {
         prompt_tokens: meta.prompt_token_count.saturating_add(meta.tool_use_prompt_token_count),
         completion_tokens: meta.candidates_token_count.saturating_add(meta.thoughts_token_count),
         cached_tokens: meta.cached_content_token_count,
+        cache_write_tokens: 0,
         reasoning_tokens: meta.thoughts_token_count,
     }
 }

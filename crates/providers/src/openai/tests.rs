@@ -52,7 +52,13 @@ fn reads_usage_from_answers_and_chunks() {
     let body = br#"{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":1}}}"#;
     assert_eq!(
         response_usage(body),
-        Some(Usage { prompt_tokens: 9, completion_tokens: 3, cached_tokens: 4, reasoning_tokens: 1 })
+        Some(Usage {
+            prompt_tokens: 9,
+            completion_tokens: 3,
+            cached_tokens: 4,
+            cache_write_tokens: 0,
+            reasoning_tokens: 1
+        })
     );
     assert_eq!(response_usage(br#"{"id":"x","usage":null}"#), None);
 

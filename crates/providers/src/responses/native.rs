@@ -61,6 +61,7 @@ impl From<WireUsage> for Usage {
             prompt_tokens: w.input_tokens,
             completion_tokens: w.output_tokens,
             cached_tokens: w.input_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            cache_write_tokens: 0,
             reasoning_tokens: w.output_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
         }
     }
@@ -143,7 +144,13 @@ mod tests {
         assert_eq!(info.sequence_number, Some(9));
         assert_eq!(
             info.usage,
-            Some(Usage { prompt_tokens: 12, completion_tokens: 30, cached_tokens: 4, reasoning_tokens: 10 })
+            Some(Usage {
+                prompt_tokens: 12,
+                completion_tokens: 30,
+                cached_tokens: 4,
+                cache_write_tokens: 0,
+                reasoning_tokens: 10
+            })
         );
         let delta = classify_event(br#"{"type":"response.output_text.delta","sequence_number":4,"delta":"Hi"}"#);
         assert!(delta.delivers_tokens && !delta.finished);

@@ -32,6 +32,10 @@ pub enum AccountsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Disable an account: its keys stop working on every gateway within a second.
+    Disable { name: String },
+    /// Enable a disabled account again.
+    Enable { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +109,19 @@ pub async fn accounts(db: &Db, command: AccountsCommand) -> Result<(), CliError>
                 "created account '{}' (id {}) with balance {} USD",
                 created.name, created.id, created.balance
             ));
+        }
+        AccountsCommand::Disable { name } | AccountsCommand::Enable { name }
+            if name.trim().is_empty() =>
+        {
+            return Err(CliError::Usage("an account name must not be empty".into()));
+        }
+        AccountsCommand::Disable { name } => {
+            db.set_account_disabled(&name, true).await?;
+            say(&format!("account '{name}' is disabled: its keys no longer work"));
+        }
+        AccountsCommand::Enable { name } => {
+            db.set_account_disabled(&name, false).await?;
+            say(&format!("account '{name}' is enabled"));
         }
         AccountsCommand::Credit { name, usd: amount } => {
             let amount = usd(&amount, "amount")?;

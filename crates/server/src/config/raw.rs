@@ -57,6 +57,8 @@ pub struct RawModel {
     #[serde(default, deserialize_with = "usd")]
     pub cached_input_price: Option<String>,
     #[serde(default, deserialize_with = "usd")]
+    pub cache_write_price: Option<String>,
+    #[serde(default, deserialize_with = "usd")]
     pub output_price: Option<String>,
     pub capabilities: Option<Vec<String>>,
     /// This model's routing strategy (overrides the server's).

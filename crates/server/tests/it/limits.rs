@@ -25,13 +25,13 @@ fn chat(gw: &Gateway, key: &str) -> reqwest::RequestBuilder {
     gw.http.post(format!("{}/v1/chat/completions", gw.url)).bearer_auth(key)
 }
 
-/// A chat body of exactly `len` bytes: the gateway estimates it at `len` prompt tokens.
-fn body_of_len(len: usize, stream: bool) -> String {
+/// A chat body whose text is exactly `tokens` × 4 characters ("user" and one long word,
+/// one token to the mock): the gateway admits it with `tokens` prompt tokens.
+fn body_of_tokens(tokens: usize, stream: bool, max_tokens: Option<u64>) -> String {
     let stream = if stream { r#""stream":true,"# } else { "" };
-    let head = format!(r#"{{"model":"gpt-4o-mini",{stream}"messages":[{{"role":"user","content":"hi"#);
-    let body = format!("{head}{}\"}}]}}", " ".repeat(len - head.len() - 4));
-    assert_eq!(body.len(), len);
-    body
+    let max_tokens = max_tokens.map(|n| format!(r#""max_tokens":{n},"#)).unwrap_or_default();
+    let word = "x".repeat(tokens * 4 - "user".len());
+    format!(r#"{{"model":"gpt-4o-mini",{stream}{max_tokens}"messages":[{{"role":"user","content":"{word}"}}]}}"#)
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {
@@ -100,7 +100,7 @@ async fn tokens_are_held_while_in_flight_and_given_back_at_settlement() {
     // The mock answers after 300 ms, so the first request is in flight when the second comes.
     let gw = Gateway::start_with(MockConfig { latency_ms: 300, ..MockConfig::default() }, "").await;
     let key = key_with(&gw, &[], None, Some(100)).await;
-    let body = body_of_len(69, false);
+    let body = body_of_tokens(69, false, None);
     let first = tokio::spawn(chat(&gw, &key).header("content-type", "application/json").body(body.clone()).send());
     let deadline = Instant::now() + Duration::from_secs(5);
     while gw.mock.stats().request_count() == 0 {
@@ -124,11 +124,36 @@ async fn tokens_are_held_while_in_flight_and_given_back_at_settlement() {
 
     // A stream settles to its usage when it ends.
     let key = key_with(&gw, &[], None, Some(100)).await;
-    let stream = chat(&gw, &key).header("content-type", "application/json").body(body_of_len(90, true)).send().await;
+    let stream =
+        chat(&gw, &key).header("content-type", "application/json").body(body_of_tokens(90, true, None)).send().await;
     let text = stream.unwrap().text().await.unwrap();
     assert!(text.contains("[DONE]"), "{text}");
-    let after = chat(&gw, &key).header("content-type", "application/json").body(body_of_len(69, false)).send().await;
+    let after =
+        chat(&gw, &key).header("content-type", "application/json").body(body_of_tokens(69, false, None)).send().await;
     assert_eq!(after.unwrap().status(), 200, "the stream gave back what it did not use");
+}
+
+#[tokio::test]
+async fn twelve_at_once_admit_exactly_the_tpm_over_the_reservation() {
+    // Each request reserves 100 prompt tokens (400 characters of text) + 100 max_tokens:
+    // 1000 a minute admit exactly 5. The mock holds the answers so none settles before
+    // all 12 are decided.
+    let gw = Gateway::start_with(MockConfig { latency_ms: 500, ..MockConfig::default() }, "").await;
+    let key = key_with(&gw, &[], None, Some(1000)).await;
+    let body = body_of_tokens(100, false, Some(100));
+    let send = || chat(&gw, &key).header("content-type", "application/json").body(body.clone()).send();
+    let responses = join_all((0..12).map(|_| send())).await;
+    let responses: Vec<reqwest::Response> = responses.into_iter().map(Result::unwrap).collect();
+
+    let (admitted, refused): (Vec<_>, Vec<_>) = responses.into_iter().partition(|r| r.status() == 200);
+    assert_eq!(admitted.len(), 5, "⌊1000 ÷ 200⌋");
+    assert_eq!(refused.len(), 7);
+    for response in refused {
+        // 200 tokens more than the bucket holds, at 1000 a minute: 12 s.
+        assert_eq!(header(&response, "retry-after"), "12");
+        assert_eq!(header(&response, "x-ratelimit-limit-tokens"), "1000");
+        expect_error(response, 429, "rate_limited").await;
+    }
 }
 
 #[tokio::test]

@@ -19,6 +19,20 @@ deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@fau
 
 
 [[models]]
+id = "claude-writes"
+context_window = 200000
+max_output_tokens = 4096
+input_price = 1
+cached_input_price = 0.10
+cache_write_price = 2.5
+output_price = 5
+deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@cache_write_tokens=3" } ]
+
+[[models]]
+id = "claude-sonnet-4-5"
+deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@cache_write_tokens=3" } ]
+
+[[models]]
 id = "gemini-unsafe"
 context_window = 100000
 max_output_tokens = 4096
@@ -60,6 +74,35 @@ async fn anthropic_answers_in_openai_shape_and_bills_cached_tokens_at_the_cached
     let completion = row.usage.completion_tokens;
     let expected = ((prompt - 2) * 1_000 + 2 * 100 + completion * 5_000) as i64;
     assert_eq!(row.cost.0, expected);
+}
+
+#[tokio::test]
+async fn anthropic_cache_writes_are_billed_at_the_cache_write_price() {
+    let gw = gateway().await;
+    // (model, input, cached input, cache write, output) in nano-USD per token: a configured
+    // cache_write_price, and the catalog's for Claude Sonnet 4.5 (1.25 × $3).
+    for (model, input, cached, write, output) in
+        [("claude-writes", 1_000, 100, 2_500, 5_000), ("claude-sonnet-4-5", 3_000, 300, 3_750, 15_000)]
+    {
+        for stream in [false, true] {
+            let body = json!({"model": model, "stream": stream, "messages": user("six words of prompt right here")});
+            let response = gw.chat(body).await;
+            assert_eq!(response.status(), 200, "{model}");
+            let id = request_id(&response);
+            let text = response.text().await.unwrap();
+            if !stream {
+                let usage: Value = serde_json::from_str::<Value>(&text).unwrap()["usage"].clone();
+                assert_eq!(usage["prompt_tokens"], 7, "{usage}");
+                assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 2);
+                assert_eq!(usage["prompt_tokens_details"]["cache_creation_tokens"], 3);
+            }
+            // 7 prompt tokens: 2 read from the cache, 3 written to it, 2 plain.
+            let row = gw.usage(&id).await;
+            assert_eq!((row.usage.prompt_tokens, row.usage.cached_tokens), (7, 2), "{model}");
+            let expected = 2 * input + 2 * cached + 3 * write + row.usage.completion_tokens as i64 * output;
+            assert_eq!(row.cost.0, expected, "{model}, stream {stream}");
+        }
+    }
 }
 
 #[tokio::test]

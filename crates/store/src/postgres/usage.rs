@@ -6,7 +6,7 @@ use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use super::PostgresDb;
 use super::holds::{checkpoint, close};
-use crate::rows::{UsageRow, cache_write, to_db_count, usage_columns};
+use crate::rows::{UsageRow, to_db_count, usage_columns};
 use crate::settle::{self, Funds};
 use crate::{Batch, StoreError, UsageRecord};
 
@@ -39,7 +39,7 @@ impl PostgresDb {
                     .push_bind(to_db_count(r.usage.completion_tokens))
                     .push_bind(to_db_count(r.usage.cached_tokens))
                     .push_bind(to_db_count(r.usage.reasoning_tokens))
-                    .push_bind(to_db_count(cache_write(&r.usage)))
+                    .push_bind(to_db_count(r.usage.cache_write_tokens))
                     .push_bind(r.cost.0)
                     .push_bind(r.usage_source.as_str())
                     .push_bind(r.client_disconnected)

@@ -6,7 +6,7 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteDb;
 use super::holds::{ROWS_PER_STATEMENT, checkpoint, close};
-use crate::rows::{UsageRow, cache_write, to_db_count, usage_columns};
+use crate::rows::{UsageRow, to_db_count, usage_columns};
 use crate::settle::{self, Funds};
 use crate::{Batch, StoreError, UsageRecord};
 
@@ -40,7 +40,7 @@ impl SqliteDb {
                     .push_bind(to_db_count(r.usage.completion_tokens))
                     .push_bind(to_db_count(r.usage.cached_tokens))
                     .push_bind(to_db_count(r.usage.reasoning_tokens))
-                    .push_bind(to_db_count(cache_write(&r.usage)))
+                    .push_bind(to_db_count(r.usage.cache_write_tokens))
                     .push_bind(r.cost.0)
                     .push_bind(r.usage_source.as_str())
                     .push_bind(r.client_disconnected)

@@ -167,6 +167,7 @@ pub fn usage_record(request_id: &str, key_id: &str, account_id: i64, cost: i64) 
             prompt_tokens: 12,
             completion_tokens: 34,
             cached_tokens: 0,
+            cache_write_tokens: 0,
             reasoning_tokens: 0,
         },
         cost: NanoUsd(cost),

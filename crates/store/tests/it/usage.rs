@@ -74,6 +74,7 @@ async fn usage_record_round_trips_every_field(backend: Backend) -> TestResult {
         prompt_tokens: 1_000_000,
         completion_tokens: 2_345,
         cached_tokens: 900_000,
+        cache_write_tokens: 0,
         reasoning_tokens: 1_024,
     };
     record.usage_source = UsageSource::Counted;

@@ -123,17 +123,20 @@ async fn a_key_revoked_with_the_cli_is_refused_by_every_replica_within_a_second(
 /// dead one's.
 type Targets = Arc<RwLock<Vec<String>>>;
 
-/// `per_replica` closed-loop clients on every replica until `stop`, counting each
-/// replica's 200s and every 5xx. A replica that is down is retried after a short pause.
+/// `per_replica` closed-loop clients on every replica until stopped, counting each
+/// replica's 200s, every 5xx and every request that got no answer (refused or cut
+/// connection: a dead replica). A replica that is down is retried after a short pause.
 fn load(targets: &Targets, http: &reqwest::Client, keys: &[String], per_replica: usize) -> Load {
     let replicas = targets.read().unwrap().len();
     let answered: Arc<Vec<AtomicUsize>> = Arc::new((0..replicas).map(|_| AtomicUsize::new(0)).collect());
-    let (failures, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let (failures, unanswered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for replica in 0..replicas {
         for client in 0..per_replica {
             let (http, targets, stop) = (http.clone(), Arc::clone(targets), Arc::clone(&stop));
             let (answered, failures) = (Arc::clone(&answered), Arc::clone(&failures));
+            let unanswered = Arc::clone(&unanswered);
             let key = keys[client % keys.len()].clone();
             tasks.push(tokio::spawn(async move {
                 let body =
@@ -144,25 +147,31 @@ fn load(targets: &Targets, http: &reqwest::Client, keys: &[String], per_replica:
                         Ok(response) => {
                             let status = response.status();
                             let whole = response.bytes().await.is_ok();
-                            if status == 200 && whole {
-                                answered[replica].fetch_add(1, Ordering::Relaxed);
-                            } else if status.is_server_error() {
+                            if status.is_server_error() {
                                 failures.fetch_add(1, Ordering::Relaxed);
+                            } else if !whole {
+                                unanswered.fetch_add(1, Ordering::Relaxed);
+                            } else if status == 200 {
+                                answered[replica].fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                        Err(_) => {
+                            unanswered.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
                     }
                 }
             }));
         }
     }
-    Load { answered, failures, stop, tasks }
+    Load { answered, failures, unanswered, stop, tasks }
 }
 
 struct Load {
     answered: Arc<Vec<AtomicUsize>>,
     /// 5xx answers (a dead replica's refused or cut connections are not answers).
     failures: Arc<AtomicUsize>,
+    unanswered: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -172,13 +181,14 @@ impl Load {
         self.answered.iter().map(|a| a.load(Ordering::Relaxed)).collect()
     }
 
-    /// Stops the clients; returns how many 5xx they met.
-    async fn finish(self) -> usize {
+    /// Stops the clients; returns how many 5xx they met and how many requests got no
+    /// answer at all.
+    async fn finish(self) -> (usize, usize) {
         self.stop.store(true, Ordering::Relaxed);
         for task in self.tasks {
             task.await.unwrap();
         }
-        self.failures.load(Ordering::Relaxed)
+        (self.failures.load(Ordering::Relaxed), self.unanswered.load(Ordering::Relaxed))
     }
 }
 
@@ -205,7 +215,9 @@ async fn kill_dash_nine_one_replica_under_load_five_times_leaves_no_hold_and_led
         targets.write().unwrap()[victim] = cluster.replicas[victim].url.clone();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(load.finish().await, 0, "5xx answers from live replicas");
+    let (failures, unanswered) = load.finish().await;
+    eprintln!("{unanswered} requests met a dead replica");
+    assert_eq!(failures, 0, "5xx answers");
     // Holds of a dead replica are ended by a live one within 60 s (or at its restart).
     cluster.no_holds_within(Duration::from_secs(70)).await;
     cluster.ledgers_add_up(&accounts).await;
@@ -233,7 +245,7 @@ async fn with_redis_stopped_mid_load_requests_keep_flowing_and_exact_limits_resu
     let back = Instant::now();
     let (_, fresh) = cluster.key("team", &["--rpm", "10"]);
     tokio::time::sleep(Duration::from_secs(5).saturating_sub(back.elapsed())).await;
-    assert_eq!(load.finish().await, 0, "5xx answers while Redis was away");
+    assert_eq!(load.finish().await, (0, 0), "(5xx, unanswered) while Redis was away");
     let statuses = statuses(cluster.burst(&fresh, "fast", 30).await).await;
     assert_eq!(count(&statuses, 200), 10, "{statuses:?}");
     assert_eq!(count(&statuses, 429), 20, "{statuses:?}");

@@ -4,7 +4,8 @@
 # gateway and the mock: the official `openai` and `anthropic` Python SDKs (installed into
 # .venv), the official `openai` Node SDK and Codex CLI (npm, pinned by lockfiles, cached in
 # ~/.cache/tokenrouter/npm). Non-interactive; needs cargo and python3, and installs
-# python3-venv, nodejs and npm with apt-get when they are missing.
+# python3-venv, nodejs and npm with apt-get when they are missing. The replica tests need
+# PostgreSQL and Redis: scripts/services.sh starts (or installs) them first, never skips.
 #
 #   scripts/test.sh
 set -euo pipefail
@@ -23,6 +24,10 @@ cargo fmt --all --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "PostgreSQL and Redis (the replica tests)"
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
 
 step "cargo test"
 cargo test --workspace --locked

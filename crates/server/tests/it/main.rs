@@ -1,16 +1,19 @@
-//! The gateway's integration tests: mock and gateway booted on 127.0.0.1:0 in-process.
+//! The gateway's integration tests: mock and gateway booted on 127.0.0.1:0 in-process;
+//! several real replicas on PostgreSQL and Redis (`replicas`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 
 mod billing;
 mod chat;
 mod cli;
+mod cluster;
 mod errors;
 mod harness;
 mod keys;
 mod limits;
 mod metering;
 mod providers;
+mod replicas;
 mod routing;
 mod streaming;
 mod surfaces;

@@ -27,7 +27,7 @@ use tokio::time::Sleep;
 
 use crate::limits::Admission;
 use crate::metering::{Measured, MeterContext, UsageWriter};
-use crate::retention::Keeper;
+use crate::retention::{Keeper, Writing};
 use crate::settlement::Reservation;
 use passthrough::PassThrough;
 use responses::NativeResponses;
@@ -142,6 +142,8 @@ pub struct MeteredSse {
     restating: Option<Restating>,
     /// Keeps the finished answer (a Responses one, restated or served natively).
     keeper: Option<Keeper>,
+    /// The write of the kept answer: the stream's last bytes wait for it.
+    writing: Option<Writing>,
     /// When to next record what the client has received (so that, should this process
     /// die, another one settles the hold at that).
     next_checkpoint: Instant,
@@ -180,6 +182,7 @@ impl MeteredSse {
             restating,
             keeper,
             next_checkpoint: now + CHECKPOINT_EVERY,
+            writing: None,
         }
     }
 
@@ -235,7 +238,7 @@ impl MeteredSse {
                 if let Transcoder::Responses(r) = &mut self.transcoder
                     && let (Some(answer), Some(keeper)) = (r.final_response.take(), self.keeper.take())
                 {
-                    keeper.keep_native(&answer);
+                    self.writing = keeper.keep_native(&answer);
                 }
                 let bytes = self.restate(bytes);
                 Some(self.close_restated(bytes)).filter(|b| !b.is_empty())
@@ -304,7 +307,7 @@ impl MeteredSse {
         let mut out = bytes.to_vec();
         restating.feed.finish(usage, &mut out);
         if let (Some(answer), Some(keeper)) = (restating.feed.completed(), self.keeper.take()) {
-            keeper.keep(restating.surface.as_ref(), &answer);
+            self.writing = keeper.keep(restating.surface.as_ref(), &answer);
         }
         Bytes::from(out)
     }
@@ -406,6 +409,14 @@ impl Body for MeteredSse {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
         loop {
+            if this.tail.is_some()
+                && let Some(writing) = &mut this.writing
+            {
+                if writing.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.writing = None;
+            }
             if let Some(tail) = this.tail.take() {
                 return Poll::Ready(Some(Ok(Frame::data(tail))));
             }

@@ -18,6 +18,7 @@ use crate::dispatch::Answer;
 use crate::edge::X_PROVIDER;
 use crate::error::ApiError;
 use crate::limits::{self, Admission};
+use crate::retention::Writing;
 use crate::metering::{Measured, MeterContext};
 use crate::settlement::Reservation;
 use crate::state::AppState;
@@ -61,6 +62,8 @@ pub(super) async fn respond(
         Work::Chat => (None, None),
     };
     let Held { reservation, admission, request_body } = held;
+    // A kept response is in the store before the client sees its answer end.
+    let mut writing: Option<Writing> = None;
     let mut response = match answer {
         Answer::Refused { status, body } => {
             admission.settle(0);
@@ -71,9 +74,7 @@ pub(super) async fn respond(
             let whole = match (&shape, &embeddings) {
                 (Shape::Embeddings, Some(request)) => embedded(served.adapter, body, request, &meta),
                 (Shape::Relayed { api: NativeApi::Responses, .. }, _) => {
-                    if let Some(keeper) = keeper.take() {
-                        keeper.keep_native(&body);
-                    }
+                    writing = keeper.take().and_then(|keeper| keeper.keep_native(&body));
                     Ok(native_response(body, &request_body))
                 }
                 _ => complete(served.adapter, body, &request_body, &meta),
@@ -81,9 +82,7 @@ pub(super) async fn respond(
             let restated = whole.and_then(|(body, measured)| match &shape {
                 Shape::Restated(surface) => {
                     let out = restate(surface.as_ref(), &body, measured)?;
-                    if let Some(keeper) = keeper {
-                        keeper.keep(surface.as_ref(), &out);
-                    }
+                    writing = keeper.and_then(|keeper| keeper.keep(surface.as_ref(), &out));
                     Ok((Bytes::from(out), measured))
                 }
                 _ => Ok((body, measured)),
@@ -97,6 +96,9 @@ pub(super) async fn respond(
             };
             admission.settle(limits::used_tokens(measured));
             finish(state, reservation, meter.usage_record(200, measured, false)).await;
+            if let Some(writing) = writing {
+                writing.await;
+            }
             json_response(StatusCode::OK, body)
         }
         Answer::Stream { first, rest } => {

@@ -63,7 +63,7 @@ async fn job(
     let keeper = if request.store == Some(false) {
         None
     } else {
-        Keeper::new(state.retention.clone(), state.db.clone(), key.account_id, config.server.response_retention)
+        Keeper::new(state.db.clone(), key.account_id, config.server.response_retention)
     };
     // Only responses this account has here can be continued (never an id merely passed
     // on to an upstream, which would answer for any account).

@@ -4,6 +4,7 @@
 //! methods delegate to the backend, so callers never name a backend.
 
 mod accounts;
+pub mod counters;
 mod error;
 mod holds;
 mod keys;

@@ -10,8 +10,10 @@ fn key(id: &str, rpm: Option<u32>, tpm: Option<u32>) -> KeyRow {
 }
 
 fn admit(limits: &Limits, key: &KeyRow, tokens: u64, now: Instant) -> Result<Admission, ApiError> {
-    let Counters::Local(local) = &limits.counters;
-    local.admit(key, tokens, now)
+    match &limits.counters {
+        Counters::Local(local) => local.admit(key, tokens, now),
+        Counters::Redis(_) => panic!("these tests use local counters"),
+    }
 }
 
 fn refusal(result: Result<Admission, ApiError>) -> (Duration, &'static str) {
@@ -104,4 +106,27 @@ fn headers_only_for_keys_with_limits_and_durations_in_go_format() {
         assert_eq!(duration_text(nanos), text);
     }
     assert_eq!(duration_text(17_142 * ms + 1), "17.143s");
+}
+
+#[test]
+fn a_request_refused_after_admission_gives_back_its_request_and_tokens() {
+    let limits = Limits::local();
+    let k = key("cancel", Some(2), Some(100));
+    let t0 = Instant::now();
+    admit(&limits, &k, 30, t0).unwrap();
+    let second = admit(&limits, &k, 50, t0).unwrap();
+    assert_eq!(refusal(admit(&limits, &k, 10, t0)).1, "requests");
+    // Refused afterwards (no funds): as if never admitted.
+    second.cancel_at(t0);
+    let third = admit(&limits, &k, 70, t0).expect("its request and its 50 tokens came back");
+    assert_eq!(refusal(admit(&limits, &k, 0, t0)).1, "requests");
+    third.cancel_at(t0);
+    let mut headers = HeaderMap::new();
+    limits.stamp(&k, &mut headers, t0);
+    assert_eq!(header(&headers, "x-ratelimit-remaining-requests"), "1");
+    assert_eq!(header(&headers, "x-ratelimit-remaining-tokens"), "70");
+    // A key with only a requests limit gives its request back too.
+    let rpm_only = key("cancel-rpm", Some(1), None);
+    admit(&limits, &rpm_only, 0, t0).unwrap().cancel_at(t0);
+    assert!(admit(&limits, &rpm_only, 0, t0).is_ok());
 }

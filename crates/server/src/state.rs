@@ -75,6 +75,15 @@ impl AppState {
         let book = Book::open(&db).await?;
         let version = db.keys_version().await?;
         let keys = KeySnapshot::new(version, db.active_keys().await?);
+        let limits = match &config.redis.url {
+            Some(url) => {
+                let limits = Limits::redis(url, &config.redis.key_prefix).await;
+                let endpoint = tokenrouter_store::counters::endpoint(url);
+                tracing::info!(redis = %endpoint, "rate limits shared through Redis");
+                limits
+            }
+            None => Limits::local(),
+        };
         let state = AppState(Arc::new(Shared {
             config: ArcSwap::from_pointee(config),
             keys: ArcSwap::from_pointee(keys),
@@ -83,7 +92,7 @@ impl AppState {
             upstream,
             routing: Routing::new(),
             book: Arc::new(book),
-            limits: Limits::local(),
+            limits,
             allowlists: IpAllowlists::default(),
             retention: Arc::default(),
             last_forced_refresh_ms: AtomicI64::new(0),

@@ -19,8 +19,8 @@ use crate::routing::Strategy;
 pub use tokenrouter_providers::openai::Dialect;
 
 pub use env::Env;
-pub use redis::RedisConfig;
 use raw::{RawDeployment, RawModel, RawProvider, RawRedis, RawServer};
+pub use redis::RedisConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -182,9 +182,7 @@ impl Config {
                 "providers" => providers = list(value, "providers", &mut errors),
                 "models" => models = list(value, "models", &mut errors),
                 "redis" => redis = section(value, "redis", &mut errors).unwrap_or_default(),
-                other => {
-                    errors.push(format!("{other}: unknown section (expected server, redis, providers or models)"))
-                }
+                other => errors.push(format!("{other}: unknown section (expected server, redis, providers or models)")),
             }
         }
         let mut config = build(server, providers, models, env, &mut errors);

@@ -64,10 +64,7 @@ mod tests {
         assert_eq!(RedisConfig::build(raw, &mut errors), RedisConfig::default());
         assert_eq!(
             errors,
-            [
-                "redis.url: expected a URL starting with redis:// or rediss://",
-                "redis.key_prefix: cannot be empty"
-            ]
+            ["redis.url: expected a URL starting with redis:// or rediss://", "redis.key_prefix: cannot be empty"]
         );
         let raw = RawRedis { url: Some("rediss://user:s3cret@cache:6380/2".into()), key_prefix: None };
         let config = RedisConfig::build(raw, &mut errors);

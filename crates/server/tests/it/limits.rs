@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokenrouter_mock::MockConfig;
 
 use crate::harness::{Gateway, expect_error, key_for, user};
+use tokenrouter_core::NanoUsd;
 use tokenrouter_store::NewKey;
 
 /// A key of the gateway's account with these limits; returns the full secret.
@@ -264,6 +265,24 @@ async fn two_gateways_sharing_redis_admit_exactly_the_limit_between_them() {
     assert!(!a.state.limits.redis_fallback() && !b.state.limits.redis_fallback());
 }
 
+#[tokio::test]
+async fn a_request_refused_for_funds_takes_nothing_from_the_rate_limit() {
+    let extra = redis_toml(&redis_url(), &format!("tokenrouter-it:{}:", uuid::Uuid::now_v7()));
+    for gw in [Gateway::start().await, Gateway::start_with(MockConfig::default(), &extra).await] {
+        let account = gw.db.create_account("empty", NanoUsd::ZERO).await.unwrap();
+        let (mut key, secret) = key_for(account.id);
+        key.rpm = Some(2);
+        gw.add_key(&key).await;
+        let body = json!({"model": "slow-model", "messages": user("hi")});
+        for _ in 0..5 {
+            let response = chat(&gw, &secret).json(&body).send().await.unwrap();
+            expect_error(response, 402, "insufficient_quota").await;
+            // Given back in the background (with Redis, in the next batch of corrections).
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+}
+
 /// A `redis-server` on a port, stopped when dropped.
 struct RedisServer(std::process::Child);
 
@@ -290,7 +309,7 @@ async fn without_redis_each_gateway_limits_on_its_own_until_redis_is_back() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server must be installed for this test");
-    let _redis = RedisServer(redis);
+    let redis = RedisServer(redis);
     while a.state.limits.redis_fallback() {
         assert!(started.elapsed() < Duration::from_secs(5), "still on its own counters 5 s after Redis started");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -301,4 +320,13 @@ async fn without_redis_each_gateway_limits_on_its_own_until_redis_is_back() {
     let key = shared_key(&[&a, &b], 3).await;
     let responses = spread(&[&a, &b], &key, 9).await;
     assert_eq!(admitted(&responses), 3, "exactly the limit, over both replicas");
+
+    // Redis goes away again: requests are still answered at once, on each replica's counters.
+    drop(redis);
+    let key = shared_key(&[&a], 2).await;
+    let sent = Instant::now();
+    let responses = spread(&[&a], &key, 3).await;
+    assert!(sent.elapsed() < Duration::from_secs(2), "waited {:?} on a dead Redis", sent.elapsed());
+    assert_eq!(admitted(&responses), 2);
+    assert!(a.state.limits.redis_fallback());
 }

@@ -130,3 +130,35 @@ fn a_request_refused_after_admission_gives_back_its_request_and_tokens() {
     admit(&limits, &rpm_only, 0, t0).unwrap().cancel_at(t0);
     assert!(admit(&limits, &rpm_only, 0, t0).is_ok());
 }
+
+/// Two replicas on the Redis of the tests (`TOKENROUTER_TEST_REDIS_URL`): what one
+/// settles, the other sees, batched in the background.
+#[tokio::test]
+async fn with_redis_settlements_and_cancellations_reach_every_replica() {
+    let url = std::env::var("TOKENROUTER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let prefix = format!("tokenrouter-test:{}:", uuid::Uuid::now_v7());
+    let (a, b) = (Limits::redis(&url, &prefix).await, Limits::redis(&url, &prefix).await);
+    assert!(!a.redis_fallback(), "this test needs a Redis at TOKENROUTER_TEST_REDIS_URL");
+    let k = key("shared", Some(3), Some(100));
+    let settled = || tokio::time::sleep(Duration::from_millis(50));
+    let first = a.admit(&k, 60, Instant::now()).await.unwrap();
+    assert_eq!(refusal(b.admit(&k, 60, Instant::now()).await).1, "tokens");
+    first.settle(10);
+    settled().await;
+    let second = b.admit(&k, 60, Instant::now()).await.expect("the refund reached Redis");
+    // The mirror serves the headers: 10 + 60 tokens and 2 requests used.
+    let mut headers = HeaderMap::new();
+    b.stamp(&k, &mut headers, Instant::now());
+    let tokens_left: u64 = header(&headers, "x-ratelimit-remaining-tokens").parse().unwrap();
+    assert!((30..=31).contains(&tokens_left), "{tokens_left} (30, and what the last few ms drained)");
+    assert_eq!(header(&headers, "x-ratelimit-remaining-requests"), "1");
+    second.cancel();
+    settled().await;
+    let third = a.admit(&k, 90, Instant::now()).await.expect("the cancellation gave back 60 tokens");
+    let mut headers = HeaderMap::new();
+    a.stamp(&k, &mut headers, Instant::now());
+    assert_eq!(header(&headers, "x-ratelimit-remaining-requests"), "1", "the cancelled request came back");
+    third.settle(95);
+    settled().await;
+    assert_eq!(refusal(b.admit(&k, 1, Instant::now()).await).1, "tokens", "charged 5 more: 105 used");
+}

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokenrouter_store::Db;
 
-use crate::config::{Config, ConfigErrors, DEFAULT_LISTEN, Env};
+use crate::config::{Config, ConfigErrors, DEFAULT_LISTEN, Env, RedisConfig};
 use crate::state::AppState;
 
 #[derive(Debug, Parser)]
@@ -22,6 +22,9 @@ pub struct Cli {
     /// Config file (default ./tokenrouter.toml when present; otherwise providers come from the environment).
     #[arg(long, global = true, env = "TOKENROUTER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Redis URL (redis:// or rediss://) for rate limits shared by replicas; overrides [redis] url.
+    #[arg(long, global = true, env = "TOKENROUTER_REDIS_URL")]
+    pub redis: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -90,9 +93,7 @@ impl From<tokenrouter_store::StoreError> for CliError {
             | E::KeyNotFound(_)
             | E::UnsupportedUrl(_)
             | E::Money(_)
-            | E::WouldOverdraw(_) => {
-                CliError::Usage(e.to_string())
-            }
+            | E::WouldOverdraw(_) => CliError::Usage(e.to_string()),
             other => CliError::Runtime(other.to_string()),
         }
     }
@@ -123,7 +124,9 @@ pub fn main() -> ExitCode {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let env = Env::from_process();
     match cli.command {
-        Command::Serve { listen } => serve(&cli.database, cli.config.as_deref(), listen, &env).await,
+        Command::Serve { listen } => {
+            serve(&cli.database, cli.config.as_deref(), cli.redis.as_deref(), listen, &env).await
+        }
         Command::MockUpstream { listen, latency_ms, tokens_per_second, reply_tokens, fault } => {
             let fault = fault.map(|f| f.parse()).transpose().map_err(|e| CliError::Usage(format!("--fault: {e}")))?;
             let config = tokenrouter_mock::MockConfig {
@@ -178,8 +181,18 @@ pub fn load_config(path: Option<&Path>, env: &Env) -> Result<(Config, String), C
     }
 }
 
-async fn serve(database: &str, config: Option<&Path>, listen: Option<SocketAddr>, env: &Env) -> Result<(), CliError> {
-    let (config, source) = load_config(config, env)?;
+async fn serve(
+    database: &str,
+    config: Option<&Path>,
+    redis: Option<&str>,
+    listen: Option<SocketAddr>,
+    env: &Env,
+) -> Result<(), CliError> {
+    let (mut config, source) = load_config(config, env)?;
+    if let Some(url) = redis {
+        RedisConfig::check_url(url).map_err(|e| CliError::Usage(format!("--redis: {e}")))?;
+        config.redis.url = Some(url.to_owned());
+    }
     let addr = listen
         .or(config.server.listen)
         .or_else(|| DEFAULT_LISTEN.parse().ok())

@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod env;
 pub mod raw;
+mod redis;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +19,8 @@ use crate::routing::Strategy;
 pub use tokenrouter_providers::openai::Dialect;
 
 pub use env::Env;
-use raw::{RawDeployment, RawModel, RawProvider, RawServer};
+use raw::{RawDeployment, RawModel, RawProvider, RawRedis, RawServer};
+pub use redis::RedisConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -144,6 +146,8 @@ impl Model {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
+    /// `[redis]`: rate limits shared by replicas.
+    pub redis: RedisConfig,
     pub providers: Vec<Arc<Provider>>,
     models: HashMap<String, Arc<Model>>,
     model_order: Vec<String>,
@@ -171,15 +175,18 @@ impl Config {
         let mut server = RawServer::default();
         let mut providers = Vec::new();
         let mut models = Vec::new();
+        let mut redis = RawRedis::default();
         for (key, value) in table {
             match key.as_str() {
                 "server" => server = section(value, "server", &mut errors).unwrap_or_default(),
                 "providers" => providers = list(value, "providers", &mut errors),
                 "models" => models = list(value, "models", &mut errors),
-                other => errors.push(format!("{other}: unknown section (expected server, providers or models)")),
+                "redis" => redis = section(value, "redis", &mut errors).unwrap_or_default(),
+                other => errors.push(format!("{other}: unknown section (expected server, redis, providers or models)")),
             }
         }
         let mut config = build(server, providers, models, env, &mut errors);
+        config.redis = RedisConfig::build(redis, &mut errors);
         config.apply_default_timeouts();
         config.check_fallbacks(&mut errors);
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -333,7 +340,13 @@ where
             built_models.insert(model.id.clone(), Arc::new(model));
         }
     }
-    Config { server, providers: built_providers, models: built_models, model_order: order }
+    Config {
+        server,
+        redis: RedisConfig::default(),
+        providers: built_providers,
+        models: built_models,
+        model_order: order,
+    }
 }
 
 fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {

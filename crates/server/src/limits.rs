@@ -2,9 +2,11 @@
 //! smooth, no fixed windows. A request is admitted with its estimated tokens (prompt
 //! characters ÷ 4 plus `max_tokens`, see [`estimate`]); its
 //! [`Admission`] settles to the tokens actually used. Refusals are 429 with the exact
-//! `Retry-After`; answers carry OpenAI's `x-ratelimit-*` headers.
+//! `Retry-After`; answers carry OpenAI's `x-ratelimit-*` headers. The buckets live in this
+//! process, or in Redis when several replicas share the limits (`replicated`).
 
 mod gcra;
+mod replicated;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -18,6 +20,8 @@ use crate::error::ApiError;
 use crate::metering::Measured;
 use crate::tokens;
 use gcra::Bucket;
+use replicated::Replicated;
+use tokenrouter_store::counters::{Admitted, Change, Correction, Unit};
 
 static LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
 static REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
@@ -49,6 +53,8 @@ pub struct Limits {
 /// Where the buckets live: in this process, or (with several replicas) shared.
 pub enum Counters {
     Local(Local),
+    /// In Redis, mirrored here (for the headers, and to fall back on while Redis is away).
+    Redis(Replicated),
 }
 
 /// Buckets in memory, one pair per key, created on the key's first limited request.
@@ -72,7 +78,22 @@ fn limits_of(key: &KeyRow) -> (Option<u32>, Option<u32>) {
 impl Limits {
     /// Counters in this process.
     pub fn local() -> Limits {
-        Limits { counters: Counters::Local(Local { base: Instant::now(), keys: RwLock::default() }) }
+        Limits { counters: Counters::Local(Local::new()) }
+    }
+
+    /// Counters in the Redis at `url`, shared by every replica using the same `key_prefix`.
+    /// An unreachable Redis does not stop the gateway: it starts on its own counters and
+    /// switches to Redis when it answers.
+    pub async fn redis(url: &str, key_prefix: &str) -> Limits {
+        Limits { counters: Counters::Redis(Replicated::start(url, key_prefix).await) }
+    }
+
+    /// Whether limits are, for now, this replica's own because Redis is unreachable.
+    pub fn redis_fallback(&self) -> bool {
+        match &self.counters {
+            Counters::Local(_) => false,
+            Counters::Redis(replicated) => replicated.fallback(),
+        }
     }
 
     /// Admits one request of `key` estimated at `tokens`, or refuses it (429) with the
@@ -80,6 +101,7 @@ impl Limits {
     pub async fn admit(&self, key: &KeyRow, tokens: u64, now: Instant) -> Result<Admission, ApiError> {
         match &self.counters {
             Counters::Local(local) => local.admit(key, tokens, now),
+            Counters::Redis(replicated) => replicated.admit(key, tokens, now).await,
         }
     }
 
@@ -89,9 +111,11 @@ impl Limits {
         if rpm.is_none() && tpm.is_none() {
             return;
         }
-        let (buckets, now) = match &self.counters {
-            Counters::Local(local) => (local.peek(&key.id), local.nanos(now)),
+        let local = match &self.counters {
+            Counters::Local(local) => local,
+            Counters::Redis(replicated) => replicated.local(),
         };
+        let (buckets, now) = (local.peek(&key.id), local.nanos(now));
         if let Some(limit) = rpm {
             let names = [&LIMIT_REQUESTS, &REMAINING_REQUESTS, &RESET_REQUESTS];
             write_headers(headers, names, limit, buckets.requests, now);
@@ -137,6 +161,10 @@ pub fn duration_text(nanos: u64) -> String {
 }
 
 impl Local {
+    fn new() -> Local {
+        Local { base: Instant::now(), keys: RwLock::default() }
+    }
+
     fn nanos(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
@@ -177,13 +205,13 @@ impl Local {
         buckets.requests = requests;
         buckets.tokens = tokens_after;
         drop(buckets);
-        let held = match tpm {
-            Some(tpm) => {
-                Held::Local { cell, base: self.base, charged: tokens.min(u64::from(tpm)), admitted: tokens_after }
-            }
-            None => Held::Nothing,
+        let held = LocalHeld {
+            cell,
+            base: self.base,
+            requests: rpm.map(|_| requests),
+            tokens: tpm.map(|tpm| (tokens.min(u64::from(tpm)), tokens_after)),
         };
-        Ok(Admission { held })
+        Ok(Admission { held: Held::Local(held) })
     }
 }
 
@@ -191,23 +219,40 @@ fn lock(cell: &Mutex<Buckets>) -> MutexGuard<'_, Buckets> {
     cell.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One admitted request's tokens, to settle when its usage is known. Dropped unsettled,
-/// the estimate stands.
+/// One admitted request: its tokens to settle when its usage is known, or all of it to
+/// give back when it is refused after admission. Dropped unsettled, the estimate stands.
 pub struct Admission {
     held: Held,
 }
 
 enum Held {
-    /// No token limit: nothing to correct.
+    /// No limit: nothing to correct.
     Nothing,
-    Local {
-        cell: Arc<Mutex<Buckets>>,
-        base: Instant,
-        /// The tokens charged at admission (the estimate, at most the whole limit).
-        charged: u64,
-        /// The token bucket right after the admission.
-        admitted: Bucket,
+    Local(LocalHeld),
+    /// Admitted by Redis: corrected there (in batches) and in the local mirror.
+    Redis {
+        local: LocalHeld,
+        remote: RemoteHeld,
     },
+}
+
+/// What an admission took from this process's buckets.
+struct LocalHeld {
+    cell: Arc<Mutex<Buckets>>,
+    base: Instant,
+    /// The request bucket right after the admission (with a requests limit).
+    requests: Option<Bucket>,
+    /// The tokens charged at admission (the estimate, at most the whole limit) and the
+    /// token bucket right after it (with a tokens limit).
+    tokens: Option<(u64, Bucket)>,
+}
+
+/// What an admission took from Redis, and where its corrections go.
+struct RemoteHeld {
+    key_id: String,
+    requests: Option<(u32, Admitted)>,
+    tokens: Option<(u32, Admitted)>,
+    corrections: tokio::sync::mpsc::UnboundedSender<Correction>,
 }
 
 impl Admission {
@@ -219,13 +264,71 @@ impl Admission {
 
     /// [`Admission::settle`] at a given time.
     pub fn settle_at(self, actual_tokens: u64, now: Instant) {
-        let Held::Local { cell, base, charged, admitted } = self.held else { return };
-        let now = u64::try_from(now.saturating_duration_since(base).as_nanos()).unwrap_or(u64::MAX);
-        let mut buckets = lock(&cell);
-        if actual_tokens > charged {
-            buckets.tokens.charge(actual_tokens - charged);
-        } else if actual_tokens < charged {
-            buckets.tokens.refund(charged - actual_tokens, now, admitted);
+        match self.held {
+            Held::Nothing => {}
+            Held::Local(local) => local.settle(actual_tokens, false, now),
+            Held::Redis { local, remote } => {
+                let charged = local.tokens.map_or(0, |(charged, _)| charged);
+                local.settle(actual_tokens, false, now);
+                remote.settle(charged, actual_tokens, false);
+            }
+        }
+    }
+
+    /// The request was refused after admission (no funds, no deployment): gives back its
+    /// request and all its tokens, as if it had never been admitted.
+    pub fn cancel(self) {
+        self.cancel_at(Instant::now());
+    }
+
+    /// [`Admission::cancel`] at a given time.
+    pub fn cancel_at(self, now: Instant) {
+        match self.held {
+            Held::Nothing => {}
+            Held::Local(local) => local.settle(0, true, now),
+            Held::Redis { local, remote } => {
+                let charged = local.tokens.map_or(0, |(charged, _)| charged);
+                local.settle(0, true, now);
+                remote.settle(charged, 0, true);
+            }
+        }
+    }
+}
+
+impl LocalHeld {
+    fn settle(self, actual_tokens: u64, give_back_request: bool, now: Instant) {
+        let now = u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
+        let mut buckets = lock(&self.cell);
+        if let Some((charged, admitted)) = self.tokens {
+            if actual_tokens > charged {
+                buckets.tokens.charge(actual_tokens - charged);
+            } else if actual_tokens < charged {
+                buckets.tokens.refund(charged - actual_tokens, now, admitted);
+            }
+        }
+        if let (true, Some(admitted)) = (give_back_request, self.requests) {
+            buckets.requests.refund(1, now, admitted);
+        }
+    }
+}
+
+impl RemoteHeld {
+    fn settle(self, charged: u64, actual_tokens: u64, give_back_request: bool) {
+        let correction =
+            |unit, per_minute, change| Correction { key_id: self.key_id.clone(), unit, per_minute, change };
+        if let Some((tpm, admitted)) = self.tokens {
+            let change = match actual_tokens.cmp(&charged) {
+                std::cmp::Ordering::Greater => Some(Change::Charge(actual_tokens - charged)),
+                std::cmp::Ordering::Less => Some(Change::Refund { units: charged - actual_tokens, admitted }),
+                std::cmp::Ordering::Equal => None,
+            };
+            if let Some(change) = change {
+                // A closed queue means the limiter is gone: nothing left to correct.
+                let _ = self.corrections.send(correction(Unit::Tokens, tpm, change));
+            }
+        }
+        if let (true, Some((rpm, admitted))) = (give_back_request, self.requests) {
+            let _ = self.corrections.send(correction(Unit::Requests, rpm, Change::Refund { units: 1, admitted }));
         }
     }
 }

@@ -193,7 +193,7 @@ async fn serve(
     let estimate = limits::estimate(&bytes, output_ceiling(primary));
     let admission = state.limits.admit(&key, estimate, Instant::now()).await?;
     let Some(first) = primary.deployments.first() else {
-        admission.settle(0);
+        admission.cancel();
         return Err(ApiError::UpstreamUnavailable(format!("'{}' has no deployment.", primary.id)));
     };
     let prompt = if job.unseen_history { None } else { Some(tokens::reservation_estimate(&bytes)) };
@@ -203,7 +203,8 @@ async fn serve(
     let reservation = match reserve(state, holding, ceiling, &config).await {
         Ok(reservation) => reservation,
         Err(e) => {
-            admission.settle(0);
+            // Refused (402) before anything was sent: the request costs no rate limit.
+            admission.cancel();
             return Err(e);
         }
     };

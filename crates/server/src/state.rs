@@ -78,6 +78,22 @@ impl AppState {
         crate::replicas::end_orphans(&db, &replica).await?;
         let version = db.keys_version().await?;
         let keys = KeySnapshot::new(version, db.active_keys().await?);
+        let limits = match &config.redis.url {
+            Some(url) => {
+                let limits = Limits::redis(url, &config.redis.key_prefix).await;
+                let endpoint = tokenrouter_store::counters::endpoint(url);
+                tracing::info!(redis = %endpoint, "rate limits shared through Redis");
+                limits
+            }
+            None => {
+                if matches!(db, Db::Postgres(_)) {
+                    tracing::warn!(
+                        "no [redis] configured: with several replicas on this database, each applies RPM/TPM limits on its own (limits × replicas); money stays exact"
+                    );
+                }
+                Limits::local()
+            }
+        };
         let state = AppState(Arc::new(Shared {
             config: ArcSwap::from_pointee(config),
             keys: ArcSwap::from_pointee(keys),
@@ -86,7 +102,7 @@ impl AppState {
             upstream,
             routing: Routing::new(),
             replica,
-            limits: Limits::local(),
+            limits,
             allowlists: IpAllowlists::default(),
             retention: Arc::default(),
             last_forced_refresh_ms: AtomicI64::new(0),

@@ -7,6 +7,7 @@
 //! same test suite runs against both.
 
 mod accounts;
+pub mod counters;
 mod error;
 mod holds;
 mod keys;

@@ -110,9 +110,7 @@ pub async fn accounts(db: &Db, command: AccountsCommand) -> Result<(), CliError>
                 created.name, created.id, created.balance
             ));
         }
-        AccountsCommand::Disable { name } | AccountsCommand::Enable { name }
-            if name.trim().is_empty() =>
-        {
+        AccountsCommand::Disable { name } | AccountsCommand::Enable { name } if name.trim().is_empty() => {
             return Err(CliError::Usage("an account name must not be empty".into()));
         }
         AccountsCommand::Disable { name } => {

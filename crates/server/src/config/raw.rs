@@ -30,6 +30,16 @@ pub struct RawServer {
     pub response_retention_secs: Option<u64>,
 }
 
+/// `[redis]`: rate limits shared by replicas.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS).
+    pub url: Option<String>,
+    /// Prefix of every Redis key the gateway writes (default `tokenrouter:`).
+    pub key_prefix: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {

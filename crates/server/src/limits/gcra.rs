@@ -45,6 +45,13 @@ impl Bucket {
         }
     }
 
+    /// The bucket that is busy at `now` (ns) for `busy_ms` milliseconds × `limit`, as
+    /// Redis keeps it: one unit is 60 000 there as 60 s is here.
+    pub fn with_busy(now: u64, busy_ms: u64, limit: u32) -> Bucket {
+        let limit = limit.max(1);
+        Bucket { tat: u128::from(now) * u128::from(limit) + u128::from(busy_ms) * 1_000_000, limit }
+    }
+
     /// Units that could be admitted at once at `now`.
     pub fn remaining(self, now: u64, limit: u32) -> u64 {
         let limit = limit.max(1);

@@ -10,8 +10,10 @@ fn key(id: &str, rpm: Option<u32>, tpm: Option<u32>) -> KeyRow {
 }
 
 fn admit(limits: &Limits, key: &KeyRow, tokens: u64, now: Instant) -> Result<Admission, ApiError> {
-    let Counters::Local(local) = &limits.counters;
-    local.admit(key, tokens, now)
+    match &limits.counters {
+        Counters::Local(local) => local.admit(key, tokens, now),
+        Counters::Redis(_) => panic!("these tests use local counters"),
+    }
 }
 
 fn refusal(result: Result<Admission, ApiError>) -> (Duration, &'static str) {
@@ -104,4 +106,59 @@ fn headers_only_for_keys_with_limits_and_durations_in_go_format() {
         assert_eq!(duration_text(nanos), text);
     }
     assert_eq!(duration_text(17_142 * ms + 1), "17.143s");
+}
+
+#[test]
+fn a_request_refused_after_admission_gives_back_its_request_and_tokens() {
+    let limits = Limits::local();
+    let k = key("cancel", Some(2), Some(100));
+    let t0 = Instant::now();
+    admit(&limits, &k, 30, t0).unwrap();
+    let second = admit(&limits, &k, 50, t0).unwrap();
+    assert_eq!(refusal(admit(&limits, &k, 10, t0)).1, "requests");
+    // Refused afterwards (no funds): as if never admitted.
+    second.cancel_at(t0);
+    let third = admit(&limits, &k, 70, t0).expect("its request and its 50 tokens came back");
+    assert_eq!(refusal(admit(&limits, &k, 0, t0)).1, "requests");
+    third.cancel_at(t0);
+    let mut headers = HeaderMap::new();
+    limits.stamp(&k, &mut headers, t0);
+    assert_eq!(header(&headers, "x-ratelimit-remaining-requests"), "1");
+    assert_eq!(header(&headers, "x-ratelimit-remaining-tokens"), "70");
+    // A key with only a requests limit gives its request back too.
+    let rpm_only = key("cancel-rpm", Some(1), None);
+    admit(&limits, &rpm_only, 0, t0).unwrap().cancel_at(t0);
+    assert!(admit(&limits, &rpm_only, 0, t0).is_ok());
+}
+
+/// Two replicas on the Redis of the tests (`TOKENROUTER_TEST_REDIS_URL`): what one
+/// settles, the other sees, batched in the background.
+#[tokio::test]
+async fn with_redis_settlements_and_cancellations_reach_every_replica() {
+    let url = std::env::var("TOKENROUTER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let prefix = format!("tokenrouter-test:{}:", uuid::Uuid::now_v7());
+    let (a, b) = (Limits::redis(&url, &prefix).await, Limits::redis(&url, &prefix).await);
+    assert!(!a.redis_fallback(), "this test needs a Redis at TOKENROUTER_TEST_REDIS_URL");
+    let k = key("shared", Some(3), Some(100));
+    let settled = || tokio::time::sleep(Duration::from_millis(50));
+    let first = a.admit(&k, 60, Instant::now()).await.unwrap();
+    assert_eq!(refusal(b.admit(&k, 60, Instant::now()).await).1, "tokens");
+    first.settle(10);
+    settled().await;
+    let second = b.admit(&k, 60, Instant::now()).await.expect("the refund reached Redis");
+    // The mirror serves the headers: 10 + 60 tokens and 2 requests used.
+    let mut headers = HeaderMap::new();
+    b.stamp(&k, &mut headers, Instant::now());
+    let tokens_left: u64 = header(&headers, "x-ratelimit-remaining-tokens").parse().unwrap();
+    assert!((30..=31).contains(&tokens_left), "{tokens_left} (30, and what the last few ms drained)");
+    assert_eq!(header(&headers, "x-ratelimit-remaining-requests"), "1");
+    second.cancel();
+    settled().await;
+    let third = a.admit(&k, 90, Instant::now()).await.expect("the cancellation gave back 60 tokens");
+    let mut headers = HeaderMap::new();
+    a.stamp(&k, &mut headers, Instant::now());
+    assert_eq!(header(&headers, "x-ratelimit-remaining-requests"), "1", "the cancelled request came back");
+    third.settle(95);
+    settled().await;
+    assert_eq!(refusal(b.admit(&k, 1, Instant::now()).await).1, "tokens", "charged 5 more: 105 used");
 }

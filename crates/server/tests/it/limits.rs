@@ -1,7 +1,8 @@
 //! Rate limits and IP allowlists as a client meets them: a burst of exactly RPM, then 429
 //! with a `Retry-After` that is right to the second; tokens reserved at admission and
 //! given back when usage is known (streams too); `x-ratelimit-*` headers; addresses
-//! refused or admitted, behind a trusted proxy too; the CLI refusing bad CIDRs.
+//! refused or admitted, behind a trusted proxy too; the CLI refusing bad CIDRs; limits
+//! shared by two gateways through Redis, and each on its own while Redis is away.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -11,6 +12,8 @@ use serde_json::{Value, json};
 use tokenrouter_mock::MockConfig;
 
 use crate::harness::{Gateway, expect_error, key_for, user};
+use tokenrouter_core::NanoUsd;
+use tokenrouter_store::NewKey;
 
 /// A key of the gateway's account with these limits; returns the full secret.
 async fn key_with(gw: &Gateway, ips: &[&str], rpm: Option<u32>, tpm: Option<u32>) -> String {
@@ -228,4 +231,127 @@ fn trusted_proxies_must_be_cidrs_or_addresses() {
     let errors = Config::from_toml(&toml, &Env::default()).unwrap_err().to_string();
     assert!(errors.contains("server.trusted_proxies[1]: 'proxy'"), "{errors}");
     assert!(!errors.contains("trusted_proxies[0]"), "{errors}");
+}
+
+/// The Redis of these tests (`TOKENROUTER_TEST_REDIS_URL`, default the local one).
+fn redis_url() -> String {
+    std::env::var("TOKENROUTER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// `[redis]` for a gateway, with a prefix of its own test.
+fn redis_toml(url: &str, prefix: &str) -> String {
+    format!("[redis]\nurl = \"{url}\"\nkey_prefix = \"{prefix}\"\n")
+}
+
+/// The same key (id and secret) in each gateway's store, with this requests limit.
+async fn shared_key(gateways: &[&Gateway], rpm: u32) -> String {
+    let (mut key, secret): (NewKey, String) = key_for(gateways[0].account_id);
+    key.rpm = Some(rpm);
+    for gw in gateways {
+        key.account_id = gw.account_id;
+        gw.add_key(&key).await;
+    }
+    secret
+}
+
+/// `n` requests at once, alternating between the gateways.
+async fn spread(gateways: &[&Gateway], key: &str, n: usize) -> Vec<reqwest::Response> {
+    let body = json!({"model": "gpt-4o-mini", "messages": user("hi")});
+    let sends = (0..n).map(|i| chat(gateways[i % gateways.len()], key).json(&body).send());
+    join_all(sends).await.into_iter().map(Result::unwrap).collect()
+}
+
+fn admitted(responses: &[reqwest::Response]) -> usize {
+    responses.iter().filter(|r| r.status() == 200).count()
+}
+
+#[tokio::test]
+async fn two_gateways_sharing_redis_admit_exactly_the_limit_between_them() {
+    let extra = redis_toml(&redis_url(), &format!("tokenrouter-it:{}:", uuid::Uuid::now_v7()));
+    let (a, b) = (
+        Gateway::start_with(MockConfig::default(), &extra).await,
+        Gateway::start_with(MockConfig::default(), &extra).await,
+    );
+    for gw in [&a, &b] {
+        assert!(
+            !gw.state.limits.redis_fallback(),
+            "these tests need a Redis at {} (TOKENROUTER_TEST_REDIS_URL)",
+            redis_url()
+        );
+    }
+    let key = shared_key(&[&a, &b], 20).await;
+    let responses = spread(&[&a, &b], &key, 60).await;
+    assert_eq!(admitted(&responses), 20, "exactly the limit, over both replicas");
+    for response in responses.iter().filter(|r| r.status() != 200) {
+        assert_eq!(response.status(), 429);
+        assert_eq!(header(response, "retry-after"), "3");
+        assert_eq!(header(response, "x-ratelimit-remaining-requests"), "0");
+    }
+    assert!(!a.state.limits.redis_fallback() && !b.state.limits.redis_fallback());
+}
+
+#[tokio::test]
+async fn a_request_refused_for_funds_takes_nothing_from_the_rate_limit() {
+    let extra = redis_toml(&redis_url(), &format!("tokenrouter-it:{}:", uuid::Uuid::now_v7()));
+    for gw in [Gateway::start().await, Gateway::start_with(MockConfig::default(), &extra).await] {
+        let account = gw.db.create_account("empty", NanoUsd::ZERO).await.unwrap();
+        let (mut key, secret) = key_for(account.id);
+        key.rpm = Some(2);
+        gw.add_key(&key).await;
+        let body = json!({"model": "slow-model", "messages": user("hi")});
+        for _ in 0..5 {
+            let response = chat(&gw, &secret).json(&body).send().await.unwrap();
+            expect_error(response, 402, "insufficient_quota").await;
+            // Given back in the background (with Redis, in the next batch of corrections).
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+}
+
+/// A `redis-server` on a port, stopped when dropped.
+struct RedisServer(std::process::Child);
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn without_redis_each_gateway_limits_on_its_own_until_redis_is_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let extra = redis_toml(&format!("redis://127.0.0.1:{port}"), "tokenrouter-it:");
+    let a = Gateway::start_with(MockConfig::default(), &extra).await;
+    assert!(a.state.limits.redis_fallback(), "nothing listens on {port}");
+    let key = shared_key(&[&a], 2).await;
+    let responses = spread(&[&a], &key, 5).await;
+    assert_eq!(admitted(&responses), 2, "limited by this replica's own counters");
+
+    let started = Instant::now();
+    let redis = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed for this test");
+    let redis = RedisServer(redis);
+    while a.state.limits.redis_fallback() {
+        assert!(started.elapsed() < Duration::from_secs(5), "still on its own counters 5 s after Redis started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Shared again: a second gateway and the first admit the limit between them.
+    let b = Gateway::start_with(MockConfig::default(), &extra).await;
+    assert!(!b.state.limits.redis_fallback());
+    let key = shared_key(&[&a, &b], 3).await;
+    let responses = spread(&[&a, &b], &key, 9).await;
+    assert_eq!(admitted(&responses), 3, "exactly the limit, over both replicas");
+
+    // Redis goes away again: requests are still answered at once, on each replica's counters.
+    drop(redis);
+    let key = shared_key(&[&a], 2).await;
+    let sent = Instant::now();
+    let responses = spread(&[&a], &key, 3).await;
+    assert!(sent.elapsed() < Duration::from_secs(2), "waited {:?} on a dead Redis", sent.elapsed());
+    assert_eq!(admitted(&responses), 2);
+    assert!(a.state.limits.redis_fallback());
 }

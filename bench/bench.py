@@ -30,6 +30,9 @@ TARGET_RSS_MIB = 64.0         # after 100k requests
 RSS_FLAT_MIB = 2.0            # "flat": growth over a further 100k within max(2 MiB, 5 %)
 RSS_FLAT_FRAC = 0.05
 
+KEY_RPM = 1_000_000_000       # per key; never reached, but checked on every request
+KEY_TPM = 4_000_000_000
+
 BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}]}
 STREAM_BODY = dict(BODY, stream=True)
 
@@ -133,6 +136,79 @@ def mem_kib(pid):
             k, _, v = line.partition(":")
             if k in ("VmRSS", "VmHWM", "Threads"):
                 out[k] = int(v.split()[0])
+    return out
+
+
+# ---------------------------------------------------------------- PostgreSQL / Redis
+PG = {"url": "postgres://postgres@127.0.0.1:5432", "redis": "redis://127.0.0.1:6379"}  # set from the arguments
+
+
+def psql(sql, db="postgres"):
+    r = subprocess.run(["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d", f"{PG['url']}/{db}", "-c", sql],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"psql failed: {sql}: {r.stderr.strip()}")
+    return r.stdout.strip()
+
+
+def redis_cli(*a):
+    r = subprocess.run(["redis-cli", "-u", PG["redis"]] + list(a), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"redis-cli {' '.join(a)} failed: {r.stderr.strip()}")
+    return r.stdout
+
+
+def redis_calls():
+    """Total commands Redis has executed, minus the INFO calls (ours)."""
+    total = 0
+    for line in redis_cli("INFO", "commandstats").splitlines():
+        m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+        if m and m.group(1) != "info":
+            total += int(m.group(2))
+    return total
+
+
+def redis_pid():
+    m = re.search(r"process_id:(\d+)", redis_cli("INFO", "server"))
+    try:
+        if m and open(f"/proc/{m.group(1)}/comm").read().strip() == "redis-server":
+            return int(m.group(1))
+    except OSError:
+        pass
+    log("WARNING: redis-server's process is not visible in /proc here; its CPU is not counted")
+    return None
+
+
+def pg_pids(dbname):
+    """PostgreSQL server processes attributable to our database: its backends (title
+    'postgres: USER DB HOST(PORT) ...', autovacuum workers on it) plus the shared WAL writer,
+    background writer and checkpointer. Found from /proc (querying would add transactions)."""
+    ours, aux = [], []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                title = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        if not title.startswith("postgres:"):
+            continue
+        words = title.split()
+        if dbname in words:
+            ours.append(int(d))
+        elif any(w in title for w in ("walwriter", "background writer", "checkpointer")):
+            aux.append(int(d))
+    return ours, aux
+
+
+def cpu_of(pids):
+    out = {}
+    for pid in pids:
+        try:
+            out[pid] = cpu_seconds(pid)
+        except (OSError, ValueError):
+            pass
     return out
 
 
@@ -366,7 +442,17 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--duration", type=int, default=10, help="seconds per timed oha phase")
     ap.add_argument("--ttfb-n", type=int, default=1000)
+    ap.add_argument("--backends", default="sqlite,postgres",
+                    help="comma-separated: sqlite, postgres (= PostgreSQL + Redis)")
+    ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432",
+                    help="PostgreSQL server (user postgres, trust auth); a fresh database per run")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379")
     args = ap.parse_args()
+    PG["url"], PG["redis"] = args.pg.rstrip("/"), args.redis
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    for b in backends:
+        if b not in ("sqlite", "postgres"):
+            die(f"unknown backend {b!r} (expected sqlite, postgres)")
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -380,15 +466,45 @@ def main():
         log("WARNING: fewer than 2 CPUs; running without pinning, numbers are not comparable")
         srv_pin, load_pin = [], None
 
-    try:
-        return run(args, srv_pin, load_pin)
-    finally:
-        kill_children()
+    sections, summaries, rc = [], [], 0
+    load0 = os.getloadavg()
+    t0 = time.time()
+    for backend in backends:
+        pg_db = None
+        try:
+            if backend == "postgres":
+                pg_db = f"tr_bench_{os.getpid()}"
+                log(f"creating database {pg_db}")
+                psql(f"DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)")
+                psql(f"CREATE DATABASE {pg_db}")
+            r, text, summ = run(args, srv_pin, load_pin, backend, pg_db)
+            rc = max(rc, r)
+            sections.append(text)
+            summaries.append(summ)
+        finally:
+            kill_children()
+            CHILDREN.clear()
+            if pg_db:
+                try:
+                    psql(f"DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)")
+                    log(f"dropped database {pg_db}")
+                except RuntimeError as e:
+                    log(f"WARNING: {e}")
+    load1 = os.getloadavg()
+    text = side_by_side(summaries, load0, load1, time.time() - t0, args) + "\n\n" + "\n\n".join(sections) + "\n"
+    print(text)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text)
+    log(f"report written to {args.out}")
+    return rc
 
 
-def run(args, srv_pin, load_pin):
+def run(args, srv_pin, load_pin, backend, pg_db):
     wd = args.workdir
-    db = f"sqlite://{wd}/bench.db"
+    pgmode = backend == "postgres"
+    db = f"{args.pg}/{pg_db}" if pgmode else f"sqlite://{wd}/bench.db"
+    redis_prefix = f"trbench:{os.getpid()}:{int(time.time())}:"
     B = args.bin
     D = f"{args.duration}s"
     oha = Oha(args.oha, load_pin)
@@ -415,13 +531,24 @@ input_price = 0.15
 output_price = 0.60
 deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
 """)
+        if pgmode:
+            f.write(f'\n[redis]\nkey_prefix = "{redis_prefix}"\n')
+    if pgmode:
+        run_cli([B, "--database", db, "migrate"])
     run_cli([B, "--database", db, "accounts", "create", "bench", "--balance", "1000000"])
-    key = run_cli([B, "--database", db, "keys", "create", "--account", "bench"]).strip().splitlines()[-1].strip()
+    # limits high enough never to refuse, so the limiter (Redis in postgres mode) is on the path
+    kj = run_cli([B, "--database", db, "keys", "create", "--account", "bench", "--json",
+                  "--rpm", str(KEY_RPM), "--tpm", str(KEY_TPM)]).strip().splitlines()[-1]
+    try:
+        key = json.loads(kj)["key"]
+    except (ValueError, KeyError):
+        die(f"could not read the key from `keys create --json` (got {kj!r})")
     if not key.startswith("sk-tr-"):
         die(f"could not read the key from `keys create` (got {key!r})")
     log("starting gateway")
     gw, gw_port = start_server(
-        "gateway", srv_pin + [B, "--database", db, "--config", cfg, "serve", "--listen", "127.0.0.1:0"],
+        "gateway", srv_pin + [B, "--database", db, "--config", cfg]
+        + (["--redis", args.redis] if pgmode else []) + ["serve", "--listen", "127.0.0.1:0"],
         r"tokenrouter listening on http://127\.0\.0\.1:(\d+)", f"{wd}/gateway.log", args.pidfile)
     gpid, mpid = gw.pid, mock.pid
     for pid in (gpid, mpid):
@@ -443,7 +570,16 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
     problems = []
     dbfile = f"{wd}/bench.db"
 
+    psql_calls = [0]
+
     def usage_rows():
+        if pgmode:
+            psql_calls[0] += 1
+            try:
+                return int(psql("SELECT count(*) FROM usage", pg_db))
+            except (RuntimeError, ValueError) as e:
+                log(f"could not count usage rows: {e}")
+                return -1
         try:
             con = sqlite3.connect(f"file:{dbfile}?mode=ro", uri=True, timeout=5)
             try:
@@ -473,8 +609,41 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
             problems.append(f"{name}: non-200 {r['non200']} errors {r['errors']}")
             log(f"WARNING {name}: non-200 {r['non200']} errors {r['errors']}")
 
+    def pg_xacts():
+        return int(psql(f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{pg_db}'"))
+
+    def ext_snapshot():
+        """CPU of the PostgreSQL processes (ours, shared aux) and redis-server; round-trip counters."""
+        if not pgmode:
+            return None
+        ours, aux = pg_pids(pg_db)
+        return {"ours": cpu_of(ours), "aux": cpu_of(aux), "redis": cpu_of([rpid]) if rpid else {},
+                "xacts": pg_xacts(), "psql": psql_calls[0], "rcalls": redis_calls()}
+
+    def ext_delta(a, b):
+        def d(k):
+            # a backend that appeared during the phase counts whole; one that exited is lost (rare: pooled)
+            return sum(v - a[k].get(pid, 0.0) for pid, v in b[k].items())
+        return {"pg_s": d("ours"), "pg_aux_s": d("aux"), "redis_s": d("redis"),
+                "xacts": b["xacts"] - a["xacts"] - (b["psql"] - a["psql"]) * psql_xact_cost,
+                "rcalls": b["rcalls"] - a["rcalls"],
+                "pg_exited": len(set(a["ours"]) - set(b["ours"]))}
+
+    rpid = redis_pid() if pgmode else None
+    psql_xact_cost = 0
+    if pgmode:
+        # our own `SELECT count(*) FROM usage` connections count in pg_stat_database: calibrate
+        time.sleep(1.2)
+        x0 = pg_xacts()
+        for _ in range(4):
+            usage_rows()
+        time.sleep(1.2)
+        psql_xact_cost = round((pg_xacts() - x0) / 4)
+        log(f"postgres: {psql_xact_cost} transaction(s) per usage-count query (subtracted); redis pid {rpid}")
+
     def gw_phase(name, fn, drain=True):
         """Run a load phase; gateway CPU includes the work it deferred (usage writes) until idle."""
+        e0 = ext_snapshot()
         c0, m0, rows0 = cpu_seconds(gpid), cpu_seconds(mpid), usage_rows()
         th0 = thread_cpu(gpid)
         r = fn()
@@ -492,6 +661,10 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
         r["gw_cpu_s"], r["mock_cpu_s"] = c1 - c0, m1 - m0
         r["gw_cpu_us"] = (c1 - c0) / r["done"] * 1e6 if r["done"] else float("nan")
         r["mock_cpu_us"] = (m1 - m0) / r["done"] * 1e6 if r["done"] else float("nan")
+        r["ext"] = None
+        if pgmode and drain:
+            time.sleep(1.2)  # PostgreSQL backends flush their statistics at most once a second
+            r["ext"] = ext_delta(e0, ext_snapshot())
         check(name, r)
         return r
 
@@ -570,13 +743,18 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
         commit = "?"
     oha_ver = subprocess.run([args.oha, "--version"], capture_output=True, text=True).stdout.strip()
 
-    w("# Token Router benchmark")
+    bname = "PostgreSQL + Redis" if pgmode else "SQLite"
+    w(f"# Backend: {bname}")
     w("")
     w(f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')}")
     w(f"- machine: nproc {os.cpu_count()}, {cpu_model}, Linux {platform.release()}")
     w(f"- commit: {commit}; {oha_ver}; Python {platform.python_version()}")
     w(f"- layout: mock + gateway pinned to CPU 0, load generator (oha / raw-socket client) on CPU 1; "
-      f"gateway on SQLite (auth + usage recording on)")
+      + (f"gateway on SQLite {db} (auth + usage recording on)" if not pgmode else
+       f"gateway on PostgreSQL {db} + Redis {args.redis} (key prefix {redis_prefix}), auth + usage recording + "
+       "prepaid holds + shared rate limits on; postgres and redis-server are NOT pinned (they run where the "
+       "kernel puts them, i.e. they compete with the gateway or the load generator)"))
+    w(f"- key limits: rpm {KEY_RPM:,}, tpm {KEY_TPM:,} (never refuse; checked on every request); billing prepaid (default)")
     w(f"- load average before / after: {load0[0]:.2f} / {load1[0]:.2f} "
       f"(anything well above ~1 means other work competed for the CPUs); run took {elapsed:.0f} s")
     w(f"- timed phases: {D} each; latency = request sent to end of response body (oha)")
@@ -585,7 +763,7 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
     def row(name, d, g, diff, target="", res=""):
         w(f"| {name} | {d} | {g} | {diff} | {target} | {res} |")
 
-    w("## Latency and throughput: direct to the mock vs through the gateway")
+    w("### Latency and throughput: direct to the mock vs through the gateway")
     w("")
     w("| measurement | direct | gateway | gateway vs direct | target | result |")
     w("|---|---|---|---|---|---|")
@@ -630,7 +808,7 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
     def mib(kib):
         return kib / 1024.0
 
-    w("## Gateway resources")
+    w("### Gateway resources")
     w("")
     w("CPU = utime+stime of the gateway process from /proc, from the start of a phase until the gateway "
       "is idle again (so usage rows it writes after the load stops are included), divided by the "
@@ -664,6 +842,21 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
         w(f"| CPU per streamed request (16-token reply), {label}: {r['done']:,} requests "
           f"(µs by thread: {split(r)}) | {r['gw_cpu_us']:.1f} µs | | info |")
     w(f"| gateway CPU during the direct-only saturation phase (should be ~0) | {R['sat_d']['gw_cpu_s']:.2f} s | | info |")
+    if pgmode:
+        for k, label in (("sat_g", "saturation (-c 16)"), ("q_g", "1,000 req/s"), ("cl_g", "1 client closed loop"),
+                         ("ssat_g", "stream saturation")):
+            r = R[k]
+            e = r["ext"]
+            n = r["done"] or 1
+            w(f"| {label}: PostgreSQL CPU per request (backends on {pg_db} {e['pg_s'] / n * 1e6:.1f} µs + shared "
+              f"walwriter/bgwriter/checkpointer {e['pg_aux_s'] / n * 1e6:.1f} µs), redis-server "
+              f"{e['redis_s'] / n * 1e6:.1f} µs; gateway+db+redis total "
+              f"| {(r['gw_cpu_s'] + e['pg_s'] + e['pg_aux_s'] + e['redis_s']) / n * 1e6:.1f} µs | | info |")
+            w(f"| {label}: PostgreSQL transactions per request (pg_stat_database xact_commit+rollback delta, "
+              f"own count queries subtracted; a transaction may be several round trips) / Redis commands "
+              f"per request (INFO commandstats) | {e['xacts'] / n:.2f} / {e['rcalls'] / n:.2f} | | info |")
+            if e["pg_exited"]:
+                problems.append(f"{label}: {e['pg_exited']} PostgreSQL backend(s) exited during the phase; their CPU is missing")
 
     m100, m200 = mib(mem["100k"]["VmRSS"]), mib(mem["200k"]["VmRSS"])
     growth = m200 - m100
@@ -699,7 +892,7 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
     w("")
 
     # ---- no buffering
-    w(f"## No buffering: {ntok} tokens paced by the mock at {tps} tokens/s (expected gap {1000 / tps:.0f} ms)")
+    w(f"### No buffering: {ntok} tokens paced by the mock at {tps} tokens/s (expected gap {1000 / tps:.0f} ms)")
     w("")
     w("| path | SSE events | token events | first token at | last token at | gap between tokens min / median / max | result |")
     w("|---|---|---|---|---|---|---|")
@@ -746,7 +939,7 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
         fails.append("RSS at the end of the run (extra check)")
     if not pace_ok:
         fails.append("no buffering")
-    w("## Summary")
+    w("### Summary")
     w("")
     w(f"- targets failed: {', '.join(fails) if fails else 'none'}")
     if problems:
@@ -757,12 +950,95 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
     w("")
 
     text = "\n".join(L)
-    print(text)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(text)
-    log(f"report written to {args.out}")
-    return 2 if problems else 0
+    summ = {"backend": bname, "R": R, "fails": fails, "problems": list(problems), "added_cl": results["cl"],
+            "ttfb_added": tg50 - td50, "mem100": m100}
+    # if a redis key with our prefix is left (they expire anyway), remove it
+    if pgmode:
+        try:
+            keys = redis_cli("--scan", "--pattern", redis_prefix + "*").split()
+            for i in range(0, len(keys), 500):
+                redis_cli("DEL", *keys[i:i + 500])
+        except RuntimeError as e:
+            log(f"WARNING: {e}")
+    return (2 if problems else 0), text, summ
+
+
+def side_by_side(S, load0, load1, elapsed, args):
+    L = []
+    w = L.append
+    cpu_model = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    w("# Token Router benchmark: SQLite vs PostgreSQL + Redis")
+    w("")
+    w(f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')}")
+    w(f"- machine: nproc {os.cpu_count()}, {cpu_model}, Linux {platform.release()}")
+    w(f"- commit: {commit or '?'}{' (uncommitted changes)' if dirty else ''}")
+    w(f"- load average before / after the whole run: {load0[0]:.2f} / {load1[0]:.2f} "
+      f"(well above ~1 = other work competed for the CPUs); run took {elapsed:.0f} s; {args.duration}s per timed phase")
+    w("")
+    w("## Side by side (non-streamed requests)")
+    w("")
+    w("CPU per request = utime+stime from /proc over the phase until the gateway is idle again, ÷ requests. "
+      "'+db+redis' adds the PostgreSQL processes serving the run's database (plus the shared WAL writer, "
+      "background writer and checkpointer) and redis-server; with SQLite the database work is inside the gateway.")
+    w("")
+    names = [s["backend"] for s in S]
+    w("| measurement | " + " | ".join(names) + " |")
+    w("|---|" + "---|" * len(S))
+
+    def tot(s, k):
+        r = s["R"][k]
+        e = r.get("ext")
+        extra = (e["pg_s"] + e["pg_aux_s"] + e["redis_s"]) if e else 0.0
+        return (r["gw_cpu_s"] + extra) / r["done"] * 1e6 if r["done"] else float("nan")
+
+    def line(label, f):
+        w(f"| {label} | " + " | ".join(f(s) for s in S) + " |")
+
+    line("saturation (-c 16): gateway throughput (× direct)",
+         lambda s: f"{s['R']['sat_g']['rps']:,.0f} req/s (×{s['R']['sat_g']['rps'] / s['R']['sat_d']['rps']:.2f})")
+    line("saturation: gateway CPU per request, gateway only", lambda s: f"{s['R']['sat_g']['gw_cpu_us']:.1f} µs")
+    line("saturation: CPU per request, gateway + db + redis", lambda s: f"{tot(s, 'sat_g'):.1f} µs")
+    line("1,000 req/s: CPU per request, gateway only / + db + redis",
+         lambda s: f"{s['R']['q_g']['gw_cpu_us']:.1f} / {tot(s, 'q_g'):.1f} µs")
+    line("1 client closed loop: CPU per request, gateway only / + db + redis",
+         lambda s: f"{s['R']['cl_g']['gw_cpu_us']:.1f} / {tot(s, 'cl_g'):.1f} µs")
+    line("1 client closed loop: added p50 (target ≤ 0.1 ms)", lambda s: f"{s['added_cl']:+.3f} ms")
+    line("1,000 req/s: added p50 / gateway p99",
+         lambda s: f"{s['R']['q_g']['p50'] - s['R']['q_d']['p50']:+.3f} / {s['R']['q_g']['p99']:.3f} ms")
+    line("stream TTFB added (median)", lambda s: f"{s['ttfb_added']:+.3f} ms")
+
+    def rt(k):
+        def f(s):
+            e = s["R"][k].get("ext")
+            n = s["R"][k]["done"] or 1
+            return f"{e['xacts'] / n:.2f} pg xact / {e['rcalls'] / n:.2f} redis cmd" if e else "- (in-process)"
+        return f
+    line("round trips per request, saturation", rt("sat_g"))
+    line("round trips per request, 1 client closed loop", rt("cl_g"))
+    line("targets failed", lambda s: ", ".join(s["fails"]) or "none")
+    line("invalid data", lambda s: "; ".join(s["problems"]) or "none")
+    w("")
+    base = next((s for s in S if s["backend"] == "SQLite"), None)
+    for s in S:
+        if base is None or s is base:
+            continue
+        for k, label in (("sat_g", "saturation"), ("q_g", "1,000 req/s"), ("cl_g", "1 client closed loop")):
+            g = s["R"][k]["gw_cpu_us"] / base["R"][k]["gw_cpu_us"]
+            t = tot(s, k) / tot(base, k)
+            ok = t <= 1.5
+            w(f"- **{s['backend']} ÷ SQLite CPU per request, {label}: ×{t:.2f} gateway+db+redis "
+              f"(target ≤ ×1.5: {'PASS' if ok else 'FAIL'}), ×{g:.2f} gateway only**")
+    return "\n".join(L)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 # Token Router benchmark: gateway overhead vs the mock upstream, in one run.
 # Usage: bench/run.sh            (env: BENCH_DURATION=10  seconds per timed phase,
 #                                      BENCH_TTFB_N=1000  TTFB samples per path,
-#                                      BENCH_SKIP_BUILD=1 reuse target/release/tokenrouter)
+#                                      BENCH_SKIP_BUILD=1 reuse $CARGO_TARGET_DIR/release/tokenrouter,
+#                                      BENCH_BACKENDS=sqlite,postgres  postgres = PostgreSQL + Redis,
+#                                      BENCH_PG=postgres://postgres@127.0.0.1:5432  BENCH_REDIS=redis://127.0.0.1:6379)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,12 +16,25 @@ OHA="${OHA:-$(command -v oha || echo /root/.cargo/bin/oha)}"
 [ -x "$OHA" ] || fail "oha not found (cargo install oha, or set OHA=/path/to/oha)"
 command -v taskset >/dev/null || fail "taskset not found (util-linux)"
 command -v python3 >/dev/null || fail "python3 not found"
+BACKENDS="${BENCH_BACKENDS:-sqlite,postgres}"
+PG="${BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
+REDIS="${BENCH_REDIS:-redis://127.0.0.1:6379}"
+if [[ ",$BACKENDS," == *,postgres,* ]]; then
+  command -v psql >/dev/null || fail "psql not found (postgresql-client)"
+  command -v redis-cli >/dev/null || fail "redis-cli not found (redis-tools)"
+  psql -X -tAc 'SELECT 1' -d "$PG/postgres" >/dev/null 2>&1 \
+    || fail "PostgreSQL not reachable at $PG (source scripts/services.sh)"
+  [ "$(redis-cli -u "$REDIS" ping 2>/dev/null)" = PONG ] \
+    || fail "Redis not reachable at $REDIS (source scripts/services.sh)"
+fi
 
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   echo "[bench] cargo build --release -p tokenrouter" >&2
   cargo build --release -p tokenrouter >&2 || fail "build failed"
 fi
-BIN="$ROOT/target/release/tokenrouter"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+BIN="$TARGET_DIR/release/tokenrouter"
 [ -x "$BIN" ] || fail "$BIN missing"
 
 WORK="$ROOT/bench/results/tmp"          # logs, DB and config of the last run (gitignored)
@@ -35,6 +50,10 @@ cleanup() {
   while read -r pid; do
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
   done < "$PIDFILE"
+  # the driver drops its database itself; this is for a driver that was killed hard
+  if [ -n "$PY_PID" ] && [[ ",$BACKENDS," == *,postgres,* ]]; then
+    psql -X -q -d "$PG/postgres" -c "DROP DATABASE IF EXISTS tr_bench_$PY_PID WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
   rm -f "$WORK"/bench.db "$WORK"/bench.db-wal "$WORK"/bench.db-shm   # large; logs and config stay
   exit "$rc"
 }
@@ -44,6 +63,7 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 python3 "$ROOT/bench/bench.py" --bin "$BIN" --oha "$OHA" --workdir "$WORK" --pidfile "$PIDFILE" \
-  --out "$ROOT/bench/results/latest.md" --duration "${BENCH_DURATION:-10}" --ttfb-n "${BENCH_TTFB_N:-1000}" &
+  --out "$ROOT/bench/results/latest.md" --duration "${BENCH_DURATION:-10}" --ttfb-n "${BENCH_TTFB_N:-1000}" \
+  --backends "$BACKENDS" --pg "$PG" --redis "$REDIS" &
 PY_PID=$!
 wait "$PY_PID"

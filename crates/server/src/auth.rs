@@ -119,14 +119,13 @@ impl FromRequestParts<AppState> for Authed {
                 "You didn't provide an API key. Send it as 'Authorization: Bearer sk-tr-…' or 'x-api-key'.",
             ))?;
         let now = tokenrouter_core::clock::now_unix();
+        let arrived_ms = tokenrouter_core::clock::now_unix_ms();
         let result = state.keys.load().authenticate(token, now);
         // A well-formed key the snapshot does not know may have been created a moment ago
-        // by another process: look once (throttled, so unknown keys cannot flood the store).
+        // by another process: wait for a reload that began after this request arrived.
         let unknown = || parse(token).is_some_and(|(id, _)| !state.keys.load().contains(id));
-        if result.is_err() && unknown() && state.may_refresh_keys_now() {
-            if let Err(e) = state.reload_keys_if_changed().await {
-                tracing::warn!(error = %e, "could not refresh the key snapshot");
-            }
+        if result.is_err() && unknown() {
+            state.refresh_keys_since(arrived_ms).await;
             return state.keys.load().authenticate(token, now).map(Authed);
         }
         result.map(Authed)

@@ -43,7 +43,10 @@ pub struct Shared {
     pub allowlists: IpAllowlists,
     /// Responses kept for `previous_response_id`.
     pub retention: Arc<Retention>,
-    last_forced_refresh_ms: AtomicI64,
+    /// When the newest key reload began (Unix ms).
+    last_refresh_ms: AtomicI64,
+    /// Taken by requests with a key the snapshot does not know, one at a time.
+    refresh_gate: tokio::sync::Mutex<()>,
 }
 
 impl std::ops::Deref for AppState {
@@ -105,7 +108,8 @@ impl AppState {
             limits,
             allowlists: IpAllowlists::default(),
             retention: Arc::default(),
-            last_forced_refresh_ms: AtomicI64::new(0),
+            last_refresh_ms: AtomicI64::new(0),
+            refresh_gate: tokio::sync::Mutex::new(()),
         }));
         tokio::spawn(refresh_keys(state.clone()));
         tokio::spawn(crate::replicas::keep_alive(state.db.clone(), state.replica.clone(), Arc::downgrade(&state.0)));
@@ -116,16 +120,29 @@ impl AppState {
         Ok(state)
     }
 
-    /// Whether a request may force a key refresh now (at most one per 50 ms).
-    pub fn may_refresh_keys_now(&self) -> bool {
-        let now = tokenrouter_core::clock::now_unix_ms();
-        let last = self.last_forced_refresh_ms.load(Ordering::Relaxed);
-        now - last >= FORCED_REFRESH_GAP_MS
-            && self.last_forced_refresh_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    /// Makes sure the key snapshot was loaded after `arrived_ms` (a request's arrival,
+    /// Unix ms) — for a well-formed key it does not know, which may have been created a
+    /// moment ago elsewhere. Requests wait their turn; a reload that began after they
+    /// arrived serves them all, and reloads forced this way are at least 50 ms apart, so
+    /// unknown keys cannot flood the store.
+    pub async fn refresh_keys_since(&self, arrived_ms: i64) {
+        let _turn = self.refresh_gate.lock().await;
+        if self.last_refresh_ms.load(Ordering::Acquire) > arrived_ms {
+            return;
+        }
+        let wait = self.last_refresh_ms.load(Ordering::Acquire) + FORCED_REFRESH_GAP_MS
+            - tokenrouter_core::clock::now_unix_ms();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+        }
+        if let Err(e) = self.reload_keys_if_changed().await {
+            tracing::warn!(error = %e, "could not refresh the key snapshot");
+        }
     }
 
     /// Reloads the key snapshot, changed or not.
     pub async fn reload_keys(&self) -> Result<(), tokenrouter_store::StoreError> {
+        self.last_refresh_ms.fetch_max(tokenrouter_core::clock::now_unix_ms(), Ordering::AcqRel);
         let version = self.db.keys_version().await?;
         let rows = self.db.active_keys().await?;
         self.keys.store(Arc::new(KeySnapshot::new(version, rows)));
@@ -134,6 +151,7 @@ impl AppState {
 
     /// Reloads the key snapshot when the store says keys changed.
     pub async fn reload_keys_if_changed(&self) -> Result<(), tokenrouter_store::StoreError> {
+        self.last_refresh_ms.fetch_max(tokenrouter_core::clock::now_unix_ms(), Ordering::AcqRel);
         let version = self.db.keys_version().await?;
         if version != self.keys.load().version {
             let rows = self.db.active_keys().await?;

@@ -5,6 +5,7 @@ mod completions;
 mod embeddings;
 mod health;
 mod messages;
+mod metrics;
 mod models;
 mod responses;
 mod whoami;
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .merge(anthropic)
         .route("/api/whoami", get(whoami::whoami))
+        .route("/metrics", get(metrics::metrics))
         .fallback(health::unknown_route)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(axum::middleware::from_fn(crate::edge::stamp))

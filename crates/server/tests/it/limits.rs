@@ -324,6 +324,7 @@ async fn without_redis_each_gateway_limits_on_its_own_until_redis_is_back() {
     let extra = redis_toml(&format!("redis://127.0.0.1:{port}"), "tokenrouter-it:");
     let a = Gateway::start_with(MockConfig::default(), &extra).await;
     assert!(a.state.limits.redis_fallback(), "nothing listens on {port}");
+    assert!(fallback_gauge(&a).await.contains("tokenrouter_redis_fallback 1"));
     let key = shared_key(&[&a], 2).await;
     let responses = spread(&[&a], &key, 5).await;
     assert_eq!(admitted(&responses), 2, "limited by this replica's own counters");
@@ -339,6 +340,7 @@ async fn without_redis_each_gateway_limits_on_its_own_until_redis_is_back() {
         assert!(started.elapsed() < Duration::from_secs(5), "still on its own counters 5 s after Redis started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(fallback_gauge(&a).await.contains("tokenrouter_redis_fallback 0"));
     // Shared again: a second gateway and the first admit the limit between them.
     let b = Gateway::start_with(MockConfig::default(), &extra).await;
     assert!(!b.state.limits.redis_fallback());
@@ -354,4 +356,12 @@ async fn without_redis_each_gateway_limits_on_its_own_until_redis_is_back() {
     assert!(sent.elapsed() < Duration::from_secs(2), "waited {:?} on a dead Redis", sent.elapsed());
     assert_eq!(admitted(&responses), 2);
     assert!(a.state.limits.redis_fallback());
+}
+
+/// `GET /metrics` as Prometheus scrapes it.
+async fn fallback_gauge(gw: &Gateway) -> String {
+    let response = gw.http.get(format!("{}/metrics", gw.url)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    response.text().await.unwrap()
 }

@@ -62,7 +62,7 @@ impl Journal {
     /// journal is dropped.
     pub fn open(path: PathBuf) -> std::io::Result<Journal> {
         let file = OpenOptions::new().create(true).append(true).read(true).open(&path)?;
-        let for_syncer = file.try_clone()?;
+        let for_syncer = path.clone();
         let appends = Arc::new(Appends::default());
         let (published, synced) = watch::channel(0);
         let shared = appends.clone();
@@ -88,7 +88,11 @@ impl Journal {
     /// Locks the journal; appends and the queueing of the same records happen under it,
     /// so the writer can empty it knowing nothing journaled is still on its way.
     pub fn lock(&self) -> Locked<'_> {
-        Locked { file: self.file.lock().unwrap_or_else(PoisonError::into_inner), appends: &self.appends }
+        Locked {
+            file: self.file.lock().unwrap_or_else(PoisonError::into_inner),
+            appends: &self.appends,
+            path: &self.path,
+        }
     }
 
     /// One record as a journal line. Serialized before the lock is taken, so the lock
@@ -124,6 +128,7 @@ impl Drop for Journal {
 pub struct Locked<'a> {
     file: MutexGuard<'a, File>,
     appends: &'a Appends,
+    path: &'a PathBuf,
 }
 
 impl Locked<'_> {
@@ -138,8 +143,32 @@ impl Locked<'_> {
 
     /// Empties the journal (everything in it is committed).
     pub fn clear(&mut self) {
-        if let Err(e) = self.file.set_len(0) {
-            tracing::warn!(error = %e, "could not empty the usage journal");
+        self.replace(&[]);
+    }
+
+    /// Replaces the journal with these lines alone (the records still queued; everything
+    /// else in it is committed). Written beside it and renamed over it, so that a process
+    /// killed at any point leaves either the whole old journal or the whole new one —
+    /// never an emptied journal whose queued records are lost.
+    pub fn replace(&mut self, lines: &[Vec<u8>]) {
+        let next = self.path.with_extension("usage-journal.next");
+        let written = (|| -> std::io::Result<File> {
+            let mut file = OpenOptions::new().create(true).write(true).truncate(true).open(&next)?;
+            for line in lines {
+                file.write_all(line)?;
+            }
+            drop(file);
+            std::fs::rename(&next, self.path)?;
+            OpenOptions::new().append(true).read(true).open(self.path)
+        })();
+        match written {
+            Ok(file) => {
+                *self.file = file;
+                let mut state = self.appends.state();
+                state.count += u64::try_from(lines.len()).unwrap_or(0);
+                self.appends.wake.notify_one();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not rewrite the usage journal"),
         }
     }
 }
@@ -147,7 +176,7 @@ impl Locked<'_> {
 /// The syncer: sleeps until there are unsynced appends, then covers all of them with one
 /// `sync_data` and publishes how many are durable. Appends made during an fsync wait for
 /// the next, which covers them all.
-fn sync_loop(appends: &Appends, file: &File, published: &watch::Sender<u64>) {
+fn sync_loop(appends: &Appends, path: &std::path::Path, published: &watch::Sender<u64>) {
     let mut done = 0;
     loop {
         let target = {
@@ -160,7 +189,9 @@ fn sync_loop(appends: &Appends, file: &File, published: &watch::Sender<u64>) {
             }
             state.count
         };
-        if let Err(e) = file.sync_data() {
+        // The journal as it is now (the writer may have replaced the file): an fsync
+        // through any handle makes the file's data durable.
+        if let Err(e) = File::open(path).and_then(|file| file.sync_data()) {
             tracing::warn!(error = %e, "could not sync the usage journal");
         }
         appends.syncs.fetch_add(1, Ordering::Relaxed);

@@ -172,12 +172,13 @@ async fn write_batches(
                     messages.push(message);
                 }
                 if detached.load(Ordering::SeqCst) == 0 {
-                    file.clear();
-                    for message in &messages {
-                        if let Message::Record(record) = message {
-                            file.append(&Journal::line(record));
-                        }
-                    }
+                    let queued: Vec<Vec<u8>> = messages
+                        .iter()
+                        .filter_map(
+                            |m| if let Message::Record(record) = m { Some(Journal::line(record)) } else { None },
+                        )
+                        .collect();
+                    file.replace(&queued);
                 }
             }
         }

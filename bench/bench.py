@@ -159,13 +159,13 @@ def redis_cli(*a):
 
 
 def redis_calls():
-    """Total commands Redis has executed, minus the INFO calls (ours)."""
-    total = 0
+    """Commands Redis has executed, by command, minus the INFO calls (ours)."""
+    out = {}
     for line in redis_cli("INFO", "commandstats").splitlines():
         m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
         if m and m.group(1) != "info":
-            total += int(m.group(2))
-    return total
+            out[m.group(1)] = int(m.group(2))
+    return out
 
 
 def redis_pid():
@@ -442,6 +442,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--duration", type=int, default=10, help="seconds per timed oha phase")
     ap.add_argument("--ttfb-n", type=int, default=1000)
+    ap.add_argument("--mem-n", type=int, default=100000, help="requests per memory phase (two phases)")
     ap.add_argument("--backends", default="sqlite,postgres",
                     help="comma-separated: sqlite, postgres (= PostgreSQL + Redis)")
     ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432",
@@ -626,7 +627,8 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
             return sum(v - a[k].get(pid, 0.0) for pid, v in b[k].items())
         return {"pg_s": d("ours"), "pg_aux_s": d("aux"), "redis_s": d("redis"),
                 "xacts": b["xacts"] - a["xacts"] - (b["psql"] - a["psql"]) * psql_xact_cost,
-                "rcalls": b["rcalls"] - a["rcalls"],
+                "rcalls": sum(b["rcalls"].values()) - sum(a["rcalls"].values()),
+                "rby": {k: v - a["rcalls"].get(k, 0) for k, v in b["rcalls"].items() if v - a["rcalls"].get(k, 0) > 0},
                 "pg_exited": len(set(a["ours"]) - set(b["ours"]))}
 
     rpid = redis_pid() if pgmode else None
@@ -673,11 +675,11 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
     mem = {"start": mem_kib(gpid)}
 
     # ---- 8. memory (also the warm-up): 100k then, without a pause, a further 100k at saturation
-    log("memory: 100k requests through the gateway")
+    log(f"memory: {args.mem_n:,} requests through the gateway")
     c_mem0 = cpu_seconds(gpid)
-    R["mem1"] = gw_phase("mem 1st 100k", lambda: oha.run(via, BODY, key, ["-c", "16", "-n", "100000"]), drain=False)
-    log("memory: a further 100k requests")
-    R["mem2"] = gw_phase("mem 2nd 100k", lambda: oha.run(via, BODY, key, ["-c", "16", "-n", "100000"]))
+    R["mem1"] = gw_phase(f"mem 1st {args.mem_n // 1000}k", lambda: oha.run(via, BODY, key, ["-c", "16", "-n", str(args.mem_n)]), drain=False)
+    log(f"memory: a further {args.mem_n:,} requests")
+    R["mem2"] = gw_phase(f"mem 2nd {args.mem_n // 1000}k", lambda: oha.run(via, BODY, key, ["-c", "16", "-n", str(args.mem_n)]))
     mem["100k"], mem["200k"] = R["mem1"]["mem_at_end"], R["mem2"]["mem_at_end"]
     mem["drained"] = mem_kib(gpid)
     mem_cpu_us = (cpu_seconds(gpid) - c_mem0) / (R["mem1"]["done"] + R["mem2"]["done"]) * 1e6
@@ -854,7 +856,9 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
               f"| {(r['gw_cpu_s'] + e['pg_s'] + e['pg_aux_s'] + e['redis_s']) / n * 1e6:.1f} µs | | info |")
             w(f"| {label}: PostgreSQL transactions per request (pg_stat_database xact_commit+rollback delta, "
               f"own count queries subtracted; a transaction may be several round trips) / Redis commands "
-              f"per request (INFO commandstats) | {e['xacts'] / n:.2f} / {e['rcalls'] / n:.2f} | | info |")
+              f"per request (INFO commandstats; by command: "
+              + ", ".join(f"{c} {v / n:.2f}" for c, v in sorted(e["rby"].items(), key=lambda kv: -kv[1]))
+              + f") | {e['xacts'] / n:.2f} / {e['rcalls'] / n:.2f} | | info |")
             if e["pg_exited"]:
                 problems.append(f"{label}: {e['pg_exited']} PostgreSQL backend(s) exited during the phase; their CPU is missing")
 
@@ -864,9 +868,9 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
     grew = "grew" if growth > allowed else "flat"
     m1, m2 = R["mem1"], R["mem2"]
     w(f"| RSS at start | {mib(mem['start']['VmRSS']):.1f} MiB | | info |")
-    w(f"| RSS / peak (VmHWM) after 100k requests (usage rows written so far: {m1['rows_at_end']:,}) "
+    w(f"| RSS / peak (VmHWM) after {args.mem_n:,} requests (usage rows written so far: {m1['rows_at_end']:,}) "
       f"| {m100:.1f} / {mib(mem['100k']['VmHWM']):.1f} MiB | RSS ≤ {TARGET_RSS_MIB:.0f} MiB | {verdict(m100 <= TARGET_RSS_MIB)} |")
-    w(f"| RSS / peak after a further 100k, no pause (usage rows written so far: {m1['rows_at_end'] + m2['rows_at_end']:,}) "
+    w(f"| RSS / peak after a further {args.mem_n:,}, no pause (usage rows written so far: {m1['rows_at_end'] + m2['rows_at_end']:,}) "
       f"| {m200:.1f} / {mib(mem['200k']['VmHWM']):.1f} MiB ({growth:+.1f} MiB: {grew}) "
       f"| growth ≤ {allowed:.1f} MiB | {verdict(growth <= allowed)} |")
     w(f"| RSS / peak once the usage backlog was written ({mem_rows:,} rows, {m2['drain_s']:.1f} s later) "

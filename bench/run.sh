@@ -2,6 +2,7 @@
 # Token Router benchmark: gateway overhead vs the mock upstream, in one run.
 # Usage: bench/run.sh            (env: BENCH_DURATION=10  seconds per timed phase,
 #                                      BENCH_TTFB_N=1000  TTFB samples per path,
+#                                      BENCH_MEM_N=100000 requests per memory phase (two phases),
 #                                      BENCH_SKIP_BUILD=1 reuse $CARGO_TARGET_DIR/release/tokenrouter,
 #                                      BENCH_BACKENDS=sqlite,postgres  postgres = PostgreSQL + Redis,
 #                                      BENCH_PG=postgres://postgres@127.0.0.1:5432  BENCH_REDIS=redis://127.0.0.1:6379)
@@ -63,7 +64,7 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 python3 "$ROOT/bench/bench.py" --bin "$BIN" --oha "$OHA" --workdir "$WORK" --pidfile "$PIDFILE" \
-  --out "$ROOT/bench/results/latest.md" --duration "${BENCH_DURATION:-10}" --ttfb-n "${BENCH_TTFB_N:-1000}" \
+  --out "$ROOT/bench/results/latest.md" --duration "${BENCH_DURATION:-10}" --ttfb-n "${BENCH_TTFB_N:-1000}" --mem-n "${BENCH_MEM_N:-100000}" \
   --backends "$BACKENDS" --pg "$PG" --redis "$REDIS" &
 PY_PID=$!
 wait "$PY_PID"

@@ -4,10 +4,11 @@
 //! the store (idempotent by request id) before releasing leftover holds. The writer
 //! empties the journal whenever everything in it has been committed.
 //!
-//! Against power loss, a syncer thread makes appends durable in batches: whenever some
-//! are not yet synced, one `sync_data` covers all of them (one fsync at a time, never
-//! under the append lock; under load each covers many requests). The batching writer
-//! waits for it ([`Journal::synced`]) before it writes a batch to the store.
+//! Against power loss, a syncer thread makes appends durable in batches: when the
+//! batching writer is about to commit a batch it asks ([`Journal::synced`]), and one
+//! `sync_data` covers everything appended so far (one fsync per batch, never one per
+//! request, never under the append lock). A power loss can lose the answers of the
+//! batch still being gathered (≤ 50 ms).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -39,6 +40,8 @@ struct Appends {
 struct AppendState {
     /// Appends so far (each a completed write).
     count: u64,
+    /// Appends the writer is waiting to have on disk.
+    wanted: u64,
     /// The journal is gone: sync what is left and stop.
     closing: bool,
 }
@@ -110,7 +113,12 @@ impl Journal {
 
     /// Waits until every append made before this call is on disk.
     pub async fn synced(&self) {
-        let target = self.appends.state().count;
+        let target = {
+            let mut state = self.appends.state();
+            state.wanted = state.wanted.max(state.count);
+            state.count
+        };
+        self.appends.wake.notify_one();
         let mut synced = self.synced.clone();
         // An error means the syncer is gone (it only stops with the journal): nothing to wait for.
         let _ = synced.wait_for(|done| *done >= target).await;
@@ -138,7 +146,6 @@ impl Locked<'_> {
             tracing::warn!(error = %e, "could not append to the usage journal");
         }
         self.appends.state().count += 1;
-        self.appends.wake.notify_one();
     }
 
     /// Empties the journal (everything in it is committed).
@@ -181,7 +188,7 @@ fn sync_loop(appends: &Appends, path: &std::path::Path, published: &watch::Sende
     loop {
         let target = {
             let mut state = appends.state();
-            while state.count == done && !state.closing {
+            while (state.wanted <= done || state.count == done) && !state.closing {
                 state = appends.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
             }
             if state.count == done {

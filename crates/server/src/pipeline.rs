@@ -335,8 +335,9 @@ async fn reserve(
 
 /// Settles the request's reservation to its actual cost and records its usage.
 async fn finish(state: &AppState, reservation: Option<Reservation>, record: UsageRecord) {
-    // Room first: from here on nothing awaits, so a cancelled request cannot settle the
-    // book without writing the ledger, or the other way round.
+    // Room first: from here on nothing awaits, so a cancelled request cannot mark its
+    // reservation settled without queueing the record that closes its hold (a reservation
+    // dropped unsettled releases the hold instead).
     let slot = state.usage.slot().await;
     if let Some(reservation) = reservation {
         reservation.settle(record.cost);

@@ -71,14 +71,6 @@ pub async fn reserve(
 }
 
 impl Reservation {
-    pub fn amount(&self) -> NanoUsd {
-        self.amount
-    }
-
-    pub fn request_id(&self) -> &str {
-        &self.request_id
-    }
-
     /// The request's usage record, about to be written, closes the hold and charges
     /// `cost` (which may exceed the hold when usage beat the estimate).
     pub fn settle(mut self, cost: NanoUsd) {

@@ -11,6 +11,7 @@ use tokenrouter::state::AppState;
 use tokenrouter_core::NanoUsd;
 use tokenrouter_store::{Db, HoldOutcome, NewHold};
 
+use crate::cluster::CEILING;
 use crate::harness::{Gateway, config_toml, expect_error, key_for, user};
 
 /// Free input, $1 per 1M output tokens: a request with max_tokens 100 reserves exactly
@@ -29,7 +30,6 @@ input_price = 0
 output_price = 1
 deployments = [ { provider = "slow", upstream_model = "m@latency_ms=1000" } ]
 "#;
-const CEILING: i64 = 100_000;
 
 async fn key(gw: &Gateway, account_id: i64, spend_limit: Option<NanoUsd>) -> String {
     let (mut key, secret) = key_for(account_id);

@@ -4,12 +4,83 @@
 //! than there is); after the answer its usage record — written by the batching writer,
 //! in the transaction that charges it — closes the hold. Nothing in this process's memory
 //! decides whether money may be spent.
+//!
+//! Holds of requests arriving together are taken together: one task sends whatever holds
+//! are waiting as one batch (one transaction, one round trip), and while that batch is in
+//! the database the next one gathers. Alone, a request waits for one round trip as before;
+//! under load, many share each.
 
 use tokenrouter_core::{NanoUsd, clock};
 use tokenrouter_store::{Db, HoldOutcome, KeyRow, NewHold};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::metering::UsageWriter;
+
+/// The most holds taken in one transaction.
+const HOLD_BATCH: usize = 256;
+/// Holds waiting for their batch; when full, requests wait for room.
+const HOLD_QUEUE: usize = 8_192;
+
+/// A hold waiting to be taken, and where its outcome goes (`Err`: the store failed).
+type Ask = (NewHold, oneshot::Sender<Result<HoldOutcome, ()>>);
+
+/// Hands holds to the task that takes them in batches.
+#[derive(Clone)]
+pub struct HoldQueue {
+    tx: mpsc::Sender<Ask>,
+}
+
+impl HoldQueue {
+    /// Starts the task; holds whose request went away before their outcome arrived are
+    /// released through `writer`.
+    pub fn start(db: Db, writer: UsageWriter) -> HoldQueue {
+        let (tx, rx) = mpsc::channel(HOLD_QUEUE);
+        tokio::spawn(take_holds(db, writer, rx));
+        HoldQueue { tx }
+    }
+
+    async fn hold(&self, hold: NewHold) -> Result<HoldOutcome, ()> {
+        let (answer, outcome) = oneshot::channel();
+        self.tx.send((hold, answer)).await.map_err(|_| ())?;
+        outcome.await.map_err(|_| ())?
+    }
+}
+
+async fn take_holds(db: Db, writer: UsageWriter, mut rx: mpsc::Receiver<Ask>) {
+    let mut asks = Vec::with_capacity(HOLD_BATCH);
+    while rx.recv_many(&mut asks, HOLD_BATCH).await > 0 {
+        let (holds, answers): (Vec<NewHold>, Vec<_>) = asks.drain(..).unzip();
+        let outcomes = take(&db, &holds).await;
+        for ((hold, answer), outcome) in holds.into_iter().zip(answers).zip(outcomes) {
+            if let Err(Ok(HoldOutcome::Held)) = answer.send(outcome) {
+                // Its request went away while the hold was being taken: nobody will settle it.
+                writer.release(hold.request_id);
+            }
+        }
+    }
+}
+
+/// One outcome per hold. A failed batch is retried hold by hold, so that one hold the
+/// store refuses (whatever the reason) fails only its own request.
+async fn take(db: &Db, holds: &[NewHold]) -> Vec<Result<HoldOutcome, ()>> {
+    let failed = |e: tokenrouter_store::StoreError| tracing::warn!(error = %e, "could not hold funds for a request");
+    match db.hold_many(holds).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) if holds.len() == 1 => {
+            failed(e);
+            vec![Err(())]
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, holds = holds.len(), "a batch of holds failed; taking them one by one");
+            let mut outcomes = Vec::with_capacity(holds.len());
+            for hold in holds {
+                outcomes.push(db.hold(hold).await.map_err(failed));
+            }
+            outcomes
+        }
+    }
+}
 
 /// What a request holds. Settle it when its usage record is written (that record closes
 /// the hold in the store); dropped unsettled, the hold is released with no charge.
@@ -33,7 +104,7 @@ pub struct Holding<'a> {
 /// Holds `amount` for a request. With `enforce`, refuses (402) when the account's
 /// available balance or the key's remaining spend limit cannot cover it.
 pub async fn reserve(
-    db: &Db,
+    holds: &HoldQueue,
     writer: &UsageWriter,
     replica: &str,
     request: Holding<'_>,
@@ -52,14 +123,10 @@ pub async fn reserve(
         stream: request.stream,
         created_at: clock::now_unix(),
     };
-    let outcome = db.hold(&hold).await.map_err(|e| {
-        tracing::warn!(error = %e, "could not hold funds for a request");
-        ApiError::StoreUnavailable
-    })?;
+    let request_id = hold.request_id.clone();
+    let outcome = holds.hold(hold).await.map_err(|()| ApiError::StoreUnavailable)?;
     match outcome {
-        HoldOutcome::Held => {
-            Ok(Reservation { request_id: hold.request_id, amount, writer: writer.clone(), done: false })
-        }
+        HoldOutcome::Held => Ok(Reservation { request_id, amount, writer: writer.clone(), done: false }),
         HoldOutcome::Balance { available } => Err(ApiError::InsufficientQuota(format!(
             "The account's balance ({available} USD available) cannot cover this request's maximum cost of {amount} USD. \
              Add credit, or lower max_tokens."

@@ -17,6 +17,7 @@ use crate::metering::UsageWriter;
 use crate::policy::IpAllowlists;
 use crate::retention::Retention;
 use crate::routing::Routing;
+use crate::settlement::HoldQueue;
 use crate::upstream::UpstreamClient;
 
 /// How often the key snapshot checks the store for keys created or revoked elsewhere.
@@ -33,6 +34,8 @@ pub struct Shared {
     pub db: Db,
     pub upstream: UpstreamClient,
     pub usage: UsageWriter,
+    /// Takes requests' holds in batches.
+    pub holds: HoldQueue,
     /// Deployment health and the strategies' state.
     pub routing: Routing,
     /// This process among the replicas sharing the database.
@@ -97,10 +100,12 @@ impl AppState {
                 Limits::local()
             }
         };
+        let usage = UsageWriter::start(db.clone(), journal);
         let state = AppState(Arc::new(Shared {
             config: ArcSwap::from_pointee(config),
             keys: ArcSwap::from_pointee(keys),
-            usage: UsageWriter::start(db.clone(), journal),
+            holds: HoldQueue::start(db.clone(), usage.clone()),
+            usage,
             db,
             upstream,
             routing: Routing::new(),

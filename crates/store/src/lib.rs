@@ -184,7 +184,18 @@ impl Db {
     /// the account's balance less what it holds, and the key's spend limit less what it
     /// spent and holds, both cover it — whatever other processes hold at the same time.
     pub async fn hold(&self, hold: &NewHold) -> Result<HoldOutcome, StoreError> {
-        delegate!(self.hold(hold))
+        let outcomes = self.hold_many(std::slice::from_ref(hold)).await?;
+        Ok(outcomes.into_iter().next().unwrap_or(HoldOutcome::Held))
+    }
+
+    /// Takes many holds in one transaction (one round trip on PostgreSQL), each the same
+    /// conditional write as [`Db::hold`], each seeing the ones taken before it; one outcome
+    /// per hold, in the order given. When it fails, none was taken.
+    pub async fn hold_many(&self, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
+        if holds.is_empty() {
+            return Ok(Vec::new());
+        }
+        delegate!(self.hold_many(holds))
     }
 
     /// Records a batch of usage in one transaction, charging each new request once.

@@ -48,6 +48,7 @@ impl SqliteDb {
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
+                .test_before_acquire(false)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(options)
@@ -55,12 +56,16 @@ impl SqliteDb {
             return Ok(SqliteDb { batches: pool.clone(), pool });
         }
         let options = options.journal_mode(SqliteJournalMode::Wal);
+        // No ping before each use (one more trip to the connection's worker thread per
+        // query): a broken connection fails its query, which is answered as an error.
         let pool = SqlitePoolOptions::new()
             .max_connections(FILE_POOL_SIZE)
+            .test_before_acquire(false)
             .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
             .await?;
         let batches = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.synchronous(SqliteSynchronous::Full))
             .await?;
         Ok(SqliteDb { pool, batches })

@@ -1,5 +1,5 @@
-//! PostgreSQL queries for holds: taking one (`hold_funds`, one call of conditional
-//! updates in one transaction), reading them, and the statements a settlement batch
+//! PostgreSQL queries for holds: taking a batch of them (`hold_funds_many`, one call of
+//! conditional updates per hold, in one transaction), reading them, and the statements a settlement batch
 //! closes and checkpoints them with.
 
 use std::collections::HashMap;
@@ -11,24 +11,43 @@ use crate::rows::{HoldRecord, hold_columns};
 use crate::{Hold, HoldOutcome, NanoUsd, NewHold, Progress, StoreError};
 
 impl PostgresDb {
-    pub(crate) async fn hold(&self, hold: &NewHold) -> Result<HoldOutcome, StoreError> {
-        let outcome: String = sqlx::query_scalar("SELECT hold_funds($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-            .bind(&hold.request_id)
-            .bind(hold.account_id)
-            .bind(&hold.key_id)
-            .bind(hold.amount.0)
-            .bind(hold.enforce)
-            .bind(&hold.replica)
-            .bind(&hold.model)
-            .bind(&hold.endpoint)
-            .bind(hold.stream)
-            .bind(hold.created_at)
-            .fetch_one(&self.pool)
+    /// Takes the holds in one call of `hold_funds_many` (one transaction); one outcome per
+    /// hold, in the order given.
+    pub(crate) async fn hold_many(&self, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
+        let text = |f: fn(&NewHold) -> &str| holds.iter().map(f).collect::<Vec<&str>>();
+        let outcomes: Vec<String> = self
+            .on_hold_connection(async |connection| {
+                sqlx::query_scalar("SELECT hold_funds_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                    .bind(text(|h| &h.request_id))
+                    .bind(holds.iter().map(|h| h.account_id).collect::<Vec<i64>>())
+                    .bind(text(|h| &h.key_id))
+                    .bind(holds.iter().map(|h| h.amount.0).collect::<Vec<i64>>())
+                    .bind(holds.iter().map(|h| h.enforce).collect::<Vec<bool>>())
+                    .bind(text(|h| &h.replica))
+                    .bind(text(|h| &h.model))
+                    .bind(text(|h| &h.endpoint))
+                    .bind(holds.iter().map(|h| h.stream).collect::<Vec<bool>>())
+                    .bind(holds.iter().map(|h| h.created_at).collect::<Vec<i64>>())
+                    .fetch_one(connection)
+                    .await
+            })
             .await?;
-        if outcome == "held" {
-            return Ok(HoldOutcome::Held);
+        if outcomes.len() != holds.len() {
+            let answer = format!("hold_funds_many answered {} outcomes for {} holds", outcomes.len(), holds.len());
+            return Err(StoreError::Database(sqlx::Error::Protocol(answer)));
         }
-        // Refused: say why and how much is left (a read on the refusal path only).
+        let mut answers = Vec::with_capacity(holds.len());
+        for (hold, outcome) in holds.iter().zip(&outcomes) {
+            answers.push(match outcome.as_str() {
+                "held" => HoldOutcome::Held,
+                refused => self.refusal(hold, refused).await?,
+            });
+        }
+        Ok(answers)
+    }
+
+    /// Why a hold was refused and how much is left (a read on the refusal path only).
+    async fn refusal(&self, hold: &NewHold, outcome: &str) -> Result<HoldOutcome, StoreError> {
         let funds: Option<(i64, Option<i64>)> = sqlx::query_as(
             "SELECT a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
              FROM accounts a LEFT JOIN api_keys k ON k.id = $2 WHERE a.id = $1",
@@ -37,7 +56,7 @@ impl PostgresDb {
         .bind(&hold.key_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(match (outcome.as_str(), funds) {
+        Ok(match (outcome, funds) {
             ("spend_limit", Some((_, remaining))) => {
                 HoldOutcome::SpendLimit { remaining: NanoUsd(remaining.unwrap_or(0).max(0)) }
             }

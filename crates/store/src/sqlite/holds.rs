@@ -1,5 +1,6 @@
-//! SQLite queries for holds: taking one (a single conditional statement; triggers move
-//! the account's and key's held sums in the same statement), reading them, and the
+//! SQLite queries for holds: taking a batch of them (a single conditional statement each,
+//! in one transaction; triggers move the account's and key's held sums in the same
+//! statement), reading them, and the
 //! statements a settlement batch closes and checkpoints them with.
 
 use sqlx::{QueryBuilder, Sqlite, Transaction};
@@ -12,44 +13,16 @@ use crate::{Hold, HoldOutcome, NanoUsd, NewHold, Progress, StoreError};
 pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
 impl SqliteDb {
-    pub(crate) async fn hold(&self, hold: &NewHold) -> Result<HoldOutcome, StoreError> {
-        let amount = if hold.enforce { hold.amount.0 } else { 0 };
-        // One statement: SQLite takes the write lock before it reads, so the check and the
-        // triggers' increments happen with no other writer in between, in any process.
-        let held: Option<String> = sqlx::query_scalar(
-            "INSERT INTO holds (request_id, account_id, key_id, amount_nano, created_at, replica, model, endpoint, stream) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
-             WHERE NOT ?10 OR (\
-               EXISTS (SELECT 1 FROM accounts WHERE id = ?2 AND balance_nano - held_nano >= ?4) \
-               AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?3 \
-                   AND (spend_limit_nano IS NULL OR spend_limit_nano - spent_nano - held_nano >= ?4))) \
-             RETURNING request_id",
-        )
-        .bind(&hold.request_id)
-        .bind(hold.account_id)
-        .bind(&hold.key_id)
-        .bind(amount)
-        .bind(hold.created_at)
-        .bind(&hold.replica)
-        .bind(&hold.model)
-        .bind(&hold.endpoint)
-        .bind(hold.stream)
-        .bind(hold.enforce)
-        .fetch_optional(&self.pool)
-        .await?;
-        if held.is_some() {
-            return Ok(HoldOutcome::Held);
+    /// Takes the holds in one transaction, in the order given (SQLite has one writer at a
+    /// time, so no order of rows can deadlock); one outcome per hold.
+    pub(crate) async fn hold_many(&self, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
+        let mut answers = Vec::with_capacity(holds.len());
+        let mut tx = self.pool.begin().await?;
+        for hold in holds {
+            answers.push(hold_one(&mut tx, hold).await?);
         }
-        // Refused: say why (a read after the fact, on the refusal path only).
-        let funds: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "SELECT a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
-             FROM accounts a LEFT JOIN api_keys k ON k.id = ?2 WHERE a.id = ?1",
-        )
-        .bind(hold.account_id)
-        .bind(&hold.key_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(refusal(funds, amount))
+        tx.commit().await?;
+        Ok(answers)
     }
 
     pub(crate) async fn open_holds(&self) -> Result<Vec<Hold>, StoreError> {
@@ -67,6 +40,46 @@ impl SqliteDb {
             .await?;
         Ok(NanoUsd(held.unwrap_or(0)))
     }
+}
+
+/// One hold: a single statement. SQLite takes the write lock before it reads, so the check
+/// and the triggers' increments happen with no other writer in between, in any process.
+async fn hold_one(tx: &mut Transaction<'_, Sqlite>, hold: &NewHold) -> Result<HoldOutcome, sqlx::Error> {
+    let amount = if hold.enforce { hold.amount.0 } else { 0 };
+    let held: Option<String> = sqlx::query_scalar(
+        "INSERT INTO holds (request_id, account_id, key_id, amount_nano, created_at, replica, model, endpoint, stream) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
+         WHERE NOT ?10 OR (\
+           EXISTS (SELECT 1 FROM accounts WHERE id = ?2 AND balance_nano - held_nano >= ?4) \
+           AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?3 \
+               AND (spend_limit_nano IS NULL OR spend_limit_nano - spent_nano - held_nano >= ?4))) \
+         RETURNING request_id",
+    )
+    .bind(&hold.request_id)
+    .bind(hold.account_id)
+    .bind(&hold.key_id)
+    .bind(amount)
+    .bind(hold.created_at)
+    .bind(&hold.replica)
+    .bind(&hold.model)
+    .bind(&hold.endpoint)
+    .bind(hold.stream)
+    .bind(hold.enforce)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if held.is_some() {
+        return Ok(HoldOutcome::Held);
+    }
+    // Refused: say why (a read on the refusal path only).
+    let funds: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
+         FROM accounts a LEFT JOIN api_keys k ON k.id = ?2 WHERE a.id = ?1",
+    )
+    .bind(hold.account_id)
+    .bind(&hold.key_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(refusal(funds, amount))
 }
 
 /// Why a hold was refused, from the account's available balance and the key's remaining

@@ -183,7 +183,66 @@ async fn a_debit_cannot_take_a_balance_below_what_it_holds(backend: Backend) -> 
     Ok(())
 }
 
+/// Batches of holds racing from two handles, each batch mixing two accounts: each hold's
+/// outcome comes back in its place, and the batches together never exceed either limit.
+async fn batches_of_holds_answer_each_hold_in_its_place(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let other = Db::open(&db.url).await?;
+    let poor = db.create_account("poor", NanoUsd(10 * X + X / 2)).await?;
+    db.insert_key(&new_key("kp", poor.id)).await?;
+    let rich = db.create_account("rich", NanoUsd(1_000 * X)).await?;
+    let mut limited = new_key("kr", rich.id);
+    limited.spend_limit = Some(NanoUsd(5 * X + X / 2));
+    db.insert_key(&limited).await?;
+    // Within one batch, earlier holds come first: the second of these two cannot fit.
+    let first =
+        [hold("first", poor.id, "kp", 6 * X), hold("beside", rich.id, "kr", X), hold("second", poor.id, "kp", 6 * X)];
+    let outcomes = db.hold_many(&first).await?;
+    assert_eq!(outcomes[0], HoldOutcome::Held);
+    assert_eq!(outcomes[1], HoldOutcome::Held);
+    assert_eq!(outcomes[2], HoldOutcome::Balance { available: NanoUsd(4 * X + X / 2) });
+    db.write_batch(Batch { releases: &["first".to_owned(), "beside".to_owned()], ..Batch::default() }).await?;
+
+    let holds: Vec<NewHold> = (0..100)
+        .map(|i| {
+            if i % 2 == 0 { hold(&format!("p{i}"), poor.id, "kp", X) } else { hold(&format!("r{i}"), rich.id, "kr", X) }
+        })
+        .collect();
+    let batches = holds
+        .chunks(10)
+        .enumerate()
+        .map(|(i, batch)| if i % 2 == 0 { db.hold_many(batch) } else { other.hold_many(batch) });
+    let outcomes: Vec<HoldOutcome> = futures_util::future::try_join_all(batches).await?.into_iter().flatten().collect();
+    let held = |prefix: &str| {
+        holds
+            .iter()
+            .zip(&outcomes)
+            .filter(|(h, o)| h.request_id.starts_with(prefix) && **o == HoldOutcome::Held)
+            .count()
+    };
+    assert_eq!((held("p"), held("r")), (10, 5), "{outcomes:?}");
+    for (hold, outcome) in holds.iter().zip(&outcomes) {
+        match outcome {
+            HoldOutcome::Held => {}
+            HoldOutcome::Balance { .. } => assert_eq!(hold.account_id, poor.id, "{outcomes:?}"),
+            HoldOutcome::SpendLimit { .. } => assert_eq!(hold.account_id, rich.id, "{outcomes:?}"),
+        }
+    }
+    assert_eq!(db.held(poor.id).await?, NanoUsd(10 * X));
+    assert_eq!(db.held(rich.id).await?, NanoUsd(5 * X));
+    assert_eq!(db.open_holds().await?.len(), 15);
+    // Holds without enforcement count as nothing, in a batch that fits and in one that does not.
+    let free = |id: &str| NewHold { enforce: false, ..hold(id, poor.id, "kp", 5 * X) };
+    let fits = db.hold_many(&[free("free1"), hold("quarter", poor.id, "kp", X / 4)]).await?;
+    assert_eq!(fits, [HoldOutcome::Held, HoldOutcome::Held]);
+    let over = db.hold_many(&[free("free2"), hold("whole", poor.id, "kp", X)]).await?;
+    assert_eq!(over, [HoldOutcome::Held, HoldOutcome::Balance { available: NanoUsd(X / 4) }]);
+    assert_eq!(db.held(poor.id).await?, NanoUsd(10 * X + X / 4));
+    Ok(())
+}
+
 on_both_backends!(
+    batches_of_holds_answer_each_hold_in_its_place,
     concurrent_holds_never_exceed_the_balance,
     concurrent_holds_never_exceed_a_key_spend_limit,
     without_enforcement_a_hold_only_marks_the_request,

@@ -49,7 +49,20 @@ impl HoldQueue {
 
 async fn take_holds(db: Db, writer: UsageWriter, mut rx: mpsc::Receiver<Ask>) {
     let mut asks = Vec::with_capacity(HOLD_BATCH);
+    let mut busy = false;
     while rx.recv_many(&mut asks, HOLD_BATCH).await > 0 {
+        if busy {
+            // Under load, let the requests already woken reach this queue first: a larger
+            // batch for no timer and no wait when idle (a lone request never gets here).
+            tokio::task::yield_now().await;
+            while asks.len() < HOLD_BATCH {
+                match rx.try_recv() {
+                    Ok(ask) => asks.push(ask),
+                    Err(_) => break,
+                }
+            }
+        }
+        busy = asks.len() > 1;
         let (holds, answers): (Vec<NewHold>, Vec<_>) = asks.drain(..).unzip();
         let outcomes = take(&db, &holds).await;
         for ((hold, answer), outcome) in holds.into_iter().zip(answers).zip(outcomes) {

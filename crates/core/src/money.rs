@@ -82,6 +82,13 @@ impl NanoUsd {
         }
         format!("{sign}{}.{frac}", abs / nanos)
     }
+
+    /// USD as the management API writes it: the shortest exact decimal (`"12.5"`, `"100"`,
+    /// `"0.000000001"`).
+    pub fn to_decimal_string(self) -> String {
+        let text = self.to_usd_string();
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
 }
 
 impl fmt::Display for NanoUsd {
@@ -143,6 +150,10 @@ mod tests {
         assert_eq!(NanoUsd(150_000_000).to_usd_string(), "0.15");
         assert_eq!(NanoUsd(-1_000_000_001).to_usd_string(), "-1.000000001");
         assert_eq!(NanoUsd(0).to_usd_string(), "0.00");
+        assert_eq!(NanoUsd(0).to_decimal_string(), "0");
+        assert_eq!(NanoUsd(12_500_000_000).to_decimal_string(), "12.5");
+        assert_eq!(NanoUsd(100_000_000_000).to_decimal_string(), "100");
+        assert_eq!(NanoUsd(-1).to_decimal_string(), "-0.000000001");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use http::request::Parts;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokenrouter_store::KeyRow;
+use tokenrouter_store::{KeyRow, KeyScope};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -32,7 +32,7 @@ impl std::fmt::Debug for MintedKey {
     }
 }
 
-fn random_base62(len: usize) -> Result<String, getrandom::Error> {
+pub fn random_base62(len: usize) -> Result<String, getrandom::Error> {
     let mut out = String::with_capacity(len);
     let mut bytes = [0u8; 64];
     while out.len() < len {
@@ -46,6 +46,11 @@ fn random_base62(len: usize) -> Result<String, getrandom::Error> {
         }
     }
     Ok(out)
+}
+
+/// A random token of 256 bits (43 base62 characters): sessions and sign-in links.
+pub fn random_token() -> Result<String, getrandom::Error> {
+    random_base62(SECRET_LEN)
 }
 
 pub fn hash_secret(secret: &str) -> [u8; 32] {
@@ -108,28 +113,42 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let headers = &parts.headers;
-        let token = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .map(str::trim)
-            .ok_or(ApiError::Unauthorized(
-                "You didn't provide an API key. Send it as 'Authorization: Bearer sk-tr-…' or 'x-api-key'.",
-            ))?;
-        let now = tokenrouter_core::clock::now_unix();
-        let arrived_ms = tokenrouter_core::clock::now_unix_ms();
-        let result = state.keys.load().authenticate(token, now);
-        // A well-formed key the snapshot does not know may have been created a moment ago
-        // by another process: wait for a reload that began after this request arrived.
-        let unknown = || parse(token).is_some_and(|(id, _)| !state.keys.load().contains(id));
-        if result.is_err() && unknown() {
-            state.refresh_keys_since(arrived_ms).await;
-            return state.keys.load().authenticate(token, now).map(Authed);
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer sk-tr-…' or 'x-api-key'.",
+        ))?;
+        let key = authenticate(state, token).await?;
+        if key.scope == KeyScope::Management && parts.uri.path().starts_with("/v1/") {
+            return Err(ApiError::Forbidden(
+                "This is a management key: it works on /api/* only. Use an inference key for /v1/*.".to_owned(),
+            ));
         }
-        result.map(Authed)
+        Ok(Authed(key))
     }
+}
+
+/// The key a bearer token names, from the in-memory snapshot.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Arc<KeyRow>, ApiError> {
+    let now = tokenrouter_core::clock::now_unix();
+    let arrived_ms = tokenrouter_core::clock::now_unix_ms();
+    let result = state.keys.load().authenticate(token, now);
+    // A well-formed key the snapshot does not know may have been created a moment ago
+    // by another process: wait for a reload that began after this request arrived.
+    let unknown = || parse(token).is_some_and(|(id, _)| !state.keys.load().contains(id));
+    if result.is_err() && unknown() {
+        state.refresh_keys_since(arrived_ms).await;
+        return state.keys.load().authenticate(token, now);
+    }
+    result
+}
+
+/// The bearer token of a request: `Authorization: Bearer …` or `x-api-key`.
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// Redemption codes.
+    #[command(subcommand)]
+    Codes(admin::CodesCommand),
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -150,7 +153,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             admin::say(&format!("{} database migrated: {applied} migration(s) applied", db.backend()));
             Ok(())
         }
-        Command::Accounts(command) => admin::accounts(&Db::connect(&cli.database).await?, command).await,
+        Command::Accounts(command) => {
+            let public_origin = match &command {
+                admin::AccountsCommand::LoginLink { .. } => {
+                    load_config(cli.config.as_deref(), &env)?.0.server.public_origin()
+                }
+                _ => String::new(),
+            };
+            admin::accounts(&Db::connect(&cli.database).await?, command, &public_origin).await
+        }
+        Command::Codes(command) => admin::codes(&Db::connect(&cli.database).await?, command).await,
         Command::Keys(command) => admin::keys(&Db::connect(&cli.database).await?, command).await,
         Command::Config(ConfigCommand::Check) => {
             let (config, source) = load_config(cli.config.as_deref(), &env)?;

@@ -76,6 +76,37 @@ pub struct ServerConfig {
     pub unsupported_tools: UnsupportedTools,
     /// How long responses are kept for `previous_response_id` (zero: not kept).
     pub response_retention: Duration,
+    /// `[server] public_url` as an origin (`scheme://host[:port]`, no trailing slash).
+    pub public_url: Option<String>,
+}
+
+impl ServerConfig {
+    /// The origin browsers reach the gateway at: `public_url`, else `http://` and the
+    /// listen address (default 127.0.0.1:8080).
+    pub fn public_origin(&self) -> String {
+        match (&self.public_url, self.listen) {
+            (Some(url), _) => url.clone(),
+            (None, Some(listen)) => format!("http://{listen}"),
+            (None, None) => "http://127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+/// `scheme://host[:port]` of an http(s) URL with no path, query or credentials.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let uri: http::Uri = text.parse().map_err(|_| format!("'{text}' is not a URL"))?;
+    let scheme = uri.scheme_str().unwrap_or_default();
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("'{text}' must start with http:// or https://"));
+    }
+    let authority = uri.authority().ok_or_else(|| format!("'{text}' has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!("'{text}' must not contain credentials"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!("'{text}' must be an origin only (no path or query): the gateway serves at its root"));
+    }
+    Ok(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()))
 }
 
 pub struct Provider {
@@ -411,6 +442,13 @@ fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
         }
     };
     let response_retention = raw.response_retention_secs.map_or(DEFAULT_RESPONSE_RETENTION, Duration::from_secs);
+    let public_url = raw.public_url.as_deref().and_then(|text| match parse_origin(text) {
+        Ok(origin) => Some(origin),
+        Err(e) => {
+            errors.push(format!("server.public_url: {e}"));
+            None
+        }
+    });
     ServerConfig {
         listen,
         billing,
@@ -424,6 +462,7 @@ fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
         trusted_proxies,
         unsupported_tools,
         response_retention,
+        public_url,
     }
 }
 

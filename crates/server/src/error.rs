@@ -49,6 +49,18 @@ pub enum ApiError {
     /// request is refused rather than served unbilled.
     #[error("The gateway cannot reach its database to hold this request's funds; try again shortly.")]
     StoreUnavailable,
+    /// Authenticated, but this caller may not do this (an admin route, a key of the wrong scope).
+    #[error("{0}")]
+    Forbidden(String),
+    /// An `/api` route without a valid session or management key.
+    #[error("{0}")]
+    NotSignedIn(&'static str),
+    /// A cookie-authenticated change whose `Origin` is not the gateway's own.
+    #[error("This change did not come from the gateway's own pages (its Origin or Referer is missing or foreign).")]
+    CsrfFailed,
+    /// A redemption code that is unknown, used or expired (one message for all three).
+    #[error("This code is not valid: it may be mistyped, already redeemed or expired.")]
+    InvalidCode,
 }
 
 impl ApiError {
@@ -93,6 +105,10 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "not_found"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
             ApiError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "store_unavailable"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "permission_error", "forbidden"),
+            ApiError::NotSignedIn(_) => (StatusCode::UNAUTHORIZED, "authentication_error", "not_signed_in"),
+            ApiError::CsrfFailed => (StatusCode::FORBIDDEN, "permission_error", "csrf_failed"),
+            ApiError::InvalidCode => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_code"),
         }
     }
 
@@ -106,6 +122,7 @@ impl ApiError {
             ApiError::InvalidRequest { param, .. } => param.as_deref(),
             ApiError::ModelNotFound(_) | ApiError::ModelNotAllowed(_) => Some("model"),
             ApiError::ContextLengthExceeded { .. } => Some("messages"),
+            ApiError::InvalidCode => Some("code"),
             _ => None,
         };
         ErrorEnvelope::new(kind, code, self.to_string(), param)

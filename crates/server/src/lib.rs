@@ -18,6 +18,7 @@ pub mod retention;
 pub mod routes;
 pub mod routing;
 pub mod settlement;
+pub mod signin;
 pub mod state;
 pub mod streaming;
 pub mod telemetry;

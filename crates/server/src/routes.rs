@@ -1,5 +1,6 @@
 //! Paths → handlers, and the generic HTTP layers around them. Nothing else.
 
+mod account;
 mod chat;
 mod completions;
 mod embeddings;
@@ -30,6 +31,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .merge(anthropic)
         .route("/api/whoami", get(whoami::whoami))
+        .route("/api/me", get(account::me))
+        .route("/api/redeem", post(account::redeem))
+        .route("/auth/link/{token}", get(account::link))
+        .route("/auth/logout", post(account::logout))
+        .route("/login", get(account::login))
         .route("/metrics", get(metrics::metrics))
         .fallback(health::unknown_route)
         .method_not_allowed_fallback(health::method_not_allowed)

@@ -12,6 +12,15 @@ pub struct Account {
     pub created_at: i64,
     /// When the account was disabled (its keys stop working); `None` while enabled.
     pub disabled_at: Option<i64>,
+    /// May use the admin routes.
+    pub is_admin: bool,
+    /// The GitHub user it signs in as (accounts are found by this id, never by login).
+    pub github_id: Option<i64>,
+    /// Display fields from GitHub, refreshed at each sign-in.
+    pub login: Option<String>,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub email: Option<String>,
 }
 
 /// One balance change. `amount` is signed: credits positive, charges negative.

@@ -19,6 +19,36 @@ pub struct NewKey {
     pub tpm: Option<u32>,
     pub spend_limit: Option<NanoUsd>,
     pub expires_at: Option<i64>,
+    pub scope: KeyScope,
+    /// May be routed to community instances.
+    pub community: bool,
+}
+
+/// What a key authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyScope {
+    /// `/v1/*`: inference.
+    #[default]
+    Inference,
+    /// `/api/*` for its account; never `/v1/*`.
+    Management,
+}
+
+impl KeyScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyScope::Inference => "inference",
+            KeyScope::Management => "management",
+        }
+    }
+
+    pub fn parse(scope: &str) -> Option<KeyScope> {
+        match scope {
+            "inference" => Some(KeyScope::Inference),
+            "management" => Some(KeyScope::Management),
+            _ => None,
+        }
+    }
 }
 
 /// A stored key with its account's name and what it has spent so far.
@@ -41,6 +71,8 @@ pub struct KeyRow {
     pub expires_at: Option<i64>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    pub scope: KeyScope,
+    pub community: bool,
 }
 
 const REDACTED: &str = "<redacted>";
@@ -80,6 +112,8 @@ impl fmt::Debug for KeyRow {
             .field("expires_at", &self.expires_at)
             .field("created_at", &self.created_at)
             .field("revoked_at", &self.revoked_at)
+            .field("scope", &self.scope)
+            .field("community", &self.community)
             .finish()
     }
 }

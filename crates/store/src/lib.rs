@@ -13,6 +13,7 @@ mod holds;
 mod keys;
 mod postgres;
 mod rows;
+mod sessions;
 mod settle;
 mod sqlite;
 mod usage;
@@ -20,8 +21,9 @@ mod usage;
 pub use accounts::{Account, LedgerRow};
 pub use error::StoreError;
 pub use holds::{Hold, HoldOutcome, NewHold, Progress, Replica, ReplicaRow};
-pub use keys::{KeyRow, NewKey};
+pub use keys::{KeyRow, KeyScope, NewKey};
 pub use postgres::{Change, Changes, PostgresDb};
+pub use sessions::{Redemption, SecretHash};
 pub use sqlite::SqliteDb;
 pub use tokenrouter_core::NanoUsd;
 pub use usage::{UsageRecord, UsageSource};
@@ -178,6 +180,67 @@ impl Db {
             Db::Sqlite(_) => Ok(None),
             Db::Postgres(db) => db.changes().await.map(Some),
         }
+    }
+
+    /// Makes the named account an admin (or not).
+    pub async fn set_admin(&self, account: &str, admin: bool) -> Result<Account, StoreError> {
+        delegate!(self.set_admin(account, admin))
+    }
+
+    /// Starts a session for the account, valid until `expires_at`.
+    pub async fn create_session(
+        &self,
+        token: &SecretHash,
+        account_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        delegate!(self.create_session(token, account_id, now, expires_at))
+    }
+
+    /// The account of a session that has not expired or ended, and is not disabled.
+    pub async fn session_account(&self, token: &SecretHash, now: i64) -> Result<Option<Account>, StoreError> {
+        delegate!(self.session_account(token, now))
+    }
+
+    /// Ends a session; whether there was one.
+    pub async fn end_session(&self, token: &SecretHash) -> Result<bool, StoreError> {
+        delegate!(self.end_session(token))
+    }
+
+    /// Records a one-time sign-in link for the account, usable until `expires_at`.
+    pub async fn create_login_link(
+        &self,
+        token: &SecretHash,
+        account_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        delegate!(self.create_login_link(token, account_id, now, expires_at))
+    }
+
+    /// Uses a sign-in link: the account it signs in, once — a used, expired or unknown
+    /// link (or one for a disabled account) gives `None`, however many try at once.
+    pub async fn use_login_link(&self, token: &SecretHash, now: i64) -> Result<Option<i64>, StoreError> {
+        delegate!(self.use_login_link(token, now))
+    }
+
+    /// Stores redemption codes (their hashes), each worth `amount`.
+    pub async fn create_codes(
+        &self,
+        codes: &[SecretHash],
+        amount: NanoUsd,
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        delegate!(self.create_codes(codes, amount, now, expires_at))
+    }
+
+    /// Redeems a code for the account: one transaction marks it used (only if unused and
+    /// unexpired), credits the balance and writes a `redemption` ledger row — so a code
+    /// credits exactly once, whatever number of processes redeem it at the same moment.
+    pub async fn redeem_code(&self, code: &SecretHash, account_id: i64, now: i64) -> Result<Redemption, StoreError> {
+        delegate!(self.redeem_code(code, account_id, now))
     }
 
     /// Holds `hold.amount` for a request: one conditional write that succeeds only when

@@ -5,11 +5,11 @@
 use sqlx::FromRow;
 use tokenrouter_core::{NanoUsd, Usage};
 
-use crate::{Account, Hold, KeyRow, LedgerRow, ReplicaRow, UsageRecord, UsageSource};
+use crate::{Account, Hold, KeyRow, KeyScope, LedgerRow, ReplicaRow, UsageRecord, UsageSource};
 
 macro_rules! account_columns {
     () => {
-        "id, name, balance_nano, held_nano, created_at, disabled_at"
+        "id, name, balance_nano, held_nano, created_at, disabled_at, is_admin, github_id, login, display_name, avatar_url, email"
     };
 }
 pub(crate) use account_columns;
@@ -22,6 +22,12 @@ pub(crate) struct AccountRecord {
     pub held_nano: i64,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
+    pub is_admin: bool,
+    pub github_id: Option<i64>,
+    pub login: Option<String>,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub email: Option<String>,
 }
 
 impl From<AccountRecord> for Account {
@@ -33,6 +39,12 @@ impl From<AccountRecord> for Account {
             held: NanoUsd(r.held_nano),
             created_at: r.created_at,
             disabled_at: r.disabled_at,
+            is_admin: r.is_admin,
+            github_id: r.github_id,
+            login: r.login,
+            display_name: r.display_name,
+            avatar_url: r.avatar_url,
+            email: r.email,
         }
     }
 }
@@ -76,7 +88,7 @@ macro_rules! select_keys {
         concat!(
             "SELECT k.id, k.account_id, a.name AS account_name, k.name, k.secret_hash, ",
             "k.models, k.ips, k.rpm, k.tpm, k.spend_limit_nano, k.spent_nano, k.held_nano, ",
-            "k.expires_at, k.created_at, k.revoked_at ",
+            "k.expires_at, k.created_at, k.revoked_at, k.scope, k.community ",
             "FROM api_keys k JOIN accounts a ON a.id = k.account_id ",
             $tail
         )
@@ -101,6 +113,8 @@ pub(crate) struct KeyRecord {
     pub expires_at: Option<i64>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    pub scope: String,
+    pub community: bool,
 }
 
 impl TryFrom<KeyRecord> for KeyRow {
@@ -125,6 +139,8 @@ impl TryFrom<KeyRecord> for KeyRow {
             expires_at: r.expires_at,
             created_at: r.created_at,
             revoked_at: r.revoked_at,
+            scope: KeyScope::parse(&r.scope).ok_or_else(|| corrupt("scope", format!("unknown scope '{}'", r.scope)))?,
+            community: r.community,
         })
     }
 }

@@ -9,6 +9,7 @@ mod holds;
 mod keys;
 mod replicas;
 mod responses;
+mod sessions;
 mod usage;
 
 use std::str::FromStr;

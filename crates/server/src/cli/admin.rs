@@ -6,7 +6,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokenrouter_core::NanoUsd;
-use tokenrouter_store::{Account, Db, NewKey};
+use tokenrouter_store::{Account, Db, KeyScope, NewKey};
 
 use super::CliError;
 use crate::{auth, policy};
@@ -19,6 +19,17 @@ pub enum AccountsCommand {
         /// Initial balance in USD.
         #[arg(long)]
         balance: Option<String>,
+        /// The account may use the admin routes.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Print a one-time sign-in URL for the dashboard (for servers without GitHub
+    /// sign-in, and for the first admin).
+    LoginLink {
+        name: String,
+        /// How long the link works, in seconds.
+        #[arg(long, default_value_t = 900)]
+        ttl: u32,
     },
     /// Add balance (a ledger entry; a negative amount is an adjustment).
     Credit {
@@ -36,6 +47,21 @@ pub enum AccountsCommand {
     Disable { name: String },
     /// Enable a disabled account again.
     Enable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CodesCommand {
+    /// Mint redemption codes, printed one per line and shown once (stored hashed).
+    Create {
+        /// What each code credits, in USD.
+        #[arg(long)]
+        amount: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Expiry time, RFC 3339.
+        #[arg(long)]
+        expires: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +90,12 @@ pub enum KeysCommand {
         /// Expiry time, RFC 3339 (e.g. 2027-01-01T00:00:00Z).
         #[arg(long)]
         expires: Option<String>,
+        /// inference: /v1/*; management: /api/* for the account, never /v1/*.
+        #[arg(long, default_value = "inference", value_parser = ["inference", "management"])]
+        scope: String,
+        /// Never route this key's requests to community instances.
+        #[arg(long)]
+        no_community: bool,
         #[arg(long)]
         json: bool,
     },
@@ -97,18 +129,35 @@ fn date(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-pub async fn accounts(db: &Db, command: AccountsCommand) -> Result<(), CliError> {
+/// `public_origin`: where browsers reach the gateway (for sign-in links).
+pub async fn accounts(db: &Db, command: AccountsCommand, public_origin: &str) -> Result<(), CliError> {
     match command {
-        AccountsCommand::Create { name, balance } => {
+        AccountsCommand::Create { name, balance, admin } => {
             if name.trim().is_empty() {
                 return Err(CliError::Usage("an account name must not be empty".into()));
             }
             let balance = balance.as_deref().map(|b| usd(b, "--balance")).transpose()?.unwrap_or_default();
             let created = db.create_account(&name, balance).await?;
+            if admin {
+                db.set_admin(&name, true).await?;
+            }
             say(&format!(
-                "created account '{}' (id {}) with balance {} USD",
-                created.name, created.id, created.balance
+                "created {}account '{}' (id {}) with balance {} USD",
+                if admin { "admin " } else { "" },
+                created.name,
+                created.id,
+                created.balance
             ));
+        }
+        AccountsCommand::LoginLink { name, ttl } => {
+            let acct = account(db, &name).await?;
+            if ttl == 0 {
+                return Err(CliError::Usage("--ttl must be at least 1 second".into()));
+            }
+            let token = auth::random_token().map_err(|e| CliError::Runtime(format!("no randomness available: {e}")))?;
+            let now = tokenrouter_core::clock::now_unix();
+            db.create_login_link(&auth::hash_secret(&token), acct.id, now, now + i64::from(ttl)).await?;
+            say(&format!("{}/auth/link/{token}", public_origin.trim_end_matches('/')));
         }
         AccountsCommand::Disable { name } | AccountsCommand::Enable { name } if name.trim().is_empty() => {
             return Err(CliError::Usage("an account name must not be empty".into()));
@@ -167,17 +216,22 @@ pub async fn accounts(db: &Db, command: AccountsCommand) -> Result<(), CliError>
 
 pub async fn keys(db: &Db, command: KeysCommand) -> Result<(), CliError> {
     match command {
-        KeysCommand::Create { account: name, name: key_name, models, ips, rpm, tpm, spend_limit, expires, json } => {
+        KeysCommand::Create {
+            account: name,
+            name: key_name,
+            models,
+            ips,
+            rpm,
+            tpm,
+            spend_limit,
+            expires,
+            scope,
+            no_community,
+            json,
+        } => {
             let acct = account(db, &name).await?;
             let spend_limit = spend_limit.as_deref().map(|s| usd(s, "--spend-limit")).transpose()?;
-            let expires_at = expires
-                .as_deref()
-                .map(|e| {
-                    OffsetDateTime::parse(e, &Rfc3339)
-                        .map(OffsetDateTime::unix_timestamp)
-                        .map_err(|err| CliError::Usage(format!("--expires: '{e}' is not an RFC 3339 time ({err})")))
-                })
-                .transpose()?;
+            let expires_at = expires.as_deref().map(|e| rfc3339(e, "--expires")).transpose()?;
             let minted = auth::mint().map_err(|e| CliError::Runtime(format!("no randomness available: {e}")))?;
             let models: Vec<String> =
                 models.into_iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect();
@@ -199,6 +253,8 @@ pub async fn keys(db: &Db, command: KeysCommand) -> Result<(), CliError> {
                 tpm,
                 spend_limit,
                 expires_at,
+                scope: KeyScope::parse(&scope).unwrap_or_default(),
+                community: !no_community,
             })
             .await?;
             let prefix = auth::display_prefix(&minted.id);
@@ -236,4 +292,47 @@ pub async fn keys(db: &Db, command: KeysCommand) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The most codes one command mints.
+pub const MAX_CODES: u32 = 1_000;
+
+/// A redemption code: `trc-` and 24 base62 characters (~143 bits).
+pub fn mint_code() -> Result<String, getrandom::Error> {
+    Ok(format!("trc-{}", auth::random_base62(24)?))
+}
+
+pub async fn codes(db: &Db, command: CodesCommand) -> Result<(), CliError> {
+    match command {
+        CodesCommand::Create { amount, count, expires } => {
+            let amount = usd(&amount, "--amount")?;
+            if amount.0 <= 0 {
+                return Err(CliError::Usage("--amount must be more than 0".into()));
+            }
+            if count == 0 || count > MAX_CODES {
+                return Err(CliError::Usage(format!("--count must be between 1 and {MAX_CODES}")));
+            }
+            let now = tokenrouter_core::clock::now_unix();
+            let expires_at = expires.as_deref().map(|e| rfc3339(e, "--expires")).transpose()?;
+            if expires_at.is_some_and(|at| at <= now) {
+                return Err(CliError::Usage("--expires is in the past".into()));
+            }
+            let codes: Vec<String> = (0..count)
+                .map(|_| mint_code())
+                .collect::<Result<_, _>>()
+                .map_err(|e| CliError::Runtime(format!("no randomness available: {e}")))?;
+            let hashes: Vec<[u8; 32]> = codes.iter().map(|c| auth::hash_secret(c)).collect();
+            db.create_codes(&hashes, amount, now, expires_at).await?;
+            for code in &codes {
+                say(code);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rfc3339(text: &str, what: &str) -> Result<i64, CliError> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(OffsetDateTime::unix_timestamp)
+        .map_err(|err| CliError::Usage(format!("{what}: '{text}' is not an RFC 3339 time ({err})")))
 }

@@ -28,6 +28,9 @@ pub struct RawServer {
     pub unsupported_tools: Option<String>,
     /// How long a response is kept for `previous_response_id`, in seconds (0: never kept).
     pub response_retention_secs: Option<u64>,
+    /// How browsers reach the gateway (`https://gw.example.com`): sign-in links, the OAuth
+    /// redirect, the cookie's `Secure` flag and the CSRF origin.
+    pub public_url: Option<String>,
 }
 
 /// `[redis]`: rate limits shared by replicas.

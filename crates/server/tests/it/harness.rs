@@ -17,6 +17,8 @@ pub struct Gateway {
     pub key_id: String,
     pub account_id: i64,
     pub db: Db,
+    /// The database's URL, for the CLI.
+    pub db_url: String,
     pub mock: MockServer,
     pub state: AppState,
     pub http: reqwest::Client,
@@ -116,6 +118,7 @@ impl Gateway {
             key: secret,
             account_id: account.id,
             db,
+            db_url,
             mock,
             state,
             http: reqwest::Client::new(),
@@ -181,6 +184,8 @@ pub fn key_for(account_id: i64) -> (NewKey, String) {
         tpm: None,
         spend_limit: None,
         expires_at: None,
+        scope: tokenrouter_store::KeyScope::Inference,
+        community: true,
     };
     (key, minted.full)
 }

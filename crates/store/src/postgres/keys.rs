@@ -14,7 +14,7 @@ impl PostgresDb {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, account_id, name, secret_hash, models, ips, rpm, tpm, \
-             spend_limit_nano, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             spend_limit_nano, expires_at, created_at, scope, community) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&key.id)
         .bind(key.account_id)
@@ -27,6 +27,8 @@ impl PostgresDb {
         .bind(key.spend_limit.map(|limit| limit.0))
         .bind(key.expires_at)
         .bind(clock::now_unix())
+        .bind(key.scope.as_str())
+        .bind(key.community)
         .execute(&mut *tx)
         .await?;
         super::announce(&mut tx).await?;

@@ -19,7 +19,7 @@ impl SqliteDb {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO api_keys (id, account_id, name, secret_hash, models, ips, rpm, tpm, \
-             spend_limit_nano, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             spend_limit_nano, expires_at, created_at, scope, community) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key.id)
         .bind(key.account_id)
@@ -32,6 +32,8 @@ impl SqliteDb {
         .bind(key.spend_limit.map(|limit| limit.0))
         .bind(key.expires_at)
         .bind(clock::now_unix())
+        .bind(key.scope.as_str())
+        .bind(key.community)
         .execute(&mut *tx)
         .await?;
         bump_keys_version(&mut tx).await?;

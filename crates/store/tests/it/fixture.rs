@@ -5,7 +5,7 @@
 use std::ops::Deref;
 
 use tempfile::TempDir;
-use tokenrouter_store::{Db, NanoUsd, NewKey, UsageRecord, UsageSource};
+use tokenrouter_store::{Db, KeyScope, NanoUsd, NewKey, UsageRecord, UsageSource};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -149,6 +149,8 @@ pub fn new_key(id: &str, account_id: i64) -> NewKey {
         tpm: None,
         spend_limit: None,
         expires_at: None,
+        scope: KeyScope::Inference,
+        community: true,
     }
 }
 

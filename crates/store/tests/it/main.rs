@@ -8,4 +8,5 @@ mod holds;
 mod keys;
 mod replicas;
 mod responses;
+mod sessions;
 mod usage;

@@ -1,0 +1,152 @@
+//! Signing in and out (one-time links; GitHub next), and the signed-in account's own
+//! routes: `/api/me`, `/api/redeem`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{Html, IntoResponse, Response};
+use http::header::SET_COOKIE;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokenrouter_store::{Account, Redemption};
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::signin::{self, Caller};
+use crate::state::AppState;
+
+/// `GET /auth/link/{token}`: a one-time link from `accounts login-link` starts a session.
+pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let now = tokenrouter_core::clock::now_unix();
+    let account = match state.db.use_login_link(&auth::hash_secret(&token), now).await {
+        Ok(Some(account)) => account,
+        Ok(None) => return refused("link_invalid"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check a sign-in link");
+            return refused("unavailable");
+        }
+    };
+    match signin::start_session(&state, account).await {
+        Ok(cookie) => ([(SET_COOKIE, cookie)], found("/dashboard")).into_response(),
+        Err(_) => refused("unavailable"),
+    }
+}
+
+/// A refused sign-in ends at `/login?error=CODE`, with no session.
+fn refused(code: &str) -> Response {
+    found(&format!("/login?error={code}"))
+}
+
+/// `302 Found` to a path of this gateway.
+fn found(location: &str) -> Response {
+    (http::StatusCode::FOUND, [(http::header::LOCATION, location.to_owned())]).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    error: Option<String>,
+}
+
+/// `GET /login`: where sign-in starts, and where a refused one says why.
+pub async fn login(axum::extract::Query(query): axum::extract::Query<LoginQuery>) -> Response {
+    let reason = match query.error.as_deref() {
+        None => "",
+        Some("link_invalid") => {
+            "This sign-in link is not valid: it was already used, has expired, or was mistyped. Ask for a new one (tokenrouter accounts login-link NAME)."
+        }
+        Some("unavailable") => "The gateway could not reach its database to sign you in. Try again in a moment.",
+        Some(_) => "Sign-in failed. Try again.",
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+         <title>Sign in · Token Router</title></head><body><main><h1>Sign in to Token Router</h1>\
+         {}<p>Sign in with a one-time link from your administrator (<code>tokenrouter accounts login-link NAME</code>).</p>\
+         </main></body></html>",
+        if reason.is_empty() { String::new() } else { format!("<p role=\"alert\">{reason}</p>") }
+    );
+    let mut response = Html(page).into_response();
+    let headers = response.headers_mut();
+    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    headers.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        http::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+/// `POST /auth/logout`: ends the session on the server and clears the cookie.
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    if let Some(session) = caller.session {
+        state.db.end_session(&session).await.map_err(|e| {
+            tracing::warn!(error = %e, "could not end a session");
+            ApiError::StoreUnavailable
+        })?;
+    }
+    let cleared = signin::cleared_cookie(&state.config.load().server.public_origin());
+    Ok(([(SET_COOKIE, cleared)], Json(json!({"signed_out": true}))).into_response())
+}
+
+/// `GET /api/me`.
+pub async fn me(caller: Caller) -> Json<Value> {
+    Json(me_object(&caller.account))
+}
+
+fn me_object(account: &Account) -> Value {
+    json!({
+        "id": account.id,
+        "login": account.login.as_deref().unwrap_or(&account.name),
+        "name": account.display_name.as_deref().unwrap_or(&account.name),
+        "avatar_url": account.avatar_url,
+        "email": account.email,
+        "role": if account.is_admin { "admin" } else { "user" },
+        "balance_usd": account.balance.to_decimal_string(),
+        "balance_nano_usd": account.balance.0,
+        "held_nano_usd": account.held.0,
+        "created_at": rfc3339(account.created_at),
+    })
+}
+
+pub fn rfc3339(unix: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&Rfc3339).ok())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemBody {
+    code: String,
+}
+
+/// The longest code worth looking up (codes are `trc-` and 24 characters).
+const MAX_CODE_LEN: usize = 64;
+
+/// `POST /api/redeem`: credits a code to the caller's account, exactly once.
+pub async fn redeem(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: RedeemBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid_param(format!("The body must be {{\"code\": \"…\"}} ({e})."), "code"))?;
+    let code = body.code.trim();
+    if code.is_empty() || code.len() > MAX_CODE_LEN {
+        tracing::info!(account = caller.account.id, "a redemption failed (malformed code)");
+        return Err(ApiError::InvalidCode);
+    }
+    let now = tokenrouter_core::clock::now_unix();
+    let redemption = state.db.redeem_code(&auth::hash_secret(code), caller.account.id, now).await.map_err(|e| {
+        tracing::warn!(error = %e, "could not redeem a code");
+        ApiError::StoreUnavailable
+    })?;
+    match redemption {
+        Redemption::Credited { amount, balance } => {
+            tracing::info!(account = caller.account.id, amount = %amount, "a code was redeemed");
+            Ok(Json(json!({"credited_usd": amount.to_decimal_string(), "balance_usd": balance.to_decimal_string()})))
+        }
+        Redemption::Invalid => {
+            // Never the code itself: it may be one a person mistyped by a character.
+            tracing::info!(account = caller.account.id, "a redemption failed (unknown, used or expired code)");
+            Err(ApiError::InvalidCode)
+        }
+    }
+}

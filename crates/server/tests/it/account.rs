@@ -1,0 +1,181 @@
+//! Signing in with a one-time link, the session cookie, CSRF, management keys against
+//! inference keys, redemption codes and logout — over HTTP, as a browser and a script
+//! would; links and codes minted by the CLI.
+
+use std::path::Path;
+use std::process::Command;
+
+use reqwest::header::{COOKIE, ORIGIN, REFERER, SET_COOKIE};
+use serde_json::{Value, json};
+use tokenrouter_store::KeyScope;
+
+use crate::harness::{Gateway, expect_error, key_for, user};
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Runs the CLI on the gateway's database (a file next to the test's).
+fn cli(db_url: &str, dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_tokenrouter"))
+        .current_dir(dir)
+        .env_remove("TOKENROUTER_CONFIG")
+        .env("RUST_LOG", "warn")
+        .args(["--database", db_url])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Follows a sign-in link; the session cookie (`tr_session=…`) it set.
+async fn sign_in(gw: &Gateway, link: &str) -> String {
+    let path = link.split_once("/auth/link/").map(|(_, token)| format!("/auth/link/{token}")).unwrap();
+    let response = no_redirects().get(format!("{}{path}", gw.url)).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(response.headers()["location"], "/dashboard");
+    let cookie = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    assert!(pair.starts_with("tr_session=") && pair.len() >= "tr_session=".len() + 43, "{pair}");
+    pair
+}
+
+fn origin(gw: &Gateway) -> String {
+    gw.state.config.load().server.public_origin()
+}
+
+async fn me(gw: &Gateway, cookie: &str) -> reqwest::Response {
+    gw.http.get(format!("{}/api/me", gw.url)).header(COOKIE, cookie).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_login_link_signs_in_once_and_logout_ends_the_session() {
+    let gw = Gateway::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = gw.db_url.clone();
+    let link = cli(&db_url, dir.path(), &["accounts", "login-link", "acme", "--ttl", "60"]);
+    let link = link.trim();
+    assert!(link.starts_with("http://127.0.0.1:8080/auth/link/"), "{link}");
+    let cookie = sign_in(&gw, link).await;
+
+    // Used once: the second visit is refused with a reason and no session.
+    let path = link.split_once("/auth/link/").map(|(_, token)| format!("/auth/link/{token}")).unwrap();
+    let again = no_redirects().get(format!("{}{path}", gw.url)).send().await.unwrap();
+    assert_eq!(again.headers()["location"], "/login?error=link_invalid");
+    assert!(again.headers().get(SET_COOKIE).is_none());
+    let page = gw.http.get(format!("{}/login?error=link_invalid", gw.url)).send().await.unwrap();
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    assert!(page.text().await.unwrap().contains("already used"));
+
+    let me_answer = me(&gw, &cookie).await;
+    assert_eq!(me_answer.status(), 200);
+    let me_body: Value = me_answer.json().await.unwrap();
+    assert_eq!(me_body["login"], "acme");
+    assert_eq!(me_body["role"], "user");
+    assert_eq!(me_body["balance_usd"], "100");
+    assert_eq!(me_body["balance_nano_usd"], 100_000_000_000_i64);
+    assert!(me_body["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // No cookie, a made-up cookie: not signed in.
+    expect_error(gw.http.get(format!("{}/api/me", gw.url)).send().await.unwrap(), 401, "not_signed_in").await;
+    expect_error(me(&gw, "tr_session=forged").await, 401, "not_signed_in").await;
+
+    // Logout is a change: it needs the gateway's own origin too.
+    let logout = || gw.http.post(format!("{}/auth/logout", gw.url)).header(COOKIE, &cookie);
+    expect_error(logout().send().await.unwrap(), 403, "csrf_failed").await;
+    let out = logout().header(ORIGIN, origin(&gw)).send().await.unwrap();
+    assert_eq!(out.status(), 200);
+    assert!(out.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    expect_error(me(&gw, &cookie).await, 401, "not_signed_in").await;
+}
+
+#[tokio::test]
+async fn changes_with_a_cookie_need_the_gateways_origin_and_codes_credit_once() {
+    let gw = Gateway::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = gw.db_url.clone();
+    let codes = cli(&db_url, dir.path(), &["codes", "create", "--amount", "2.5", "--count", "2"]);
+    let codes: Vec<&str> = codes.lines().collect();
+    assert_eq!(codes.len(), 2, "{codes:?}");
+    assert!(codes.iter().all(|c| c.starts_with("trc-") && c.len() == 28), "{codes:?}");
+    let link = cli(&db_url, dir.path(), &["accounts", "login-link", "acme"]);
+    let cookie = sign_in(&gw, link.trim()).await;
+
+    let redeem = |code: &str| {
+        gw.http.post(format!("{}/api/redeem", gw.url)).header(COOKIE, &cookie).json(&json!({"code": code}))
+    };
+    // No Origin or Referer, a foreign one, a look-alike: refused, nothing credited.
+    expect_error(redeem(codes[0]).send().await.unwrap(), 403, "csrf_failed").await;
+    expect_error(redeem(codes[0]).header(ORIGIN, "http://evil.example").send().await.unwrap(), 403, "csrf_failed")
+        .await;
+    let look_alike = format!("{}.evil.example/", origin(&gw));
+    expect_error(redeem(codes[0]).header(REFERER, look_alike).send().await.unwrap(), 403, "csrf_failed").await;
+    assert_eq!(gw.balance().await.to_decimal_string(), "100");
+
+    let own = origin(&gw);
+    let credited: Value = redeem(codes[0]).header(ORIGIN, &own).send().await.unwrap().json().await.unwrap();
+    assert_eq!(credited, json!({"credited_usd": "2.5", "balance_usd": "102.5"}));
+    let again = redeem(codes[0]).header(REFERER, format!("{own}/dashboard")).send().await.unwrap();
+    let error = expect_error(again, 400, "invalid_code").await;
+    assert_eq!(error["error"]["param"], "code");
+    expect_error(redeem("trc-nonsense").header(ORIGIN, &own).send().await.unwrap(), 400, "invalid_code").await;
+    let bad_body = gw
+        .http
+        .post(format!("{}/api/redeem", gw.url))
+        .header(COOKIE, &cookie)
+        .header(ORIGIN, &own)
+        .json(&json!({"code": 7}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(bad_body, 400, "invalid_request").await;
+    assert_eq!(gw.balance().await.to_decimal_string(), "102.5");
+    let ledger = gw.db.ledger(gw.account_id, 10).await.unwrap();
+    assert_eq!(ledger.iter().filter(|r| r.kind == "redemption").count(), 1);
+    assert_eq!(gw.db.ledger_sum(gw.account_id).await.unwrap(), gw.balance().await);
+
+    // A disabled account's session stops at once.
+    gw.db.set_account_disabled("acme", true).await.unwrap();
+    expect_error(me(&gw, &cookie).await, 401, "not_signed_in").await;
+}
+
+#[tokio::test]
+async fn management_keys_work_on_api_and_inference_keys_on_v1_only() {
+    let gw = Gateway::start().await;
+    let (mut management, secret) = key_for(gw.account_id);
+    management.scope = KeyScope::Management;
+    gw.add_key(&management).await;
+
+    let me_with = |key: &str| gw.http.get(format!("{}/api/me", gw.url)).bearer_auth(key.to_owned()).send();
+    let answer: Value = me_with(&secret).await.unwrap().json().await.unwrap();
+    assert_eq!(answer["login"], "acme");
+    expect_error(me_with(&gw.key).await.unwrap(), 403, "forbidden").await;
+    expect_error(me_with("sk-tr-0000000000000000_wrong").await.unwrap(), 401, "invalid_api_key").await;
+
+    let chat = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(&secret)
+        .json(&json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(chat, 403, "forbidden").await;
+    let models = gw.http.get(format!("{}/v1/models", gw.url)).bearer_auth(&secret).send().await.unwrap();
+    expect_error(models, 403, "forbidden").await;
+
+    // A bearer-authenticated change is not subject to the origin check.
+    let redeem = gw
+        .http
+        .post(format!("{}/api/redeem", gw.url))
+        .bearer_auth(&secret)
+        .json(&json!({"code": "trc-unknown"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(redeem, 400, "invalid_code").await;
+}

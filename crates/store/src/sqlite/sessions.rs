@@ -1,0 +1,150 @@
+//! SQLite queries for signing in: admins, sessions, one-time links, redemption codes.
+
+use tokenrouter_core::NanoUsd;
+
+use super::SqliteDb;
+use crate::rows::{AccountRecord, account_columns};
+use crate::{Account, Redemption, SecretHash, StoreError};
+
+impl SqliteDb {
+    pub(crate) async fn set_admin(&self, account: &str, admin: bool) -> Result<Account, StoreError> {
+        let record = sqlx::query_as::<_, AccountRecord>(concat!(
+            "UPDATE accounts SET is_admin = ? WHERE name = ? RETURNING ",
+            account_columns!()
+        ))
+        .bind(admin)
+        .bind(account)
+        .fetch_optional(&self.pool)
+        .await?;
+        record.map(Account::from).ok_or_else(|| StoreError::AccountNotFound(account.to_owned()))
+    }
+
+    pub(crate) async fn create_session(
+        &self,
+        token: &SecretHash,
+        account_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sessions (token_hash, account_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(&token[..])
+            .bind(account_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn session_account(&self, token: &SecretHash, now: i64) -> Result<Option<Account>, StoreError> {
+        let record = sqlx::query_as::<_, AccountRecord>(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE disabled_at IS NULL AND id = \
+             (SELECT account_id FROM sessions WHERE token_hash = ? AND expires_at > ?)"
+        ))
+        .bind(&token[..])
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(record.map(Account::from))
+    }
+
+    pub(crate) async fn end_session(&self, token: &SecretHash) -> Result<bool, StoreError> {
+        let ended =
+            sqlx::query("DELETE FROM sessions WHERE token_hash = ?").bind(&token[..]).execute(&self.pool).await?;
+        Ok(ended.rows_affected() > 0)
+    }
+
+    pub(crate) async fn create_login_link(
+        &self,
+        token: &SecretHash,
+        account_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO login_links (token_hash, account_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(&token[..])
+            .bind(account_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn use_login_link(&self, token: &SecretHash, now: i64) -> Result<Option<i64>, StoreError> {
+        // One statement: the first to mark it used gets the account; everyone after, nothing.
+        let account: Option<i64> = sqlx::query_scalar(
+            "UPDATE login_links SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2 \
+             AND account_id IN (SELECT id FROM accounts WHERE disabled_at IS NULL) RETURNING account_id",
+        )
+        .bind(&token[..])
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(account)
+    }
+
+    pub(crate) async fn create_codes(
+        &self,
+        codes: &[SecretHash],
+        amount: NanoUsd,
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for code in codes {
+            sqlx::query(
+                "INSERT INTO redemption_codes (code_hash, amount_nano, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(&code[..])
+            .bind(amount.0)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn redeem_code(
+        &self,
+        code: &SecretHash,
+        account_id: i64,
+        now: i64,
+    ) -> Result<Redemption, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let amount: Option<i64> = sqlx::query_scalar(
+            "UPDATE redemption_codes SET redeemed_by = ?2, redeemed_at = ?3 \
+             WHERE code_hash = ?1 AND redeemed_at IS NULL AND (expires_at IS NULL OR expires_at > ?3) \
+             AND ?2 IN (SELECT id FROM accounts WHERE disabled_at IS NULL) RETURNING amount_nano",
+        )
+        .bind(&code[..])
+        .bind(account_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(amount) = amount else {
+            return Ok(Redemption::Invalid);
+        };
+        let balance: i64 = sqlx::query_scalar(
+            "UPDATE accounts SET balance_nano = balance_nano + ? WHERE id = ? RETURNING balance_nano",
+        )
+        .bind(amount)
+        .bind(account_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO ledger (account_id, kind, amount_nano, memo, created_at) VALUES (?, 'redemption', ?, 'redemption code', ?)",
+        )
+        .bind(account_id)
+        .bind(amount)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Redemption::Credited { amount: NanoUsd(amount), balance: NanoUsd(balance) })
+    }
+}

@@ -58,6 +58,9 @@ pub enum ApiError {
     /// A cookie-authenticated change whose `Origin` is not the gateway's own.
     #[error("This change did not come from the gateway's own pages (its Origin or Referer is missing or foreign).")]
     CsrfFailed,
+    /// The change is no longer possible (revoking a revoked key, editing one).
+    #[error("{0}")]
+    Conflict(String),
     /// A redemption code that is unknown, used or expired (one message for all three).
     #[error("This code is not valid: it may be mistyped, already redeemed or expired.")]
     InvalidCode,
@@ -109,6 +112,7 @@ impl ApiError {
             ApiError::NotSignedIn(_) => (StatusCode::UNAUTHORIZED, "authentication_error", "not_signed_in"),
             ApiError::CsrfFailed => (StatusCode::FORBIDDEN, "permission_error", "csrf_failed"),
             ApiError::InvalidCode => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_code"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "invalid_request_error", "conflict"),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Paths → handlers, and the generic HTTP layers around them. Nothing else.
 
 mod account;
+mod api_body;
+mod api_keys;
 mod chat;
 mod completions;
 mod embeddings;
@@ -32,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .merge(anthropic)
         .route("/api/whoami", get(whoami::whoami))
         .route("/api/me", get(account::me))
+        .route("/api/keys", get(api_keys::list).post(api_keys::create))
+        .route("/api/keys/{id}", axum::routing::patch(api_keys::update).delete(api_keys::revoke))
         .route("/api/redeem", post(account::redeem))
         .route("/auth/link/{token}", get(account::link))
         .route("/auth/logout", post(account::logout))

@@ -24,6 +24,29 @@ pub struct NewKey {
     pub community: bool,
 }
 
+/// Changes to a key: `None` leaves a field as it is; for the limits and the expiry,
+/// `Some(None)` removes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyChanges {
+    pub name: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub ips: Option<Vec<String>>,
+    pub rpm: Option<Option<u32>>,
+    pub tpm: Option<Option<u32>>,
+    pub spend_limit: Option<Option<NanoUsd>>,
+    pub expires_at: Option<Option<i64>>,
+}
+
+/// What revoking one of an account's keys did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Revoked,
+    /// It was revoked before: nothing changed.
+    AlreadyRevoked,
+    /// No such key on this account.
+    NotFound,
+}
+
 /// What a key authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeyScope {

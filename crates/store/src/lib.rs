@@ -21,7 +21,7 @@ mod usage;
 pub use accounts::{Account, LedgerRow};
 pub use error::StoreError;
 pub use holds::{Hold, HoldOutcome, NewHold, Progress, Replica, ReplicaRow};
-pub use keys::{KeyRow, KeyScope, NewKey};
+pub use keys::{KeyChanges, KeyRow, KeyScope, NewKey, Revocation};
 pub use postgres::{Change, Changes, PostgresDb};
 pub use sessions::{Redemption, SecretHash};
 pub use sqlite::SqliteDb;
@@ -154,6 +154,33 @@ impl Db {
     /// All of the account's keys, revoked ones included, newest first.
     pub async fn list_keys(&self, account_id: i64) -> Result<Vec<KeyRow>, StoreError> {
         delegate!(self.list_keys(account_id))
+    }
+
+    /// One of the account's keys (revoked ones too); `None` for another account's.
+    pub async fn account_key(&self, account_id: i64, id: &str) -> Result<Option<KeyRow>, StoreError> {
+        delegate!(self.account_key(account_id, id))
+    }
+
+    /// Changes one of the account's keys that is not revoked, in one statement, and bumps
+    /// `keys_version` (every replica sees it within a second); the key as it now is, or
+    /// `None` when the account has no such key or it is revoked.
+    pub async fn update_key(
+        &self,
+        account_id: i64,
+        id: &str,
+        changes: &KeyChanges,
+    ) -> Result<Option<KeyRow>, StoreError> {
+        delegate!(self.update_key(account_id, id, changes))
+    }
+
+    /// Revokes one of the account's keys and bumps `keys_version`.
+    pub async fn revoke_account_key(&self, account_id: i64, id: &str) -> Result<Revocation, StoreError> {
+        delegate!(self.revoke_account_key(account_id, id))
+    }
+
+    /// When each of the account's keys last served a request (its newest usage row).
+    pub async fn keys_last_used(&self, account_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        delegate!(self.keys_last_used(account_id))
     }
 
     /// Marks the key revoked (a no-op if it already is) and bumps `keys_version`.

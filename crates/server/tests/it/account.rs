@@ -179,3 +179,163 @@ async fn management_keys_work_on_api_and_inference_keys_on_v1_only() {
         .unwrap();
     expect_error(redeem, 400, "invalid_code").await;
 }
+
+/// A management key of the gateway's account, for scripting `/api`.
+async fn management_key(gw: &Gateway, account_id: i64) -> String {
+    let (mut key, secret) = key_for(account_id);
+    key.scope = KeyScope::Management;
+    gw.add_key(&key).await;
+    secret
+}
+
+#[tokio::test]
+async fn keys_are_created_changed_listed_and_revoked_through_the_api() {
+    let gw = Gateway::start().await;
+    let admin = management_key(&gw, gw.account_id).await;
+    let api =
+        |method: reqwest::Method, path: &str| gw.http.request(method, format!("{}{path}", gw.url)).bearer_auth(&admin);
+    let created = api(reqwest::Method::POST, "/api/keys")
+        .json(&json!({
+            "name": "ci", "models": ["gpt-4o-mini"], "ips": ["127.0.0.0/8"], "rpm": 100, "tpm": 100000,
+            "spend_limit_usd": "1.5", "expires_at": "2999-01-01T00:00:00Z", "community": false
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let secret = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with(&format!("sk-tr-{id}_")));
+    assert_eq!(created["prefix"], format!("sk-tr-{id}"));
+    assert_eq!(created["spend_limit_usd"], "1.5");
+    assert_eq!(created["spent_usd"], "0");
+    assert_eq!(created["scope"], "inference");
+    assert_eq!(created["community"], false);
+    assert_eq!(created["expires_at"], "2999-01-01T00:00:00Z");
+
+    // The new key works at once; it shows in the list, never with its secret.
+    let chat = |key: &str| {
+        gw.http
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .bearer_auth(key.to_owned())
+            .json(&json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+            .send()
+    };
+    assert_eq!(chat(&secret).await.unwrap().status(), 200);
+    let listed = api(reqwest::Method::GET, "/api/keys").send().await.unwrap().text().await.unwrap();
+    assert!(listed.contains(&id) && !listed.contains(&secret), "{listed}");
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["data"][0]["id"], id.as_str(), "newest first");
+    assert!(listed["data"][0]["last_used_at"].is_null() || listed["data"][0]["last_used_at"].is_string());
+
+    // Changes: named fields only; null removes a limit.
+    let changed: Value = api(reqwest::Method::PATCH, &format!("/api/keys/{id}"))
+        .json(&json!({"rpm": null, "name": "renamed", "models": ["gpt-*"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((changed["rpm"].clone(), changed["tpm"].clone()), (Value::Null, json!(100000)));
+    assert_eq!(changed["name"], "renamed");
+    assert_eq!(changed["spend_limit_usd"], "1.5");
+
+    // Pagination: three more keys, pages of two.
+    for n in 0..3 {
+        let made =
+            api(reqwest::Method::POST, "/api/keys").json(&json!({"name": format!("k{n}")})).send().await.unwrap();
+        assert_eq!(made.status(), 201);
+    }
+    let first: Value = api(reqwest::Method::GET, "/api/keys?limit=2").send().await.unwrap().json().await.unwrap();
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    let cursor = first["next"].as_str().unwrap().to_owned();
+    let rest: Value = api(reqwest::Method::GET, &format!("/api/keys?limit=2&before={cursor}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["data"].as_array().unwrap().len(), 2);
+    let last: Value =
+        api(reqwest::Method::GET, &format!("/api/keys?limit=2&before={}", rest["next"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    // Six in all: the gateway's own key, the management key, "ci" and three more.
+    assert_eq!(last["data"].as_array().unwrap().len(), 2, "{last}");
+    assert!(last["next"].is_null());
+
+    // Revoke: refused at once on /v1; a second revoke is a conflict; so is an edit.
+    let revoked: Value =
+        api(reqwest::Method::DELETE, &format!("/api/keys/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(revoked, json!({"id": id, "deleted": true}));
+    expect_error(chat(&secret).await.unwrap(), 401, "invalid_api_key").await;
+    expect_error(api(reqwest::Method::DELETE, &format!("/api/keys/{id}")).send().await.unwrap(), 409, "conflict").await;
+    let edit =
+        api(reqwest::Method::PATCH, &format!("/api/keys/{id}")).json(&json!({"name": "x"})).send().await.unwrap();
+    expect_error(edit, 409, "conflict").await;
+}
+
+#[tokio::test]
+async fn another_accounts_keys_are_not_found_and_bad_input_names_its_field() {
+    let gw = Gateway::start().await;
+    let admin = management_key(&gw, gw.account_id).await;
+    let other = gw.db.create_account("other", tokenrouter_store::NanoUsd::ZERO).await.unwrap();
+    let theirs = management_key(&gw, other.id).await;
+    let api = |key: &str, method: reqwest::Method, path: &str| {
+        gw.http.request(method, format!("{}{path}", gw.url)).bearer_auth(key.to_owned())
+    };
+    // IDOR: the gateway account's own inference key, seen from another account.
+    let id = gw.key_id.clone();
+    expect_error(
+        api(&theirs, reqwest::Method::DELETE, &format!("/api/keys/{id}")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    let edit =
+        api(&theirs, reqwest::Method::PATCH, &format!("/api/keys/{id}")).json(&json!({"rpm": 1})).send().await.unwrap();
+    expect_error(edit, 404, "not_found").await;
+    let listed: Value = api(&theirs, reqwest::Method::GET, "/api/keys").send().await.unwrap().json().await.unwrap();
+    assert!(!listed.to_string().contains(&id));
+    assert_eq!(gw.db.account_key(gw.account_id, &id).await.unwrap().unwrap().revoked_at, None, "untouched");
+
+    let cases = [
+        (json!({"name": "x".repeat(101)}), "name"),
+        (json!({"name": 7}), "name"),
+        (json!({"rpm": 0}), "rpm"),
+        (json!({"tpm": -5}), "tpm"),
+        (json!({"rpm": 1.5}), "rpm"),
+        (json!({"spend_limit_usd": "-1"}), "spend_limit_usd"),
+        (json!({"spend_limit_usd": "lots"}), "spend_limit_usd"),
+        (json!({"expires_at": "2001-01-01T00:00:00Z"}), "expires_at"),
+        (json!({"expires_at": "tomorrow"}), "expires_at"),
+        (json!({"ips": ["not-an-address"]}), "ips"),
+        (json!({"models": [""]}), "models"),
+        (json!({"models": "gpt-4o"}), "models"),
+        (json!({"scope": "root"}), "scope"),
+        (json!({"owner": 2}), "owner"),
+    ];
+    for (body, param) in cases {
+        let answer = api(&admin, reqwest::Method::POST, "/api/keys").json(&body).send().await.unwrap();
+        let error = expect_error(answer, 400, "invalid_request").await;
+        assert_eq!(error["error"]["param"], param, "{body}");
+    }
+    let not_json = api(&admin, reqwest::Method::POST, "/api/keys").body("{").send().await.unwrap();
+    expect_error(not_json, 400, "invalid_request").await;
+    let huge = api(&admin, reqwest::Method::POST, "/api/keys")
+        .json(&json!({"name": "x".repeat(10 << 20)}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(huge, 413, "request_too_large").await;
+    let bad_limit = api(&admin, reqwest::Method::GET, "/api/keys?limit=1000").send().await.unwrap();
+    assert_eq!(expect_error(bad_limit, 400, "invalid_request").await["error"]["param"], "limit");
+    assert_eq!(gw.db.list_keys(gw.account_id).await.unwrap().len(), 2, "nothing stored by refused requests");
+}

@@ -99,4 +99,45 @@ on_both_backends!(
     a_login_link_signs_in_once,
     a_code_credits_exactly_once,
     admins_and_key_scopes_are_stored,
+    an_accounts_keys_change_and_revoke_only_through_it,
 );
+
+async fn an_accounts_keys_change_and_revoke_only_through_it(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let acme = db.create_account("acme", NanoUsd::ZERO).await?;
+    let other = db.create_account("other", NanoUsd::ZERO).await?;
+    let mut key = crate::fixture::new_key("k1", acme.id);
+    key.rpm = Some(5);
+    db.insert_key(&key).await?;
+    let version = db.keys_version().await?;
+    let changes = tokenrouter_store::KeyChanges {
+        name: Some("renamed".into()),
+        models: Some(vec!["gpt-*".into()]),
+        rpm: Some(None),
+        tpm: Some(Some(1000)),
+        spend_limit: Some(Some(NanoUsd(7))),
+        ..Default::default()
+    };
+    assert_eq!(db.update_key(other.id, "k1", &changes).await?, None, "another account's key");
+    let changed = db.update_key(acme.id, "k1", &changes).await?.ok_or("not changed")?;
+    assert_eq!(changed.name, "renamed");
+    assert_eq!(changed.models, ["gpt-*"]);
+    assert_eq!((changed.rpm, changed.tpm, changed.spend_limit), (None, Some(1000), Some(NanoUsd(7))));
+    assert_eq!(changed.expires_at, None);
+    assert!(db.keys_version().await? > version, "replicas learn of the change");
+    // Only what is named changes.
+    let again = db
+        .update_key(acme.id, "k1", &tokenrouter_store::KeyChanges { expires_at: Some(Some(NOW)), ..Default::default() })
+        .await?;
+    let again = again.ok_or("not changed")?;
+    assert_eq!((again.name.as_str(), again.tpm, again.expires_at), ("renamed", Some(1000), Some(NOW)));
+
+    use tokenrouter_store::Revocation;
+    assert_eq!(db.revoke_account_key(other.id, "k1").await?, Revocation::NotFound);
+    assert_eq!(db.revoke_account_key(acme.id, "k1").await?, Revocation::Revoked);
+    assert_eq!(db.revoke_account_key(acme.id, "k1").await?, Revocation::AlreadyRevoked);
+    assert_eq!(db.update_key(acme.id, "k1", &changes).await?, None, "revoked keys do not change");
+    assert!(db.account_key(acme.id, "k1").await?.ok_or("gone")?.revoked_at.is_some());
+    assert_eq!(db.account_key(other.id, "k1").await?, None);
+    Ok(())
+}

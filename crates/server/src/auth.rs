@@ -53,6 +53,14 @@ pub fn random_token() -> Result<String, getrandom::Error> {
     random_base62(SECRET_LEN)
 }
 
+/// The most redemption codes minted at once.
+pub const MAX_CODES: u32 = 1_000;
+
+/// A redemption code: `trc-` and 24 base62 characters (~143 bits).
+pub fn mint_code() -> Result<String, getrandom::Error> {
+    Ok(format!("trc-{}", random_base62(24)?))
+}
+
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }

@@ -1,6 +1,7 @@
 //! Paths → handlers, and the generic HTTP layers around them. Nothing else.
 
 mod account;
+mod admin;
 mod api_body;
 mod api_keys;
 mod chat;
@@ -37,6 +38,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/keys", get(api_keys::list).post(api_keys::create))
         .route("/api/keys/{id}", axum::routing::patch(api_keys::update).delete(api_keys::revoke))
         .route("/api/redeem", post(account::redeem))
+        .route("/api/ledger", get(account::ledger))
+        .route("/api/admin/accounts", get(admin::accounts))
+        .route("/api/admin/accounts/{id}", axum::routing::patch(admin::update))
+        .route("/api/admin/accounts/{id}/credit", post(admin::credit))
+        .route("/api/admin/redemption-codes", post(admin::codes))
         .route("/auth/link/{token}", get(account::link))
         .route("/auth/logout", post(account::logout))
         .route("/login", get(account::login))

@@ -131,6 +131,32 @@ impl Db {
         delegate!(self.credit(account, amount, memo))
     }
 
+    /// An admin's credit to the named account: a `grant` ledger row (`memo` names the admin).
+    pub async fn grant(&self, account: &str, amount: NanoUsd, memo: &str) -> Result<Account, StoreError> {
+        delegate!(self.move_balance(account, amount, memo, "grant"))
+    }
+
+    /// Accounts, newest first: at most `limit`, with ids below `before`.
+    pub async fn list_accounts(&self, limit: i64, before: Option<i64>) -> Result<Vec<Account>, StoreError> {
+        delegate!(self.list_accounts(limit, before))
+    }
+
+    /// The account's ledger rows, newest first: at most `limit`, with ids below `before`.
+    pub async fn ledger_page(
+        &self,
+        account_id: i64,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<LedgerRow>, StoreError> {
+        delegate!(self.ledger_page(account_id, limit, before))
+    }
+
+    /// The sum of the account's ledger rows up to and including row `id`: the balance
+    /// right after it.
+    pub async fn ledger_sum_through(&self, account_id: i64, id: i64) -> Result<NanoUsd, StoreError> {
+        delegate!(self.ledger_sum_through(account_id, id))
+    }
+
     /// Disables (its keys stop working) or enables the named account; bumps `keys_version`.
     pub async fn set_account_disabled(&self, account: &str, disabled: bool) -> Result<Account, StoreError> {
         delegate!(self.set_account_disabled(account, disabled))

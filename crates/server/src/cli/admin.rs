@@ -294,14 +294,6 @@ pub async fn keys(db: &Db, command: KeysCommand) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The most codes one command mints.
-pub const MAX_CODES: u32 = 1_000;
-
-/// A redemption code: `trc-` and 24 base62 characters (~143 bits).
-pub fn mint_code() -> Result<String, getrandom::Error> {
-    Ok(format!("trc-{}", auth::random_base62(24)?))
-}
-
 pub async fn codes(db: &Db, command: CodesCommand) -> Result<(), CliError> {
     match command {
         CodesCommand::Create { amount, count, expires } => {
@@ -309,8 +301,8 @@ pub async fn codes(db: &Db, command: CodesCommand) -> Result<(), CliError> {
             if amount.0 <= 0 {
                 return Err(CliError::Usage("--amount must be more than 0".into()));
             }
-            if count == 0 || count > MAX_CODES {
-                return Err(CliError::Usage(format!("--count must be between 1 and {MAX_CODES}")));
+            if count == 0 || count > auth::MAX_CODES {
+                return Err(CliError::Usage(format!("--count must be between 1 and {}", auth::MAX_CODES)));
             }
             let now = tokenrouter_core::clock::now_unix();
             let expires_at = expires.as_deref().map(|e| rfc3339(e, "--expires")).transpose()?;
@@ -318,7 +310,7 @@ pub async fn codes(db: &Db, command: CodesCommand) -> Result<(), CliError> {
                 return Err(CliError::Usage("--expires is in the past".into()));
             }
             let codes: Vec<String> = (0..count)
-                .map(|_| mint_code())
+                .map(|_| auth::mint_code())
                 .collect::<Result<_, _>>()
                 .map_err(|e| CliError::Runtime(format!("no randomness available: {e}")))?;
             let hashes: Vec<[u8; 32]> = codes.iter().map(|c| auth::hash_secret(c)).collect();

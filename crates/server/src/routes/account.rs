@@ -150,3 +150,42 @@ pub async fn redeem(
         }
     }
 }
+
+/// A ledger row as `/api/ledger` shows it; `balance_after`: the balance right after it.
+pub fn ledger_object(row: &tokenrouter_store::LedgerRow, balance_after: tokenrouter_core::NanoUsd) -> Value {
+    json!({
+        "id": row.id.to_string(),
+        "created_at": rfc3339(row.created_at),
+        "kind": row.kind,
+        "amount_usd": row.amount.to_decimal_string(),
+        "balance_after_usd": balance_after.to_decimal_string(),
+        "memo": row.memo,
+        "request_id": row.request_id,
+    })
+}
+
+/// `GET /api/ledger`: the account's ledger, newest first, each row with the balance after it.
+pub async fn ledger(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Query(page): axum::extract::Query<super::admin::IdPage>,
+) -> Result<Json<Value>, ApiError> {
+    let (limit, before) = page.parse()?;
+    let account = caller.account.id;
+    let unavailable = |e: tokenrouter_store::StoreError| {
+        tracing::warn!(error = %e, "could not read a ledger");
+        ApiError::StoreUnavailable
+    };
+    let rows = state.db.ledger_page(account, limit, before).await.map_err(unavailable)?;
+    let mut after = match rows.first() {
+        Some(newest) => state.db.ledger_sum_through(account, newest.id).await.map_err(unavailable)?,
+        None => tokenrouter_core::NanoUsd::ZERO,
+    };
+    let mut data = Vec::with_capacity(rows.len());
+    for row in &rows {
+        data.push(ledger_object(row, after));
+        after = tokenrouter_core::NanoUsd(after.0 - row.amount.0);
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    Ok(Json(json!({"data": data, "next": super::admin::IdPage::next(limit, &ids)})))
+}

@@ -339,3 +339,138 @@ async fn another_accounts_keys_are_not_found_and_bad_input_names_its_field() {
     assert_eq!(expect_error(bad_limit, 400, "invalid_request").await["error"]["param"], "limit");
     assert_eq!(gw.db.list_keys(gw.account_id).await.unwrap().len(), 2, "nothing stored by refused requests");
 }
+
+#[tokio::test]
+async fn admins_grant_disable_and_mint_codes_and_the_ledger_shows_each_balance() {
+    let gw = Gateway::start().await;
+    let root = gw.db.create_account("root", tokenrouter_store::NanoUsd::ZERO).await.unwrap();
+    gw.db.set_admin("root", true).await.unwrap();
+    let admin = management_key(&gw, root.id).await;
+    let user_key = management_key(&gw, gw.account_id).await;
+    let call = |key: &str, method: reqwest::Method, path: &str| {
+        gw.http.request(method, format!("{}{path}", gw.url)).bearer_auth(key.to_owned())
+    };
+    let acme = gw.account_id;
+
+    // Not an admin: forbidden, whatever the route.
+    expect_error(call(&user_key, reqwest::Method::GET, "/api/admin/accounts").send().await.unwrap(), 403, "forbidden")
+        .await;
+    let grant = call(&user_key, reqwest::Method::POST, &format!("/api/admin/accounts/{acme}/credit"))
+        .json(&json!({"amount_usd": "5", "memo": "self"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(grant, 403, "forbidden").await;
+
+    let listed: Value =
+        call(&admin, reqwest::Method::GET, "/api/admin/accounts").send().await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["root", "acme"]);
+    assert_eq!(listed["data"][1]["balance_usd"], "100");
+
+    let granted = call(&admin, reqwest::Method::POST, &format!("/api/admin/accounts/{acme}/credit"))
+        .json(&json!({"amount_usd": "2.5", "memo": "welcome"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), 201);
+    let granted: Value = granted.json().await.unwrap();
+    assert_eq!(granted["kind"], "grant");
+    assert_eq!(granted["amount_usd"], "2.5");
+    assert_eq!(granted["balance_after_usd"], "102.5");
+    assert!(granted["memo"].as_str().unwrap().contains(&format!("admin {}", root.id)), "{granted}");
+    for (body, param) in [
+        (json!({"amount_usd": "0"}), "amount_usd"),
+        (json!({"amount_usd": "-3"}), "amount_usd"),
+        (json!({}), "amount_usd"),
+    ] {
+        let refused = call(&admin, reqwest::Method::POST, &format!("/api/admin/accounts/{acme}/credit"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(expect_error(refused, 400, "invalid_request").await["error"]["param"], param);
+    }
+    let nobody = call(&admin, reqwest::Method::POST, "/api/admin/accounts/999999/credit")
+        .json(&json!({"amount_usd": "1"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(nobody, 404, "not_found").await;
+
+    // Codes minted by the API redeem once.
+    let minted = call(&admin, reqwest::Method::POST, "/api/admin/redemption-codes")
+        .json(&json!({"amount_usd": "1", "count": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), 201);
+    let minted: Value = minted.json().await.unwrap();
+    let code = minted["codes"][0].as_str().unwrap().to_owned();
+    assert_eq!(minted["codes"].as_array().unwrap().len(), 3);
+    let redeemed: Value = call(&user_key, reqwest::Method::POST, "/api/redeem")
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(redeemed["balance_usd"], "103.5");
+    let too_many = call(&admin, reqwest::Method::POST, "/api/admin/redemption-codes")
+        .json(&json!({"amount_usd": "1", "count": 100000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_error(too_many, 400, "invalid_request").await["error"]["param"], "count");
+
+    // The ledger, newest first, each row with the balance right after it; pages by cursor.
+    let ledger: Value =
+        call(&user_key, reqwest::Method::GET, "/api/ledger?limit=2").send().await.unwrap().json().await.unwrap();
+    let rows = ledger["data"].as_array().unwrap();
+    let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["redemption", "grant"]);
+    let afters: Vec<&str> = rows.iter().map(|r| r["balance_after_usd"].as_str().unwrap()).collect();
+    assert_eq!(afters, ["103.5", "102.5"]);
+    let rest: Value = call(
+        &user_key,
+        reqwest::Method::GET,
+        &format!("/api/ledger?limit=2&before={}", ledger["next"].as_str().unwrap()),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(rest["data"][0]["kind"], "credit");
+    assert_eq!(rest["data"][0]["balance_after_usd"], "100");
+    assert!(rest["next"].is_null());
+
+    // Disabling: the account's keys stop at once on this replica; admins cannot lock themselves out.
+    let me_self = call(&admin, reqwest::Method::PATCH, &format!("/api/admin/accounts/{}", root.id))
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_error(me_self, 400, "invalid_request").await["error"]["param"], "disabled");
+    let disabled: Value = call(&admin, reqwest::Method::PATCH, &format!("/api/admin/accounts/{acme}"))
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(disabled["disabled"], true);
+    expect_error(call(&user_key, reqwest::Method::GET, "/api/me").send().await.unwrap(), 401, "invalid_api_key").await;
+    let chat = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(&gw.key)
+        .json(&json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(chat, 401, "invalid_api_key").await;
+}

@@ -67,6 +67,17 @@ impl PostgresDb {
     }
 
     pub(crate) async fn credit(&self, account: &str, amount: NanoUsd, memo: &str) -> Result<Account, StoreError> {
+        let kind = if amount.0 < 0 { "adjustment" } else { "credit" };
+        self.move_balance(account, amount, memo, kind).await
+    }
+
+    pub(crate) async fn move_balance(
+        &self,
+        account: &str,
+        amount: NanoUsd,
+        memo: &str,
+        kind: &str,
+    ) -> Result<Account, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut updated = Account::from(locked_account(&mut tx, account).await?);
         updated.balance = updated.balance.checked_add(amount)?;
@@ -78,7 +89,6 @@ impl PostgresDb {
             .bind(updated.id)
             .execute(&mut *tx)
             .await?;
-        let kind = if amount.0 < 0 { "adjustment" } else { "credit" };
         sqlx::query(INSERT_LEDGER)
             .bind(updated.id)
             .bind(kind)
@@ -118,6 +128,49 @@ impl PostgresDb {
         .fetch_all(&self.pool)
         .await?;
         Ok(records.into_iter().map(LedgerRow::from).collect())
+    }
+
+    pub(crate) async fn list_accounts(&self, limit: i64, before: Option<i64>) -> Result<Vec<Account>, StoreError> {
+        let records = sqlx::query_as::<_, AccountRecord>(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE id < $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(records.into_iter().map(Account::from).collect())
+    }
+
+    pub(crate) async fn ledger_page(
+        &self,
+        account_id: i64,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<LedgerRow>, StoreError> {
+        let records = sqlx::query_as::<_, LedgerRecord>(concat!(
+            "SELECT ",
+            ledger_columns!(),
+            " FROM ledger WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(account_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(records.into_iter().map(LedgerRow::from).collect())
+    }
+
+    pub(crate) async fn ledger_sum_through(&self, account_id: i64, id: i64) -> Result<NanoUsd, StoreError> {
+        let sum: Option<i64> = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(amount_nano), 0)::BIGINT FROM ledger WHERE account_id = $1 AND id <= $2",
+        )
+        .bind(account_id)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(NanoUsd(sum.unwrap_or(0)))
     }
 
     pub(crate) async fn ledger_sum(&self, account_id: i64) -> Result<NanoUsd, StoreError> {

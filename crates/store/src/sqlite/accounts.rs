@@ -64,6 +64,17 @@ impl SqliteDb {
     }
 
     pub(crate) async fn credit(&self, account: &str, amount: NanoUsd, memo: &str) -> Result<Account, StoreError> {
+        let kind = if amount.0 < 0 { "adjustment" } else { "credit" };
+        self.move_balance(account, amount, memo, kind).await
+    }
+
+    pub(crate) async fn move_balance(
+        &self,
+        account: &str,
+        amount: NanoUsd,
+        memo: &str,
+        kind: &str,
+    ) -> Result<Account, StoreError> {
         // IMMEDIATE takes the write lock up front, so reading the balance and writing
         // it back cannot race another writer. The sum is checked here because SQLite
         // would silently turn an overflowing integer sum into a float.
@@ -79,7 +90,6 @@ impl SqliteDb {
             .bind(updated.id)
             .execute(&mut *tx)
             .await?;
-        let kind = if amount.0 < 0 { "adjustment" } else { "credit" };
         sqlx::query(INSERT_LEDGER)
             .bind(updated.id)
             .bind(kind)
@@ -119,6 +129,48 @@ impl SqliteDb {
         .fetch_all(&self.pool)
         .await?;
         Ok(records.into_iter().map(LedgerRow::from).collect())
+    }
+
+    pub(crate) async fn list_accounts(&self, limit: i64, before: Option<i64>) -> Result<Vec<Account>, StoreError> {
+        let records = sqlx::query_as::<_, AccountRecord>(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE id < ? ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(records.into_iter().map(Account::from).collect())
+    }
+
+    pub(crate) async fn ledger_page(
+        &self,
+        account_id: i64,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<LedgerRow>, StoreError> {
+        let records = sqlx::query_as::<_, LedgerRecord>(concat!(
+            "SELECT ",
+            ledger_columns!(),
+            " FROM ledger WHERE account_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(account_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(records.into_iter().map(LedgerRow::from).collect())
+    }
+
+    pub(crate) async fn ledger_sum_through(&self, account_id: i64, id: i64) -> Result<NanoUsd, StoreError> {
+        let sum: i64 =
+            sqlx::query_scalar("SELECT COALESCE(SUM(amount_nano), 0) FROM ledger WHERE account_id = ? AND id <= ?")
+                .bind(account_id)
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(NanoUsd(sum))
     }
 
     pub(crate) async fn ledger_sum(&self, account_id: i64) -> Result<NanoUsd, StoreError> {

@@ -1,0 +1,182 @@
+//! `/api/admin/*`: accounts with their balances, grants, disabling, redemption codes —
+//! for admins only (the CLI does the same from a shell).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokenrouter_store::{Account, StoreError};
+
+use super::account::rfc3339;
+use super::api_body::{Fields, object};
+use crate::auth::{self, MAX_CODES, mint_code};
+use crate::error::ApiError;
+use crate::signin::Caller;
+use crate::state::AppState;
+
+/// The caller, if an admin.
+fn admin(caller: &Caller) -> Result<&Account, ApiError> {
+    if caller.account.is_admin {
+        Ok(&caller.account)
+    } else {
+        Err(ApiError::Forbidden("This route is for admins only.".to_owned()))
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::WouldOverdraw(_) => {
+            ApiError::Conflict("The account holds funds for requests in flight; try again shortly.".to_owned())
+        }
+        e => {
+            tracing::warn!(error = %e, "an admin route could not reach the store");
+            ApiError::StoreUnavailable
+        }
+    }
+}
+
+fn account_object(account: &Account) -> Value {
+    json!({
+        "id": account.id,
+        "name": account.name,
+        "login": account.login.as_deref().unwrap_or(&account.name),
+        "role": if account.is_admin { "admin" } else { "user" },
+        "balance_usd": account.balance.to_decimal_string(),
+        "balance_nano_usd": account.balance.0,
+        "held_nano_usd": account.held.0,
+        "disabled": account.disabled_at.is_some(),
+        "created_at": rfc3339(account.created_at),
+    })
+}
+
+/// `?limit=` (1–100, default 20) and `?before=` (the last id of the previous page).
+#[derive(Debug, Deserialize)]
+pub struct IdPage {
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+impl IdPage {
+    /// (limit, before) for the store.
+    pub fn parse(&self) -> Result<(i64, Option<i64>), ApiError> {
+        let limit = match self.limit.as_deref() {
+            None => 20,
+            Some(text) => match text.parse::<i64>() {
+                Ok(n @ 1..=100) => n,
+                _ => return Err(ApiError::invalid_param("'limit' must be a whole number from 1 to 100.", "limit")),
+            },
+        };
+        let before = match self.before.as_deref() {
+            None => None,
+            Some(text) => Some(
+                text.parse::<i64>()
+                    .map_err(|_| ApiError::invalid_param("'before' is not a cursor from this list.", "before"))?,
+            ),
+        };
+        Ok((limit, before))
+    }
+
+    /// The cursor of the page after `rows` (when it was full).
+    pub fn next(limit: i64, ids: &[i64]) -> Option<String> {
+        (ids.len() as i64 == limit).then(|| ids.last().map(ToString::to_string)).flatten()
+    }
+}
+
+/// `GET /api/admin/accounts`.
+pub async fn accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<IdPage>,
+) -> Result<Json<Value>, ApiError> {
+    admin(&caller)?;
+    let (limit, before) = page.parse()?;
+    let accounts = state.db.list_accounts(limit, before).await.map_err(store_error)?;
+    let ids: Vec<i64> = accounts.iter().map(|a| a.id).collect();
+    let data: Vec<Value> = accounts.iter().map(account_object).collect();
+    Ok(Json(json!({"data": data, "next": IdPage::next(limit, &ids)})))
+}
+
+/// The account `{id}` names, or 404.
+async fn target(state: &AppState, id: &str) -> Result<Account, ApiError> {
+    let not_found = || ApiError::NotFound(format!("No account '{}'.", id.chars().take(32).collect::<String>()));
+    let id: i64 = id.parse().map_err(|_| not_found())?;
+    state.db.account_by_id(id).await.map_err(store_error)?.ok_or_else(not_found)
+}
+
+/// `POST /api/admin/accounts/{id}/credit`: `{amount_usd, memo}` → the `grant` ledger row.
+pub async fn credit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let granter = admin(&caller)?.clone();
+    let body = object(body, &["amount_usd", "memo"]).await?;
+    let fields = Fields(&body);
+    let amount = fields.usd("amount_usd")?.flatten().filter(|a| a.0 > 0).ok_or_else(|| {
+        ApiError::invalid_param("'amount_usd' is required: more than 0 USD, such as \"10\".", "amount_usd")
+    })?;
+    let memo = fields.text("memo", 200)?.unwrap_or_default();
+    let account = target(&state, &id).await?;
+    let memo = format!("{memo} (granted by admin {} '{}')", granter.id, granter.name).trim_start().to_owned();
+    let after = state.db.grant(&account.name, amount, &memo).await.map_err(store_error)?;
+    let row = state.db.ledger_page(after.id, 1, None).await.map_err(store_error)?;
+    let row = row.first().ok_or_else(|| ApiError::Internal("the grant's ledger row could not be read".to_owned()))?;
+    tracing::info!(admin = granter.id, account = after.id, amount = %amount, "an admin granted credit");
+    Ok((StatusCode::CREATED, Json(super::account::ledger_object(row, after.balance))))
+}
+
+/// `PATCH /api/admin/accounts/{id}`: `{disabled: true|false}`.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let me = admin(&caller)?.id;
+    let body = object(body, &["disabled"]).await?;
+    let disabled = Fields(&body)
+        .boolean("disabled")?
+        .ok_or_else(|| ApiError::invalid_param("'disabled' is required: true or false.", "disabled"))?;
+    let account = target(&state, &id).await?;
+    if disabled && account.id == me {
+        return Err(ApiError::invalid_param("You cannot disable your own account.", "disabled"));
+    }
+    let after = state.db.set_account_disabled(&account.name, disabled).await.map_err(store_error)?;
+    if let Err(e) = state.reload_keys_if_changed().await {
+        tracing::warn!(error = %e, "could not reload keys after disabling an account; the periodic reload will");
+    }
+    Ok(Json(account_object(&after)))
+}
+
+/// `POST /api/admin/redemption-codes`: `{amount_usd, count, expires_at?}` → `{codes}`, shown once.
+pub async fn codes(State(state): State<AppState>, caller: Caller, body: Body) -> Result<impl IntoResponse, ApiError> {
+    let granter = admin(&caller)?.id;
+    let body = object(body, &["amount_usd", "count", "expires_at"]).await?;
+    let fields = Fields(&body);
+    let now = tokenrouter_core::clock::now_unix();
+    let amount = fields
+        .usd("amount_usd")?
+        .flatten()
+        .filter(|a| a.0 > 0)
+        .ok_or_else(|| ApiError::invalid_param("'amount_usd' is required: more than 0 USD.", "amount_usd"))?;
+    let count = match body.get("count") {
+        None => 1,
+        Some(value) => match value.as_u64() {
+            Some(n @ 1..) if n <= u64::from(MAX_CODES) => n,
+            _ => return Err(ApiError::invalid_param(format!("'count' must be from 1 to {MAX_CODES}."), "count")),
+        },
+    };
+    let expires_at = fields.future_time("expires_at", now)?.flatten();
+    let codes: Vec<String> = (0..count)
+        .map(|_| mint_code())
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
+    let hashes: Vec<[u8; 32]> = codes.iter().map(|c| auth::hash_secret(c)).collect();
+    state.db.create_codes(&hashes, amount, now, expires_at).await.map_err(store_error)?;
+    tracing::info!(admin = granter, count, amount = %amount, "an admin minted redemption codes");
+    Ok((StatusCode::CREATED, Json(json!({"codes": codes}))))
+}

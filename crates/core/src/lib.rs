@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod clock;
 pub mod error;
+pub mod form;
 pub mod money;
 pub mod usage;
 

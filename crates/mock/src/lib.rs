@@ -27,6 +27,7 @@ mod anthropic;
 mod embedding;
 mod format;
 mod gemini;
+pub mod github;
 mod knobs;
 mod openai;
 mod reply;

@@ -2,6 +2,7 @@
 //! server settings. Built from a TOML file (every error reported at once, with its path)
 //! or, with no file, from the environment and the built-in catalog.
 
+mod auth;
 pub mod catalog;
 pub mod env;
 pub mod raw;
@@ -18,6 +19,7 @@ pub use tokenrouter_providers::responses::UnsupportedTools;
 use crate::routing::Strategy;
 pub use tokenrouter_providers::openai::Dialect;
 
+pub use auth::{AuthConfig, GithubConfig};
 pub use env::Env;
 use raw::{RawDeployment, RawModel, RawProvider, RawRedis, RawServer};
 pub use redis::RedisConfig;
@@ -179,6 +181,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[redis]`: rate limits shared by replicas.
     pub redis: RedisConfig,
+    /// `[auth.github]`: signing in.
+    pub auth: AuthConfig,
     pub providers: Vec<Arc<Provider>>,
     models: HashMap<String, Arc<Model>>,
     model_order: Vec<String>,
@@ -207,17 +211,22 @@ impl Config {
         let mut providers = Vec::new();
         let mut models = Vec::new();
         let mut redis = RawRedis::default();
+        let mut auth = auth::RawAuth::default();
         for (key, value) in table {
             match key.as_str() {
                 "server" => server = section(value, "server", &mut errors).unwrap_or_default(),
                 "providers" => providers = list(value, "providers", &mut errors),
                 "models" => models = list(value, "models", &mut errors),
                 "redis" => redis = section(value, "redis", &mut errors).unwrap_or_default(),
-                other => errors.push(format!("{other}: unknown section (expected server, redis, providers or models)")),
+                "auth" => auth = section(value, "auth", &mut errors).unwrap_or_default(),
+                other => {
+                    errors.push(format!("{other}: unknown section (expected server, redis, auth, providers or models)"))
+                }
             }
         }
         let mut config = build(server, providers, models, env, &mut errors);
         config.redis = RedisConfig::build(redis, &mut errors);
+        config.auth = AuthConfig::build(auth, env, &mut errors);
         config.apply_default_timeouts();
         config.check_fallbacks(&mut errors);
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -374,6 +383,7 @@ where
     Config {
         server,
         redis: RedisConfig::default(),
+        auth: AuthConfig { github: None, session_ttl_secs: auth::DEFAULT_SESSION_TTL_SECS },
         providers: built_providers,
         models: built_models,
         model_order: order,

@@ -7,6 +7,7 @@ mod api_keys;
 mod chat;
 mod completions;
 mod embeddings;
+mod github;
 mod health;
 mod messages;
 mod metrics;
@@ -45,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/admin/redemption-codes", post(admin::codes))
         .route("/auth/link/{token}", get(account::link))
         .route("/auth/logout", post(account::logout))
+        .route("/auth/github/login", get(github::login))
+        .route("/auth/github/callback", get(github::callback))
         .route("/login", get(account::login))
         .route("/metrics", get(metrics::metrics))
         .fallback(health::unknown_route)

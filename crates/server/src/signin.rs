@@ -12,8 +12,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub const COOKIE: &str = "tr_session";
-/// How long a session lasts (`session_ttl_secs`).
-pub const SESSION_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// The account calling an `/api` route, and how it authenticated.
 #[derive(Debug, Clone)]
@@ -56,7 +54,7 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-fn store_error(e: tokenrouter_store::StoreError) -> ApiError {
+pub fn store_error(e: tokenrouter_store::StoreError) -> ApiError {
     tracing::warn!(error = %e, "could not read a session or account");
     ApiError::StoreUnavailable
 }
@@ -92,9 +90,9 @@ pub fn same_origin(headers: &HeaderMap, origin: &str) -> bool {
 }
 
 /// The `Set-Cookie` value of a new session (`Secure` when the public origin is https).
-pub fn session_cookie(token: &str, origin: &str) -> String {
+pub fn session_cookie(token: &str, origin: &str, ttl_secs: u64) -> String {
     let secure = if origin.starts_with("https://") { "; Secure" } else { "" };
-    format!("{COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={SESSION_TTL_SECS}{secure}")
+    format!("{COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={ttl_secs}{secure}")
 }
 
 /// The `Set-Cookie` value that removes the session cookie.
@@ -108,12 +106,11 @@ pub fn cleared_cookie(origin: &str) -> String {
 pub async fn start_session(state: &AppState, account_id: i64) -> Result<String, ApiError> {
     let token = auth::random_token().map_err(|e| ApiError::Internal(format!("no randomness available: {e}")))?;
     let now = tokenrouter_core::clock::now_unix();
-    state
-        .db
-        .create_session(&auth::hash_secret(&token), account_id, now, now + SESSION_TTL_SECS)
-        .await
-        .map_err(store_error)?;
-    Ok(session_cookie(&token, &state.config.load().server.public_origin()))
+    let config = state.config.load();
+    let ttl = config.auth.session_ttl_secs;
+    let expires_at = now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+    state.db.create_session(&auth::hash_secret(&token), account_id, now, expires_at).await.map_err(store_error)?;
+    Ok(session_cookie(&token, &config.server.public_origin(), ttl))
 }
 
 #[cfg(test)]
@@ -148,7 +145,7 @@ mod tests {
         assert_eq!(session_token(&h), Some("abc"));
         assert_eq!(session_token(&headers(&[("cookie", "tr_session=")])), None);
         assert_eq!(session_token(&headers(&[("cookie", "xtr_session=abc")])), None);
-        assert!(session_cookie("t", "https://x").ends_with("; Secure"));
-        assert!(!session_cookie("t", "http://x").contains("Secure"));
+        assert!(session_cookie("t", "https://x", 60).ends_with("Max-Age=60; Secure"));
+        assert!(!session_cookie("t", "http://x", 60).contains("Secure"));
     }
 }

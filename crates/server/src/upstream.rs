@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -86,6 +86,29 @@ impl UpstreamClient {
             Ok(Err(e)) => Err(UpstreamError::Connect(describe(&e))),
             Err(_) => Err(UpstreamError::Timeout(deployment.timeout.as_millis())),
         }
+    }
+}
+
+impl UpstreamClient {
+    /// Sends a small request (not an inference: OAuth, probes) and reads the whole answer,
+    /// at most `max_body` bytes, all within `timeout`.
+    pub async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<(http::StatusCode, Bytes), UpstreamError> {
+        let work = async {
+            let response = self.client.request(request).await.map_err(|e| UpstreamError::Connect(describe(&e)))?;
+            let status = response.status();
+            let body = http_body_util::Limited::new(response.into_body(), max_body)
+                .collect()
+                .await
+                .map_err(|e| UpstreamError::Connect(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(timeout, work).await.map_err(|_| UpstreamError::Timeout(timeout.as_millis()))?
     }
 }
 

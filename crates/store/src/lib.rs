@@ -23,7 +23,7 @@ pub use error::StoreError;
 pub use holds::{Hold, HoldOutcome, NewHold, Progress, Replica, ReplicaRow};
 pub use keys::{KeyChanges, KeyRow, KeyScope, NewKey, Revocation};
 pub use postgres::{Change, Changes, PostgresDb};
-pub use sessions::{Redemption, SecretHash};
+pub use sessions::{GithubProfile, Redemption, SecretHash};
 pub use sqlite::SqliteDb;
 pub use tokenrouter_core::NanoUsd;
 pub use usage::{UsageRecord, UsageSource};
@@ -238,6 +238,45 @@ impl Db {
     /// Makes the named account an admin (or not).
     pub async fn set_admin(&self, account: &str, admin: bool) -> Result<Account, StoreError> {
         delegate!(self.set_admin(account, admin))
+    }
+
+    /// The account a GitHub user signs in to (found by GitHub's numeric id, never by login).
+    pub async fn account_by_github_id(&self, github_id: i64) -> Result<Option<Account>, StoreError> {
+        delegate!(self.account_by_github_id(github_id))
+    }
+
+    /// Refreshes an account's GitHub display fields (login, name, avatar, email) and makes
+    /// it an admin when `admin` (an admin stays one otherwise).
+    pub async fn update_github_profile(
+        &self,
+        account_id: i64,
+        profile: &GithubProfile,
+        admin: bool,
+    ) -> Result<Account, StoreError> {
+        delegate!(self.update_github_profile(account_id, profile, admin))
+    }
+
+    /// Creates the account of a GitHub user, named after their login (`login-2`, `-3`, …
+    /// when taken). When the same user is being created at the same moment elsewhere, the
+    /// account that won is returned.
+    pub async fn create_github_account(&self, profile: &GithubProfile, admin: bool) -> Result<Account, StoreError> {
+        for attempt in 1..=50 {
+            let name = if attempt == 1 { profile.login.clone() } else { format!("{}-{attempt}", profile.login) };
+            let created = match self {
+                Db::Sqlite(db) => db.insert_github_account(&name, profile, admin).await,
+                Db::Postgres(db) => db.insert_github_account(&name, profile, admin).await,
+            };
+            match created {
+                Ok(account) => return Ok(account),
+                Err(StoreError::AccountExists(_)) => {
+                    if let Some(account) = self.account_by_github_id(profile.id).await? {
+                        return Ok(account);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::AccountExists(profile.login.clone()))
     }
 
     /// Starts a session for the account, valid until `expires_at`.

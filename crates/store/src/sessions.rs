@@ -16,3 +16,13 @@ pub enum Redemption {
     /// learns nothing about codes it does not hold).
     Invalid,
 }
+
+/// A GitHub user as `/user` describes them; `id` is what finds the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GithubProfile {
+    pub id: i64,
+    pub login: String,
+    pub name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub email: Option<String>,
+}

@@ -56,6 +56,16 @@ pub async fn login(axum::extract::Query(query): axum::extract::Query<LoginQuery>
             "This sign-in link is not valid: it was already used, has expired, or was mistyped. Ask for a new one (tokenrouter accounts login-link NAME)."
         }
         Some("unavailable") => "The gateway could not reach its database to sign you in. Try again in a moment.",
+        Some("state_invalid") => "The sign-in took too long or did not start here. Start again.",
+        Some("access_denied") => "GitHub did not grant access, so you are not signed in.",
+        Some("code_invalid") => "GitHub refused the sign-in code (it was already used or expired). Start again.",
+        Some("github_failed") => "GitHub could not be reached or answered unexpectedly. Try again in a moment.",
+        Some("github_disabled") => "Signing in with GitHub is not set up on this gateway.",
+        Some("signup_closed") => "This gateway does not accept new accounts. Ask its administrator for access.",
+        Some("login_not_allowed") => {
+            "Your GitHub account is not allowed to sign in here. Ask the gateway's administrator."
+        }
+        Some("account_disabled") => "Your account is disabled. Ask the gateway's administrator.",
         Some(_) => "Sign-in failed. Try again.",
     };
     let page = format!(

@@ -9,6 +9,7 @@ mod chat;
 mod cli;
 mod cluster;
 mod errors;
+mod github;
 mod harness;
 mod keys;
 mod limits;

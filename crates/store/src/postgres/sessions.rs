@@ -4,9 +4,72 @@ use tokenrouter_core::NanoUsd;
 
 use super::PostgresDb;
 use crate::rows::{AccountRecord, account_columns};
-use crate::{Account, Redemption, SecretHash, StoreError};
+use crate::{Account, GithubProfile, Redemption, SecretHash, StoreError};
 
 impl PostgresDb {
+    pub(crate) async fn account_by_github_id(&self, github_id: i64) -> Result<Option<Account>, StoreError> {
+        let record = sqlx::query_as::<_, AccountRecord>(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE github_id = $1"
+        ))
+        .bind(github_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(record.map(Account::from))
+    }
+
+    pub(crate) async fn update_github_profile(
+        &self,
+        account_id: i64,
+        profile: &GithubProfile,
+        admin: bool,
+    ) -> Result<Account, StoreError> {
+        let record = sqlx::query_as::<_, AccountRecord>(concat!(
+            "UPDATE accounts SET login = $1, display_name = $2, avatar_url = $3, email = $4, \
+             is_admin = (is_admin OR $5) WHERE id = $6 RETURNING ",
+            account_columns!()
+        ))
+        .bind(&profile.login)
+        .bind(profile.name.as_deref())
+        .bind(profile.avatar_url.as_deref())
+        .bind(profile.email.as_deref())
+        .bind(admin)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        record.map(Account::from).ok_or_else(|| StoreError::AccountNotFound(account_id.to_string()))
+    }
+
+    /// `AccountExists` when the name or the GitHub id is taken.
+    pub(crate) async fn insert_github_account(
+        &self,
+        name: &str,
+        profile: &GithubProfile,
+        admin: bool,
+    ) -> Result<Account, StoreError> {
+        let inserted = sqlx::query_as::<_, AccountRecord>(concat!(
+            "INSERT INTO accounts (name, balance_nano, created_at, is_admin, github_id, login, display_name, avatar_url, email) \
+             VALUES ($1, 0, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+            account_columns!()
+        ))
+        .bind(name)
+        .bind(tokenrouter_core::clock::now_unix())
+        .bind(admin)
+        .bind(profile.id)
+        .bind(&profile.login)
+        .bind(profile.name.as_deref())
+        .bind(profile.avatar_url.as_deref())
+        .bind(profile.email.as_deref())
+        .fetch_one(&self.pool)
+        .await;
+        match inserted {
+            Ok(record) => Ok(Account::from(record)),
+            Err(err) if StoreError::is_unique_violation(&err) => Err(StoreError::AccountExists(name.to_owned())),
+            Err(err) => Err(err.into()),
+        }
+    }
+
     pub(crate) async fn set_admin(&self, account: &str, admin: bool) -> Result<Account, StoreError> {
         let record = sqlx::query_as::<_, AccountRecord>(concat!(
             "UPDATE accounts SET is_admin = $1 WHERE name = $2 RETURNING ",

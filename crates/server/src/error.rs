@@ -61,6 +61,9 @@ pub enum ApiError {
     /// The change is no longer possible (revoking a revoked key, editing one).
     #[error("{0}")]
     Conflict(String),
+    /// Too many sign-in attempts or redemptions from one address.
+    #[error("Too many {what} from this address. Please try again in {} s.", whole_seconds(*retry_after))]
+    TooManyAttempts { what: &'static str, retry_after: std::time::Duration },
     /// A redemption code that is unknown, used or expired (one message for all three).
     #[error("This code is not valid: it may be mistyped, already redeemed or expired.")]
     InvalidCode,
@@ -113,6 +116,7 @@ impl ApiError {
             ApiError::CsrfFailed => (StatusCode::FORBIDDEN, "permission_error", "csrf_failed"),
             ApiError::InvalidCode => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_code"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "invalid_request_error", "conflict"),
+            ApiError::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited"),
         }
     }
 
@@ -137,7 +141,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), self.envelope().to_json()).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let ApiError::AllCooling { retry_after, .. } | ApiError::RateLimited { retry_after, .. } = &self {
+        if let ApiError::AllCooling { retry_after, .. }
+        | ApiError::RateLimited { retry_after, .. }
+        | ApiError::TooManyAttempts { retry_after, .. } = &self
+        {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds(*retry_after)));
         }
         if let ApiError::StoreUnavailable = &self {

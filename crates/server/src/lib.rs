@@ -2,6 +2,7 @@
 //! The request path runs edge → auth → policy → dispatch → respond → meter; see
 //! ARCHITECTURE.md for the map.
 
+pub mod abuse;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -5,7 +5,7 @@
 //! `Retry-After`; answers carry OpenAI's `x-ratelimit-*` headers. The buckets live in this
 //! process, or in Redis when several replicas share the limits (`replicated`).
 
-mod gcra;
+pub(crate) mod gcra;
 mod replicated;
 
 use std::collections::HashMap;

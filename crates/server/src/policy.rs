@@ -78,12 +78,27 @@ impl FromRequestParts<AppState> for Permitted {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Authed(key) = Authed::from_request_parts(parts, state).await?;
         if !key.ips.is_empty() {
-            let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-            let client = client_ip(peer, &parts.headers, &state.config.load().server.trusted_proxies);
-            state.allowlists.check(&key, client)?;
+            state.allowlists.check(&key, client_of(parts, state))?;
         }
         Ok(Permitted(key))
     }
+}
+
+/// The client's address: the TCP peer, or what a trusted proxy says it forwarded.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_of(parts, state)))
+    }
+}
+
+pub fn client_of(parts: &Parts, state: &AppState) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    client_ip(peer, &parts.headers, &state.config.load().server.trusted_proxies)
 }
 
 /// A CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (one host).

@@ -32,6 +32,9 @@ impl FromRequestParts<AppState> for Caller {
                     "This is an inference key: it works on /v1/*. Management routes need a session or a key created with scope \"management\".".to_owned(),
                 ));
             }
+            if !key.ips.is_empty() {
+                state.allowlists.check(&key, crate::policy::client_of(parts, state))?;
+            }
             let account = state.db.account_by_id(key.account_id).await.map_err(store_error)?;
             return match account {
                 Some(account) if account.disabled_at.is_none() => Ok(Caller { account, session: None }),

@@ -36,6 +36,8 @@ pub struct Shared {
     pub usage: UsageWriter,
     /// Takes requests' holds in batches.
     pub holds: HoldQueue,
+    /// Sign-in attempts and redemptions per client address.
+    pub abuse: crate::abuse::Abuse,
     /// Deployment health and the strategies' state.
     pub routing: Routing,
     /// This process among the replicas sharing the database.
@@ -105,6 +107,7 @@ impl AppState {
             config: ArcSwap::from_pointee(config),
             keys: ArcSwap::from_pointee(keys),
             holds: HoldQueue::start(db.clone(), usage.clone()),
+            abuse: crate::abuse::Abuse::default(),
             usage,
             db,
             upstream,

@@ -13,11 +13,19 @@ use tokenrouter_store::{Account, Redemption};
 
 use crate::auth;
 use crate::error::ApiError;
+use crate::policy::ClientAddr;
 use crate::signin::{self, Caller};
 use crate::state::AppState;
 
 /// `GET /auth/link/{token}`: a one-time link from `accounts login-link` starts a session.
-pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+pub async fn link(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    Path(token): Path<String>,
+) -> Response {
+    if let Err(e) = state.abuse.sign_in.check(client) {
+        return e.into_response();
+    }
     let now = tokenrouter_core::clock::now_unix();
     let account = match state.db.use_login_link(&auth::hash_secret(&token), now).await {
         Ok(Some(account)) => account,
@@ -133,9 +141,11 @@ const MAX_CODE_LEN: usize = 64;
 /// `POST /api/redeem`: credits a code to the caller's account, exactly once.
 pub async fn redeem(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     caller: Caller,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    state.abuse.redeem.check(client)?;
     let body: RedeemBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid_param(format!("The body must be {{\"code\": \"…\"}} ({e})."), "code"))?;
     let code = body.code.trim();

@@ -21,6 +21,7 @@ use tokenrouter_store::GithubProfile;
 
 use crate::auth;
 use crate::config::GithubConfig;
+use crate::policy::ClientAddr;
 use crate::signin;
 use crate::state::AppState;
 use crate::upstream::UpstreamClient;
@@ -71,7 +72,14 @@ pub struct LoginQuery {
 }
 
 /// `GET /auth/github/login[?next=/dashboard/…]`.
-pub async fn login(State(state): State<AppState>, Query(query): Query<LoginQuery>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    if let Err(e) = state.abuse.sign_in.check(client) {
+        return e.into_response();
+    }
     let config = state.config.load();
     let Some(github) = &config.auth.github else {
         return found("/login?error=github_disabled", &[]);

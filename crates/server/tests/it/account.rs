@@ -474,3 +474,27 @@ async fn admins_grant_disable_and_mint_codes_and_the_ledger_shows_each_balance()
         .unwrap();
     expect_error(chat, 401, "invalid_api_key").await;
 }
+
+#[tokio::test]
+async fn sign_in_attempts_and_redemptions_are_limited_per_address() {
+    let gw = Gateway::start().await;
+    let client = no_redirects();
+    for attempt in 1..=20 {
+        let answer = client.get(format!("{}/auth/link/guess{attempt}", gw.url)).send().await.unwrap();
+        assert_eq!(answer.status(), 302, "attempt {attempt}");
+    }
+    let limited = client.get(format!("{}/auth/link/guess21", gw.url)).send().await.unwrap();
+    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3).contains(&retry_after), "{retry_after}");
+    expect_error(limited, 429, "rate_limited").await;
+    let github = client.get(format!("{}/auth/github/login", gw.url)).send().await.unwrap();
+    assert_eq!(github.status(), 429, "one allowance for every way of signing in");
+
+    let key = management_key(&gw, gw.account_id).await;
+    let redeem =
+        || gw.http.post(format!("{}/api/redeem", gw.url)).bearer_auth(&key).json(&json!({"code": "trc-guess"}));
+    for _ in 1..=10 {
+        expect_error(redeem().send().await.unwrap(), 400, "invalid_code").await;
+    }
+    expect_error(redeem().send().await.unwrap(), 429, "rate_limited").await;
+}

@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/keys/{id}", axum::routing::patch(api_keys::update).delete(api_keys::revoke))
         .route("/api/redeem", post(account::redeem))
         .route("/api/ledger", get(account::ledger))
+        .route("/api/models", get(account::models))
         .route("/api/admin/accounts", get(admin::accounts))
         .route("/api/admin/accounts/{id}", axum::routing::patch(admin::update))
         .route("/api/admin/accounts/{id}/credit", post(admin::credit))

@@ -105,6 +105,19 @@ impl Routing {
         Routing { slots: Slots::default(), rotations: Rotations::default(), rng: AtomicU64::new(seed) }
     }
 
+    /// How many of the model's deployments are not cooling down (a read: nothing moves).
+    pub fn live_count(&self, model: &Model, now: Instant) -> usize {
+        let slots = self.slots.load();
+        model
+            .deployments
+            .iter()
+            .filter(|deployment| match slots::find(&slots, deployment) {
+                Some(slot) => slot.lock().health.blocked_for(now).is_none(),
+                None => true,
+            })
+            .count()
+    }
+
     /// The deployments of `model` in the order to try them, cooling ones left out.
     /// When every deployment is cooling: `Err(AllCooling { retry_after })`, the time until
     /// the first one may be probed. A model without deployments gives an empty list.

@@ -209,3 +209,32 @@ pub async fn ledger(
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     Ok(Json(json!({"data": data, "next": super::admin::IdPage::next(limit, &ids)})))
 }
+
+/// `GET /api/models`: the catalog as `/v1/models` shows it, with prices, whether it can
+/// serve now (`online`: a deployment not cooling down) and how many deployments are live.
+pub async fn models(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+    let config = state.config.load();
+    let now = std::time::Instant::now();
+    let data: Vec<Value> = config
+        .models()
+        .filter(|m| m.live_deployments().next().is_some())
+        .map(|m| {
+            let live = state.routing.live_count(m, now);
+            json!({
+                "id": m.id,
+                "owned_by": m.live_deployments().next().map(|d| d.provider.name.as_str()),
+                "context_window": m.context_window,
+                "max_output_tokens": m.max_output_tokens,
+                "pricing": {
+                    "input_usd_per_mtok": m.price.input.to_decimal_string(),
+                    "cached_input_usd_per_mtok": m.price.cached_input.to_decimal_string(),
+                    "output_usd_per_mtok": m.price.output.to_decimal_string(),
+                },
+                "capabilities": m.capabilities,
+                "status": if live > 0 { "online" } else { "offline" },
+                "deployments": live,
+            })
+        })
+        .collect();
+    Json(json!({"data": data, "next": null}))
+}

@@ -153,6 +153,11 @@ async fn management_keys_work_on_api_and_inference_keys_on_v1_only() {
     let me_with = |key: &str| gw.http.get(format!("{}/api/me", gw.url)).bearer_auth(key.to_owned()).send();
     let answer: Value = me_with(&secret).await.unwrap().json().await.unwrap();
     assert_eq!(answer["login"], "acme");
+    let models: Value =
+        gw.http.get(format!("{}/api/models", gw.url)).bearer_auth(&secret).send().await.unwrap().json().await.unwrap();
+    let mini = models["data"].as_array().unwrap().iter().find(|m| m["id"] == "gpt-4o-mini").unwrap().clone();
+    assert_eq!((mini["status"].clone(), mini["deployments"].clone()), (json!("online"), json!(1)));
+    assert!(mini["pricing"]["input_usd_per_mtok"].is_string(), "{mini}");
     expect_error(me_with(&gw.key).await.unwrap(), 403, "forbidden").await;
     expect_error(me_with("sk-tr-0000000000000000_wrong").await.unwrap(), 401, "invalid_api_key").await;
 

@@ -12,6 +12,7 @@ mod error;
 mod holds;
 mod keys;
 mod postgres;
+mod reports;
 mod rows;
 mod sessions;
 mod settle;
@@ -23,6 +24,7 @@ pub use error::StoreError;
 pub use holds::{Hold, HoldOutcome, NewHold, Progress, Replica, ReplicaRow};
 pub use keys::{KeyChanges, KeyRow, KeyScope, NewKey, Revocation};
 pub use postgres::{Change, Changes, PostgresDb};
+pub use reports::{RequestFilter, RequestRow, UsageGroup, UsageTotals};
 pub use sessions::{GithubProfile, Redemption, SecretHash};
 pub use sqlite::SqliteDb;
 pub use tokenrouter_core::NanoUsd;
@@ -277,6 +279,30 @@ impl Db {
             }
         }
         Err(StoreError::AccountExists(profile.login.clone()))
+    }
+
+    /// The account's usage from `from` to `to` (Unix seconds, whole hours: `[from, to)`),
+    /// grouped; time buckets in order, the others by cost, highest first.
+    pub async fn usage_totals(
+        &self,
+        account_id: i64,
+        from: i64,
+        to: i64,
+        group: UsageGroup,
+    ) -> Result<Vec<UsageTotals>, StoreError> {
+        delegate!(self.usage_totals(account_id, from, to, group))
+    }
+
+    /// The account's request log, newest first: at most `limit` rows older than `before`
+    /// (`(created_at, request_id)` of the previous page's last row).
+    pub async fn requests_page(
+        &self,
+        account_id: i64,
+        filter: &RequestFilter,
+        limit: i64,
+        before: Option<(i64, String)>,
+    ) -> Result<Vec<RequestRow>, StoreError> {
+        delegate!(self.requests_page(account_id, filter, limit, before))
     }
 
     /// Starts a session for the account, valid until `expires_at`.

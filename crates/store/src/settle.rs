@@ -81,6 +81,79 @@ pub(crate) fn memo(record: &UsageRecord, charged: i64) -> String {
 }
 
 /// Sums per id of what `items` say, skipping zeros.
+/// One row of `usage_hourly`'s increments.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Rollup<'a> {
+    pub account_id: i64,
+    pub hour: i64,
+    pub model: &'a str,
+    pub key_id: &'a str,
+    pub provider: &'a str,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost: i64,
+}
+
+/// What newly recorded usage adds to `usage_hourly`, with `charged` the ledger's charge of
+/// each request (absent: nothing charged); sorted, so that every writer updates rows in
+/// one order.
+pub(crate) fn rollups<'a>(inserted: &[&'a UsageRecord], charged: &HashMap<&str, i64>) -> Vec<Rollup<'a>> {
+    let mut groups: HashMap<(i64, i64, &str, &str, &str), Rollup<'a>> = HashMap::new();
+    for r in inserted {
+        let hour = r.created_at - r.created_at.rem_euclid(3600);
+        let row = groups.entry((r.account_id, hour, &r.model, &r.key_id, &r.provider)).or_insert(Rollup {
+            account_id: r.account_id,
+            hour,
+            model: &r.model,
+            key_id: &r.key_id,
+            provider: &r.provider,
+            requests: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost: 0,
+        });
+        row.requests += 1;
+        row.prompt_tokens = row.prompt_tokens.saturating_add(crate::rows::to_db_count(r.usage.prompt_tokens));
+        row.completion_tokens =
+            row.completion_tokens.saturating_add(crate::rows::to_db_count(r.usage.completion_tokens));
+        row.cost = row.cost.saturating_add(charged.get(r.request_id.as_str()).copied().unwrap_or(0));
+    }
+    let mut rows: Vec<Rollup<'a>> = groups.into_values().collect();
+    rows.sort();
+    rows
+}
+
+/// Adds rollups to `usage_hourly`: one multi-row upsert (the same SQL in both dialects).
+pub(crate) fn push_rollups<DB: sqlx::Database>(rows: &[Rollup<'_>]) -> sqlx::QueryBuilder<DB>
+where
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut upsert = sqlx::QueryBuilder::<DB>::new(
+        "INSERT INTO usage_hourly (account_id, hour, model, key_id, provider, requests, prompt_tokens, completion_tokens, cost_nano) ",
+    );
+    upsert.push_values(rows, |mut row, r| {
+        row.push_bind(r.account_id)
+            .push_bind(r.hour)
+            .push_bind(r.model)
+            .push_bind(r.key_id)
+            .push_bind(r.provider)
+            .push_bind(r.requests)
+            .push_bind(r.prompt_tokens)
+            .push_bind(r.completion_tokens)
+            .push_bind(r.cost);
+    });
+    upsert.push(
+        " ON CONFLICT (account_id, hour, model, key_id, provider) DO UPDATE SET \
+         requests = usage_hourly.requests + excluded.requests, \
+         prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens, \
+         completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens, \
+         cost_nano = usage_hourly.cost_nano + excluded.cost_nano",
+    );
+    upsert
+}
+
 pub(crate) fn sums<K: std::hash::Hash + Eq>(items: impl IntoIterator<Item = (K, i64)>) -> Vec<(K, i64)> {
     let mut map: HashMap<K, i64> = HashMap::new();
     for (k, v) in items {

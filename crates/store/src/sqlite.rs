@@ -8,6 +8,7 @@ mod accounts;
 mod holds;
 mod keys;
 mod replicas;
+mod reports;
 mod responses;
 mod sessions;
 mod usage;

@@ -60,9 +60,10 @@ impl PostgresDb {
         lock_rows(&mut tx, batch.usage, &closing).await?;
         close(&mut tx, &closing).await?;
         // The first record of a request id is the one stored; only it is charged.
-        let to_charge: Vec<&UsageRecord> =
-            batch.usage.iter().filter(|r| inserted.remove(&r.request_id) && r.cost.0 > 0).collect();
+        let recorded: Vec<&UsageRecord> = batch.usage.iter().filter(|r| inserted.remove(&r.request_id)).collect();
+        let to_charge: Vec<&UsageRecord> = recorded.iter().copied().filter(|r| r.cost.0 > 0).collect();
         if to_charge.is_empty() {
+            add_rollups(&mut tx, &recorded, &HashMap::new()).await?;
             tx.commit().await?;
             return Ok(());
         }
@@ -97,6 +98,8 @@ impl PostgresDb {
         }
         let charged: Vec<&(&UsageRecord, i64)> =
             charges.iter().filter(|(r, _)| charged.contains(&r.request_id)).collect();
+        let amounts: HashMap<&str, i64> = charged.iter().map(|(r, amount)| (r.request_id.as_str(), *amount)).collect();
+        add_rollups(&mut tx, &recorded, &amounts).await?;
         let (ids, amounts): (Vec<i64>, Vec<i64>) =
             settle::sums(charged.iter().map(|(r, amount)| (r.account_id, *amount))).into_iter().unzip();
         sqlx::query(
@@ -158,3 +161,20 @@ async fn lock_rows(
         .await?;
     Ok(())
 }
+
+/// Adds what `recorded` (usage rows just inserted) brings to `usage_hourly`.
+async fn add_rollups(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    recorded: &[&UsageRecord],
+    charged: &HashMap<&str, i64>,
+) -> Result<(), sqlx::Error> {
+    let rows = settle::rollups(recorded, charged);
+    for chunk in rows.chunks(ROLLUPS_PER_STATEMENT) {
+        let mut upsert = settle::push_rollups::<Postgres>(chunk);
+        upsert.build().persistent(false).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Rollup rows per upsert: 9 bound values each.
+const ROLLUPS_PER_STATEMENT: usize = 500;

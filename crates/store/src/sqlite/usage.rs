@@ -60,9 +60,10 @@ impl SqliteDb {
             .collect();
         close(&mut tx, &closing).await?;
         // The first record of a request id is the one stored; only it is charged.
-        let to_charge: Vec<&UsageRecord> =
-            batch.usage.iter().filter(|r| inserted.remove(&r.request_id) && r.cost.0 > 0).collect();
+        let recorded: Vec<&UsageRecord> = batch.usage.iter().filter(|r| inserted.remove(&r.request_id)).collect();
+        let to_charge: Vec<&UsageRecord> = recorded.iter().copied().filter(|r| r.cost.0 > 0).collect();
         if to_charge.is_empty() {
+            add_rollups(&mut tx, &recorded, &HashMap::new()).await?;
             tx.commit().await?;
             return Ok(());
         }
@@ -90,6 +91,8 @@ impl SqliteDb {
         }
         let charged: Vec<&(&UsageRecord, i64)> =
             charges.iter().filter(|(r, _)| charged.contains(&r.request_id)).collect();
+        let amounts: HashMap<&str, i64> = charged.iter().map(|(r, amount)| (r.request_id.as_str(), *amount)).collect();
+        add_rollups(&mut tx, &recorded, &amounts).await?;
         for (account_id, cost) in settle::sums(charged.iter().map(|(r, amount)| (r.account_id, *amount))) {
             sqlx::query("UPDATE accounts SET balance_nano = balance_nano - ? WHERE id = ?")
                 .bind(cost)
@@ -138,3 +141,20 @@ async fn funds(
     let rows: Vec<(i64, i64, i64)> = query.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
     Ok(rows.into_iter().map(|(id, balance, held)| (id, Funds { balance, held })).collect())
 }
+
+/// Adds what `recorded` (usage rows just inserted) brings to `usage_hourly`.
+async fn add_rollups(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    recorded: &[&UsageRecord],
+    charged: &HashMap<&str, i64>,
+) -> Result<(), sqlx::Error> {
+    let rows = settle::rollups(recorded, charged);
+    for chunk in rows.chunks(ROLLUPS_PER_STATEMENT) {
+        let mut upsert = settle::push_rollups::<Sqlite>(chunk);
+        upsert.build().persistent(false).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Rollup rows per upsert: 9 bound values each.
+const ROLLUPS_PER_STATEMENT: usize = 500;

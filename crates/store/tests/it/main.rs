@@ -7,6 +7,7 @@ mod fixture;
 mod holds;
 mod keys;
 mod replicas;
+mod reports;
 mod responses;
 mod sessions;
 mod usage;

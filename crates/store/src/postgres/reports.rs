@@ -1,0 +1,81 @@
+//! PostgreSQL queries for usage reports: totals from `usage_hourly`, the request log.
+
+use sqlx::{Postgres, QueryBuilder};
+use tokenrouter_core::NanoUsd;
+
+use super::PostgresDb;
+use crate::StoreError;
+use crate::reports::{RequestFilter, RequestRow, UsageGroup, UsageTotals, group_column};
+
+impl PostgresDb {
+    pub(crate) async fn usage_totals(
+        &self,
+        account_id: i64,
+        from: i64,
+        to: i64,
+        group: UsageGroup,
+    ) -> Result<Vec<UsageTotals>, StoreError> {
+        let column = group_column(group);
+        let order = match group {
+            UsageGroup::Hour | UsageGroup::Day => column,
+            _ => "cost DESC, b",
+        };
+        let mut query = QueryBuilder::<Postgres>::new(format!(
+            "SELECT CAST({column} AS TEXT) AS b, SUM(requests)::BIGINT, SUM(prompt_tokens)::BIGINT, SUM(completion_tokens)::BIGINT, SUM(cost_nano)::BIGINT AS cost \
+             FROM usage_hourly WHERE account_id = "
+        ));
+        query.push_bind(account_id).push(" AND hour >= ").push_bind(from).push(" AND hour < ").push_bind(to);
+        query.push(format!(" GROUP BY {column} ORDER BY {order}"));
+        let rows: Vec<(String, i64, i64, i64, i64)> = query.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(bucket, requests, prompt_tokens, completion_tokens, cost)| UsageTotals {
+                bucket,
+                requests,
+                prompt_tokens,
+                completion_tokens,
+                cost: NanoUsd(cost),
+            })
+            .collect())
+    }
+
+    pub(crate) async fn requests_page(
+        &self,
+        account_id: i64,
+        filter: &RequestFilter,
+        limit: i64,
+        before: Option<(i64, String)>,
+    ) -> Result<Vec<RequestRow>, StoreError> {
+        let mut query = QueryBuilder::<Postgres>::new(
+            "SELECT u.request_id, u.created_at, u.key_id, u.model, u.provider, u.endpoint, u.status, \
+             u.prompt_tokens, u.completion_tokens, COALESCE(-l.amount_nano, 0)::BIGINT AS charged_nano, u.latency_ms, u.stream \
+             FROM usage u LEFT JOIN ledger l ON l.request_id = u.request_id AND l.kind = 'charge' WHERE u.account_id = ",
+        );
+        query.push_bind(account_id);
+        push_filters(&mut query, filter, before);
+        query.push(" ORDER BY u.created_at DESC, u.request_id DESC LIMIT ").push_bind(limit);
+        Ok(query.build_query_as().fetch_all(&self.pool).await?)
+    }
+}
+
+fn push_filters(query: &mut QueryBuilder<Postgres>, filter: &RequestFilter, before: Option<(i64, String)>) {
+    if let Some(model) = &filter.model {
+        query.push(" AND u.model = ").push_bind(model.clone());
+    }
+    if let Some(key_id) = &filter.key_id {
+        query.push(" AND u.key_id = ").push_bind(key_id.clone());
+    }
+    if let Some(status) = filter.status {
+        query.push(" AND u.status = ").push_bind(i64::from(status));
+    }
+    if let Some((created_at, request_id)) = before {
+        query
+            .push(" AND (u.created_at < ")
+            .push_bind(created_at)
+            .push(" OR (u.created_at = ")
+            .push_bind(created_at)
+            .push(" AND u.request_id < ")
+            .push_bind(request_id)
+            .push("))");
+    }
+}

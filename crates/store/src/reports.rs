@@ -1,0 +1,63 @@
+//! What an account reads about its own usage: totals per hour, day, model, key or
+//! provider (from `usage_hourly`), and the request log (from `usage`, each row with what
+//! the ledger charged for it). Both come from one source, so they always agree.
+
+use tokenrouter_core::NanoUsd;
+
+/// How `/api/usage` groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    Hour,
+    Day,
+    Model,
+    Key,
+    Provider,
+}
+
+/// One group's totals. `bucket` is the Unix time of the hour or day's start for those
+/// groupings, else the model id, key id or provider name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageTotals {
+    pub bucket: String,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost: NanoUsd,
+}
+
+/// Which requests the log shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    pub model: Option<String>,
+    pub key_id: Option<String>,
+    pub status: Option<u16>,
+}
+
+/// One request in the log (never its prompt or answer: they are not stored).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RequestRow {
+    pub request_id: String,
+    pub created_at: i64,
+    pub key_id: String,
+    pub model: String,
+    pub provider: String,
+    pub endpoint: String,
+    pub status: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// What the ledger charged (0: nothing).
+    pub charged_nano: i64,
+    pub latency_ms: i64,
+    pub stream: bool,
+}
+
+/// The column a grouping reads, as SQL (`hour` in Unix seconds).
+pub(crate) fn group_column(group: UsageGroup) -> &'static str {
+    match group {
+        UsageGroup::Hour => "hour",
+        UsageGroup::Day => "hour - (hour % 86400)",
+        UsageGroup::Model => "model",
+        UsageGroup::Key => "key_id",
+        UsageGroup::Provider => "provider",
+    }
+}

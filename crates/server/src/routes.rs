@@ -13,6 +13,7 @@ mod messages;
 mod metrics;
 mod models;
 mod responses;
+mod usage;
 mod whoami;
 
 use axum::Router;
@@ -41,6 +42,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/redeem", post(account::redeem))
         .route("/api/ledger", get(account::ledger))
         .route("/api/models", get(account::models))
+        .route("/api/usage", get(usage::usage))
+        .route("/api/requests", get(usage::requests))
         .route("/api/admin/accounts", get(admin::accounts))
         .route("/api/admin/accounts/{id}", axum::routing::patch(admin::update))
         .route("/api/admin/accounts/{id}/credit", post(admin::credit))

@@ -503,3 +503,66 @@ async fn sign_in_attempts_and_redemptions_are_limited_per_address() {
     }
     expect_error(redeem().send().await.unwrap(), 429, "rate_limited").await;
 }
+
+#[tokio::test]
+async fn usage_totals_the_request_log_and_the_ledger_agree() {
+    let gw = Gateway::start().await;
+    let key = management_key(&gw, gw.account_id).await;
+    let mut ids = Vec::new();
+    for text in ["one two three", "four five", "six"] {
+        let answer = gw.chat(json!({"model": "gpt-4o-mini", "messages": user(text)})).await;
+        assert_eq!(answer.status(), 200);
+        ids.push(crate::harness::request_id(&answer));
+    }
+    for id in &ids {
+        gw.usage(id).await; // written
+    }
+    let get = |path: &str| gw.http.get(format!("{}{path}", gw.url)).bearer_auth(&key).send();
+    let by_model: Value = get("/api/usage?group_by=model").await.unwrap().json().await.unwrap();
+    let row = &by_model["data"][0];
+    assert_eq!((row["bucket"].clone(), row["requests"].clone()), (json!("gpt-4o-mini"), json!(3)));
+    let by_day: Value = get("/api/usage").await.unwrap().json().await.unwrap();
+    assert_eq!(by_day["data"].as_array().unwrap().len(), 1);
+    assert!(by_day["data"][0]["bucket"].as_str().unwrap().ends_with("T00:00:00Z"));
+    let today = &by_day["data"][0]["bucket"].as_str().unwrap()[..10];
+    let same: Value =
+        get(&format!("/api/usage?from={today}&to={today}&group_by=hour")).await.unwrap().json().await.unwrap();
+    assert_eq!(same["data"][0]["requests"], 3);
+
+    let log: Value = get("/api/requests?model=gpt-4o-mini&status=200").await.unwrap().json().await.unwrap();
+    let rows = log["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["surface"], "chat.completions");
+    assert!(!log.to_string().contains("four five"), "no prompt text in the log");
+    let usd = |v: &Value| tokenrouter_store::NanoUsd::parse_usd(v.as_str().unwrap()).unwrap().0;
+    let logged: i64 = rows.iter().map(|r| usd(&r["cost_usd"])).sum();
+    let charged: i64 = gw
+        .db
+        .ledger(gw.account_id, 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.kind == "charge")
+        .map(|r| -r.amount.0)
+        .sum();
+    assert!(charged > 0);
+    assert_eq!(logged, charged);
+    assert_eq!(usd(&by_model["data"][0]["cost_usd"]), charged);
+    let page: Value = get("/api/requests?limit=2").await.unwrap().json().await.unwrap();
+    let next = page["next"].as_str().unwrap().to_owned();
+    let rest: Value = get(&format!("/api/requests?limit=2&before={next}")).await.unwrap().json().await.unwrap();
+    assert_eq!(rest["data"].as_array().unwrap().len(), 1);
+
+    for (path, param) in [
+        ("/api/usage?group_by=week", "group_by"),
+        ("/api/usage?from=yesterday", "from"),
+        ("/api/usage?from=2026-02-30", "from"),
+        ("/api/usage?from=2026-12-02&to=2026-12-01", "to"),
+        ("/api/usage?from=2000-01-01&to=2026-01-01", "from"),
+        ("/api/requests?status=abc", "status"),
+        ("/api/requests?before=nonsense", "before"),
+    ] {
+        let error = expect_error(get(path).await.unwrap(), 400, "invalid_request").await;
+        assert_eq!(error["error"]["param"], param, "{path}");
+    }
+}

@@ -1,0 +1,189 @@
+//! `/api/usage` (totals per hour, day, model, key or provider) and `/api/requests` (the
+//! request log). Both read what the settlement wrote in one transaction, so usage totals,
+//! the sum of the log's rows and the ledger's charges are always equal.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime};
+use tokenrouter_core::NanoUsd;
+use tokenrouter_store::{RequestFilter, UsageGroup};
+
+use super::account::rfc3339;
+use crate::error::ApiError;
+use crate::signin::Caller;
+use crate::state::AppState;
+
+const DAY: i64 = 86_400;
+const HOUR: i64 = 3_600;
+/// The longest period one `/api/usage` call covers.
+const MAX_DAYS: i64 = 400;
+
+#[derive(Debug, Deserialize)]
+pub struct UsageQuery {
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+}
+
+/// `YYYY-MM-DD`.
+fn date(text: &str) -> Option<Date> {
+    let mut parts = text.splitn(3, '-');
+    let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
+    if year.len() != 4 || month.len() != 2 || day.len() != 2 {
+        return None;
+    }
+    let month = time::Month::try_from(month.parse::<u8>().ok()?).ok()?;
+    Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()
+}
+
+/// A bound: a date (`YYYY-MM-DD`, the whole UTC day) or an RFC 3339 time (its hour).
+/// `(start of its first hour, end of its last hour)`.
+fn bound(text: &str, param: &'static str) -> Result<(i64, i64), ApiError> {
+    if let Some(date) = date(text) {
+        let start = date.midnight().assume_utc().unix_timestamp();
+        return Ok((start, start + DAY));
+    }
+    let at = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|_| {
+            ApiError::invalid_param(
+                format!("'{param}' must be a date (2026-12-01) or an RFC 3339 time (2026-12-01T10:00:00Z)."),
+                param,
+            )
+        })?
+        .unix_timestamp();
+    let hour = at - at.rem_euclid(HOUR);
+    Ok((hour, hour + HOUR))
+}
+
+/// `GET /api/usage?from=&to=&group_by=day|hour|model|key|provider`: `from` and `to` are
+/// inclusive — whole UTC days for dates, whole hours for times; the default is the last 30
+/// days; `bucket` is the RFC 3339 start of the hour or day, or the model, key or provider.
+pub async fn usage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<UsageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let group = match query.group_by.as_deref().unwrap_or("day") {
+        "day" => UsageGroup::Day,
+        "hour" => UsageGroup::Hour,
+        "model" => UsageGroup::Model,
+        "key" => UsageGroup::Key,
+        "provider" => UsageGroup::Provider,
+        _ => {
+            return Err(ApiError::invalid_param(
+                "'group_by' must be one of day, hour, model, key, provider.",
+                "group_by",
+            ));
+        }
+    };
+    let now = tokenrouter_core::clock::now_unix();
+    let today = now - now.rem_euclid(DAY);
+    let from = match query.from.as_deref() {
+        Some(text) => bound(text, "from")?.0,
+        None => today - 29 * DAY,
+    };
+    let to = match query.to.as_deref() {
+        Some(text) => bound(text, "to")?.1,
+        None => today + DAY,
+    };
+    if to <= from {
+        return Err(ApiError::invalid_param("'to' is before 'from'.", "to"));
+    }
+    if to - from > MAX_DAYS * DAY {
+        return Err(ApiError::invalid_param(format!("A report covers at most {MAX_DAYS} days."), "from"));
+    }
+    let totals = state.db.usage_totals(caller.account.id, from, to, group).await.map_err(|e| {
+        tracing::warn!(error = %e, "could not read usage totals");
+        ApiError::StoreUnavailable
+    })?;
+    let data: Vec<Value> = totals
+        .iter()
+        .map(|t| {
+            let bucket = match group {
+                UsageGroup::Day | UsageGroup::Hour => {
+                    t.bucket.parse::<i64>().ok().and_then(rfc3339).unwrap_or_default()
+                }
+                _ => t.bucket.clone(),
+            };
+            json!({
+                "bucket": bucket,
+                "requests": t.requests,
+                "prompt_tokens": t.prompt_tokens,
+                "completion_tokens": t.completion_tokens,
+                "cost_usd": t.cost.to_decimal_string(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"data": data, "from": rfc3339(from), "to": rfc3339(to)})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RequestsQuery {
+    model: Option<String>,
+    key_id: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+/// `GET /api/requests?model=&key_id=&status=`: the request log, newest first (no prompt
+/// or answer text: none is stored).
+pub async fn requests(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<RequestsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = match query.limit.as_deref() {
+        None => 20,
+        Some(text) => match text.parse::<i64>() {
+            Ok(n @ 1..=100) => n,
+            _ => return Err(ApiError::invalid_param("'limit' must be a whole number from 1 to 100.", "limit")),
+        },
+    };
+    let status =
+        match query.status.as_deref() {
+            None => None,
+            Some(text) => Some(text.parse::<u16>().ok().filter(|s| (100..=599).contains(s)).ok_or_else(|| {
+                ApiError::invalid_param("'status' must be an HTTP status such as 200 or 429.", "status")
+            })?),
+        };
+    let before = match query.before.as_deref() {
+        None => None,
+        Some(cursor) => {
+            let bad = || ApiError::invalid_param("'before' is not a cursor from this list.", "before");
+            let (at, id) = cursor.split_once('_').ok_or_else(bad)?;
+            Some((at.parse::<i64>().map_err(|_| bad())?, id.to_owned()))
+        }
+    };
+    let filter = RequestFilter { model: query.model, key_id: query.key_id, status };
+    let rows = state.db.requests_page(caller.account.id, &filter, limit, before).await.map_err(|e| {
+        tracing::warn!(error = %e, "could not read the request log");
+        ApiError::StoreUnavailable
+    })?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| format!("{}_{}", r.created_at, r.request_id)))
+        .flatten();
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.request_id,
+                "created_at": rfc3339(r.created_at),
+                "key_id": r.key_id,
+                "model": r.model,
+                "provider": r.provider,
+                "surface": r.endpoint,
+                "status": r.status,
+                "prompt_tokens": r.prompt_tokens,
+                "completion_tokens": r.completion_tokens,
+                "cost_usd": NanoUsd(r.charged_nano).to_decimal_string(),
+                "latency_ms": r.latency_ms,
+                "stream": r.stream,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"data": data, "next": next})))
+}

@@ -139,3 +139,42 @@ impl AuthConfig {
         AuthConfig { github: Some(github), session_ttl_secs }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, Env};
+
+    fn errors(toml: &str, env: &Env) -> Vec<String> {
+        Config::from_toml(toml, env).err().map(|e| e.0).unwrap_or_default()
+    }
+
+    #[test]
+    fn github_sign_in_is_configured_or_refused_with_every_reason() {
+        let env = Env::from_pairs([("GH_SECRET", "s3cret")]);
+        let config = Config::from_toml(
+            "[auth.github]\nclient_id = \"abc\"\nclient_secret_env = \"GH_SECRET\"\nadmins = [\"Mona\"]\nsignup = \"closed\"\n",
+            &env,
+        )
+        .unwrap();
+        let github = config.auth.github.clone().unwrap();
+        assert_eq!((github.client_secret.as_str(), github.signup_open), ("s3cret", false));
+        assert_eq!(github.admins, ["mona"]);
+        assert_eq!(github.base_url, "https://github.com");
+        assert!(!format!("{:?}", config.auth).contains("s3cret"), "the secret never reaches a log");
+
+        let all = errors(
+            "[auth.github]\nclient_secret = \"x\"\nclient_secret_env = \"GH_SECRET\"\nsignup = \"maybe\"\nbase_url = \"ftp://x\"\nsession_ttl_secs = 0\n",
+            &env,
+        );
+        for needle in ["client_id", "not both", "signup", "base_url", "session_ttl_secs"] {
+            assert!(all.iter().any(|e| e.contains(needle)), "{needle}: {all:?}");
+        }
+        let missing = errors("[auth.github]\nclient_id = \"abc\"\nclient_secret_env = \"NOPE\"\n", &env);
+        assert!(missing.iter().any(|e| e.contains("NOPE is not set")), "{missing:?}");
+        assert!(errors("[auth]\nfacebook = {}\n", &env).iter().any(|e| e.contains("facebook")));
+        let bad_origin = errors("[server]\npublic_url = \"https://gw.example.com/sub\"\n", &env);
+        assert!(bad_origin.iter().any(|e| e.contains("public_url")), "{bad_origin:?}");
+        let origin = Config::from_toml("[server]\npublic_url = \"https://GW.example.com/\"\n", &env).unwrap();
+        assert_eq!(origin.server.public_origin(), "https://gw.example.com");
+    }
+}

@@ -165,3 +165,31 @@ fn without_a_config_file_providers_come_from_the_environment() {
     assert_eq!(embed.capabilities, ["embeddings"]);
     assert_eq!(embed.max_output_tokens, 0);
 }
+
+#[test]
+fn admins_links_codes_and_management_keys_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(stdout(&tokenrouter(d, &["accounts", "create", "boss", "--admin"])).contains("created admin account"));
+    let link = stdout(&tokenrouter(d, &["accounts", "login-link", "boss", "--ttl", "60"]));
+    assert!(link.trim().starts_with("http://127.0.0.1:8080/auth/link/") && link.lines().count() == 1, "{link}");
+    let codes = stdout(&tokenrouter(d, &["codes", "create", "--amount", "1.25", "--count", "3"]));
+    assert_eq!(codes.lines().count(), 3, "one per line and nothing else: {codes}");
+    let key: Value = serde_json::from_str(&stdout(&tokenrouter(
+        d,
+        &["keys", "create", "--account", "boss", "--scope", "management", "--no-community", "--json"],
+    )))
+    .unwrap();
+    assert!(key["key"].as_str().unwrap().starts_with("sk-tr-"));
+    for bad in [
+        &["codes", "create", "--amount", "0"][..],
+        &["codes", "create", "--amount", "1", "--count", "0"],
+        &["codes", "create", "--amount", "1", "--expires", "2001-01-01T00:00:00Z"],
+        &["accounts", "login-link", "nobody"],
+        &["accounts", "login-link", "boss", "--ttl", "0"],
+        &["keys", "create", "--account", "boss", "--scope", "root"],
+    ] {
+        let output = tokenrouter(d, bad);
+        assert_eq!(output.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}

@@ -330,7 +330,7 @@ async fn reserve(
     config: &Config,
 ) -> Result<Reservation, ApiError> {
     let enforce = config.server.billing == Billing::Prepaid;
-    settlement::reserve(&state.holds, &state.usage, &state.replica.id, holding, ceiling, enforce).await
+    settlement::reserve(&state.holds, &state.replica.id, holding, ceiling, enforce).await
 }
 
 /// Settles the request's reservation to its actual cost and records its usage.

@@ -10,6 +10,8 @@
 //! the database the next one gathers. Alone, a request waits for one round trip as before;
 //! under load, many share each.
 
+use std::time::Duration;
+
 use tokenrouter_core::{NanoUsd, clock};
 use tokenrouter_store::{Db, HoldOutcome, KeyRow, NewHold};
 use tokio::sync::{mpsc, oneshot};
@@ -22,8 +24,22 @@ const HOLD_BATCH: usize = 256;
 /// Holds waiting for their batch; when full, requests wait for room.
 const HOLD_QUEUE: usize = 8_192;
 
+/// How long a request waits for its hold before it is refused (503): the store rolls a
+/// hold back after 5 s, and a hold that still commits later is released by its guard.
+const HOLD_WAIT: Duration = Duration::from_secs(10);
+
+/// What became of a hold: taken (the reservation, which releases it if dropped — so a
+/// request that went away at any moment leaves nothing held), or refused.
+enum Taken {
+    Held(Reservation),
+    /// The account's available balance cannot cover it.
+    Balance(NanoUsd),
+    /// The key's remaining spend limit cannot cover it.
+    SpendLimit(NanoUsd),
+}
+
 /// A hold waiting to be taken, and where its outcome goes (`Err`: the store failed).
-type Ask = (NewHold, oneshot::Sender<Result<HoldOutcome, ()>>);
+type Ask = (NewHold, oneshot::Sender<Result<Taken, ()>>);
 
 /// Hands holds to the task that takes them in batches.
 #[derive(Clone)]
@@ -40,10 +56,15 @@ impl HoldQueue {
         HoldQueue { tx }
     }
 
-    async fn hold(&self, hold: NewHold) -> Result<HoldOutcome, ()> {
+    async fn hold(&self, hold: NewHold) -> Result<Taken, ()> {
         let (answer, outcome) = oneshot::channel();
-        self.tx.send((hold, answer)).await.map_err(|_| ())?;
-        outcome.await.map_err(|_| ())?
+        let wait = async {
+            self.tx.send((hold, answer)).await.map_err(|_| ())?;
+            outcome.await.map_err(|_| ())?
+        };
+        tokio::time::timeout(HOLD_WAIT, wait).await.map_err(|_| {
+            tracing::warn!("a hold took longer than {HOLD_WAIT:?}; the request is refused");
+        })?
     }
 }
 
@@ -64,33 +85,33 @@ async fn take_holds(db: Db, writer: UsageWriter, mut rx: mpsc::Receiver<Ask>) {
         }
         busy = asks.len() > 1;
         let (holds, answers): (Vec<NewHold>, Vec<_>) = asks.drain(..).unzip();
-        let outcomes = take(&db, &holds).await;
-        for ((hold, answer), outcome) in holds.into_iter().zip(answers).zip(outcomes) {
-            if let Err(Ok(HoldOutcome::Held)) = answer.send(outcome) {
-                // Its request went away while the hold was being taken: nobody will settle it.
-                writer.release(hold.request_id);
+        match db.hold_many(&holds).await {
+            Ok(outcomes) => {
+                for ((hold, answer), outcome) in holds.into_iter().zip(answers).zip(outcomes) {
+                    let taken = match outcome {
+                        HoldOutcome::Held => Taken::Held(Reservation {
+                            request_id: hold.request_id,
+                            amount: hold.amount,
+                            writer: writer.clone(),
+                            done: false,
+                        }),
+                        HoldOutcome::Balance { available } => Taken::Balance(available),
+                        HoldOutcome::SpendLimit { remaining } => Taken::SpendLimit(remaining),
+                    };
+                    // A request that went away drops its answer here: a reservation in it
+                    // releases the hold.
+                    let _ = answer.send(Ok(taken));
+                }
             }
-        }
-    }
-}
-
-/// One outcome per hold. A failed batch is retried hold by hold, so that one hold the
-/// store refuses (whatever the reason) fails only its own request.
-async fn take(db: &Db, holds: &[NewHold]) -> Vec<Result<HoldOutcome, ()>> {
-    let failed = |e: tokenrouter_store::StoreError| tracing::warn!(error = %e, "could not hold funds for a request");
-    match db.hold_many(holds).await {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        Err(e) if holds.len() == 1 => {
-            failed(e);
-            vec![Err(())]
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, holds = holds.len(), "a batch of holds failed; taking them one by one");
-            let mut outcomes = Vec::with_capacity(holds.len());
-            for hold in holds {
-                outcomes.push(db.hold(hold).await.map_err(failed));
+            Err(e) => {
+                // Perhaps after committing (an answer lost on the way back): every hold of
+                // the batch is released — a no-op for those never taken — and refused.
+                tracing::warn!(error = %e, holds = holds.len(), "could not hold funds for requests");
+                for (hold, answer) in holds.into_iter().zip(answers) {
+                    writer.release(hold.request_id);
+                    let _ = answer.send(Err(()));
+                }
             }
-            outcomes
         }
     }
 }
@@ -118,7 +139,6 @@ pub struct Holding<'a> {
 /// available balance or the key's remaining spend limit cannot cover it.
 pub async fn reserve(
     holds: &HoldQueue,
-    writer: &UsageWriter,
     replica: &str,
     request: Holding<'_>,
     amount: NanoUsd,
@@ -136,15 +156,14 @@ pub async fn reserve(
         stream: request.stream,
         created_at: clock::now_unix(),
     };
-    let request_id = hold.request_id.clone();
-    let outcome = holds.hold(hold).await.map_err(|()| ApiError::StoreUnavailable)?;
-    match outcome {
-        HoldOutcome::Held => Ok(Reservation { request_id, amount, writer: writer.clone(), done: false }),
-        HoldOutcome::Balance { available } => Err(ApiError::InsufficientQuota(format!(
+    let taken = holds.hold(hold).await.map_err(|()| ApiError::StoreUnavailable)?;
+    match taken {
+        Taken::Held(reservation) => Ok(reservation),
+        Taken::Balance(available) => Err(ApiError::InsufficientQuota(format!(
             "The account's balance ({available} USD available) cannot cover this request's maximum cost of {amount} USD. \
              Add credit, or lower max_tokens."
         ))),
-        HoldOutcome::SpendLimit { remaining } => Err(ApiError::InsufficientQuota(format!(
+        Taken::SpendLimit(remaining) => Err(ApiError::InsufficientQuota(format!(
             "The key's spend limit ({remaining} USD remaining) cannot cover this request's maximum cost of {amount} USD."
         ))),
     }

@@ -13,6 +13,8 @@ pub enum StoreError {
     AccountNotFound(String),
     #[error("account '{0}' holds funds for requests in flight: its balance cannot go below them")]
     WouldOverdraw(String),
+    #[error("request '{0}' asked to hold a negative amount")]
+    NegativeHold(String),
     #[error("API key '{0}' not found")]
     KeyNotFound(String),
     #[error(transparent)]

@@ -366,7 +366,10 @@ impl Db {
     /// spent and holds, both cover it — whatever other processes hold at the same time.
     pub async fn hold(&self, hold: &NewHold) -> Result<HoldOutcome, StoreError> {
         let outcomes = self.hold_many(std::slice::from_ref(hold)).await?;
-        Ok(outcomes.into_iter().next().unwrap_or(HoldOutcome::Held))
+        outcomes
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Database(sqlx::Error::Protocol("no outcome for a hold".to_owned())))
     }
 
     /// Takes many holds in one transaction (one round trip on PostgreSQL), each the same
@@ -375,6 +378,9 @@ impl Db {
     pub async fn hold_many(&self, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
         if holds.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(negative) = holds.iter().find(|h| h.amount.0 < 0) {
+            return Err(StoreError::NegativeHold(negative.request_id.clone()));
         }
         delegate!(self.hold_many(holds))
     }

@@ -24,6 +24,8 @@ use crate::StoreError;
 /// Connections per process: enough for the hot path's one hold per request and the
 /// batching writer, without exhausting a server shared by many replicas.
 const POOL_SIZE: u32 = 16;
+/// How long making the hold connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The channel every change of keys or accounts is announced on.
 pub(crate) const CHANGES_CHANNEL: &str = "tokenrouter_changes";
 
@@ -63,13 +65,9 @@ impl PostgresDb {
                 sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000") => StoreError::NoDatabase(database),
                 _ => StoreError::Database(e),
             })?;
-        // Holds commit without waiting for their WAL to reach the disk (that wait was half
-        // of a hold's time and most of its CPU); the settlement that closes a hold commits
-        // synchronously, which flushes every hold before it. A crash of PostgreSQL itself
-        // can forget the holds of its last moments (up to three `wal_writer_delay`s): their
-        // requests are still charged, capped at what the account has left, so no account
-        // goes below zero.
-        let hold_options = options.clone().options([("synchronous_commit", "off")]);
+        // A hold that cannot finish in 5 s (a lock held by a stuck transaction, a server
+        // in trouble) is rolled back by the server rather than committed late.
+        let hold_options = options.clone().options([("statement_timeout", "5000"), ("lock_timeout", "5000")]);
         let hold_connection =
             Arc::new(HoldConnection { options: hold_options, connection: tokio::sync::Mutex::new(None) });
         Ok(PostgresDb { pool, hold_connection })
@@ -86,7 +84,9 @@ impl PostgresDb {
         let mut slot = self.hold_connection.connection.lock().await;
         let mut connection = match slot.take() {
             Some(connection) => connection,
-            None => self.hold_connection.options.connect().await?,
+            None => tokio::time::timeout(CONNECT_TIMEOUT, self.hold_connection.options.connect())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??,
         };
         let outcome = work(&mut connection).await?;
         *slot = Some(connection);

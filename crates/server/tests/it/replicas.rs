@@ -281,3 +281,40 @@ async fn a_response_stored_by_one_replica_is_continued_on_another_at_once() {
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["previous_response_id"], id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_code_redeemed_20_times_at_once_across_three_replicas_credits_once() {
+    let cluster = Cluster::start(3, 0).await;
+    let first = cluster.account("first", 0).await;
+    let second = cluster.account("second", 0).await;
+    let (_, first_key) = cluster.key("first", &["--scope", "management"]);
+    let (_, second_key) = cluster.key("second", &["--scope", "management"]);
+    let code = cluster.cli(&["codes", "create", "--amount", "7.5"]).trim().to_owned();
+    let urls = cluster.urls();
+    let redemptions = (0..20).map(|i| {
+        let key = if i % 2 == 0 { &first_key } else { &second_key };
+        cluster
+            .http
+            .post(format!("{}/api/redeem", urls[i % urls.len()]))
+            .bearer_auth(key)
+            .json(&json!({"code": code}))
+            .send()
+    });
+    let answers = futures_util::future::join_all(redemptions).await;
+    let statuses: Vec<u16> = answers.iter().map(|a| a.as_ref().unwrap().status().as_u16()).collect();
+    assert_eq!(count(&statuses, 200), 1, "{statuses:?}");
+    assert_eq!(count(&statuses, 400), 19, "{statuses:?}");
+    let mut total = 0;
+    for id in [first, second] {
+        total += cluster.db.account_by_id(id).await.unwrap().unwrap().balance.0;
+    }
+    assert_eq!(total, 7_500_000_000, "credited exactly once");
+    cluster.ledgers_add_up(&[first, second]).await;
+
+    // A disabled account's management key stops on every replica at once.
+    cluster.cli(&["accounts", "disable", "first"]);
+    for url in &urls {
+        let me = cluster.http.get(format!("{url}/api/me")).bearer_auth(&first_key).send().await.unwrap();
+        assert_eq!(me.status(), 401, "{url}");
+    }
+}

@@ -36,32 +36,7 @@ impl PostgresDb {
             let answer = format!("hold_funds_many answered {} outcomes for {} holds", outcomes.len(), holds.len());
             return Err(StoreError::Database(sqlx::Error::Protocol(answer)));
         }
-        let mut answers = Vec::with_capacity(holds.len());
-        for (hold, outcome) in holds.iter().zip(&outcomes) {
-            answers.push(match outcome.as_str() {
-                "held" => HoldOutcome::Held,
-                refused => self.refusal(hold, refused).await?,
-            });
-        }
-        Ok(answers)
-    }
-
-    /// Why a hold was refused and how much is left (a read on the refusal path only).
-    async fn refusal(&self, hold: &NewHold, outcome: &str) -> Result<HoldOutcome, StoreError> {
-        let funds: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "SELECT a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
-             FROM accounts a LEFT JOIN api_keys k ON k.id = $2 WHERE a.id = $1",
-        )
-        .bind(hold.account_id)
-        .bind(&hold.key_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match (outcome, funds) {
-            ("spend_limit", Some((_, remaining))) => {
-                HoldOutcome::SpendLimit { remaining: NanoUsd(remaining.unwrap_or(0).max(0)) }
-            }
-            (_, funds) => HoldOutcome::Balance { available: NanoUsd(funds.map_or(0, |f| f.0).max(0)) },
-        })
+        outcomes.iter().map(|outcome| parse_outcome(outcome)).collect()
     }
 
     pub(crate) async fn open_holds(&self) -> Result<Vec<Hold>, StoreError> {
@@ -79,6 +54,19 @@ impl PostgresDb {
             .await?;
         Ok(NanoUsd(held.unwrap_or(0)))
     }
+}
+
+/// `held`, `balance:N` (the account has N available) or `spend_limit:N` (the key has N
+/// left), as `hold_funds_many` answers.
+fn parse_outcome(outcome: &str) -> Result<HoldOutcome, StoreError> {
+    let amount = |text: &str| text.parse::<i64>().map(|n| NanoUsd(n.max(0)));
+    let parsed = match outcome.split_once(':') {
+        None if outcome == "held" => Ok(HoldOutcome::Held),
+        Some(("balance", left)) => amount(left).map(|available| HoldOutcome::Balance { available }),
+        Some(("spend_limit", left)) => amount(left).map(|remaining| HoldOutcome::SpendLimit { remaining }),
+        _ => return Err(StoreError::Database(sqlx::Error::Protocol(format!("unknown hold outcome '{outcome}'")))),
+    };
+    parsed.map_err(|_| StoreError::Database(sqlx::Error::Protocol(format!("unknown hold outcome '{outcome}'"))))
 }
 
 /// Deletes the holds of these requests and releases their sums on accounts and keys.

@@ -230,7 +230,11 @@ async fn batches_of_holds_answer_each_hold_in_its_place(backend: Backend) -> Tes
     }
     assert_eq!(db.held(poor.id).await?, NanoUsd(10 * X));
     assert_eq!(db.held(rich.id).await?, NanoUsd(5 * X));
+    assert_eq!(db.list_keys(rich.id).await?[0].held, NanoUsd(5 * X), "the key holds what its account holds");
     assert_eq!(db.open_holds().await?.len(), 15);
+    // A negative hold is an error, and takes nothing.
+    assert!(db.hold_many(&[hold("negative", rich.id, "kr", -X)]).await.is_err());
+    assert_eq!(db.held(rich.id).await?, NanoUsd(5 * X));
     // Holds without enforcement count as nothing, in a batch that fits and in one that does not.
     let free = |id: &str| NewHold { enforce: false, ..hold(id, poor.id, "kp", 5 * X) };
     let fits = db.hold_many(&[free("free1"), hold("quarter", poor.id, "kp", X / 4)]).await?;

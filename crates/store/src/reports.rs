@@ -61,3 +61,33 @@ pub(crate) fn group_column(group: UsageGroup) -> &'static str {
         UsageGroup::Provider => "provider",
     }
 }
+
+/// The log's filters and cursor, after a `WHERE u.account_id = …` (both dialects).
+pub(crate) fn push_filters<DB: sqlx::Database>(
+    query: &mut sqlx::QueryBuilder<DB>,
+    filter: &RequestFilter,
+    before: Option<(i64, String)>,
+) where
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    if let Some(model) = &filter.model {
+        query.push(" AND u.model = ").push_bind(model.clone());
+    }
+    if let Some(key_id) = &filter.key_id {
+        query.push(" AND u.key_id = ").push_bind(key_id.clone());
+    }
+    if let Some(status) = filter.status {
+        query.push(" AND u.status = ").push_bind(i64::from(status));
+    }
+    if let Some((created_at, request_id)) = before {
+        query
+            .push(" AND (u.created_at < ")
+            .push_bind(created_at)
+            .push(" OR (u.created_at = ")
+            .push_bind(created_at)
+            .push(" AND u.request_id < ")
+            .push_bind(request_id)
+            .push("))");
+    }
+}

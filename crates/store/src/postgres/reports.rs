@@ -5,7 +5,7 @@ use tokenrouter_core::NanoUsd;
 
 use super::PostgresDb;
 use crate::StoreError;
-use crate::reports::{RequestFilter, RequestRow, UsageGroup, UsageTotals, group_column};
+use crate::reports::{RequestFilter, RequestRow, UsageGroup, UsageTotals, group_column, push_filters};
 
 impl PostgresDb {
     pub(crate) async fn usage_totals(
@@ -55,27 +55,5 @@ impl PostgresDb {
         push_filters(&mut query, filter, before);
         query.push(" ORDER BY u.created_at DESC, u.request_id DESC LIMIT ").push_bind(limit);
         Ok(query.build_query_as().fetch_all(&self.pool).await?)
-    }
-}
-
-fn push_filters(query: &mut QueryBuilder<Postgres>, filter: &RequestFilter, before: Option<(i64, String)>) {
-    if let Some(model) = &filter.model {
-        query.push(" AND u.model = ").push_bind(model.clone());
-    }
-    if let Some(key_id) = &filter.key_id {
-        query.push(" AND u.key_id = ").push_bind(key_id.clone());
-    }
-    if let Some(status) = filter.status {
-        query.push(" AND u.status = ").push_bind(i64::from(status));
-    }
-    if let Some((created_at, request_id)) = before {
-        query
-            .push(" AND (u.created_at < ")
-            .push_bind(created_at)
-            .push(" OR (u.created_at = ")
-            .push_bind(created_at)
-            .push(" AND u.request_id < ")
-            .push_bind(request_id)
-            .push("))");
     }
 }

@@ -124,6 +124,11 @@ impl ApiError {
         self.table().0
     }
 
+    /// The error's `code` (CONTRACTS.md §4).
+    pub fn code(&self) -> &'static str {
+        self.table().2
+    }
+
     pub fn envelope(&self) -> ErrorEnvelope {
         let (_, kind, code) = self.table();
         let param = match self {

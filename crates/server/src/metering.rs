@@ -323,6 +323,7 @@ impl MeterContext {
             client_disconnected,
             latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             created_at: clock::now_unix(),
+            error_code: None,
         }
     }
 }

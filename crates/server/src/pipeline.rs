@@ -140,25 +140,77 @@ pub fn dropped_tools(tools: &[String]) -> Vec<(HeaderName, HeaderValue)> {
     value.map(|v| (X_DROPPED_TOOLS.clone(), v)).into_iter().collect()
 }
 
-/// Runs a job and stamps the headers every inference answer carries.
+/// What a request's run has learned so far, for its answer's headers and for the request
+/// log when it ends in an error.
+#[derive(Default)]
+struct Progress {
+    /// Upstream attempts made.
+    attempts: u32,
+    /// A usage record is written for this request whatever happens next.
+    metered: bool,
+    /// The model asked for, once the body was read.
+    model: String,
+    stream: bool,
+}
+
+/// Runs a job and stamps the headers every inference answer carries. A request refused
+/// before it reached an upstream (400, 402, 403, 429, …) is recorded in the request log
+/// at no cost, with its error's code.
 pub async fn run(
     state: &AppState,
+    endpoint: &'static str,
     request_id: String,
     key: Arc<KeyRow>,
     headers: &HeaderMap,
     job: Result<Job, ApiError>,
 ) -> Response {
-    let mut attempts = 0;
+    let started = Instant::now();
+    let mut progress = Progress::default();
     let result = match job {
-        Ok(job) => serve(state, request_id, key.clone(), headers, job, &mut attempts).await,
+        Ok(job) => serve(state, request_id.clone(), key.clone(), headers, job, &mut progress).await,
         Err(e) => Err(e),
     };
+    if let Err(error) = &result
+        && !progress.metered
+    {
+        let record = refusal_record(request_id, &key, endpoint, &progress, error, started);
+        state.usage.record_now(record);
+    }
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
     state.limits.stamp(&key, response.headers_mut(), Instant::now());
-    if attempts > 0 {
-        response.headers_mut().insert(X_ATTEMPTS.clone(), HeaderValue::from(attempts));
+    if progress.attempts > 0 {
+        response.headers_mut().insert(X_ATTEMPTS.clone(), HeaderValue::from(progress.attempts));
     }
     response
+}
+
+/// The request log's row of a request refused before any upstream was tried.
+fn refusal_record(
+    request_id: String,
+    key: &KeyRow,
+    endpoint: &'static str,
+    progress: &Progress,
+    error: &ApiError,
+    started: Instant,
+) -> UsageRecord {
+    UsageRecord {
+        request_id,
+        key_id: key.id.clone(),
+        account_id: key.account_id,
+        model: progress.model.chars().take(200).collect(),
+        provider: String::new(),
+        upstream_model: String::new(),
+        endpoint: endpoint.to_owned(),
+        stream: progress.stream,
+        status: error.status().as_u16(),
+        usage: tokenrouter_core::Usage::default(),
+        cost: tokenrouter_core::NanoUsd::ZERO,
+        usage_source: tokenrouter_store::UsageSource::None,
+        client_disconnected: false,
+        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        created_at: tokenrouter_core::clock::now_unix(),
+        error_code: Some(error.code().to_owned()),
+    }
 }
 
 async fn serve(
@@ -167,7 +219,7 @@ async fn serve(
     key: Arc<KeyRow>,
     headers: &HeaderMap,
     mut job: Job,
-    attempts: &mut u32,
+    progress: &mut Progress,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let config = state.config.load_full();
@@ -178,6 +230,8 @@ async fn serve(
         None => openai::inspect_chat(&request).map_err(|e| ApiError::invalid_param(e.message, e.param))?,
     };
     let view = &view;
+    progress.model.clone_from(&view.model);
+    progress.stream = view.stream;
     let primary = policy::allowed_model(&config, &key, &view.model)?;
     let strategy = strategy(headers, primary, &config)?;
     let chain = fallback_chain(headers, &request, primary, &config, &key)?;
@@ -209,6 +263,7 @@ async fn serve(
         }
     };
     let first = Served { model: primary, deployment: first, adapter: None, fallback: false };
+    progress.metered = true;
     let mut unanswered = Unanswered::new(
         meter(&request_id, &key, &first, &job, view, started),
         reservation,
@@ -235,7 +290,7 @@ async fn serve(
             }
         };
         for deployment in order {
-            if *attempts >= config.server.max_attempts || Instant::now() >= deadline {
+            if progress.attempts >= config.server.max_attempts || Instant::now() >= deadline {
                 break 'models;
             }
             let prepared = match outbound::prepare(&mut request, &job, view, model, deployment, max_out) {
@@ -246,7 +301,7 @@ async fn serve(
                 }
             };
             let Some(attempt) = state.routing.begin(deployment, Instant::now()) else { continue };
-            *attempts += 1;
+            progress.attempts += 1;
             let sent = Instant::now();
             let adapter = dispatch::adapter(deployment.provider.kind);
             let tried = Served { model, deployment, adapter, fallback: position > 0 };
@@ -278,7 +333,8 @@ async fn serve(
             ApiError::UpstreamUnavailable(format!("No deployment of '{}' could be tried.", primary.id))
         }
     };
-    let record = unanswered.meter.usage_record(error.status().as_u16(), Measured::Nothing, false);
+    let mut record = unanswered.meter.usage_record(error.status().as_u16(), Measured::Nothing, false);
+    record.error_code = Some(error.code().to_owned());
     finish(state, unanswered.answered(), record).await;
     admission.settle(0);
     Err(error)

@@ -49,6 +49,8 @@ pub struct RequestRow {
     pub charged_nano: i64,
     pub latency_ms: i64,
     pub stream: bool,
+    /// Why it failed or was refused; `None` when answered.
+    pub error_code: Option<String>,
 }
 
 /// The column a grouping reads, as SQL (`hour` in Unix seconds).

@@ -24,6 +24,9 @@ pub struct UsageRecord {
     pub client_disconnected: bool,
     pub latency_ms: u64,
     pub created_at: i64,
+    /// Why the request failed or was refused (`None` when answered).
+    #[serde(default)]
+    pub error_code: Option<String>,
 }
 
 /// Where the token counts came from.

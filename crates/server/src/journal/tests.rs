@@ -23,6 +23,7 @@ fn record(n: usize) -> UsageRecord {
         client_disconnected: false,
         latency_ms: 7,
         created_at: 1_700_000_000,
+        error_code: None,
     }
 }
 

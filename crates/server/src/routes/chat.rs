@@ -20,7 +20,7 @@ pub async fn completions(
     body: Body,
 ) -> Response {
     let job = job(&state, &headers, body).await;
-    pipeline::run(&state, request_id, key, &headers, job).await
+    pipeline::run(&state, "chat.completions", request_id, key, &headers, job).await
 }
 
 async fn job(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {

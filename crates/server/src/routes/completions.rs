@@ -26,7 +26,7 @@ pub async fn create(
     body: Body,
 ) -> Response {
     let job = job(&state, &request_id, &headers, body).await;
-    pipeline::run(&state, request_id, key, &headers, job).await
+    pipeline::run(&state, "completions", request_id, key, &headers, job).await
 }
 
 async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {

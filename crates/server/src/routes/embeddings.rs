@@ -22,7 +22,7 @@ pub async fn create(
     body: Body,
 ) -> Response {
     let job = job(&state, &headers, body).await;
-    pipeline::run(&state, request_id, key, &headers, job).await
+    pipeline::run(&state, "embeddings", request_id, key, &headers, job).await
 }
 
 async fn job(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {

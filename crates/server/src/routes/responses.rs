@@ -32,7 +32,7 @@ pub async fn create(
     body: Body,
 ) -> Response {
     let job = job(&state, &request_id, &key, &headers, body).await;
-    pipeline::run(&state, request_id, key, &headers, job).await
+    pipeline::run(&state, "responses", request_id, key, &headers, job).await
 }
 
 async fn job(

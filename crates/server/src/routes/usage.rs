@@ -181,6 +181,7 @@ pub async fn requests(
                 "completion_tokens": r.completion_tokens,
                 "cost_usd": NanoUsd(r.charged_nano).to_decimal_string(),
                 "latency_ms": r.latency_ms,
+                "error_code": r.error_code,
                 "stream": r.stream,
             })
         })

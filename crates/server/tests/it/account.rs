@@ -566,3 +566,80 @@ async fn usage_totals_the_request_log_and_the_ledger_agree() {
         assert_eq!(error["error"]["param"], param, "{path}");
     }
 }
+
+#[tokio::test]
+async fn after_a_mixed_workload_usage_the_request_log_and_the_ledger_reconcile() {
+    use futures_util::StreamExt;
+    let gw = Gateway::start().await;
+    let admin = management_key(&gw, gw.account_id).await;
+    let (mut tight, tight_secret) = key_for(gw.account_id);
+    tight.spend_limit = Some(tokenrouter_store::NanoUsd(1)); // every request is 402
+    gw.add_key(&tight).await;
+    let chat = |key: &str, body: Value| {
+        gw.http.post(format!("{}/v1/chat/completions", gw.url)).bearer_auth(key.to_owned()).json(&body).send()
+    };
+    let mut ids = Vec::new();
+    // Answered.
+    for text in ["alpha beta", "gamma"] {
+        let answer = chat(&gw.key, json!({"model": "gpt-4o-mini", "messages": user(text)})).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        ids.push(crate::harness::request_id(&answer));
+    }
+    // Refused for money, for an unknown model, and failed upstream.
+    let broke = chat(&tight_secret, json!({"model": "gpt-4o-mini", "messages": user("x")})).await.unwrap();
+    ids.push(crate::harness::request_id(&broke));
+    expect_error(broke, 402, "insufficient_quota").await;
+    let unknown = chat(&gw.key, json!({"model": "no-such-model", "messages": user("x")})).await.unwrap();
+    ids.push(crate::harness::request_id(&unknown));
+    expect_error(unknown, 404, "model_not_found").await;
+    let failed =
+        chat(&gw.key, json!({"model": "gpt-4o-mini", "messages": user("x"), "mock": {"fault": "500"}})).await.unwrap();
+    ids.push(crate::harness::request_id(&failed));
+    assert_eq!(failed.status(), 502);
+    // A client that goes away mid-stream: billed for what it received.
+    let streamed = chat(
+        &gw.key,
+        json!({"model": "gpt-4o-mini", "stream": true, "messages": user("long"), "mock": {"tokens_per_second": 50, "reply_tokens": 200}}),
+    )
+    .await
+    .unwrap();
+    ids.push(crate::harness::request_id(&streamed));
+    let mut body = streamed.bytes_stream();
+    let _ = body.next().await;
+    let _ = body.next().await;
+    drop(body);
+    for id in &ids {
+        gw.usage(id).await;
+    }
+
+    let get = |path: &str| gw.http.get(format!("{}{path}", gw.url)).bearer_auth(&admin).send();
+    let log: Value = get("/api/requests?limit=100").await.unwrap().json().await.unwrap();
+    let rows = log["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "every request, refused and failed ones too: {log}");
+    let code_of = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap()["error_code"].clone();
+    assert_eq!(code_of(&ids[0]), Value::Null);
+    assert_eq!(code_of(&ids[2]), "insufficient_quota");
+    assert_eq!(code_of(&ids[3]), "model_not_found");
+    assert_eq!(code_of(&ids[4]), "upstream_unavailable");
+    let refused: Value = get("/api/requests?status=402").await.unwrap().json().await.unwrap();
+    assert_eq!(refused["data"].as_array().unwrap().len(), 1);
+
+    let usd = |v: &Value| tokenrouter_store::NanoUsd::parse_usd(v.as_str().unwrap()).unwrap().0;
+    let logged: i64 = rows.iter().map(|r| usd(&r["cost_usd"])).sum();
+    let by_model: Value = get("/api/usage?group_by=model").await.unwrap().json().await.unwrap();
+    let totals = by_model["data"].as_array().unwrap();
+    let usage_cost: i64 = totals.iter().map(|t| usd(&t["cost_usd"])).sum();
+    let usage_requests: i64 = totals.iter().map(|t| t["requests"].as_i64().unwrap()).sum();
+    let ledger: Value = get("/api/ledger?limit=100").await.unwrap().json().await.unwrap();
+    let charges: i64 = ledger["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "charge")
+        .map(|r| -usd(&r["amount_usd"]))
+        .sum();
+    assert!(charges > 0);
+    assert_eq!((logged, usage_cost), (charges, charges), "request log = usage = ledger");
+    assert_eq!(usage_requests, 6);
+    assert_eq!(gw.db.ledger_sum(gw.account_id).await.unwrap(), gw.balance().await);
+}

@@ -46,7 +46,7 @@ async fn bad_input_gets_400_naming_the_field_and_stores_nothing() {
         assert!(error["error"]["message"].as_str().unwrap().contains(needle), "{error}");
     }
     assert_eq!(gw.mock.stats().request_count(), 0, "nothing reached the upstream");
-    assert_eq!(gw.usage_count().await, 0, "nothing was stored");
+    assert_eq!(gw.answered_count().await, 0, "nothing answered or charged; refusals only logged");
 }
 
 #[tokio::test]
@@ -64,7 +64,7 @@ async fn missing_or_wrong_keys_get_401() {
         expect_error(response, 401, "invalid_api_key").await;
     }
     assert_eq!(gw.mock.stats().request_count(), 0);
-    assert_eq!(gw.usage_count().await, 0);
+    assert_eq!(gw.answered_count().await, 0);
 }
 
 #[tokio::test]
@@ -77,7 +77,7 @@ async fn unknown_models_routes_and_methods() {
     expect_error(response, 404, "unknown_url").await;
     let response = gw.http.get(format!("{}/v1/chat/completions", gw.url)).send().await.unwrap();
     expect_error(response, 405, "method_not_allowed").await;
-    assert_eq!(gw.usage_count().await, 0);
+    assert_eq!(gw.answered_count().await, 0);
 }
 
 #[tokio::test]
@@ -94,7 +94,7 @@ async fn bodies_over_the_limit_get_413() {
     expect_error(response, 413, "request_too_large").await;
     let small = gw.chat(json!({"model": "gpt-4o-mini", "messages": user("fits")})).await;
     assert_eq!(small.status(), 200);
-    assert_eq!(gw.usage_count().await, 1);
+    assert_eq!(gw.answered_count().await, 1);
 }
 
 #[tokio::test]

@@ -163,6 +163,18 @@ impl Gateway {
         self.db.usage_count().await.unwrap()
     }
 
+    /// Requests of the gateway's account that were answered (the request log also holds
+    /// refused ones, at no cost); panics if a refused one was charged.
+    pub async fn answered_count(&self) -> usize {
+        self.state.usage.flush().await;
+        let filter = tokenrouter_store::RequestFilter::default();
+        let rows = self.db.requests_page(self.account_id, &filter, 100, None).await.unwrap();
+        for refused in rows.iter().filter(|r| r.error_code.is_some()) {
+            assert_eq!(refused.charged_nano, 0, "a refused request was charged: {refused:?}");
+        }
+        rows.iter().filter(|r| r.error_code.is_none()).count()
+    }
+
     pub async fn balance(&self) -> NanoUsd {
         self.state.usage.flush().await;
         self.db.account_by_id(self.account_id).await.unwrap().unwrap().balance

@@ -557,7 +557,7 @@ async fn bad_bodies_on_every_surface_get_a_clear_400_and_reach_no_upstream() {
         assert_eq!(response.status(), 400, "{path}");
     }
     assert_eq!(gw.mock.stats().request_count(), 0);
-    assert_eq!(gw.usage_count().await, 0, "refused input stores nothing");
+    assert_eq!(gw.answered_count().await, 0, "refused input is only logged, at no cost");
 }
 
 const NATIVE_RESPONSES: &str = r#"

@@ -17,5 +17,6 @@ mod metering;
 mod providers;
 mod replicas;
 mod routing;
+mod secrets;
 mod streaming;
 mod surfaces;

@@ -4,6 +4,7 @@ mod account;
 mod admin;
 mod api_body;
 mod api_keys;
+mod api_types;
 mod chat;
 mod completions;
 mod embeddings;
@@ -12,6 +13,7 @@ mod health;
 mod messages;
 mod metrics;
 mod models;
+mod openapi;
 mod responses;
 mod usage;
 mod whoami;
@@ -36,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .merge(anthropic)
         .route("/api/whoami", get(whoami::whoami))
+        .route("/api/openapi.json", get(openapi::document))
         .route("/api/me", get(account::me))
         .route("/api/keys", get(api_keys::list).post(api_keys::create))
         .route("/api/keys/{id}", axum::routing::patch(api_keys::update).delete(api_keys::revoke))

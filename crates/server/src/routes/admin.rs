@@ -7,11 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokenrouter_store::{Account, StoreError};
 
 use super::account::rfc3339;
 use super::api_body::{Fields, object};
+use super::api_types::{
+    AccountList, AccountPatchBody, AdminAccount, Codes, CodesBody, CreditBody, ErrorBody, LedgerEntry,
+};
 use crate::auth::{self, MAX_CODES, mint_code};
 use crate::error::ApiError;
 use crate::signin::Caller;
@@ -38,18 +40,18 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-fn account_object(account: &Account) -> Value {
-    json!({
-        "id": account.id,
-        "name": account.name,
-        "login": account.login.as_deref().unwrap_or(&account.name),
-        "role": if account.is_admin { "admin" } else { "user" },
-        "balance_usd": account.balance.to_decimal_string(),
-        "balance_nano_usd": account.balance.0,
-        "held_nano_usd": account.held.0,
-        "disabled": account.disabled_at.is_some(),
-        "created_at": rfc3339(account.created_at),
-    })
+fn account_object(account: &Account) -> AdminAccount {
+    AdminAccount {
+        id: account.id,
+        name: account.name.clone(),
+        login: account.login.clone().unwrap_or_else(|| account.name.clone()),
+        role: super::account::role(account).to_owned(),
+        balance_usd: account.balance.to_decimal_string(),
+        balance_nano_usd: account.balance.0,
+        held_nano_usd: account.held.0,
+        disabled: account.disabled_at.is_some(),
+        created_at: rfc3339(account.created_at),
+    }
 }
 
 /// `?limit=` (1–100, default 20) and `?before=` (the last id of the previous page).
@@ -86,17 +88,18 @@ impl IdPage {
 }
 
 /// `GET /api/admin/accounts`.
+#[utoipa::path(get, path = "/api/admin/accounts", tag = "admin", params(("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("before" = Option<String>, Query, description = "`next` of the previous page")), responses((status = 200, body = AccountList), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn accounts(
     State(state): State<AppState>,
     caller: Caller,
     Query(page): Query<IdPage>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccountList>, ApiError> {
     admin(&caller)?;
     let (limit, before) = page.parse()?;
     let accounts = state.db.list_accounts(limit, before).await.map_err(store_error)?;
     let ids: Vec<i64> = accounts.iter().map(|a| a.id).collect();
-    let data: Vec<Value> = accounts.iter().map(account_object).collect();
-    Ok(Json(json!({"data": data, "next": IdPage::next(limit, &ids)})))
+    let data = accounts.iter().map(account_object).collect();
+    Ok(Json(AccountList { data, next: IdPage::next(limit, &ids) }))
 }
 
 /// The account `{id}` names, or 404.
@@ -107,6 +110,7 @@ async fn target(state: &AppState, id: &str) -> Result<Account, ApiError> {
 }
 
 /// `POST /api/admin/accounts/{id}/credit`: `{amount_usd, memo}` → the `grant` ledger row.
+#[utoipa::path(post, path = "/api/admin/accounts/{id}/credit", tag = "admin", params(("id" = i64, Path)), request_body = CreditBody, responses((status = 201, description = "The grant's ledger row", body = LedgerEntry), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody), (status = 404, description = "No such object on this account", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn credit(
     State(state): State<AppState>,
     caller: Caller,
@@ -130,12 +134,13 @@ pub async fn credit(
 }
 
 /// `PATCH /api/admin/accounts/{id}`: `{disabled: true|false}`.
+#[utoipa::path(patch, path = "/api/admin/accounts/{id}", tag = "admin", params(("id" = i64, Path)), request_body = AccountPatchBody, responses((status = 200, body = AdminAccount), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody), (status = 404, description = "No such object on this account", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AdminAccount>, ApiError> {
     let me = admin(&caller)?.id;
     let body = object(body, &["disabled"]).await?;
     let disabled = Fields(&body)
@@ -153,6 +158,7 @@ pub async fn update(
 }
 
 /// `POST /api/admin/redemption-codes`: `{amount_usd, count, expires_at?}` → `{codes}`, shown once.
+#[utoipa::path(post, path = "/api/admin/redemption-codes", tag = "admin", request_body = CodesBody, responses((status = 201, description = "The codes, shown once", body = Codes), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn codes(State(state): State<AppState>, caller: Caller, body: Body) -> Result<impl IntoResponse, ApiError> {
     let granter = admin(&caller)?.id;
     let body = object(body, &["amount_usd", "count", "expires_at"]).await?;
@@ -178,5 +184,5 @@ pub async fn codes(State(state): State<AppState>, caller: Caller, body: Body) ->
     let hashes: Vec<[u8; 32]> = codes.iter().map(|c| auth::hash_secret(c)).collect();
     state.db.create_codes(&hashes, amount, now, expires_at).await.map_err(store_error)?;
     tracing::info!(admin = granter, count, amount = %amount, "an admin minted redemption codes");
-    Ok((StatusCode::CREATED, Json(json!({"codes": codes}))))
+    Ok((StatusCode::CREATED, Json(Codes { codes })))
 }

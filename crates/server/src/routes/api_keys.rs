@@ -7,11 +7,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokenrouter_store::{KeyChanges, KeyRow, KeyScope, NewKey, Revocation};
 
 use super::account::rfc3339;
 use super::api_body::{Fields, object};
+use super::api_types::{CreatedKey, Deleted, ErrorBody, Key, KeyList, KeyPatchBody, NewKeyBody};
 use crate::error::ApiError;
 use crate::signin::Caller;
 use crate::state::AppState;
@@ -56,24 +56,24 @@ impl Page {
     }
 }
 
-fn key_object(key: &KeyRow, last_used_at: Option<i64>) -> Value {
-    json!({
-        "id": key.id,
-        "name": key.name,
-        "prefix": auth::display_prefix(&key.id),
-        "scope": key.scope.as_str(),
-        "community": key.community,
-        "models": key.models,
-        "ips": key.ips,
-        "rpm": key.rpm,
-        "tpm": key.tpm,
-        "spend_limit_usd": key.spend_limit.map(|limit| limit.to_decimal_string()),
-        "spent_usd": key.spent.to_decimal_string(),
-        "expires_at": key.expires_at.and_then(rfc3339),
-        "created_at": rfc3339(key.created_at),
-        "last_used_at": last_used_at.and_then(rfc3339),
-        "revoked_at": key.revoked_at.and_then(rfc3339),
-    })
+fn key_object(key: &KeyRow, last_used_at: Option<i64>) -> Key {
+    Key {
+        id: key.id.clone(),
+        name: key.name.clone(),
+        prefix: auth::display_prefix(&key.id),
+        scope: key.scope.as_str().to_owned(),
+        community: key.community,
+        models: key.models.clone(),
+        ips: key.ips.clone(),
+        rpm: key.rpm,
+        tpm: key.tpm,
+        spend_limit_usd: key.spend_limit.map(|limit| limit.to_decimal_string()),
+        spent_usd: key.spent.to_decimal_string(),
+        expires_at: key.expires_at.and_then(rfc3339),
+        created_at: rfc3339(key.created_at),
+        last_used_at: last_used_at.and_then(rfc3339),
+        revoked_at: key.revoked_at.and_then(rfc3339),
+    }
 }
 
 fn store_error(e: tokenrouter_store::StoreError) -> ApiError {
@@ -82,18 +82,19 @@ fn store_error(e: tokenrouter_store::StoreError) -> ApiError {
 }
 
 /// `GET /api/keys`.
+#[utoipa::path(get, path = "/api/keys", tag = "keys", params(("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("before" = Option<String>, Query, description = "`next` of the previous page")), responses((status = 200, body = KeyList), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyList>, ApiError> {
     let account = caller.account.id;
     let keys = state.db.list_keys(account).await.map_err(store_error)?;
     let last_used: std::collections::HashMap<String, i64> =
         state.db.keys_last_used(account).await.map_err(store_error)?.into_iter().collect();
     let (keys, next) = page.of(keys, |k| &k.id)?;
-    let data: Vec<Value> = keys.iter().map(|k| key_object(k, last_used.get(&k.id).copied())).collect();
-    Ok(Json(json!({"data": data, "next": next})))
+    let data = keys.iter().map(|k| key_object(k, last_used.get(&k.id).copied())).collect();
+    Ok(Json(KeyList { data, next }))
 }
 
 /// Checks `ips` and `models` the way the gateway will use them.
@@ -106,6 +107,7 @@ fn check_lists(ips: Option<&[String]>) -> Result<(), ApiError> {
 }
 
 /// `POST /api/keys` → 201, the key object plus `key` (the secret, this once).
+#[utoipa::path(post, path = "/api/keys", tag = "keys", request_body = NewKeyBody, responses((status = 201, description = "The key, with its secret this once", body = CreatedKey), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn create(State(state): State<AppState>, caller: Caller, body: Body) -> Result<impl IntoResponse, ApiError> {
     let body =
         object(body, &["name", "scope", "community", "models", "ips", "rpm", "tpm", "spend_limit_usd", "expires_at"])
@@ -141,18 +143,17 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Body) -
     refresh(&state).await;
     let stored = state.db.account_key(caller.account.id, &key.id).await.map_err(store_error)?;
     let stored = stored.ok_or_else(|| ApiError::Internal("a key just created could not be read back".to_owned()))?;
-    let mut answer = key_object(&stored, None);
-    answer["key"] = Value::String(minted.full);
-    Ok((StatusCode::CREATED, Json(answer)))
+    Ok((StatusCode::CREATED, Json(CreatedKey { object: key_object(&stored, None), key: minted.full })))
 }
 
 /// `PATCH /api/keys/{id}`: any of name, models, ips, rpm, tpm, spend_limit_usd, expires_at.
+#[utoipa::path(patch, path = "/api/keys/{id}", tag = "keys", params(("id" = String, Path)), request_body = KeyPatchBody, responses((status = 200, body = Key), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody), (status = 404, description = "No such object on this account", body = ErrorBody), (status = 409, description = "No longer possible", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Key>, ApiError> {
     let body = object(body, &["name", "models", "ips", "rpm", "tpm", "spend_limit_usd", "expires_at"]).await?;
     let fields = Fields(&body);
     let now = tokenrouter_core::clock::now_unix();
@@ -180,15 +181,16 @@ pub async fn update(
 }
 
 /// `DELETE /api/keys/{id}`: revokes it.
+#[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys", params(("id" = String, Path)), responses((status = 200, body = Deleted), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody), (status = 404, description = "No such object on this account", body = ErrorBody), (status = 409, description = "No longer possible", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Deleted>, ApiError> {
     match state.db.revoke_account_key(caller.account.id, &id).await.map_err(store_error)? {
         Revocation::Revoked => {
             refresh(&state).await;
-            Ok(Json(json!({"id": id, "deleted": true})))
+            Ok(Json(Deleted { id, deleted: true }))
         }
         Revocation::AlreadyRevoked => Err(ApiError::Conflict("This key is already revoked.".to_owned())),
         Revocation::NotFound => Err(not_found(&id)),

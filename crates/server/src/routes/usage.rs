@@ -5,13 +5,13 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 use tokenrouter_core::NanoUsd;
 use tokenrouter_store::{RequestFilter, UsageGroup};
 
 use super::account::rfc3339;
+use super::api_types::{ErrorBody, RequestEntry, RequestList, UsageBucket, UsageReport};
 use crate::error::ApiError;
 use crate::signin::Caller;
 use crate::state::AppState;
@@ -61,11 +61,12 @@ fn bound(text: &str, param: &'static str) -> Result<(i64, i64), ApiError> {
 /// `GET /api/usage?from=&to=&group_by=day|hour|model|key|provider`: `from` and `to` are
 /// inclusive — whole UTC days for dates, whole hours for times; the default is the last 30
 /// days; `bucket` is the RFC 3339 start of the hour or day, or the model, key or provider.
+#[utoipa::path(get, path = "/api/usage", tag = "usage", params(("from" = Option<String>, Query, description = "A date (YYYY-MM-DD: the whole UTC day) or an RFC 3339 time (its whole hour); inclusive; default 29 days before today"), ("to" = Option<String>, Query, description = "Likewise, inclusive; default today"), ("group_by" = Option<String>, Query, description = "day (default), hour, model, key or provider")), responses((status = 200, description = "Totals per group; buckets are UTC", body = UsageReport), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn usage(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<UsageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UsageReport>, ApiError> {
     let group = match query.group_by.as_deref().unwrap_or("day") {
         "day" => UsageGroup::Day,
         "hour" => UsageGroup::Hour,
@@ -99,25 +100,22 @@ pub async fn usage(
         tracing::warn!(error = %e, "could not read usage totals");
         ApiError::StoreUnavailable
     })?;
-    let data: Vec<Value> = totals
+    let data = totals
         .iter()
-        .map(|t| {
-            let bucket = match group {
+        .map(|t| UsageBucket {
+            bucket: match group {
                 UsageGroup::Day | UsageGroup::Hour => {
                     t.bucket.parse::<i64>().ok().and_then(rfc3339).unwrap_or_default()
                 }
                 _ => t.bucket.clone(),
-            };
-            json!({
-                "bucket": bucket,
-                "requests": t.requests,
-                "prompt_tokens": t.prompt_tokens,
-                "completion_tokens": t.completion_tokens,
-                "cost_usd": t.cost.to_decimal_string(),
-            })
+            },
+            requests: t.requests,
+            prompt_tokens: t.prompt_tokens,
+            completion_tokens: t.completion_tokens,
+            cost_usd: t.cost.to_decimal_string(),
         })
         .collect();
-    Ok(Json(json!({"data": data, "from": rfc3339(from), "to": rfc3339(to)})))
+    Ok(Json(UsageReport { data, from: rfc3339(from), to: rfc3339(to) }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,11 +129,12 @@ pub struct RequestsQuery {
 
 /// `GET /api/requests?model=&key_id=&status=`: the request log, newest first (no prompt
 /// or answer text: none is stored).
+#[utoipa::path(get, path = "/api/requests", tag = "usage", params(("model" = Option<String>, Query), ("key_id" = Option<String>, Query), ("status" = Option<u16>, Query), ("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("before" = Option<String>, Query, description = "`next` of the previous page")), responses((status = 200, body = RequestList), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn requests(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<RequestsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RequestList>, ApiError> {
     let limit = match query.limit.as_deref() {
         None => 20,
         Some(text) => match text.parse::<i64>() {
@@ -166,25 +165,23 @@ pub async fn requests(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| format!("{}_{}", r.created_at, r.request_id)))
         .flatten();
-    let data: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.request_id,
-                "created_at": rfc3339(r.created_at),
-                "key_id": r.key_id,
-                "model": r.model,
-                "provider": r.provider,
-                "surface": r.endpoint,
-                "status": r.status,
-                "prompt_tokens": r.prompt_tokens,
-                "completion_tokens": r.completion_tokens,
-                "cost_usd": NanoUsd(r.charged_nano).to_decimal_string(),
-                "latency_ms": r.latency_ms,
-                "error_code": r.error_code,
-                "stream": r.stream,
-            })
+    let data = rows
+        .into_iter()
+        .map(|r| RequestEntry {
+            created_at: rfc3339(r.created_at),
+            cost_usd: NanoUsd(r.charged_nano).to_decimal_string(),
+            id: r.request_id,
+            key_id: r.key_id,
+            model: r.model,
+            provider: r.provider,
+            surface: r.endpoint,
+            status: r.status,
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            latency_ms: r.latency_ms,
+            error_code: r.error_code,
+            stream: r.stream,
         })
         .collect();
-    Ok(Json(json!({"data": data, "next": next})))
+    Ok(Json(RequestList { data, next }))
 }

@@ -14,6 +14,7 @@ mod harness;
 mod keys;
 mod limits;
 mod metering;
+mod openapi;
 mod providers;
 mod replicas;
 mod routing;

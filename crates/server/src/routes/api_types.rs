@@ -1,0 +1,284 @@
+//! The objects `/api` answers with and the bodies it takes, as types: each answer is
+//! serialized from these structs and `GET /api/openapi.json` is generated from the same
+//! structs, so the document cannot drift from the answers.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every `/api` error: `{"error": {...}}` (CONTRACTS.md §4).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub code: String,
+    /// The field at fault, when there is one.
+    pub param: Option<String>,
+}
+
+/// `GET /api/me`. Money: a decimal string of USD plus the integer nano-USD.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub id: i64,
+    /// The current GitHub login, or the account's name for accounts made with the CLI.
+    pub login: String,
+    pub name: String,
+    pub avatar_url: Option<String>,
+    pub email: Option<String>,
+    /// `user` or `admin`.
+    pub role: String,
+    pub balance_usd: String,
+    pub balance_nano_usd: i64,
+    pub held_nano_usd: i64,
+    /// RFC 3339, UTC.
+    pub created_at: Option<String>,
+}
+
+/// An API key (never its secret).
+#[derive(Serialize, ToSchema)]
+pub struct Key {
+    pub id: String,
+    pub name: String,
+    /// `sk-tr-<id>`: what the key starts with.
+    pub prefix: String,
+    /// `inference` (`/v1/*`) or `management` (`/api/*`).
+    pub scope: String,
+    pub community: bool,
+    pub models: Vec<String>,
+    pub ips: Vec<String>,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u32>,
+    pub spend_limit_usd: Option<String>,
+    pub spent_usd: String,
+    pub expires_at: Option<String>,
+    pub created_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A key just created: the key object plus its secret, shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub object: Key,
+    /// The secret: shown once, never again.
+    pub key: String,
+}
+
+/// A page of Key objects, newest first; `next` is the cursor of the next page
+/// (`?before=`), null on the last.
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    pub data: Vec<Key>,
+    pub next: Option<String>,
+}
+
+/// A page of RequestEntry objects, newest first; `next` is the cursor of the next page
+/// (`?before=`), null on the last.
+#[derive(Serialize, ToSchema)]
+pub struct RequestList {
+    pub data: Vec<RequestEntry>,
+    pub next: Option<String>,
+}
+
+/// A page of LedgerEntry objects, newest first; `next` is the cursor of the next page
+/// (`?before=`), null on the last.
+#[derive(Serialize, ToSchema)]
+pub struct LedgerList {
+    pub data: Vec<LedgerEntry>,
+    pub next: Option<String>,
+}
+
+/// A page of AdminAccount objects, newest first; `next` is the cursor of the next page
+/// (`?before=`), null on the last.
+#[derive(Serialize, ToSchema)]
+pub struct AccountList {
+    pub data: Vec<AdminAccount>,
+    pub next: Option<String>,
+}
+
+/// What `DELETE /api/keys/{id}` answers.
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    pub deleted: bool,
+}
+
+/// One group of `/api/usage`.
+#[derive(Serialize, ToSchema)]
+pub struct UsageBucket {
+    /// The RFC 3339 start of the hour or day, or the model id, key id or provider name.
+    pub bucket: String,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: String,
+}
+
+/// `GET /api/usage`: not paginated; `from`/`to` are the period covered (`to` exclusive).
+#[derive(Serialize, ToSchema)]
+pub struct UsageReport {
+    pub data: Vec<UsageBucket>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// One request of the log (no prompt or answer text: none is stored).
+#[derive(Serialize, ToSchema)]
+pub struct RequestEntry {
+    /// The request's `X-Request-Id`.
+    pub id: String,
+    pub created_at: Option<String>,
+    pub key_id: String,
+    pub model: String,
+    /// Empty for a request refused before any upstream was tried.
+    pub provider: String,
+    /// `chat.completions`, `responses`, `messages`, `completions` or `embeddings`.
+    pub surface: String,
+    pub status: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// What the ledger charged for it.
+    pub cost_usd: String,
+    pub latency_ms: i64,
+    /// Why it failed or was refused; null when answered.
+    pub error_code: Option<String>,
+    pub stream: bool,
+}
+
+/// A ledger row; `amount_usd` is signed (charges negative).
+#[derive(Serialize, ToSchema)]
+pub struct LedgerEntry {
+    pub id: String,
+    pub created_at: Option<String>,
+    /// credit, charge, refund, adjustment, grant, redemption or earning.
+    pub kind: String,
+    pub amount_usd: String,
+    pub balance_after_usd: String,
+    pub memo: String,
+    pub request_id: Option<String>,
+}
+
+/// USD per 1M tokens.
+#[derive(Serialize, ToSchema)]
+pub struct ModelPricing {
+    pub input_usd_per_mtok: String,
+    pub cached_input_usd_per_mtok: String,
+    pub output_usd_per_mtok: String,
+}
+
+/// A model of the catalog, and whether it can serve now.
+#[derive(Serialize, ToSchema)]
+pub struct ModelEntry {
+    pub id: String,
+    pub owned_by: Option<String>,
+    pub context_window: u64,
+    pub max_output_tokens: u64,
+    pub pricing: ModelPricing,
+    pub capabilities: Vec<String>,
+    /// `online`: a deployment is not cooling down; else `offline`.
+    pub status: String,
+    /// Deployments not cooling down.
+    pub deployments: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelList {
+    pub data: Vec<ModelEntry>,
+    pub next: Option<String>,
+}
+
+/// What `POST /api/redeem` answers.
+#[derive(Serialize, ToSchema)]
+pub struct Redeemed {
+    pub credited_usd: String,
+    pub balance_usd: String,
+}
+
+/// An account as admins see it.
+#[derive(Serialize, ToSchema)]
+pub struct AdminAccount {
+    pub id: i64,
+    pub name: String,
+    pub login: String,
+    pub role: String,
+    pub balance_usd: String,
+    pub balance_nano_usd: i64,
+    pub held_nano_usd: i64,
+    pub disabled: bool,
+    pub created_at: Option<String>,
+}
+
+/// Redemption codes just minted, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct Codes {
+    pub codes: Vec<String>,
+}
+
+/// What `POST /auth/logout` answers.
+#[derive(Serialize, ToSchema)]
+pub struct SignedOut {
+    pub signed_out: bool,
+}
+
+// Request bodies, as documentation: each route reads its body field by field (so that
+// every refusal names its field) and refuses fields not listed here.
+
+/// `POST /api/keys`. Limits are per minute; `spend_limit_usd` a decimal string.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documentation of a body read field by field")]
+pub struct NewKeyBody {
+    name: Option<String>,
+    /// `inference` (default) or `management`.
+    scope: Option<String>,
+    community: Option<bool>,
+    models: Option<Vec<String>>,
+    ips: Option<Vec<String>>,
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    spend_limit_usd: Option<String>,
+    /// RFC 3339, in the future.
+    expires_at: Option<String>,
+}
+
+/// `PATCH /api/keys/{id}`: only the fields sent change; `null` removes a limit or expiry.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documentation of a body read field by field")]
+pub struct KeyPatchBody {
+    name: Option<String>,
+    models: Option<Vec<String>>,
+    ips: Option<Vec<String>>,
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    spend_limit_usd: Option<String>,
+    expires_at: Option<String>,
+}
+
+/// `POST /api/admin/accounts/{id}/credit`.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documentation of a body read field by field")]
+pub struct CreditBody {
+    amount_usd: String,
+    memo: Option<String>,
+}
+
+/// `PATCH /api/admin/accounts/{id}`.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documentation of a body read field by field")]
+pub struct AccountPatchBody {
+    disabled: bool,
+}
+
+/// `POST /api/admin/redemption-codes`.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documentation of a body read field by field")]
+pub struct CodesBody {
+    amount_usd: String,
+    count: Option<u32>,
+    expires_at: Option<String>,
+}

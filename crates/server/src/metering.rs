@@ -279,6 +279,8 @@ pub struct MeterContext {
     /// The model's context window: no count in a usage record may exceed it.
     pub token_cap: u64,
     pub started: Instant,
+    /// Milliseconds until the answer's first byte was ready for the client.
+    pub ttfb_ms: Option<u64>,
 }
 
 /// How the usage of a request was learned.
@@ -324,6 +326,7 @@ impl MeterContext {
             latency_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             created_at: clock::now_unix(),
             error_code: None,
+            ttfb_ms: self.ttfb_ms,
         }
     }
 }

@@ -210,6 +210,7 @@ fn refusal_record(
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         created_at: tokenrouter_core::clock::now_unix(),
         error_code: Some(error.code().to_owned()),
+        ttfb_ms: None,
     }
 }
 
@@ -312,7 +313,8 @@ async fn serve(
                     if !matches!(answer, Answer::Refused { .. }) {
                         attempt.succeeded(sent.elapsed(), Instant::now());
                     }
-                    let meter = unanswered.meter.clone();
+                    let mut meter = unanswered.meter.clone();
+                    meter.ttfb_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
                     let reservation = unanswered.answered();
                     let held = answer::Held { reservation, admission, request_body: bytes };
                     let shape = (prepared.shape, prepared.one_tool_call);
@@ -431,6 +433,7 @@ fn meter(
         price: served.model.price,
         token_cap: served.model.context_window,
         started,
+        ttfb_ms: None,
     }
 }
 

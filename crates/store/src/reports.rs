@@ -51,6 +51,7 @@ pub struct RequestRow {
     pub stream: bool,
     /// Why it failed or was refused; `None` when answered.
     pub error_code: Option<String>,
+    pub ttfb_ms: Option<i64>,
 }
 
 /// The column a grouping reads, as SQL (`hour` in Unix seconds).

@@ -163,7 +163,7 @@ fn decode_limit(column: &str, value: Option<i64>) -> Result<Option<u32>, sqlx::E
 
 macro_rules! usage_columns {
     () => {
-        "request_id, key_id, account_id, model, provider, upstream_model, endpoint, stream, status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, cost_nano, usage_source, client_disconnected, latency_ms, created_at, error_code"
+        "request_id, key_id, account_id, model, provider, upstream_model, endpoint, stream, status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, cost_nano, usage_source, client_disconnected, latency_ms, created_at, error_code, ttfb_ms"
     };
 }
 pub(crate) use usage_columns;
@@ -190,6 +190,7 @@ pub(crate) struct UsageRow {
     pub latency_ms: i64,
     pub created_at: i64,
     pub error_code: Option<String>,
+    pub ttfb_ms: Option<i64>,
 }
 
 impl TryFrom<UsageRow> for UsageRecord {
@@ -224,6 +225,7 @@ impl TryFrom<UsageRow> for UsageRecord {
             latency_ms: from_db_count(r.latency_ms),
             created_at: r.created_at,
             error_code: r.error_code,
+            ttfb_ms: r.ttfb_ms.map(from_db_count),
         })
     }
 }

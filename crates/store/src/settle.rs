@@ -34,6 +34,7 @@ pub fn orphan_record(hold: &Hold, now: i64) -> UsageRecord {
         latency_ms: u64::try_from(now.saturating_sub(hold.created_at).saturating_mul(1000)).unwrap_or(0),
         created_at: now,
         error_code: None,
+        ttfb_ms: None,
     }
 }
 

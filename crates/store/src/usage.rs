@@ -27,6 +27,10 @@ pub struct UsageRecord {
     /// Why the request failed or was refused (`None` when answered).
     #[serde(default)]
     pub error_code: Option<String>,
+    /// Milliseconds until the answer's first byte was ready for the client (`None`: no
+    /// answer came).
+    #[serde(default)]
+    pub ttfb_ms: Option<u64>,
 }
 
 /// Where the token counts came from.

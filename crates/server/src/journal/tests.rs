@@ -24,6 +24,7 @@ fn record(n: usize) -> UsageRecord {
         latency_ms: 7,
         created_at: 1_700_000_000,
         error_code: None,
+        ttfb_ms: None,
     }
 }
 

@@ -146,6 +146,8 @@ pub struct RequestEntry {
     /// What the ledger charged for it.
     pub cost_usd: String,
     pub latency_ms: i64,
+    /// Until the answer's first byte was ready for the client; null when none came.
+    pub ttfb_ms: Option<i64>,
     /// Why it failed or was refused; null when answered.
     pub error_code: Option<String>,
     pub stream: bool,

@@ -179,6 +179,7 @@ pub async fn requests(
             prompt_tokens: r.prompt_tokens,
             completion_tokens: r.completion_tokens,
             latency_ms: r.latency_ms,
+            ttfb_ms: r.ttfb_ms,
             error_code: r.error_code,
             stream: r.stream,
         })

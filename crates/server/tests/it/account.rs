@@ -621,6 +621,11 @@ async fn after_a_mixed_workload_usage_the_request_log_and_the_ledger_reconcile()
     assert_eq!(code_of(&ids[2]), "insufficient_quota");
     assert_eq!(code_of(&ids[3]), "model_not_found");
     assert_eq!(code_of(&ids[4]), "upstream_unavailable");
+    let row_of = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap().clone();
+    let answered = row_of(&ids[0]);
+    assert!(answered["ttfb_ms"].as_i64().unwrap() <= answered["latency_ms"].as_i64().unwrap(), "{answered}");
+    assert!(row_of(&ids[5])["ttfb_ms"].is_i64(), "a stream's first byte came");
+    assert!(row_of(&ids[2])["ttfb_ms"].is_null() && row_of(&ids[4])["ttfb_ms"].is_null(), "no answer, no first byte");
     let refused: Value = get("/api/requests?status=402").await.unwrap().json().await.unwrap();
     assert_eq!(refused["data"].as_array().unwrap().len(), 1);
 

@@ -48,7 +48,7 @@ impl SqliteDb {
     ) -> Result<Vec<RequestRow>, StoreError> {
         let mut query = QueryBuilder::<Sqlite>::new(
             "SELECT u.request_id, u.created_at, u.key_id, u.model, u.provider, u.endpoint, u.status, \
-             u.prompt_tokens, u.completion_tokens, COALESCE(-l.amount_nano, 0) AS charged_nano, u.latency_ms, u.stream, u.error_code \
+             u.prompt_tokens, u.completion_tokens, COALESCE(-l.amount_nano, 0) AS charged_nano, u.latency_ms, u.stream, u.error_code, u.ttfb_ms \
              FROM usage u LEFT JOIN ledger l ON l.request_id = u.request_id AND l.kind = 'charge' WHERE u.account_id = ",
         );
         query.push_bind(account_id);

@@ -447,6 +447,10 @@ def main():
                     help="comma-separated: sqlite, postgres (= PostgreSQL + Redis)")
     ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432",
                     help="PostgreSQL server (user postgres, trust auth); a fresh database per run")
+    ap.add_argument("--pg-params", default="sslmode=disable",
+                    help="query parameters of the gateway's database URL (default: no TLS on loopback; "
+                         "'sslmode=prefer' measures TLS, whose stalls on large batches sqlx's sockets without "
+                         "TCP_NODELAY make costly)")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379")
     args = ap.parse_args()
     PG["url"], PG["redis"] = args.pg.rstrip("/"), args.redis
@@ -504,7 +508,8 @@ def main():
 def run(args, srv_pin, load_pin, backend, pg_db):
     wd = args.workdir
     pgmode = backend == "postgres"
-    db = f"{args.pg}/{pg_db}" if pgmode else f"sqlite://{wd}/bench.db"
+    params = f"?{args.pg_params}" if args.pg_params else ""
+    db = f"{args.pg}/{pg_db}{params}" if pgmode else f"sqlite://{wd}/bench.db"
     redis_prefix = f"trbench:{os.getpid()}:{int(time.time())}:"
     B = args.bin
     D = f"{args.duration}s"

@@ -5,7 +5,8 @@
 #                                      BENCH_MEM_N=100000 requests per memory phase (two phases),
 #                                      BENCH_SKIP_BUILD=1 reuse $CARGO_TARGET_DIR/release/tokenrouter,
 #                                      BENCH_BACKENDS=sqlite,postgres  postgres = PostgreSQL + Redis,
-#                                      BENCH_PG=postgres://postgres@127.0.0.1:5432  BENCH_REDIS=redis://127.0.0.1:6379)
+#                                      BENCH_PG=postgres://postgres@127.0.0.1:5432  BENCH_REDIS=redis://127.0.0.1:6379,
+#                                      BENCH_PG_PARAMS=sslmode=disable  the database URL's parameters)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,6 +66,6 @@ trap 'exit 129' HUP
 
 python3 "$ROOT/bench/bench.py" --bin "$BIN" --oha "$OHA" --workdir "$WORK" --pidfile "$PIDFILE" \
   --out "$ROOT/bench/results/latest.md" --duration "${BENCH_DURATION:-10}" --ttfb-n "${BENCH_TTFB_N:-1000}" --mem-n "${BENCH_MEM_N:-100000}" \
-  --backends "$BACKENDS" --pg "$PG" --redis "$REDIS" &
+  --backends "$BACKENDS" --pg "$PG" --pg-params "${BENCH_PG_PARAMS-sslmode=disable}" --redis "$REDIS" &
 PY_PID=$!
 wait "$PY_PID"

@@ -89,6 +89,15 @@ impl Limits {
     }
 
     /// Whether limits are, for now, this replica's own because Redis is unreachable.
+    /// Counts one event of `bucket` against `per_minute` where the limits are shared (see
+    /// [`Replicated::admit_bucket`]); `None` when they are this process's own.
+    pub async fn admit_bucket(&self, bucket: &str, per_minute: u32) -> Option<Result<(), std::time::Duration>> {
+        match &self.counters {
+            Counters::Local(_) => None,
+            Counters::Redis(replicated) => replicated.admit_bucket(bucket, per_minute).await,
+        }
+    }
+
     pub fn redis_fallback(&self) -> bool {
         match &self.counters {
             Counters::Local(_) => false,

@@ -98,6 +98,26 @@ impl Replicated {
         }
     }
 
+    /// Counts one event of `bucket` (not a key: e.g. sign-in attempts from one address)
+    /// against `per_minute` in Redis: `Some(Ok)` admitted, `Some(Err(wait))` refused, `None`
+    /// when Redis is not in use right now (the caller counts in this process).
+    pub async fn admit_bucket(&self, bucket: &str, per_minute: u32) -> Option<Result<(), Duration>> {
+        let redis = match (self.fallback(), self.link.redis.load_full()) {
+            (false, Some(redis)) => redis,
+            _ => return None,
+        };
+        match redis.admit(bucket, Some(per_minute), None).await {
+            Ok(verdict) => Some(match verdict.requests.and_then(|v| v.wait_ms) {
+                None => Ok(()),
+                Some(wait) => Err(Duration::from_millis(wait)),
+            }),
+            Err(e) => {
+                self.link.fail(&e);
+                None
+            }
+        }
+    }
+
     /// Mirrors Redis' verdict into the local buckets and answers with it.
     fn apply(&self, key: &KeyRow, tokens: u64, verdict: Verdict, now: Instant) -> Result<Admission, ApiError> {
         let (rpm, tpm) = limits_of(key);

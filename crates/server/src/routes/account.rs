@@ -26,7 +26,7 @@ pub async fn link(
     ClientAddr(client): ClientAddr,
     Path(token): Path<String>,
 ) -> Response {
-    if let Err(e) = state.abuse.sign_in.check(client) {
+    if let Err(e) = state.abuse.sign_in.check(&state.limits, client).await {
         return e.into_response();
     }
     let now = tokenrouter_core::clock::now_unix();
@@ -157,7 +157,7 @@ pub async fn redeem(
     caller: Caller,
     body: axum::body::Bytes,
 ) -> Result<Json<Redeemed>, ApiError> {
-    state.abuse.redeem.check(client)?;
+    state.abuse.redeem.check(&state.limits, client).await?;
     let body: RedeemBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid_param(format!("The body must be {{\"code\": \"…\"}} ({e})."), "code"))?;
     let code = body.code.trim();

@@ -77,7 +77,7 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    if let Err(e) = state.abuse.sign_in.check(client) {
+    if let Err(e) = state.abuse.sign_in.check(&state.limits, client).await {
         return e.into_response();
     }
     let config = state.config.load();

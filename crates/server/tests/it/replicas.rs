@@ -318,3 +318,22 @@ async fn a_code_redeemed_20_times_at_once_across_three_replicas_credits_once() {
         assert_eq!(me.status(), 401, "{url}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_in_attempts_from_one_address_are_counted_across_replicas() {
+    let cluster = Cluster::start(3, 0).await;
+    let urls = cluster.urls();
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    // 20 a minute per address, shared through Redis: spread over three replicas, the 21st
+    // attempt is refused wherever it lands (each replica alone would allow 20).
+    for attempt in 0..20 {
+        let url = &urls[attempt % urls.len()];
+        let answer = browser.get(format!("{url}/auth/link/guess{attempt}")).send().await.unwrap();
+        assert_eq!(answer.status(), 302, "attempt {attempt} on {url}");
+    }
+    for url in &urls {
+        let answer = browser.get(format!("{url}/auth/link/one-more")).send().await.unwrap();
+        assert_eq!(answer.status(), 429, "{url}");
+        assert!(answer.headers().contains_key("retry-after"));
+    }
+}

@@ -37,6 +37,11 @@ pub enum AccountsCommand {
         #[arg(allow_hyphen_values = true)]
         usd: String,
     },
+    /// List every account with its balance, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show balance, open holds and recent ledger rows.
     Show {
         name: String,
@@ -174,6 +179,45 @@ pub async fn accounts(db: &Db, command: AccountsCommand, public_origin: &str) ->
             let amount = usd(&amount, "amount")?;
             let updated = db.credit(&name, amount, "credit from the command line").await?;
             say(&format!("account '{}' balance is now {} USD", updated.name, updated.balance));
+        }
+        AccountsCommand::List { json } => {
+            let mut accounts = Vec::new();
+            let mut before = None;
+            loop {
+                let page = db.list_accounts(100, before).await?;
+                before = page.last().map(|a| a.id);
+                let full = page.len() == 100;
+                accounts.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            if json {
+                let rows: Vec<_> = accounts
+                    .iter()
+                    .map(|a| {
+                        json!({
+                            "id": a.id, "name": a.name, "admin": a.is_admin, "login": a.login,
+                            "balance_nano_usd": a.balance.0, "held_nano_usd": a.held.0,
+                            "disabled": a.disabled_at.is_some(), "created_at": a.created_at,
+                        })
+                    })
+                    .collect();
+                say(&serde_json::Value::Array(rows).to_string());
+            } else {
+                say("id      name                      role   balance (USD)         held (USD)   state");
+                for a in &accounts {
+                    say(&format!(
+                        "{:<7} {:<25} {:<6} {:>16} {:>16}   {}",
+                        a.id,
+                        a.name,
+                        if a.is_admin { "admin" } else { "user" },
+                        a.balance.to_usd_string(),
+                        a.held.to_usd_string(),
+                        if a.disabled_at.is_some() { "disabled" } else { "active" }
+                    ));
+                }
+            }
         }
         AccountsCommand::Show { name, json } => {
             let acct = account(db, &name).await?;

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokenrouter::config::{Config, Env};
 
 fn tokenrouter(dir: &Path, args: &[&str]) -> Output {
@@ -171,6 +171,15 @@ fn admins_links_codes_and_management_keys_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     assert!(stdout(&tokenrouter(d, &["accounts", "create", "boss", "--admin"])).contains("created admin account"));
+    stdout(&tokenrouter(d, &["accounts", "create", "worker", "--balance", "2.5"]));
+    let listed: Value = serde_json::from_str(&stdout(&tokenrouter(d, &["accounts", "list", "--json"]))).unwrap();
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["worker", "boss"], "newest first");
+    assert_eq!(
+        (listed[1]["admin"].clone(), listed[0]["balance_nano_usd"].clone()),
+        (json!(true), json!(2_500_000_000_i64))
+    );
+    assert!(stdout(&tokenrouter(d, &["accounts", "list"])).contains("admin"));
     let link = stdout(&tokenrouter(d, &["accounts", "login-link", "boss", "--ttl", "60"]));
     assert!(link.trim().starts_with("http://127.0.0.1:8080/auth/link/") && link.lines().count() == 1, "{link}");
     let codes = stdout(&tokenrouter(d, &["codes", "create", "--amount", "1.25", "--count", "3"]));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::cluster::{CEILING, Cluster, OwnRedis, unique, usd};
+use crate::cluster::{CEILING, Cluster, OwnRedis, TestDatabase, shared_redis, unique, usd};
 
 fn count(statuses: &[u16], status: u16) -> usize {
     statuses.iter().filter(|s| **s == status).count()
@@ -284,7 +284,14 @@ async fn a_response_stored_by_one_replica_is_continued_on_another_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_code_redeemed_20_times_at_once_across_three_replicas_credits_once() {
-    let cluster = Cluster::start(3, 0).await;
+    // Each redemption from an address of its own (through a trusted proxy), so that the
+    // per-address limit (10 a minute) lets all 20 reach the database at once.
+    let database = TestDatabase::create().await;
+    let extra = format!(
+        "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n[redis]\nkey_prefix = \"tokenrouter:test-{}:\"\n",
+        unique()
+    );
+    let cluster = Cluster::start_on(&database.url, Some(&shared_redis()), &extra, 3, 0).await;
     let first = cluster.account("first", 0).await;
     let second = cluster.account("second", 0).await;
     let (_, first_key) = cluster.key("first", &["--scope", "management"]);
@@ -296,6 +303,7 @@ async fn a_code_redeemed_20_times_at_once_across_three_replicas_credits_once() {
         cluster
             .http
             .post(format!("{}/api/redeem", urls[i % urls.len()]))
+            .header("x-forwarded-for", format!("10.0.0.{}", i + 1))
             .bearer_auth(key)
             .json(&json!({"code": code}))
             .send()

@@ -45,17 +45,23 @@ local function drained(b, t, limit, now)
   return b - spent
 end
 
--- The busy value of field prefix `p` at `now` under `limit`, and whether the stored
--- limit was the same.
-local function busy(p, limit, now)
-  local v = redis.call('HMGET', key, p .. 't', p .. 'b', p .. 'l')
-  local t, b, l = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+-- The busy value at `now` under `limit` of a limit stored as time `t`, busy `b` and
+-- scale `l` (strings as HMGET returns them, or false), and whether the stored limit was
+-- the same.
+local function busy_of(t, b, l, limit, now)
+  t, b, l = tonumber(t), tonumber(b), tonumber(l)
   if not t or not b or not l or l <= 0 then return 0, false end
   local same = l == limit
   if not same then
     if b * limit < MAX_BUSY then b = math.floor(b * limit / l) else b = math.floor(b / l * limit) end
   end
   return drained(b, t, limit, now), same
+end
+
+-- The busy value of field prefix `p` at `now` under `limit` (one HMGET).
+local function busy(p, limit, now)
+  local v = redis.call('HMGET', key, p .. 't', p .. 'b', p .. 'l')
+  return busy_of(v[1], v[2], v[3], limit, now)
 end
 
 local function write(p, limit, b, now)
@@ -68,12 +74,14 @@ local op = ARGV[1]
 if op == 'admit' then
   local now = now_ms()
   local limits = { { 'r', tonumber(ARGV[2]), 1 }, { 't', tonumber(ARGV[3]), tonumber(ARGV[4]) } }
+  -- Both limits in one read, one write and one expiry check.
+  local v = redis.call('HMGET', key, 'rt', 'rb', 'rl', 'tt', 'tb', 'tl')
   local checked = {}
   local all = true
   for i, l in ipairs(limits) do
     local limit = l[2]
     if limit > 0 then
-      local b = busy(l[1], limit, now)
+      local b = busy_of(v[3 * i - 2], v[3 * i - 1], v[3 * i], limit, now)
       local cost = math.min(l[3], limit)
       local need = b + PERIOD * cost
       local capacity = PERIOD * limit
@@ -83,6 +91,8 @@ if op == 'admit' then
     end
   end
   local out = { now }
+  local fields = {}
+  local ttl = 0
   for i, l in ipairs(limits) do
     local c, limit = checked[i], l[2]
     if c == nil then
@@ -91,7 +101,14 @@ if op == 'admit' then
       local after = c.b
       if all then
         after = c.need
-        write(l[1], limit, after, now)
+        local p = l[1]
+        fields[#fields + 1] = p .. 't'
+        fields[#fields + 1] = int(now)
+        fields[#fields + 1] = p .. 'b'
+        fields[#fields + 1] = int(after)
+        fields[#fields + 1] = p .. 'l'
+        fields[#fields + 1] = int(limit)
+        ttl = math.max(ttl, ceil_div(after, limit) + 1000)
       end
       local wait = 0
       if not c.ok then wait = ceil_div(c.need - c.capacity, limit) end
@@ -102,6 +119,10 @@ if op == 'admit' then
       out[#out + 1] = ceil_div(after, limit)
       out[#out + 1] = after
     end
+  end
+  if #fields > 0 then
+    redis.call('HSET', key, unpack(fields))
+    if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
   end
   return out
 elseif op == 'settle' then

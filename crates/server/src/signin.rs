@@ -68,15 +68,32 @@ fn changes_state(method: &Method) -> bool {
 
 /// The `tr_session` cookie's value.
 pub fn session_token(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, COOKIE)
+}
+
+/// The value of the cookie `name` the request carries (empty counts as absent).
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(key, _)| *key == name)
         .map(|(_, value)| value.trim())
         .filter(|value| !value.is_empty())
+}
+
+/// `302 Found` to a path of this gateway, setting `cookies`.
+pub fn found(location: &str, cookies: &[String]) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = (http::StatusCode::FOUND, [(http::header::LOCATION, location.to_owned())]).into_response();
+    for cookie in cookies {
+        if let Ok(value) = cookie.parse() {
+            response.headers_mut().append(http::header::SET_COOKIE, value);
+        }
+    }
+    response
 }
 
 /// Whether `Origin` (or, without one, `Referer`) is the gateway's own origin.

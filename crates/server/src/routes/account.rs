@@ -39,19 +39,14 @@ pub async fn link(
         }
     };
     match signin::start_session(&state, account).await {
-        Ok(cookie) => ([(SET_COOKIE, cookie)], found("/dashboard")).into_response(),
+        Ok(cookie) => signin::found("/dashboard", &[cookie]),
         Err(_) => refused("unavailable"),
     }
 }
 
 /// A refused sign-in ends at `/login?error=CODE`, with no session.
 fn refused(code: &str) -> Response {
-    found(&format!("/login?error={code}"))
-}
-
-/// `302 Found` to a path of this gateway.
-fn found(location: &str) -> Response {
-    (http::StatusCode::FOUND, [(http::header::LOCATION, location.to_owned())]).into_response()
+    signin::found(&format!("/login?error={code}"), &[])
 }
 
 #[derive(Deserialize)]

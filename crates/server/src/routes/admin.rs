@@ -64,13 +64,7 @@ pub struct IdPage {
 impl IdPage {
     /// (limit, before) for the store.
     pub fn parse(&self) -> Result<(i64, Option<i64>), ApiError> {
-        let limit = match self.limit.as_deref() {
-            None => 20,
-            Some(text) => match text.parse::<i64>() {
-                Ok(n @ 1..=100) => n,
-                _ => return Err(ApiError::invalid_param("'limit' must be a whole number from 1 to 100.", "limit")),
-            },
-        };
+        let limit = i64::try_from(super::api_body::page_limit(self.limit.as_deref())?).unwrap_or(20);
         let before = match self.before.as_deref() {
             None => None,
             Some(text) => Some(

@@ -143,3 +143,14 @@ impl Fields<'_> {
         }
     }
 }
+
+/// `?limit=`: 1 to 100, default 20.
+pub fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(20),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n @ 1..=100) => Ok(n),
+            _ => Err(ApiError::invalid_param("'limit' must be a whole number from 1 to 100.", "limit")),
+        },
+    }
+}

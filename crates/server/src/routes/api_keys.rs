@@ -31,13 +31,7 @@ pub struct Page {
 impl Page {
     /// One page of `items` (newest first), and the cursor of the next page.
     pub fn of<T>(&self, items: Vec<T>, id: impl Fn(&T) -> &str) -> Result<(Vec<T>, Option<String>), ApiError> {
-        let limit = match self.limit.as_deref() {
-            None => 20,
-            Some(text) => match text.parse::<usize>() {
-                Ok(n @ 1..=100) => n,
-                _ => return Err(ApiError::invalid_param("'limit' must be a whole number from 1 to 100.", "limit")),
-            },
-        };
+        let limit = super::api_body::page_limit(self.limit.as_deref())?;
         let start = match self.before.as_deref() {
             None => 0,
             Some(cursor) => match items.iter().position(|item| id(item) == cursor) {

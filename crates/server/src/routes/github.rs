@@ -10,7 +10,6 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::SET_COOKIE;
 use http::{HeaderMap, Request};
 use http_body_util::Full;
 use serde::Deserialize;
@@ -32,17 +31,6 @@ const STATE_TTL_SECS: u32 = 600;
 const GITHUB_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of an answer from GitHub that is read.
 const MAX_ANSWER: usize = 256 * 1024;
-
-/// `302 Found` with cookies.
-fn found(location: &str, cookies: &[String]) -> Response {
-    let mut response = (http::StatusCode::FOUND, [(http::header::LOCATION, location.to_owned())]).into_response();
-    for cookie in cookies {
-        if let Ok(value) = cookie.parse() {
-            response.headers_mut().append(SET_COOKIE, value);
-        }
-    }
-    response
-}
 
 fn state_cookie(value: &str, origin: &str, max_age: u32) -> String {
     let secure = if origin.starts_with("https://") { "; Secure" } else { "" };
@@ -82,10 +70,10 @@ pub async fn login(
     }
     let config = state.config.load();
     let Some(github) = &config.auth.github else {
-        return found("/login?error=github_disabled", &[]);
+        return signin::found("/login?error=github_disabled", &[]);
     };
     let Ok(nonce) = auth::random_token() else {
-        return found("/login?error=unavailable", &[]);
+        return signin::found("/login?error=unavailable", &[]);
     };
     let origin = config.server.public_origin();
     let next = safe_next(query.next.as_deref());
@@ -97,19 +85,12 @@ pub async fn login(
         form_encode(&format!("{origin}/auth/github/callback")),
         form_encode("read:user user:email"),
     );
-    found(&target, &[cookie])
+    signin::found(&target, &[cookie])
 }
 
 /// The state cookie's nonce and `next`.
 fn state_from_cookie(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == STATE_COOKIE)?
-        .1;
+    let value = signin::cookie(headers, STATE_COOKIE)?;
     let (nonce, next) = value.split_once('.')?;
     let next = form_decode(&format!("n={next}")).remove("n").unwrap_or_default();
     Some((nonce.to_owned(), safe_next(Some(&next))))
@@ -132,7 +113,7 @@ pub async fn callback(
     let origin = config.server.public_origin();
     // The state is single-use: the cookie goes whatever happens next.
     let cleared = state_cookie("", &origin, 0);
-    let refuse = |code: &str| found(&format!("/login?error={code}"), std::slice::from_ref(&cleared));
+    let refuse = |code: &str| signin::found(&format!("/login?error={code}"), std::slice::from_ref(&cleared));
     let Some(github) = &config.auth.github else {
         return refuse("github_disabled");
     };
@@ -175,7 +156,7 @@ pub async fn callback(
     match signin::start_session(&state, account.id).await {
         Ok(session) => {
             tracing::info!(account = account.id, github_id = profile.id, "signed in with GitHub");
-            found(&next, &[cleared, session])
+            signin::found(&next, &[cleared, session])
         }
         Err(_) => refuse("unavailable"),
     }

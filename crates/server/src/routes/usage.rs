@@ -135,13 +135,7 @@ pub async fn requests(
     caller: Caller,
     Query(query): Query<RequestsQuery>,
 ) -> Result<Json<RequestList>, ApiError> {
-    let limit = match query.limit.as_deref() {
-        None => 20,
-        Some(text) => match text.parse::<i64>() {
-            Ok(n @ 1..=100) => n,
-            _ => return Err(ApiError::invalid_param("'limit' must be a whole number from 1 to 100.", "limit")),
-        },
-    };
+    let limit = i64::try_from(super::api_body::page_limit(query.limit.as_deref())?).unwrap_or(20);
     let status =
         match query.status.as_deref() {
             None => None,

@@ -6,6 +6,7 @@ pub mod abuse;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod dispatch;
 pub mod edge;
 pub mod error;

@@ -1,27 +1,29 @@
 //! Paths → handlers, and the generic HTTP layers around them. Nothing else.
 
-mod account;
-mod admin;
-mod api_body;
-mod api_keys;
-mod api_types;
+pub(crate) mod account;
+pub(crate) mod admin;
+pub(crate) mod api_body;
+pub(crate) mod api_keys;
+pub(crate) mod api_types;
 mod chat;
 mod completions;
 mod embeddings;
-mod github;
+pub(crate) mod github;
 mod health;
 mod messages;
 mod metrics;
-mod models;
+pub(crate) mod models;
 mod openapi;
 mod responses;
-mod usage;
+pub(crate) mod usage;
 mod whoami;
 
 use axum::Router;
 use axum::routing::{get, post};
 
 use crate::state::AppState;
+
+pub use github::safe_next;
 
 pub fn router(state: AppState) -> Router {
     let anthropic = Router::new()
@@ -55,8 +57,8 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(account::logout))
         .route("/auth/github/login", get(github::login))
         .route("/auth/github/callback", get(github::callback))
-        .route("/login", get(account::login))
         .route("/metrics", get(metrics::metrics))
+        .merge(crate::dashboard::router())
         .fallback(health::unknown_route)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(axum::middleware::from_fn(crate::edge::stamp))

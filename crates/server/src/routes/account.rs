@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use http::header::SET_COOKIE;
 use serde::Deserialize;
 
@@ -47,48 +47,6 @@ pub async fn link(
 /// A refused sign-in ends at `/login?error=CODE`, with no session.
 fn refused(code: &str) -> Response {
     signin::found(&format!("/login?error={code}"), &[])
-}
-
-#[derive(Deserialize)]
-pub struct LoginQuery {
-    error: Option<String>,
-}
-
-/// `GET /login`: where sign-in starts, and where a refused one says why.
-pub async fn login(axum::extract::Query(query): axum::extract::Query<LoginQuery>) -> Response {
-    let reason = match query.error.as_deref() {
-        None => "",
-        Some("link_invalid") => {
-            "This sign-in link is not valid: it was already used, has expired, or was mistyped. Ask for a new one (tokenrouter accounts login-link NAME)."
-        }
-        Some("unavailable") => "The gateway could not reach its database to sign you in. Try again in a moment.",
-        Some("state_invalid") => "The sign-in took too long or did not start here. Start again.",
-        Some("access_denied") => "GitHub did not grant access, so you are not signed in.",
-        Some("code_invalid") => "GitHub refused the sign-in code (it was already used or expired). Start again.",
-        Some("github_failed") => "GitHub could not be reached or answered unexpectedly. Try again in a moment.",
-        Some("github_disabled") => "Signing in with GitHub is not set up on this gateway.",
-        Some("signup_closed") => "This gateway does not accept new accounts. Ask its administrator for access.",
-        Some("login_not_allowed") => {
-            "Your GitHub account is not allowed to sign in here. Ask the gateway's administrator."
-        }
-        Some("account_disabled") => "Your account is disabled. Ask the gateway's administrator.",
-        Some(_) => "Sign-in failed. Try again.",
-    };
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>Sign in · Token Router</title></head><body><main><h1>Sign in to Token Router</h1>\
-         {}<p>Sign in with a one-time link from your administrator (<code>tokenrouter accounts login-link NAME</code>).</p>\
-         </main></body></html>",
-        if reason.is_empty() { String::new() } else { format!("<p role=\"alert\">{reason}</p>") }
-    );
-    let mut response = Html(page).into_response();
-    let headers = response.headers_mut();
-    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
-    headers.insert(
-        http::header::CONTENT_SECURITY_POLICY,
-        http::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
-    response
 }
 
 /// `POST /auth/logout`: ends the session on the server and clears the cookie.

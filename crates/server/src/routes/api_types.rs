@@ -6,12 +6,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 /// Every `/api` error: `{"error": {...}}` (CONTRACTS.md §4).
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct ErrorDetail {
     pub message: String,
     #[serde(rename = "type")]
@@ -22,7 +22,7 @@ pub struct ErrorDetail {
 }
 
 /// `GET /api/me`. Money: a decimal string of USD plus the integer nano-USD.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct Me {
     pub id: i64,
     /// The current GitHub login, or the account's name for accounts made with the CLI.
@@ -40,7 +40,7 @@ pub struct Me {
 }
 
 /// An API key (never its secret).
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct Key {
     pub id: String,
     pub name: String,
@@ -62,7 +62,7 @@ pub struct Key {
 }
 
 /// A key just created: the key object plus its secret, shown this once.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct CreatedKey {
     #[serde(flatten)]
     pub object: Key,
@@ -72,7 +72,7 @@ pub struct CreatedKey {
 
 /// A page of Key objects, newest first; `next` is the cursor of the next page
 /// (`?before=`), null on the last.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct KeyList {
     pub data: Vec<Key>,
     pub next: Option<String>,
@@ -80,7 +80,7 @@ pub struct KeyList {
 
 /// A page of RequestEntry objects, newest first; `next` is the cursor of the next page
 /// (`?before=`), null on the last.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct RequestList {
     pub data: Vec<RequestEntry>,
     pub next: Option<String>,
@@ -88,7 +88,7 @@ pub struct RequestList {
 
 /// A page of LedgerEntry objects, newest first; `next` is the cursor of the next page
 /// (`?before=`), null on the last.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct LedgerList {
     pub data: Vec<LedgerEntry>,
     pub next: Option<String>,
@@ -96,21 +96,21 @@ pub struct LedgerList {
 
 /// A page of AdminAccount objects, newest first; `next` is the cursor of the next page
 /// (`?before=`), null on the last.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct AccountList {
     pub data: Vec<AdminAccount>,
     pub next: Option<String>,
 }
 
 /// What `DELETE /api/keys/{id}` answers.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct Deleted {
     pub id: String,
     pub deleted: bool,
 }
 
 /// One group of `/api/usage`.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct UsageBucket {
     /// The RFC 3339 start of the hour or day, or the model id, key id or provider name.
     pub bucket: String,
@@ -121,7 +121,7 @@ pub struct UsageBucket {
 }
 
 /// `GET /api/usage`: not paginated; `from`/`to` are the period covered (`to` exclusive).
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct UsageReport {
     pub data: Vec<UsageBucket>,
     pub from: Option<String>,
@@ -129,7 +129,7 @@ pub struct UsageReport {
 }
 
 /// One request of the log (no prompt or answer text: none is stored).
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct RequestEntry {
     /// The request's `X-Request-Id`.
     pub id: String,
@@ -154,7 +154,7 @@ pub struct RequestEntry {
 }
 
 /// A ledger row; `amount_usd` is signed (charges negative).
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct LedgerEntry {
     pub id: String,
     pub created_at: Option<String>,
@@ -167,7 +167,7 @@ pub struct LedgerEntry {
 }
 
 /// USD per 1M tokens.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct ModelPricing {
     pub input_usd_per_mtok: String,
     pub cached_input_usd_per_mtok: String,
@@ -175,7 +175,7 @@ pub struct ModelPricing {
 }
 
 /// A model of the catalog, and whether it can serve now.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct ModelEntry {
     pub id: String,
     pub owned_by: Option<String>,
@@ -189,21 +189,21 @@ pub struct ModelEntry {
     pub deployments: usize,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct ModelList {
     pub data: Vec<ModelEntry>,
     pub next: Option<String>,
 }
 
 /// What `POST /api/redeem` answers.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct Redeemed {
     pub credited_usd: String,
     pub balance_usd: String,
 }
 
 /// An account as admins see it.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct AdminAccount {
     pub id: i64,
     pub name: String,
@@ -217,13 +217,13 @@ pub struct AdminAccount {
 }
 
 /// Redemption codes just minted, shown once.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct Codes {
     pub codes: Vec<String>,
 }
 
 /// What `POST /auth/logout` answers.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct SignedOut {
     pub signed_out: bool,
 }

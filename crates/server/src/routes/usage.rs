@@ -21,11 +21,11 @@ const HOUR: i64 = 3_600;
 /// The longest period one `/api/usage` call covers.
 const MAX_DAYS: i64 = 400;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct UsageQuery {
-    from: Option<String>,
-    to: Option<String>,
-    group_by: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub group_by: Option<String>,
 }
 
 /// `YYYY-MM-DD`.
@@ -118,13 +118,13 @@ pub async fn usage(
     Ok(Json(UsageReport { data, from: rfc3339(from), to: rfc3339(to) }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct RequestsQuery {
-    model: Option<String>,
-    key_id: Option<String>,
-    status: Option<String>,
-    limit: Option<String>,
-    before: Option<String>,
+    pub model: Option<String>,
+    pub key_id: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<String>,
+    pub before: Option<String>,
 }
 
 /// `GET /api/requests?model=&key_id=&status=`: the request log, newest first (no prompt

@@ -1,0 +1,1 @@
+// Token Router dashboard: the connect page.

@@ -2,6 +2,7 @@
 //! `config check`. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config.
 
 mod admin;
+mod mock_github;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ pub enum Command {
         #[arg(long)]
         fault: Option<String>,
     },
+    /// Run the project's fake GitHub (OAuth sign-in) on a free port of 127.0.0.1, for tests and demos.
+    MockGithub(mock_github::MockGithubArgs),
     /// Manage accounts and their balance.
     #[command(subcommand)]
     Accounts(admin::AccountsCommand),
@@ -147,6 +150,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             tokenrouter_mock::serve(listener, config, Default::default()).await;
             Ok(())
         }
+        Command::MockGithub(args) => mock_github::run(args).await,
         Command::Migrate => {
             let db = Db::open(&cli.database).await?;
             let applied = db.migrate().await?;

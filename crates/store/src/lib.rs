@@ -305,6 +305,12 @@ impl Db {
         delegate!(self.requests_page(account_id, filter, limit, before))
     }
 
+    /// One request of the account's log by its id; `None` when unknown or another
+    /// account's.
+    pub async fn request_by_id(&self, account_id: i64, request_id: &str) -> Result<Option<RequestRow>, StoreError> {
+        delegate!(self.request_by_id(account_id, request_id))
+    }
+
     /// Starts a session for the account, valid until `expires_at`.
     pub async fn create_session(
         &self,

@@ -11,6 +11,9 @@ pub struct Series<'a> {
     pub values: Vec<i64>,
 }
 
+/// One layer of one bar: its class, top and height.
+type Stack<'a> = (&'a str, i64, i64);
+
 const WIDTH: i64 = 720;
 const HEIGHT: i64 = 180;
 const TOP: i64 = 14;
@@ -26,7 +29,7 @@ pub fn bars(labels: &[String], series: &[Series<'_>], format: &dyn Fn(i64) -> St
     let bar = (slot * 7 / 10).max(1);
     let plot = HEIGHT - TOP - BOTTOM;
     let height = |v: i64| -> i64 { i64::try_from(i128::from(v) * i128::from(plot) / i128::from(max)).unwrap_or(plot) };
-    let columns: Vec<(i64, Vec<(&str, i64, i64)>)> = (0..labels.len())
+    let columns: Vec<(i64, Vec<Stack<'_>>)> = (0..labels.len())
         .map(|i| {
             let x = i64::try_from(i).unwrap_or(0) * slot + (slot - bar) / 2;
             let mut base = HEIGHT - BOTTOM;

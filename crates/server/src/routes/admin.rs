@@ -57,8 +57,8 @@ fn account_object(account: &Account) -> AdminAccount {
 /// `?limit=` (1–100, default 20) and `?before=` (the last id of the previous page).
 #[derive(Debug, Deserialize)]
 pub struct IdPage {
-    limit: Option<String>,
-    before: Option<String>,
+    pub(crate) limit: Option<String>,
+    pub(crate) before: Option<String>,
 }
 
 impl IdPage {

@@ -24,8 +24,8 @@ const PATTERN_LEN: usize = 200;
 /// `?limit=` (1–100, default 20) and `?before=` (the last id of the previous page).
 #[derive(Debug, Deserialize)]
 pub struct Page {
-    limit: Option<String>,
-    before: Option<String>,
+    pub(crate) limit: Option<String>,
+    pub(crate) before: Option<String>,
 }
 
 impl Page {

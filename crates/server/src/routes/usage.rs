@@ -159,24 +159,26 @@ pub async fn requests(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| format!("{}_{}", r.created_at, r.request_id)))
         .flatten();
-    let data = rows
-        .into_iter()
-        .map(|r| RequestEntry {
-            created_at: rfc3339(r.created_at),
-            cost_usd: NanoUsd(r.charged_nano).to_decimal_string(),
-            id: r.request_id,
-            key_id: r.key_id,
-            model: r.model,
-            provider: r.provider,
-            surface: r.endpoint,
-            status: r.status,
-            prompt_tokens: r.prompt_tokens,
-            completion_tokens: r.completion_tokens,
-            latency_ms: r.latency_ms,
-            ttfb_ms: r.ttfb_ms,
-            error_code: r.error_code,
-            stream: r.stream,
-        })
-        .collect();
+    let data = rows.into_iter().map(request_entry).collect();
     Ok(Json(RequestList { data, next }))
+}
+
+/// A row of the request log as the API shows it.
+pub(crate) fn request_entry(r: tokenrouter_store::RequestRow) -> RequestEntry {
+    RequestEntry {
+        created_at: rfc3339(r.created_at),
+        cost_usd: NanoUsd(r.charged_nano).to_decimal_string(),
+        id: r.request_id,
+        key_id: r.key_id,
+        model: r.model,
+        provider: r.provider,
+        surface: r.endpoint,
+        status: r.status,
+        prompt_tokens: r.prompt_tokens,
+        completion_tokens: r.completion_tokens,
+        latency_ms: r.latency_ms,
+        ttfb_ms: r.ttfb_ms,
+        error_code: r.error_code,
+        stream: r.stream,
+    }
 }

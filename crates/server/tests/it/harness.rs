@@ -133,6 +133,12 @@ impl Gateway {
         self.state.reload_keys_if_changed().await.unwrap();
     }
 
+    /// A signed-in browser's cookie (`tr_session=…`) for the account.
+    pub async fn session(&self, account_id: i64) -> String {
+        let set_cookie = tokenrouter::signin::start_session(&self.state, account_id).await.unwrap();
+        set_cookie.split(';').next().unwrap().to_owned()
+    }
+
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.post(format!("{}{path}", self.url)).bearer_auth(&self.key)
     }

@@ -8,6 +8,7 @@ mod billing;
 mod chat;
 mod cli;
 mod cluster;
+mod dashboard;
 mod dashboard_keys;
 mod dashboard_playground;
 mod dashboard_usage;

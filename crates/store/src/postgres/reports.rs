@@ -56,4 +56,17 @@ impl PostgresDb {
         query.push(" ORDER BY u.created_at DESC, u.request_id DESC LIMIT ").push_bind(limit);
         Ok(query.build_query_as().fetch_all(&self.pool).await?)
     }
+
+    /// One request of the account's log (`None`: unknown, or another account's).
+    pub(crate) async fn request_by_id(
+        &self,
+        account_id: i64,
+        request_id: &str,
+    ) -> Result<Option<RequestRow>, StoreError> {
+        let sql = "SELECT u.request_id, u.created_at, u.key_id, u.model, u.provider, u.endpoint, u.status, \
+             u.prompt_tokens, u.completion_tokens, COALESCE(-l.amount_nano, 0)::BIGINT AS charged_nano, u.latency_ms, u.stream, u.error_code, u.ttfb_ms \
+             FROM usage u LEFT JOIN ledger l ON l.request_id = u.request_id AND l.kind = 'charge' \
+             WHERE u.request_id = $1 AND u.account_id = $2";
+        Ok(sqlx::query_as(sql).bind(request_id).bind(account_id).fetch_optional(&self.pool).await?)
+    }
 }

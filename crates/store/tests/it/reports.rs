@@ -62,6 +62,14 @@ async fn totals_equal_the_request_log_and_the_ledger(backend: Backend) -> TestRe
     let other = db.create_account("other", NanoUsd::ZERO).await?;
     assert!(db.requests_page(other.id, &RequestFilter::default(), 100, None).await?.is_empty());
     assert!(db.usage_totals(other.id, HOUR, HOUR + 7200, UsageGroup::Hour).await?.is_empty());
+
+    // One request by id: the same row the log shows; another account's or an unknown id is none.
+    let one = db.request_by_id(account.id, "req_4").await?.ok_or("req_4 is in the log")?;
+    assert_eq!(Some(&one), all.iter().find(|r| r.request_id == "req_4"));
+    assert_eq!(one.charged_nano, 900);
+    assert_eq!(db.request_by_id(account.id, "req_5").await?.map(|r| r.charged_nano), Some(0));
+    assert_eq!(db.request_by_id(other.id, "req_4").await?, None);
+    assert_eq!(db.request_by_id(account.id, "req_nope").await?, None);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 # tests (mock and gateway booted on 127.0.0.1:0), then the client suites against a real
 # gateway and the mock: the official `openai` and `anthropic` Python SDKs (installed into
 # .venv), the official `openai` Node SDK and Codex CLI (npm, pinned by lockfiles, cached in
-# ~/.cache/tokenrouter/npm). Non-interactive; needs cargo and python3, and installs
+# ~/.cache/tokenrouter/npm), and the dashboard in Debian's Chromium (tests/browser). Non-interactive; needs cargo and python3, and installs
 # python3-venv, nodejs and npm with apt-get when they are missing. The replica tests need
 # PostgreSQL and Redis: scripts/services.sh starts (or installs) them first, never skips.
 #
@@ -53,6 +53,7 @@ suite() {
 suite "Python SDK tests (openai, anthropic)" bash scripts/python-tests.sh
 suite "Node SDK tests (openai)" bash scripts/node-tests.sh
 suite "Codex CLI tests" bash scripts/codex-tests.sh
+suite "Browser tests (the dashboard in Chromium)" bash scripts/browser-tests.sh
 if [ -n "$failed" ]; then
     printf '\n==> failed: %s\n' "$failed" >&2
     exit 1

@@ -5,6 +5,7 @@
 mod auth;
 pub mod catalog;
 pub mod env;
+mod instances;
 pub mod raw;
 mod redis;
 
@@ -21,6 +22,7 @@ pub use tokenrouter_providers::openai::Dialect;
 
 pub use auth::{AuthConfig, GithubConfig};
 pub use env::Env;
+pub use instances::InstancesConfig;
 use raw::{RawDeployment, RawModel, RawProvider, RawRedis, RawServer};
 pub use redis::RedisConfig;
 
@@ -167,6 +169,12 @@ pub struct Model {
     pub strategy: Option<Strategy>,
     /// Models tried in order after this one's deployments all failed.
     pub fallbacks: Vec<String>,
+    /// Community instances may serve this model (§7); it may then have no deployment of
+    /// its own.
+    pub instances: bool,
+    /// The `usage.prompt_tokens` this model's tokenizer gives the probe's canary: an
+    /// instance reporting another count runs a different model.
+    pub canary_prompt_tokens: Option<u64>,
 }
 
 impl Model {
@@ -183,6 +191,8 @@ pub struct Config {
     pub redis: RedisConfig,
     /// `[auth.github]`: signing in.
     pub auth: AuthConfig,
+    /// `[instances]`: community model servers.
+    pub instances: InstancesConfig,
     pub providers: Vec<Arc<Provider>>,
     models: HashMap<String, Arc<Model>>,
     model_order: Vec<String>,
@@ -212,6 +222,7 @@ impl Config {
         let mut models = Vec::new();
         let mut redis = RawRedis::default();
         let mut auth = auth::RawAuth::default();
+        let mut instances = instances::RawInstances::default();
         for (key, value) in table {
             match key.as_str() {
                 "server" => server = section(value, "server", &mut errors).unwrap_or_default(),
@@ -219,14 +230,16 @@ impl Config {
                 "models" => models = list(value, "models", &mut errors),
                 "redis" => redis = section(value, "redis", &mut errors).unwrap_or_default(),
                 "auth" => auth = section(value, "auth", &mut errors).unwrap_or_default(),
-                other => {
-                    errors.push(format!("{other}: unknown section (expected server, redis, auth, providers or models)"))
-                }
+                "instances" => instances = section(value, "instances", &mut errors).unwrap_or_default(),
+                other => errors.push(format!(
+                    "{other}: unknown section (expected server, redis, auth, instances, providers or models)"
+                )),
             }
         }
         let mut config = build(server, providers, models, env, &mut errors);
         config.redis = RedisConfig::build(redis, &mut errors);
         config.auth = AuthConfig::build(auth, env, &mut errors);
+        config.instances = InstancesConfig::build(instances, &mut errors);
         config.apply_default_timeouts();
         config.check_fallbacks(&mut errors);
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -265,6 +278,8 @@ impl Config {
                 capabilities: None,
                 strategy: None,
                 fallbacks: None,
+                instances: None,
+                canary_prompt_tokens: None,
                 deployments: vec![RawDeployment {
                     provider: m.family.to_owned(),
                     upstream_model: Some(m.upstream_model.to_owned()),
@@ -384,6 +399,7 @@ where
         server,
         redis: RedisConfig::default(),
         auth: AuthConfig { github: None, session_ttl_secs: auth::DEFAULT_SESSION_TTL_SECS },
+        instances: InstancesConfig::default(),
         providers: built_providers,
         models: built_models,
         model_order: order,
@@ -652,8 +668,14 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
             errors.push(format!("{path}.capabilities[{j}]: '{cap}' is not one of {}", CAPABILITIES.join(", ")));
         }
     }
-    if raw.deployments.is_empty() {
-        errors.push(format!("{path}.deployments: a model needs at least one deployment"));
+    let instances = raw.instances.unwrap_or(false);
+    if raw.deployments.is_empty() && !instances {
+        errors.push(format!(
+            "{path}.deployments: a model needs at least one deployment (or `instances = true`, to be served by community instances)"
+        ));
+    }
+    if raw.canary_prompt_tokens == Some(0) {
+        errors.push(format!("{path}.canary_prompt_tokens: must be at least 1"));
     }
     let mut deployments = Vec::new();
     for (j, d) in raw.deployments.into_iter().enumerate() {
@@ -696,5 +718,7 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
         deployments,
         strategy,
         fallbacks: raw.fallbacks.unwrap_or_default(),
+        instances,
+        canary_prompt_tokens: raw.canary_prompt_tokens,
     })
 }

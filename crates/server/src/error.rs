@@ -67,6 +67,9 @@ pub enum ApiError {
     /// A redemption code that is unknown, used or expired (one message for all three).
     #[error("This code is not valid: it may be mistyped, already redeemed or expired.")]
     InvalidCode,
+    /// An instance `base_url` the address policy refuses (§7), with the reason.
+    #[error("{0}")]
+    UnsafeUrl(String),
 }
 
 impl ApiError {
@@ -115,6 +118,7 @@ impl ApiError {
             ApiError::NotSignedIn(_) => (StatusCode::UNAUTHORIZED, "authentication_error", "not_signed_in"),
             ApiError::CsrfFailed => (StatusCode::FORBIDDEN, "permission_error", "csrf_failed"),
             ApiError::InvalidCode => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_code"),
+            ApiError::UnsafeUrl(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "unsafe_url"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "invalid_request_error", "conflict"),
             ApiError::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited"),
         }
@@ -136,6 +140,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) | ApiError::ModelNotAllowed(_) => Some("model"),
             ApiError::ContextLengthExceeded { .. } => Some("messages"),
             ApiError::InvalidCode => Some("code"),
+            ApiError::UnsafeUrl(_) => Some("base_url"),
             _ => None,
         };
         ErrorEnvelope::new(kind, code, self.to_string(), param)

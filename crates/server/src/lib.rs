@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod dispatch;
 pub mod edge;
 pub mod error;
+pub mod instances;
 pub mod journal;
 pub mod limits;
 pub mod metering;

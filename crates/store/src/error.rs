@@ -17,6 +17,10 @@ pub enum StoreError {
     NegativeHold(String),
     #[error("API key '{0}' not found")]
     KeyNotFound(String),
+    #[error("instance '{0}' not found")]
+    InstanceNotFound(String),
+    #[error("model '{0}' is listed twice for one instance")]
+    DuplicateInstanceModel(String),
     #[error(transparent)]
     Money(#[from] tokenrouter_core::MoneyError),
     /// Holds only the database's name: the URL may contain a password.

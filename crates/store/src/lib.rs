@@ -1,6 +1,6 @@
-//! Token Router's state: accounts, their ledger, API keys, holds, usage, kept responses
-//! and the processes sharing them, behind one `Db` handle — SQLite (embedded default) or
-//! PostgreSQL (several replicas) — and the rate-limit counters.
+//! Token Router's state: accounts, their ledger, API keys, holds, usage, kept responses,
+//! community instances and the processes sharing them, behind one `Db` handle — SQLite
+//! (embedded default) or PostgreSQL (several replicas) — and the rate-limit counters.
 //!
 //! `Db` is an enum over storage backends whose async methods delegate to the backend, so
 //! callers never name one. Each backend has its own module and migrations folder; the
@@ -10,6 +10,7 @@ mod accounts;
 pub mod counters;
 mod error;
 mod holds;
+mod instances;
 mod keys;
 mod postgres;
 mod reports;
@@ -22,6 +23,10 @@ mod usage;
 pub use accounts::{Account, LedgerRow};
 pub use error::StoreError;
 pub use holds::{Hold, HoldOutcome, NewHold, Progress, Replica, ReplicaRow};
+pub use instances::{
+    FAILURES_TO_OFFLINE, Instance, InstanceChanges, InstanceModel, InstanceStats, InstanceStatus, NewInstance,
+    NewProcessingUnit, NewSoftware, ProbeResult, ProbeStatus, ProcessingUnit, Software, provider_name,
+};
 pub use keys::{KeyChanges, KeyRow, KeyScope, NewKey, Revocation};
 pub use postgres::{Change, Changes, PostgresDb};
 pub use reports::{RequestFilter, RequestRow, UsageGroup, UsageTotals};
@@ -469,6 +474,184 @@ impl Db {
     /// Deletes the responses that expired by `now`; returns how many.
     pub async fn forget_responses(&self, now: i64) -> Result<u64, StoreError> {
         delegate!(self.forget_responses(now))
+    }
+
+    /// Registers an instance with its models, in one transaction: `pending`, due for a
+    /// probe at once. A model listed twice is refused (`DuplicateInstanceModel`).
+    pub async fn create_instance(&self, new: &NewInstance) -> Result<Instance, StoreError> {
+        delegate!(self.create_instance(new))
+    }
+
+    /// The account's instances with their models, newest first.
+    pub async fn instances_of(&self, account_id: i64) -> Result<Vec<Instance>, StoreError> {
+        delegate!(self.instances_of(account_id))
+    }
+
+    /// One of the account's instances; `None` for another account's.
+    pub async fn instance(&self, account_id: i64, id: &str) -> Result<Option<Instance>, StoreError> {
+        delegate!(self.instance(account_id, id))
+    }
+
+    /// An instance whoever owns it (admins, the prober).
+    pub async fn instance_by_id(&self, id: &str) -> Result<Option<Instance>, StoreError> {
+        delegate!(self.instance_by_id(id))
+    }
+
+    /// What the routing table is built from: instances that are online, enabled, not
+    /// disabled by an admin, of accounts that are not disabled; with their models.
+    pub async fn all_routable_instances(&self) -> Result<Vec<Instance>, StoreError> {
+        delegate!(self.all_routable_instances())
+    }
+
+    /// Changes one of the account's instances in one transaction (`None`: no such
+    /// instance of this account). A new address or model list, or turning it on or off,
+    /// makes it `pending` (or `disabled`) with a new revision, due for a probe at once.
+    pub async fn update_instance(
+        &self,
+        account_id: i64,
+        id: &str,
+        changes: &InstanceChanges,
+    ) -> Result<Option<Instance>, StoreError> {
+        delegate!(self.update_instance(account_id, id, changes))
+    }
+
+    /// Deletes one of the account's instances with its models, inventory and probe
+    /// history; whether there was one. Usage and ledger rows keep its id as text.
+    pub async fn delete_instance(&self, account_id: i64, id: &str) -> Result<bool, StoreError> {
+        delegate!(self.delete_instance(account_id, id))
+    }
+
+    /// Replaces the hash of one of the account's instance keys; the instance waits for a
+    /// probe with the new key (`pending`, new revision).
+    pub async fn rotate_instance_key(
+        &self,
+        account_id: i64,
+        id: &str,
+        key_hash: &SecretHash,
+    ) -> Result<Option<Instance>, StoreError> {
+        delegate!(self.rotate_instance_key(account_id, id, key_hash))
+    }
+
+    /// An admin's switch on any instance: `disabled` at once; turned back on, `pending`
+    /// (or `disabled` when its owner turned it off).
+    pub async fn set_admin_disabled(&self, id: &str, disabled: bool) -> Result<Option<Instance>, StoreError> {
+        delegate!(self.set_admin_disabled(id, disabled))
+    }
+
+    /// Records a probe's verdict (status, detail, latency, time; an online verdict resets
+    /// the failure count, others add one) and keeps it for the uptime. Not recorded (and
+    /// `false`) when the instance is gone, disabled, or changed since the probed revision.
+    pub async fn record_probe(&self, id: &str, result: &ProbeResult) -> Result<bool, StoreError> {
+        delegate!(self.record_probe(id, result))
+    }
+
+    /// Health from traffic: a good request resets the instance's failure count; the
+    /// [`FAILURES_TO_OFFLINE`]th failure in a row takes an online instance offline until
+    /// its next good probe. Whether this call took it offline. Each call is a statement:
+    /// callers report a good request only after a failure (a count kept in memory).
+    pub async fn record_request_outcome(&self, id: &str, ok: bool) -> Result<bool, StoreError> {
+        delegate!(self.record_request_outcome(id, ok))
+    }
+
+    /// Claims up to `limit` instances due for a probe (enabled, not admin-disabled, lease
+    /// free or expired at `now`) for `replica_id` until `now + lease_secs`, atomically: two
+    /// replicas never get the same instance. The lease is also the schedule: an instance is
+    /// next due when its lease ends (a change makes it due at once).
+    pub async fn take_probe_lease(
+        &self,
+        replica_id: &str,
+        now: i64,
+        lease_secs: i64,
+        limit: i64,
+    ) -> Result<Vec<Instance>, StoreError> {
+        delegate!(self.take_probe_lease(replica_id, now, lease_secs, limit))
+    }
+
+    /// A counter bumped by every change that may alter the routable instances (PostgreSQL
+    /// also notifies listeners, see [`Db::changes`]).
+    pub async fn instances_version(&self) -> Result<i64, StoreError> {
+        delegate!(self.instances_version())
+    }
+
+    /// What the instance did from `since` on (the API passes 24 hours ago): see
+    /// [`InstanceStats`]. Callers check the instance is the account's first.
+    pub async fn instance_stats(&self, id: &str, since: i64) -> Result<InstanceStats, StoreError> {
+        delegate!(self.instance_stats(id, since))
+    }
+
+    /// The processing units of one of the account's instances, in the order added;
+    /// `None` when it is not the account's.
+    pub async fn processing_units(
+        &self,
+        account_id: i64,
+        instance_id: &str,
+    ) -> Result<Option<Vec<ProcessingUnit>>, StoreError> {
+        delegate!(self.processing_units(account_id, instance_id))
+    }
+
+    /// Adds a processing unit to one of the account's instances (`None`: not the
+    /// account's). The database refuses a kind outside gpu/cpu/npu/tpu and a count or
+    /// memory below 1.
+    pub async fn add_processing_unit(
+        &self,
+        account_id: i64,
+        instance_id: &str,
+        unit: &NewProcessingUnit,
+    ) -> Result<Option<ProcessingUnit>, StoreError> {
+        delegate!(self.add_processing_unit(account_id, instance_id, unit))
+    }
+
+    /// Replaces a processing unit of one of the account's instances (`None`: not found).
+    pub async fn update_processing_unit(
+        &self,
+        account_id: i64,
+        instance_id: &str,
+        id: &str,
+        unit: &NewProcessingUnit,
+    ) -> Result<Option<ProcessingUnit>, StoreError> {
+        delegate!(self.update_processing_unit(account_id, instance_id, id, unit))
+    }
+
+    /// Deletes a processing unit of one of the account's instances; whether there was one.
+    pub async fn delete_processing_unit(
+        &self,
+        account_id: i64,
+        instance_id: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        delegate!(self.delete_processing_unit(account_id, instance_id, id))
+    }
+
+    /// The software of one of the account's instances, in the order added; `None` when it
+    /// is not the account's.
+    pub async fn software(&self, account_id: i64, instance_id: &str) -> Result<Option<Vec<Software>>, StoreError> {
+        delegate!(self.software(account_id, instance_id))
+    }
+
+    /// Adds software to one of the account's instances (`None`: not the account's).
+    pub async fn add_software(
+        &self,
+        account_id: i64,
+        instance_id: &str,
+        software: &NewSoftware,
+    ) -> Result<Option<Software>, StoreError> {
+        delegate!(self.add_software(account_id, instance_id, software))
+    }
+
+    /// Replaces software of one of the account's instances (`None`: not found).
+    pub async fn update_software(
+        &self,
+        account_id: i64,
+        instance_id: &str,
+        id: &str,
+        software: &NewSoftware,
+    ) -> Result<Option<Software>, StoreError> {
+        delegate!(self.update_software(account_id, instance_id, id, software))
+    }
+
+    /// Deletes software of one of the account's instances; whether there was one.
+    pub async fn delete_software(&self, account_id: i64, instance_id: &str, id: &str) -> Result<bool, StoreError> {
+        delegate!(self.delete_software(account_id, instance_id, id))
     }
 }
 

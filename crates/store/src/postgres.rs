@@ -5,6 +5,8 @@
 
 mod accounts;
 mod holds;
+mod instances;
+mod inventory;
 mod keys;
 mod replicas;
 mod reports;

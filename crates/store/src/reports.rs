@@ -82,15 +82,18 @@ pub(crate) fn push_filters<DB: sqlx::Database>(
     }
     if let Some(status) = filter.status {
         query.push(" AND u.status = ").push_bind(i64::from(status));
+        if status != 200 {
+            // Lets the planner use the partial index `usage_account_status` (rare statuses).
+            query.push(" AND u.status <> 200");
+        }
     }
     if let Some((created_at, request_id)) = before {
+        // A row-value comparison: one index range from the cursor down, in both dialects.
         query
-            .push(" AND (u.created_at < ")
+            .push(" AND (u.created_at, u.request_id) < (")
             .push_bind(created_at)
-            .push(" OR (u.created_at = ")
-            .push_bind(created_at)
-            .push(" AND u.request_id < ")
+            .push(", ")
             .push_bind(request_id)
-            .push("))");
+            .push(")");
     }
 }

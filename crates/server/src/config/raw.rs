@@ -78,6 +78,10 @@ pub struct RawModel {
     pub strategy: Option<String>,
     /// Models to try, in order, when every deployment of this one failed.
     pub fallbacks: Option<Vec<String>>,
+    /// Community instances may serve this model (then `deployments` may be empty).
+    pub instances: Option<bool>,
+    /// The prompt tokens this model's tokenizer counts for the probe's canary.
+    pub canary_prompt_tokens: Option<u64>,
     #[serde(default)]
     pub deployments: Vec<RawDeployment>,
 }

@@ -165,10 +165,17 @@ impl PostgresDb {
     }
 
     pub(crate) async fn keys_last_used(&self, account_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query_as("SELECT key_id, MAX(created_at) FROM usage WHERE account_id = $1 GROUP BY key_id")
-            .bind(account_id)
-            .fetch_all(&self.pool)
-            .await?;
+        // The last hour each key was used in comes from the hourly rollup; the last request
+        // within it from the log: one hour of rows per key, never the whole log.
+        let rows = sqlx::query_as(
+            "SELECT key_id, at FROM (SELECT h.key_id, (SELECT MAX(u.created_at) FROM usage u \
+             WHERE u.account_id = $1 AND u.key_id = h.key_id AND u.created_at >= h.last AND u.created_at < h.last + 3600) AS at \
+             FROM (SELECT key_id, MAX(hour) AS last FROM usage_hourly WHERE account_id = $1 GROUP BY key_id) h) k \
+             WHERE at IS NOT NULL",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows)
     }
 }

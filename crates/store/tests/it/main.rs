@@ -5,6 +5,7 @@ mod accounts;
 mod connect;
 mod fixture;
 mod holds;
+mod instances;
 mod keys;
 mod replicas;
 mod reports;

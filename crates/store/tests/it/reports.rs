@@ -22,6 +22,7 @@ async fn totals_equal_the_request_log_and_the_ledger(backend: Backend) -> TestRe
     }
     records[5].cost = NanoUsd(0); // charged nothing
     records[4].cost = NanoUsd(900);
+    records[1].status = 502; // failed upstream
     db.write_batch(Batch { usage: &records[..3], ..Batch::default() }).await?;
     db.write_batch(Batch { usage: &records, ..Batch::default() }).await?; // the first three again: no change
 
@@ -62,6 +63,19 @@ async fn totals_equal_the_request_log_and_the_ledger(backend: Backend) -> TestRe
     let other = db.create_account("other", NanoUsd::ZERO).await?;
     assert!(db.requests_page(other.id, &RequestFilter::default(), 100, None).await?.is_empty());
     assert!(db.usage_totals(other.id, HOUR, HOUR + 7200, UsageGroup::Hour).await?.is_empty());
+
+    // A rare status reads its own index; the cursor pages within it.
+    let failed = RequestFilter { status: Some(502), ..RequestFilter::default() };
+    let rows = db.requests_page(account.id, &failed, 100, None).await?;
+    assert_eq!(rows.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(), ["req_1"]);
+    assert!(db.requests_page(account.id, &failed, 100, Some((rows[0].created_at, "req_1".into()))).await?.is_empty());
+    let none = RequestFilter { status: Some(429), ..RequestFilter::default() };
+    assert!(db.requests_page(account.id, &none, 100, None).await?.is_empty());
+    // Each key's last request, exact to the second.
+    let mut last_used = db.keys_last_used(account.id).await?;
+    last_used.sort();
+    assert_eq!(last_used, [("k1".to_owned(), HOUR + 3600 + 4), ("k2".to_owned(), HOUR + 3600 + 5)]);
+    assert!(db.keys_last_used(other.id).await?.is_empty());
 
     // One request by id: the same row the log shows; another account's or an unknown id is none.
     let one = db.request_by_id(account.id, "req_4").await?.ok_or("req_4 is in the log")?;

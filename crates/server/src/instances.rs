@@ -1,0 +1,4 @@
+//! Instances: model servers that accounts register and the gateway calls (CONTRACTS.md §7).
+
+pub mod address;
+pub mod connector;

@@ -8,7 +8,6 @@ use std::fmt;
 use sqlx::FromRow;
 use tokenrouter_core::NanoUsd;
 
-use crate::SecretHash;
 use crate::rows::corrupt;
 
 /// Requests in a row that fail before an online instance goes offline.
@@ -100,8 +99,8 @@ pub struct NewInstance {
     pub name: String,
     pub base_url: String,
     pub region: Option<String>,
-    /// SHA-256 of the instance key.
-    pub key_hash: SecretHash,
+    /// The instance key the gateway presents to it (never shown again, never logged).
+    pub api_key: String,
     pub models: Vec<InstanceModel>,
 }
 
@@ -126,8 +125,8 @@ pub struct Instance {
     pub name: String,
     pub base_url: String,
     pub region: Option<String>,
-    /// SHA-256 of the instance key.
-    pub key_hash: SecretHash,
+    /// The instance key the gateway presents to it (never shown again, never logged).
+    pub api_key: String,
     /// Its owner's switch.
     pub enabled: bool,
     pub admin_disabled: bool,
@@ -275,7 +274,7 @@ pub(crate) fn after_failure(status: InstanceStatus, failures: i64) -> (InstanceS
 /// Instance columns, as both backends select them (alias `i`).
 macro_rules! instance_columns {
     () => {
-        "i.id, i.account_id, i.name, i.base_url, i.region, i.key_hash, i.enabled, i.admin_disabled, \
+        "i.id, i.account_id, i.name, i.base_url, i.region, i.api_key, i.enabled, i.admin_disabled, \
          i.status, i.status_detail, i.last_probe_at, i.latency_ms, i.consecutive_failures, i.revision, \
          i.created_at, i.updated_at"
     };
@@ -305,7 +304,7 @@ pub(crate) struct InstanceRecord {
     pub name: String,
     pub base_url: String,
     pub region: Option<String>,
-    pub key_hash: Vec<u8>,
+    pub api_key: String,
     pub enabled: bool,
     pub admin_disabled: bool,
     pub status: String,
@@ -344,7 +343,6 @@ impl TryFrom<InstanceRecord> for Instance {
     type Error = sqlx::Error;
 
     fn try_from(r: InstanceRecord) -> Result<Instance, sqlx::Error> {
-        let key_hash = SecretHash::try_from(r.key_hash.as_slice()).map_err(|e| corrupt("key_hash", e))?;
         let status = InstanceStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?;
         Ok(Instance {
             id: r.id,
@@ -352,7 +350,7 @@ impl TryFrom<InstanceRecord> for Instance {
             name: r.name,
             base_url: r.base_url,
             region: r.region,
-            key_hash,
+            api_key: r.api_key,
             enabled: r.enabled,
             admin_disabled: r.admin_disabled,
             status,
@@ -426,7 +424,7 @@ impl fmt::Debug for NewInstance {
             .field("name", &self.name)
             .field("base_url", &self.base_url)
             .field("region", &self.region)
-            .field("key_hash", &REDACTED)
+            .field("api_key", &REDACTED)
             .field("models", &self.models)
             .finish()
     }
@@ -440,7 +438,7 @@ impl fmt::Debug for Instance {
             .field("name", &self.name)
             .field("base_url", &self.base_url)
             .field("region", &self.region)
-            .field("key_hash", &REDACTED)
+            .field("api_key", &REDACTED)
             .field("enabled", &self.enabled)
             .field("admin_disabled", &self.admin_disabled)
             .field("status", &self.status)
@@ -471,7 +469,7 @@ mod tests {
             name: "box".into(),
             base_url: "http://a/v1".into(),
             region: None,
-            key_hash: [9; 32],
+            api_key: "sk-instance-secret".into(),
             enabled: true,
             admin_disabled: false,
             status: InstanceStatus::Online,
@@ -510,9 +508,9 @@ mod tests {
     }
 
     #[test]
-    fn debug_hides_the_key_hash() {
+    fn debug_hides_the_key() {
         let shown = format!("{:?}", instance());
-        assert!(shown.contains("<redacted>") && !shown.contains("[9, 9"));
+        assert!(shown.contains("<redacted>") && !shown.contains("sk-instance-secret"));
     }
 
     #[test]

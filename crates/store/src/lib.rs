@@ -527,9 +527,9 @@ impl Db {
         &self,
         account_id: i64,
         id: &str,
-        key_hash: &SecretHash,
+        api_key: &str,
     ) -> Result<Option<Instance>, StoreError> {
-        delegate!(self.rotate_instance_key(account_id, id, key_hash))
+        delegate!(self.rotate_instance_key(account_id, id, api_key))
     }
 
     /// An admin's switch on any instance: `disabled` at once; turned back on, `pending`

@@ -1,7 +1,8 @@
 -- Community instances (CONTRACTS §7): model servers that accounts register, which the
 -- gateway probes and routes to once they prove they are online and what they claim.
 
--- key_hash is the SHA-256 of the instance_key (the key itself is never stored).
+-- api_key is the instance_key: the gateway presents it (Bearer) on every call to the
+-- instance, so it is kept as it is; it is never returned by the API or logged.
 -- status is 'disabled' exactly when the owner (enabled = false) or an admin turned it off.
 -- revision counts changes that call for a new probe (address, models, key, enabling):
 -- a probe of an older revision is not recorded. lease_owner/lease_until: the replica
@@ -12,7 +13,7 @@ CREATE TABLE instances (
     name                 TEXT    NOT NULL,
     base_url             TEXT    NOT NULL,
     region               TEXT,
-    key_hash             BYTEA   NOT NULL,
+    api_key              TEXT    NOT NULL,
     enabled              BOOLEAN NOT NULL DEFAULT true,
     admin_disabled       BOOLEAN NOT NULL DEFAULT false,
     status               TEXT    NOT NULL DEFAULT 'pending'

@@ -11,8 +11,7 @@ use crate::instances::{
     select_instances,
 };
 use crate::{
-    Instance, InstanceChanges, InstanceModel, InstanceStatus, NewInstance, ProbeResult, ProbeStatus, SecretHash,
-    StoreError,
+    Instance, InstanceChanges, InstanceModel, InstanceStatus, NewInstance, ProbeResult, ProbeStatus, StoreError,
 };
 
 /// Bumps `instances_version` and notifies every replica (delivered on commit).
@@ -98,7 +97,7 @@ impl PostgresDb {
         let (status, detail) = fresh_status(true, false);
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO instances (id, account_id, name, base_url, region, key_hash, status, status_detail, \
+            "INSERT INTO instances (id, account_id, name, base_url, region, api_key, status, status_detail, \
              created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&id)
@@ -106,7 +105,7 @@ impl PostgresDb {
         .bind(&new.name)
         .bind(&new.base_url)
         .bind(new.region.as_deref())
-        .bind(&new.key_hash[..])
+        .bind(&new.api_key)
         .bind(status.as_str())
         .bind(detail)
         .bind(now)
@@ -210,7 +209,7 @@ impl PostgresDb {
         &self,
         account_id: i64,
         id: &str,
-        key_hash: &SecretHash,
+        api_key: &str,
     ) -> Result<Option<Instance>, StoreError> {
         let mut tx = self.pool.begin().await?;
         if !lock(&mut tx, Some(account_id), id).await? {
@@ -220,11 +219,7 @@ impl PostgresDb {
             return Ok(None);
         };
         let now = clock::now_unix();
-        sqlx::query("UPDATE instances SET key_hash = $1 WHERE id = $2")
-            .bind(&key_hash[..])
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("UPDATE instances SET api_key = $1 WHERE id = $2").bind(api_key).bind(id).execute(&mut *tx).await?;
         reset(&mut tx, id, fresh_status(current.enabled, current.admin_disabled), now).await?;
         bump_instances_version(&mut tx).await?;
         let instance = by_id(&mut tx, id).await?;

@@ -11,8 +11,7 @@ use crate::instances::{
     select_instances,
 };
 use crate::{
-    Instance, InstanceChanges, InstanceModel, InstanceStatus, NewInstance, ProbeResult, ProbeStatus, SecretHash,
-    StoreError,
+    Instance, InstanceChanges, InstanceModel, InstanceStatus, NewInstance, ProbeResult, ProbeStatus, StoreError,
 };
 
 async fn bump_instances_version(tx: &mut Transaction<'_, Sqlite>) -> Result<(), sqlx::Error> {
@@ -83,7 +82,7 @@ impl SqliteDb {
         let (status, detail) = fresh_status(true, false);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
-            "INSERT INTO instances (id, account_id, name, base_url, region, key_hash, status, status_detail, \
+            "INSERT INTO instances (id, account_id, name, base_url, region, api_key, status, status_detail, \
              created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
@@ -91,7 +90,7 @@ impl SqliteDb {
         .bind(&new.name)
         .bind(&new.base_url)
         .bind(new.region.as_deref())
-        .bind(&new.key_hash[..])
+        .bind(&new.api_key)
         .bind(status.as_str())
         .bind(detail)
         .bind(now)
@@ -192,18 +191,14 @@ impl SqliteDb {
         &self,
         account_id: i64,
         id: &str,
-        key_hash: &SecretHash,
+        api_key: &str,
     ) -> Result<Option<Instance>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let Some(current) = owned(&mut tx, account_id, id).await? else {
             return Ok(None);
         };
         let now = clock::now_unix();
-        sqlx::query("UPDATE instances SET key_hash = ? WHERE id = ?")
-            .bind(&key_hash[..])
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("UPDATE instances SET api_key = ? WHERE id = ?").bind(api_key).bind(id).execute(&mut *tx).await?;
         reset(&mut tx, id, fresh_status(current.enabled, current.admin_disabled), now).await?;
         bump_instances_version(&mut tx).await?;
         let instance = by_id(&mut tx, id).await?;

@@ -22,7 +22,7 @@ fn new_instance(account_id: i64, models: &[&str]) -> NewInstance {
         name: "garage box".to_owned(),
         base_url: "http://127.0.0.1:9/v1".to_owned(),
         region: Some("eu-west".to_owned()),
-        key_hash: [1; 32],
+        api_key: "key-one".into(),
         models: models.iter().map(|m| model(m)).collect(),
     }
 }
@@ -71,7 +71,7 @@ async fn an_instance_is_its_accounts_alone(backend: Backend) -> TestResult {
     assert!(created.id.starts_with("inst_") && created.id.len() == 5 + 32, "{}", created.id);
     assert_eq!(created.status, InstanceStatus::Pending);
     assert_eq!(created.models, vec![model("gemma"), model("llama")], "in model order");
-    assert_eq!((created.region.as_deref(), created.key_hash), (Some("eu-west"), [1; 32]));
+    assert_eq!((created.region.as_deref(), created.api_key.as_str()), (Some("eu-west"), "key-one"));
     assert!(db.instances_version().await? > version);
     let second = db.create_instance(&new_instance(owner, &["llama"])).await?;
 
@@ -82,7 +82,7 @@ async fn an_instance_is_its_accounts_alone(backend: Backend) -> TestResult {
     assert_eq!(db.instance(other, &created.id).await?, None);
     let rename = InstanceChanges { name: Some("stolen".into()), ..Default::default() };
     assert_eq!(db.update_instance(other, &created.id, &rename).await?, None);
-    assert_eq!(db.rotate_instance_key(other, &created.id, &[2; 32]).await?, None);
+    assert_eq!(db.rotate_instance_key(other, &created.id, "key-two").await?, None);
     assert!(!db.delete_instance(other, &created.id).await?);
     assert_eq!(db.processing_units(other, &created.id).await?, None);
     assert_eq!(db.add_processing_unit(other, &created.id, &gpu(1)).await?, None);
@@ -169,16 +169,16 @@ async fn three_failed_requests_in_a_row_take_it_offline(backend: Backend) -> Tes
     Ok(())
 }
 
-async fn rotating_the_key_changes_the_hash_and_calls_for_a_probe(backend: Backend) -> TestResult {
+async fn rotating_the_key_changes_it_and_calls_for_a_probe(backend: Backend) -> TestResult {
     let db = backend.db().await?;
     let owner = db.create_account("owner", NanoUsd::ZERO).await?.id;
     let instance = db.create_instance(&new_instance(owner, &["llama"])).await?;
     let instance = online(&db, &instance).await?;
-    let rotated = db.rotate_instance_key(owner, &instance.id, &[2; 32]).await?.ok_or("gone")?;
-    assert_eq!(rotated.key_hash, [2; 32]);
+    let rotated = db.rotate_instance_key(owner, &instance.id, "key-two").await?.ok_or("gone")?;
+    assert_eq!(rotated.api_key, "key-two");
     assert_eq!(rotated.status, InstanceStatus::Pending);
     assert!(rotated.revision > instance.revision);
-    assert!(!format!("{rotated:?}").contains("[2, 2"), "Debug shows no hash");
+    assert!(!format!("{rotated:?}").contains("key-two"), "Debug shows no key");
     Ok(())
 }
 
@@ -376,7 +376,7 @@ on_both_backends!(
     changes_that_need_a_probe_reset_the_status,
     mismatch_and_offline_verdicts_are_not_routed,
     three_failed_requests_in_a_row_take_it_offline,
-    rotating_the_key_changes_the_hash_and_calls_for_a_probe,
+    rotating_the_key_changes_it_and_calls_for_a_probe,
     an_admin_disables_any_instance,
     a_disabled_accounts_instances_are_not_routed,
     models_are_unique_per_instance,

@@ -164,12 +164,17 @@ impl SqliteDb {
     }
 
     pub(crate) async fn ledger_sum_through(&self, account_id: i64, id: i64) -> Result<NanoUsd, StoreError> {
-        let sum: i64 =
-            sqlx::query_scalar("SELECT COALESCE(SUM(amount_nano), 0) FROM ledger WHERE account_id = ? AND id <= ?")
-                .bind(account_id)
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await?;
+        // The balance is the sum of every ledger row (both change in one transaction), so
+        // the rows through `id` are the balance less the few after it: one statement, one
+        // snapshot, and no walk over an account's whole history.
+        let sum: i64 = sqlx::query_scalar(
+            "SELECT (SELECT balance_nano FROM accounts WHERE id = ?1) \
+                  - (SELECT COALESCE(SUM(amount_nano), 0) FROM ledger WHERE account_id = ?1 AND id > ?2)",
+        )
+        .bind(account_id)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(NanoUsd(sum))
     }
 

@@ -15,7 +15,7 @@ pub struct Series<'a> {
 type Stack<'a> = (&'a str, i64, i64);
 
 const WIDTH: i64 = 720;
-const HEIGHT: i64 = 180;
+const HEIGHT: i64 = 150;
 const TOP: i64 = 14;
 const BOTTOM: i64 = 18;
 
@@ -69,6 +69,33 @@ pub fn bars(labels: &[String], series: &[Series<'_>], format: &dyn Fn(i64) -> St
             @if let (Some(first), Some(last)) = (labels.first(), labels.last()) {
                 text x="2" y=(HEIGHT - 4) { (first) }
                 text x=(WIDTH - 2) y=(HEIGHT - 4) text-anchor="end" { (last) }
+            }
+        }
+    }
+}
+
+const ROW: i64 = 24;
+const LABEL: i64 = 230;
+
+/// Horizontal bars, one per item (a model, key or provider), longest first as given;
+/// each bar is labelled with its value.
+pub fn shares(items: &[(String, i64)], format: &dyn Fn(i64) -> String, summary: &str) -> Markup {
+    let max = items.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
+    let span = WIDTH - LABEL - 110;
+    let height = i64::try_from(items.len()).unwrap_or(0) * ROW + 4;
+    let width =
+        |v: i64| -> i64 { i64::try_from(i128::from(v.max(0)) * i128::from(span) / i128::from(max)).unwrap_or(span) };
+    html! {
+        svg.chart viewBox=(format!("0 0 {WIDTH} {height}")) role="img" aria-label=(summary) {
+            @for (i, (label, value)) in items.iter().enumerate() {
+                @let y = i64::try_from(i).unwrap_or(0) * ROW;
+                @let shown: String = if label.chars().count() > 34 { label.chars().take(33).chain(['…']).collect() } else { label.clone() };
+                g {
+                    title { (label) ": " (format(*value)) }
+                    text x="0" y=(y + 16) { (shown) }
+                    rect class="bar1" x=(LABEL) y=(y + 5) width=(width(*value).max(1)) height=(ROW - 8) {}
+                    text x=(LABEL + width(*value) + 6) y=(y + 16) { (format(*value)) }
+                }
             }
         }
     }

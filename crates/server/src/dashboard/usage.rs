@@ -200,6 +200,8 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Query(filters):
         }
         @if group == "day" || group == "hour" {
             (charts(&report, group == "hour"))
+        } @else if !report.data.is_empty() {
+            (share_charts(&report, &group, &names))
         }
         section aria-labelledby="u-table-h" {
             h2 #u-table-h { "By " (heading.to_lowercase()) }
@@ -232,6 +234,28 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Query(filters):
         }
     };
     layout::shell_with(&viewer, Nav::Usage, &["usage.js"], body).into_response()
+}
+
+/// For a grouping by model, key or provider: each one's cost and requests side by side.
+fn share_charts(report: &UsageReport, group: &str, names: &HashMap<String, String>) -> Markup {
+    let label = |bucket: &str| match (group, names.get(bucket)) {
+        ("key", Some(name)) => format!("{name} ({bucket})"),
+        _ => bucket.to_owned(),
+    };
+    let mut by_cost: Vec<(String, i64)> = report.data.iter().map(|b| (label(&b.bucket), nano(b))).collect();
+    by_cost.sort_by_key(|(_, v)| std::cmp::Reverse(*v));
+    let mut by_requests: Vec<(String, i64)> = report.data.iter().map(|b| (label(&b.bucket), b.requests)).collect();
+    by_requests.sort_by_key(|(_, v)| std::cmp::Reverse(*v));
+    html! {
+        section.panel aria-labelledby="u-cost-share-h" {
+            h2 #u-cost-share-h { "Cost by " (group) }
+            (chart::shares(&by_cost, &|n| usd(&NanoUsd(n).to_decimal_string()), &format!("Cost by {group}")))
+        }
+        section.panel aria-labelledby="u-req-share-h" {
+            h2 #u-req-share-h { "Requests by " (group) }
+            (chart::shares(&by_requests, &count, &format!("Requests by {group}")))
+        }
+    }
 }
 
 fn bucket_cell(group: &str, bucket: &str, names: &HashMap<String, String>) -> Markup {

@@ -19,6 +19,7 @@ PAGES = {
     "usage": "/dashboard/usage",
     "requests": "/dashboard/requests",
     "models": "/dashboard/models",
+    "instances": "/dashboard/instances",
     "balance": "/dashboard/balance",
     "connect": "/dashboard/connect",
     "playground": "/dashboard/playground",

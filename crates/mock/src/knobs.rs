@@ -30,6 +30,9 @@ pub struct MockConfig {
     /// calls allowed calls the first `calls` functions, any other call the first one; 0 means
     /// the model never calls a tool.
     pub calls: u64,
+    /// Acting as a community instance (required key, model list, usage, whole-server
+    /// failures); off by default, changeable while the server runs. Not a per-request knob.
+    pub instance: crate::instance::InstanceKnobs,
 }
 
 impl Default for MockConfig {
@@ -43,6 +46,7 @@ impl Default for MockConfig {
             cached_tokens: 0,
             cache_write_tokens: 0,
             calls: 2,
+            instance: crate::instance::InstanceKnobs::default(),
         }
     }
 }

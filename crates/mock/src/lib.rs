@@ -22,12 +22,18 @@
 //! thinking, in every format, is the fixed text "Let me think about this." (5 tokens);
 //! embeddings are unit-length vectors derived from the input text, 1536 components by
 //! default (3072 for OpenAI models whose name contains `large`, and for Gemini).
+//!
+//! It can also act as a community instance ([`InstanceKnobs`]: a required key, the model
+//! list, reported usage, whole-server failures — changeable while it runs), and a
+//! [`MockServer`] can be stopped (every open connection closed) and restarted on the
+//! same port, like a server that dies and comes back.
 
 mod anthropic;
 mod embedding;
 mod format;
 mod gemini;
 pub mod github;
+mod instance;
 mod knobs;
 mod openai;
 mod reply;
@@ -37,11 +43,13 @@ mod stream;
 mod turn;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use instance::{InstanceFailure, InstanceKnobs};
 pub use knobs::{Fault, MockConfig, ParseFaultError};
 pub use reply::count_tokens;
 pub use stats::{KEPT_REQUESTS, RecordedRequest, Stats};
@@ -51,22 +59,36 @@ pub use stats::{KEPT_REQUESTS, RecordedRequest, Stats};
 pub async fn start(listen: SocketAddr, config: MockConfig) -> std::io::Result<MockServer> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let stats = Arc::new(Stats::default());
-    let accept = tokio::spawn(serve(listener, config, Arc::clone(&stats)));
-    Ok(MockServer { addr, stats, accept })
+    let instance = Arc::new(Mutex::new(config.instance.clone()));
+    let shared = Arc::new(server::Shared { config, stats: Arc::default(), instance });
+    let (stop, stopped) = watch::channel(false);
+    let accept = Some(tokio::spawn(server::serve(listener, Arc::clone(&shared), stopped)));
+    Ok(MockServer { addr, shared, accept, stop })
 }
 
 /// Runs the accept loop on `listener` until the process ends (or the task is dropped).
 pub async fn serve(listener: TcpListener, config: MockConfig, stats: Arc<Stats>) {
-    server::serve(listener, config, stats).await;
+    let instance = Arc::new(Mutex::new(config.instance.clone()));
+    let shared = Arc::new(server::Shared { config, stats, instance });
+    // The sender goes first, which means "never stop".
+    let (_, stopped) = watch::channel(false);
+    server::serve(listener, shared, stopped).await;
 }
 
 /// A running mock. Dropping it stops accepting connections; open ones finish on their own.
-#[derive(Debug)]
 pub struct MockServer {
     addr: SocketAddr,
-    stats: Arc<Stats>,
-    accept: JoinHandle<()>,
+    shared: Arc<server::Shared>,
+    /// `None` while stopped.
+    accept: Option<JoinHandle<()>>,
+    /// `true` closes the open connections of the current run.
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockServer").field("addr", &self.addr).field("running", &self.accept.is_some()).finish()
+    }
 }
 
 impl MockServer {
@@ -88,12 +110,51 @@ impl MockServer {
 
     /// What it has seen and sent so far.
     pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
+        &self.shared.stats
+    }
+
+    /// The instance knobs now.
+    pub fn instance(&self) -> InstanceKnobs {
+        self.shared.instance()
+    }
+
+    /// Replaces the instance knobs; requests that arrive from now on see them.
+    pub fn set_instance(&self, knobs: InstanceKnobs) {
+        self.update_instance(|current| *current = knobs);
+    }
+
+    /// Changes the instance knobs in place.
+    pub fn update_instance(&self, change: impl FnOnce(&mut InstanceKnobs)) {
+        change(&mut self.shared.instance.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    /// Dies: stops listening (connecting is refused) and closes every open connection,
+    /// hanging requests included. Stats and knobs are kept for [`MockServer::restart`].
+    pub async fn stop(&mut self) {
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+            // Once the task is gone, so is its listener: the port is free again.
+            let _ = accept.await;
+        }
+        self.stop.send_replace(true);
+    }
+
+    /// Comes back on the same address (after [`MockServer::stop`]; a running server is
+    /// stopped first), with the same config, knobs and stats.
+    pub async fn restart(&mut self) -> std::io::Result<()> {
+        self.stop().await;
+        let listener = TcpListener::bind(self.addr).await?;
+        let (stop, stopped) = watch::channel(false);
+        self.stop = stop;
+        self.accept = Some(tokio::spawn(server::serve(listener, Arc::clone(&self.shared), stopped)));
+        Ok(())
     }
 }
 
 impl Drop for MockServer {
     fn drop(&mut self) {
-        self.accept.abort();
+        if let Some(accept) = &self.accept {
+            accept.abort();
+        }
     }
 }

@@ -37,9 +37,13 @@ const MODELS: &[&str] = &[
 ];
 const SYSTEM_FINGERPRINT: &str = "fp_mock";
 
-/// `GET /v1/models`.
-pub(crate) fn models() -> Bytes {
-    let data: Vec<Value> = MODELS
+/// `GET /v1/models`: the mock's models, or `listed` instead (an instance's knob).
+pub(crate) fn models(listed: Option<&[String]>) -> Bytes {
+    let ids: Vec<&str> = match listed {
+        Some(listed) => listed.iter().map(String::as_str).collect(),
+        None => MODELS.to_vec(),
+    };
+    let data: Vec<Value> = ids
         .iter()
         .map(|id| json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "mock"}))
         .collect();
@@ -126,6 +130,8 @@ struct Completion {
     content: Content,
     finish_reason: &'static str,
     usage: Usage,
+    /// Completion tokens it really generated (its usage may report more, as an instance).
+    generated: u64,
 }
 
 enum Content {
@@ -183,7 +189,7 @@ pub(crate) fn chat_completions(
         let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
         Answer::Stream(Box::new(stream::ChatStream::new(completion, include_usage)))
     } else {
-        let tokens = completion.usage.completion_tokens;
+        let tokens = completion.generated;
         Answer::Json { status: StatusCode::OK, body: to_json(&completion.to_wire()), tokens }
     }
 }
@@ -232,6 +238,10 @@ fn complete(body: &Value, messages: &[Value], model: &str, knobs: &MockConfig, s
         (Content::ToolCalls(calls), "tool_calls", tokens)
     };
 
+    // As an instance: a fixed prompt count (the canary), inflated counts.
+    let instance = &knobs.instance;
+    let reported_prompt = instance.reported(instance.prompt_tokens.unwrap_or(prompt_tokens));
+    let reported_completion = instance.reported(reasoning_tokens + completion_tokens);
     Completion {
         id: format!("chatcmpl-mock-{seq}"),
         model: model.to_owned(),
@@ -239,10 +249,11 @@ fn complete(body: &Value, messages: &[Value], model: &str, knobs: &MockConfig, s
         reasoning,
         content,
         finish_reason,
+        generated: reasoning_tokens + completion_tokens,
         usage: Usage {
-            prompt_tokens,
-            completion_tokens: reasoning_tokens + completion_tokens,
-            total_tokens: prompt_tokens + reasoning_tokens + completion_tokens,
+            prompt_tokens: reported_prompt,
+            completion_tokens: reported_completion,
+            total_tokens: reported_prompt + reported_completion,
             prompt_tokens_details: PromptDetails {
                 cached_tokens: knobs.cached_tokens.min(prompt_tokens),
                 audio_tokens: 0,

@@ -3,7 +3,7 @@
 //! the fault, then send the wire format's answer.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,8 +17,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::format::{Failure, Format};
+use crate::instance::{InstanceFailure, InstanceKnobs};
 use crate::knobs::{Fault, MockConfig, split_model};
 use crate::stats::{RecordedRequest, Stats};
 use crate::stream::{EventSource, SseBody, StreamCut, StreamFault};
@@ -41,15 +43,23 @@ pub(crate) enum Answer {
 struct CloseConnection;
 
 /// What every connection of one server shares.
-struct Shared {
-    config: MockConfig,
-    stats: Arc<Stats>,
+pub(crate) struct Shared {
+    pub config: MockConfig,
+    pub stats: Arc<Stats>,
+    /// The instance knobs now (`config.instance` is only where they started).
+    pub instance: Arc<Mutex<InstanceKnobs>>,
+}
+
+impl Shared {
+    pub(crate) fn instance(&self) -> InstanceKnobs {
+        self.instance.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }
 
 /// Accepts connections on `listener` until the task is dropped, serving each with
-/// HTTP/1.1 keep-alive.
-pub(crate) async fn serve(listener: TcpListener, config: MockConfig, stats: Arc<Stats>) {
-    let shared = Arc::new(Shared { config, stats });
+/// HTTP/1.1 keep-alive. Open connections end when `stop` turns true (never if its sender
+/// is dropped first).
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -64,10 +74,20 @@ pub(crate) async fn serve(listener: TcpListener, config: MockConfig, stats: Arc<
             tracing::debug!(%error, "mock upstream: could not set TCP_NODELAY");
         }
         let shared = Arc::clone(&shared);
+        let mut stop = stop.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| handle(Arc::clone(&shared), request));
-            if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
-                tracing::debug!(%error, "mock upstream: connection ended with an error");
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let stopped = async move {
+                if stop.wait_for(|stopped| *stopped).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                ended = connection => if let Err(error) = ended {
+                    tracing::debug!(%error, "mock upstream: connection ended with an error");
+                },
+                () = stopped => {}
             }
         });
     }
@@ -109,9 +129,25 @@ impl Endpoint {
 
 /// Routes one request.
 async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<Body>, CloseConnection> {
+    let _in_flight = shared.stats.begin_any();
+    let instance = shared.instance();
     let path = request.uri().path();
+    if (request.method(), path) == (&Method::GET, "/v1/models") {
+        shared.stats.count_listing();
+    }
+    match instance.failure {
+        None => {}
+        Some(InstanceFailure::Hang) => match std::future::pending::<Infallible>().await {},
+        Some(InstanceFailure::Status500) => return Ok(failure(Format::OpenAi, Failure::Internal, &shared.config)),
+        Some(InstanceFailure::Html) => return Ok(html()),
+    }
+    if !instance.authorized(request.headers()) {
+        return Ok(json(StatusCode::UNAUTHORIZED, crate::instance::unauthorized()));
+    }
     let endpoint = match (request.method(), path) {
-        (&Method::GET, "/v1/models") => return Ok(json(StatusCode::OK, openai::models())),
+        (&Method::GET, "/v1/models") => {
+            return Ok(json(StatusCode::OK, openai::models(instance.models.as_deref())));
+        }
         (&Method::POST, "/v1/chat/completions") => Some(Endpoint::ChatCompletions),
         (&Method::POST, "/v1/completions") => Some(Endpoint::Completions),
         (&Method::POST, "/v1/embeddings") => Some(Endpoint::Embeddings),
@@ -124,7 +160,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         _ => None,
     };
     match endpoint {
-        Some(endpoint) => inference(&shared, request, endpoint).await,
+        Some(endpoint) => inference(&shared, request, endpoint, instance).await,
         None => {
             let (method, path) = (request.method(), request.uri().path());
             let format = if path.starts_with("/v1beta/") || path.contains(':') {
@@ -146,6 +182,7 @@ async fn inference(
     shared: &Shared,
     request: Request<Incoming>,
     endpoint: Endpoint,
+    instance: InstanceKnobs,
 ) -> Result<Response<Body>, CloseConnection> {
     let (parts, body) = request.into_parts();
     let bytes = body.collect().await.map_err(|_| CloseConnection)?.to_bytes();
@@ -163,6 +200,7 @@ async fn inference(
         Some(body) => knobs.with_overrides(body),
         None => Ok(knobs),
     });
+    let knobs = knobs.map(|knobs| MockConfig { instance, ..knobs });
     let (answer, knobs) = match knobs {
         Ok(knobs) => {
             let model = spec.map(|s| split_model(s).0);
@@ -224,6 +262,14 @@ fn failure(format: Format, failure: Failure, knobs: &MockConfig) -> Response<Bod
     if failure == Failure::RateLimited {
         response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(knobs.retry_after_secs));
     }
+    response
+}
+
+/// [`InstanceFailure::Html`]'s answer.
+fn html() -> Response<Body> {
+    let body = Bytes::from_static(crate::instance::HTML_PAGE.as_bytes());
+    let mut response = Response::new(Full::new(body).map_err(|never| match never {}).boxed_unsync());
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     response
 }
 

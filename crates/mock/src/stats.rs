@@ -36,7 +36,19 @@ pub struct Stats {
     streams_cancelled: AtomicU64,
     tokens_generated: AtomicU64,
     tool_calls: AtomicU64,
+    listings: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     recent: Mutex<VecDeque<RecordedRequest>>,
+}
+
+/// Counts a request as being answered until dropped.
+pub(crate) struct InFlight<'a>(&'a Stats);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Stats {
@@ -68,6 +80,32 @@ impl Stats {
     /// Completion tokens handed to clients, summed over every response.
     pub fn tokens_generated(&self) -> u64 {
         self.tokens_generated.load(Ordering::Relaxed)
+    }
+
+    /// `GET /v1/models` requests, answered or refused.
+    pub fn listing_count(&self) -> u64 {
+        self.listings.load(Ordering::Relaxed)
+    }
+
+    /// Requests (any path) being answered now, hanging ones included.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The most requests (any path) ever answered at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.max_in_flight.load(Ordering::Acquire)
+    }
+
+    /// Counts a request (any path) as in flight until the guard is dropped.
+    pub(crate) fn begin_any(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::AcqRel);
+        InFlight(self)
+    }
+
+    pub(crate) fn count_listing(&self) {
+        self.listings.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a new inference request and returns its 1-based sequence number.

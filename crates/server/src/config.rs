@@ -128,6 +128,9 @@ pub struct Provider {
     pub dialect: Dialect,
     /// Serves `/responses` itself: Responses API requests pass through untranslated.
     pub responses_api: bool,
+    /// A community instance (never configured: built by the routing table, named
+    /// `instance:<id>`), called through the address-checked client only.
+    pub instance: Option<Arc<crate::instances::routing::Serving>>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -140,6 +143,7 @@ impl std::fmt::Debug for Provider {
             .field("timeout", &self.timeout)
             .field("dialect", &self.dialect)
             .field("responses_api", &self.responses_api)
+            .field("instance", &self.instance.as_ref().map(|i| i.id.as_str()))
             .finish()
     }
 }
@@ -524,6 +528,9 @@ fn build_provider(
     if raw.name.is_empty() {
         errors.push(format!("{path}.name: must not be empty"));
     }
+    if raw.name.starts_with("instance:") {
+        errors.push(format!("{path}.name: names starting with 'instance:' are reserved for community instances"));
+    }
     if existing.iter().any(|p| p.name == raw.name) {
         errors.push(format!("{path}.name: the provider '{}' is configured twice", raw.name));
     }
@@ -607,6 +614,7 @@ fn build_provider(
         authorization,
         key_header,
         timeout,
+        instance: None,
     })
 }
 

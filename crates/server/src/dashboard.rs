@@ -8,6 +8,7 @@ mod assets;
 mod balance;
 mod chart;
 mod connect;
+mod instances;
 mod keys;
 mod layout;
 mod login;
@@ -49,6 +50,8 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/requests", get(requests::page))
         .route("/dashboard/requests/{id}", get(requests::detail))
         .route("/dashboard/models", get(models::page))
+        .route("/dashboard/instances", get(instances::page))
+        .route("/dashboard/instances/{id}", get(instances::detail))
         .route("/dashboard/balance", get(balance::page))
         .route("/dashboard/connect", get(connect::page))
         .route("/dashboard/playground", get(playground::page))

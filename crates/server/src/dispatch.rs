@@ -70,6 +70,9 @@ pub async fn send(
     deadline: Instant,
 ) -> Result<Answer, Failed> {
     let provider = &deployment.provider.name;
+    // What an instance says about itself (its address, its errors' text) never reaches
+    // consumers: they learn only that it failed.
+    let instance = deployment.provider.instance.is_some();
     let first_byte_by = deadline.min(Instant::now() + deployment.timeout);
     let timed_out = || {
         Failed::new(
@@ -86,6 +89,10 @@ pub async fn send(
     let sending = client.post_json(deployment, &path, &headers, body, auth, first_byte_by);
     let response = sending.await.map_err(|e| match e {
         UpstreamError::Timeout(_) => timed_out(),
+        _ if instance => Failed::new(
+            ApiError::UpstreamUnavailable(format!("The provider '{provider}' is unavailable.")),
+            Failure::Connect,
+        ),
         other => Failed::new(
             ApiError::UpstreamUnavailable(format!("The provider '{provider}' is unavailable: {other}.")),
             Failure::Connect,
@@ -144,6 +151,10 @@ pub async fn send(
         StatusCode::TOO_MANY_REQUESTS => Failure::RateLimited { retry_after },
         _ => Failure::ServerError,
     };
+    if instance {
+        let error = ApiError::UpstreamUnavailable(format!("The provider '{provider}' answered {status}."));
+        return Err(Failed::new(error, failure));
+    }
     Err(Failed::new(
         ApiError::UpstreamUnavailable(format!("The provider '{provider}' answered {status}: {message}")),
         failure,

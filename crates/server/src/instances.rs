@@ -2,3 +2,5 @@
 
 pub mod address;
 pub mod connector;
+pub mod probe;
+pub mod routing;

@@ -281,6 +281,9 @@ pub struct MeterContext {
     pub started: Instant,
     /// Milliseconds until the answer's first byte was ready for the client.
     pub ttfb_ms: Option<u64>,
+    /// Served by a community instance: its owner's earning, and how far its usage
+    /// report is believed.
+    pub instance: Option<crate::instances::routing::InstanceMeter>,
 }
 
 /// How the usage of a request was learned.
@@ -295,6 +298,18 @@ pub enum Measured {
 }
 
 impl MeterContext {
+    /// What to charge for `measured`: for an instance, its report capped at the
+    /// gateway's own count (`own_completion` generated tokens), flagging an
+    /// over-report when `settling` (the final record, not a checkpoint).
+    pub fn believed(&self, measured: Measured, own_completion: u64, settling: bool) -> Measured {
+        let Some(instance) = &self.instance else { return measured };
+        let (believed, over) = instance.honest(measured, own_completion);
+        if over && settling {
+            instance.flag(crate::pipeline::usage_of(measured), crate::pipeline::usage_of(believed));
+        }
+        believed
+    }
+
     /// The usage row of this request.
     pub fn usage_record(&self, status: u16, measured: Measured, client_disconnected: bool) -> UsageRecord {
         let (mut usage, source) = match measured {
@@ -327,6 +342,7 @@ impl MeterContext {
             created_at: clock::now_unix(),
             error_code: None,
             ttfb_ms: self.ttfb_ms,
+            earning: self.instance.as_ref().map(|i| i.earning),
         }
     }
 }

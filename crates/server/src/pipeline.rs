@@ -26,6 +26,7 @@ use crate::config::{Billing, Config, Deployment, Model};
 use crate::dispatch::{self, Answer};
 use crate::edge::json_error;
 use crate::error::ApiError;
+use crate::instances::routing::Catalog;
 use crate::limits;
 use crate::metering::{Measured, MeterContext, Unanswered};
 use crate::retention::Keeper;
@@ -211,6 +212,7 @@ fn refusal_record(
         created_at: tokenrouter_core::clock::now_unix(),
         error_code: Some(error.code().to_owned()),
         ttfb_ms: None,
+        earning: None,
     }
 }
 
@@ -223,7 +225,8 @@ async fn serve(
     progress: &mut Progress,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let config = state.config.load_full();
+    let catalog = state.catalog();
+    let config = catalog.config();
     let bytes = job.body.clone();
     let mut request = RawObject::parse(&bytes).map_err(|e| json_error(&bytes, &e))?;
     let view = match job.view.take() {
@@ -233,9 +236,9 @@ async fn serve(
     let view = &view;
     progress.model.clone_from(&view.model);
     progress.stream = view.stream;
-    let primary = policy::allowed_model(&config, &key, &view.model)?;
-    let strategy = strategy(headers, primary, &config)?;
-    let chain = fallback_chain(headers, &request, primary, &config, &key)?;
+    let primary = catalog.allowed_model(&key, &view.model)?;
+    let strategy = strategy(headers, primary, config)?;
+    let chain = fallback_chain(headers, &request, primary, &catalog, &key)?;
     request.remove("models");
 
     let embeddings = matches!(job.work, Work::Embeddings(_));
@@ -249,13 +252,14 @@ async fn serve(
     let admission = state.limits.admit(&key, estimate, Instant::now()).await?;
     let Some(first) = primary.deployments.first() else {
         admission.cancel();
-        return Err(ApiError::UpstreamUnavailable(format!("'{}' has no deployment.", primary.id)));
+        let why = if primary.instances { "no deployment online right now" } else { "no deployment" };
+        return Err(ApiError::UpstreamUnavailable(format!("'{}' has {why}.", primary.id)));
     };
     let prompt = if job.unseen_history { None } else { Some(tokens::reservation_estimate(&bytes)) };
     let ceiling = ceiling(prompt, &chain, output_ceiling);
     let holding =
         Holding { request_id: &request_id, key: &key, model: &primary.id, endpoint: job.endpoint, stream: view.stream };
-    let reservation = match reserve(state, holding, ceiling, &config).await {
+    let reservation = match reserve(state, holding, ceiling, config).await {
         Ok(reservation) => reservation,
         Err(e) => {
             // Refused (402) before anything was sent: the request costs no rate limit.
@@ -265,8 +269,10 @@ async fn serve(
     };
     let first = Served { model: primary, deployment: first, adapter: None, fallback: false };
     progress.metered = true;
+    // An instance's prompt count is believed up to the estimate the hold was taken on.
+    let measure = Measure { state, prompt_ceiling: prompt.unwrap_or(u64::MAX), started };
     let mut unanswered = Unanswered::new(
-        meter(&request_id, &key, &first, &job, view, started),
+        meter(&request_id, &key, &first, &job, view, &measure),
         reservation,
         state.usage.clone(),
         bytes.clone(),
@@ -306,12 +312,13 @@ async fn serve(
             let sent = Instant::now();
             let adapter = dispatch::adapter(deployment.provider.kind);
             let tried = Served { model, deployment, adapter, fallback: position > 0 };
-            unanswered.meter = meter(&request_id, &key, &tried, &job, view, started);
+            unanswered.meter = meter(&request_id, &key, &tried, &job, view, &measure);
             let stream = prepared.stream;
             match dispatch::send(&state.upstream, deployment, prepared.outbound, stream, deadline).await {
                 Ok(answer) => {
                     if !matches!(answer, Answer::Refused { .. }) {
                         attempt.succeeded(sent.elapsed(), Instant::now());
+                        crate::instances::routing::report(state, deployment, true);
                     }
                     let mut meter = unanswered.meter.clone();
                     meter.ttfb_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
@@ -322,6 +329,10 @@ async fn serve(
                 }
                 Err(failed) => {
                     attempt.failed(failed.failure, Instant::now());
+                    // A 429 cools the instance here but is no sign it is down.
+                    if !matches!(failed.failure, crate::routing::Failure::RateLimited { .. }) {
+                        crate::instances::routing::report(state, deployment, false);
+                    }
                     last_error = Some(failed.error);
                 }
             }
@@ -413,14 +424,28 @@ struct Served<'a> {
     fallback: bool,
 }
 
+/// What every attempt's meter shares.
+struct Measure<'s> {
+    state: &'s AppState,
+    /// The gateway's own estimate of the prompt's tokens (`u64::MAX`: none).
+    prompt_ceiling: u64,
+    started: Instant,
+}
+
 fn meter(
     request_id: &str,
     key: &Arc<KeyRow>,
     served: &Served<'_>,
     job: &Job,
     view: &ChatView,
-    started: Instant,
+    measure: &Measure<'_>,
 ) -> MeterContext {
+    let started = measure.started;
+    let instance = served.deployment.provider.instance.as_ref().map(|serving| {
+        let share = measure.state.config.load().instances.owner_share_ppb;
+        let db = measure.state.db.clone();
+        crate::instances::routing::InstanceMeter::new(serving, share, measure.prompt_ceiling, db)
+    });
     MeterContext {
         request_id: request_id.to_owned(),
         key: key.clone(),
@@ -434,6 +459,7 @@ fn meter(
         token_cap: served.model.context_window,
         started,
         ttfb_ms: None,
+        instance,
     }
 }
 
@@ -451,7 +477,7 @@ fn fallback_chain<'c>(
     headers: &HeaderMap,
     request: &RawObject<'_>,
     primary: &'c Arc<Model>,
-    config: &'c Config,
+    catalog: &'c Catalog,
     key: &KeyRow,
 ) -> Result<Vec<&'c Arc<Model>>, ApiError> {
     let named: Vec<String> = if let Some(value) = headers.get(&X_FALLBACK) {
@@ -466,7 +492,7 @@ fn fallback_chain<'c>(
     };
     let mut chain = vec![primary];
     for id in named {
-        let model = policy::allowed_model(config, key, &id)?;
+        let model = catalog.allowed_model(key, &id)?;
         if !chain.iter().any(|m| m.id == model.id) {
             chain.push(model);
         }

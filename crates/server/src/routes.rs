@@ -10,6 +10,8 @@ mod completions;
 mod embeddings;
 pub(crate) mod github;
 mod health;
+pub(crate) mod instances;
+pub(crate) mod inventory;
 mod messages;
 mod metrics;
 pub(crate) mod models;
@@ -53,6 +55,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/admin/accounts/{id}", axum::routing::patch(admin::update))
         .route("/api/admin/accounts/{id}/credit", post(admin::credit))
         .route("/api/admin/redemption-codes", post(admin::codes))
+        .route("/api/instances", get(instances::list).post(instances::create))
+        .route("/api/instances/{id}", get(instances::get).patch(instances::update).delete(instances::delete))
+        .route("/api/instances/{id}/rotate-key", post(instances::rotate_key))
+        .route("/api/instances/{id}/processing-units", get(inventory::list_units).post(inventory::add_unit))
+        .route(
+            "/api/instances/{id}/processing-units/{unit}",
+            axum::routing::patch(inventory::update_unit).delete(inventory::delete_unit),
+        )
+        .route("/api/instances/{id}/software", get(inventory::list_software).post(inventory::add_software))
+        .route(
+            "/api/instances/{id}/software/{software}",
+            axum::routing::patch(inventory::update_software).delete(inventory::delete_software),
+        )
+        .route("/api/admin/instances/{id}", axum::routing::patch(instances::admin_update))
         .route("/auth/link/{token}", get(account::link))
         .route("/auth/logout", post(account::logout))
         .route("/auth/github/login", get(github::login))

@@ -48,6 +48,10 @@ pub struct Shared {
     pub allowlists: IpAllowlists,
     /// Responses kept for `previous_response_id`.
     pub retention: Arc<Retention>,
+    /// Online community instances as deployments (the routing table).
+    pub instances: crate::instances::routing::LiveInstances,
+    /// Wakes this replica's instance prober (see [`AppState::instances_changed`]).
+    pub probe_wake: Arc<tokio::sync::Notify>,
     /// When the newest key reload began (Unix ms).
     last_refresh_ms: AtomicI64,
     /// Taken by requests with a key the snapshot does not know, one at a time.
@@ -62,6 +66,17 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// The models as a request sees them now: the config with the online instances.
+    pub fn catalog(&self) -> crate::instances::routing::Catalog {
+        crate::instances::routing::Catalog::new(self.config.load_full(), self.instances.load_full())
+    }
+
+    /// An instance was registered or changed: the prober looks for due instances now
+    /// rather than at its next tick (the store already made it due).
+    pub fn instances_changed(&self) {
+        self.probe_wake.notify_one();
+    }
+
     /// Loads the keys and starts the background tasks (key refresh, usage writer).
     pub async fn start(config: Config, db: Db) -> Result<AppState, tokenrouter_store::StoreError> {
         AppState::start_with_journal(config, db, None).await
@@ -78,7 +93,7 @@ impl AppState {
             replay(journal, &db).await?;
         }
         let journal = journal.map(Arc::new);
-        let upstream = UpstreamClient::new(config.server.connect_timeout);
+        let upstream = UpstreamClient::for_config(&config);
         let replica = crate::replicas::identity();
         db.heartbeat(&replica, tokenrouter_core::clock::now_unix()).await?;
         // Holds of processes that died (this host's previous run, or any silent replica)
@@ -103,8 +118,12 @@ impl AppState {
             }
         };
         let usage = UsageWriter::start(db.clone(), journal);
+        let config = Arc::new(config);
+        let instances = crate::instances::routing::LiveInstances::new(config.clone());
+        instances.refresh(&db, config.clone()).await?;
         let state = AppState(Arc::new(Shared {
-            config: ArcSwap::from_pointee(config),
+            config: ArcSwap::new(config),
+            instances,
             keys: ArcSwap::from_pointee(keys),
             holds: HoldQueue::start(db.clone(), usage.clone()),
             abuse: crate::abuse::Abuse::default(),
@@ -118,8 +137,15 @@ impl AppState {
             retention: Arc::default(),
             last_refresh_ms: AtomicI64::new(0),
             refresh_gate: tokio::sync::Mutex::new(()),
+            probe_wake: Arc::default(),
         }));
         tokio::spawn(refresh_keys(state.clone()));
+        tokio::spawn(crate::instances::probe::run(
+            Arc::downgrade(&state.0),
+            state.probe_wake.clone(),
+            crate::instances::connector::Resolver::System,
+        ));
+        tokio::spawn(crate::instances::routing::keep_fresh(Arc::downgrade(&state.0)));
         tokio::spawn(crate::replicas::keep_alive(state.db.clone(), state.replica.clone(), Arc::downgrade(&state.0)));
         if let Some(changes) = state.db.changes().await? {
             tokio::spawn(follow_changes(changes, Arc::downgrade(&state.0)));
@@ -196,12 +222,14 @@ async fn follow_changes(mut changes: tokenrouter_store::Changes, weak: std::sync
                 if let Err(e) = state.reload_keys_if_changed().await {
                     tracing::warn!(error = %e, "could not refresh the key snapshot");
                 }
+                crate::instances::routing::refresh(&state).await;
             }
             Ok(Change::Reconnected) => {
                 tracing::info!("change notifications reconnected; reloading keys");
                 if let Err(e) = state.reload_keys().await {
                     tracing::warn!(error = %e, "could not reload the key snapshot");
                 }
+                crate::instances::routing::refresh(&state).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "change notifications unavailable; polling until they return");

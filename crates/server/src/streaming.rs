@@ -162,7 +162,11 @@ impl MeteredSse {
         keeper: Option<Keeper>,
     ) -> MeteredSse {
         let transcoder = match transform {
-            Transform::PassThrough(strip_usage) => Transcoder::Pass(PassThrough::new(strip_usage)),
+            Transform::PassThrough(strip_usage) => {
+                let mut pass = PassThrough::new(strip_usage);
+                pass.count_text = settlement.meter.instance.is_some();
+                Transcoder::Pass(pass)
+            }
             Transform::Decode(decoder) => Transcoder::Decode(decoder),
             Transform::NativeResponses => Transcoder::Responses(NativeResponses::default()),
         };
@@ -193,7 +197,7 @@ impl MeteredSse {
         }
         self.next_checkpoint = now + CHECKPOINT_EVERY;
         let Some(s) = &self.settlement else { return };
-        let record = s.meter.usage_record(200, self.measured(&s.request_body), false);
+        let record = s.meter.usage_record(200, self.measured(&s.meter, &s.request_body, false), false);
         s.writer.progress(Progress { request_id: record.request_id, delivered: record.cost });
     }
 
@@ -264,7 +268,7 @@ impl MeteredSse {
             s.writer.record_now(record);
             return;
         }
-        let measured = self.measured(&s.request_body);
+        let measured = self.measured(&s.meter, &s.request_body, true);
         let record = s.meter.usage_record(200, measured, client_disconnected);
         s.admission.settle(record.usage.total());
         if let Some(reservation) = s.reservation {
@@ -275,8 +279,23 @@ impl MeteredSse {
 }
 
 impl MeteredSse {
-    /// What the stream is billed for.
-    fn measured(&self, request_body: &[u8]) -> Measured {
+    /// What the stream is billed for (a community instance's report believed only up
+    /// to the gateway's own count; an over-report flagged when `settling`).
+    fn measured(&self, meter: &MeterContext, request_body: &[u8], settling: bool) -> Measured {
+        let measured = self.reported(request_body);
+        if meter.instance.is_none() {
+            return measured;
+        }
+        let text = match &self.transcoder {
+            Transcoder::Pass(p) => p.delivered_text_bytes,
+            _ => 0,
+        };
+        let own = crate::instances::routing::own_completion(text, self.transcoder.delivered_chunks());
+        meter.believed(measured, own, settling)
+    }
+
+    /// What the upstream reported, or the gateway counted when it reported nothing.
+    fn reported(&self, request_body: &[u8]) -> Measured {
         let delivered = self.transcoder.delivered_chunks();
         match self.transcoder.usage() {
             // A stream that ended early may carry only the usage known at its start
@@ -300,7 +319,7 @@ impl MeteredSse {
             return bytes;
         }
         let usage = match &self.settlement {
-            Some(s) => crate::pipeline::usage_of(self.measured(&s.request_body)),
+            Some(s) => crate::pipeline::usage_of(self.measured(&s.meter, &s.request_body, false)),
             None => Usage::default(),
         };
         let Some(restating) = &mut self.restating else { return bytes };

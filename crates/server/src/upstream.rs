@@ -1,4 +1,6 @@
-//! The one place that talks to upstreams over the network: a pooled HTTP/1.1 + TLS client.
+//! The one place that talks to upstreams over the network: a pooled HTTP/1.1 + TLS client
+//! for configured providers, and the address-checked one (`instances::connector`) for
+//! community instances — an instance is never called through the general client.
 
 use std::time::Duration;
 
@@ -12,13 +14,16 @@ use hyper_util::rt::TokioExecutor;
 
 use tokenrouter_providers::adapter::Auth;
 
-use crate::config::Deployment;
+use crate::config::{Config, Deployment};
+use crate::instances::connector::{self, InstanceClient};
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<Connector, Full<Bytes>>,
+    /// Dials only addresses the instance address policy allows; follows no redirect.
+    instances: InstanceClient,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +37,27 @@ pub enum UpstreamError {
 }
 
 impl UpstreamClient {
+    /// For configured providers, and instances under `[instances]`'s address policy.
+    pub fn for_config(config: &Config) -> UpstreamClient {
+        let settings = connector::Settings {
+            allow_private: config.instances.allow_private_addresses,
+            connect_timeout: config.server.connect_timeout,
+            resolver: connector::Resolver::System,
+        };
+        UpstreamClient::with_instances(config.server.connect_timeout, &settings)
+    }
+
+    /// Instances connect as `settings` say (tests inject a resolver table).
+    pub fn with_instances(connect_timeout: Duration, settings: &connector::Settings) -> UpstreamClient {
+        UpstreamClient { instances: connector::client(settings), ..UpstreamClient::new(connect_timeout) }
+    }
+
+    /// The client for instances (probes use it too).
+    pub fn instance_client(&self) -> &InstanceClient {
+        &self.instances
+    }
+
+    /// Instances are refused every address but public ones (no `[instances]` settings).
     pub fn new(connect_timeout: Duration) -> UpstreamClient {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
@@ -47,7 +73,12 @@ impl UpstreamClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
             .build(connector);
-        UpstreamClient { client }
+        let instances = connector::client(&connector::Settings {
+            allow_private: false,
+            connect_timeout,
+            resolver: connector::Resolver::System,
+        });
+        UpstreamClient { client, instances }
     }
 
     /// POSTs a JSON body to `path` under the deployment's base URL; resolves when the
@@ -81,7 +112,11 @@ impl UpstreamClient {
             builder = builder.header(*name, value.as_str());
         }
         let request = builder.body(Full::new(body)).map_err(|e| UpstreamError::Request(e.to_string()))?;
-        match tokio::time::timeout_at(first_byte_by.into(), self.client.request(request)).await {
+        let sending = match provider.instance {
+            Some(_) => self.instances.request(request),
+            None => self.client.request(request),
+        };
+        match tokio::time::timeout_at(first_byte_by.into(), sending).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(UpstreamError::Connect(describe(&e))),
             Err(_) => Err(UpstreamError::Timeout(deployment.timeout.as_millis())),

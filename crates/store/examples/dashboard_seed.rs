@@ -75,6 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             created_at: at(i),
             error_code: failed.then(|| "upstream_error".to_owned()),
             ttfb_ms: Some(50),
+            earning: None,
         });
         if batch.len() == 1_000 {
             db.write_batch(Batch { usage: &batch, ..Batch::default() }).await?;

@@ -72,6 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             created_at: start + (i as f64 * step) as i64,
             error_code: None,
             ttfb_ms: Some(50),
+            earning: None,
         });
         if batch.len() == 1_000 {
             db.write_batch(Batch { usage: &batch, ..Batch::default() }).await?;

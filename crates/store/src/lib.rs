@@ -33,7 +33,7 @@ pub use reports::{RequestFilter, RequestRow, UsageGroup, UsageTotals};
 pub use sessions::{GithubProfile, Redemption, SecretHash};
 pub use sqlite::SqliteDb;
 pub use tokenrouter_core::NanoUsd;
-pub use usage::{UsageRecord, UsageSource};
+pub use usage::{Earning, UsageRecord, UsageSource};
 
 /// A response kept for `previous_response_id`, readable by its account until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -571,6 +571,13 @@ impl Db {
     /// also notifies listeners, see [`Db::changes`]).
     pub async fn instances_version(&self) -> Result<i64, StoreError> {
         delegate!(self.instances_version())
+    }
+
+    /// Notes something about an instance in its `status_detail` (e.g. that it reported
+    /// more usage than the gateway counted) without changing its status or routing; the
+    /// next probe's verdict replaces it. Whether the detail changed.
+    pub async fn flag_instance(&self, id: &str, detail: &str) -> Result<bool, StoreError> {
+        delegate!(self.flag_instance(id, detail))
     }
 
     /// What the instance did from `since` on (the API passes 24 hours ago): see

@@ -226,6 +226,7 @@ impl TryFrom<UsageRow> for UsageRecord {
             created_at: r.created_at,
             error_code: r.error_code,
             ttfb_ms: r.ttfb_ms.map(from_db_count),
+            earning: None,
         })
     }
 }

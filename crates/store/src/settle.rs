@@ -35,6 +35,7 @@ pub fn orphan_record(hold: &Hold, now: i64) -> UsageRecord {
         created_at: now,
         error_code: None,
         ttfb_ms: None,
+        earning: None,
     }
 }
 
@@ -80,6 +81,24 @@ pub(crate) fn memo(record: &UsageRecord, charged: i64) -> String {
             NanoUsd(charged)
         )
     }
+}
+
+/// An instance owner's earning on a request's charge: (owner's account, amount, the
+/// charged record), for each charge that earns something.
+pub(crate) fn earnings<'a>(charged: &[&(&'a UsageRecord, i64)]) -> Vec<(i64, i64, &'a UsageRecord)> {
+    charged
+        .iter()
+        .filter_map(|(r, amount)| {
+            let earning = r.earning?;
+            let earned = earning.of(*amount);
+            (earned > 0).then_some((earning.account_id, earned, *r))
+        })
+        .collect()
+}
+
+/// The ledger memo of an earning.
+pub(crate) fn earning_memo(record: &UsageRecord) -> String {
+    format!("{} served by {}", record.model, record.provider)
 }
 
 /// Sums per id of what `items` say, skipping zeros.

@@ -31,6 +31,33 @@ pub struct UsageRecord {
     /// answer came).
     #[serde(default)]
     pub ttfb_ms: Option<u64>,
+    /// A community instance served the request: its owner earns a share of the charge,
+    /// credited in the transaction that charges it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earning: Option<Earning>,
+}
+
+/// Who earns from a request served by a community instance, and how much of its charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Earning {
+    /// The instance owner's account.
+    pub account_id: i64,
+    /// The owner's share in billionths of the charge (at most 1e9): the earning is
+    /// `charge × share / 1e9`, rounded down to the nano-USD.
+    pub share_ppb: u64,
+}
+
+impl Earning {
+    /// What the owner earns on `charged` nano-USD: rounded down, never more than the
+    /// charge, never negative; the rest of the charge is the operator's.
+    pub fn of(&self, charged: i64) -> i64 {
+        if charged <= 0 {
+            return 0;
+        }
+        let share = i128::from(self.share_ppb.min(1_000_000_000));
+        let earned = i128::from(charged) * share / 1_000_000_000;
+        i64::try_from(earned).unwrap_or(0).clamp(0, charged)
+    }
 }
 
 /// Where the token counts came from.

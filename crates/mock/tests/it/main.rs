@@ -14,6 +14,7 @@ mod faults;
 mod format_faults;
 mod gemini;
 mod gemini_stream;
+mod instance;
 mod model_knobs;
 mod responses;
 mod responses_stream;

@@ -17,6 +17,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("connect.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/connect.js")),
     ("playground.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/playground.js")),
     ("admin.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/admin.js")),
+    ("instances.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/instances.js")),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../assets/favicon.svg")),
 ];
 

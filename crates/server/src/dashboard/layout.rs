@@ -13,6 +13,7 @@ pub enum Nav {
     Usage,
     Requests,
     Models,
+    Instances,
     Balance,
     Connect,
     Playground,
@@ -20,12 +21,13 @@ pub enum Nav {
 }
 
 impl Nav {
-    const ALL: [Nav; 9] = [
+    const ALL: [Nav; 10] = [
         Nav::Overview,
         Nav::Keys,
         Nav::Usage,
         Nav::Requests,
         Nav::Models,
+        Nav::Instances,
         Nav::Balance,
         Nav::Connect,
         Nav::Playground,
@@ -39,6 +41,7 @@ impl Nav {
             Nav::Usage => "Usage",
             Nav::Requests => "Request log",
             Nav::Models => "Models",
+            Nav::Instances => "Instances",
             Nav::Balance => "Balance",
             Nav::Connect => "Connect",
             Nav::Playground => "Playground",
@@ -53,6 +56,7 @@ impl Nav {
             Nav::Usage => "/dashboard/usage",
             Nav::Requests => "/dashboard/requests",
             Nav::Models => "/dashboard/models",
+            Nav::Instances => "/dashboard/instances",
             Nav::Balance => "/dashboard/balance",
             Nav::Connect => "/dashboard/connect",
             Nav::Playground => "/dashboard/playground",

@@ -51,6 +51,8 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Query(search): 
     let query = query.trim();
     let shown: Vec<&ModelEntry> = all.iter().filter(|m| matches(m, query)).collect();
     let online = all.iter().filter(|m| m.status == "online").count();
+    // How many online community instances serve each model: the routing table's count.
+    let table = state.instances.load_full();
     let body = html! {
         h1 { "Models" }
         p.muted {
@@ -89,6 +91,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Query(search): 
                             th scope="col" { "Capabilities" }
                             th scope="col" { "Status" }
                             th.num scope="col" { "Deployments" }
+                            th.num scope="col" { "Instances" }
                         }
                     }
                     tbody {
@@ -110,6 +113,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Query(search): 
                                     @else { span.badge.bad { "offline" } }
                                 }
                                 td.num { (m.deployments) }
+                                td.num.instances { (table.instances_serving(&m.id)) }
                             }
                         }
                     }

@@ -25,6 +25,7 @@ fn record(n: usize) -> UsageRecord {
         created_at: 1_700_000_000,
         error_code: None,
         ttfb_ms: None,
+        earning: None,
     }
 }
 

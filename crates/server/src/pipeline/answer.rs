@@ -79,6 +79,21 @@ pub(super) async fn respond(
                 }
                 _ => complete(served.adapter, body, &request_body, &meta),
             };
+            // An instance is charged no more than the gateway counts it delivered.
+            let whole = whole.map(|(body, measured)| {
+                if meter.instance.is_none() {
+                    return (body, measured);
+                }
+                let own = match shape {
+                    Shape::Embeddings => 0,
+                    _ => crate::instances::routing::own_completion(
+                        crate::instances::routing::answer_text_bytes(&body),
+                        0,
+                    ),
+                };
+                let measured = meter.believed(measured, own, true);
+                (body, measured)
+            });
             let restated = whole.and_then(|(body, measured)| match &shape {
                 Shape::Restated(surface) => {
                     let out = restate(surface.as_ref(), &body, measured)?;

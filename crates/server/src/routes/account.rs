@@ -180,10 +180,10 @@ pub async fn ledger(
 /// serve now (`online`: a deployment not cooling down) and how many deployments are live.
 #[utoipa::path(get, path = "/api/models", tag = "account", responses((status = 200, body = ModelList), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn models(State(state): State<AppState>, _caller: Caller) -> Json<ModelList> {
-    let config = state.config.load();
+    let catalog = state.catalog();
     let now = std::time::Instant::now();
-    let data = config
-        .models()
+    let data = catalog
+        .models(true)
         .filter(|m| m.live_deployments().next().is_some())
         .map(|m| {
             let live = state.routing.live_count(m, now);

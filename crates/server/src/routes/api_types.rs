@@ -284,3 +284,173 @@ pub struct CodesBody {
     count: Option<u32>,
     expires_at: Option<String>,
 }
+
+// Instances (CONTRACTS.md §7).
+
+/// A catalog model an instance serves, and the name its server knows it by.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct InstanceModelEntry {
+    /// The catalog model id (what clients ask for).
+    pub id: String,
+    /// The model name sent to the instance.
+    pub upstream_model: String,
+}
+
+/// What an instance did over the last 24 hours.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct InstanceStatsEntry {
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// What its owner earned for them, USD.
+    pub earnings_usd: String,
+    /// The share of probes that found it online, 0 to 1; null without probes.
+    pub uptime_24h: Option<f64>,
+}
+
+/// Declared hardware: `memory_gb` per unit (1 GB = 1000 MB), `count` units.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct ProcessingUnitEntry {
+    pub id: String,
+    /// `gpu`, `cpu`, `npu` or `tpu`.
+    pub kind: String,
+    pub vendor: String,
+    pub model: String,
+    pub memory_gb: f64,
+    pub count: i64,
+}
+
+/// Declared software (engine, driver, …).
+#[derive(Clone, Serialize, ToSchema)]
+pub struct SoftwareEntry {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// An instance: a model server the account registered (never its `instance_key`).
+#[derive(Clone, Serialize, ToSchema)]
+pub struct Instance {
+    pub id: String,
+    pub name: String,
+    pub base_url: String,
+    pub models: Vec<InstanceModelEntry>,
+    pub region: Option<String>,
+    /// `pending`, `online`, `offline`, `mismatch` or `disabled`.
+    pub status: String,
+    /// Why it has that status, for its owner.
+    pub status_detail: String,
+    /// Its owner's switch.
+    pub enabled: bool,
+    pub last_probe_at: Option<String>,
+    pub latency_ms: Option<u64>,
+    pub processing_units: Vec<ProcessingUnitEntry>,
+    pub software: Vec<SoftwareEntry>,
+    pub stats: InstanceStatsEntry,
+    pub created_at: Option<String>,
+}
+
+/// An instance just registered, with its key, shown this once: start the server with it
+/// (e.g. vLLM `--api-key`).
+#[derive(Clone, Serialize, ToSchema)]
+pub struct CreatedInstance {
+    #[serde(flatten)]
+    pub object: Instance,
+    pub instance_key: String,
+}
+
+/// A page of Instance objects, newest first; `next` is the cursor of the next page
+/// (`?before=`), null on the last.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct InstanceList {
+    pub data: Vec<Instance>,
+    pub next: Option<String>,
+}
+
+/// What `POST /api/instances/{id}/rotate-key` answers: the new key, shown this once.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct RotatedInstanceKey {
+    pub id: String,
+    pub instance_key: String,
+}
+
+/// An instance as admins see it: the instance, its owner, and the admin's switch.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct AdminInstance {
+    #[serde(flatten)]
+    pub object: Instance,
+    pub account_id: i64,
+    pub admin_disabled: bool,
+}
+
+/// An instance's processing units, in the order added.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct ProcessingUnitList {
+    pub data: Vec<ProcessingUnitEntry>,
+}
+
+/// An instance's software, in the order added.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct SoftwareList {
+    pub data: Vec<SoftwareEntry>,
+}
+
+/// One model of `POST /api/instances`: `upstream_model` defaults to `id`.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documentation of a body read field by field")]
+pub struct InstanceModelBody {
+    id: String,
+    upstream_model: Option<String>,
+}
+
+/// `POST /api/instances`. `models`: catalog models open to instances, each once.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documentation of a body read field by field")]
+pub struct NewInstanceBody {
+    name: String,
+    /// http(s); every address it resolves to must pass the address policy.
+    base_url: String,
+    models: Vec<InstanceModelBody>,
+    region: Option<String>,
+}
+
+/// `PATCH /api/instances/{id}`: only the fields sent change; `region: null` removes it. A
+/// new `base_url` or `models`, or `enabled`, makes it wait for a new probe.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documentation of a body read field by field")]
+pub struct InstancePatchBody {
+    name: Option<String>,
+    base_url: Option<String>,
+    models: Option<Vec<InstanceModelBody>>,
+    region: Option<String>,
+    enabled: Option<bool>,
+}
+
+/// `PATCH /api/admin/instances/{id}`.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documentation of a body read field by field")]
+pub struct InstanceAdminPatchBody {
+    disabled: bool,
+}
+
+/// `POST …/processing-units` (`count` defaults to 1); `PATCH` takes any of them.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documentation of a body read field by field")]
+pub struct ProcessingUnitBody {
+    /// `gpu`, `cpu`, `npu` or `tpu`.
+    kind: String,
+    vendor: String,
+    model: String,
+    /// More than 0, at most 100000, at most 3 decimals.
+    memory_gb: f64,
+    /// 1 to 1024.
+    count: Option<u32>,
+}
+
+/// `POST …/software`; `PATCH` takes either.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "documentation of a body read field by field")]
+pub struct SoftwareBody {
+    name: String,
+    version: String,
+}

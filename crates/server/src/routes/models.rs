@@ -1,5 +1,6 @@
 //! `GET /v1/models`: the OpenAI list of the models this key may use that have a live
-//! deployment, with context window, output limit, prices and capabilities.
+//! deployment (an online community instance counts, for keys that may reach one), with
+//! context window, output limit, prices and capabilities.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -42,9 +43,9 @@ fn usd_number(amount: NanoUsd) -> Box<RawValue> {
 }
 
 pub async fn list(State(state): State<AppState>, Permitted(key): Permitted) -> Response {
-    let config = state.config.load();
-    let data = config
-        .models()
+    let catalog = state.catalog();
+    let data = catalog
+        .models(key.community)
         .filter(|m| model_allowed(&key, &m.id))
         .filter_map(|m| {
             let first = m.live_deployments().next()?;

@@ -6,13 +6,13 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::api_types::*;
-use super::{account, admin, api_keys, usage};
+use super::{account, admin, api_keys, instances, inventory, usage};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Token Router management API",
-        description = "Accounts, keys, usage, the ledger and administration. Authenticate with the `tr_session` cookie (changes made with it need the gateway's own `Origin`) or with `Authorization: Bearer` and a key created with scope `management`. Lists are newest first, `?limit=` (at most 100) and `?before=` the previous page's `next`. Money is a decimal string of USD. Times are RFC 3339, UTC; usage buckets are UTC hours or days, and `from`/`to` are inclusive of whole days (dates) or whole hours (times)."
+        description = "Accounts, keys, usage, the ledger, instances (contributed model servers) and administration. Authenticate with the `tr_session` cookie (changes made with it need the gateway's own `Origin`) or with `Authorization: Bearer` and a key created with scope `management`. Lists are newest first, `?limit=` (at most 100) and `?before=` the previous page's `next`. Money is a decimal string of USD. Times are RFC 3339, UTC; usage buckets are UTC hours or days, and `from`/`to` are inclusive of whole days (dates) or whole hours (times)."
     ),
     paths(
         account::me,
@@ -30,8 +30,23 @@ use super::{account, admin, api_keys, usage};
         admin::credit,
         admin::update,
         admin::codes,
+        instances::list,
+        instances::create,
+        instances::get,
+        instances::update,
+        instances::delete,
+        instances::rotate_key,
+        instances::admin_update,
+        inventory::list_units,
+        inventory::add_unit,
+        inventory::update_unit,
+        inventory::delete_unit,
+        inventory::list_software,
+        inventory::add_software,
+        inventory::update_software,
+        inventory::delete_software,
     ),
-    components(schemas(NewKeyBody, KeyPatchBody, account::RedeemBody, CreditBody, AccountPatchBody, CodesBody, ErrorBody)),
+    components(schemas(NewKeyBody, KeyPatchBody, account::RedeemBody, CreditBody, AccountPatchBody, CodesBody, ErrorBody, NewInstanceBody, InstancePatchBody, InstanceModelBody, InstanceAdminPatchBody, ProcessingUnitBody, SoftwareBody)),
     modifiers(&Security)
 )]
 pub struct ApiDoc;

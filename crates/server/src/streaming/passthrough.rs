@@ -18,6 +18,10 @@ pub struct PassThrough {
     pub error_relayed: bool,
     /// An event grew past `MAX_EVENT` without ending.
     pub overflowed: bool,
+    /// Count the generated text's bytes (a community instance's stream, whose usage
+    /// report is checked against them).
+    pub count_text: bool,
+    pub delivered_text_bytes: u64,
 }
 
 /// The largest SSE event accepted from an upstream; a longer one ends the stream.
@@ -33,6 +37,8 @@ impl PassThrough {
             done_seen: false,
             error_relayed: false,
             overflowed: false,
+            count_text: false,
+            delivered_text_bytes: 0,
         }
     }
 
@@ -67,7 +73,15 @@ impl PassThrough {
         for event in sse::events(&events) {
             let start = offset;
             offset += event.len();
-            let info = sse::data(event).map(|d| openai::classify_chunk(&d)).unwrap_or_default();
+            let data = sse::data(event);
+            let info = data.as_deref().map(openai::classify_chunk).unwrap_or_default();
+            if self.count_text
+                && info.delivers_tokens
+                && let Some(data) = &data
+            {
+                let bytes = crate::instances::routing::chunk_text_bytes(data);
+                self.delivered_text_bytes = self.delivered_text_bytes.saturating_add(bytes);
+            }
             self.observe(info);
             if !self.strip_usage {
                 continue;

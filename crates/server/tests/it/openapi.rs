@@ -139,7 +139,7 @@ impl Api<'_> {
 
 #[tokio::test]
 async fn the_document_covers_every_route_and_real_answers_match_it() {
-    let gw = Gateway::start().await;
+    let gw = Gateway::start_with(tokenrouter_mock::MockConfig::default(), crate::instances_api::INSTANCES_EXTRA).await;
     gw.db.set_admin("acme", true).await.unwrap();
     let (mut admin, secret) = key_for(gw.account_id);
     admin.scope = KeyScope::Management;
@@ -228,6 +228,7 @@ async fn the_document_covers_every_route_and_real_answers_match_it() {
         404,
     )
     .await;
+    check_instance_routes(&mut api).await;
 
     // Every documented /api operation was exercised, and every /api route is documented.
     let doc = api.doc.clone();
@@ -250,9 +251,55 @@ async fn the_document_covers_every_route_and_real_answers_match_it() {
         "/api/admin/accounts/{id}",
         "/api/admin/accounts/{id}/credit",
         "/api/admin/redemption-codes",
+        "/api/instances",
+        "/api/instances/{id}",
+        "/api/instances/{id}/rotate-key",
+        "/api/instances/{id}/processing-units",
+        "/api/instances/{id}/processing-units/{unit}",
+        "/api/instances/{id}/software",
+        "/api/instances/{id}/software/{software}",
+        "/api/admin/instances/{id}",
         "/auth/logout",
     ];
     for route in routes {
         assert!(doc["paths"][route].is_object(), "{route} is not documented");
     }
+}
+
+/// The instance routes (§7), each answer checked against the document.
+async fn check_instance_routes(api: &mut Api<'_>) {
+    let (get, post, patch, delete) = (Method::GET, Method::POST, Method::PATCH, Method::DELETE);
+    let body = json!({"name": "doc", "base_url": "http://127.0.0.1:9/v1", "models": [{"id": "community-llama"}]});
+    let created = api.call(post.clone(), "/api/instances", "/api/instances", Some(body), 201).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let one = format!("/api/instances/{id}");
+    let bad = json!({"name": "doc", "base_url": "ftp://127.0.0.1/v1", "models": [{"id": "community-llama"}]});
+    api.call(post.clone(), "/api/instances", "/api/instances", Some(bad), 400).await;
+    api.call(get.clone(), "/api/instances", "/api/instances", None, 200).await;
+    api.call(get.clone(), "/api/instances/{id}", &one, None, 200).await;
+    api.call(get.clone(), "/api/instances/{id}", "/api/instances/inst_nope", None, 404).await;
+    api.call(patch.clone(), "/api/instances/{id}", &one, Some(json!({"region": "eu"})), 200).await;
+    api.call(patch.clone(), "/api/instances/{id}", &one, Some(json!({"models": []})), 400).await;
+    api.call(post.clone(), "/api/instances/{id}/rotate-key", &format!("{one}/rotate-key"), None, 200).await;
+    let units = format!("{one}/processing-units");
+    let gpu = json!({"kind": "gpu", "vendor": "NVIDIA", "model": "H100", "memory_gb": 80, "count": 8});
+    let unit = api.call(post.clone(), "/api/instances/{id}/processing-units", &units, Some(gpu), 201).await;
+    api.call(post.clone(), "/api/instances/{id}/processing-units", &units, Some(json!({"kind": "fpga"})), 400).await;
+    api.call(get.clone(), "/api/instances/{id}/processing-units", &units, None, 200).await;
+    let unit = format!("{units}/{}", unit["id"].as_str().unwrap());
+    let unit_path = "/api/instances/{id}/processing-units/{unit}";
+    api.call(patch.clone(), unit_path, &unit, Some(json!({"count": 4})), 200).await;
+    api.call(delete.clone(), unit_path, &unit, None, 200).await;
+    let software = format!("{one}/software");
+    let sw = json!({"name": "vLLM", "version": "0.6.3"});
+    let sw = api.call(post.clone(), "/api/instances/{id}/software", &software, Some(sw), 201).await;
+    api.call(get.clone(), "/api/instances/{id}/software", &software, None, 200).await;
+    let sw = format!("{software}/{}", sw["id"].as_str().unwrap());
+    let sw_path = "/api/instances/{id}/software/{software}";
+    api.call(patch.clone(), sw_path, &sw, Some(json!({"version": "0.7"})), 200).await;
+    api.call(delete.clone(), sw_path, &sw, None, 200).await;
+    let admin = format!("/api/admin/instances/{id}");
+    api.call(patch.clone(), "/api/admin/instances/{id}", &admin, Some(json!({"disabled": true})), 200).await;
+    api.call(delete.clone(), "/api/instances/{id}", &one, None, 200).await;
+    api.call(delete, "/api/instances/{id}", &one, None, 404).await;
 }

@@ -370,4 +370,14 @@ impl PostgresDb {
             sqlx::query_scalar("SELECT value FROM meta WHERE name = 'instances_version'").fetch_one(&self.pool).await?;
         Ok(version)
     }
+
+    pub(crate) async fn flag_instance(&self, id: &str, detail: &str) -> Result<bool, StoreError> {
+        let changed = sqlx::query("UPDATE instances SET status_detail = $1 WHERE id = $2 AND status_detail <> $1")
+            .bind(detail)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(changed > 0)
+    }
 }

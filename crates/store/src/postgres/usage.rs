@@ -122,6 +122,7 @@ impl PostgresDb {
         .bind(amounts)
         .execute(&mut *tx)
         .await?;
+        pay_earnings(&mut tx, &charged).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -141,6 +142,45 @@ impl PostgresDb {
     }
 }
 
+/// Credits instance owners their share of the charges just written: one `earning` row
+/// per request (the (request_id, kind) index keeps it once however often it is
+/// replayed), and each owner's balance by the rows really inserted.
+async fn pay_earnings(tx: &mut Transaction<'_, Postgres>, charged: &[&(&UsageRecord, i64)]) -> Result<(), sqlx::Error> {
+    let earnings = settle::earnings(charged);
+    let mut paid: HashSet<String> = HashSet::with_capacity(earnings.len());
+    for chunk in earnings.chunks(USAGE_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
+        );
+        insert.push_values(chunk, |mut row, (owner, amount, r)| {
+            row.push_bind(*owner)
+                .push_bind("earning")
+                .push_bind(*amount)
+                .push_bind(r.request_id.as_str())
+                .push_bind(settle::earning_memo(r))
+                .push_bind(r.created_at);
+        });
+        insert.push(" ON CONFLICT (request_id, kind) WHERE request_id IS NOT NULL DO NOTHING RETURNING request_id");
+        let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
+        paid.extend(ids);
+    }
+    let owed =
+        earnings.iter().filter(|(_, _, r)| paid.contains(&r.request_id)).map(|(owner, amount, _)| (*owner, *amount));
+    let (ids, amounts): (Vec<i64>, Vec<i64>) = settle::sums(owed).into_iter().unzip();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE accounts a SET balance_nano = a.balance_nano + c.amount \
+         FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS c(id, amount) WHERE a.id = c.id",
+    )
+    .bind(ids)
+    .bind(amounts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Locks the accounts, then the keys, a batch touches, each in id order.
 async fn lock_rows(
     tx: &mut Transaction<'_, Postgres>,
@@ -151,7 +191,11 @@ async fn lock_rows(
         .bind(closing)
         .fetch_all(&mut **tx)
         .await?;
-    let accounts: Vec<i64> = usage.iter().map(|r| r.account_id).chain(held.iter().map(|(a, _)| *a)).collect();
+    // Instance owners are credited in this transaction too: their rows are locked in the
+    // same single id-ordered pass.
+    let owners = usage.iter().filter_map(|r| r.earning.map(|e| e.account_id));
+    let accounts: Vec<i64> =
+        usage.iter().map(|r| r.account_id).chain(held.iter().map(|(a, _)| *a)).chain(owners).collect();
     let keys: Vec<&str> = usage.iter().map(|r| r.key_id.as_str()).chain(held.iter().map(|(_, k)| k.as_str())).collect();
     sqlx::query("SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
         .bind(accounts)

@@ -46,14 +46,21 @@ impl SqliteDb {
         limit: i64,
         before: Option<(i64, String)>,
     ) -> Result<Vec<RequestRow>, StoreError> {
+        // The page of log rows is taken first (newest first, by the account's index), and
+        // only its rows are joined to their charges: the plan cannot turn into a join of
+        // the whole log, whatever the planner's statistics say.
         let mut query = QueryBuilder::<Sqlite>::new(
             "SELECT u.request_id, u.created_at, u.key_id, u.model, u.provider, u.endpoint, u.status, \
              u.prompt_tokens, u.completion_tokens, COALESCE(-l.amount_nano, 0) AS charged_nano, u.latency_ms, u.stream, u.error_code, u.ttfb_ms \
-             FROM usage u LEFT JOIN ledger l ON l.request_id = u.request_id AND l.kind = 'charge' WHERE u.account_id = ",
+             FROM (SELECT * FROM usage u WHERE u.account_id = ",
         );
         query.push_bind(account_id);
         push_filters(&mut query, filter, before);
         query.push(" ORDER BY u.created_at DESC, u.request_id DESC LIMIT ").push_bind(limit);
+        query.push(
+            ") u LEFT JOIN ledger l ON l.request_id = u.request_id AND l.kind = 'charge' \
+             ORDER BY u.created_at DESC, u.request_id DESC",
+        );
         Ok(query.build_query_as().fetch_all(&self.pool).await?)
     }
 

@@ -109,6 +109,7 @@ impl SqliteDb {
                 .execute(&mut *tx)
                 .await?;
         }
+        pay_earnings(&mut tx, &charged).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -126,6 +127,43 @@ impl SqliteDb {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage").fetch_one(&self.pool).await?;
         Ok(count)
     }
+}
+
+/// Credits instance owners their share of the charges just written: one `earning` row
+/// per request (the (request_id, kind) index keeps it once however often it is
+/// replayed), and each owner's balance by the rows really inserted.
+async fn pay_earnings(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    charged: &[&(&UsageRecord, i64)],
+) -> Result<(), sqlx::Error> {
+    let earnings = settle::earnings(charged);
+    let mut paid: HashSet<String> = HashSet::with_capacity(earnings.len());
+    for chunk in earnings.chunks(ROWS_PER_STATEMENT / 2) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
+        );
+        insert.push_values(chunk, |mut row, (owner, amount, r)| {
+            row.push_bind(*owner)
+                .push_bind("earning")
+                .push_bind(*amount)
+                .push_bind(r.request_id.as_str())
+                .push_bind(settle::earning_memo(r))
+                .push_bind(r.created_at);
+        });
+        insert.push(" RETURNING request_id");
+        let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
+        paid.extend(ids);
+    }
+    let owed =
+        earnings.iter().filter(|(_, _, r)| paid.contains(&r.request_id)).map(|(owner, amount, _)| (*owner, *amount));
+    for (owner, amount) in settle::sums(owed) {
+        sqlx::query("UPDATE accounts SET balance_nano = balance_nano + ? WHERE id = ?")
+            .bind(amount)
+            .bind(owner)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The funds of the accounts these charges fall on (after this batch's holds closed).

@@ -179,5 +179,6 @@ pub fn usage_record(request_id: &str, key_id: &str, account_id: i64, cost: i64) 
         created_at: 1_700_000_000,
         error_code: None,
         ttfb_ms: None,
+        earning: None,
     }
 }

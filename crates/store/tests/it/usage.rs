@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use tokenrouter_store::{NanoUsd, UsageSource};
+use tokenrouter_store::{Earning, NanoUsd, UsageSource};
 
 use crate::fixture::{Backend, TestResult, new_key, on_both_backends, usage_record};
 
@@ -109,9 +109,39 @@ async fn thousand_records_in_batches_of_hundred_are_fast(backend: Backend) -> Te
     Ok(())
 }
 
+async fn an_instance_owner_earns_a_share_of_the_charge_once(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let acme = db.create_account("acme", NanoUsd(1_000_000)).await?;
+    let owner = db.create_account("owner", NanoUsd::ZERO).await?;
+    db.insert_key(&new_key("k1", acme.id)).await?;
+    let mut served = usage_record("req-i", "k1", acme.id, 1_003);
+    served.provider = "instance:inst_1".to_owned();
+    served.earning = Some(Earning { account_id: owner.id, share_ppb: 800_000_000 });
+    let mut free = usage_record("req-free", "k1", acme.id, 0);
+    free.earning = served.earning;
+    db.record_usage(&[served.clone(), served.clone(), free]).await?;
+    db.record_usage(&[served.clone()]).await?;
+
+    let earnings: Vec<(String, i64, Option<String>)> =
+        db.ledger(owner.id, 10).await?.into_iter().map(|row| (row.kind, row.amount.0, row.request_id)).collect();
+    // 0.8 × 1003 = 802.4, rounded down; the operator keeps 201. Nothing for a free request.
+    assert_eq!(earnings, [("earning".to_owned(), 802, Some("req-i".to_owned()))]);
+    let owner_balance = db.account_by_id(owner.id).await?.ok_or("owner")?.balance;
+    assert_eq!(owner_balance, NanoUsd(802));
+    assert_eq!(db.ledger_sum(owner.id).await?, owner_balance);
+    let balance = db.account_by_id(acme.id).await?.ok_or("acme")?.balance;
+    assert_eq!(balance, NanoUsd(1_000_000 - 1_003), "the consumer pays the whole charge");
+    assert_eq!(db.ledger_sum(acme.id).await?, balance);
+    assert_eq!(Earning { account_id: 0, share_ppb: 1_000_000_000 }.of(7), 7);
+    assert_eq!(Earning { account_id: 0, share_ppb: 2_000_000_000 }.of(7), 7, "never more than the charge");
+    assert_eq!(Earning { account_id: 0, share_ppb: 800_000_000 }.of(-5), 0);
+    Ok(())
+}
+
 on_both_backends!(
     same_request_id_is_charged_once_within_and_across_batches,
     zero_cost_usage_is_recorded_without_a_charge,
     usage_record_round_trips_every_field,
     thousand_records_in_batches_of_hundred_are_fast,
+    an_instance_owner_earns_a_share_of_the_charge_once,
 );

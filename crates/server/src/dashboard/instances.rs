@@ -179,7 +179,7 @@ fn key_dialog() -> Markup {
             p { "Start the server with the key, for example:" }
             div.command { pre #start-vllm {} button.secondary type="button" data-copy="#start-vllm" aria-label="Copy the vLLM command" { "Copy" } }
             div.command { pre #start-llama {} button.secondary type="button" data-copy="#start-llama" aria-label="Copy the llama.cpp command" { "Copy" } }
-            p.hint { "Then register its root (such as http://<your address>:8000/v1) — done. The gateway probes it and routes to it once it is online." }
+            p.hint { "The gateway probes the Base URL you registered (the server's root, such as http://<your address>:8000/v1) and routes to it once the probe passes with this key." }
             p.hint { "Privacy: you, as the owner, can read the prompts sent to this instance; keep the server and its logs safe." }
             form method="dialog" { div.row { button type="submit" { "Done" } } }
         }

@@ -9,12 +9,13 @@ fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
-const PAGES: [&str; 10] = [
+const PAGES: [&str; 11] = [
     "/dashboard",
     "/dashboard/keys",
     "/dashboard/usage",
     "/dashboard/requests",
     "/dashboard/models",
+    "/dashboard/instances",
     "/dashboard/balance",
     "/dashboard/connect",
     "/dashboard/playground",
@@ -26,7 +27,7 @@ const PAGES: [&str; 10] = [
 async fn pages_need_a_session_and_send_the_browser_to_sign_in_and_back() {
     let gw = Gateway::start().await;
     let http = no_redirects();
-    for page in &PAGES[..9] {
+    for page in &PAGES[..10] {
         for cookie in ["", "tr_session=forged"] {
             let response = http.get(format!("{}{page}?x=1", gw.url)).header(COOKIE, cookie).send().await.unwrap();
             assert_eq!(response.status(), 302, "{page}");

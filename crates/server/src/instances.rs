@@ -4,3 +4,4 @@ pub mod address;
 pub mod connector;
 pub mod probe;
 pub mod routing;
+pub mod usage;

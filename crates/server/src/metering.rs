@@ -310,20 +310,21 @@ impl MeterContext {
         believed
     }
 
+    /// How far this request's instance is believed (`None`: not served by one).
+    pub fn belief(&self) -> Option<crate::instances::usage::Belief> {
+        let instance = self.instance.as_ref()?;
+        Some(crate::instances::usage::Belief { prompt_ceiling: instance.prompt_ceiling, token_cap: self.token_cap })
+    }
+
     /// The usage row of this request.
     pub fn usage_record(&self, status: u16, measured: Measured, client_disconnected: bool) -> UsageRecord {
-        let (mut usage, source) = match measured {
+        let (usage, source) = match measured {
             Measured::Reported(u) => (u, UsageSource::Upstream),
             Measured::Counted(u) => (u, UsageSource::Counted),
             Measured::Nothing => (Usage::default(), UsageSource::None),
         };
         // An upstream's numbers are not trusted beyond what the model can do.
-        for count in [&mut usage.prompt_tokens, &mut usage.completion_tokens] {
-            *count = (*count).min(self.token_cap);
-        }
-        usage.cached_tokens = usage.cached_tokens.min(usage.prompt_tokens);
-        usage.cache_write_tokens = usage.cache_write_tokens.min(usage.prompt_tokens - usage.cached_tokens);
-        usage.reasoning_tokens = usage.reasoning_tokens.min(usage.completion_tokens);
+        let usage = crate::instances::usage::bounded(usage, self.token_cap);
         UsageRecord {
             request_id: self.request_id.clone(),
             key_id: self.key.id.clone(),

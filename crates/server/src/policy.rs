@@ -15,19 +15,10 @@ use tokenrouter_providers::passthrough::{RawObject, raw_from_vec};
 use tokenrouter_store::KeyRow;
 
 use crate::auth::Authed;
-use crate::config::{Config, Model};
+use crate::config::Model;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::tokens;
-
-/// The configured model `id`, if this key may use it.
-pub fn allowed_model<'c>(config: &'c Config, key: &KeyRow, id: &str) -> Result<&'c Arc<Model>, ApiError> {
-    let model = config.model(id).ok_or_else(|| ApiError::ModelNotFound(id.to_owned()))?;
-    if !model_allowed(key, &model.id) {
-        return Err(ApiError::ModelNotAllowed(model.id.clone()));
-    }
-    Ok(model)
-}
 
 /// The output limit to send: the request's, lowered to the model's when above it.
 pub fn clamp_output(requested: Option<u64>, model: &Model) -> Option<u64> {

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
             "/api/instances/{id}/software/{software}",
             axum::routing::patch(inventory::update_software).delete(inventory::delete_software),
         )
+        .route("/api/admin/instances", get(instances::admin_list))
         .route("/api/admin/instances/{id}", axum::routing::patch(instances::admin_update))
         .route("/auth/link/{token}", get(account::link))
         .route("/auth/logout", post(account::logout))

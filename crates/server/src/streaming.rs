@@ -164,7 +164,7 @@ impl MeteredSse {
         let transcoder = match transform {
             Transform::PassThrough(strip_usage) => {
                 let mut pass = PassThrough::new(strip_usage);
-                pass.count_text = settlement.meter.instance.is_some();
+                pass.belief = settlement.meter.belief();
                 Transcoder::Pass(pass)
             }
             Transform::Decode(decoder) => Transcoder::Decode(decoder),

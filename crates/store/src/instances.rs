@@ -14,6 +14,10 @@ use crate::rows::corrupt;
 pub const FAILURES_TO_OFFLINE: i64 = 3;
 /// How long probe verdicts are kept (enough for `uptime_24h`).
 pub(crate) const PROBE_HISTORY_SECS: i64 = 2 * 86_400;
+/// How long an over-report of usage stays in what the owner is shown.
+pub const USAGE_FLAG_SECS: i64 = 86_400;
+/// An over-report caught again this soon after the last is not written again.
+pub(crate) const USAGE_FLAG_EVERY_SECS: i64 = 60;
 
 /// Where an instance stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,10 +141,27 @@ pub struct Instance {
     pub consecutive_failures: i64,
     /// Bumped by every change that calls for a new probe; see [`ProbeResult::revision`].
     pub revision: i64,
+    /// When the instance was last caught reporting more usage than the gateway counted
+    /// (kept apart from `status_detail`, which every probe rewrites).
+    pub usage_flagged_at: Option<i64>,
+    /// What it reported against what was charged, that last time.
+    pub usage_flag_detail: Option<String>,
     /// In catalog-model order.
     pub models: Vec<InstanceModel>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Instance {
+    /// `status_detail` as the owner is shown it at `now`: with the usage flag appended
+    /// while it is less than [`USAGE_FLAG_SECS`] old.
+    pub fn detail_at(&self, now: i64) -> String {
+        let flag = match (self.usage_flagged_at, &self.usage_flag_detail) {
+            (Some(at), Some(flag)) if now.saturating_sub(at) < USAGE_FLAG_SECS => flag,
+            _ => return self.status_detail.clone(),
+        };
+        if self.status_detail.is_empty() { flag.clone() } else { format!("{}; {flag}", self.status_detail) }
+    }
 }
 
 /// Hardware an owner declares (`kind` is one of gpu, cpu, npu, tpu; the database refuses
@@ -276,7 +297,7 @@ macro_rules! instance_columns {
     () => {
         "i.id, i.account_id, i.name, i.base_url, i.region, i.api_key, i.enabled, i.admin_disabled, \
          i.status, i.status_detail, i.last_probe_at, i.latency_ms, i.consecutive_failures, i.revision, \
-         i.created_at, i.updated_at"
+         i.usage_flagged_at, i.usage_flag_detail, i.created_at, i.updated_at"
     };
 }
 pub(crate) use instance_columns;
@@ -313,6 +334,8 @@ pub(crate) struct InstanceRecord {
     pub latency_ms: Option<i64>,
     pub consecutive_failures: i64,
     pub revision: i64,
+    pub usage_flagged_at: Option<i64>,
+    pub usage_flag_detail: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub model: Option<String>,
@@ -359,6 +382,8 @@ impl TryFrom<InstanceRecord> for Instance {
             latency_ms: r.latency_ms.and_then(|ms| u64::try_from(ms).ok()),
             consecutive_failures: r.consecutive_failures,
             revision: r.revision,
+            usage_flagged_at: r.usage_flagged_at,
+            usage_flag_detail: r.usage_flag_detail,
             models: Vec::new(),
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -447,6 +472,8 @@ impl fmt::Debug for Instance {
             .field("latency_ms", &self.latency_ms)
             .field("consecutive_failures", &self.consecutive_failures)
             .field("revision", &self.revision)
+            .field("usage_flagged_at", &self.usage_flagged_at)
+            .field("usage_flag_detail", &self.usage_flag_detail)
             .field("models", &self.models)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
@@ -478,6 +505,8 @@ mod tests {
             latency_ms: None,
             consecutive_failures: 0,
             revision: 0,
+            usage_flagged_at: None,
+            usage_flag_detail: None,
             models: vec![model("a"), model("b")],
             created_at: 0,
             updated_at: 0,
@@ -511,6 +540,18 @@ mod tests {
     fn debug_hides_the_key() {
         let shown = format!("{:?}", instance());
         assert!(shown.contains("<redacted>") && !shown.contains("sk-instance-secret"));
+    }
+
+    #[test]
+    fn a_usage_flag_shows_for_a_day() {
+        let mut flagged = instance();
+        assert_eq!(flagged.detail_at(10), "");
+        flagged.usage_flagged_at = Some(1_000);
+        flagged.usage_flag_detail = Some("over-reported usage: x".into());
+        assert_eq!(flagged.detail_at(1_000 + USAGE_FLAG_SECS - 1), "over-reported usage: x");
+        flagged.status_detail = "online".into();
+        assert_eq!(flagged.detail_at(1_000), "online; over-reported usage: x");
+        assert_eq!(flagged.detail_at(1_000 + USAGE_FLAG_SECS), "online", "gone after a day");
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub use error::StoreError;
 pub use holds::{Hold, HoldOutcome, NewHold, Progress, Replica, ReplicaRow};
 pub use instances::{
     FAILURES_TO_OFFLINE, Instance, InstanceChanges, InstanceModel, InstanceStats, InstanceStatus, NewInstance,
-    NewProcessingUnit, NewSoftware, ProbeResult, ProbeStatus, ProcessingUnit, Software, provider_name,
+    NewProcessingUnit, NewSoftware, ProbeResult, ProbeStatus, ProcessingUnit, Software, USAGE_FLAG_SECS, provider_name,
 };
 pub use keys::{KeyChanges, KeyRow, KeyScope, NewKey, Revocation};
 pub use postgres::{Change, Changes, PostgresDb};
@@ -573,11 +573,18 @@ impl Db {
         delegate!(self.instances_version())
     }
 
-    /// Notes something about an instance in its `status_detail` (e.g. that it reported
-    /// more usage than the gateway counted) without changing its status or routing; the
-    /// next probe's verdict replaces it. Whether the detail changed.
-    pub async fn flag_instance(&self, id: &str, detail: &str) -> Result<bool, StoreError> {
-        delegate!(self.flag_instance(id, detail))
+    /// Flags an instance that reported more usage than the gateway counted: `detail` and
+    /// `at` are kept (in columns of their own, which probes leave alone) and shown to the
+    /// owner for a day (see [`Instance::detail_at`]). A flag at most a minute newer than
+    /// the last is not written; `true` when this one was.
+    pub async fn flag_instance(&self, id: &str, detail: &str, at: i64) -> Result<bool, StoreError> {
+        delegate!(self.flag_instance(id, detail, at))
+    }
+
+    /// Every account's instances (admins), newest first: up to `limit` from after the id
+    /// `before`.
+    pub async fn all_instances(&self, limit: i64, before: Option<&str>) -> Result<Vec<Instance>, StoreError> {
+        delegate!(self.all_instances(limit, before))
     }
 
     /// What the instance did from `since` on (the API passes 24 hours ago): see

@@ -260,32 +260,26 @@ impl InstanceMeter {
     /// Capped, it is the gateway's count, and `true` says the instance over-reported.
     pub fn honest(&self, measured: Measured, own_completion: u64) -> (Measured, bool) {
         let Measured::Reported(reported) = measured else { return (measured, false) };
-        let prompt = reported.prompt_tokens.min(self.prompt_ceiling);
-        let completion = reported.completion_tokens.min(own_completion);
-        if prompt == reported.prompt_tokens && completion == reported.completion_tokens {
+        let usage = super::usage::capped(reported, self.prompt_ceiling, own_completion);
+        if usage == reported {
             return (measured, false);
         }
-        let usage = Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            cached_tokens: reported.cached_tokens.min(prompt),
-            cache_write_tokens: reported.cache_write_tokens.min(prompt),
-            reasoning_tokens: reported.reasoning_tokens.min(completion),
-        };
         (Measured::Counted(usage), true)
     }
 
-    /// Notes in the instance's `status_detail` that it reported more usage than it
-    /// delivered (in the background; routing is unchanged).
+    /// Flags the instance for reporting more usage than it delivered (kept apart from
+    /// its probes' `status_detail`, shown to its owner for a day; written in the
+    /// background; routing is unchanged).
     pub fn flag(&self, reported: Usage, charged: Usage) {
         let detail = format!(
-            "usage over-reported: it reported {} prompt + {} completion tokens where the gateway counted at most {} + {}; charged at the gateway's count",
+            "over-reported usage: it reported {} prompt + {} completion tokens where the gateway counted at most {} + {}; charged at the gateway's count",
             reported.prompt_tokens, reported.completion_tokens, charged.prompt_tokens, charged.completion_tokens
         );
         tracing::warn!(instance = %self.id, "{detail}");
         let (db, id) = (self.db.clone(), self.id.clone());
+        let at = tokenrouter_core::clock::now_unix();
         tokio::spawn(async move {
-            if let Err(e) = db.flag_instance(&id, &detail).await {
+            if let Err(e) = db.flag_instance(&id, &detail, at).await {
                 tracing::warn!(error = %e, instance = %id, "could not flag an instance's usage");
             }
         });

@@ -79,7 +79,8 @@ pub(super) async fn respond(
                 }
                 _ => complete(served.adapter, body, &request_body, &meta),
             };
-            // An instance is charged no more than the gateway counts it delivered.
+            // An instance is charged no more than the gateway counts it delivered (a restated
+            // surface states the charged usage itself).
             let whole = whole.map(|(body, measured)| {
                 if meter.instance.is_none() {
                     return (body, measured);
@@ -91,8 +92,19 @@ pub(super) async fn respond(
                         0,
                     ),
                 };
-                let measured = meter.believed(measured, own, true);
-                (body, measured)
+                let believed = meter.believed(measured, own, true);
+                if believed == measured {
+                    return (body, measured);
+                }
+                // It over-reported: the consumer reads the usage they are charged for.
+                let charged = crate::instances::usage::bounded(usage_of(believed), meter.token_cap);
+                let states_usage = matches!(
+                    shape,
+                    Shape::Embeddings | Shape::Relayed { api: NativeApi::Chat | NativeApi::Completions, .. }
+                );
+                let restated = states_usage.then(|| crate::instances::usage::restate(&body, &charged)).flatten();
+                let body = restated.map_or(body, Bytes::from);
+                (body, Measured::Counted(charged))
             });
             let restated = whole.and_then(|(body, measured)| match &shape {
                 Shape::Restated(surface) => {

@@ -338,7 +338,8 @@ pub struct Instance {
     pub region: Option<String>,
     /// `pending`, `online`, `offline`, `mismatch` or `disabled`.
     pub status: String,
-    /// Why it has that status, for its owner.
+    /// Why it has that status, for its owner; it also mentions `usage` for a day after the
+    /// instance reported more usage than the gateway counted.
     pub status_detail: String,
     /// Its owner's switch.
     pub enabled: bool,
@@ -381,6 +382,14 @@ pub struct AdminInstance {
     pub object: Instance,
     pub account_id: i64,
     pub admin_disabled: bool,
+}
+
+/// A page of every account's instances (admins), newest first; `next` is the cursor of
+/// the next page (`?before=`), null on the last.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct AdminInstanceList {
+    pub data: Vec<AdminInstance>,
+    pub next: Option<String>,
 }
 
 /// An instance's processing units, in the order added.

@@ -14,8 +14,8 @@ use super::account::rfc3339;
 use super::api_body::{Fields, object};
 use super::api_keys::Page;
 use super::api_types::{
-    AdminInstance, CreatedInstance, Deleted, ErrorBody, Instance, InstanceAdminPatchBody, InstanceList,
-    InstanceModelEntry, InstancePatchBody, InstanceStatsEntry, NewInstanceBody, ProcessingUnitEntry,
+    AdminInstance, AdminInstanceList, CreatedInstance, Deleted, ErrorBody, Instance, InstanceAdminPatchBody,
+    InstanceList, InstanceModelEntry, InstancePatchBody, InstanceStatsEntry, NewInstanceBody, ProcessingUnitEntry,
     RotatedInstanceKey, SoftwareEntry,
 };
 use crate::config::Config;
@@ -171,7 +171,8 @@ pub async fn instance_object(state: &AppState, instance: &store::Instance) -> Re
     let (account, id) = (instance.account_id, instance.id.as_str());
     let units = state.db.processing_units(account, id).await.map_err(store_error)?.unwrap_or_default();
     let software = state.db.software(account, id).await.map_err(store_error)?.unwrap_or_default();
-    let since = tokenrouter_core::clock::now_unix() - DAY_SECS;
+    let now = tokenrouter_core::clock::now_unix();
+    let since = now - DAY_SECS;
     let stats = state.db.instance_stats(id, since).await.map_err(store_error)?;
     Ok(Instance {
         id: instance.id.clone(),
@@ -184,7 +185,7 @@ pub async fn instance_object(state: &AppState, instance: &store::Instance) -> Re
             .collect(),
         region: instance.region.clone(),
         status: instance.status.as_str().to_owned(),
-        status_detail: instance.status_detail.clone(),
+        status_detail: instance.detail_at(now),
         enabled: instance.enabled,
         last_probe_at: instance.last_probe_at.and_then(rfc3339),
         latency_ms: instance.latency_ms,
@@ -334,6 +335,40 @@ pub async fn rotate_key(
     Ok(Json(RotatedInstanceKey { id: instance.id, instance_key: key }))
 }
 
+fn admin_only(caller: &Caller) -> Result<(), ApiError> {
+    if caller.account.is_admin { Ok(()) } else { Err(ApiError::Forbidden("This route is for admins only.".to_owned())) }
+}
+
+fn admin_object(object: Instance, instance: &store::Instance) -> AdminInstance {
+    AdminInstance { object, account_id: instance.account_id, admin_disabled: instance.admin_disabled }
+}
+
+/// `GET /api/admin/instances`: every account's instances, newest first.
+#[utoipa::path(get, path = "/api/admin/instances", tag = "admin", params(("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("before" = Option<String>, Query, description = "`next` of the previous page")), responses((status = 200, body = AdminInstanceList), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
+pub async fn admin_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<Page>,
+) -> Result<Json<AdminInstanceList>, ApiError> {
+    admin_only(&caller)?;
+    let limit = super::api_body::page_limit(page.limit.as_deref())?;
+    let before = page.before.as_deref();
+    if before.is_some_and(|id| !id.starts_with("inst_") || id.len() > 64) {
+        return Err(ApiError::invalid_param("'before' is not a cursor from this list.", "before"));
+    }
+    let fetch = i64::try_from(limit).unwrap_or(100).saturating_add(1);
+    let mut instances = state.db.all_instances(fetch, before).await.map_err(store_error)?;
+    let next = (instances.len() > limit).then(|| {
+        instances.truncate(limit);
+        instances.last().map(|i| i.id.clone())
+    });
+    let mut data = Vec::with_capacity(instances.len());
+    for instance in &instances {
+        data.push(admin_object(instance_object(&state, instance).await?, instance));
+    }
+    Ok(Json(AdminInstanceList { data, next: next.flatten() }))
+}
+
 /// `PATCH /api/admin/instances/{id}`: `{disabled: true|false}` on any account's instance.
 #[utoipa::path(patch, path = "/api/admin/instances/{id}", tag = "admin", params(("id" = String, Path)), request_body = InstanceAdminPatchBody, responses((status = 200, body = AdminInstance), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody), (status = 404, description = "No such instance", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn admin_update(
@@ -342,9 +377,7 @@ pub async fn admin_update(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<AdminInstance>, ApiError> {
-    if !caller.account.is_admin {
-        return Err(ApiError::Forbidden("This route is for admins only.".to_owned()));
-    }
+    admin_only(&caller)?;
     let body = object(body, &["disabled"]).await?;
     let disabled = Fields(&body)
         .boolean("disabled")?
@@ -355,5 +388,5 @@ pub async fn admin_update(
     tracing::info!(admin = caller.account.id, instance = %instance.id, disabled, "an admin switched an instance");
     state.instances_changed();
     let object = instance_object(&state, &instance).await?;
-    Ok(Json(AdminInstance { object, account_id: instance.account_id, admin_disabled: instance.admin_disabled }))
+    Ok(Json(admin_object(object, &instance)))
 }

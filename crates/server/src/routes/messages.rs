@@ -18,7 +18,7 @@ use tokenrouter_providers::messages::{self, Ids};
 use crate::edge::{RequestId, expect_json_object, read_body};
 use crate::error::ApiError;
 use crate::pipeline::{self, Job, Translation, Work, json_response};
-use crate::policy::{self, Permitted};
+use crate::policy::Permitted;
 use crate::state::AppState;
 use crate::tokens;
 
@@ -67,7 +67,9 @@ pub async fn count_tokens(
     let bytes = read_body(body, &headers, config.server.max_body_bytes).await?;
     expect_json_object(&bytes)?;
     let chat = messages::count_tokens_request(&bytes).map_err(ApiError::unsupported)?;
-    policy::allowed_model(&config, &key, &chat.model)?;
+    // The catalog as this key sees it: for a `community: false` key a model only
+    // instances serve is unknown, as on every inference route.
+    state.catalog().allowed_model(&key, &chat.model)?;
     let canonical = serde_json::to_vec(&chat).map_err(|e| ApiError::invalid(format!("{e}")))?;
     let count = tokens::count_prompt(&canonical);
     Ok(json_response(StatusCode::OK, Bytes::from(json!({ "input_tokens": count }).to_string())))

@@ -36,6 +36,7 @@ use super::{account, admin, api_keys, instances, inventory, usage};
         instances::update,
         instances::delete,
         instances::rotate_key,
+        instances::admin_list,
         instances::admin_update,
         inventory::list_units,
         inventory::add_unit,

@@ -1,11 +1,14 @@
 //! An OpenAI-compatible upstream's stream, forwarded as it is: whole events are peeked at
 //! for usage, and the usage chunk the gateway asked for is removed again when the client
-//! did not ask for it.
+//! did not ask for it. A community instance's usage is restated at what it is charged
+//! when it reported more than was delivered.
 
 use bytes::Bytes;
 use tokenrouter_core::Usage;
 use tokenrouter_providers::openai::{self, ChunkInfo};
 use tokenrouter_providers::sse::{self, SseBuffer};
+
+use crate::instances::usage::{self, Belief};
 
 pub struct PassThrough {
     buffer: SseBuffer,
@@ -18,9 +21,9 @@ pub struct PassThrough {
     pub error_relayed: bool,
     /// An event grew past `MAX_EVENT` without ending.
     pub overflowed: bool,
-    /// Count the generated text's bytes (a community instance's stream, whose usage
-    /// report is checked against them).
-    pub count_text: bool,
+    /// A community instance's stream: the generated text's bytes are counted, and a
+    /// usage report above that count is restated at what is charged.
+    pub belief: Option<Belief>,
     pub delivered_text_bytes: u64,
 }
 
@@ -37,7 +40,7 @@ impl PassThrough {
             done_seen: false,
             error_relayed: false,
             overflowed: false,
-            count_text: false,
+            belief: None,
             delivered_text_bytes: 0,
         }
     }
@@ -75,7 +78,7 @@ impl PassThrough {
             offset += event.len();
             let data = sse::data(event);
             let info = data.as_deref().map(openai::classify_chunk).unwrap_or_default();
-            if self.count_text
+            if self.belief.is_some()
                 && info.delivers_tokens
                 && let Some(data) = &data
             {
@@ -83,20 +86,14 @@ impl PassThrough {
                 self.delivered_text_bytes = self.delivered_text_bytes.saturating_add(bytes);
             }
             self.observe(info);
-            if !self.strip_usage {
-                continue;
-            }
-            let replacement: Option<Vec<u8>> = if info.usage_only {
+            let replacement: Option<Vec<u8>> = if self.strip_usage && info.usage_only {
                 Some(Vec::new())
+            } else if self.strip_usage {
+                data.as_deref().and_then(openai::strip_null_usage).map(|data| data_event(&data))
             } else {
-                sse::data(event).and_then(|d| openai::strip_null_usage(&d)).map(|data| {
-                    let mut out = Vec::with_capacity(data.len() + 8);
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(&data);
-                    out.extend_from_slice(b"\n\n");
-                    out
-                })
+                None
             };
+            let replacement = replacement.or_else(|| self.charged(info, data.as_deref()));
             match (replacement, rewritten.as_mut()) {
                 (Some(new), Some(out)) => out.extend_from_slice(&new),
                 (Some(new), None) => {
@@ -115,6 +112,15 @@ impl PassThrough {
         }
     }
 
+    /// The event restating an instance's usage report at what is charged, when it
+    /// reported more than the gateway counted so far.
+    fn charged(&self, info: ChunkInfo, data: Option<&[u8]>) -> Option<Vec<u8>> {
+        let (belief, reported, data) = (self.belief?, info.usage?, data?);
+        let own = crate::instances::routing::own_completion(self.delivered_text_bytes, self.delivered_chunks);
+        let charged = belief.charged(reported, own)?;
+        usage::restate(data, &charged).map(|data| data_event(&data))
+    }
+
     fn observe(&mut self, info: ChunkInfo) {
         if let Some(usage) = info.usage {
             self.usage = Some(usage);
@@ -123,4 +129,13 @@ impl PassThrough {
         self.done_seen |= info.done;
         self.error_relayed |= info.error;
     }
+}
+
+/// One SSE event carrying `data`.
+fn data_event(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+    out
 }

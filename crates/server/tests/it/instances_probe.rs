@@ -1,6 +1,6 @@
 //! The instance prober (CONTRACTS.md §7) against the mock acting as an instance: ownership
 //! (an open server never goes online), the model listing, the canary's prompt tokens,
-//! offline and back when the server dies and returns, hanging and HTML servers, and two
+//! offline and back when the server dies and returns, hanging and HTML servers, and three
 //! replicas on one PostgreSQL database never probing one instance at once.
 //!
 //! Every instance here is a mock on 127.0.0.1 (`allow_private_addresses = true`): nothing
@@ -198,18 +198,21 @@ async fn a_server_answering_html_is_offline_with_a_readable_detail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_replicas_never_probe_one_instance_at_once() {
+async fn three_replicas_never_probe_one_instance_at_once() {
     let database = TestDatabase::create().await;
     let db = Db::connect(&database.url).await.unwrap();
     let account = db.create_account("owner", NanoUsd::ZERO).await.unwrap();
     let config = || Config::from_toml(&extra(), &Env::default()).unwrap();
-    let first = AppState::start(config(), Db::connect(&database.url).await.unwrap()).await.unwrap();
-    let second = AppState::start(config(), Db::connect(&database.url).await.unwrap()).await.unwrap();
-    assert_ne!(first.replica.id, second.replica.id);
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(AppState::start(config(), Db::connect(&database.url).await.unwrap()).await.unwrap());
+    }
+    let ids: std::collections::HashSet<&str> = replicas.iter().map(|r| r.replica.id.as_str()).collect();
+    assert_eq!(ids.len(), 3, "three replicas");
 
     // Slow canaries (300 ms) so that two probes of one server would overlap.
     let mut mocks = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..9 {
         mocks.push(instance_mock(owned(), 300).await);
     }
     let started = Instant::now();
@@ -229,5 +232,5 @@ async fn two_replicas_never_probe_one_instance_at_once() {
         assert!(stats.request_count() <= elapsed + 2, "{id}: {} canaries in {elapsed} s", stats.request_count());
         assert!(stats.request_count() >= 3, "{id}: probed on schedule");
     }
-    drop((first, second));
+    drop(replicas);
 }

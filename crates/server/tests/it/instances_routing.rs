@@ -47,11 +47,11 @@ instances = true
 deployments = [ { provider = "mock", upstream_model = "mock-shared", input_price = "50", output_price = "50" } ]
 "#;
 
-struct Setup {
-    gw: Gateway,
-    server: MockServer,
-    owner: i64,
-    id: String,
+pub(crate) struct Setup {
+    pub gw: Gateway,
+    pub server: MockServer,
+    pub owner: i64,
+    pub id: String,
 }
 
 async fn instance_server(knobs: InstanceKnobs) -> MockServer {
@@ -59,7 +59,7 @@ async fn instance_server(knobs: InstanceKnobs) -> MockServer {
     tokenrouter_mock::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap()
 }
 
-fn honest_knobs() -> InstanceKnobs {
+pub(crate) fn honest_knobs() -> InstanceKnobs {
     InstanceKnobs {
         api_key: Some(INSTANCE_KEY.to_owned()),
         models: Some(vec!["llama-up".to_owned(), "shared-up".to_owned()]),
@@ -104,7 +104,7 @@ async fn register(gw: &Gateway, owner: i64, server: &MockServer) -> String {
     instance.id
 }
 
-async fn setup(knobs: InstanceKnobs) -> Setup {
+pub(crate) async fn setup(knobs: InstanceKnobs) -> Setup {
     let gw = Gateway::start_with(MockConfig::default(), EXTRA).await;
     let owner = gw.db.create_account("owner", NanoUsd::ZERO).await.unwrap().id;
     let server = instance_server(knobs).await;
@@ -113,7 +113,7 @@ async fn setup(knobs: InstanceKnobs) -> Setup {
     Setup { gw, server, owner, id }
 }
 
-async fn model_ids(gw: &Gateway, key: &str) -> Vec<String> {
+pub(crate) async fn model_ids(gw: &Gateway, key: &str) -> Vec<String> {
     let list: Value =
         gw.http.get(format!("{}/v1/models", gw.url)).bearer_auth(key).send().await.unwrap().json().await.unwrap();
     list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
@@ -132,11 +132,11 @@ async fn wait_listed(gw: &Gateway, key: &str, model: &str, listed: bool) -> Dura
 }
 
 /// Consumer requests the instance received (its prober's calls left out).
-fn served(server: &MockServer) -> usize {
+pub(crate) fn served(server: &MockServer) -> usize {
     server.stats().requests().iter().filter(|r| r.body.to_string().contains("about instances")).count()
 }
 
-fn chat_body(model: &str) -> Value {
+pub(crate) fn chat_body(model: &str) -> Value {
     json!({"model": model, "messages": user("Tell me something about instances."), "max_tokens": 50})
 }
 
@@ -312,26 +312,61 @@ async fn an_instance_failing_a_stream_before_its_first_byte_fails_over() {
     books_balance(&gw, &[gw.account_id, owner]).await;
 }
 
+/// What the instance itself reports for `body` (asked directly, over loopback).
+async fn reported_by_instance(gw: &Gateway, server: &MockServer, body: &Value) -> Value {
+    let mut direct = body.clone();
+    direct["model"] = json!("llama-up");
+    let url = format!("{}/chat/completions", server.base_url());
+    let answer: Value =
+        gw.http.post(url).bearer_auth(INSTANCE_KEY).json(&direct).send().await.unwrap().json().await.unwrap();
+    answer["usage"].clone()
+}
+
+/// The `usage` object of a streamed chat answer (its usage chunk).
+fn streamed_usage(text: &str) -> Value {
+    let chunks: Vec<Value> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    let with_usage: Vec<&Value> = chunks.iter().filter(|c| c["usage"].is_object()).collect();
+    assert_eq!(with_usage.len(), 1, "one usage chunk: {text}");
+    with_usage[0]["usage"].clone()
+}
+
+/// `usage` as the consumer reads it equals what the usage row charged.
+fn states_the_charge(answer: &Value, charged: &tokenrouter_core::Usage) {
+    let expected =
+        (charged.prompt_tokens, charged.completion_tokens, charged.prompt_tokens + charged.completion_tokens);
+    let read = (
+        answer["prompt_tokens"].as_u64().unwrap(),
+        answer["completion_tokens"].as_u64().unwrap(),
+        answer["total_tokens"].as_u64().unwrap(),
+    );
+    assert_eq!(read, expected, "the answer states the usage charged: {answer}");
+}
+
 #[tokio::test]
 async fn inflated_usage_is_charged_at_the_gateways_count_and_flagged() {
     let knobs = InstanceKnobs { usage_multiplier: 10, ..honest_knobs() };
-    let Setup { gw, server: _instance, owner, id } = setup(knobs).await;
+    let Setup { gw, server, owner, id } = setup(knobs).await;
     let body = chat_body("community-llama");
+    let inflated = reported_by_instance(&gw, &server, &body).await;
+    let (reported_prompt, reported_completion) =
+        (inflated["prompt_tokens"].as_u64().unwrap(), inflated["completion_tokens"].as_u64().unwrap());
     let response = gw.chat(body.clone()).await;
     let status = response.status();
     let rid = request_id(&response);
     let answer = response.bytes().await.unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
-    let reported: Value = serde_json::from_slice(&answer).unwrap();
-    let (reported_prompt, reported_completion) = (
-        reported["usage"]["prompt_tokens"].as_u64().unwrap(),
-        reported["usage"]["completion_tokens"].as_u64().unwrap(),
-    );
+    let read: Value = serde_json::from_slice(&answer).unwrap();
     let usage = gw.usage(&rid).await;
     assert_eq!(usage.usage_source, UsageSource::Counted, "the gateway's count, not the report");
+    states_the_charge(&read["usage"], &usage.usage);
+    assert!(read["choices"][0]["message"]["content"].is_string(), "the rest of the answer as it was: {read}");
     let prompt_ceiling = tokenrouter::tokens::reservation_estimate(&serde_json::to_vec(&body).unwrap());
     assert_eq!(usage.usage.prompt_tokens, reported_prompt.min(prompt_ceiling));
-    assert!(usage.usage.prompt_tokens < reported_prompt || reported_prompt <= prompt_ceiling);
     assert_eq!(usage.usage.completion_tokens, own_completion(answer_text_bytes(&answer), 0));
     assert!(usage.usage.completion_tokens < reported_completion, "{usage:?} vs {reported_completion}");
     let model = gw.state.config.load().model("community-llama").unwrap().price;
@@ -340,26 +375,52 @@ async fn inflated_usage_is_charged_at_the_gateways_count_and_flagged() {
     assert_eq!(earning.amount.0, gw.state.config.load().instances.owner_earning(usage.cost.0));
     books_balance(&gw, &[gw.account_id, owner]).await;
 
-    // Streamed: capped at what was delivered.
+    // Streamed: capped at what was delivered, and the usage chunk says so.
     let mut streamed = body.clone();
     streamed["stream"] = json!(true);
     streamed["stream_options"] = json!({"include_usage": true});
     let response = gw.chat(streamed).await;
     let rid = request_id(&response);
-    let _ = response.text().await.unwrap();
+    let text = response.text().await.unwrap();
     let usage = gw.usage(&rid).await;
     assert_eq!(usage.usage_source, UsageSource::Counted);
     assert!(usage.usage.completion_tokens < reported_completion, "{usage:?}");
+    states_the_charge(&streamed_usage(&text), &usage.usage);
 
+    // Flagged apart from the probe's detail: the next probe keeps it, and the owner reads
+    // `usage` in status_detail.
     let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
+    let instance = loop {
         let instance = gw.db.instance_by_id(&id).await.unwrap().unwrap();
-        if instance.status_detail.contains("usage") {
-            assert_eq!(instance.status, InstanceStatus::Online, "flagged, not taken offline");
-            break;
+        if instance.usage_flagged_at.is_some() {
+            break instance;
         }
         assert!(Instant::now() < deadline, "over-reporting is flagged: {instance:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    assert_eq!(instance.status, InstanceStatus::Online, "flagged, not taken offline");
+    assert!(instance.usage_flag_detail.as_deref().is_some_and(|d| d.contains("usage")), "{instance:?}");
+    let probe = ProbeResult {
+        revision: instance.revision,
+        status: ProbeStatus::Online,
+        detail: "answered in 3 ms".into(),
+        latency_ms: Some(3),
+        at: tokenrouter_core::clock::now_unix(),
+    };
+    assert!(gw.db.record_probe(&id, &probe).await.unwrap());
+    let cookie = gw.session(owner).await;
+    let shown: Value = gw
+        .http
+        .get(format!("{}/api/instances/{id}", gw.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let detail = shown["status_detail"].as_str().unwrap();
+    assert!(detail.starts_with("answered in 3 ms; ") && detail.contains("usage"), "{shown}");
+    assert_eq!(shown["status"], "online");
     books_balance(&gw, &[gw.account_id, owner]).await;
 }

@@ -258,6 +258,7 @@ async fn the_document_covers_every_route_and_real_answers_match_it() {
         "/api/instances/{id}/processing-units/{unit}",
         "/api/instances/{id}/software",
         "/api/instances/{id}/software/{software}",
+        "/api/admin/instances",
         "/api/admin/instances/{id}",
         "/auth/logout",
     ];
@@ -300,6 +301,7 @@ async fn check_instance_routes(api: &mut Api<'_>) {
     api.call(delete.clone(), sw_path, &sw, None, 200).await;
     let admin = format!("/api/admin/instances/{id}");
     api.call(patch.clone(), "/api/admin/instances/{id}", &admin, Some(json!({"disabled": true})), 200).await;
+    api.call(get.clone(), "/api/admin/instances", "/api/admin/instances?limit=5", None, 200).await;
     api.call(delete.clone(), "/api/instances/{id}", &one, None, 200).await;
     api.call(delete, "/api/instances/{id}", &one, None, 404).await;
 }

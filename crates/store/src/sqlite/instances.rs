@@ -7,8 +7,8 @@ use tokenrouter_core::clock;
 
 use super::SqliteDb;
 use crate::instances::{
-    InstanceRecord, PROBE_HISTORY_SECS, after_failure, duplicate_model, fresh_status, instances_from, new_id, patch,
-    select_instances,
+    InstanceRecord, PROBE_HISTORY_SECS, USAGE_FLAG_EVERY_SECS, after_failure, duplicate_model, fresh_status,
+    instance_columns, instances_from, new_id, patch, select_instances,
 };
 use crate::{
     Instance, InstanceChanges, InstanceModel, InstanceStatus, NewInstance, ProbeResult, ProbeStatus, StoreError,
@@ -348,13 +348,34 @@ impl SqliteDb {
         Ok(version)
     }
 
-    pub(crate) async fn flag_instance(&self, id: &str, detail: &str) -> Result<bool, StoreError> {
-        let changed = sqlx::query("UPDATE instances SET status_detail = ?1 WHERE id = ?2 AND status_detail <> ?1")
-            .bind(detail)
-            .bind(id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+    pub(crate) async fn flag_instance(&self, id: &str, detail: &str, at: i64) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE instances SET usage_flagged_at = ?2, usage_flag_detail = ?1 \
+             WHERE id = ?3 AND (usage_flagged_at IS NULL OR usage_flagged_at <= ?2 - ?4)",
+        )
+        .bind(detail)
+        .bind(at)
+        .bind(id)
+        .bind(USAGE_FLAG_EVERY_SECS)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok(changed > 0)
+    }
+
+    pub(crate) async fn all_instances(&self, limit: i64, before: Option<&str>) -> Result<Vec<Instance>, StoreError> {
+        let records = sqlx::query_as::<_, InstanceRecord>(concat!(
+            "SELECT ",
+            instance_columns!(),
+            ", m.model, m.upstream_model FROM instances i \
+             LEFT JOIN instance_models m ON m.instance_id = i.id \
+             WHERE i.id IN (SELECT id FROM instances WHERE ?1 IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2) \
+             ORDER BY i.id DESC, m.model"
+        ))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(instances_from(records)?)
     }
 }

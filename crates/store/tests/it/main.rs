@@ -5,6 +5,7 @@ mod accounts;
 mod connect;
 mod fixture;
 mod holds;
+mod instance_flags;
 mod instances;
 mod keys;
 mod replicas;

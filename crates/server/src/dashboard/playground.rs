@@ -35,7 +35,9 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
         p.muted {
             "Chat with a model of the catalog. Each turn is billed to your balance through your key “"
             (KEY_NAME) "” (created on first use): its limits apply, and its requests appear in the "
-            a href="/dashboard/requests" { "request log" } "."
+            a href="/dashboard/requests" { "request log" } ". A model that community instances serve may "
+            "answer from one of them, and an instance's owner can read what is sent to it: to keep a "
+            "conversation off instances, use a key created without community instances."
         }
         @if chat.is_empty() {
             p.notice.warn { "No chat model is online right now. See " a href="/dashboard/models" { "Models" } "." }

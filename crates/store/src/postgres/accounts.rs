@@ -112,6 +112,8 @@ impl PostgresDb {
                 .execute(&mut *tx)
                 .await?;
             super::announce(&mut tx).await?;
+            // Its instances leave (or rejoin) every replica's routing table with it.
+            super::instances::bump_instances_version(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(updated)

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// Bumps `instances_version` and notifies every replica (delivered on commit).
-async fn bump_instances_version(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+pub(crate) async fn bump_instances_version(tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE meta SET value = value + 1 WHERE name = 'instances_version'").execute(&mut **tx).await?;
     sqlx::query("SELECT pg_notify($1, 'instances')").bind(super::CHANGES_CHANNEL).execute(&mut **tx).await?;
     Ok(())

@@ -113,6 +113,8 @@ impl SqliteDb {
                 .execute(&mut *tx)
                 .await?;
             super::keys::bump_keys_version(&mut tx).await?;
+            // Its instances leave (or rejoin) every replica's routing table with it.
+            super::instances::bump_instances_version(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(updated)

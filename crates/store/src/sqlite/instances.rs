@@ -14,7 +14,7 @@ use crate::{
     Instance, InstanceChanges, InstanceModel, InstanceStatus, NewInstance, ProbeResult, ProbeStatus, StoreError,
 };
 
-async fn bump_instances_version(tx: &mut Transaction<'_, Sqlite>) -> Result<(), sqlx::Error> {
+pub(crate) async fn bump_instances_version(tx: &mut Transaction<'_, Sqlite>) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE meta SET value = value + 1 WHERE name = 'instances_version'").execute(&mut **tx).await?;
     Ok(())
 }

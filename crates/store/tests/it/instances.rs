@@ -204,8 +204,16 @@ async fn a_disabled_accounts_instances_are_not_routed(backend: Backend) -> TestR
     let owner = db.create_account("owner", NanoUsd::ZERO).await?.id;
     let instance = db.create_instance(&new_instance(owner, &["llama"])).await?;
     online(&db, &instance).await?;
+    let before = db.instances_version().await?;
     db.set_account_disabled("owner", true).await?;
     assert!(db.all_routable_instances().await?.is_empty());
+    // The routing tables (which rebuild on a new version) drop them at once, and take them
+    // back when the account is enabled again.
+    let disabled = db.instances_version().await?;
+    assert!(disabled > before, "disabling the owner is a routing change");
+    db.set_account_disabled("owner", false).await?;
+    assert!(db.instances_version().await? > disabled);
+    assert_eq!(db.all_routable_instances().await?.len(), 1);
     Ok(())
 }
 

@@ -138,6 +138,13 @@ pub async fn send(
             (failure.client_error, failure.message)
         }
     };
+    if client_error && instance {
+        // An instance that refuses what the gateway accepted is failing, not the request:
+        // another deployment is tried, the refusal counts toward taking it offline, and
+        // its words never reach the consumer.
+        let error = ApiError::UpstreamUnavailable(format!("The provider '{provider}' refused the request ({status})."));
+        return Err(Failed::new(error, Failure::ServerError));
+    }
     if client_error {
         // Relayed as it is when it is already an OpenAI error; otherwise (another
         // provider's shape, or a proxy's HTML page) wrapped in one.

@@ -313,7 +313,11 @@ impl MeterContext {
     /// How far this request's instance is believed (`None`: not served by one).
     pub fn belief(&self) -> Option<crate::instances::usage::Belief> {
         let instance = self.instance.as_ref()?;
-        Some(crate::instances::usage::Belief { prompt_ceiling: instance.prompt_ceiling, token_cap: self.token_cap })
+        Some(crate::instances::usage::Belief {
+            prompt_ceiling: instance.prompt_ceiling,
+            completion_ceiling: instance.completion_ceiling,
+            token_cap: self.token_cap,
+        })
     }
 
     /// The usage row of this request.
@@ -325,6 +329,12 @@ impl MeterContext {
         };
         // An upstream's numbers are not trusted beyond what the model can do.
         let usage = crate::instances::usage::bounded(usage, self.token_cap);
+        let mut cost = self.price.cost(&usage);
+        // An instance is never paid more than was held for its request, whatever slipped
+        // past the caps on its report.
+        if let Some(instance) = &self.instance {
+            cost = cost.min(instance.charge_ceiling);
+        }
         UsageRecord {
             request_id: self.request_id.clone(),
             key_id: self.key.id.clone(),
@@ -335,7 +345,7 @@ impl MeterContext {
             endpoint: self.endpoint.to_owned(),
             stream: self.stream,
             status,
-            cost: self.price.cost(&usage),
+            cost,
             usage,
             usage_source: source,
             client_disconnected,

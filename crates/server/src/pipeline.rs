@@ -270,7 +270,7 @@ async fn serve(
     let first = Served { model: primary, deployment: first, adapter: None, fallback: false };
     progress.metered = true;
     // An instance's prompt count is believed up to the estimate the hold was taken on.
-    let measure = Measure { state, prompt_ceiling: prompt.unwrap_or(u64::MAX), started };
+    let measure = Measure { state, prompt_ceiling: prompt.unwrap_or(u64::MAX), hold: ceiling, started };
     let mut unanswered = Unanswered::new(
         meter(&request_id, &key, &first, &job, view, &measure),
         reservation,
@@ -429,6 +429,8 @@ struct Measure<'s> {
     state: &'s AppState,
     /// The gateway's own estimate of the prompt's tokens (`u64::MAX`: none).
     prompt_ceiling: u64,
+    /// The amount held for the request.
+    hold: tokenrouter_core::NanoUsd,
     started: Instant,
 }
 
@@ -444,7 +446,16 @@ fn meter(
     let instance = served.deployment.provider.instance.as_ref().map(|serving| {
         let share = measure.state.config.load().instances.owner_share_ppb;
         let db = measure.state.db.clone();
-        crate::instances::routing::InstanceMeter::new(serving, share, measure.prompt_ceiling, db)
+        let output = match job.work {
+            Work::Embeddings(_) => 0,
+            _ => policy::clamp_output(view.max_tokens, served.model).unwrap_or(served.model.max_output_tokens),
+        };
+        let ceilings = crate::instances::routing::Ceilings {
+            prompt: measure.prompt_ceiling,
+            completion: output.saturating_mul(choices(&job.body)),
+            charge: measure.hold,
+        };
+        crate::instances::routing::InstanceMeter::new(serving, share, ceilings, db)
     });
     MeterContext {
         request_id: request_id.to_owned(),
@@ -461,6 +472,11 @@ fn meter(
         ttfb_ms: None,
         instance,
     }
+}
+
+/// How many choices a request asks for (`n`, 1 when absent or unreadable).
+fn choices(body: &[u8]) -> u64 {
+    RawObject::parse(body).ok().and_then(|o| o.get("n").and_then(|n| n.get().parse().ok())).unwrap_or(1).max(1)
 }
 
 /// `X-TokenRouter-Strategy`, else the model's, else the server's.

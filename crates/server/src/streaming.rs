@@ -283,15 +283,21 @@ impl MeteredSse {
     /// to the gateway's own count; an over-report flagged when `settling`).
     fn measured(&self, meter: &MeterContext, request_body: &[u8], settling: bool) -> Measured {
         let measured = self.reported(request_body);
-        if meter.instance.is_none() {
-            return measured;
-        }
+        let Some(instance) = &meter.instance else { return measured };
         let text = match &self.transcoder {
             Transcoder::Pass(p) => p.delivered_text_bytes,
             _ => 0,
         };
         let own = crate::instances::routing::own_completion(text, self.transcoder.delivered_chunks());
-        meter.believed(measured, own, settling)
+        match measured {
+            // It reported nothing: the gateway's count, within the request's bounds.
+            Measured::Counted(usage) if self.transcoder.usage().is_none() => {
+                Measured::Counted(instance.counted(usage, own))
+            }
+            // Its report, whether the stream finished or not (ended early, its prompt
+            // count is still its own): believed up to the gateway's count.
+            _ => meter.believed(measured, own, settling),
+        }
     }
 
     /// What the upstream reported, or the gateway counted when it reported nothing.

@@ -19,6 +19,10 @@ use crate::instances::connector::{self, InstanceClient};
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
+/// The `Accept` of every upstream request. Upstream requests carry no `User-Agent`, and
+/// an instance's probe sends the same headers, so it cannot tell a probe from a request.
+pub const ACCEPT_ANSWERS: &str = "application/json, text/event-stream";
+
 #[derive(Clone)]
 pub struct UpstreamClient {
     client: Client<Connector, Full<Bytes>>,
@@ -95,7 +99,7 @@ impl UpstreamClient {
         let provider = &deployment.provider;
         let mut builder = Request::post(format!("{}{path}", provider.base_url))
             .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(header::ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+            .header(header::ACCEPT, HeaderValue::from_static(ACCEPT_ANSWERS));
         match auth {
             Auth::Bearer => {
                 if let Some(value) = &provider.authorization {

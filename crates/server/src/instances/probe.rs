@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, USER_AGENT};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::json;
@@ -46,7 +46,6 @@ pub const CONCURRENCY: usize = 8;
 pub const TICK: Duration = Duration::from_secs(1);
 /// Time kept between a probe's deadline and the end of its lease.
 const LEASE_MARGIN: Duration = Duration::from_millis(100);
-const USER_AGENT_VALUE: &str = "tokenrouter-probe";
 /// The most bytes read of an answer.
 const MAX_BODY: usize = 1 << 20;
 
@@ -124,8 +123,7 @@ async fn send(
         .method(method)
         .uri(base.join(path))
         .header(AUTHORIZATION, bearer)
-        .header(ACCEPT, "application/json")
-        .header(USER_AGENT, USER_AGENT_VALUE);
+        .header(ACCEPT, crate::upstream::ACCEPT_ANSWERS);
     let payload = match body {
         Some(body) => {
             builder = builder.header(CONTENT_TYPE, "application/json");

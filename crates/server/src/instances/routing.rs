@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokenrouter_core::Usage;
+use tokenrouter_core::{NanoUsd, Usage};
 use tokenrouter_store::{Db, Earning, Instance, KeyRow, StoreError};
 
 use crate::config::{Config, Deployment, Model, Provider, ProviderKind};
@@ -242,25 +242,52 @@ pub struct InstanceMeter {
     pub earning: Earning,
     /// The most prompt tokens believed: the gateway's estimate (the hold's).
     pub prompt_ceiling: u64,
+    /// The most generated tokens believed: the request's output limit.
+    pub completion_ceiling: u64,
+    /// The most the request is charged: its hold (which covers the estimated prompt and
+    /// the output limit, so honest usage stays under it).
+    pub charge_ceiling: NanoUsd,
     db: Db,
 }
 
+/// How far one request's usage can go, as the gateway bounded it before sending it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ceilings {
+    /// The gateway's estimate of the prompt's tokens (`u64::MAX`: none).
+    pub prompt: u64,
+    /// The request's output limit (`max_tokens`, else the model's), times its choices.
+    pub completion: u64,
+    /// The amount held for the request.
+    pub charge: NanoUsd,
+}
+
 impl InstanceMeter {
-    pub fn new(serving: &Serving, share_ppb: u64, prompt_ceiling: u64, db: Db) -> InstanceMeter {
+    pub fn new(serving: &Serving, share_ppb: u64, ceilings: Ceilings, db: Db) -> InstanceMeter {
         InstanceMeter {
             id: serving.id.clone(),
             earning: Earning { account_id: serving.account_id, share_ppb },
-            prompt_ceiling,
+            prompt_ceiling: ceilings.prompt,
+            completion_ceiling: ceilings.completion,
+            charge_ceiling: ceilings.charge,
             db,
         }
     }
 
-    /// The usage to charge: what the instance reported, but never more than the
-    /// gateway's own count (`own_completion`: [`own_completion`] of what it delivered).
-    /// Capped, it is the gateway's count, and `true` says the instance over-reported.
+    /// The gateway's own count (`usage` it counted, `own_completion` generated tokens
+    /// by [`own_completion`]) within the request's bounds: never flagged, as the
+    /// instance claimed none of it.
+    pub fn counted(&self, usage: Usage, own_completion: u64) -> Usage {
+        super::usage::capped(usage, self.prompt_ceiling, own_completion.min(self.completion_ceiling))
+    }
+
+    /// The usage to charge, however it was learned (a report, or a stream that ended
+    /// early still carrying the instance's numbers): never more than the gateway's own
+    /// count — the prompt at its estimate, the completion at `own_completion` (what it
+    /// delivered, by [`own_completion`]) and at the request's output limit. Capped, it
+    /// is the gateway's count, and `true` says the instance over-reported.
     pub fn honest(&self, measured: Measured, own_completion: u64) -> (Measured, bool) {
-        let Measured::Reported(reported) = measured else { return (measured, false) };
-        let usage = super::usage::capped(reported, self.prompt_ceiling, own_completion);
+        let (Measured::Reported(reported) | Measured::Counted(reported)) = measured else { return (measured, false) };
+        let usage = self.counted(reported, own_completion);
         if usage == reported {
             return (measured, false);
         }
@@ -287,7 +314,9 @@ impl InstanceMeter {
 }
 
 /// The gateway's own count of generated tokens: the delivered text at 3 bytes a token,
-/// or one per delivering chunk when that is more, plus the end-of-sequence token.
+/// or one per delivering chunk (one carrying generated text, which the gateway counted)
+/// when that is more, plus the end-of-sequence token. Metering also holds it to the
+/// request's output limit ([`InstanceMeter::counted`]).
 pub fn own_completion(text_bytes: u64, chunks: u64) -> u64 {
     text_bytes.div_ceil(BYTES_PER_TOKEN).max(chunks).saturating_add(END_OF_SEQUENCE)
 }

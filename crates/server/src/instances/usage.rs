@@ -11,6 +11,9 @@ use tokenrouter_core::Usage;
 pub struct Belief {
     /// The most prompt tokens believed: the gateway's own estimate (the hold's).
     pub prompt_ceiling: u64,
+    /// The most generated tokens believed: the request's output limit (`max_tokens`,
+    /// else the model's `max_output_tokens`) for each choice asked for.
+    pub completion_ceiling: u64,
     /// The model's context window: no count in a usage record exceeds it.
     pub token_cap: u64,
 }
@@ -19,7 +22,8 @@ impl Belief {
     /// What is charged for `reported` when the gateway counted `own_completion`
     /// generated tokens (`None`: the report is charged as it is).
     pub fn charged(&self, reported: Usage, own_completion: u64) -> Option<Usage> {
-        let charged = bounded(capped(reported, self.prompt_ceiling, own_completion), self.token_cap);
+        let own = own_completion.min(self.completion_ceiling);
+        let charged = bounded(capped(reported, self.prompt_ceiling, own), self.token_cap);
         (charged != reported).then_some(charged)
     }
 }
@@ -83,14 +87,16 @@ mod tests {
 
     #[test]
     fn an_over_report_is_charged_at_the_gateways_count() {
-        let belief = Belief { prompt_ceiling: 20, token_cap: 1000 };
+        let belief = Belief { prompt_ceiling: 20, completion_ceiling: 1000, token_cap: 1000 };
         assert_eq!(belief.charged(usage(12, 30), 40), None, "an honest report stands");
         assert_eq!(belief.charged(usage(120, 300), 40), Some(usage(20, 40)));
         let reasoned = Usage { reasoning_tokens: 250, cached_tokens: 100, ..usage(120, 300) };
         let charged = belief.charged(reasoned, 40).unwrap();
         assert_eq!((charged.reasoning_tokens, charged.cached_tokens), (40, 20));
-        let small = Belief { prompt_ceiling: u64::MAX, token_cap: 8 };
+        let small = Belief { prompt_ceiling: u64::MAX, completion_ceiling: 1000, token_cap: 8 };
         assert_eq!(small.charged(usage(12, 3), 40), Some(usage(8, 3)), "within the context window");
+        let short = Belief { prompt_ceiling: 20, completion_ceiling: 16, token_cap: 1000 };
+        assert_eq!(short.charged(usage(12, 100_000), 100_001), Some(usage(12, 16)), "within the output limit");
     }
 
     #[test]

@@ -82,9 +82,7 @@ pub(super) async fn respond(
             // An instance is charged no more than the gateway counts it delivered (a restated
             // surface states the charged usage itself).
             let whole = whole.map(|(body, measured)| {
-                if meter.instance.is_none() {
-                    return (body, measured);
-                }
+                let Some(instance) = &meter.instance else { return (body, measured) };
                 let own = match shape {
                     Shape::Embeddings => 0,
                     _ => crate::instances::routing::own_completion(
@@ -92,6 +90,11 @@ pub(super) async fn respond(
                         0,
                     ),
                 };
+                // It reported nothing: the gateway's count (which also counts the tool
+                // calls' JSON), within the request's bounds.
+                if let Measured::Counted(usage) = measured {
+                    return (body, Measured::Counted(instance.counted(usage, own)));
+                }
                 let believed = meter.believed(measured, own, true);
                 if believed == measured {
                     return (body, measured);

@@ -77,13 +77,13 @@ impl PassThrough {
             let start = offset;
             offset += event.len();
             let data = sse::data(event);
-            let info = data.as_deref().map(openai::classify_chunk).unwrap_or_default();
-            if self.belief.is_some()
-                && info.delivers_tokens
-                && let Some(data) = &data
-            {
-                let bytes = crate::instances::routing::chunk_text_bytes(data);
+            let mut info = data.as_deref().map(openai::classify_chunk).unwrap_or_default();
+            if self.belief.is_some() && info.delivers_tokens {
+                // An instance's chunk delivers only the generated text it carries where a
+                // client reads it (not a `"content"` member anywhere in its bytes).
+                let bytes = data.as_deref().map_or(0, crate::instances::routing::chunk_text_bytes);
                 self.delivered_text_bytes = self.delivered_text_bytes.saturating_add(bytes);
+                info.delivers_tokens = bytes > 0;
             }
             self.observe(info);
             let replacement: Option<Vec<u8>> = if self.strip_usage && info.usage_only {

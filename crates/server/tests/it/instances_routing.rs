@@ -17,12 +17,12 @@ use tokenrouter_store::{
 
 use crate::harness::{Gateway, expect_error, key_for, request_id, user};
 
-const INSTANCE_KEY: &str = "tr-inst-test-key";
+pub(crate) const INSTANCE_KEY: &str = "tr-inst-test-key";
 const SHARE_PPB: u64 = 800_000_000;
 
 /// `community-llama` only instances serve; `shared-model` has a configured deployment on
 /// the mock too, dearer (its own price) so the cost strategy tries an instance first.
-const EXTRA: &str = r#"
+pub(crate) const EXTRA: &str = r#"
 [instances]
 allow_private_addresses = true
 owner_share = "0.8"
@@ -69,6 +69,12 @@ pub(crate) fn honest_knobs() -> InstanceKnobs {
 
 /// Registers an instance of `owner` at `server` serving both models, and sets it online.
 async fn register(gw: &Gateway, owner: i64, server: &MockServer) -> String {
+    register_at(gw, owner, server.base_url()).await
+}
+
+/// Registers an instance of `owner` at `base_url` (a server on 127.0.0.1) serving both
+/// models, and sets it online.
+pub(crate) async fn register_at(gw: &Gateway, owner: i64, base_url: String) -> String {
     let models = vec![
         InstanceModel { model: "community-llama".into(), upstream_model: "llama-up".into() },
         InstanceModel { model: "shared-model".into(), upstream_model: "shared-up".into() },
@@ -76,7 +82,7 @@ async fn register(gw: &Gateway, owner: i64, server: &MockServer) -> String {
     let new = NewInstance {
         account_id: owner,
         name: "box".into(),
-        base_url: server.base_url(),
+        base_url,
         region: None,
         api_key: INSTANCE_KEY.into(),
         models,
@@ -120,7 +126,7 @@ pub(crate) async fn model_ids(gw: &Gateway, key: &str) -> Vec<String> {
 }
 
 /// Waits (at most 1 s) until `model` is listed for `key` (or not); the time it took.
-async fn wait_listed(gw: &Gateway, key: &str, model: &str, listed: bool) -> Duration {
+pub(crate) async fn wait_listed(gw: &Gateway, key: &str, model: &str, listed: bool) -> Duration {
     let start = Instant::now();
     loop {
         if model_ids(gw, key).await.iter().any(|m| m == model) == listed {
@@ -140,13 +146,13 @@ pub(crate) fn chat_body(model: &str) -> Value {
     json!({"model": model, "messages": user("Tell me something about instances."), "max_tokens": 50})
 }
 
-async fn ledger(gw: &Gateway, account_id: i64) -> Vec<tokenrouter_store::LedgerRow> {
+pub(crate) async fn ledger(gw: &Gateway, account_id: i64) -> Vec<tokenrouter_store::LedgerRow> {
     gw.state.usage.flush().await;
     gw.db.ledger(account_id, 1000).await.unwrap()
 }
 
 /// Every account's balance equals the sum of its ledger, and nothing stays held.
-async fn books_balance(gw: &Gateway, accounts: &[i64]) {
+pub(crate) async fn books_balance(gw: &Gateway, accounts: &[i64]) {
     gw.state.usage.flush().await;
     for &id in accounts {
         let account = gw.db.account_by_id(id).await.unwrap().unwrap();
@@ -216,6 +222,7 @@ async fn an_online_instance_is_listed_served_and_its_owner_paid_exactly() {
     let rid = request_id(&response);
     let _ = response.text().await.unwrap();
     let usage = gw.usage(&rid).await;
+    assert_eq!(usage.usage_source, UsageSource::Upstream, "an honest streamed report is believed: {usage:?}");
     let earning = ledger(&gw, owner).await.into_iter().find(|r| r.request_id.as_deref() == Some(&rid)).unwrap();
     assert_eq!(earning.amount.0, gw.state.config.load().instances.owner_earning(usage.cost.0));
     books_balance(&gw, &[gw.account_id, owner]).await;

@@ -18,6 +18,7 @@ mod github;
 mod harness;
 mod instances_admin;
 mod instances_api;
+mod instances_cheats;
 mod instances_privacy;
 mod instances_probe;
 mod instances_routing;

@@ -53,11 +53,14 @@ pub enum Answer {
 pub struct Failed {
     pub error: ApiError,
     pub failure: Failure,
+    /// An instance refused the request as the request's fault (a 4xx): its fault or the
+    /// request's, known only once another deployment has answered the same request.
+    pub refusal: bool,
 }
 
 impl Failed {
     fn new(error: ApiError, failure: Failure) -> Failed {
-        Failed { error, failure }
+        Failed { error, failure, refusal: false }
     }
 }
 
@@ -139,11 +142,11 @@ pub async fn send(
         }
     };
     if client_error && instance {
-        // An instance that refuses what the gateway accepted is failing, not the request:
-        // another deployment is tried, the refusal counts toward taking it offline, and
-        // its words never reach the consumer.
+        // An instance that refuses what the gateway accepted: another deployment is tried,
+        // and its words never reach the consumer. Whether it counts toward taking the
+        // instance offline depends on whether another deployment answers (the pipeline).
         let error = ApiError::UpstreamUnavailable(format!("The provider '{provider}' refused the request ({status})."));
-        return Err(Failed::new(error, Failure::ServerError));
+        return Err(Failed { refusal: true, ..Failed::new(error, Failure::ServerError) });
     }
     if client_error {
         // Relayed as it is when it is already an OpenAI error; otherwise (another

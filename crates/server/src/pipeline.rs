@@ -256,7 +256,10 @@ async fn serve(
         return Err(ApiError::UpstreamUnavailable(format!("'{}' has {why}.", primary.id)));
     };
     let prompt = if job.unseen_history { None } else { Some(tokens::reservation_estimate(&bytes)) };
-    let ceiling = ceiling(prompt, &chain, output_ceiling);
+    // Every choice asked for (`n`) may generate up to the output limit.
+    let n = choices(&job.body);
+    let ceiling =
+        ceiling(prompt, &chain, |m: &Model| Some(output_ceiling(m).unwrap_or(m.max_output_tokens).saturating_mul(n)));
     let holding =
         Holding { request_id: &request_id, key: &key, model: &primary.id, endpoint: job.endpoint, stream: view.stream };
     let reservation = match reserve(state, holding, ceiling, config).await {
@@ -282,6 +285,7 @@ async fn serve(
     let mut last_error: Option<ApiError> = None;
     let mut refused_here: Option<ApiError> = None;
     let mut cooling: Option<Duration> = None;
+    let mut disputed: Vec<&Deployment> = Vec::new();
     'models: for (position, model) in chain.iter().enumerate() {
         let max_out = output_ceiling(model);
         // The primary model passed this check before anything was reserved; a fallback
@@ -319,6 +323,10 @@ async fn serve(
                     if !matches!(answer, Answer::Refused { .. }) {
                         attempt.succeeded(sent.elapsed(), Instant::now());
                         crate::instances::routing::report(state, deployment, true);
+                        // The request was answerable: the instances that refused it failed.
+                        for refused in disputed.drain(..) {
+                            crate::instances::routing::report(state, refused, false);
+                        }
                     }
                     let mut meter = unanswered.meter.clone();
                     meter.ttfb_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
@@ -329,8 +337,12 @@ async fn serve(
                 }
                 Err(failed) => {
                     attempt.failed(failed.failure, Instant::now());
-                    // A 429 cools the instance here but is no sign it is down.
-                    if !matches!(failed.failure, crate::routing::Failure::RateLimited { .. }) {
+                    if failed.refusal {
+                        // Counted against the instance only if another deployment answers:
+                        // a consumer's bad requests cannot take honest instances offline.
+                        disputed.push(deployment);
+                    } else if !matches!(failed.failure, crate::routing::Failure::RateLimited { .. }) {
+                        // A 429 cools the instance here but is no sign it is down.
                         crate::instances::routing::report(state, deployment, false);
                     }
                     last_error = Some(failed.error);

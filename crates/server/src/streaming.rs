@@ -66,7 +66,13 @@ impl Transcoder {
         match self {
             Transcoder::Pass(p) => {
                 let out = p.feed(data);
-                let failure = p.overflowed.then(|| "The provider sent an event larger than 4 MiB.".to_owned());
+                let failure = if p.overflowed {
+                    Some("The provider sent an event larger than 4 MiB.".to_owned())
+                } else if p.runaway() {
+                    Some("The community instance kept generating past the request's output limit.".to_owned())
+                } else {
+                    None
+                };
                 (out, failure)
             }
             Transcoder::Decode(d) => {
@@ -198,7 +204,12 @@ impl MeteredSse {
         self.next_checkpoint = now + CHECKPOINT_EVERY;
         let Some(s) = &self.settlement else { return };
         let record = s.meter.usage_record(200, self.measured(&s.meter, &s.request_body, false), false);
-        s.writer.progress(Progress { request_id: record.request_id, delivered: record.cost });
+        s.writer.progress(Progress {
+            request_id: record.request_id,
+            delivered: record.cost,
+            provider: record.provider,
+            earning: record.earning,
+        });
     }
 
     /// Canonical chunks as the client's surface states them (as they are for chat).

@@ -3,6 +3,8 @@
 
 use tokenrouter_core::NanoUsd;
 
+use crate::Earning;
+
 /// A hold to take for one request before its upstream call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewHold {
@@ -51,6 +53,10 @@ pub struct Hold {
     pub stream: bool,
     /// The cost of what the client had received by the last checkpoint.
     pub delivered: NanoUsd,
+    /// Who was serving the request at the last checkpoint.
+    pub provider: Option<String>,
+    /// The instance owner who earns from what was delivered.
+    pub earning: Option<Earning>,
 }
 
 /// A request still streaming: the cost of what its client has received so far, so that
@@ -59,6 +65,10 @@ pub struct Hold {
 pub struct Progress {
     pub request_id: String,
     pub delivered: NanoUsd,
+    /// The deployment serving it (e.g. `openai`, `instance:7`).
+    pub provider: String,
+    /// A community instance serving it: its owner earns a share of what was delivered.
+    pub earning: Option<Earning>,
 }
 
 /// A gateway process, as it announces itself.

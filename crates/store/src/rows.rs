@@ -233,7 +233,8 @@ impl TryFrom<UsageRow> for UsageRecord {
 
 macro_rules! hold_columns {
     () => {
-        "request_id, account_id, key_id, amount_nano, created_at, replica, model, endpoint, stream, delivered_nano"
+        "request_id, account_id, key_id, amount_nano, created_at, replica, model, endpoint, stream, delivered_nano, \
+         provider, earner_id, earner_share_ppb"
     };
 }
 pub(crate) use hold_columns;
@@ -250,6 +251,9 @@ pub(crate) struct HoldRecord {
     pub endpoint: String,
     pub stream: bool,
     pub delivered_nano: i64,
+    pub provider: Option<String>,
+    pub earner_id: Option<i64>,
+    pub earner_share_ppb: Option<i64>,
 }
 
 impl From<HoldRecord> for Hold {
@@ -265,6 +269,11 @@ impl From<HoldRecord> for Hold {
             endpoint: r.endpoint,
             stream: r.stream,
             delivered: NanoUsd(r.delivered_nano),
+            provider: r.provider,
+            earning: r
+                .earner_id
+                .zip(r.earner_share_ppb)
+                .map(|(account_id, share)| crate::Earning { account_id, share_ppb: u64::try_from(share).unwrap_or(0) }),
         }
     }
 }

@@ -14,15 +14,16 @@ pub const LOST_REPLICA: &str = "(replica lost)";
 
 /// The usage row that ends the hold of a request whose gateway died before settling it:
 /// charged what its client had received by the last checkpoint (a stream already
-/// answered 200), the rest released.
+/// answered 200), the rest released; an instance that served it earns its share of that.
 pub fn orphan_record(hold: &Hold, now: i64) -> UsageRecord {
     let delivered = hold.delivered.0 > 0;
+    let provider = hold.provider.as_deref().filter(|_| delivered).unwrap_or(LOST_REPLICA);
     UsageRecord {
         request_id: hold.request_id.clone(),
         key_id: hold.key_id.clone(),
         account_id: hold.account_id,
         model: hold.model.clone(),
-        provider: LOST_REPLICA.to_owned(),
+        provider: provider.to_owned(),
         upstream_model: String::new(),
         endpoint: hold.endpoint.clone(),
         stream: hold.stream,
@@ -35,7 +36,7 @@ pub fn orphan_record(hold: &Hold, now: i64) -> UsageRecord {
         created_at: now,
         error_code: None,
         ttfb_ms: None,
-        earning: None,
+        earning: hold.earning.filter(|_| delivered),
     }
 }
 

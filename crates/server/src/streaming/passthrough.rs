@@ -30,6 +30,11 @@ pub struct PassThrough {
 /// The largest SSE event accepted from an upstream; a longer one ends the stream.
 pub const MAX_EVENT: usize = 4 * 1024 * 1024;
 
+/// Generated tokens (by the gateway's count) past twice a request's output limit at which
+/// a community instance's stream is ended: an honest server stops at the limit, and the
+/// gateway's count of text may run up to about twice the real tokens.
+const RUNAWAY_SLACK: u64 = 64;
+
 impl PassThrough {
     pub fn new(strip_usage: bool) -> PassThrough {
         PassThrough {
@@ -110,6 +115,15 @@ impl PassThrough {
             Some(out) => Bytes::from(out),
             None => events,
         }
+    }
+
+    /// A community instance generating far past the request's output limit (a server
+    /// that streams forever): the gateway ends the stream; nothing past the limit is paid.
+    pub fn runaway(&self) -> bool {
+        self.belief.is_some_and(|belief| {
+            let own = crate::instances::routing::own_completion(self.delivered_text_bytes, self.delivered_chunks);
+            own > belief.completion_ceiling.saturating_mul(2).saturating_add(RUNAWAY_SLACK)
+        })
     }
 
     /// The event restating an instance's usage report at what is charged, when it

@@ -243,6 +243,23 @@ async fn a_request_in_flight_has_its_hold_stored_until_it_settles() {
 }
 
 #[tokio::test]
+async fn a_request_for_several_choices_holds_the_output_limit_of_each() {
+    let gw = Gateway::start_with(Default::default(), PRICED).await;
+    let account = gw.db.create_account("three", NanoUsd(3 * CEILING - 1)).await.unwrap();
+    let key = key(&gw, account.id, None).await;
+    let ask = |n: u64| {
+        let body = json!({"model": "metered", "messages": user("hi"), "max_tokens": 100, "n": n});
+        gw.http.post(format!("{}/v1/chat/completions", gw.url)).bearer_auth(&key).json(&body).send()
+    };
+    expect_error(ask(3).await.unwrap(), 402, "insufficient_quota").await;
+    let pending = tokio::spawn(ask(2));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(gw.db.held(account.id).await.unwrap(), NanoUsd(2 * CEILING), "two choices of 100 tokens");
+    assert_eq!(pending.await.unwrap().unwrap().status(), 200);
+    no_holds_left(&gw, account.id).await;
+}
+
+#[tokio::test]
 async fn a_client_that_leaves_before_the_answer_still_gets_a_usage_row_and_no_open_hold() {
     let gw = Gateway::start_with(Default::default(), PRICED).await;
     let key = key(&gw, gw.account_id, None).await;

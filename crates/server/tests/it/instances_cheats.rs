@@ -40,14 +40,38 @@ struct Hostile {
 /// A gateway with one online instance answering each request (its number, its JSON
 /// body) with the raw HTTP response `script` gives, then closing the connection.
 async fn hostile(script: impl Fn(usize, &Value) -> Vec<u8> + Send + Sync + 'static) -> Hostile {
+    let script: Script = Arc::new(script);
+    serving(move |mut socket, n, body| {
+        let answer = script(n, &body);
+        async move {
+            let _ = socket.write_all(&answer).await;
+            let _ = socket.shutdown().await;
+        }
+    })
+    .await
+}
+
+/// A gateway with one online instance whose every request (after the probe's) is handed,
+/// read, to `serve` with its number and JSON body.
+async fn serving<F, Fut>(serve: F) -> Hostile
+where
+    F: Fn(TcpStream, usize, Value) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let hits = Arc::new(AtomicUsize::new(0));
-    let script: Script = Arc::new(script);
     let counted = hits.clone();
+    let serve = Arc::new(serve);
     tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(answer(socket, script.clone(), counted.clone()));
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (serve, counted) = (serve.clone(), counted.clone());
+            tokio::spawn(async move {
+                if let Some(body) = read_request(&mut socket).await {
+                    let n = counted.fetch_add(1, Ordering::SeqCst);
+                    serve(socket, n, body).await;
+                }
+            });
         }
     });
     let gw = Gateway::start_with(MockConfig::default(), EXTRA).await;
@@ -57,13 +81,13 @@ async fn hostile(script: impl Fn(usize, &Value) -> Vec<u8> + Send + Sync + 'stat
     Hostile { gw, owner, id, hits }
 }
 
-/// Reads one request (head, then `content-length` bytes of body) and sends the script's
-/// answer.
-async fn answer(mut socket: TcpStream, script: Script, hits: Arc<AtomicUsize>) {
+/// Reads one request: its head, then `content-length` bytes of body (`Null` when not
+/// JSON); `None` when the connection ends first.
+async fn read_request(socket: &mut TcpStream) -> Option<Value> {
     let (mut read, mut buf) = (Vec::new(), [0u8; 8192]);
     let head_end = loop {
         match socket.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => read.extend_from_slice(&buf[..n]),
         }
         if let Some(at) = read.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -75,14 +99,11 @@ async fn answer(mut socket: TcpStream, script: Script, hits: Arc<AtomicUsize>) {
         head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     while read.len() < head_end + length {
         match socket.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => read.extend_from_slice(&buf[..n]),
         }
     }
-    let n = hits.fetch_add(1, Ordering::SeqCst);
-    let body: Value = serde_json::from_slice(&read[head_end..head_end + length]).unwrap_or(Value::Null);
-    let _ = socket.write_all(&script(n, &body)).await;
-    let _ = socket.shutdown().await;
+    Some(serde_json::from_slice(&read[head_end..head_end + length]).unwrap_or(Value::Null))
 }
 
 /// A 200 event stream of `events` (each an SSE `data`), ended by closing the connection.
@@ -250,21 +271,28 @@ async fn an_instance_refusing_every_request_fails_over_goes_offline_and_is_never
         )
     })
     .await;
-    // The only deployment refused: the documented error, in the gateway's words.
-    let response = h.gw.chat(chat_body("community-llama")).await;
-    let (status, text) = (response.status(), response.text().await.unwrap());
-    assert_eq!(status, 502, "{text}");
-    assert!(!text.contains("EVIL"), "the instance's message is never relayed: {text}");
-    for _ in 0..2 {
+    // The only deployment refused: the documented error, in the gateway's words — and no
+    // strike, since nothing shows the request could be answered (a consumer's bad
+    // requests must not take honest instances offline).
+    for _ in 0..3 {
+        let response = h.gw.chat(chat_body("community-llama")).await;
+        let (status, text) = (response.status(), response.text().await.unwrap());
+        assert_eq!(status, 502, "{text}");
+        assert!(!text.contains("EVIL"), "the instance's message is never relayed: {text}");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.gw.db.instance_by_id(&h.id).await.unwrap().unwrap().status, InstanceStatus::Online);
+    // Refusals of requests another deployment answers count: three in a row take it offline.
+    for _ in 0..3 {
         let response = h.gw.chat(chat_body("shared-model")).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-tokenrouter-provider"], "mock", "failed over to the configured deployment");
         assert!(!response.text().await.unwrap().contains("EVIL"));
     }
-    assert_eq!(h.hits.load(Ordering::SeqCst), 3, "every request tried the instance first");
+    assert_eq!(h.hits.load(Ordering::SeqCst), 6, "every request tried the instance first");
     let deadline = Instant::now() + Duration::from_secs(2);
     while h.gw.db.instance_by_id(&h.id).await.unwrap().unwrap().status != InstanceStatus::Offline {
-        assert!(Instant::now() < deadline, "3 refusals in a row take it offline");
+        assert!(Instant::now() < deadline, "3 refused requests answered elsewhere take it offline");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     wait_listed(&h.gw, &h.gw.key, "community-llama", false).await;
@@ -293,4 +321,80 @@ async fn a_probe_sends_the_headers_of_an_ordinary_request() {
     }
     let probe_like = |(name, value): &(String, String)| name.contains("probe") || value.contains("probe");
     assert!(!requests.iter().any(|r| r.headers.iter().any(probe_like)), "nothing names the probe");
+}
+
+/// The consumer's stream ended with the gateway's error event.
+fn ended_with_an_error(text: &str) {
+    assert!(text.contains(r#""finish_reason":"error""#), "{text}");
+    assert!(text.contains(r#""code":"upstream_unavailable""#), "{text}");
+}
+
+#[tokio::test]
+async fn an_instance_streaming_forever_is_cut_off_and_paid_within_the_output_limit() {
+    let h = serving(|mut socket, _, _| async move {
+        let head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+        if socket.write_all(head).await.is_err() {
+            return;
+        }
+        let event = format!("data: {}\n\n", chunk(json!({"content": "word "})));
+        // Until the gateway hangs up (bounded, so that a broken gateway fails the test
+        // rather than filling the disk).
+        for _ in 0..1_000_000 {
+            if socket.write_all(event.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let body = streamed("Never stop.");
+    let response = h.gw.chat(body.clone()).await;
+    assert_eq!(response.status(), 200);
+    let rid = request_id(&response);
+    let text = tokio::time::timeout(Duration::from_secs(10), response.text()).await.expect("the stream ends").unwrap();
+    assert!(text.contains("past the request's output limit"), "{text}");
+    ended_with_an_error(&text);
+    let usage = h.gw.usage(&rid).await;
+    assert_eq!(usage.usage.completion_tokens, MAX_TOKENS, "{usage:?}");
+    assert!(usage.cost <= bounds(&h.gw, &body).1, "{usage:?}");
+    paid_exactly(&h, &usage).await;
+}
+
+#[tokio::test]
+async fn an_instance_closing_mid_answer_ends_the_stream_and_is_paid_for_what_was_delivered() {
+    let h = hostile(|_, body| {
+        let words: Vec<String> = (0..5).map(|_| chunk(json!({"content": "word "}))).collect();
+        if body["stream"] == true {
+            // Five chunks, then the connection closes: no usage, no `[DONE]`.
+            sse(&words)
+        } else {
+            // A body cut short of its `content-length`.
+            let mut whole = json_answer(200, &json!({"id": "c", "object": "chat.completion", "choices": []}));
+            whole.truncate(whole.len() - 10);
+            whole
+        }
+    })
+    .await;
+    let body = streamed("Stop halfway.");
+    let response = h.gw.chat(body.clone()).await;
+    assert_eq!(response.status(), 200);
+    let rid = request_id(&response);
+    let text = response.text().await.unwrap();
+    assert_eq!(text.matches("word ").count(), 5, "{text}");
+    ended_with_an_error(&text);
+    let usage = h.gw.usage(&rid).await;
+    assert_eq!(usage.usage_source, UsageSource::Counted);
+    assert!((5..=own_completion(25, 5)).contains(&usage.usage.completion_tokens), "{usage:?}");
+    assert!(usage.cost.0 > 0 && usage.cost <= bounds(&h.gw, &body).1, "{usage:?}");
+    paid_exactly(&h, &usage).await;
+
+    // Nothing reached the consumer yet: the request fails over to the configured deployment.
+    let response = h.gw.chat(chat_body("shared-model")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-tokenrouter-provider"], "mock");
+    let rid = request_id(&response);
+    let _ = response.text().await.unwrap();
+    assert_eq!(h.hits.load(Ordering::SeqCst), 2, "the instance was tried first");
+    assert_eq!(h.gw.usage(&rid).await.status, 200);
+    assert!(h.gw.db.open_holds().await.unwrap().is_empty(), "no hold is left open");
+    books_balance(&h.gw, &[h.gw.account_id, h.owner]).await;
 }

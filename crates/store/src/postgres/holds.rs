@@ -122,12 +122,21 @@ pub(super) async fn checkpoint(tx: &mut Transaction<'_, Postgres>, progress: &[P
     }
     let ids: Vec<&str> = progress.iter().map(|p| p.request_id.as_str()).collect();
     let delivered: Vec<i64> = progress.iter().map(|p| p.delivered.0).collect();
+    let providers: Vec<&str> = progress.iter().map(|p| p.provider.as_str()).collect();
+    let earners: Vec<Option<i64>> = progress.iter().map(|p| p.earning.map(|e| e.account_id)).collect();
+    let shares: Vec<Option<i64>> =
+        progress.iter().map(|p| p.earning.map(|e| crate::rows::to_db_count(e.share_ppb))).collect();
     sqlx::query(
-        "UPDATE holds h SET delivered_nano = p.delivered \
-         FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS p(id, delivered) WHERE h.request_id = p.id",
+        "UPDATE holds h SET delivered_nano = p.delivered, provider = p.provider, \
+         earner_id = p.earner, earner_share_ppb = p.share \
+         FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[]) \
+         AS p(id, delivered, provider, earner, share) WHERE h.request_id = p.id",
     )
     .bind(ids)
     .bind(delivered)
+    .bind(providers)
+    .bind(earners)
+    .bind(shares)
     .execute(&mut **tx)
     .await?;
     Ok(())

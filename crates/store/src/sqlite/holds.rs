@@ -112,11 +112,17 @@ pub(super) async fn close(tx: &mut Transaction<'_, Sqlite>, ids: &[&str]) -> Res
 /// Records what streams in flight have delivered so far.
 pub(super) async fn checkpoint(tx: &mut Transaction<'_, Sqlite>, progress: &[Progress]) -> Result<(), sqlx::Error> {
     for p in progress {
-        sqlx::query("UPDATE holds SET delivered_nano = ? WHERE request_id = ?")
-            .bind(p.delivered.0)
-            .bind(&p.request_id)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE holds SET delivered_nano = ?, provider = ?, earner_id = ?, earner_share_ppb = ? \
+             WHERE request_id = ?",
+        )
+        .bind(p.delivered.0)
+        .bind(&p.provider)
+        .bind(p.earning.map(|e| e.account_id))
+        .bind(p.earning.map(|e| crate::rows::to_db_count(e.share_ppb)))
+        .bind(&p.request_id)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! charges once, a charge never eats what other requests hold, and a dead replica's
 //! holds are settled at what it had delivered, once.
 
-use tokenrouter_store::{Batch, Db, Hold, HoldOutcome, NanoUsd, NewHold, Progress, UsageRecord, orphan_record};
+use tokenrouter_store::{
+    Batch, Db, Earning, Hold, HoldOutcome, LOST_REPLICA, NanoUsd, NewHold, Progress, UsageRecord, orphan_record,
+};
 
 use crate::fixture::{Backend, TestResult, new_key, on_both_backends, usage_record};
 
@@ -147,7 +149,13 @@ async fn a_dead_replicas_hold_is_settled_at_what_it_delivered_once(backend: Back
     db.insert_key(&new_key("k1", account.id)).await?;
     db.hold(&hold("req_stream", account.id, "k1", X)).await?;
     db.hold(&NewHold { stream: false, ..hold("req_plain", account.id, "k1", X) }).await?;
-    let progress = [Progress { request_id: "req_stream".into(), delivered: NanoUsd(1_234) }];
+    let owner = db.create_account("owner", NanoUsd::ZERO).await?;
+    let progress = [Progress {
+        request_id: "req_stream".into(),
+        delivered: NanoUsd(1_234),
+        provider: "instance:7".into(),
+        earning: Some(Earning { account_id: owner.id, share_ppb: 700_000_000 }),
+    }];
     db.write_batch(Batch { progress: &progress, ..Batch::default() }).await?;
     let open: Vec<Hold> = db.open_holds().await?;
     let stream = open.iter().find(|h| h.request_id == "req_stream").ok_or("no hold")?;
@@ -165,9 +173,13 @@ async fn a_dead_replicas_hold_is_settled_at_what_it_delivered_once(backend: Back
     assert_eq!((after.balance, after.held), (NanoUsd(10 * X - 1_234), NanoUsd::ZERO));
     assert_eq!(db.ledger_sum(account.id).await?, after.balance);
     let stream = db.usage_by_request("req_stream").await?.ok_or("no usage row")?;
-    assert_eq!((stream.status, stream.cost), (200, NanoUsd(1_234)));
+    assert_eq!((stream.status, stream.cost, stream.provider.as_str()), (200, NanoUsd(1_234), "instance:7"));
     let plain = db.usage_by_request("req_plain").await?.ok_or("no usage row")?;
-    assert_eq!((plain.status, plain.cost), (502, NanoUsd::ZERO));
+    assert_eq!((plain.status, plain.cost, plain.provider.as_str()), (502, NanoUsd::ZERO, LOST_REPLICA));
+    // The instance that served the stream earns its share of what was delivered, once.
+    let earned = db.account_by_id(owner.id).await?.ok_or("gone")?.balance;
+    assert_eq!(earned, NanoUsd(863), "70% of 1,234, rounded down");
+    assert_eq!(db.ledger_sum(owner.id).await?, earned);
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! The one pipeline every inference route runs once it has parsed its surface into a
-//! [`Job`]: policy → limits → reservation → routing → attempts (retries and fallbacks)
+//! [`Inference`]: policy → limits → reservation → routing → attempts (retries and fallbacks)
 //! → respond → settle. No surface can bypass a step.
 
 mod answer;
@@ -42,7 +42,7 @@ static X_FALLBACK: HeaderName = HeaderName::from_static("x-tokenrouter-fallback"
 static X_DROPPED_TOOLS: HeaderName = HeaderName::from_static("x-tokenrouter-dropped-tools");
 
 /// One inference request, parsed by its route.
-pub struct Job {
+pub struct Inference {
     /// The usage row's endpoint (`chat.completions`, `responses`, …).
     pub endpoint: &'static str,
     /// The body the attempts are built from: the client's chat body, the canonical chat
@@ -154,7 +154,7 @@ struct Progress {
     stream: bool,
 }
 
-/// Runs a job and stamps the headers every inference answer carries. A request refused
+/// Runs an inference and stamps the headers every inference answer carries. A request refused
 /// before it reached an upstream (400, 402, 403, 429, …) is recorded in the request log
 /// at no cost, with its error's code.
 pub async fn run(
@@ -163,12 +163,12 @@ pub async fn run(
     request_id: String,
     key: Arc<KeyRow>,
     headers: &HeaderMap,
-    job: Result<Job, ApiError>,
+    inference: Result<Inference, ApiError>,
 ) -> Response {
     let started = Instant::now();
     let mut progress = Progress::default();
-    let result = match job {
-        Ok(job) => serve(state, request_id.clone(), key.clone(), headers, job, &mut progress).await,
+    let result = match inference {
+        Ok(inference) => serve(state, request_id.clone(), key.clone(), headers, inference, &mut progress).await,
         Err(e) => Err(e),
     };
     if let Err(error) = &result
@@ -221,15 +221,15 @@ async fn serve(
     request_id: String,
     key: Arc<KeyRow>,
     headers: &HeaderMap,
-    mut job: Job,
+    mut inference: Inference,
     progress: &mut Progress,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let catalog = state.catalog();
     let config = catalog.config();
-    let bytes = job.body.clone();
+    let bytes = inference.body.clone();
     let mut request = RawObject::parse(&bytes).map_err(|e| json_error(&bytes, &e))?;
-    let view = match job.view.take() {
+    let view = match inference.view.take() {
         Some(view) => view,
         None => openai::inspect_chat(&request).map_err(|e| ApiError::invalid_param(e.message, e.param))?,
     };
@@ -241,7 +241,7 @@ async fn serve(
     let chain = fallback_chain(headers, &request, primary, &catalog, &key)?;
     request.remove("models");
 
-    let embeddings = matches!(job.work, Work::Embeddings(_));
+    let embeddings = matches!(inference.work, Work::Embeddings(_));
     check_kind(primary, embeddings)?;
     if !embeddings {
         policy::check_context(&bytes, policy::clamp_output(view.max_tokens, primary), primary)?;
@@ -255,13 +255,18 @@ async fn serve(
         let why = if primary.instances { "no deployment online right now" } else { "no deployment" };
         return Err(ApiError::UpstreamUnavailable(format!("'{}' has {why}.", primary.id)));
     };
-    let prompt = if job.unseen_history { None } else { Some(tokens::reservation_estimate(&bytes)) };
+    let prompt = if inference.unseen_history { None } else { Some(tokens::reservation_estimate(&bytes)) };
     // Every choice asked for (`n`) may generate up to the output limit.
-    let n = choices(&job.body);
+    let n = choices(&inference.body);
     let ceiling =
         ceiling(prompt, &chain, |m: &Model| Some(output_ceiling(m).unwrap_or(m.max_output_tokens).saturating_mul(n)));
-    let holding =
-        Holding { request_id: &request_id, key: &key, model: &primary.id, endpoint: job.endpoint, stream: view.stream };
+    let holding = Holding {
+        request_id: &request_id,
+        key: &key,
+        model: &primary.id,
+        endpoint: inference.endpoint,
+        stream: view.stream,
+    };
     let reservation = match reserve(state, holding, ceiling, config).await {
         Ok(reservation) => reservation,
         Err(e) => {
@@ -275,7 +280,7 @@ async fn serve(
     // An instance's prompt count is believed up to the estimate the hold was taken on.
     let measure = Measure { state, prompt_ceiling: prompt.unwrap_or(u64::MAX), hold: ceiling, started };
     let mut unanswered = Unanswered::new(
-        meter(&request_id, &key, &first, &job, view, &measure),
+        meter(&request_id, &key, &first, &inference, view, &measure),
         reservation,
         state.usage.clone(),
         bytes.clone(),
@@ -304,7 +309,7 @@ async fn serve(
             if progress.attempts >= config.server.max_attempts || Instant::now() >= deadline {
                 break 'models;
             }
-            let prepared = match outbound::prepare(&mut request, &job, view, model, deployment, max_out) {
+            let prepared = match outbound::prepare(&mut request, &inference, view, model, deployment, max_out) {
                 Ok(prepared) => prepared,
                 Err(e) => {
                     refused_here.get_or_insert(e);
@@ -316,7 +321,7 @@ async fn serve(
             let sent = Instant::now();
             let adapter = dispatch::adapter(deployment.provider.kind);
             let tried = Served { model, deployment, adapter, fallback: position > 0 };
-            unanswered.meter = meter(&request_id, &key, &tried, &job, view, &measure);
+            unanswered.meter = meter(&request_id, &key, &tried, &inference, view, &measure);
             let stream = prepared.stream;
             match dispatch::send(&state.upstream, deployment, prepared.outbound, stream, deadline).await {
                 Ok(answer) => {
@@ -333,7 +338,7 @@ async fn serve(
                     let reservation = unanswered.answered();
                     let held = answer::Held { reservation, admission, request_body: bytes };
                     let shape = (prepared.shape, prepared.one_tool_call);
-                    return answer::respond(state, answer, tried, shape, meter, held, job).await;
+                    return answer::respond(state, answer, tried, shape, meter, held, inference).await;
                 }
                 Err(failed) => {
                     attempt.failed(failed.failure, Instant::now());
@@ -450,7 +455,7 @@ fn meter(
     request_id: &str,
     key: &Arc<KeyRow>,
     served: &Served<'_>,
-    job: &Job,
+    inference: &Inference,
     view: &ChatView,
     measure: &Measure<'_>,
 ) -> MeterContext {
@@ -458,13 +463,13 @@ fn meter(
     let instance = served.deployment.provider.instance.as_ref().map(|serving| {
         let share = measure.state.config.load().instances.owner_share_ppb;
         let db = measure.state.db.clone();
-        let output = match job.work {
+        let output = match inference.work {
             Work::Embeddings(_) => 0,
             _ => policy::clamp_output(view.max_tokens, served.model).unwrap_or(served.model.max_output_tokens),
         };
         let ceilings = crate::instances::routing::Ceilings {
             prompt: measure.prompt_ceiling,
-            completion: output.saturating_mul(choices(&job.body)),
+            completion: output.saturating_mul(choices(&inference.body)),
             charge: measure.hold,
         };
         crate::instances::routing::InstanceMeter::new(serving, share, ceilings, db)
@@ -475,7 +480,7 @@ fn meter(
         model: served.model.id.clone(),
         provider: served.deployment.provider.name.clone(),
         upstream_model: served.deployment.upstream_model.clone(),
-        endpoint: job.endpoint,
+        endpoint: inference.endpoint,
         stream: view.stream,
         // Clients pay the model's price; a deployment's own price is what it costs us.
         price: served.model.price,

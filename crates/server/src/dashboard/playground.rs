@@ -19,7 +19,7 @@ use super::models::{catalog, is_chat};
 use crate::auth;
 use crate::edge::{RequestId, read_body};
 use crate::error::ApiError;
-use crate::pipeline::{self, Job, Work};
+use crate::pipeline::{self, Inference, Work};
 use crate::policy::ClientAddr;
 use crate::signin::Caller;
 use crate::state::AppState;
@@ -103,14 +103,14 @@ pub async fn chat(
         Err(e) => return e.into_response(),
     };
     let limit = state.config.load().server.max_body_bytes;
-    let job = async {
+    let inference = async {
         if key.expires_at.is_some_and(|at| at <= tokenrouter_core::clock::now_unix()) {
             return Err(ApiError::Forbidden(format!(
                 "Your key “{KEY_NAME}” has expired: change its expiry or revoke it on the API keys page."
             )));
         }
         state.allowlists.check(&key, client)?;
-        Ok(Job {
+        Ok(Inference {
             endpoint: "chat.completions",
             body: read_body(body, &headers, limit).await?,
             view: None,
@@ -121,7 +121,7 @@ pub async fn chat(
     }
     .await;
     // The browser's headers (its cookie above all) stay here: only the body goes on.
-    pipeline::run(&state, "chat.completions", request_id, key, &HeaderMap::new(), job).await
+    pipeline::run(&state, "chat.completions", request_id, key, &HeaderMap::new(), inference).await
 }
 
 fn store_error(e: tokenrouter_store::StoreError) -> ApiError {

@@ -13,7 +13,7 @@ use tokenrouter_providers::surface::{ChunkFeed, Surface};
 use tokenrouter_providers::{openai, responses};
 
 use super::outbound::Shape;
-use super::{Job, NativeApi, Served, Work, finish};
+use super::{Inference, NativeApi, Served, Work, finish};
 use crate::dispatch::Answer;
 use crate::edge::X_PROVIDER;
 use crate::error::ApiError;
@@ -41,7 +41,7 @@ pub(super) async fn respond(
     (shape, one_tool_call): (Shape, bool),
     meter: MeterContext,
     held: Held,
-    job: Job,
+    inference: Inference,
 ) -> Result<Response, ApiError> {
     let include_usage = match &shape {
         Shape::Relayed { include_usage, .. } => *include_usage,
@@ -55,8 +55,8 @@ pub(super) async fn respond(
         one_tool_call,
     };
     // A surface's own headers describe its translation: not sent when it passed through.
-    let translated = !matches!((&job.work, &shape), (Work::Surface(_), Shape::Relayed { .. }));
-    let (mut keeper, embeddings) = match job.work {
+    let translated = !matches!((&inference.work, &shape), (Work::Surface(_), Shape::Relayed { .. }));
+    let (mut keeper, embeddings) = match inference.work {
         Work::Surface(translation) => (translation.keeper, None),
         Work::Embeddings(request) => (None, Some(request)),
         Work::Chat => (None, None),
@@ -156,7 +156,7 @@ pub(super) async fn respond(
         headers.insert(X_FALLBACK_MODEL.clone(), model);
     }
     if translated {
-        for (name, value) in job.headers {
+        for (name, value) in inference.headers {
             headers.insert(name, value);
         }
     }

@@ -9,7 +9,7 @@ use tokenrouter_providers::openai::{self, ChatView};
 use tokenrouter_providers::passthrough::{RawObject, raw_from_vec, raw_string};
 use tokenrouter_providers::surface::Surface;
 
-use super::{Job, NativeApi, Work};
+use super::{Inference, NativeApi, Work};
 use crate::config::{Deployment, Model};
 use crate::dispatch::{self, Outbound};
 use crate::edge::json_error;
@@ -43,7 +43,7 @@ pub enum Shape {
 /// express is a 400 naming the field).
 pub fn prepare(
     request: &mut RawObject<'_>,
-    job: &Job,
+    inference: &Inference,
     view: &ChatView,
     model: &Model,
     deployment: &Deployment,
@@ -51,7 +51,7 @@ pub fn prepare(
 ) -> Result<Prepared, ApiError> {
     let adapter = dispatch::adapter(deployment.provider.kind);
     let target = Target { upstream_model: &deployment.upstream_model, max_output_tokens: model.max_output_tokens };
-    let shape = match &job.work {
+    let shape = match &inference.work {
         Work::Embeddings(typed) => {
             let outbound = match adapter {
                 None => {

@@ -8,7 +8,7 @@ use http::HeaderMap;
 
 use crate::edge::{RequestId, read_body};
 use crate::error::ApiError;
-use crate::pipeline::{self, Job, Work};
+use crate::pipeline::{self, Inference, Work};
 use crate::policy::Permitted;
 use crate::state::AppState;
 
@@ -19,14 +19,14 @@ pub async fn completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let job = job(&state, &headers, body).await;
-    pipeline::run(&state, "chat.completions", request_id, key, &headers, job).await
+    let inference = inference(&state, &headers, body).await;
+    pipeline::run(&state, "chat.completions", request_id, key, &headers, inference).await
 }
 
-async fn job(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {
+async fn inference(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Inference, ApiError> {
     let limit = state.config.load().server.max_body_bytes;
     let body = read_body(body, headers, limit).await?;
-    Ok(Job {
+    Ok(Inference {
         endpoint: "chat.completions",
         body,
         view: None,

@@ -14,7 +14,7 @@ use tokenrouter_providers::surface::Surface;
 
 use crate::edge::{RequestId, json_error, read_body};
 use crate::error::ApiError;
-use crate::pipeline::{self, Job, Native, NativeApi, Translation, Work};
+use crate::pipeline::{self, Inference, Native, NativeApi, Translation, Work};
 use crate::policy::Permitted;
 use crate::state::AppState;
 
@@ -25,11 +25,11 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let job = job(&state, &request_id, &headers, body).await;
-    pipeline::run(&state, "completions", request_id, key, &headers, job).await
+    let inference = inference(&state, &request_id, &headers, body).await;
+    pipeline::run(&state, "completions", request_id, key, &headers, inference).await
 }
 
-async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {
+async fn inference(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body) -> Result<Inference, ApiError> {
     let limit = state.config.load().server.max_body_bytes;
     let bytes = read_body(body, headers, limit).await?;
     let request = RawObject::parse(&bytes).map_err(|e| json_error(&bytes, &e))?;
@@ -55,7 +55,7 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
         Err(unsupported) => (bytes.clone(), native_view.clone(), Err(unsupported)),
     };
     let native = Native { api: NativeApi::Completions, body: bytes, view: native_view };
-    Ok(Job {
+    Ok(Inference {
         endpoint: "completions",
         body: canonical,
         view: Some(view),

@@ -10,7 +10,7 @@ use tokenrouter_providers::openai::ChatView;
 
 use crate::edge::{RequestId, expect_json_object, read_body};
 use crate::error::ApiError;
-use crate::pipeline::{self, Job, Work};
+use crate::pipeline::{self, Inference, Work};
 use crate::policy::Permitted;
 use crate::state::AppState;
 
@@ -21,17 +21,17 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let job = job(&state, &headers, body).await;
-    pipeline::run(&state, "embeddings", request_id, key, &headers, job).await
+    let inference = inference(&state, &headers, body).await;
+    pipeline::run(&state, "embeddings", request_id, key, &headers, inference).await
 }
 
-async fn job(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {
+async fn inference(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Inference, ApiError> {
     let limit = state.config.load().server.max_body_bytes;
     let bytes = read_body(body, headers, limit).await?;
     expect_json_object(&bytes)?;
     let request = embeddings::parse(&bytes).map_err(ApiError::unsupported)?;
     let view = ChatView { model: request.model.clone(), stream: false, include_usage: false, max_tokens: Some(0) };
-    Ok(Job {
+    Ok(Inference {
         endpoint: "embeddings",
         body: bytes,
         view: Some(view),

@@ -17,7 +17,7 @@ use tokenrouter_providers::messages::{self, Ids};
 
 use crate::edge::{RequestId, expect_json_object, read_body};
 use crate::error::ApiError;
-use crate::pipeline::{self, Job, Translation, Work, json_response};
+use crate::pipeline::{self, Inference, Translation, Work, json_response};
 use crate::policy::Permitted;
 use crate::state::AppState;
 use crate::tokens;
@@ -32,11 +32,11 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let job = job(&state, &request_id, &headers, body).await;
-    pipeline::run(&state, "messages", request_id, key, &headers, job).await
+    let inference = inference(&state, &request_id, &headers, body).await;
+    pipeline::run(&state, "messages", request_id, key, &headers, inference).await
 }
 
-async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body) -> Result<Job, ApiError> {
+async fn inference(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body) -> Result<Inference, ApiError> {
     let limit = state.config.load().server.max_body_bytes;
     let bytes = read_body(body, headers, limit).await?;
     expect_json_object(&bytes)?;
@@ -45,7 +45,7 @@ async fn job(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body
     let translated = messages::translate(request, ids).map_err(ApiError::unsupported)?;
     let (body, view) = pipeline::canonical(&translated.chat, &bytes)?;
     let answer_headers = pipeline::dropped_tools(&translated.dropped_tools);
-    Ok(Job {
+    Ok(Inference {
         endpoint: "messages",
         body,
         view: Some(view),

@@ -19,7 +19,7 @@ use tokenrouter_store::KeyRow;
 use crate::config::{Config, ProviderKind};
 use crate::edge::{RequestId, expect_json_object, read_body};
 use crate::error::ApiError;
-use crate::pipeline::{self, Job, Native, NativeApi, Translation, Work};
+use crate::pipeline::{self, Inference, Native, NativeApi, Translation, Work};
 use crate::policy::Permitted;
 use crate::retention::{Keeper, SERVED_UPSTREAM};
 use crate::state::AppState;
@@ -31,17 +31,17 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let job = job(&state, &request_id, &key, &headers, body).await;
-    pipeline::run(&state, "responses", request_id, key, &headers, job).await
+    let inference = inference(&state, &request_id, &key, &headers, body).await;
+    pipeline::run(&state, "responses", request_id, key, &headers, inference).await
 }
 
-async fn job(
+async fn inference(
     state: &AppState,
     request_id: &str,
     key: &KeyRow,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Job, ApiError> {
+) -> Result<Inference, ApiError> {
     let config = state.config.load_full();
     let bytes = read_body(body, headers, config.server.max_body_bytes).await?;
     expect_json_object(&bytes)?;
@@ -80,9 +80,9 @@ async fn job(
         if !native_possible {
             return Err(ApiError::unsupported(refusal));
         }
-        let mut job = native_only(bytes, native_view, refusal, keeper);
-        job.unseen_history = true;
-        return Ok(job);
+        let mut inference = native_only(bytes, native_view, refusal, keeper);
+        inference.unseen_history = true;
+        return Ok(inference);
     }
     let continues = previous.is_some();
     let translated = match translate(&config, request_id, request, previous.as_deref()) {
@@ -99,7 +99,7 @@ async fn job(
     let native =
         (native_possible && !continues).then(|| Native { api: NativeApi::Responses, body: bytes, view: native_view });
     let surface: Arc<dyn Surface> = Arc::new(translated.surface);
-    Ok(Job {
+    Ok(Inference {
         endpoint: "responses",
         body: canonical,
         view: Some(view),
@@ -147,8 +147,8 @@ fn translate(
 
 /// A request only native upstreams can serve: a translated one would be refused with
 /// the translation's error.
-fn native_only(bytes: Bytes, view: ChatView, refusal: Unsupported, keeper: Option<Keeper>) -> Job {
-    Job {
+fn native_only(bytes: Bytes, view: ChatView, refusal: Unsupported, keeper: Option<Keeper>) -> Inference {
+    Inference {
         endpoint: "responses",
         body: bytes.clone(),
         view: Some(view.clone()),

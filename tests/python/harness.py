@@ -144,6 +144,14 @@ capabilities = ["tools", "reasoning"]
 deployments = [ {{ provider = "mock-anthropic", upstream_model = "claude-mock@calls=1" }} ]
 
 [[models]]
+id = "background-slow"
+context_window = 128000
+max_output_tokens = 4096
+input_price = 1
+output_price = 1
+deployments = [ {{ provider = "mock", upstream_model = "mock-gpt@latency_ms=3000" }} ]
+
+[[models]]
 id = "codex-mock-gemini"
 context_window = 1048576
 max_output_tokens = 65536

@@ -6,6 +6,7 @@ mod auth;
 pub mod catalog;
 pub mod env;
 mod instances;
+mod jobs;
 pub mod raw;
 mod redis;
 
@@ -23,6 +24,7 @@ pub use tokenrouter_providers::openai::Dialect;
 pub use auth::{AuthConfig, GithubConfig};
 pub use env::Env;
 pub use instances::InstancesConfig;
+pub use jobs::JobsConfig;
 use raw::{RawDeployment, RawModel, RawProvider, RawRedis, RawServer};
 pub use redis::RedisConfig;
 
@@ -197,6 +199,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[instances]`: community model servers.
     pub instances: InstancesConfig,
+    /// `[jobs]`: async jobs.
+    pub jobs: JobsConfig,
     pub providers: Vec<Arc<Provider>>,
     models: HashMap<String, Arc<Model>>,
     model_order: Vec<String>,
@@ -227,6 +231,7 @@ impl Config {
         let mut redis = RawRedis::default();
         let mut auth = auth::RawAuth::default();
         let mut instances = instances::RawInstances::default();
+        let mut jobs = jobs::RawJobs::default();
         for (key, value) in table {
             match key.as_str() {
                 "server" => server = section(value, "server", &mut errors).unwrap_or_default(),
@@ -235,8 +240,9 @@ impl Config {
                 "redis" => redis = section(value, "redis", &mut errors).unwrap_or_default(),
                 "auth" => auth = section(value, "auth", &mut errors).unwrap_or_default(),
                 "instances" => instances = section(value, "instances", &mut errors).unwrap_or_default(),
+                "jobs" => jobs = section(value, "jobs", &mut errors).unwrap_or_default(),
                 other => errors.push(format!(
-                    "{other}: unknown section (expected server, redis, auth, instances, providers or models)"
+                    "{other}: unknown section (expected server, redis, auth, instances, jobs, providers or models)"
                 )),
             }
         }
@@ -244,6 +250,7 @@ impl Config {
         config.redis = RedisConfig::build(redis, &mut errors);
         config.auth = AuthConfig::build(auth, env, &mut errors);
         config.instances = InstancesConfig::build(instances, &mut errors);
+        config.jobs = JobsConfig::build(jobs, &mut errors);
         config.apply_default_timeouts();
         config.check_fallbacks(&mut errors);
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -404,6 +411,7 @@ where
         redis: RedisConfig::default(),
         auth: AuthConfig { github: None, session_ttl_secs: auth::DEFAULT_SESSION_TTL_SECS },
         instances: InstancesConfig::default(),
+        jobs: JobsConfig::default(),
         providers: built_providers,
         models: built_models,
         model_order: order,

@@ -9,6 +9,7 @@ mod balance;
 mod chart;
 mod connect;
 mod instances;
+mod jobs;
 mod keys;
 mod layout;
 mod login;
@@ -49,6 +50,8 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/usage.csv", get(usage::csv))
         .route("/dashboard/requests", get(requests::page))
         .route("/dashboard/requests/{id}", get(requests::detail))
+        .route("/dashboard/jobs", get(jobs::page))
+        .route("/dashboard/jobs/{id}", get(jobs::detail))
         .route("/dashboard/models", get(models::page))
         .route("/dashboard/instances", get(instances::page))
         .route("/dashboard/instances/{id}", get(instances::detail))

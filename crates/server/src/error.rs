@@ -67,6 +67,9 @@ pub enum ApiError {
     /// A redemption code that is unknown, used or expired (one message for all three).
     #[error("This code is not valid: it may be mistyped, already redeemed or expired.")]
     InvalidCode,
+    /// The account has as many jobs queued or running as `[jobs] max_queued_per_account`.
+    #[error("This account has {0} jobs queued or running, the most allowed; wait for some to finish.")]
+    TooManyJobs(u64),
     /// An instance `base_url` the address policy refuses (§7), with the reason.
     #[error("{0}")]
     UnsafeUrl(String),
@@ -121,6 +124,7 @@ impl ApiError {
             ApiError::UnsafeUrl(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "unsafe_url"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "invalid_request_error", "conflict"),
             ApiError::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited"),
+            ApiError::TooManyJobs(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited"),
         }
     }
 

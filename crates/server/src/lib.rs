@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod edge;
 pub mod error;
 pub mod instances;
+pub mod jobs;
 pub mod journal;
 pub mod limits;
 pub mod metering;

@@ -265,6 +265,11 @@ struct RemoteHeld {
 }
 
 impl Admission {
+    /// An admission that took nothing: a queued job's run, admitted when it was submitted.
+    pub fn none() -> Admission {
+        Admission { held: Held::Nothing }
+    }
+
     /// Corrects the token bucket to the tokens actually used: gives back what the
     /// estimate had too many, charges what it had too few.
     pub fn settle(self, actual_tokens: u64) {

@@ -154,6 +154,31 @@ struct Progress {
     stream: bool,
 }
 
+/// When an inference runs, and how it pays.
+pub enum Mode {
+    /// Now, answering this request: admitted, held, run.
+    Now,
+    /// Admitted and held only: the caller queues it as a job, which then owns the hold.
+    Submit,
+    /// A queued job running: admitted and held when it was submitted.
+    Queued(Reservation),
+}
+
+/// A request admitted for later ([`Mode::Submit`]): what it holds.
+pub struct Admitted {
+    pub reservation: Reservation,
+    /// The amount held: its cost ceiling.
+    pub hold: tokenrouter_core::NanoUsd,
+    /// The model as asked for.
+    pub model: String,
+}
+
+/// What [`serve`] came to.
+enum Outcome {
+    Answered(Response),
+    Admitted(Admitted),
+}
+
 /// Runs an inference and stamps the headers every inference answer carries. A request refused
 /// before it reached an upstream (400, 402, 403, 429, …) is recorded in the request log
 /// at no cost, with its error's code.
@@ -165,10 +190,61 @@ pub async fn run(
     headers: &HeaderMap,
     inference: Result<Inference, ApiError>,
 ) -> Response {
+    let mode = Mode::Now;
+    match run_as(state, endpoint, request_id, key, headers, inference, mode).await {
+        Ok(Outcome::Answered(response)) => response,
+        Ok(Outcome::Admitted(_)) => unreachable!("only Mode::Submit stops at admission"),
+        Err(response) => response,
+    }
+}
+
+/// Runs every admission step of an inference (policy, scopes, rate limits, the hold) and
+/// stops there: the request is to be queued. A refusal is the answer to send at once.
+pub async fn submit(
+    state: &AppState,
+    endpoint: &'static str,
+    request_id: String,
+    key: Arc<KeyRow>,
+    headers: &HeaderMap,
+    inference: Result<Inference, ApiError>,
+) -> Result<Admitted, Response> {
+    match run_as(state, endpoint, request_id, key, headers, inference, Mode::Submit).await {
+        Ok(Outcome::Admitted(admitted)) => Ok(admitted),
+        Ok(Outcome::Answered(response)) | Err(response) => Err(response),
+    }
+}
+
+/// Runs a queued job's inference on the hold taken at its submission (its rate limits were
+/// counted then too).
+pub async fn run_queued(
+    state: &AppState,
+    endpoint: &'static str,
+    request_id: String,
+    key: Arc<KeyRow>,
+    headers: &HeaderMap,
+    inference: Result<Inference, ApiError>,
+    reservation: Reservation,
+) -> Response {
+    let mode = Mode::Queued(reservation);
+    match run_as(state, endpoint, request_id, key, headers, inference, mode).await {
+        Ok(Outcome::Answered(response)) | Err(response) => response,
+        Ok(Outcome::Admitted(_)) => unreachable!("only Mode::Submit stops at admission"),
+    }
+}
+
+async fn run_as(
+    state: &AppState,
+    endpoint: &'static str,
+    request_id: String,
+    key: Arc<KeyRow>,
+    headers: &HeaderMap,
+    inference: Result<Inference, ApiError>,
+    mode: Mode,
+) -> Result<Outcome, Response> {
     let started = Instant::now();
     let mut progress = Progress::default();
     let result = match inference {
-        Ok(inference) => serve(state, request_id.clone(), key.clone(), headers, inference, &mut progress).await,
+        Ok(inference) => serve(state, request_id.clone(), key.clone(), headers, inference, mode, &mut progress).await,
         Err(e) => Err(e),
     };
     if let Err(error) = &result
@@ -177,12 +253,16 @@ pub async fn run(
         let record = refusal_record(request_id, &key, endpoint, &progress, error, started);
         state.usage.record_now(record);
     }
-    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    let mut response = match result {
+        Ok(Outcome::Answered(response)) => response,
+        Ok(admitted) => return Ok(admitted),
+        Err(e) => e.into_response(),
+    };
     state.limits.stamp(&key, response.headers_mut(), Instant::now());
     if progress.attempts > 0 {
         response.headers_mut().insert(X_ATTEMPTS.clone(), HeaderValue::from(progress.attempts));
     }
-    response
+    if response.status().is_success() { Ok(Outcome::Answered(response)) } else { Err(response) }
 }
 
 /// The request log's row of a request refused before any upstream was tried.
@@ -222,8 +302,9 @@ async fn serve(
     key: Arc<KeyRow>,
     headers: &HeaderMap,
     mut inference: Inference,
+    mode: Mode,
     progress: &mut Progress,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     let started = Instant::now();
     let catalog = state.catalog();
     let config = catalog.config();
@@ -249,7 +330,15 @@ async fn serve(
     let output_ceiling =
         |model: &Model| if embeddings { Some(0) } else { policy::clamp_output(view.max_tokens, model) };
     let estimate = limits::estimate(&bytes, output_ceiling(primary));
-    let admission = state.limits.admit(&key, estimate, Instant::now()).await?;
+    let (submit, adopted) = match mode {
+        Mode::Now => (false, None),
+        Mode::Submit => (true, None),
+        Mode::Queued(reservation) => (false, Some(reservation)),
+    };
+    let admission = match adopted {
+        Some(_) => limits::Admission::none(),
+        None => state.limits.admit(&key, estimate, Instant::now()).await?,
+    };
     let Some(first) = primary.deployments.first() else {
         admission.cancel();
         let why = if primary.instances { "no deployment online right now" } else { "no deployment" };
@@ -267,14 +356,25 @@ async fn serve(
         endpoint: inference.endpoint,
         stream: view.stream,
     };
-    let reservation = match reserve(state, holding, ceiling, config).await {
-        Ok(reservation) => reservation,
-        Err(e) => {
-            // Refused (402) before anything was sent: the request costs no rate limit.
-            admission.cancel();
-            return Err(e);
+    let (reservation, ceiling) = match adopted {
+        Some(reservation) => {
+            let held = reservation.amount();
+            (reservation, held)
         }
+        None => match reserve(state, holding, ceiling, config).await {
+            Ok(reservation) => (reservation, ceiling),
+            Err(e) => {
+                // Refused (402) before anything was sent: the request costs no rate limit.
+                admission.cancel();
+                return Err(e);
+            }
+        },
     };
+    if submit {
+        // Its rate limits keep the estimate: the job's run corrects nothing.
+        drop(admission);
+        return Ok(Outcome::Admitted(Admitted { reservation, hold: ceiling, model: primary.id.clone() }));
+    }
     let first = Served { model: primary, deployment: first, adapter: None, fallback: false };
     progress.metered = true;
     // An instance's prompt count is believed up to the estimate the hold was taken on.
@@ -338,7 +438,8 @@ async fn serve(
                     let reservation = unanswered.answered();
                     let held = answer::Held { reservation, admission, request_body: bytes };
                     let shape = (prepared.shape, prepared.one_tool_call);
-                    return answer::respond(state, answer, tried, shape, meter, held, inference).await;
+                    let answered = answer::respond(state, answer, tried, shape, meter, held, inference).await;
+                    return answered.map(Outcome::Answered);
                 }
                 Err(failed) => {
                     attempt.failed(failed.failure, Instant::now());

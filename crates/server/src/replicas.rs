@@ -57,6 +57,8 @@ pub async fn end_orphans(db: &Db, me: &Replica) -> Result<usize, StoreError> {
     let now = clock::now_unix();
     let replicas: HashMap<String, ReplicaRow> = db.replicas().await?.into_iter().map(|r| (r.id.clone(), r)).collect();
     let dead = |hold: &Hold| match replicas.get(&hold.replica) {
+        // A queued job's hold is the job machinery's to end (`jobs::sweep_once`).
+        _ if hold.replica == tokenrouter_store::JOB_HOLDER => false,
         Some(row) => is_dead(row, me, now),
         None => hold.replica != me.id,
     };
@@ -72,6 +74,11 @@ pub async fn end_orphans(db: &Db, me: &Replica) -> Result<usize, StoreError> {
         );
     }
     for row in replicas.values().filter(|r| is_dead(r, me, now)) {
+        // Its running jobs are claimable now (they run again: charged at most once).
+        let resumed = db.expire_job_leases(&row.id).await?;
+        if resumed > 0 {
+            tracing::warn!(jobs = resumed, replica = %row.id, "jobs a dead replica was running will run again");
+        }
         db.forget_replica(&row.id).await?;
     }
     Ok(orphans.len())

@@ -5,18 +5,19 @@ pub(crate) mod admin;
 pub(crate) mod api_body;
 pub(crate) mod api_keys;
 pub(crate) mod api_types;
-mod chat;
+pub(crate) mod chat;
 mod completions;
 mod embeddings;
 pub(crate) mod github;
 mod health;
 pub(crate) mod instances;
 pub(crate) mod inventory;
+pub(crate) mod jobs;
 mod messages;
 mod metrics;
 pub(crate) mod models;
 mod openapi;
-mod responses;
+pub(crate) mod responses;
 pub(crate) mod usage;
 mod whoami;
 
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/responses", post(responses::create))
         .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
+        .route("/v1/responses/{id}/cancel", post(responses::cancel))
         .merge(anthropic)
         .route("/api/whoami", get(whoami::whoami))
         .route("/api/openapi.json", get(openapi::document))
@@ -68,6 +70,8 @@ pub fn router(state: AppState) -> Router {
             "/api/instances/{id}/software/{software}",
             axum::routing::patch(inventory::update_software).delete(inventory::delete_software),
         )
+        .route("/api/jobs", get(jobs::list))
+        .route("/api/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/api/admin/instances", get(instances::admin_list))
         .route("/api/admin/instances/{id}", axum::routing::patch(instances::admin_update))
         .route("/auth/link/{token}", get(account::link))

@@ -94,6 +94,7 @@ async fn take_holds(db: Db, writer: UsageWriter, mut rx: mpsc::Receiver<Ask>) {
                             amount: hold.amount,
                             writer: writer.clone(),
                             done: false,
+                            adopted: false,
                         }),
                         HoldOutcome::Balance { available } => Taken::Balance(available),
                         HoldOutcome::SpendLimit { remaining } => Taken::SpendLimit(remaining),
@@ -124,6 +125,10 @@ pub struct Reservation {
     amount: NanoUsd,
     writer: UsageWriter,
     done: bool,
+    /// A queued job's hold: dropping the run (its replica stopping, its job cancelled or
+    /// taken over) leaves the hold to the job — the canceller releases it, a run after a
+    /// restart settles it, the sweeper ends it once the job is over.
+    adopted: bool,
 }
 
 /// The request a hold is for.
@@ -170,6 +175,22 @@ pub async fn reserve(
 }
 
 impl Reservation {
+    /// The reservation of a hold already in the store (a queued job's, taken when it was
+    /// submitted): settled like any, but not released when dropped (see `adopted`).
+    pub fn adopt(request_id: String, amount: NanoUsd, writer: UsageWriter) -> Reservation {
+        Reservation { request_id, amount, writer, done: false, adopted: true }
+    }
+
+    /// The amount held.
+    pub fn amount(&self) -> NanoUsd {
+        self.amount
+    }
+
+    /// Leaves the hold in the store, owned by what took it over (a job, which ends it).
+    pub fn hand_over(mut self) {
+        self.done = true;
+    }
+
     /// The request's usage record, about to be written, closes the hold and charges
     /// `cost` (which may exceed the hold when usage beat the estimate).
     pub fn settle(mut self, cost: NanoUsd) {
@@ -186,7 +207,7 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.done && !self.adopted {
             self.writer.release(std::mem::take(&mut self.request_id));
         }
     }

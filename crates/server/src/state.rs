@@ -52,6 +52,8 @@ pub struct Shared {
     pub instances: crate::instances::routing::LiveInstances,
     /// Wakes this replica's instance prober (see [`AppState::instances_changed`]).
     pub probe_wake: Arc<tokio::sync::Notify>,
+    /// Wakes this replica's job workers when it queued a job.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
     /// When the newest key reload began (Unix ms).
     last_refresh_ms: AtomicI64,
     /// Taken by requests with a key the snapshot does not know, one at a time.
@@ -66,6 +68,12 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// The state a background task holds while it works (it keeps only a weak reference
+    /// between turns, so that the gateway can stop).
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> AppState {
+        AppState(shared)
+    }
+
     /// The models as a request sees them now: the config with the online instances.
     pub fn catalog(&self) -> crate::instances::routing::Catalog {
         crate::instances::routing::Catalog::new(self.config.load_full(), self.instances.load_full())
@@ -138,6 +146,7 @@ impl AppState {
             last_refresh_ms: AtomicI64::new(0),
             refresh_gate: tokio::sync::Mutex::new(()),
             probe_wake: Arc::default(),
+            jobs_wake: Arc::default(),
         }));
         tokio::spawn(refresh_keys(state.clone()));
         tokio::spawn(crate::instances::probe::run(
@@ -151,6 +160,8 @@ impl AppState {
             tokio::spawn(follow_changes(changes, Arc::downgrade(&state.0)));
         }
         tokio::spawn(crate::retention::forget_expired(state.db.clone(), Arc::downgrade(&state.0)));
+        tokio::spawn(crate::jobs::work(Arc::downgrade(&state.0), state.jobs_wake.clone()));
+        tokio::spawn(crate::jobs::sweep(Arc::downgrade(&state.0)));
         Ok(state)
     }
 

@@ -8,6 +8,7 @@ mod accounts;
 mod holds;
 mod instances;
 mod inventory;
+mod jobs;
 mod keys;
 mod replicas;
 mod reports;

@@ -18,6 +18,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("playground.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/playground.js")),
     ("admin.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/admin.js")),
     ("instances.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/instances.js")),
+    ("jobs.js", "text/javascript; charset=utf-8", include_bytes!("../../assets/jobs.js")),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../assets/favicon.svg")),
 ];
 

@@ -12,6 +12,7 @@ pub enum Nav {
     Keys,
     Usage,
     Requests,
+    Jobs,
     Models,
     Instances,
     Balance,
@@ -21,11 +22,12 @@ pub enum Nav {
 }
 
 impl Nav {
-    const ALL: [Nav; 10] = [
+    const ALL: [Nav; 11] = [
         Nav::Overview,
         Nav::Keys,
         Nav::Usage,
         Nav::Requests,
+        Nav::Jobs,
         Nav::Models,
         Nav::Instances,
         Nav::Balance,
@@ -40,6 +42,7 @@ impl Nav {
             Nav::Keys => "API keys",
             Nav::Usage => "Usage",
             Nav::Requests => "Request log",
+            Nav::Jobs => "Jobs",
             Nav::Models => "Models",
             Nav::Instances => "Instances",
             Nav::Balance => "Balance",
@@ -55,6 +58,7 @@ impl Nav {
             Nav::Keys => "/dashboard/keys",
             Nav::Usage => "/dashboard/usage",
             Nav::Requests => "/dashboard/requests",
+            Nav::Jobs => "/dashboard/jobs",
             Nav::Models => "/dashboard/models",
             Nav::Instances => "/dashboard/instances",
             Nav::Balance => "/dashboard/balance",

@@ -6,13 +6,13 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::api_types::*;
-use super::{account, admin, api_keys, instances, inventory, usage};
+use super::{account, admin, api_keys, instances, inventory, jobs, usage};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Token Router management API",
-        description = "Accounts, keys, usage, the ledger, instances (contributed model servers) and administration. Authenticate with the `tr_session` cookie (changes made with it need the gateway's own `Origin`) or with `Authorization: Bearer` and a key created with scope `management`. Lists are newest first, `?limit=` (at most 100) and `?before=` the previous page's `next`. Money is a decimal string of USD. Times are RFC 3339, UTC; usage buckets are UTC hours or days, and `from`/`to` are inclusive of whole days (dates) or whole hours (times)."
+        description = "Accounts, keys, usage, the ledger, instances (contributed model servers), async jobs and administration. Authenticate with the `tr_session` cookie (changes made with it need the gateway's own `Origin`) or with `Authorization: Bearer` and a key created with scope `management`. Lists are newest first, `?limit=` (at most 100) and `?before=` the previous page's `next`. Money is a decimal string of USD. Times are RFC 3339, UTC; usage buckets are UTC hours or days, and `from`/`to` are inclusive of whole days (dates) or whole hours (times)."
     ),
     paths(
         account::me,
@@ -46,6 +46,9 @@ use super::{account, admin, api_keys, instances, inventory, usage};
         inventory::add_software,
         inventory::update_software,
         inventory::delete_software,
+        jobs::get,
+        jobs::cancel,
+        jobs::list,
     ),
     components(schemas(NewKeyBody, KeyPatchBody, account::RedeemBody, CreditBody, AccountPatchBody, CodesBody, ErrorBody, NewInstanceBody, InstancePatchBody, InstanceModelBody, InstanceAdminPatchBody, ProcessingUnitBody, SoftwareBody)),
     modifiers(&Security)
@@ -61,6 +64,10 @@ impl Modify for Security {
             .add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("tr_session"))));
         components.add_security_scheme(
             "management_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("sk-tr-…").build()),
+        );
+        components.add_security_scheme(
+            "inference_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("sk-tr-…").build()),
         );
     }

@@ -7,18 +7,22 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
 use tokenrouter_providers::adapter::Unsupported;
 use tokenrouter_providers::openai::ChatView;
+use tokenrouter_providers::passthrough::RawObject;
 use tokenrouter_providers::responses::{self, Ids, Options, ResponsesRequest, Translated};
 use tokenrouter_providers::surface::Surface;
 use tokenrouter_store::KeyRow;
+use tokenrouter_store::{Job, JobKind, JobStatus};
 
 use crate::config::{Config, ProviderKind};
 use crate::edge::{RequestId, expect_json_object, read_body};
 use crate::error::ApiError;
+use crate::jobs::{self, Submission};
 use crate::pipeline::{self, Inference, Native, NativeApi, Translation, Work};
 use crate::policy::Permitted;
 use crate::retention::{Keeper, SERVED_UPSTREAM};
@@ -31,28 +35,122 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let inference = inference(&state, &request_id, &key, &headers, body).await;
+    let limit = state.config.load().server.max_body_bytes;
+    let bytes = match read_body(body, &headers, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => return pipeline::run(&state, "responses", request_id, key, &headers, Err(e)).await,
+    };
+    if let Some(queued) = background(&bytes) {
+        return submit(&state, request_id, key, &headers, queued).await;
+    }
+    let inference = inference_of(&state, &request_id, &key, bytes).await;
     pipeline::run(&state, "responses", request_id, key, &headers, inference).await
 }
 
-async fn inference(
+/// A `background: true` request's body without that field (the job runs it as an
+/// ordinary request); `None` for any other body.
+fn background(bytes: &Bytes) -> Option<Bytes> {
+    let mut request = RawObject::parse(bytes).ok()?;
+    if request.get("background")?.get() != "true" {
+        return None;
+    }
+    request.remove("background");
+    Some(Bytes::from(request.to_vec()))
+}
+
+/// Queues a background response: the response object, `queued`, under the id it will
+/// keep (OpenAI's background mode).
+async fn submit(state: &AppState, request_id: String, key: Arc<KeyRow>, headers: &HeaderMap, body: Bytes) -> Response {
+    let streamed = RawObject::parse(&body).ok().and_then(|o| o.get("stream").map(|v| v.get() == "true"));
+    if streamed == Some(true) {
+        let refusal = ApiError::invalid_param(
+            "A background response cannot stream through this gateway: poll GET /v1/responses/{id} instead.",
+            "stream",
+        );
+        return refusal.into_response();
+    }
+    let inference = inference_of(state, &request_id, &key, body.clone()).await;
+    let submission = Submission {
+        id: response_id(&request_id),
+        kind: JobKind::Response,
+        endpoint: "responses",
+        request_id,
+        key,
+        body: body.clone(),
+    };
+    match jobs::submit(state, submission, headers, inference).await {
+        Ok(job) => {
+            let object = pending(&job.id, job.created_at, &job.model, JobStatus::Queued, &body, None);
+            pipeline::json_response(StatusCode::OK, Bytes::from(object.to_string()))
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// The response object of a background response not completed: its request's settings
+/// and its status (with the error of a failed one).
+fn pending(id: &str, created_at: i64, model: &str, status: JobStatus, request: &[u8], error: Option<Value>) -> Value {
+    let asked: Value = serde_json::from_slice(request).unwrap_or(Value::Null);
+    let field = |name: &str, default: Value| asked.get(name).cloned().unwrap_or(default);
+    let status = match status {
+        JobStatus::Expired => "incomplete",
+        other => other.as_str(),
+    };
+    json!({
+        "id": id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "background": true,
+        "error": error,
+        "incomplete_details": null,
+        "instructions": field("instructions", Value::Null),
+        "max_output_tokens": field("max_output_tokens", Value::Null),
+        "metadata": field("metadata", json!({})),
+        "model": model,
+        "output": [],
+        "parallel_tool_calls": field("parallel_tool_calls", Value::Bool(true)),
+        "previous_response_id": field("previous_response_id", Value::Null),
+        "store": field("store", Value::Bool(true)),
+        "temperature": field("temperature", Value::Null),
+        "text": field("text", json!({"format": {"type": "text"}})),
+        "tool_choice": field("tool_choice", json!("auto")),
+        "tools": field("tools", json!([])),
+        "top_p": field("top_p", Value::Null),
+        "truncation": field("truncation", json!("disabled")),
+        "usage": null,
+    })
+}
+
+/// A background response as its poller sees it now.
+fn background_object(job: &Job) -> Value {
+    if job.status == JobStatus::Completed
+        && let Some(result) = job.result.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok())
+    {
+        return result;
+    }
+    let error = job.error.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()).map(|e| {
+        json!({"code": e.get("code").cloned().unwrap_or(Value::Null), "message": e.get("message").cloned().unwrap_or(Value::Null)})
+    });
+    pending(&job.id, job.created_at, &job.model, job.status, &job.request, error)
+}
+
+/// The id a response gets from its request id.
+fn response_id(request_id: &str) -> String {
+    format!("resp_{}", request_id.trim_start_matches("req_"))
+}
+
+/// The inference of a Responses body: translated into chat, or passed to an upstream that
+/// speaks the API itself (a job builds it again from the same body when it runs).
+pub async fn inference_of(
     state: &AppState,
     request_id: &str,
     key: &KeyRow,
-    headers: &HeaderMap,
-    body: Body,
+    bytes: Bytes,
 ) -> Result<Inference, ApiError> {
     let config = state.config.load_full();
-    let bytes = read_body(body, headers, config.server.max_body_bytes).await?;
     expect_json_object(&bytes)?;
     let request = responses::parse(&bytes).map_err(ApiError::unsupported)?;
-    if request.extra.get("background").and_then(serde_json::Value::as_bool) == Some(true) {
-        // Its answer would arrive after this request ends, unmetered.
-        return Err(ApiError::invalid_param(
-            "'background' responses are not supported through this gateway; stream instead.",
-            "background",
-        ));
-    }
     let native_view = ChatView {
         model: request.model().to_owned(),
         stream: request.stream(),
@@ -109,14 +207,41 @@ async fn inference(
     })
 }
 
-/// `GET /v1/responses/{id}`: a kept response as its client received it.
+/// `GET /v1/responses/{id}`: a background response as it stands, or a kept response as
+/// its client received it.
 pub async fn retrieve(
     State(state): State<AppState>,
     Permitted(key): Permitted,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    if let Some(job) = background_job(&state, &id, key.account_id).await? {
+        return Ok(pipeline::json_response(StatusCode::OK, Bytes::from(background_object(&job).to_string())));
+    }
     let answer = state.retention.answer(&state.db, key.account_id, &id).await?;
     Ok(pipeline::json_response(StatusCode::OK, Bytes::from(answer)))
+}
+
+/// `POST /v1/responses/{id}/cancel`: cancels a background response that has not finished
+/// (409 when it has; only background responses can be cancelled).
+pub async fn cancel(
+    State(state): State<AppState>,
+    Permitted(key): Permitted,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if background_job(&state, &id, key.account_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "No background response found with id '{id}' (only background responses can be cancelled)."
+        )));
+    }
+    let mut job = crate::routes::jobs::cancel_job(&state, &id, key.account_id).await?;
+    job.status = JobStatus::Cancelled;
+    Ok(pipeline::json_response(StatusCode::OK, Bytes::from(background_object(&job).to_string())))
+}
+
+/// The account's background response `id`, with its request body.
+async fn background_job(state: &AppState, id: &str, account: i64) -> Result<Option<Job>, ApiError> {
+    let job = state.db.job(id, account).await.map_err(crate::signin::store_error)?;
+    Ok(job.filter(|j| j.kind == JobKind::Response))
 }
 
 /// `DELETE /v1/responses/{id}`: forgets a kept response.
@@ -137,10 +262,7 @@ fn translate(
     request: ResponsesRequest,
     previous: Option<&[u8]>,
 ) -> Result<Translated, Unsupported> {
-    let ids = Ids {
-        response_id: format!("resp_{}", request_id.trim_start_matches("req_")),
-        created_at: tokenrouter_core::clock::now_unix(),
-    };
+    let ids = Ids { response_id: response_id(request_id), created_at: tokenrouter_core::clock::now_unix() };
     let options = Options { unsupported_tools: config.server.unsupported_tools };
     responses::translate(request, previous, ids, &options)
 }

@@ -293,6 +293,11 @@ impl Cluster {
         (created["id"].as_str().unwrap().to_owned(), created["key"].as_str().unwrap().to_owned())
     }
 
+    /// The mock upstream every replica calls.
+    pub fn mock(&self) -> &MockServer {
+        &self._mock
+    }
+
     /// The replica URLs, for spreading requests round-robin.
     pub fn urls(&self) -> Vec<String> {
         self.replicas.iter().map(|r| r.url.clone()).collect()

@@ -229,6 +229,7 @@ async fn the_document_covers_every_route_and_real_answers_match_it() {
     )
     .await;
     check_instance_routes(&mut api).await;
+    check_job_routes(&mut api).await;
 
     // Every documented /api operation was exercised, and every /api route is documented.
     let doc = api.doc.clone();
@@ -260,11 +261,52 @@ async fn the_document_covers_every_route_and_real_answers_match_it() {
         "/api/instances/{id}/software/{software}",
         "/api/admin/instances",
         "/api/admin/instances/{id}",
+        "/api/jobs",
+        "/api/jobs/{id}",
         "/auth/logout",
     ];
     for route in routes {
         assert!(doc["paths"][route].is_object(), "{route} is not documented");
     }
+}
+
+/// The job routes (§8), each answer checked against the document: a job that completed,
+/// one that failed, the list, and the refusals (a finished job's cancel, unknown ids).
+async fn check_job_routes(api: &mut Api<'_>) {
+    let mut ids = Vec::new();
+    for model in ["gpt-4o-mini", "dead-model"] {
+        let body = json!({"model": model, "messages": user("queue me"), "max_tokens": 10});
+        let response = api
+            .gw
+            .http
+            .post(format!("{}/v1/chat/completions", api.gw.url))
+            .bearer_auth(&api.gw.key)
+            .header("prefer", "respond-async")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let job: Value = response.json().await.unwrap();
+        ids.push(job["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let job = api.call(Method::GET, "/api/jobs/{id}", &format!("/api/jobs/{id}"), None, 200).await;
+            if !matches!(job["status"].as_str(), Some("queued" | "in_progress")) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{job}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let list = api.call(Method::GET, "/api/jobs", "/api/jobs?limit=1", None, 200).await;
+    assert!(list["next"].is_string(), "{list}");
+    api.call(Method::GET, "/api/jobs", "/api/jobs?status=sometimes", None, 400).await;
+    api.call(Method::DELETE, "/api/jobs/{id}", &format!("/api/jobs/{}", ids[0]), None, 409).await;
+    api.call(Method::DELETE, "/api/jobs/{id}", "/api/jobs/job_nope", None, 404).await;
+    api.call(Method::GET, "/api/jobs/{id}", "/api/jobs/job_nope", None, 404).await;
 }
 
 /// The instance routes (§7), each answer checked against the document.

@@ -7,6 +7,7 @@ mod fixture;
 mod holds;
 mod instance_flags;
 mod instances;
+mod jobs;
 mod keys;
 mod replicas;
 mod reports;

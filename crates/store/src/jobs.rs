@@ -1,0 +1,370 @@
+//! Async jobs: inference requests queued at submission (funds already held) and run later
+//! by any replica's workers, which claim them with a lease that expires if the replica
+//! dies. The job row is the source of truth for its state; its hold (taken at submission
+//! under the job's `request_id`) belongs to the job machinery, not to a replica.
+
+use std::collections::HashMap;
+
+use sqlx::FromRow;
+use tokenrouter_core::{NanoUsd, Usage};
+
+use crate::StoreError;
+use crate::rows::{corrupt, from_db_count, to_db_count};
+
+/// The replica name a job's hold carries once its job exists: the sweeper of dead
+/// replicas leaves such holds alone; the job machinery ends them.
+pub const JOB_HOLDER: &str = "(job)";
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    Queued,
+    InProgress,
+    Completed,
+    Failed,
+    Cancelled,
+    Expired,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Queued,
+        JobStatus::InProgress,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+        JobStatus::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::InProgress => "in_progress",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the job has ended (it will never run again).
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobStatus::Queued | JobStatus::InProgress)
+    }
+}
+
+/// What a job runs: an async chat completion, or a Responses request in background mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    Chat,
+    Response,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Chat => "chat",
+            JobKind::Response => "response",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<JobKind> {
+        [JobKind::Chat, JobKind::Response].into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// A job to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    /// `job_…` (chat) or `resp_…` (a background response: its response id).
+    pub id: String,
+    pub kind: JobKind,
+    pub account_id: i64,
+    pub key_id: String,
+    /// The id of its hold, its usage row and its ledger rows.
+    pub request_id: String,
+    pub model: String,
+    /// The request body to run.
+    pub request: Vec<u8>,
+    /// The request headers that steer routing, replayed when it runs (a JSON object).
+    pub headers: String,
+    /// What was held for it at submission.
+    pub hold: NanoUsd,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    pub kind: JobKind,
+    pub account_id: i64,
+    pub key_id: String,
+    pub request_id: String,
+    pub model: String,
+    pub status: JobStatus,
+    /// Empty in lists (`Db::jobs_page`), which leave the body out.
+    pub request: Vec<u8>,
+    pub headers: String,
+    pub hold: NanoUsd,
+    pub created_at: i64,
+    /// When a worker first took it.
+    pub started_at: Option<i64>,
+    /// When it reached a final state.
+    pub completed_at: Option<i64>,
+    /// Times a worker took it (more than 1: a replica died while running it).
+    pub attempts: u32,
+    /// The replica running it, and until when its lease holds.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    /// The answer (JSON text) of a completed job.
+    pub result: Option<String>,
+    /// The error (JSON text of an OpenAI error object) of a failed one.
+    pub error: Option<String>,
+    /// What it used and was charged, once known.
+    pub usage: Option<Usage>,
+    pub cost: Option<NanoUsd>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    /// `Completed` or `Failed`.
+    pub status: JobStatus,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub usage: Option<Usage>,
+    pub cost: NanoUsd,
+    pub completed_at: i64,
+}
+
+/// What asking to cancel a job found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancellation {
+    /// It had not finished: now `cancelled` (as it was before: `was`).
+    Cancelled { job: Job, was: JobStatus },
+    /// It had already finished: unchanged.
+    Finished(Job),
+    /// No such job of this account.
+    NotFound,
+}
+
+/// Which of an account's jobs to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub model: Option<String>,
+    pub kind: Option<JobKind>,
+    /// Jobs older than this one (created_at, id), newest first.
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+/// A hold the job machinery owns whose job has ended (or never came to exist): the
+/// sweeper settles it at the job's cost, or releases it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrandedHold {
+    pub request_id: String,
+    pub account_id: i64,
+    pub key_id: String,
+    pub model: String,
+    pub endpoint: String,
+    pub created_at: i64,
+    /// The job under that request id, if any.
+    pub job: Option<Job>,
+}
+
+/// The most jobs one page of [`crate::Db::jobs_page`] holds.
+pub const JOBS_PAGE_MAX: u32 = 100;
+
+/// The statuses a worker may still run (SQL, both dialects; the partial indexes of the
+/// migrations carry the same predicates, which lets the planners use them).
+macro_rules! unfinished {
+    () => {
+        "status IN ('queued', 'in_progress')"
+    };
+}
+pub(crate) use unfinished;
+
+/// The final statuses (SQL, both dialects): see [`JobStatus::is_final`].
+macro_rules! finished {
+    () => {
+        "status IN ('completed', 'failed', 'cancelled', 'expired')"
+    };
+}
+pub(crate) use finished;
+
+/// A job's columns, `$request` standing for the body (`"request"`, or `"NULL AS request"`
+/// where it is left out).
+macro_rules! job_columns {
+    ($request:literal) => {
+        concat!(
+            "id, kind, account_id, key_id, request_id, model, status, ",
+            $request,
+            ", headers, hold_nano, created_at, started_at, completed_at, attempts, lease_owner, lease_until, \
+             result, error, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, \
+             cost_nano"
+        )
+    };
+}
+pub(crate) use job_columns;
+
+#[derive(FromRow)]
+pub(crate) struct JobRecord {
+    pub id: String,
+    pub kind: String,
+    pub account_id: i64,
+    pub key_id: String,
+    pub request_id: String,
+    pub model: String,
+    pub status: String,
+    pub request: Option<Vec<u8>>,
+    pub headers: String,
+    pub hold_nano: i64,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub attempts: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub cache_write_tokens: Option<i64>,
+    pub cost_nano: Option<i64>,
+}
+
+impl TryFrom<JobRecord> for Job {
+    type Error = sqlx::Error;
+
+    fn try_from(r: JobRecord) -> Result<Job, sqlx::Error> {
+        let count = |value: Option<i64>| value.map_or(0, from_db_count);
+        // The usage columns are written together: the first tells whether there is any.
+        let usage = r.prompt_tokens.map(|prompt| Usage {
+            prompt_tokens: from_db_count(prompt),
+            completion_tokens: count(r.completion_tokens),
+            cached_tokens: count(r.cached_tokens),
+            reasoning_tokens: count(r.reasoning_tokens),
+            cache_write_tokens: count(r.cache_write_tokens),
+        });
+        Ok(Job {
+            kind: JobKind::parse(&r.kind).ok_or_else(|| corrupt("kind", format!("unknown kind '{}'", r.kind)))?,
+            status: JobStatus::parse(&r.status)
+                .ok_or_else(|| corrupt("status", format!("unknown status '{}'", r.status)))?,
+            attempts: u32::try_from(r.attempts)
+                .map_err(|_| corrupt("attempts", format!("{} is not a u32", r.attempts)))?,
+            id: r.id,
+            account_id: r.account_id,
+            key_id: r.key_id,
+            request_id: r.request_id,
+            model: r.model,
+            request: r.request.unwrap_or_default(),
+            headers: r.headers,
+            hold: NanoUsd(r.hold_nano),
+            created_at: r.created_at,
+            started_at: r.started_at,
+            completed_at: r.completed_at,
+            lease_owner: r.lease_owner,
+            lease_until: r.lease_until,
+            result: r.result,
+            error: r.error,
+            usage,
+            cost: r.cost_nano.map(NanoUsd),
+        })
+    }
+}
+
+pub(crate) fn job_from(record: Option<JobRecord>) -> Result<Option<Job>, StoreError> {
+    Ok(record.map(Job::try_from).transpose()?)
+}
+
+pub(crate) fn jobs_from(records: Vec<JobRecord>) -> Result<Vec<Job>, StoreError> {
+    Ok(records.into_iter().map(Job::try_from).collect::<Result<_, _>>()?)
+}
+
+/// The usage columns to write (prompt, completion, cached, reasoning, cache write): all
+/// set, or all NULL.
+pub(crate) fn usage_columns(usage: Option<Usage>) -> [Option<i64>; 5] {
+    let column = |count: fn(&Usage) -> u64| usage.as_ref().map(|u| to_db_count(count(u)));
+    [
+        column(|u| u.prompt_tokens),
+        column(|u| u.completion_tokens),
+        column(|u| u.cached_tokens),
+        column(|u| u.reasoning_tokens),
+        column(|u| u.cache_write_tokens),
+    ]
+}
+
+/// The rest of a page of the account's jobs after `… WHERE account_id = ?` (both
+/// dialects): filters, the cursor (a row-value comparison: one range of the account's
+/// index), newest first, at most [`JOBS_PAGE_MAX`].
+pub(crate) fn push_page<DB: sqlx::Database>(query: &mut sqlx::QueryBuilder<DB>, filter: &JobFilter)
+where
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    if let Some(status) = filter.status {
+        query.push(" AND status = ").push_bind(status.as_str().to_owned());
+    }
+    if let Some(model) = &filter.model {
+        query.push(" AND model = ").push_bind(model.clone());
+    }
+    if let Some(kind) = filter.kind {
+        query.push(" AND kind = ").push_bind(kind.as_str().to_owned());
+    }
+    if let Some((created_at, id)) = &filter.before {
+        query.push(" AND (created_at, id) < (").push_bind(*created_at).push(", ").push_bind(id.clone()).push(")");
+    }
+    query.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(i64::from(filter.limit.min(JOBS_PAGE_MAX)));
+}
+
+/// Jobs per status as the database grouped them, as one entry per status in
+/// [`JobStatus::ALL`]'s order, zeros included (so that a gauge per status drops to 0).
+pub(crate) fn all_counts(counts: Vec<(String, i64)>) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+    let mut all: Vec<(JobStatus, u64)> = JobStatus::ALL.iter().map(|&s| (s, 0)).collect();
+    for (status, count) in counts {
+        let status =
+            JobStatus::parse(&status).ok_or_else(|| corrupt("status", format!("unknown status '{status}'")))?;
+        if let Some(entry) = all.iter_mut().find(|(s, _)| *s == status) {
+            entry.1 = from_db_count(count);
+        }
+    }
+    Ok(all)
+}
+
+/// A hold of [`Db::stranded_job_holds`](crate::Db::stranded_job_holds), before its job is
+/// attached.
+#[derive(FromRow)]
+pub(crate) struct StrandedRecord {
+    pub request_id: String,
+    pub account_id: i64,
+    pub key_id: String,
+    pub model: String,
+    pub endpoint: String,
+    pub created_at: i64,
+}
+
+/// Attaches to each stranded hold its job (found by request id), where there is one.
+pub(crate) fn stranded(holds: Vec<StrandedRecord>, jobs: Vec<Job>) -> Vec<StrandedHold> {
+    let mut jobs: HashMap<String, Job> = jobs.into_iter().map(|job| (job.request_id.clone(), job)).collect();
+    holds
+        .into_iter()
+        .map(|h| StrandedHold {
+            job: jobs.remove(&h.request_id),
+            request_id: h.request_id,
+            account_id: h.account_id,
+            key_id: h.key_id,
+            model: h.model,
+            endpoint: h.endpoint,
+            created_at: h.created_at,
+        })
+        .collect()
+}

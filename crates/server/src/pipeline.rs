@@ -346,7 +346,7 @@ async fn serve(
     };
     let prompt = if inference.unseen_history { None } else { Some(tokens::reservation_estimate(&bytes)) };
     // Every choice asked for (`n`) may generate up to the output limit.
-    let n = choices(&inference.body);
+    let n = request.get("n").and_then(|n| n.get().parse::<u64>().ok()).unwrap_or(1).max(1);
     let ceiling =
         ceiling(prompt, &chain, |m: &Model| Some(output_ceiling(m).unwrap_or(m.max_output_tokens).saturating_mul(n)));
     let holding = Holding {

@@ -145,6 +145,14 @@ impl Fields<'_> {
 }
 
 /// `?limit=`: 1 to 100, default 20.
+/// A list's `before` cursor, `{created_at}_{id}` as the list's `next` wrote it.
+pub fn cursor(before: Option<&str>) -> Result<Option<(i64, String)>, ApiError> {
+    let Some(cursor) = before else { return Ok(None) };
+    let bad = || ApiError::invalid_param("'before' is not a cursor from this list.", "before");
+    let (at, id) = cursor.split_once('_').ok_or_else(bad)?;
+    Ok(Some((at.parse::<i64>().map_err(|_| bad())?, id.to_owned())))
+}
+
 pub fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(20),

@@ -197,14 +197,7 @@ pub async fn list(
             )
         })?),
     };
-    let before = match query.before.as_deref() {
-        None => None,
-        Some(cursor) => {
-            let bad = || ApiError::invalid_param("'before' is not a cursor from this list.", "before");
-            let (at, id) = cursor.split_once('_').ok_or_else(bad)?;
-            Some((at.parse::<i64>().map_err(|_| bad())?, id.to_owned()))
-        }
-    };
+    let before = super::api_body::cursor(query.before.as_deref())?;
     let filter = JobFilter { status, model: query.model, kind: None, before, limit };
     let jobs = state.db.jobs_page(caller.account.id, &filter).await.map_err(store_error)?;
     let next =

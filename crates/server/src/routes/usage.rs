@@ -143,14 +143,7 @@ pub async fn requests(
                 ApiError::invalid_param("'status' must be an HTTP status such as 200 or 429.", "status")
             })?),
         };
-    let before = match query.before.as_deref() {
-        None => None,
-        Some(cursor) => {
-            let bad = || ApiError::invalid_param("'before' is not a cursor from this list.", "before");
-            let (at, id) = cursor.split_once('_').ok_or_else(bad)?;
-            Some((at.parse::<i64>().map_err(|_| bad())?, id.to_owned()))
-        }
-    };
+    let before = super::api_body::cursor(query.before.as_deref())?;
     let filter = RequestFilter { model: query.model, key_id: query.key_id, status };
     let rows = state.db.requests_page(caller.account.id, &filter, limit, before).await.map_err(|e| {
         tracing::warn!(error = %e, "could not read the request log");

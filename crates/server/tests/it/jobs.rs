@@ -429,3 +429,40 @@ async fn a_background_response_is_queued_polled_and_cancelled_in_openais_form() 
     expect_error(gw.post("/v1/responses").json(&streamed).send().await.unwrap(), 400, "invalid_request").await;
     books_close(&gw).await;
 }
+
+#[tokio::test]
+async fn a_cookie_cancel_from_another_origin_is_refused_and_changes_nothing() {
+    let gw = gateway(NO_WORKERS).await;
+    let job = submit(&gw, &body("gpt-4o-mini", "Stay queued.")).await;
+    let id = job["id"].as_str().unwrap();
+    let cookie = gw.session(gw.account_id).await;
+    let foreign = gw
+        .http
+        .delete(format!("{}/api/jobs/{id}", gw.url))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    expect_error(foreign, 403, "csrf_failed").await;
+    let still: Value = get_job(&gw, &gw.key, id).await.json().await.unwrap();
+    assert_eq!(still["status"], "queued");
+    assert!(gw.db.held(gw.account_id).await.unwrap().0 > 0, "still held");
+}
+
+#[tokio::test]
+async fn twenty_concurrent_submissions_hold_no_more_than_the_balance() {
+    let gw = gateway(NO_WORKERS).await;
+    let request = body("slow-job", "race");
+    // slow-job: free input, $1 per 1M output; max_tokens 100 holds 100,000 nano-USD.
+    let account = gw.db.create_account("racer", NanoUsd(10 * 100_000 + 50_000)).await.unwrap();
+    let (key, secret) = key_for(account.id);
+    gw.add_key(&key).await;
+    let attempts = (0..20).map(|_| submit_as(&gw, &secret, &request, ("prefer", "respond-async")));
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 402).count(), 10, "{statuses:?}");
+    assert_eq!(gw.db.active_jobs(account.id).await.unwrap(), 10);
+    assert_eq!(gw.db.held(account.id).await.unwrap(), NanoUsd(10 * 100_000));
+}

@@ -9,6 +9,7 @@ mod instances;
 mod jobs;
 pub mod raw;
 mod redis;
+mod telemetry;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ pub use instances::InstancesConfig;
 pub use jobs::JobsConfig;
 use raw::{RawDeployment, RawModel, RawProvider, RawRedis, RawServer};
 pub use redis::RedisConfig;
+pub use telemetry::{LogFormat, TelemetryConfig};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -35,6 +37,11 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// What a model's `capabilities` may name.
 const CAPABILITIES: &[&str] = &["tools", "vision", "json", "reasoning", "embeddings", "completions", "audio"];
 /// OpenAI keeps stored responses for 30 days.
@@ -84,6 +91,16 @@ pub struct ServerConfig {
     pub response_retention: Duration,
     /// `[server] public_url` as an origin (`scheme://host[:port]`, no trailing slash).
     pub public_url: Option<String>,
+    /// How long SIGTERM/SIGINT waits for requests in flight before cutting them.
+    pub shutdown_grace: Duration,
+    /// A connection that has not sent a request's headers by then is closed.
+    pub header_timeout: Duration,
+    /// The longest a client may take to send a request's body.
+    pub body_timeout: Duration,
+    /// An idle keep-alive connection is closed after this long.
+    pub keepalive_timeout: Duration,
+    /// The most client connections open at once (more wait in the listen backlog).
+    pub max_connections: usize,
 }
 
 impl ServerConfig {
@@ -201,6 +218,8 @@ pub struct Config {
     pub instances: InstancesConfig,
     /// `[jobs]`: async jobs.
     pub jobs: JobsConfig,
+    /// `[telemetry]`: traces, log format, metrics access.
+    pub telemetry: TelemetryConfig,
     pub providers: Vec<Arc<Provider>>,
     models: HashMap<String, Arc<Model>>,
     model_order: Vec<String>,
@@ -232,6 +251,7 @@ impl Config {
         let mut auth = auth::RawAuth::default();
         let mut instances = instances::RawInstances::default();
         let mut jobs = jobs::RawJobs::default();
+        let mut telemetry = telemetry::RawTelemetry::default();
         for (key, value) in table {
             match key.as_str() {
                 "server" => server = section(value, "server", &mut errors).unwrap_or_default(),
@@ -241,8 +261,9 @@ impl Config {
                 "auth" => auth = section(value, "auth", &mut errors).unwrap_or_default(),
                 "instances" => instances = section(value, "instances", &mut errors).unwrap_or_default(),
                 "jobs" => jobs = section(value, "jobs", &mut errors).unwrap_or_default(),
+                "telemetry" => telemetry = section(value, "telemetry", &mut errors).unwrap_or_default(),
                 other => errors.push(format!(
-                    "{other}: unknown section (expected server, redis, auth, instances, jobs, providers or models)"
+                    "{other}: unknown section (expected server, redis, auth, instances, jobs, telemetry, providers or models)"
                 )),
             }
         }
@@ -251,6 +272,7 @@ impl Config {
         config.auth = AuthConfig::build(auth, env, &mut errors);
         config.instances = InstancesConfig::build(instances, &mut errors);
         config.jobs = JobsConfig::build(jobs, &mut errors);
+        config.telemetry = TelemetryConfig::build(telemetry, &mut errors);
         config.apply_default_timeouts();
         config.check_fallbacks(&mut errors);
         if errors.is_empty() { Ok(config) } else { Err(ConfigErrors(errors)) }
@@ -412,6 +434,7 @@ where
         auth: AuthConfig { github: None, session_ttl_secs: auth::DEFAULT_SESSION_TTL_SECS },
         instances: InstancesConfig::default(),
         jobs: JobsConfig::default(),
+        telemetry: TelemetryConfig::default(),
         providers: built_providers,
         models: built_models,
         model_order: order,
@@ -487,7 +510,26 @@ fn build_server(raw: RawServer, errors: &mut Vec<String>) -> ServerConfig {
             None
         }
     });
+    let shutdown_grace = raw.shutdown_grace_secs.map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_secs);
+    let header_timeout =
+        timeout(raw.header_timeout_ms, "server.header_timeout_ms", errors).unwrap_or(DEFAULT_HEADER_TIMEOUT);
+    let body_timeout = timeout(raw.body_timeout_ms, "server.body_timeout_ms", errors).unwrap_or(DEFAULT_BODY_TIMEOUT);
+    let keepalive_timeout =
+        timeout(raw.keepalive_timeout_ms, "server.keepalive_timeout_ms", errors).unwrap_or(DEFAULT_KEEPALIVE_TIMEOUT);
+    let max_connections = match raw.max_connections {
+        None => DEFAULT_MAX_CONNECTIONS,
+        Some(0) => {
+            errors.push("server.max_connections: must be at least 1".to_owned());
+            DEFAULT_MAX_CONNECTIONS
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
     ServerConfig {
+        shutdown_grace,
+        header_timeout,
+        body_timeout,
+        keepalive_timeout,
+        max_connections,
         listen,
         billing,
         max_body_bytes,

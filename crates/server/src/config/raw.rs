@@ -31,6 +31,16 @@ pub struct RawServer {
     /// How browsers reach the gateway (`https://gw.example.com`): sign-in links, the OAuth
     /// redirect, the cookie's `Secure` flag and the CSRF origin.
     pub public_url: Option<String>,
+    /// How long SIGTERM/SIGINT waits for requests in flight, in seconds (default 30).
+    pub shutdown_grace_secs: Option<u64>,
+    /// A connection that has not sent its request headers by then is closed (default 10000).
+    pub header_timeout_ms: Option<u64>,
+    /// The longest a client may take to send a request body (default 60000).
+    pub body_timeout_ms: Option<u64>,
+    /// An idle keep-alive connection is closed after this long (default 75000).
+    pub keepalive_timeout_ms: Option<u64>,
+    /// The most client connections open at once (default 10000).
+    pub max_connections: Option<u64>,
 }
 
 /// `[redis]`: rate limits shared by replicas.

@@ -35,7 +35,8 @@ ensure_venv() {
         'openai>=3.50,<4' \
         'anthropic>=2.10,<3' \
         'httpx>=0.23,<1' \
-        'pytest>=7,<9'
+        'pytest>=7,<9' \
+        'prometheus-client>=0.20,<1'
 }
 
 # Sets and exports TOKENROUTER_BIN, building target/debug/tokenrouter when it is unset.

@@ -227,7 +227,16 @@ async fn serve(
         ),
         None => None,
     };
+    let metrics_listen = config.telemetry.metrics_listen;
     let state = AppState::start_with_journal(config, db, journal).await?;
+    if let Some(addr) = metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| CliError::Runtime(format!("cannot listen on {addr} for /metrics: {e}")))?;
+        tracing::info!("metrics on http://{addr}/metrics");
+        let app = crate::routes::metrics_router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {addr}: {e}")))?;

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_PROVIDER: HeaderName = HeaderName::from_static("x-tokenrouter-provider");
@@ -39,16 +40,19 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
-/// Gives each request an id and stamps `X-Request-Id` and `X-TokenRouter-Latency-Ms`
-/// (receive → response head) on the answer.
-pub async fn stamp(mut request: Request, next: Next) -> Response {
+/// Gives each request an id, stamps `X-Request-Id` and `X-TokenRouter-Latency-Ms`
+/// (receive → response head) on the answer, and counts it by route and status.
+pub async fn stamp(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let id = RequestId::new();
     let id_header = HeaderValue::try_from(id.0.as_str()).ok();
     request.extensions_mut().insert(id);
     let has_body = request.headers().contains_key(header::CONTENT_LENGTH)
         || request.headers().contains_key(header::TRANSFER_ENCODING);
     let mut response = next.run(request).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    state.metrics.request(route, response.status().as_u16());
     let refused_unread = matches!(response.status().as_u16(), 401 | 403 | 404 | 405 | 413);
     let headers = response.headers_mut();
     // These answers come before the body was read (or all of it): the connection cannot

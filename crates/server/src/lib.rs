@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod journal;
 pub mod limits;
 pub mod metering;
+pub mod metrics;
 pub mod pipeline;
 pub mod policy;
 pub mod replicas;

@@ -11,6 +11,7 @@ use tokenrouter_store::{Batch, Db, KeyRow, Progress, UsageRecord, UsageSource};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::journal::Journal;
+use crate::metrics::Metrics;
 use crate::settlement::Reservation;
 
 const BATCH: usize = 256;
@@ -43,10 +44,11 @@ pub struct UsageWriter {
 }
 
 impl UsageWriter {
-    pub fn start(db: Db, journal: Option<Arc<Journal>>) -> UsageWriter {
+    /// Starts the writer; each record it writes is also counted in `metrics` and logged.
+    pub fn start(db: Db, journal: Option<Arc<Journal>>, metrics: Arc<Metrics>) -> UsageWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
         let detached = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(write_batches(db, rx, journal.clone(), detached.clone()));
+        tokio::spawn(write_batches(db, rx, journal.clone(), detached.clone(), metrics));
         UsageWriter { tx, journal, detached }
     }
 
@@ -119,6 +121,7 @@ async fn write_batches(
     mut rx: mpsc::Receiver<Message>,
     journal: Option<Arc<Journal>>,
     detached: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
 ) {
     let mut messages = Vec::with_capacity(BATCH);
     let mut records = Vec::with_capacity(BATCH);
@@ -135,7 +138,11 @@ async fn write_batches(
         loop {
             for message in messages.drain(..) {
                 match message {
-                    Message::Record(r) => records.push(r),
+                    Message::Record(r) => {
+                        metrics.observe(&r);
+                        log(&r);
+                        records.push(r);
+                    }
                     Message::Release(id) => releases.push(id),
                     Message::Progress(p) => progress.push(p),
                     Message::Flush(done) => waiters.push(done),
@@ -186,6 +193,28 @@ async fn write_batches(
             let _ = done.send(());
         }
     }
+}
+
+/// One line per request (target `tokenrouter::request`): who, what, how it went. Never
+/// a key, a prompt or an answer.
+fn log(record: &UsageRecord) {
+    tracing::info!(
+        target: "tokenrouter::request",
+        request_id = %record.request_id,
+        route = %record.endpoint,
+        status = record.status,
+        model = %record.model,
+        provider = %record.provider,
+        latency_ms = record.latency_ms,
+        ttfb_ms = record.ttfb_ms,
+        prompt_tokens = record.usage.prompt_tokens,
+        completion_tokens = record.usage.completion_tokens,
+        cost_usd = %record.cost,
+        account_id = record.account_id,
+        stream = record.stream,
+        error = record.error_code.as_deref(),
+        "request"
+    );
 }
 
 /// Writes a batch; if the batch fails as a whole, each part is tried alone so that one

@@ -29,6 +29,7 @@ use crate::error::ApiError;
 use crate::instances::routing::Catalog;
 use crate::limits;
 use crate::metering::{Measured, MeterContext, Unanswered};
+use crate::metrics::AttemptOutcome;
 use crate::retention::Keeper;
 use crate::routing::Strategy;
 use crate::settlement::{self, Holding, Reservation};
@@ -425,7 +426,10 @@ async fn serve(
             let stream = prepared.stream;
             match dispatch::send(&state.upstream, deployment, prepared.outbound, stream, deadline).await {
                 Ok(answer) => {
-                    if !matches!(answer, Answer::Refused { .. }) {
+                    let refused = matches!(answer, Answer::Refused { .. });
+                    let outcome = if refused { AttemptOutcome::Refused } else { AttemptOutcome::Success };
+                    state.metrics.attempt(&deployment.provider.name, outcome);
+                    if !refused {
                         attempt.succeeded(sent.elapsed(), Instant::now());
                         crate::instances::routing::report(state, deployment, true);
                         // The request was answerable: the instances that refused it failed.
@@ -442,6 +446,7 @@ async fn serve(
                     return answered.map(Outcome::Answered);
                 }
                 Err(failed) => {
+                    state.metrics.attempt(&deployment.provider.name, AttemptOutcome::of(failed.failure));
                     attempt.failed(failed.failure, Instant::now());
                     if failed.refusal {
                         // Counted against the instance only if another deployment answers:

@@ -28,6 +28,11 @@ use crate::state::AppState;
 
 pub use github::safe_next;
 
+/// What `[telemetry] metrics_listen` serves: `/metrics` alone.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics::scrape)).with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
     let anthropic = Router::new()
         .route("/v1/messages", post(messages::create))
@@ -82,6 +87,6 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::dashboard::router())
         .fallback(health::unknown_route)
         .method_not_allowed_fallback(health::method_not_allowed)
-        .layer(axum::middleware::from_fn(crate::edge::stamp))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::edge::stamp))
         .with_state(state)
 }

@@ -44,6 +44,8 @@ pub struct Shared {
     pub replica: Replica,
     /// Per-key RPM/TPM buckets.
     pub limits: Limits,
+    /// What `/metrics` counts.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Keys' IP allowlists, parsed.
     pub allowlists: IpAllowlists,
     /// Responses kept for `previous_response_id`.
@@ -125,7 +127,8 @@ impl AppState {
                 Limits::local()
             }
         };
-        let usage = UsageWriter::start(db.clone(), journal);
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let usage = UsageWriter::start(db.clone(), journal, metrics.clone());
         let config = Arc::new(config);
         let instances = crate::instances::routing::LiveInstances::new(config.clone());
         instances.refresh(&db, config.clone()).await?;
@@ -141,6 +144,7 @@ impl AppState {
             routing: Routing::new(),
             replica,
             limits,
+            metrics,
             allowlists: IpAllowlists::default(),
             retention: Arc::default(),
             last_refresh_ms: AtomicI64::new(0),

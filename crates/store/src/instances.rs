@@ -34,6 +34,14 @@ pub enum InstanceStatus {
 }
 
 impl InstanceStatus {
+    pub const ALL: [InstanceStatus; 5] = [
+        InstanceStatus::Pending,
+        InstanceStatus::Online,
+        InstanceStatus::Offline,
+        InstanceStatus::Mismatch,
+        InstanceStatus::Disabled,
+    ];
+
     /// The stored (and JSON) spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -221,6 +229,20 @@ pub struct InstanceStats {
 }
 
 /// The provider name a request served by instance `id` is recorded with.
+/// `(status, count)` rows as every status in [`InstanceStatus::ALL`]'s order, zeros
+/// included (so that a gauge per status drops to 0).
+pub(crate) fn all_counts(counts: Vec<(String, i64)>) -> Result<Vec<(InstanceStatus, u64)>, sqlx::Error> {
+    let mut all: Vec<(InstanceStatus, u64)> = InstanceStatus::ALL.iter().map(|&s| (s, 0)).collect();
+    for (status, count) in counts {
+        let status = InstanceStatus::parse(&status)
+            .ok_or_else(|| crate::rows::corrupt("status", format!("unknown status '{status}'")))?;
+        if let Some(entry) = all.iter_mut().find(|(s, _)| *s == status) {
+            entry.1 = crate::rows::from_db_count(count);
+        }
+    }
+    Ok(all)
+}
+
 pub fn provider_name(id: &str) -> String {
     format!("instance:{id}")
 }

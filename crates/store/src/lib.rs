@@ -423,6 +423,11 @@ impl Db {
         delegate!(self.open_holds())
     }
 
+    /// How many holds are open (requests and jobs in flight on every replica).
+    pub async fn open_hold_count(&self) -> Result<u64, StoreError> {
+        delegate!(self.open_hold_count())
+    }
+
     /// What the account holds for requests in flight.
     pub async fn held(&self, account_id: i64) -> Result<NanoUsd, StoreError> {
         delegate!(self.held(account_id))
@@ -571,6 +576,12 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<Instance>, StoreError> {
         delegate!(self.take_probe_lease(replica_id, now, lease_secs, limit))
+    }
+
+    /// How many instances there are in each status: every status, in
+    /// [`InstanceStatus::ALL`]'s order, zeros included.
+    pub async fn instance_counts(&self) -> Result<Vec<(InstanceStatus, u64)>, StoreError> {
+        delegate!(self.instance_counts())
     }
 
     /// A counter bumped by every change that may alter the routable instances (PostgreSQL

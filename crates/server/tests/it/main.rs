@@ -29,6 +29,7 @@ mod jobs_cluster;
 mod keys;
 mod limits;
 mod metering;
+mod metrics;
 mod openapi;
 mod providers;
 mod replicas;

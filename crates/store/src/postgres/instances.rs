@@ -365,6 +365,12 @@ impl PostgresDb {
         Ok(instances_from(records)?)
     }
 
+    pub(crate) async fn instance_counts(&self) -> Result<Vec<(InstanceStatus, u64)>, StoreError> {
+        let counts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM instances GROUP BY status").fetch_all(&self.pool).await?;
+        Ok(crate::instances::all_counts(counts)?)
+    }
+
     pub(crate) async fn instances_version(&self) -> Result<i64, StoreError> {
         let version: i64 =
             sqlx::query_scalar("SELECT value FROM meta WHERE name = 'instances_version'").fetch_one(&self.pool).await?;

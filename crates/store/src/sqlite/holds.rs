@@ -33,6 +33,11 @@ impl SqliteDb {
         Ok(rows.into_iter().map(Hold::from).collect())
     }
 
+    pub(crate) async fn open_hold_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM holds").fetch_one(&self.pool).await?;
+        Ok(crate::rows::from_db_count(count))
+    }
+
     pub(crate) async fn held(&self, account_id: i64) -> Result<NanoUsd, StoreError> {
         let held: Option<i64> = sqlx::query_scalar("SELECT held_nano FROM accounts WHERE id = ?")
             .bind(account_id)

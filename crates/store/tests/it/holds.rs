@@ -52,12 +52,14 @@ async fn concurrent_holds_never_exceed_the_balance(backend: Backend) -> TestResu
     assert!(outcomes.contains(&HoldOutcome::Balance { available: NanoUsd(X / 2) }));
     assert_eq!(db.held(account.id).await?, NanoUsd(10 * X));
     assert_eq!(db.open_holds().await?.len(), 10);
+    assert_eq!(db.open_hold_count().await?, 10);
     // Settle the ten at a cost below their holds: every hold closes, the charges land.
     let held: Vec<String> = db.open_holds().await?.into_iter().map(|h| h.request_id).collect();
     let usage: Vec<UsageRecord> = held.iter().map(|id| usage_record(id, "k1", account.id, 16_000)).collect();
     db.write_batch(Batch { usage: &usage, ..Batch::default() }).await?;
     assert_eq!(db.held(account.id).await?, NanoUsd::ZERO);
     assert!(db.open_holds().await?.is_empty());
+    assert_eq!(db.open_hold_count().await?, 0);
     let balance = db.account_by_id(account.id).await?.ok_or("no account")?.balance;
     assert_eq!(balance, NanoUsd(10 * X + X / 2 - 10 * 16_000));
     assert_eq!(db.ledger_sum(account.id).await?, balance);

@@ -187,7 +187,13 @@ async fn an_admin_disables_any_instance(backend: Backend) -> TestResult {
     let owner = db.create_account("owner", NanoUsd::ZERO).await?.id;
     let instance = db.create_instance(&new_instance(owner, &["llama"])).await?;
     let instance = online(&db, &instance).await?;
+    let counts = |online, disabled| {
+        use InstanceStatus as S;
+        vec![(S::Pending, 0), (S::Online, online), (S::Offline, 0), (S::Mismatch, 0), (S::Disabled, disabled)]
+    };
+    assert_eq!(db.instance_counts().await?, counts(1, 0));
     let disabled = db.set_admin_disabled(&instance.id, true).await?.ok_or("gone")?;
+    assert_eq!(db.instance_counts().await?, counts(0, 1), "zeros included");
     assert_eq!((disabled.status, disabled.admin_disabled), (InstanceStatus::Disabled, true));
     assert!(db.all_routable_instances().await?.is_empty());
     assert!(db.take_probe_lease("r1", 5_000, 30, 10).await?.is_empty(), "not probed");

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod metering;
 pub mod pipeline;
 pub mod policy;
+pub mod reload;
 pub mod replicas;
 pub mod retention;
 pub mod routes;

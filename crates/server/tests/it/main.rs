@@ -31,6 +31,7 @@ mod limits;
 mod metering;
 mod openapi;
 mod providers;
+mod reload;
 mod replicas;
 mod routing;
 mod secrets;

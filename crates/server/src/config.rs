@@ -5,6 +5,8 @@
 mod auth;
 pub mod catalog;
 pub mod env;
+#[cfg(test)]
+mod example;
 mod instances;
 mod jobs;
 mod position;
@@ -385,7 +387,7 @@ fn section<T: serde::de::DeserializeOwned>(value: toml::Value, path: &str, error
         Err(e) => {
             let inner = e.path().to_string();
             let full = if inner == "." { path.to_owned() } else { format!("{path}.{inner}") };
-            errors.push(format!("{full}: {}", e.inner().to_string().trim_end()));
+            errors.push(format!("{full}: {}", e.inner().message().trim_end()));
             None
         }
     }

@@ -269,6 +269,16 @@ async fn the_admin_route_reloads_for_admins_only_and_refuses_an_invalid_file() {
     let answer = gw.chat(json!({"model": "brand-new", "messages": user("hi"), "max_tokens": 10})).await;
     assert_eq!(answer.status(), 200, "the new model serves");
 
+    // An admin's browser session: only from the gateway's own pages (CSRF).
+    let cookie = gw.session(gw.account_id).await;
+    let from_browser = || reload().header(http::header::COOKIE, &cookie);
+    expect_error(from_browser().send().await.unwrap(), 403, "csrf_failed").await;
+    let foreign = from_browser().header(http::header::ORIGIN, "http://evil.example").send().await.unwrap();
+    expect_error(foreign, 403, "csrf_failed").await;
+    let own = gw.state.config.load().server.public_origin();
+    let response = from_browser().header(http::header::ORIGIN, own).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
     // An invalid file: 400 with the checker's text; the running config stays.
     let mut broken = config_toml(&gw.mock.base_url(), "[server]\nlisten = \"nowhere\"\n");
     broken.push_str(NEW_MODEL.replace("mock-new", "x").replace("\"mock\"", "\"missing\"").as_str());

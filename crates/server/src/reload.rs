@@ -77,17 +77,20 @@ pub fn read(path: &Path, env: &Env) -> Result<Config, ReloadError> {
 }
 
 /// Reloads the config file, or says why not (the running config then stays). Logs one
-/// line either way.
-pub async fn reload(state: &AppState) -> Result<Reloaded, ReloadError> {
+/// line either way, naming what asked for it (`by`: `SIGHUP`, `admin 3`).
+pub async fn reload(state: &AppState, by: &str) -> Result<Reloaded, ReloadError> {
     let result = swap(state).await;
     match &result {
         Ok(done) => tracing::info!(
+            by,
             providers = done.providers,
             models = done.models,
             requires_restart = ?done.requires_restart,
             "config reloaded"
         ),
-        Err(e) => tracing::warn!(error = %e.one_line(), "config reload refused; the previous config keeps serving"),
+        Err(e) => {
+            tracing::warn!(by, error = %e.one_line(), "config reload refused; the previous config keeps serving");
+        }
     }
     result
 }
@@ -154,8 +157,7 @@ pub fn on_hangup(state: &AppState) -> std::io::Result<()> {
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             let Some(shared) = weak.upgrade() else { return };
-            tracing::info!("SIGHUP: reloading the config");
-            let _ = reload(&AppState::from_shared(shared)).await;
+            let _ = reload(&AppState::from_shared(shared), "SIGHUP").await;
         }
     });
     Ok(())

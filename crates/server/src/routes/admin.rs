@@ -186,8 +186,7 @@ pub async fn codes(State(state): State<AppState>, caller: Caller, body: Body) ->
 #[utoipa::path(post, path = "/api/admin/reload", tag = "admin", responses((status = 200, description = "The new config serves; `requires_restart` names settings kept at their running value", body = ReloadResult), (status = 400, description = "invalid_config: the file is invalid (the message is what `tokenrouter config check` prints); the running config stays", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody), (status = 409, description = "Started without a config file: nothing to reload", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn reload(State(state): State<AppState>, caller: Caller) -> Result<Json<ReloadResult>, ApiError> {
     let admin = admin(&caller)?.id;
-    tracing::info!(admin, "an admin asked for a config reload");
-    match crate::reload::reload(&state).await {
+    match crate::reload::reload(&state, &format!("admin {admin}")).await {
         Ok(done) => Ok(Json(ReloadResult {
             reloaded: true,
             providers: done.providers,

@@ -178,7 +178,7 @@ async fn sighup_swaps_the_price_and_a_request_in_flight_keeps_the_old_one() {
     gw.hang_up();
     let line = gw.wait_for("config reloaded").await;
     let reloaded_at = Instant::now();
-    assert!(line.contains("models=2") && line.contains("requires_restart=[]"), "{line}");
+    assert!(line.contains("SIGHUP") && line.contains("models=2") && line.contains("requires_restart=[]"), "{line}");
     let after = ask(&http, &gw.url, &key, "metered").await;
     assert_eq!(cost(&db, &after).await, NanoUsd(32_000), "the next request pays the new price");
 

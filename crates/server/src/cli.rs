@@ -182,19 +182,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 
 /// The config from `--config`, else `./tokenrouter.toml`, else the environment.
 pub fn load_config(path: Option<&Path>, env: &Env) -> Result<(Config, String), CliError> {
-    let default = Path::new("tokenrouter.toml");
-    let path = match path {
-        Some(p) => Some(p),
-        None => default.exists().then_some(default),
-    };
-    match path {
+    match config_path(path) {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| CliError::Usage(format!("cannot read config file {}: {e}", p.display())))?;
-            Ok((Config::from_toml(&text, env)?, p.display().to_string()))
+            Ok((Config::from_toml_named(&text, env, &p.display().to_string())?, p.display().to_string()))
         }
         None => Ok((Config::from_env(env), "no config file; providers from the environment".to_owned())),
     }
+}
+
+/// The config file read: `--config`, else `./tokenrouter.toml` when present.
+fn config_path(path: Option<&Path>) -> Option<&Path> {
+    let default = Path::new("tokenrouter.toml");
+    path.or_else(|| default.exists().then_some(default))
 }
 
 async fn serve(
@@ -204,6 +205,7 @@ async fn serve(
     listen: Option<SocketAddr>,
     env: &Env,
 ) -> Result<(), CliError> {
+    let file = config_path(config).map(Path::to_path_buf);
     let (mut config, source) = load_config(config, env)?;
     if let Some(url) = redis {
         RedisConfig::check_url(url).map_err(|e| CliError::Usage(format!("--redis: {e}")))?;
@@ -237,6 +239,9 @@ async fn serve(
         let app = crate::routes::metrics_router(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
+    let redis_override = redis.map(str::to_owned);
+    state.reload.remember(crate::reload::Source { path: file, env: env.clone(), redis_override });
+    crate::reload::on_hangup(&state).map_err(|e| CliError::Runtime(format!("cannot listen for SIGHUP: {e}")))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| CliError::Runtime(format!("cannot listen on {addr}: {e}")))?;

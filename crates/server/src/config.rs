@@ -5,8 +5,11 @@
 mod auth;
 pub mod catalog;
 pub mod env;
+#[cfg(test)]
+mod example;
 mod instances;
 mod jobs;
+mod position;
 pub mod raw;
 mod redis;
 mod telemetry;
@@ -240,9 +243,25 @@ impl Config {
         self.model_order.iter().filter_map(|id| self.models.get(id))
     }
 
+    /// Parses and validates the text of the config file `file`: each error starts with
+    /// `file:line:column:` (a syntax error's position, or that of the field it names).
+    pub fn from_toml_named(text: &str, env: &Env, file: &str) -> Result<Config, ConfigErrors> {
+        if let Err(e) = toml::from_str::<toml::Table>(text) {
+            return Err(ConfigErrors(vec![position::syntax(&e, text, file)]));
+        }
+        Config::from_toml(text, env).map_err(|errors| position::place(errors, text, file))
+    }
+
     /// Parses and validates a TOML config file's text.
     pub fn from_toml(text: &str, env: &Env) -> Result<Config, ConfigErrors> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigErrors(vec![e.message().to_owned()]))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|span| position::line_column(text, span.start));
+            let message = e.message().trim_end();
+            ConfigErrors(vec![match at {
+                Some((line, column)) => format!("line {line}, column {column}: {message}"),
+                None => message.to_owned(),
+            }])
+        })?;
         let mut errors = Vec::new();
         let mut server = RawServer::default();
         let mut providers = Vec::new();
@@ -368,7 +387,7 @@ fn section<T: serde::de::DeserializeOwned>(value: toml::Value, path: &str, error
         Err(e) => {
             let inner = e.path().to_string();
             let full = if inner == "." { path.to_owned() } else { format!("{path}.{inner}") };
-            errors.push(format!("{full}: {}", e.inner().to_string().trim_end()));
+            errors.push(format!("{full}: {}", e.inner().message().trim_end()));
             None
         }
     }

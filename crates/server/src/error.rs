@@ -73,6 +73,9 @@ pub enum ApiError {
     /// An instance `base_url` the address policy refuses (§7), with the reason.
     #[error("{0}")]
     UnsafeUrl(String),
+    /// A config reload refused: what `tokenrouter config check` says of the file.
+    #[error("{0}")]
+    InvalidConfig(String),
 }
 
 impl ApiError {
@@ -122,6 +125,7 @@ impl ApiError {
             ApiError::CsrfFailed => (StatusCode::FORBIDDEN, "permission_error", "csrf_failed"),
             ApiError::InvalidCode => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_code"),
             ApiError::UnsafeUrl(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "unsafe_url"),
+            ApiError::InvalidConfig(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_config"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "invalid_request_error", "conflict"),
             ApiError::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited"),
             ApiError::TooManyJobs(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited"),

@@ -18,6 +18,7 @@ pub mod metering;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod reload;
 pub mod replicas;
 pub mod retention;
 pub mod routes;

@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/admin/accounts/{id}", axum::routing::patch(admin::update))
         .route("/api/admin/accounts/{id}/credit", post(admin::credit))
         .route("/api/admin/redemption-codes", post(admin::codes))
+        .route("/api/admin/reload", post(admin::reload))
         .route("/api/instances", get(instances::list).post(instances::create))
         .route("/api/instances/{id}", get(instances::get).patch(instances::update).delete(instances::delete))
         .route("/api/instances/{id}/rotate-key", post(instances::rotate_key))

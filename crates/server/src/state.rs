@@ -56,6 +56,8 @@ pub struct Shared {
     pub probe_wake: Arc<tokio::sync::Notify>,
     /// Wakes this replica's job workers when it queued a job.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// Where the config came from, to reload it (SIGHUP, `POST /api/admin/reload`).
+    pub reload: crate::reload::Reloader,
     /// When the newest key reload began (Unix ms).
     last_refresh_ms: AtomicI64,
     /// Taken by requests with a key the snapshot does not know, one at a time.
@@ -74,6 +76,11 @@ impl AppState {
     /// between turns, so that the gateway can stop).
     pub(crate) fn from_shared(shared: Arc<Shared>) -> AppState {
         AppState(shared)
+    }
+
+    /// A reference that does not keep the gateway alive (for background tasks).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.0)
     }
 
     /// The models as a request sees them now: the config with the online instances.
@@ -151,6 +158,7 @@ impl AppState {
             refresh_gate: tokio::sync::Mutex::new(()),
             probe_wake: Arc::default(),
             jobs_wake: Arc::default(),
+            reload: crate::reload::Reloader::default(),
         }));
         tokio::spawn(refresh_keys(state.clone()));
         tokio::spawn(crate::instances::probe::run(

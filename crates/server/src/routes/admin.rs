@@ -1,5 +1,5 @@
-//! `/api/admin/*`: accounts with their balances, grants, disabling, redemption codes —
-//! for admins only (the CLI does the same from a shell).
+//! `/api/admin/*`: accounts with their balances, grants, disabling, redemption codes, the
+//! config reload — for admins only (the CLI and SIGHUP do the same from a shell).
 
 use axum::Json;
 use axum::body::Body;
@@ -12,7 +12,7 @@ use tokenrouter_store::{Account, StoreError};
 use super::account::rfc3339;
 use super::api_body::{Fields, object};
 use super::api_types::{
-    AccountList, AccountPatchBody, AdminAccount, Codes, CodesBody, CreditBody, ErrorBody, LedgerEntry,
+    AccountList, AccountPatchBody, AdminAccount, Codes, CodesBody, CreditBody, ErrorBody, LedgerEntry, ReloadResult,
 };
 use crate::auth::{self, MAX_CODES, mint_code};
 use crate::error::ApiError;
@@ -179,4 +179,21 @@ pub async fn codes(State(state): State<AppState>, caller: Caller, body: Body) ->
     state.db.create_codes(&hashes, amount, now, expires_at).await.map_err(store_error)?;
     tracing::info!(admin = granter, count, amount = %amount, "an admin minted redemption codes");
     Ok((StatusCode::CREATED, Json(Codes { codes })))
+}
+
+/// `POST /api/admin/reload`: reads the config file again (as SIGHUP does); an invalid file
+/// changes nothing.
+#[utoipa::path(post, path = "/api/admin/reload", tag = "admin", responses((status = 200, description = "The new config serves; `requires_restart` names settings kept at their running value", body = ReloadResult), (status = 400, description = "invalid_config: the file is invalid (the message is what `tokenrouter config check` prints); the running config stays", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key, or not an admin) or csrf_failed", body = ErrorBody), (status = 409, description = "Started without a config file: nothing to reload", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
+pub async fn reload(State(state): State<AppState>, caller: Caller) -> Result<Json<ReloadResult>, ApiError> {
+    let admin = admin(&caller)?.id;
+    match crate::reload::reload(&state, &format!("admin {admin}")).await {
+        Ok(done) => Ok(Json(ReloadResult {
+            reloaded: true,
+            providers: done.providers,
+            models: done.models,
+            requires_restart: done.requires_restart.iter().map(|s| (*s).to_owned()).collect(),
+        })),
+        Err(e @ crate::reload::ReloadError::NoFile) => Err(ApiError::Conflict(e.to_string())),
+        Err(e) => Err(ApiError::InvalidConfig(e.to_string())),
+    }
 }

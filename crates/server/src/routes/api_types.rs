@@ -463,3 +463,17 @@ pub struct SoftwareBody {
     name: String,
     version: String,
 }
+
+/// `POST /api/admin/reload`: the config file was read again and is now serving.
+#[derive(Clone, Serialize, ToSchema)]
+pub struct ReloadResult {
+    /// Always true (a refused reload answers 400 or 409).
+    pub reloaded: bool,
+    /// Providers configured now.
+    pub providers: usize,
+    /// Models configured now.
+    pub models: usize,
+    /// Settings changed in the file that apply only after a restart (their running value
+    /// stays), e.g. `server.listen`.
+    pub requires_restart: Vec<String>,
+}

@@ -30,6 +30,7 @@ use super::{account, admin, api_keys, instances, inventory, jobs, usage};
         admin::credit,
         admin::update,
         admin::codes,
+        admin::reload,
         instances::list,
         instances::create,
         instances::get,

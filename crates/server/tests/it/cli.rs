@@ -119,6 +119,51 @@ deployments = [ { provider = "b", weight = 0 } ]
 }
 
 #[test]
+fn config_errors_give_the_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        std::fs::write(dir.path().join("tokenrouter.toml"), text).unwrap();
+        let output = tokenrouter(dir.path(), &["config", "check"]);
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8(output.stderr).unwrap()
+    };
+    // A syntax error: where the parser stopped.
+    let stderr = check("[server]\nlisten = \"127.0.0.1:8080\"\nbilling = prepaid\n");
+    assert!(stderr.contains("tokenrouter.toml:3:11: "), "{stderr}");
+    // Unknown field, wrong type, bad value: the field's own position and its path.
+    let text = r#"
+[server]
+colour = "blue"
+max_body_bytes = "big"
+
+[[providers]]
+name = "p"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+
+[[models]]
+id = "m"
+context_window = 100
+max_output_tokens = 10
+input_price = 1
+output_price = 1
+deployments = [ { provider = "p", weight = 0 } ]
+
+[jobs]
+workers = "many"
+"#;
+    let stderr = check(text);
+    assert!(stderr.contains("tokenrouter.toml:3:1: server.colour: unknown field `colour`"), "{stderr}");
+    assert!(stderr.contains("tokenrouter.toml:17:35: models[0].deployments[0].weight: must be at least 1"), "{stderr}");
+    assert!(stderr.contains("tokenrouter.toml:20:1: jobs.workers: invalid type: string"), "{stderr}");
+    // `serve` refuses the same file with the same text.
+    let output = tokenrouter(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(output.status.code(), Some(2));
+    let served = String::from_utf8(output.stderr).unwrap();
+    assert!(served.contains("tokenrouter.toml:3:1: server.colour: unknown field `colour`"), "{served}");
+}
+
+#[test]
 fn the_example_config_is_valid() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tokenrouter.example.toml");
     let text = std::fs::read_to_string(&example).unwrap();

@@ -32,6 +32,7 @@ mod metering;
 mod metrics;
 mod openapi;
 mod providers;
+mod reload;
 mod replicas;
 mod routing;
 mod secrets;

@@ -228,6 +228,22 @@ async fn the_document_covers_every_route_and_real_answers_match_it() {
         404,
     )
     .await;
+    // Started without a file: nothing to reload (409); with one: reloaded, then refused.
+    api.call(Method::POST, "/api/admin/reload", "/api/admin/reload", None, 409).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.toml");
+    let text = crate::harness::config_toml(&gw.mock.base_url(), crate::instances_api::INSTANCES_EXTRA);
+    std::fs::write(&file, &text).unwrap();
+    gw.state.reload.remember(tokenrouter::reload::Source {
+        path: Some(file.clone()),
+        env: tokenrouter::config::Env::default(),
+        redis_override: None,
+    });
+    let done = api.call(Method::POST, "/api/admin/reload", "/api/admin/reload", None, 200).await;
+    assert_eq!(done["requires_restart"], json!([]));
+    std::fs::write(&file, "[server]\nlisten = \"nowhere\"\n").unwrap();
+    let refused = api.call(Method::POST, "/api/admin/reload", "/api/admin/reload", None, 400).await;
+    assert_eq!(refused["error"]["code"], "invalid_config");
     check_instance_routes(&mut api).await;
     check_job_routes(&mut api).await;
 
@@ -252,6 +268,7 @@ async fn the_document_covers_every_route_and_real_answers_match_it() {
         "/api/admin/accounts/{id}",
         "/api/admin/accounts/{id}/credit",
         "/api/admin/redemption-codes",
+        "/api/admin/reload",
         "/api/instances",
         "/api/instances/{id}",
         "/api/instances/{id}/rotate-key",

@@ -54,6 +54,8 @@ pub struct Shared {
     pub probe_wake: Arc<tokio::sync::Notify>,
     /// Wakes this replica's job workers when it queued a job.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// The span exporter; `None` when traces are off (no `[telemetry] otlp_endpoint`).
+    pub traces: Option<crate::telemetry::Traces>,
     /// When the newest key reload began (Unix ms).
     last_refresh_ms: AtomicI64,
     /// Taken by requests with a key the snapshot does not know, one at a time.
@@ -126,6 +128,7 @@ impl AppState {
             }
         };
         let usage = UsageWriter::start(db.clone(), journal);
+        let traces = crate::telemetry::Traces::start(&config.telemetry);
         let config = Arc::new(config);
         let instances = crate::instances::routing::LiveInstances::new(config.clone());
         instances.refresh(&db, config.clone()).await?;
@@ -147,6 +150,7 @@ impl AppState {
             refresh_gate: tokio::sync::Mutex::new(()),
             probe_wake: Arc::default(),
             jobs_wake: Arc::default(),
+            traces,
         }));
         tokio::spawn(refresh_keys(state.clone()));
         tokio::spawn(crate::instances::probe::run(

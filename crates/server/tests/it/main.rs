@@ -36,3 +36,4 @@ mod routing;
 mod secrets;
 mod streaming;
 mod surfaces;
+mod traces;

@@ -214,6 +214,23 @@ async fn a_stream_and_a_refusal_are_traced_too() {
 }
 
 #[tokio::test]
+async fn without_an_endpoint_nothing_is_traced_or_propagated() {
+    let gw = Gateway::start().await;
+    assert!(gw.state.traces.is_none());
+    let response = gw
+        .post("/v1/chat/completions")
+        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
+        .json(&json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let upstream = gw.mock.stats().last_request().unwrap();
+    assert_eq!(upstream.header("traceparent"), None);
+    assert_eq!(upstream.header("tracestate"), None);
+}
+
+#[tokio::test]
 async fn an_unreachable_collector_costs_clients_nothing() {
     // A collector that accepts connections and never answers, the worst kind.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -233,12 +250,17 @@ async fn an_unreachable_collector_costs_clients_nothing() {
     drop(silent);
 }
 
-#[tokio::test]
-async fn json_logs_are_one_object_per_line_without_secrets() {
+/// The real binary: JSON logs, and the spans it still had are sent when it stops.
+/// (Two workers: the mock and the collector answer while the test waits on the process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_without_secrets_and_spans_are_sent_on_stop() {
     let mock = tokenrouter_mock::start("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+    let collector = Collector::default();
+    let endpoint = collector.start().await;
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
-    let config = config_toml(&mock.base_url(), "[telemetry]\nlog_format = \"json\"\n");
+    let telemetry = format!("[telemetry]\nlog_format = \"json\"\notlp_endpoint = \"{endpoint}\"\n");
+    let config = config_toml(&mock.base_url(), &telemetry);
     std::fs::write(dir.path().join("gw.toml"), &config).unwrap();
     let cli = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_tokenrouter"))
@@ -299,8 +321,13 @@ async fn json_logs_are_one_object_per_line_without_secrets() {
     // Stopped as an orchestrator stops it (SIGTERM), then everything it wrote is read.
     let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(term.success());
-    let exit = child.wait().unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert!(exit.success(), "{exit:?}");
+    let spans = collector.spans();
+    let servers: Vec<&Value> = spans.iter().filter(|s| s["kind"] == SERVER).collect();
+    assert_eq!(servers.len(), 2, "the two requests that passed auth: {spans:#?}");
+    assert!(servers.iter().any(|s| s["name"] == "chat gpt-4o-mini" && int(s, "http.response.status_code") == 200));
+    assert!(servers.iter().any(|s| s["name"] == "chat dead-model" && attr(s, "error.type").is_some()));
     reader.join().unwrap();
     lines.extend(lines_rx.try_iter());
     assert!(lines.iter().any(|l| l.contains("shutting down")), "{lines:?}");

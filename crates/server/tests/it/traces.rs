@@ -214,6 +214,32 @@ async fn a_stream_and_a_refusal_are_traced_too() {
 }
 
 #[tokio::test]
+async fn the_sample_ratio_applies_to_new_traces_and_a_sampled_client_is_followed() {
+    let collector = Collector::default();
+    let endpoint = collector.start().await;
+    let extra = format!("[telemetry]\notlp_endpoint = \"{endpoint}\"\ntrace_sample_ratio = 0.0\n");
+    let gw = Gateway::start_with(Default::default(), &extra).await;
+    let response = gw.chat(json!({"model": "gpt-4o-mini", "messages": user("hi")})).await;
+    assert_eq!(response.status(), 200);
+    // Not sampled: the provider still learns the trace, marked as not sampled.
+    let unsampled = gw.mock.stats().last_request().unwrap();
+    let traceparent = unsampled.header("traceparent").unwrap();
+    assert!(traceparent.starts_with("00-") && traceparent.ends_with("-00"), "{traceparent}");
+    let response = gw
+        .post("/v1/chat/completions")
+        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
+        .json(&json!({"model": "gpt-4o-mini", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let spans = collector.wait_for(&gw, TRACE_ID, 2).await;
+    assert_eq!(spans.len(), 2);
+    // Only the client's trace was exported.
+    assert!(collector.spans().iter().all(|s| s["traceId"] == TRACE_ID));
+}
+
+#[tokio::test]
 async fn without_an_endpoint_nothing_is_traced_or_propagated() {
     let gw = Gateway::start().await;
     assert!(gw.state.traces.is_none());

@@ -240,6 +240,36 @@ async fn the_sample_ratio_applies_to_new_traces_and_a_sampled_client_is_followed
 }
 
 #[tokio::test]
+async fn a_community_instance_gets_no_trace_context_and_its_address_stays_out_of_spans() {
+    use crate::instances_routing::{EXTRA, honest_knobs, register_at, wait_listed};
+    let collector = Collector::default();
+    let endpoint = collector.start().await;
+    let gw =
+        Gateway::start_with(Default::default(), &format!("[telemetry]\notlp_endpoint = \"{endpoint}\"\n{EXTRA}")).await;
+    let owner = gw.db.create_account("owner", tokenrouter_core::NanoUsd::ZERO).await.unwrap().id;
+    let config = tokenrouter_mock::MockConfig { instance: honest_knobs(), ..Default::default() };
+    let instance = tokenrouter_mock::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    register_at(&gw, owner, instance.base_url()).await;
+    wait_listed(&gw, &gw.key, "community-llama", true).await;
+    let response = gw
+        .post("/v1/chat/completions")
+        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
+        .json(&json!({"model": "community-llama", "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Its probes carry no trace context: neither may requests, or it could tell them apart.
+    let seen = instance.stats().requests();
+    let served = seen.iter().find(|r| r.body["messages"][0]["content"] == "hi").unwrap();
+    assert_eq!(served.header("traceparent"), None);
+    let spans = collector.wait_for(&gw, TRACE_ID, 2).await;
+    let attempt = spans.iter().find(|s| s["kind"] == CLIENT).unwrap();
+    assert_eq!(attr(attempt, "server.address"), None);
+    assert_eq!(text(attempt, "tokenrouter.outcome"), "ok");
+}
+
+#[tokio::test]
 async fn without_an_endpoint_nothing_is_traced_or_propagated() {
     let gw = Gateway::start().await;
     assert!(gw.state.traces.is_none());

@@ -126,7 +126,11 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            match format {
+                // Every stderr line of a gateway logging JSON is JSON.
+                crate::config::LogFormat::Json => tracing::error!("error: {e}"),
+                crate::config::LogFormat::Text => eprintln!("error: {e}"),
+            }
             ExitCode::from(match e {
                 CliError::Usage(_) | CliError::Config(_) => 2,
                 CliError::Runtime(_) => 1,

@@ -406,3 +406,25 @@ async fn json_logs_are_one_object_per_line_without_secrets_and_spans_are_sent_on
         "the listen line's fields sit beside its message"
     );
 }
+
+#[tokio::test]
+async fn a_gateway_logging_json_reports_a_failure_to_start_as_json_too() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_toml("http://127.0.0.1:1/v1", "[telemetry]\nlog_format = \"json\"\n");
+    std::fs::write(dir.path().join("gw.toml"), config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tokenrouter"))
+        .args(["--database", "sqlite://gw.db", "--config", "gw.toml", "serve", "--listen", &addr])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let last: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "ERROR");
+    assert!(last["message"].as_str().unwrap().contains(&format!("cannot listen on {addr}")), "{last}");
+    for line in stderr.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+}

@@ -107,7 +107,15 @@ impl From<tokenrouter_store::StoreError> for CliError {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init();
+    // The gateway logs in the format its config asks for (a config that cannot be read
+    // is reported by `serve` itself, in text).
+    let format = match &cli.command {
+        Command::Serve { .. } => load_config(cli.config.as_deref(), &Env::from_process())
+            .map(|(config, _)| config.telemetry.log_format)
+            .unwrap_or_default(),
+        _ => crate::config::LogFormat::Text,
+    };
+    crate::telemetry::init(format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -118,7 +126,11 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            match format {
+                // Every stderr line of a gateway logging JSON is JSON.
+                crate::config::LogFormat::Json => tracing::error!("error: {e}"),
+                crate::config::LogFormat::Text => eprintln!("error: {e}"),
+            }
             ExitCode::from(match e {
                 CliError::Usage(_) | CliError::Config(_) => 2,
                 CliError::Runtime(_) => 1,
@@ -247,7 +259,12 @@ async fn serve(
         .map_err(|e| CliError::Runtime(format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr().map_err(|e| CliError::Runtime(e.to_string()))?;
     tracing::info!(config = %source, models, "tokenrouter listening on http://{local}");
-    crate::serve(listener, state, shutdown_signal()).await.map_err(|e| CliError::Runtime(e.to_string()))
+    let traces = state.traces.clone();
+    let served = crate::serve(listener, state, shutdown_signal()).await.map_err(|e| CliError::Runtime(e.to_string()));
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
+    served
 }
 
 async fn shutdown_signal() {

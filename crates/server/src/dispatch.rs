@@ -72,6 +72,31 @@ pub async fn send(
     stream: bool,
     deadline: Instant,
 ) -> Result<Answer, Failed> {
+    let Some(traced) = crate::telemetry::Attempt::start(deployment) else {
+        return attempt(client, deployment, outbound, stream, deadline, None).await;
+    };
+    let result = attempt(client, deployment, outbound, stream, deadline, Some(&traced)).await;
+    traced.end(match &result {
+        Ok(Answer::Refused { .. }) => "refused",
+        Ok(_) => "ok",
+        Err(failed) => match failed.failure {
+            Failure::Connect => "connect_error",
+            Failure::Timeout => "timeout",
+            Failure::ServerError => "server_error",
+            Failure::RateLimited { .. } => "rate_limited",
+        },
+    });
+    result
+}
+
+async fn attempt(
+    client: &UpstreamClient,
+    deployment: &Deployment,
+    outbound: Outbound,
+    stream: bool,
+    deadline: Instant,
+    traced: Option<&crate::telemetry::Attempt>,
+) -> Result<Answer, Failed> {
     let provider = &deployment.provider.name;
     // What an instance says about itself (its address, its errors' text) never reaches
     // consumers: they learn only that it failed.
@@ -83,12 +108,15 @@ pub async fn send(
             Failure::Timeout,
         )
     };
-    let (adapter, path, headers, body, auth) = match outbound {
+    let (adapter, path, mut headers, body, auth) = match outbound {
         Outbound::Raw { path, body } => (None, path.to_owned(), Vec::new(), body, Auth::Bearer),
         Outbound::Translated { adapter, encoded } => {
             (Some(adapter), encoded.path, encoded.headers, Bytes::from(encoded.body), adapter.auth())
         }
     };
+    if let Some(traced) = traced {
+        headers.extend(traced.headers(deployment));
+    }
     let sending = client.post_json(deployment, &path, &headers, body, auth, first_byte_by);
     let response = sending.await.map_err(|e| match e {
         UpstreamError::Timeout(_) => timed_out(),
@@ -102,6 +130,9 @@ pub async fn send(
         ),
     })?;
     let status = response.status();
+    if let Some(traced) = traced {
+        traced.status(status.as_u16());
+    }
     let retry_after = retry_after(response.headers());
     let mut body = response.into_body();
     if status.is_success() && stream {

@@ -153,6 +153,8 @@ struct Progress {
     /// The model asked for, once the body was read.
     model: String,
     stream: bool,
+    /// The output limit the client asked for.
+    max_tokens: Option<u64>,
 }
 
 /// When an inference runs, and how it pays.
@@ -244,10 +246,18 @@ async fn run_as(
 ) -> Result<Outcome, Response> {
     let started = Instant::now();
     let mut progress = Progress::default();
+    let traced = state.traces.as_ref().map(|traces| traces.request(headers, endpoint, &request_id));
     let result = match inference {
-        Ok(inference) => serve(state, request_id.clone(), key.clone(), headers, inference, mode, &mut progress).await,
+        Ok(inference) => {
+            let serving = serve(state, request_id.clone(), key.clone(), headers, inference, mode, &mut progress);
+            match &traced {
+                Some(request) => opentelemetry::context::FutureExt::with_context(serving, request.context()).await,
+                None => serving.await,
+            }
+        }
         Err(e) => Err(e),
     };
+    let error_code = result.as_ref().err().map(ApiError::code);
     if let Err(error) = &result
         && !progress.metered
     {
@@ -262,6 +272,12 @@ async fn run_as(
     state.limits.stamp(&key, response.headers_mut(), Instant::now());
     if progress.attempts > 0 {
         response.headers_mut().insert(X_ATTEMPTS.clone(), HeaderValue::from(progress.attempts));
+    }
+    if let Some(request) = traced {
+        let (model, stream, max_tokens) = (progress.model.as_str(), progress.stream, progress.max_tokens);
+        let status = response.status().as_u16();
+        request.outcome(crate::telemetry::Outcome { model, stream, max_tokens, status, error: error_code });
+        response = crate::telemetry::traced(response, request);
     }
     if response.status().is_success() { Ok(Outcome::Answered(response)) } else { Err(response) }
 }
@@ -318,6 +334,7 @@ async fn serve(
     let view = &view;
     progress.model.clone_from(&view.model);
     progress.stream = view.stream;
+    progress.max_tokens = view.max_tokens;
     let primary = catalog.allowed_model(&key, &view.model)?;
     let strategy = strategy(headers, primary, config)?;
     let chain = fallback_chain(headers, &request, primary, &catalog, &key)?;
@@ -534,6 +551,7 @@ async fn finish(state: &AppState, reservation: Option<Reservation>, record: Usag
     if let Some(reservation) = reservation {
         reservation.settle(record.cost);
     }
+    crate::telemetry::record_usage(&record);
     if let Some(slot) = slot {
         slot.record(record);
     }

@@ -58,6 +58,8 @@ pub struct Shared {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// Where the config came from, to reload it (SIGHUP, `POST /api/admin/reload`).
     pub reload: crate::reload::Reloader,
+    /// The span exporter; `None` when traces are off (no `[telemetry] otlp_endpoint`).
+    pub traces: Option<crate::telemetry::Traces>,
     /// When the newest key reload began (Unix ms).
     last_refresh_ms: AtomicI64,
     /// Taken by requests with a key the snapshot does not know, one at a time.
@@ -136,6 +138,7 @@ impl AppState {
         };
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let usage = UsageWriter::start(db.clone(), journal, metrics.clone());
+        let traces = crate::telemetry::Traces::start(&config.telemetry);
         let config = Arc::new(config);
         let instances = crate::instances::routing::LiveInstances::new(config.clone());
         instances.refresh(&db, config.clone()).await?;
@@ -159,6 +162,7 @@ impl AppState {
             probe_wake: Arc::default(),
             jobs_wake: Arc::default(),
             reload: crate::reload::Reloader::default(),
+            traces,
         }));
         tokio::spawn(refresh_keys(state.clone()));
         tokio::spawn(crate::instances::probe::run(

@@ -276,6 +276,7 @@ impl MeteredSse {
                 reservation.settle(record.cost);
             }
             s.admission.settle(0);
+            crate::telemetry::record_usage(&record);
             s.writer.record_now(record);
             return;
         }
@@ -285,6 +286,7 @@ impl MeteredSse {
         if let Some(reservation) = s.reservation {
             reservation.settle(record.cost);
         }
+        crate::telemetry::record_usage(&record);
         s.writer.record_now(record);
     }
 }

@@ -38,3 +38,4 @@ mod routing;
 mod secrets;
 mod streaming;
 mod surfaces;
+mod traces;

@@ -107,11 +107,12 @@ async fn swap(state: &AppState) -> Result<Reloaded, ReloadError> {
     let requires_restart = keep_restart_only(&old, &mut config);
     let done = Reloaded { providers: config.providers.len(), models: config.models().count(), requires_restart };
     let config = Arc::new(config);
-    state.config.store(config.clone());
-    // The instance table is rebuilt for the new config now; until it is, requests see
-    // the new config without instance deployments (never the old table's).
-    if let Err(e) = state.instances.refresh(&state.db, config).await {
+    // The instance table is built for the new config before either is swapped in.
+    if let Err(e) = state.instances.switch_config(&state.db, config.clone(), &state.config).await {
+        // The store did not answer: the new config serves without instances until the
+        // table's own refresh (every few seconds) builds them.
         tracing::warn!(error = %e, "could not rebuild the instance table after a reload; it will be retried");
+        state.config.store(config);
     }
     Ok(done)
 }

@@ -143,6 +143,26 @@ impl LiveInstances {
     }
 }
 
+impl LiveInstances {
+    /// Puts `config` in force in `current` with the instance table built for it: the
+    /// store is read first, then the table and the config are swapped back to back, so no
+    /// request waits on the store seeing a config without its instances.
+    pub async fn switch_config(
+        &self,
+        db: &Db,
+        config: Arc<Config>,
+        current: &ArcSwap<Config>,
+    ) -> Result<(), StoreError> {
+        let _one = self.rebuilding.lock().await;
+        let version = db.instances_version().await?;
+        let routable = db.all_routable_instances().await?;
+        let table = Arc::new(Table::build(config.clone(), version, &routable, &self.table.load_full()));
+        self.table.store(table);
+        current.store(config);
+        Ok(())
+    }
+}
+
 /// Keeps the table fresh while the state lives.
 pub async fn keep_fresh(weak: Weak<Shared>) {
     let mut tick = tokio::time::interval(REFRESH_EVERY);

@@ -3,7 +3,7 @@
 //! this replica's identity.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -54,6 +54,8 @@ pub struct Shared {
     pub probe_wake: Arc<tokio::sync::Notify>,
     /// Wakes this replica's job workers when it queued a job.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// Set once SIGTERM/SIGINT arrived: `/ready` answers 503 while requests finish.
+    draining: AtomicBool,
     /// When the newest key reload began (Unix ms).
     last_refresh_ms: AtomicI64,
     /// Taken by requests with a key the snapshot does not know, one at a time.
@@ -83,6 +85,15 @@ impl AppState {
     /// rather than at its next tick (the store already made it due).
     pub fn instances_changed(&self) {
         self.probe_wake.notify_one();
+    }
+
+    /// The gateway stopped accepting connections and is finishing its requests.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Loads the keys and starts the background tasks (key refresh, usage writer).
@@ -143,6 +154,7 @@ impl AppState {
             limits,
             allowlists: IpAllowlists::default(),
             retention: Arc::default(),
+            draining: AtomicBool::new(false),
             last_refresh_ms: AtomicI64::new(0),
             refresh_gate: tokio::sync::Mutex::new(()),
             probe_wake: Arc::default(),

@@ -30,6 +30,7 @@ mod keys;
 mod limits;
 mod metering;
 mod openapi;
+mod operations_drain;
 mod providers;
 mod replicas;
 mod routing;

@@ -29,6 +29,9 @@ use tower_service::Service;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use idle::{Activity, Verdict, Watched, watchdog};
+
+mod idle;
 
 /// Streams one HTTP/2 connection may carry at once.
 const H2_MAX_STREAMS: u32 = 256;
@@ -78,26 +81,36 @@ enum Phase {
     Cut,
 }
 
-/// Counts requests in flight (until their response body ends or is dropped).
+/// Requests in flight (until their response body ends or is dropped), and how many ever
+/// started (so that a request that came and went between two looks is still seen).
+#[derive(Debug, Clone, Copy, Default)]
+struct Load {
+    in_flight: usize,
+    started: u64,
+}
+
 #[derive(Clone)]
-struct InFlight(Arc<watch::Sender<usize>>);
+struct InFlight(Arc<watch::Sender<Load>>);
 
 impl InFlight {
     fn new() -> InFlight {
-        InFlight(Arc::new(watch::Sender::new(0)))
+        InFlight(Arc::new(watch::Sender::new(Load::default())))
     }
 
     fn enter(&self) -> InFlightGuard {
-        self.0.send_modify(|n| *n += 1);
+        self.0.send_modify(|load| {
+            load.in_flight += 1;
+            load.started += 1;
+        });
         InFlightGuard(self.0.clone())
     }
 }
 
-struct InFlightGuard(Arc<watch::Sender<usize>>);
+struct InFlightGuard(Arc<watch::Sender<Load>>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.send_modify(|load| load.in_flight = load.in_flight.saturating_sub(1));
     }
 }
 
@@ -111,7 +124,13 @@ pub async fn serve(
     on_drain: impl FnOnce(),
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+    // The watchdog of each connection enforces the header and keep-alive timeouts; hyper's
+    // header timer (which starts when a connection goes idle) is only the backstop.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout + limits.keepalive_timeout)
+        .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -172,7 +191,7 @@ pub async fn serve(
     phase.send_replace(Phase::Draining);
     let deadline = Instant::now() + limits.shutdown_grace;
     let mut requests = in_flight.0.subscribe();
-    let requests_done = tokio::time::timeout_at(deadline, requests.wait_for(|n| *n == 0)).await.is_ok();
+    let requests_done = tokio::time::timeout_at(deadline, requests.wait_for(|load| load.in_flight == 0)).await.is_ok();
     phase.send_replace(Phase::Closing);
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let closed = requests_done && tokio::time::timeout_at(deadline, permits.acquire_many(all)).await.is_ok();
@@ -184,7 +203,7 @@ pub async fn serve(
         // settle what they delivered) on seeing `Cut`; HTTP/2 streams run in tasks of
         // their own, which end when their connection is gone.
         let _ = permits.acquire_many(all).await;
-        let _ = tokio::time::timeout(STREAMS_AFTER_CUT, requests.wait_for(|n| *n == 0)).await;
+        let _ = tokio::time::timeout(STREAMS_AFTER_CUT, requests.wait_for(|load| load.in_flight == 0)).await;
     }
 }
 
@@ -214,6 +233,7 @@ impl Connection {
     async fn run(mut self, tcp: TcpStream, builder: Arc<auto::Builder<TokioExecutor>>) {
         // Requests in flight on this connection: while there are none, it is idle.
         let mine = InFlight::new();
+        let activity = Arc::new(Activity::default());
         let service = RequestService {
             remote: self.remote,
             app: self.app.clone(),
@@ -221,14 +241,13 @@ impl Connection {
             phase: self.phase.clone(),
             all: self.in_flight.clone(),
             mine: mine.clone(),
+            activity: activity.clone(),
         };
-        let conn = builder.serve_connection(TokioIo::new(tcp), hyper::service::service_fn(move |r| service.call(r)));
+        let io = TokioIo::new(Watched { tcp, activity: activity.clone() });
+        let conn = builder.serve_connection(io, hyper::service::service_fn(move |r| service.call(r)));
         tokio::pin!(conn);
-        let mut idle = mine.0.subscribe();
-        // Before its first request a connection has `header_timeout` to send it (hyper
-        // times out incomplete headers; this also covers a client that sends nothing).
-        let mut idle_limit = self.limits.header_timeout;
-        let keepalive = self.limits.keepalive_timeout;
+        let mut requests = mine.0.subscribe();
+        let mut served = false;
         let mut closing = false;
         loop {
             let phase = *self.phase.borrow_and_update();
@@ -239,6 +258,7 @@ impl Connection {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
+            let limits = &self.limits;
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
@@ -252,27 +272,18 @@ impl Connection {
                         return;
                     }
                 }
-                () = idle_for(&mut idle, &mut idle_limit, keepalive), if !closing => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
+                verdict = watchdog(&mut requests, &activity, limits.header_timeout, limits.keepalive_timeout, &mut served), if !closing => {
+                    match verdict {
+                        Verdict::Idle => {
+                            closing = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                        // No request in flight: dropping the connection loses nothing.
+                        Verdict::TooSlow => return,
+                    }
                 }
             }
         }
-    }
-}
-
-/// Resolves once this connection has had no request in flight for `limit`; after its
-/// first request, the limit between requests is `keepalive`.
-async fn idle_for(requests: &mut watch::Receiver<usize>, limit: &mut Duration, keepalive: Duration) {
-    loop {
-        if requests.wait_for(|n| *n == 0).await.is_err() {
-            return std::future::pending().await;
-        }
-        let busy = tokio::time::timeout(*limit, requests.wait_for(|n| *n > 0)).await;
-        if busy.is_err() {
-            return;
-        }
-        *limit = keepalive;
     }
 }
 
@@ -285,12 +296,16 @@ struct RequestService {
     phase: watch::Receiver<Phase>,
     all: InFlight,
     mine: InFlight,
+    activity: Arc<Activity>,
 }
 
 impl RequestService {
     fn call(&self, request: Request<Incoming>) -> impl Future<Output = Result<Response, Infallible>> + Send + use<> {
         let guards = (self.all.enter(), self.mine.enter());
         let http1 = request.version() < Version::HTTP_2;
+        if !http1 {
+            self.activity.http2.store(true, Ordering::Release);
+        }
         let timed_out = Arc::new(AtomicBool::new(false));
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(ConnectInfo(self.remote));

@@ -312,6 +312,23 @@ async fn three_thousand_connections_that_never_finish_their_headers_are_closed_a
 }
 
 #[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_header_timeout_and_closes_after_the_keep_alive_timeout() {
+    let extra = "[server]\nheader_timeout_ms = 300\nkeepalive_timeout_ms = 1500\n";
+    let gw = Gateway::start_with(Default::default(), extra).await;
+    let mut conn = TcpStream::connect(gw.url.trim_start_matches("http://")).await.unwrap();
+    assert_eq!(get_ready(&mut conn).await.0, 200);
+    // Idle for longer than the header timeout: still open between requests.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(get_ready(&mut conn).await.0, 200, "the idle connection was closed early");
+    let idle_since = Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "not closed by the server: {closed:?}");
+    let idle = idle_since.elapsed();
+    assert!(idle >= Duration::from_millis(1400) && idle < Duration::from_secs(5), "closed after {idle:?} idle");
+}
+
+#[tokio::test]
 async fn at_max_connections_a_new_request_waits_for_a_free_connection_and_is_then_served() {
     let gw = Gateway::start_with(Default::default(), "[server]\nmax_connections = 5\n").await;
     let addr = gw.url.trim_start_matches("http://").to_owned();

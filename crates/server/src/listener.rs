@@ -247,7 +247,6 @@ impl Connection {
         let conn = builder.serve_connection(io, hyper::service::service_fn(move |r| service.call(r)));
         tokio::pin!(conn);
         let mut requests = mine.0.subscribe();
-        let mut served = false;
         let mut closing = false;
         loop {
             let phase = *self.phase.borrow_and_update();
@@ -255,6 +254,11 @@ impl Connection {
                 return;
             }
             if phase == Phase::Closing && !closing {
+                // An HTTP/1 connection with no request in flight has nothing to finish
+                // (hyper would wait for the head of one that never started).
+                if requests.borrow().in_flight == 0 && !activity.http2.load(Ordering::Acquire) {
+                    return;
+                }
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
@@ -272,7 +276,7 @@ impl Connection {
                         return;
                     }
                 }
-                verdict = watchdog(&mut requests, &activity, limits.header_timeout, limits.keepalive_timeout, &mut served), if !closing => {
+                verdict = watchdog(&mut requests, &activity, limits.header_timeout, limits.keepalive_timeout), if !closing => {
                     match verdict {
                         Verdict::Idle => {
                             closing = true;

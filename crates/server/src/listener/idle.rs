@@ -48,14 +48,13 @@ impl Activity {
     }
 }
 
-/// Resolves when the connection has been idle too long; `served` says whether it has
-/// had a request yet. Only resolves while no request is in flight.
+/// Resolves when the connection has been idle too long. Only resolves while no request
+/// is in flight.
 pub(super) async fn watchdog(
     requests: &mut watch::Receiver<Load>,
     activity: &Activity,
     header_timeout: Duration,
     keepalive_timeout: Duration,
-    served: &mut bool,
 ) -> Verdict {
     let mut arrived = activity.arrived.subscribe();
     loop {
@@ -63,15 +62,15 @@ pub(super) async fn watchdog(
             return std::future::pending().await;
         };
         activity.arm();
+        let served = started > 0;
         let (limit, verdict) =
-            if *served { (keepalive_timeout, Verdict::Idle) } else { (header_timeout, Verdict::TooSlow) };
-        let watch_bytes = *served && !activity.http2.load(Ordering::Acquire);
+            if served { (keepalive_timeout, Verdict::Idle) } else { (header_timeout, Verdict::TooSlow) };
+        let watch_bytes = served && !activity.http2.load(Ordering::Acquire);
         tokio::select! {
             busy = busy(requests, started) => {
                 if !busy {
                     return std::future::pending().await;
                 }
-                *served = true;
                 continue;
             }
             _ = async { arrived.wait_for(|b| *b).await.is_ok() }, if watch_bytes => {}
@@ -79,7 +78,7 @@ pub(super) async fn watchdog(
         }
         // The next request's first bytes arrived: its head has `header_timeout`.
         match tokio::time::timeout(header_timeout, busy(requests, started)).await {
-            Ok(true) => *served = true,
+            Ok(true) => {}
             Ok(false) => return std::future::pending().await,
             Err(_) => return Verdict::TooSlow,
         }

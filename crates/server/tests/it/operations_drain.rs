@@ -410,3 +410,26 @@ async fn ready_answers_200_while_serving_and_503_when_the_database_is_gone() {
     let unknown = gw.http.get(format!("{url}/nowhere")).send().await.unwrap();
     expect_error(unknown, 404, "unknown_url").await;
 }
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served_on_the_same_port() {
+    use http_body_util::{BodyExt, Full};
+    let gw = Gateway::start().await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    let ready = client.get(format!("{}/ready", gw.url).parse().unwrap()).await.unwrap();
+    assert_eq!(ready.version(), http::Version::HTTP_2);
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.into_body().collect().await.unwrap().to_bytes(), r#"{"status":"ready"}"#);
+    let body = json!({"model": "gpt-4o-mini", "messages": user("hi")}).to_string();
+    let chat = http::Request::post(format!("{}/v1/chat/completions", gw.url))
+        .header("authorization", format!("Bearer {}", gw.key))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let chat = client.request(chat).await.unwrap();
+    assert_eq!(chat.status(), 200);
+    let answer: Value = serde_json::from_slice(&chat.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(answer["object"], "chat.completion", "{answer}");
+}

@@ -1,7 +1,16 @@
-//! The accept loop: HTTP/1.1 and HTTP/2 (cleartext) connections under the `[server]`
-//! limits (header, body and keep-alive timeouts, most connections open at once), and the
-//! graceful drain on shutdown: stop accepting, let requests in flight finish for up to
-//! `shutdown_grace_secs`, then cut what is left.
+//! The accept loop: HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) connections under
+//! the `[server]` limits, and the graceful drain on shutdown.
+//!
+//! - A connection has `header_timeout` to send a complete request head (its first, or the
+//!   next once its first bytes arrived); silent between requests, it is closed after
+//!   `keepalive_timeout` (see `idle`).
+//! - A request body not received in full within `body_timeout` of its head answers 408
+//!   `request_timeout` (the JSON error shape) with `Connection: close`.
+//! - At `max_connections` open, accepting pauses (new connections wait in the backlog).
+//! - Shutdown: the listener closes, requests in flight finish for up to
+//!   `shutdown_grace` (HTTP/1 answers meanwhile say `Connection: close`), idle
+//!   connections close, and at the deadline what is left is cut (each cut stream settles
+//!   what it delivered as its response body is dropped).
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -50,6 +50,8 @@ const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
 /// peer is considered gone.
 const H2_PING_EVERY: Duration = Duration::from_secs(30);
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// After this long without a failed accept, the next failure is news again.
+const FAILURES_FORGOTTEN: Duration = Duration::from_secs(60);
 /// How long HTTP/2 streams get to notice that their cut connection is gone.
 const STREAMS_AFTER_CUT: Duration = Duration::from_secs(1);
 /// The wait after a failed accept (out of file descriptors, say) before the next one.
@@ -152,6 +154,7 @@ pub async fn serve(
     let (phase, _) = watch::channel(Phase::Serving);
     let in_flight = InFlight::new();
     let mut accept_failures = 0u64;
+    let mut last_failure: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
         // At the limit, stop accepting: new connections wait in the kernel's backlog.
@@ -173,17 +176,21 @@ pub async fn serve(
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
                 // Out of file descriptors or memory: wait for some to be freed, and say
-                // so once in a while rather than once per attempt.
-                if accept_failures.is_power_of_two() || accept_failures == 0 {
-                    tracing::warn!(error = %e, failures = accept_failures + 1, "cannot accept connections; backing off");
+                // so once in a while (the 1st, 2nd, 4th, 8th… failure of an episode; an
+                // episode ends after a quiet minute) rather than once per attempt.
+                if last_failure.is_none_or(|at| at.elapsed() > FAILURES_FORGOTTEN) {
+                    accept_failures = 0;
                 }
                 accept_failures += 1;
+                last_failure = Some(Instant::now());
+                if accept_failures.is_power_of_two() {
+                    tracing::warn!(error = %e, failures = accept_failures, "cannot accept connections; backing off");
+                }
                 drop(permit);
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
-        accept_failures = 0;
         let _ = tcp.set_nodelay(true);
         let connection = Connection {
             remote,

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -44,6 +45,8 @@ struct Binary {
     db: Db,
     account_id: i64,
     key: String,
+    /// What it wrote to stderr since it said it was listening.
+    log: Arc<Mutex<String>>,
     _mock: tokenrouter_mock::MockServer,
     _dir: tempfile::TempDir,
 }
@@ -52,6 +55,11 @@ impl Binary {
     /// Starts `tokenrouter serve` with replies of `tokens` tokens at 20 tokens/s and a
     /// shutdown grace of `grace` seconds.
     async fn start(tokens: u64, grace: u64) -> Binary {
+        Binary::start_limited(tokens, grace, None).await
+    }
+
+    /// As [`Binary::start`], with at most `nofile` file descriptors when given.
+    async fn start_limited(tokens: u64, grace: u64, nofile: Option<u32>) -> Binary {
         let mock = tokenrouter_mock::start("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let db_url = format!("sqlite://{}", dir.path().join("drain.db").display());
@@ -64,8 +72,17 @@ impl Binary {
             .replace("{grace}", &grace.to_string())
             .replace("{tokens}", &tokens.to_string());
         std::fs::write(dir.path().join("gw.toml"), config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tokenrouter"))
-            .args(["--database", &db_url, "--config", "gw.toml", "serve", "--listen", "127.0.0.1:0"])
+        let args = ["--database", &db_url, "--config", "gw.toml", "serve", "--listen", "127.0.0.1:0"];
+        let mut command = match nofile {
+            None => Command::new(env!("CARGO_BIN_EXE_tokenrouter")),
+            Some(n) => {
+                let mut shell = Command::new("sh");
+                shell.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_tokenrouter")]);
+                shell
+            }
+        };
+        let mut child = command
+            .args(args)
             .current_dir(dir.path())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
@@ -82,8 +99,16 @@ impl Binary {
                 break url.to_owned();
             }
         };
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Binary { child, addr, db, account_id: account.id, key: secret, _mock: mock, _dir: dir }
+        let log = Arc::new(Mutex::new(String::new()));
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while std::io::BufRead::read_line(&mut stderr, &mut line).is_ok_and(|n| n > 0) {
+                lines.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        Binary { child, addr, db, account_id: account.id, key: secret, log, _mock: mock, _dir: dir }
     }
 
     fn sigterm(&self) {
@@ -432,4 +457,35 @@ async fn http2_with_prior_knowledge_is_served_on_the_same_port() {
     assert_eq!(chat.status(), 200);
     let answer: Value = serde_json::from_slice(&chat.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(answer["object"], "chat.completion", "{answer}");
+}
+
+#[tokio::test]
+async fn out_of_file_descriptors_the_gateway_backs_off_says_so_briefly_and_serves_again_once_some_are_freed() {
+    let mut gw = Binary::start_limited(16, 30, Some(128)).await;
+    // More connections than the gateway has descriptors for (the rest wait in the
+    // listen backlog).
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        held.push(TcpStream::connect(&gw.addr).await.unwrap());
+    }
+    let started = Instant::now();
+    while !gw.log.lock().unwrap().contains("cannot accept connections") {
+        assert!(started.elapsed() < Duration::from_secs(10), "accepting never ran out of descriptors");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Keep it out of descriptors for a while, then free them.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(gw.child.try_wait().unwrap().is_none(), "the gateway died out of descriptors");
+    drop(held);
+    let ready = reqwest::Client::new()
+        .get(format!("http://{}/ready", gw.addr))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "served again once descriptors were freed");
+    let warnings = gw.log.lock().unwrap().matches("cannot accept connections").count();
+    assert!(warnings <= 8, "{warnings} warnings for one episode");
+    gw.sigterm();
+    assert_eq!(gw.exit(Duration::from_secs(20)).await.code(), Some(0));
 }

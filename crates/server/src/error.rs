@@ -30,6 +30,9 @@ pub enum ApiError {
     RateLimited { retry_after: std::time::Duration, limit: &'static str },
     #[error("The request body is larger than the limit of {0} bytes.")]
     TooLarge(usize),
+    /// The request body did not arrive in full within `[server] body_timeout_ms`.
+    #[error("The request body was not received in full within {0} ms.")]
+    BodyTimeout(u128),
     #[error("{0}")]
     UpstreamUnavailable(String),
     #[error("{0}")]
@@ -111,6 +114,7 @@ impl ApiError {
             ApiError::IpNotAllowed(_) => (StatusCode::FORBIDDEN, "permission_error", "ip_not_allowed"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limited"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large"),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "invalid_request_error", "request_timeout"),
             ApiError::UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, "upstream_error", "upstream_unavailable"),
             ApiError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "upstream_error", "upstream_timeout"),
             ApiError::UnknownRoute { .. } => (StatusCode::NOT_FOUND, "invalid_request_error", "unknown_url"),

@@ -14,6 +14,7 @@ pub mod instances;
 pub mod jobs;
 pub mod journal;
 pub mod limits;
+pub mod listener;
 pub mod metering;
 pub mod metrics;
 pub mod pipeline;
@@ -32,28 +33,26 @@ pub mod tokens;
 pub mod upstream;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
-/// Serves the gateway on `listener` until `shutdown` resolves, then writes every queued
-/// usage record before returning.
+/// Serves the gateway on `listener` until `shutdown` resolves, then drains: the listener
+/// closes, `/ready` answers 503, requests in flight finish for up to `[server]
+/// shutdown_grace_secs` (then are cut, each billed for what it delivered), and every
+/// queued usage record is written before this returns.
 pub async fn serve(
     listener: TcpListener,
     state: state::AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let app = routes::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let limits = listener::Limits::from_config(&state.config.load().server);
+    let app = routes::router(state.clone());
+    listener::serve(listener, app, limits, shutdown, || state.start_draining()).await;
     state.usage.flush().await;
     // Stopped cleanly with everything settled: no other replica needs to wait for this
     // one's heartbeat to go stale.
     if let Err(e) = state.db.forget_replica(&state.replica.id).await {
         tracing::warn!(error = %e, "could not sign this replica off");
     }
-    result
+    Ok(())
 }

@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(messages::anthropic_errors));
     Router::new()
         .route("/", get(health::health))
+        .route("/ready", get(health::ready))
         .route("/v1/models", get(models::list))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/completions", post(completions::create))

@@ -3,7 +3,7 @@
 //! this replica's identity.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -60,6 +60,8 @@ pub struct Shared {
     pub reload: crate::reload::Reloader,
     /// The span exporter; `None` when traces are off (no `[telemetry] otlp_endpoint`).
     pub traces: Option<crate::telemetry::Traces>,
+    /// Set once SIGTERM/SIGINT arrived: `/ready` answers 503 while requests finish.
+    draining: AtomicBool,
     /// When the newest key reload began (Unix ms).
     last_refresh_ms: AtomicI64,
     /// Taken by requests with a key the snapshot does not know, one at a time.
@@ -94,6 +96,15 @@ impl AppState {
     /// rather than at its next tick (the store already made it due).
     pub fn instances_changed(&self) {
         self.probe_wake.notify_one();
+    }
+
+    /// The gateway stopped accepting connections and is finishing its requests.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Loads the keys and starts the background tasks (key refresh, usage writer).
@@ -157,6 +168,7 @@ impl AppState {
             metrics,
             allowlists: IpAllowlists::default(),
             retention: Arc::default(),
+            draining: AtomicBool::new(false),
             last_refresh_ms: AtomicI64::new(0),
             refresh_gate: tokio::sync::Mutex::new(()),
             probe_wake: Arc::default(),

@@ -227,6 +227,11 @@ impl Db {
         delegate!(self.revoke_key(id))
     }
 
+    /// Answers when the database does: one indexed read of one row (readiness checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.keys_version().await.map(|_| ())
+    }
+
     /// A counter that changes whenever a key is inserted or revoked or an account is
     /// disabled or enabled.
     pub async fn keys_version(&self) -> Result<i64, StoreError> {

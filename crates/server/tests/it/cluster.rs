@@ -80,6 +80,18 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Drops the database now, ending its connections (a database that went away).
+    pub async fn drop_now(&self) {
+        let mut conn = sqlx::PgConnection::connect(&self.admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {} WITH (FORCE)", self.name)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let _ = conn.close().await;
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let (admin, name) = (self.admin.clone(), self.name.clone());

@@ -31,6 +31,7 @@ mod limits;
 mod metering;
 mod metrics;
 mod openapi;
+mod operations_drain;
 mod providers;
 mod reload;
 mod replicas;

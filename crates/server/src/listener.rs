@@ -1,0 +1,421 @@
+//! The accept loop: HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) connections under
+//! the `[server]` limits, and the graceful drain on shutdown.
+//!
+//! - A connection has `header_timeout` to send a complete request head (its first, or the
+//!   next once its first bytes arrived); silent between requests, it is closed after
+//!   `keepalive_timeout` (see `idle`).
+//! - A request body not received in full within `body_timeout` of its head answers 408
+//!   `request_timeout` (the JSON error shape) with `Connection: close`.
+//! - At `max_connections` open, accepting pauses (new connections wait in the backlog).
+//! - Shutdown: the listener closes, requests in flight finish for up to
+//!   `shutdown_grace` (HTTP/1 answers meanwhile say `Connection: close`), idle
+//!   connections close, and at the deadline what is left is cut (each cut stream settles
+//!   what it delivered as its response body is dropped).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Version, header};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use idle::{Activity, Verdict, Watched, watchdog};
+
+mod idle;
+
+/// Streams one HTTP/2 connection may carry at once.
+const H2_MAX_STREAMS: u32 = 256;
+/// The largest header list an HTTP/2 client may send (decoded).
+const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
+/// How often an HTTP/2 connection is pinged, and how long the answer may take, before the
+/// peer is considered gone.
+const H2_PING_EVERY: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// After this long without a failed accept, the next failure is news again.
+const FAILURES_FORGOTTEN: Duration = Duration::from_secs(60);
+/// How long HTTP/2 streams get to notice that their cut connection is gone.
+const STREAMS_AFTER_CUT: Duration = Duration::from_secs(1);
+/// The wait after a failed accept (out of file descriptors, say) before the next one.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The listener's limits, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl Limits {
+    pub fn from_config(server: &ServerConfig) -> Limits {
+        Limits {
+            header_timeout: server.header_timeout,
+            body_timeout: server.body_timeout,
+            keepalive_timeout: server.keepalive_timeout,
+            max_connections: server.max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize)),
+            shutdown_grace: server.shutdown_grace,
+        }
+    }
+}
+
+/// Where the server is in its life; connections watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// The listener is closed; requests in flight finish, keep-alive connections get
+    /// `Connection: close` on their next response.
+    Draining,
+    /// No request is in flight (or the grace ran out): idle connections close now.
+    Closing,
+    /// The grace ran out: what is still open is cut.
+    Cut,
+}
+
+/// Requests in flight (until their response body ends or is dropped), and how many ever
+/// started (so that a request that came and went between two looks is still seen).
+#[derive(Debug, Clone, Copy, Default)]
+struct Load {
+    in_flight: usize,
+    started: u64,
+}
+
+#[derive(Clone)]
+struct InFlight(Arc<watch::Sender<Load>>);
+
+impl InFlight {
+    fn new() -> InFlight {
+        InFlight(Arc::new(watch::Sender::new(Load::default())))
+    }
+
+    fn enter(&self) -> InFlightGuard {
+        self.0.send_modify(|load| {
+            load.in_flight += 1;
+            load.started += 1;
+        });
+        InFlightGuard(self.0.clone())
+    }
+}
+
+struct InFlightGuard(Arc<watch::Sender<Load>>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|load| load.in_flight = load.in_flight.saturating_sub(1));
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains (see the module doc);
+/// `on_drain` runs the moment the listener closes.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+    on_drain: impl FnOnce(),
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The watchdog of each connection enforces the header and keep-alive timeouts; hyper's
+    // header timer (which starts when a connection goes idle) is only the backstop.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout + limits.keepalive_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_LIST)
+        .keep_alive_interval(H2_PING_EVERY)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    let builder = Arc::new(builder);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let (phase, _) = watch::channel(Phase::Serving);
+    let in_flight = InFlight::new();
+    let mut accept_failures = 0u64;
+    let mut last_failure: Option<Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        // At the limit, stop accepting: new connections wait in the kernel's backlog.
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                // Out of file descriptors or memory: wait for some to be freed, and say
+                // so once in a while (the 1st, 2nd, 4th, 8th… failure of an episode; an
+                // episode ends after a quiet minute) rather than once per attempt.
+                if last_failure.is_none_or(|at| at.elapsed() > FAILURES_FORGOTTEN) {
+                    accept_failures = 0;
+                }
+                accept_failures += 1;
+                last_failure = Some(Instant::now());
+                if accept_failures.is_power_of_two() {
+                    tracing::warn!(error = %e, failures = accept_failures, "cannot accept connections; backing off");
+                }
+                drop(permit);
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let connection = Connection {
+            remote,
+            app: app.clone(),
+            limits,
+            phase: phase.subscribe(),
+            in_flight: in_flight.clone(),
+            _permit: permit,
+        };
+        tokio::spawn(connection.run(tcp, builder.clone()));
+    }
+    drop(listener);
+    on_drain();
+    phase.send_replace(Phase::Draining);
+    let deadline = Instant::now() + limits.shutdown_grace;
+    let mut requests = in_flight.0.subscribe();
+    let requests_done = tokio::time::timeout_at(deadline, requests.wait_for(|load| load.in_flight == 0)).await.is_ok();
+    phase.send_replace(Phase::Closing);
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let closed = requests_done && tokio::time::timeout_at(deadline, permits.acquire_many(all)).await.is_ok();
+    if !closed {
+        let left = limits.max_connections - permits.available_permits();
+        tracing::warn!(connections = left, "shutdown grace over; cutting the connections still open");
+        phase.send_replace(Phase::Cut);
+        // Every connection task drops its connection (and the responses in it, which
+        // settle what they delivered) on seeing `Cut`; HTTP/2 streams run in tasks of
+        // their own, which end when their connection is gone.
+        let _ = permits.acquire_many(all).await;
+        let _ = tokio::time::timeout(STREAMS_AFTER_CUT, requests.wait_for(|load| load.in_flight == 0)).await;
+    }
+}
+
+/// Errors of one connection attempt, not of the listener (the next accept may succeed).
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// One client connection.
+struct Connection {
+    remote: SocketAddr,
+    app: Router,
+    limits: Limits,
+    phase: watch::Receiver<Phase>,
+    in_flight: InFlight,
+    /// Its place among `max_connections`, freed when the connection ends.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn run(mut self, tcp: TcpStream, builder: Arc<auto::Builder<TokioExecutor>>) {
+        // Requests in flight on this connection: while there are none, it is idle.
+        let mine = InFlight::new();
+        let activity = Arc::new(Activity::default());
+        let service = RequestService {
+            remote: self.remote,
+            app: self.app.clone(),
+            body_timeout: self.limits.body_timeout,
+            phase: self.phase.clone(),
+            all: self.in_flight.clone(),
+            mine: mine.clone(),
+            activity: activity.clone(),
+        };
+        let io = TokioIo::new(Watched { tcp, activity: activity.clone() });
+        let conn = builder.serve_connection(io, hyper::service::service_fn(move |r| service.call(r)));
+        tokio::pin!(conn);
+        let mut requests = mine.0.subscribe();
+        let mut closing = false;
+        loop {
+            let phase = *self.phase.borrow_and_update();
+            if phase == Phase::Cut {
+                return;
+            }
+            if phase == Phase::Closing && !closing {
+                // An HTTP/1 connection with no request in flight has nothing to finish
+                // (hyper would wait for the head of one that never started).
+                if requests.borrow().in_flight == 0 && !activity.http2.load(Ordering::Acquire) {
+                    return;
+                }
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            let limits = &self.limits;
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, remote = %self.remote, "connection ended with an error");
+                    }
+                    return;
+                }
+                changed = self.phase.changed() => {
+                    if changed.is_err() {
+                        // The server is gone: nothing left to wait for.
+                        return;
+                    }
+                }
+                verdict = watchdog(&mut requests, &activity, limits.header_timeout, limits.keepalive_timeout), if !closing => {
+                    match verdict {
+                        Verdict::Idle => {
+                            closing = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                        // No request in flight: dropping the connection loses nothing.
+                        Verdict::TooSlow => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Hands one request to the router, with its peer address and under the body timeout.
+#[derive(Clone)]
+struct RequestService {
+    remote: SocketAddr,
+    app: Router,
+    body_timeout: Duration,
+    phase: watch::Receiver<Phase>,
+    all: InFlight,
+    mine: InFlight,
+    activity: Arc<Activity>,
+}
+
+impl RequestService {
+    fn call(&self, request: Request<Incoming>) -> impl Future<Output = Result<Response, Infallible>> + Send + use<> {
+        let guards = (self.all.enter(), self.mine.enter());
+        let http1 = request.version() < Version::HTTP_2;
+        if !http1 {
+            self.activity.http2.store(true, Ordering::Release);
+        }
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(ConnectInfo(self.remote));
+        let body = TimedBody {
+            inner: body,
+            deadline: Box::pin(tokio::time::sleep(self.body_timeout)),
+            timed_out: timed_out.clone(),
+        };
+        let request = Request::from_parts(parts, Body::new(body));
+        let mut app = self.app.clone();
+        let phase = self.phase.clone();
+        let body_timeout = self.body_timeout;
+        async move {
+            let response = match app.call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            let mut response = if timed_out.load(Ordering::Acquire) {
+                let mut late = ApiError::BodyTimeout(body_timeout.as_millis()).into_response();
+                if let Some(id) = response.headers().get(&crate::edge::X_REQUEST_ID) {
+                    late.headers_mut().insert(crate::edge::X_REQUEST_ID.clone(), id.clone());
+                }
+                // The rest of the body may still be on its way: the connection cannot be reused.
+                late.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                late
+            } else {
+                response
+            };
+            if http1 && *phase.borrow() != Phase::Serving {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response.map(|body| Body::new(Counted { inner: body, _guards: guards })))
+        }
+    }
+}
+
+/// A request body that fails once `deadline` passes before it arrived in full.
+struct TimedBody {
+    inner: Incoming,
+    deadline: Pin<Box<Sleep>>,
+    timed_out: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the request body was not received in time")]
+struct BodyTimedOut;
+
+impl HttpBody for TimedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            self.timed_out.store(true, Ordering::Release);
+            return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it ends.
+struct Counted {
+    inner: Body,
+    _guards: (InFlightGuard, InFlightGuard),
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

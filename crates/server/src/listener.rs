@@ -17,7 +17,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
@@ -92,36 +92,49 @@ enum Phase {
     Cut,
 }
 
-/// Requests in flight (until their response body ends or is dropped), and how many ever
-/// started (so that a request that came and went between two looks is still seen).
-#[derive(Debug, Clone, Copy, Default)]
-struct Load {
-    in_flight: usize,
-    started: u64,
+/// Requests in flight on every connection (until their response body ends or is
+/// dropped). The request path adds and subtracts; only a drain waits for zero.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    /// Set when the drain begins: from then on, reaching zero is announced.
+    watched: AtomicBool,
+    zero: Notify,
 }
-
-#[derive(Clone)]
-struct InFlight(Arc<watch::Sender<Load>>);
 
 impl InFlight {
-    fn new() -> InFlight {
-        InFlight(Arc::new(watch::Sender::new(Load::default())))
+    fn enter(self: &Arc<Self>, connection: &Arc<Activity>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        connection.enter();
+        InFlightGuard { all: self.clone(), connection: connection.clone() }
     }
 
-    fn enter(&self) -> InFlightGuard {
-        self.0.send_modify(|load| {
-            load.in_flight += 1;
-            load.started += 1;
-        });
-        InFlightGuard(self.0.clone())
+    /// Waits until no request is in flight (the drain calls this once).
+    async fn none(&self) {
+        self.watched.store(true, Ordering::Release);
+        loop {
+            let notified = self.zero.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
-struct InFlightGuard(Arc<watch::Sender<Load>>);
+struct InFlightGuard {
+    all: Arc<InFlight>,
+    connection: Arc<Activity>,
+}
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0.send_modify(|load| load.in_flight = load.in_flight.saturating_sub(1));
+        self.connection.exit();
+        if self.all.count.fetch_sub(1, Ordering::AcqRel) == 1 && self.all.watched.load(Ordering::Acquire) {
+            self.all.zero.notify_waiters();
+        }
     }
 }
 
@@ -152,7 +165,7 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (phase, _) = watch::channel(Phase::Serving);
-    let in_flight = InFlight::new();
+    let in_flight = Arc::new(InFlight::default());
     let mut accept_failures = 0u64;
     let mut last_failure: Option<Instant> = None;
     tokio::pin!(shutdown);
@@ -206,8 +219,7 @@ pub async fn serve(
     on_drain();
     phase.send_replace(Phase::Draining);
     let deadline = Instant::now() + limits.shutdown_grace;
-    let mut requests = in_flight.0.subscribe();
-    let requests_done = tokio::time::timeout_at(deadline, requests.wait_for(|load| load.in_flight == 0)).await.is_ok();
+    let requests_done = tokio::time::timeout_at(deadline, in_flight.none()).await.is_ok();
     phase.send_replace(Phase::Closing);
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let closed = requests_done && tokio::time::timeout_at(deadline, permits.acquire_many(all)).await.is_ok();
@@ -219,7 +231,7 @@ pub async fn serve(
         // settle what they delivered) on seeing `Cut`; HTTP/2 streams run in tasks of
         // their own, which end when their connection is gone.
         let _ = permits.acquire_many(all).await;
-        let _ = tokio::time::timeout(STREAMS_AFTER_CUT, requests.wait_for(|load| load.in_flight == 0)).await;
+        let _ = tokio::time::timeout(STREAMS_AFTER_CUT, in_flight.none()).await;
     }
 }
 
@@ -240,41 +252,44 @@ struct Connection {
     app: Router,
     limits: Limits,
     phase: watch::Receiver<Phase>,
-    in_flight: InFlight,
+    in_flight: Arc<InFlight>,
     /// Its place among `max_connections`, freed when the connection ends.
     _permit: OwnedSemaphorePermit,
 }
 
 impl Connection {
     async fn run(mut self, tcp: TcpStream, builder: Arc<auto::Builder<TokioExecutor>>) {
-        // Requests in flight on this connection: while there are none, it is idle.
-        let mine = InFlight::new();
-        let activity = Arc::new(Activity::default());
+        // Requests in flight on this connection, its reads and writes: the watchdog's view.
+        let activity = Arc::new(Activity::new());
         let service = RequestService {
             remote: self.remote,
             app: self.app.clone(),
             body_timeout: self.limits.body_timeout,
             phase: self.phase.clone(),
             all: self.in_flight.clone(),
-            mine: mine.clone(),
             activity: activity.clone(),
         };
         let io = TokioIo::new(Watched { tcp, activity: activity.clone() });
         let conn = builder.serve_connection(io, hyper::service::service_fn(move |r| service.call(r)));
         tokio::pin!(conn);
-        let mut requests = mine.0.subscribe();
         let mut closing = false;
         loop {
             let phase = *self.phase.borrow_and_update();
             if phase == Phase::Cut {
                 return;
             }
+            let http2 = activity.http2.load(Ordering::Acquire);
             if phase == Phase::Closing && !closing {
                 // An HTTP/1 connection with no request in flight has nothing to finish
                 // (hyper would wait for the head of one that never started).
-                if requests.borrow().in_flight == 0 && !activity.http2.load(Ordering::Acquire) {
+                if activity.in_flight() == 0 && !http2 {
                     return;
                 }
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            if phase == Phase::Draining && http2 && !closing {
+                // GOAWAY: the client opens no new streams here; those in flight finish.
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
@@ -292,7 +307,7 @@ impl Connection {
                         return;
                     }
                 }
-                verdict = watchdog(&mut requests, &activity, limits.header_timeout, limits.keepalive_timeout), if !closing => {
+                verdict = watchdog(&activity, limits.header_timeout, limits.keepalive_timeout, closing) => {
                     match verdict {
                         Verdict::Idle => {
                             closing = true;
@@ -300,6 +315,10 @@ impl Connection {
                         }
                         // No request in flight: dropping the connection loses nothing.
                         Verdict::TooSlow => return,
+                        Verdict::Stalled => {
+                            tracing::debug!(remote = %self.remote, "client stopped reading; connection dropped");
+                            return;
+                        }
                     }
                 }
             }
@@ -314,14 +333,13 @@ struct RequestService {
     app: Router,
     body_timeout: Duration,
     phase: watch::Receiver<Phase>,
-    all: InFlight,
-    mine: InFlight,
+    all: Arc<InFlight>,
     activity: Arc<Activity>,
 }
 
 impl RequestService {
     fn call(&self, request: Request<Incoming>) -> impl Future<Output = Result<Response, Infallible>> + Send + use<> {
-        let guards = (self.all.enter(), self.mine.enter());
+        let guard = self.all.enter(&self.activity);
         let http1 = request.version() < Version::HTTP_2;
         if !http1 {
             self.activity.http2.store(true, Ordering::Release);
@@ -331,7 +349,8 @@ impl RequestService {
         parts.extensions.insert(ConnectInfo(self.remote));
         let body = TimedBody {
             inner: body,
-            deadline: Box::pin(tokio::time::sleep(self.body_timeout)),
+            due: Instant::now() + self.body_timeout,
+            deadline: None,
             timed_out: timed_out.clone(),
         };
         let request = Request::from_parts(parts, Body::new(body));
@@ -357,15 +376,17 @@ impl RequestService {
             if http1 && *phase.borrow() != Phase::Serving {
                 response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            Ok(response.map(|body| Body::new(Counted { inner: body, _guards: guards })))
+            Ok(response.map(|body| Body::new(Counted { inner: body, _guard: guard })))
         }
     }
 }
 
-/// A request body that fails once `deadline` passes before it arrived in full.
+/// A request body that fails once `due` passes before it arrived in full. The timer is
+/// set only if the body has to be waited for (most arrive with their head).
 struct TimedBody {
     inner: Incoming,
-    deadline: Pin<Box<Sleep>>,
+    due: Instant,
+    deadline: Option<Pin<Box<Sleep>>>,
     timed_out: Arc<AtomicBool>,
 }
 
@@ -381,7 +402,9 @@ impl HttpBody for TimedBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if self.deadline.as_mut().poll(cx).is_ready() {
+        let due = self.due;
+        let deadline = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if deadline.as_mut().poll(cx).is_ready() {
             self.timed_out.store(true, Ordering::Release);
             return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
         }
@@ -400,7 +423,7 @@ impl HttpBody for TimedBody {
 /// A response body that keeps its request counted as in flight until it ends.
 struct Counted {
     inner: Body,
-    _guards: (InFlightGuard, InFlightGuard),
+    _guard: InFlightGuard,
 }
 
 impl HttpBody for Counted {

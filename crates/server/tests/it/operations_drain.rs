@@ -489,3 +489,29 @@ async fn out_of_file_descriptors_the_gateway_backs_off_says_so_briefly_and_serve
     gw.sigterm();
     assert_eq!(gw.exit(Duration::from_secs(20)).await.code(), Some(0));
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_keep_alive_timeout() {
+    let extra = "[server]\nkeepalive_timeout_ms = 1000\n";
+    let gw = Gateway::start_with(Default::default(), extra).await;
+    let url = format!("{}/api/openapi.json", gw.url);
+    let size = gw.http.get(&url).send().await.unwrap().bytes().await.unwrap().len();
+    // Far more response bytes than the socket buffers of both ends hold.
+    let requests = (64 * 1024 * 1024 / size).max(64);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut conn = socket.connect(gw.url.trim_start_matches("http://").parse().unwrap()).await.unwrap();
+    let head = b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n";
+    let pipelined: Vec<u8> = head.iter().copied().cycle().take(head.len() * requests).collect();
+    // The gateway stops reading requests once its writes are stuck: send what fits.
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.write_all(&pipelined)).await;
+    let stalled = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    // Others are served meanwhile.
+    assert_eq!(gw.http.get(format!("{}/ready", gw.url)).send().await.unwrap().status(), 200);
+    let mut received = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut received)).await;
+    assert!(ended.is_ok(), "the stuck connection was never dropped");
+    assert!(received.len() < size * requests, "every response was delivered: nothing was stuck");
+    assert!(stalled.elapsed() < Duration::from_secs(20));
+}

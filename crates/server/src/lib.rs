@@ -19,6 +19,7 @@ pub mod metering;
 pub mod metrics;
 pub mod pipeline;
 pub mod policy;
+pub mod recent;
 pub mod reload;
 pub mod replicas;
 pub mod retention;

@@ -46,6 +46,10 @@ pub struct Shared {
     pub limits: Limits,
     /// What `/metrics` counts.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The store's gauges for `/metrics`, read at most every few seconds.
+    pub store_gauges: crate::recent::Recent<String>,
+    /// `/ready`'s database check (`None`: it answered), made at most once a second.
+    pub store_check: crate::recent::Recent<Option<&'static str>>,
     /// Keys' IP allowlists, parsed.
     pub allowlists: IpAllowlists,
     /// Responses kept for `previous_response_id`.
@@ -166,6 +170,8 @@ impl AppState {
             replica,
             limits,
             metrics,
+            store_gauges: crate::recent::Recent::new(Duration::from_secs(5)),
+            store_check: crate::recent::Recent::new(Duration::from_secs(1)),
             allowlists: IpAllowlists::default(),
             retention: Arc::default(),
             draining: AtomicBool::new(false),

@@ -28,7 +28,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct TelemetryConfig {
     /// The collector's base URL (no trailing slash); `None`: no traces.
     pub otlp_endpoint: Option<String>,
@@ -38,6 +38,19 @@ pub struct TelemetryConfig {
     pub metrics_token: Option<String>,
     /// `Some`: `/metrics` is served on this address and not on the main listener.
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The metrics token is a secret: never printed.
+impl std::fmt::Debug for TelemetryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryConfig")
+            .field("otlp_endpoint", &self.otlp_endpoint)
+            .field("trace_sample_ratio", &self.trace_sample_ratio)
+            .field("log_format", &self.log_format)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
+            .field("metrics_listen", &self.metrics_listen)
+            .finish()
+    }
 }
 
 impl Default for TelemetryConfig {
@@ -117,6 +130,7 @@ mod tests {
         assert_eq!(config.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
         assert_eq!((config.log_format, config.trace_sample_ratio), (LogFormat::Json, 0.25));
         assert_eq!(config.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert!(!format!("{config:?}").contains("s3cret"), "the token is never printed");
         let raw = RawTelemetry {
             otlp_endpoint: Some("ftp://x".into()),
             trace_sample_ratio: Some(2.0),

@@ -131,6 +131,18 @@ impl LiveInstances {
     /// Rebuilds the table when the store's version (or the config) moved on; whether it did.
     pub async fn refresh(&self, db: &Db, config: Arc<Config>) -> Result<bool, StoreError> {
         let _one = self.rebuilding.lock().await;
+        self.rebuild(db, config).await
+    }
+
+    /// As [`LiveInstances::refresh`], for the config in force once it is this caller's
+    /// turn (a reload may have swapped it meanwhile).
+    pub async fn refresh_current(&self, db: &Db, current: &ArcSwap<Config>) -> Result<bool, StoreError> {
+        let _one = self.rebuilding.lock().await;
+        self.rebuild(db, current.load_full()).await
+    }
+
+    /// The rebuild itself; the caller holds `rebuilding`.
+    async fn rebuild(&self, db: &Db, config: Arc<Config>) -> Result<bool, StoreError> {
         let version = db.instances_version().await?;
         let current = self.table.load_full();
         if version == current.version && Arc::ptr_eq(&current.config, &config) {
@@ -177,7 +189,7 @@ pub async fn keep_fresh(weak: Weak<Shared>) {
 /// Rebuilds the table if the store says it changed (errors are logged: the old table
 /// serves until the store answers again).
 pub async fn refresh(shared: &Shared) {
-    if let Err(e) = shared.instances.refresh(&shared.db, shared.config.load_full()).await {
+    if let Err(e) = shared.instances.refresh_current(&shared.db, &shared.config).await {
         tracing::warn!(error = %e, "could not refresh the instances' routing table");
     }
 }

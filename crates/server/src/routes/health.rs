@@ -24,27 +24,28 @@ pub async fn health(headers: HeaderMap) -> Response {
 /// 200 `{"status":"ready"}` while this replica should get traffic; 503 with the reason
 /// (`draining`, `database unreachable`) when a load balancer should send it elsewhere.
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let status = if state.is_draining() {
-        Some("draining")
-    } else {
-        match tokio::time::timeout(DB_PING_TIMEOUT, state.db.ping()).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "readiness: the database does not answer");
-                Some("database unreachable")
-            }
-            Err(_) => {
-                tracing::warn!("readiness: the database took longer than {DB_PING_TIMEOUT:?} to answer");
-                Some("database unreachable")
-            }
-        }
-    };
+    let status =
+        if state.is_draining() { Some("draining") } else { state.store_check.get(|| check_store(&state)).await };
     let mut response = match status {
         None => Json(json!({"status": "ready"})).into_response(),
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": reason}))).into_response(),
     };
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+async fn check_store(state: &AppState) -> Option<&'static str> {
+    match tokio::time::timeout(DB_PING_TIMEOUT, state.db.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            Some("database unreachable")
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the database took longer than {DB_PING_TIMEOUT:?} to answer");
+            Some("database unreachable")
+        }
+    }
 }
 
 /// A browser navigating (its `Accept` names `text/html`), not a script or a probe.

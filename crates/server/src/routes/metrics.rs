@@ -48,8 +48,11 @@ pub async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Respon
         .into_response()
 }
 
-async fn gauges(state: &AppState, out: &mut String) {
+/// The gauges read from the store (shared by every replica), as text.
+async fn store_gauges(state: &AppState) -> String {
     use std::fmt::Write as _;
+    let mut text = String::new();
+    let out = &mut text;
     let store =
         async { tokio::try_join!(state.db.open_hold_count(), state.db.job_counts(), state.db.instance_counts()) };
     let up = match tokio::time::timeout(STORE_TIMEOUT, store).await {
@@ -75,8 +78,15 @@ async fn gauges(state: &AppState, out: &mut String) {
             0
         }
     };
-    family_header(out, "tokenrouter_store_up", "gauge", "1 when the store answered this scrape's queries.");
+    family_header(out, "tokenrouter_store_up", "gauge", "1 when the store answered the gauges' queries.");
     let _ = writeln!(out, "tokenrouter_store_up {up}");
+    text
+}
+
+/// The gauges of this replica, and the store's (read at most every few seconds).
+async fn gauges(state: &AppState, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push_str(&state.store_gauges.get(|| store_gauges(state)).await);
     let catalog = state.catalog();
     let now = std::time::Instant::now();
     let mut cooling = 0;

@@ -1,7 +1,7 @@
 //! Traces over OTLP/HTTP (JSON) when `[telemetry] otlp_endpoint` is set: a server span per
 //! inference request named and described by the GenAI semantic conventions, a client span
-//! per upstream attempt, and W3C `traceparent`/`tracestate` taken from clients and passed
-//! on to providers. No prompt, answer or key is ever an attribute.
+//! per upstream attempt, and W3C `traceparent`/`tracestate` taken from clients (only
+//! `traceparent` is passed on to providers). No prompt, answer or key is ever an attribute.
 //!
 //! Off (no endpoint), nothing here runs on the request path: `AppState::traces` is `None`
 //! and checked once per request, and the code without the state at hand (the attempt,
@@ -162,9 +162,13 @@ impl Request {
             return;
         }
         if !outcome.model.is_empty() {
-            // As the client wrote it, perhaps unknown: bounded as in the request log.
+            // As the client wrote it, perhaps unknown: bounded as in the request log, and
+            // in the span's name (which trace stores index) only once it was served or
+            // failed upstream — a refused request may name any model at all.
             let model: String = outcome.model.chars().take(200).collect();
-            span.update_name(format!("{} {model}", self.operation));
+            if !(400..500).contains(&outcome.status) {
+                span.update_name(format!("{} {model}", self.operation));
+            }
             span.set_attribute(KeyValue::new("gen_ai.request.model", model));
         }
         span.set_attribute(KeyValue::new("stream", outcome.stream));
@@ -289,7 +293,7 @@ impl Attempt {
         Some(Attempt { cx: parent.with_span(span) })
     }
 
-    /// `traceparent` (and `tracestate`) naming this attempt as the parent. None for a
+    /// `traceparent` naming this attempt as the parent. None for a
     /// community instance: its probes carry no such header, so requests must not either.
     pub fn headers(&self, deployment: &Deployment) -> Vec<(&'static str, String)> {
         let mut pairs = Pairs(Vec::new());
@@ -333,11 +337,10 @@ struct Pairs(Vec<(&'static str, String)>);
 
 impl Injector for Pairs {
     fn set(&mut self, key: &str, value: String) {
-        let name = match key {
-            "traceparent" => "traceparent",
-            "tracestate" => "tracestate",
-            _ => return,
-        };
-        self.0.push((name, value));
+        // Only `traceparent`: a client's `tracestate` is its vendors' business, not the
+        // providers'.
+        if key == "traceparent" {
+            self.0.push(("traceparent", value));
+        }
     }
 }

@@ -199,7 +199,7 @@ async fn write_batches(
 /// a key, a prompt or an answer.
 fn log(record: &UsageRecord) {
     tracing::info!(
-        target: "tokenrouter::request",
+        target: crate::telemetry::REQUEST_TARGET,
         request_id = %record.request_id,
         route = %record.endpoint,
         status = record.status,

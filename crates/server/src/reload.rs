@@ -143,7 +143,6 @@ fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<&'static str> {
     keep!(telemetry.otlp_endpoint => "telemetry.otlp_endpoint");
     keep!(telemetry.trace_sample_ratio => "telemetry.trace_sample_ratio");
     keep!(telemetry.log_format => "telemetry.log_format");
-    keep!(telemetry.metrics_token => "telemetry.metrics_token");
     keep!(telemetry.metrics_listen => "telemetry.metrics_listen");
     kept
 }

@@ -8,6 +8,7 @@ mod traces;
 pub use traces::{Attempt, Outcome, Request, Traces, record_usage, traced};
 
 use std::io::IsTerminal;
+use std::sync::{Mutex, Once, PoisonError};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -20,14 +21,84 @@ pub fn init(format: LogFormat) {
     let _ = match format {
         LogFormat::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_writer(LogWriter)
             .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
             .try_init(),
-        LogFormat::Json => {
-            tracing::subscriber::set_global_default(json_logs(filter, std::io::stderr)).map_err(Into::into)
-        }
+        LogFormat::Json => tracing::subscriber::set_global_default(json_logs(filter, LogWriter)).map_err(Into::into),
     };
+}
+
+/// The target of the one event each metered request logs.
+pub const REQUEST_TARGET: &str = "tokenrouter::request";
+/// How long request lines wait to be written together.
+const BATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Request lines gathered for the next write.
+static BATCH: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static FLUSHER: Once = Once::new();
+
+/// Where log lines go: stderr, at once — except the request lines (target
+/// [`REQUEST_TARGET`]), which are gathered and written together every 50 ms, so that a
+/// busy gateway does not make one system call per request. Warnings and errors are never
+/// delayed.
+#[derive(Clone, Copy)]
+pub struct LogWriter;
+
+pub enum LogSink {
+    Now(std::io::Stderr),
+    Batched,
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = LogSink;
+
+    fn make_writer(&'a self) -> LogSink {
+        LogSink::Now(std::io::stderr())
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LogSink {
+        if meta.target() != REQUEST_TARGET {
+            return LogSink::Now(std::io::stderr());
+        }
+        FLUSHER.call_once(|| {
+            let _ = std::thread::Builder::new().name("log-writer".into()).spawn(|| {
+                loop {
+                    std::thread::sleep(BATCH_EVERY);
+                    flush_logs();
+                }
+            });
+        });
+        LogSink::Batched
+    }
+}
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            LogSink::Now(stderr) => stderr.write(buf),
+            LogSink::Batched => {
+                BATCH.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            LogSink::Now(stderr) => stderr.flush(),
+            LogSink::Batched => Ok(()),
+        }
+    }
+}
+
+/// Writes the request lines gathered so far (also called before the process exits).
+pub fn flush_logs() {
+    use std::io::Write as _;
+    let lines = std::mem::take(&mut *BATCH.lock().unwrap_or_else(PoisonError::into_inner));
+    if !lines.is_empty() {
+        let _ = std::io::stderr().lock().write_all(&lines);
+    }
 }
 
 /// One flat JSON object a line: `timestamp`, `level`, `target`, `message` and the event's

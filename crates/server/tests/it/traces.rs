@@ -406,6 +406,20 @@ async fn json_logs_are_one_object_per_line_without_secrets_and_spans_are_sent_on
         lines.iter().any(|l| serde_json::from_str::<Value>(l).unwrap()["models"].is_number()),
         "the listen line's fields sit beside its message"
     );
+    // One line per metered request (gathered and written together, all out before exit).
+    let requests: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["target"] == "tokenrouter::request")
+        .collect();
+    assert_eq!(requests.len(), 2, "{lines:?}");
+    let answered = requests.iter().find(|e| e["status"] == 200).expect("the answered request's line");
+    assert_eq!(
+        (answered["model"].as_str(), answered["route"].as_str()),
+        (Some("gpt-4o-mini"), Some("chat.completions"))
+    );
+    assert!(answered["request_id"].as_str().unwrap().starts_with("req_"));
+    assert!(answered["completion_tokens"].as_u64().unwrap() > 0 && answered["account_id"].is_number());
 }
 
 #[tokio::test]

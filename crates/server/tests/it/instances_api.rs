@@ -109,7 +109,10 @@ async fn an_instance_is_registered_read_changed_rotated_and_deleted() {
     );
     assert_eq!(created["processing_units"], json!([]));
     assert!(created["created_at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(created["last_probe_at"].is_null(), uptime.is_null(), "a probe leaves its time");
+    // The row is read before the stats: a probe may finish between the two reads.
+    if !created["last_probe_at"].is_null() {
+        assert!(!uptime.is_null(), "a probe's time comes with its uptime");
+    }
     assert!(created["latency_ms"].is_null(), "nothing answered");
 
     // Never again: not in the object, not in the list.

@@ -73,9 +73,10 @@ fn main() {
             );
         });
     });
-    let mut text = String::new();
     let started = Instant::now();
-    metrics.render(&mut text);
+    let mut snapshot = tokenrouter::metrics::Snapshot::default();
+    metrics.snapshot(&mut snapshot);
+    let text = snapshot.encode();
     let micros = started.elapsed().as_secs_f64() * 1e6;
     say(&format!("{:<58} {micros:>8.1} µs ({} bytes)", "one scrape's render", text.len()));
 }

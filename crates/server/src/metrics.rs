@@ -4,13 +4,17 @@
 //! observed from each request's usage record by the usage writer's task, off the request
 //! path. Labels come from bounded sets only: route templates, configured providers and
 //! models, status codes, outcome names; never a key, an account or a client's text.
+//! A scrape takes a [`Snapshot`] of it all, which `prometheus-client` encodes.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+pub use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use tokenrouter_store::UsageRecord;
 
 /// HTTP statuses are counted in one slot each from 100 to 599.
@@ -136,6 +140,11 @@ impl Histogram {
         self.counts[slot] += 1;
         self.sum += value;
     }
+
+    fn sample(&self) -> Sample {
+        let buckets = self.bounds.iter().copied().chain([f64::INFINITY]).zip(self.counts.iter().copied()).collect();
+        Sample::Histogram { sum: self.sum, count: self.counts.iter().sum(), buckets }
+    }
 }
 
 /// The GenAI series of one (operation, model, provider).
@@ -242,95 +251,165 @@ impl Metrics {
         }
     }
 
-    /// The counters and histograms in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        family_header(out, "tokenrouter_requests_total", "counter", "HTTP requests answered, by route and status.");
+    /// The counters and histograms as they are now.
+    pub fn snapshot(&self, out: &mut Snapshot) {
+        let mut requests = Vec::new();
         for (route, counts) in self.requests.sorted() {
             for (i, count) in counts.0.iter().enumerate() {
                 let count = count.load(Ordering::Relaxed);
                 if count > 0 {
-                    let status = FIRST_STATUS as usize + i;
-                    let _ = writeln!(
-                        out,
-                        "tokenrouter_requests_total{{route=\"{}\",status=\"{status}\"}} {count}",
-                        escape(&route)
-                    );
+                    let status = usize::from(FIRST_STATUS) + i;
+                    requests
+                        .push((labels(&[("route", &route), ("status", &status.to_string())]), Sample::Counter(count)));
                 }
             }
         }
-        family_header(
-            out,
-            "tokenrouter_upstream_attempts_total",
-            "counter",
-            "Attempts to reach an upstream, by provider and outcome.",
-        );
+        out.add("tokenrouter_requests", "HTTP requests answered, by route and status.", MetricType::Counter, requests);
+        let mut attempts = Vec::new();
         for (provider, counts) in self.attempts.sorted() {
             for (outcome, count) in AttemptOutcome::ALL.iter().zip(counts.0.iter()) {
-                let _ = writeln!(
-                    out,
-                    "tokenrouter_upstream_attempts_total{{provider=\"{}\",outcome=\"{}\"}} {}",
-                    escape(&provider),
-                    outcome.as_str(),
-                    count.load(Ordering::Relaxed)
-                );
+                let labels = labels(&[("provider", &provider), ("outcome", outcome.as_str())]);
+                attempts.push((labels, Sample::Counter(count.load(Ordering::Relaxed))));
             }
         }
+        out.add(
+            "tokenrouter_upstream_attempts",
+            "Attempts to reach an upstream, by provider and outcome.",
+            MetricType::Counter,
+            attempts,
+        );
         let mut genai: Vec<(GenAiLabels, GenAi)> = {
             let map = self.genai.lock().unwrap_or_else(PoisonError::into_inner);
             map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
         genai.sort_by(|a, b| a.0.cmp(&b.0));
-        family_header(
-            out,
-            "gen_ai_client_token_usage",
-            "histogram",
-            "Tokens per request, by type (input: the prompt, output: the completion).",
-        );
-        for (labels, series) in &genai {
+        let mut tokens = Vec::new();
+        let mut durations = Vec::new();
+        let mut ttfts = Vec::new();
+        for (series_labels, series) in &genai {
             for (kind, histogram) in [("input", &series.input_tokens), ("output", &series.output_tokens)] {
-                let labels = format!("{},gen_ai_token_type=\"{kind}\"", labels.text());
-                histogram_lines(out, "gen_ai_client_token_usage", &labels, histogram);
+                let mut labels = series_labels.pairs();
+                labels.push(("gen_ai_token_type".into(), kind.into()));
+                tokens.push((labels, histogram.sample()));
             }
-        }
-        family_header(
-            out,
-            "gen_ai_server_request_duration_seconds",
-            "histogram",
-            "Time from receiving a request to its last byte, in seconds.",
-        );
-        for (labels, series) in &genai {
             let mut by_error: Vec<_> = series.duration.iter().collect();
             by_error.sort_by_key(|(error, _)| *error);
             for (error, histogram) in by_error {
-                let mut text = labels.text();
+                let mut labels = series_labels.pairs();
                 if !error.is_empty() {
-                    let _ = write!(text, ",error_type=\"{error}\"");
+                    labels.push(("error_type".into(), (*error).into()));
                 }
-                histogram_lines(out, "gen_ai_server_request_duration_seconds", &text, histogram);
+                durations.push((labels, histogram.sample()));
             }
-        }
-        family_header(
-            out,
-            "gen_ai_server_time_to_first_token_seconds",
-            "histogram",
-            "Time from receiving a streamed request to its first chunk, in seconds.",
-        );
-        for (labels, series) in &genai {
             if series.ttft.counts.iter().any(|&c| c > 0) {
-                histogram_lines(out, "gen_ai_server_time_to_first_token_seconds", &labels.text(), &series.ttft);
+                ttfts.push((series_labels.pairs(), series.ttft.sample()));
             }
         }
+        out.add(
+            "gen_ai_client_token_usage",
+            "Tokens per request, by type (input: the prompt, output: the completion).",
+            MetricType::Histogram,
+            tokens,
+        );
+        out.add(
+            "gen_ai_server_request_duration_seconds",
+            "Time from receiving a request to its last byte, in seconds.",
+            MetricType::Histogram,
+            durations,
+        );
+        out.add(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time from receiving a streamed request until the upstream's answer began, in seconds.",
+            MetricType::Histogram,
+            ttfts,
+        );
     }
 }
 
+/// One value of a metric family.
+#[derive(Debug, Clone)]
+pub enum Sample {
+    Counter(u64),
+    Gauge(u64),
+    /// `buckets`: each bucket's own count (not cumulative), the last one's bound `+Inf`.
+    Histogram {
+        sum: f64,
+        count: u64,
+        buckets: Vec<(f64, u64)>,
+    },
+}
+
+pub type Labels = Vec<(String, String)>;
+
+#[derive(Debug, Clone)]
+struct Encoded {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    series: Vec<(Labels, Sample)>,
+}
+
+/// Every family of one scrape, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot(Vec<Encoded>);
+
+impl Snapshot {
+    /// A family; a counter's `name` is without `_total` (the encoder adds it).
+    pub fn add(&mut self, name: &'static str, help: &'static str, kind: MetricType, series: Vec<(Labels, Sample)>) {
+        self.0.push(Encoded { name, help, kind, series });
+    }
+
+    /// An unlabelled gauge.
+    pub fn gauge(&mut self, name: &'static str, help: &'static str, value: u64) {
+        self.add(name, help, MetricType::Gauge, vec![(Vec::new(), Sample::Gauge(value))]);
+    }
+
+    pub fn extend(&mut self, other: Snapshot) {
+        self.0.extend(other.0);
+    }
+
+    /// The Prometheus text format (0.0.4).
+    pub fn encode(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut text = String::with_capacity(16 * 1024);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry);
+        text
+    }
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for family in &self.0 {
+            let mut metric = encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
+            for (labels, sample) in &family.series {
+                let mut series = metric.encode_family(labels)?;
+                match sample {
+                    Sample::Counter(v) => series.encode_counter::<NoLabelSet, _, u64>(v, None)?,
+                    Sample::Gauge(v) => series.encode_gauge(v)?,
+                    Sample::Histogram { sum, count, buckets } => {
+                        series.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Label pairs from `(name, value)`s.
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
 impl GenAiLabels {
-    fn text(&self) -> String {
-        format!(
-            "gen_ai_operation_name=\"{}\",gen_ai_request_model=\"{}\",gen_ai_provider_name=\"{}\"",
-            self.operation,
-            escape(&self.model),
-            escape(&self.provider)
-        )
+    fn pairs(&self) -> Labels {
+        labels(&[
+            ("gen_ai_operation_name", self.operation),
+            ("gen_ai_request_model", &self.model),
+            ("gen_ai_provider_name", &self.provider),
+        ])
     }
 }
 
@@ -349,37 +428,6 @@ fn error_type(code: &str) -> &'static str {
         "store_unavailable",
     ];
     KNOWN.iter().find(|k| **k == code).copied().unwrap_or("_OTHER")
-}
-
-pub fn family_header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn histogram_lines(out: &mut String, name: &str, labels: &str, histogram: &Histogram) {
-    let mut cumulative = 0;
-    for (bound, count) in histogram.bounds.iter().zip(&histogram.counts) {
-        cumulative += count;
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
-    }
-    cumulative += histogram.counts[histogram.bounds.len()];
-    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
-    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", histogram.sum);
-    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
-}
-
-/// A label value in the text format: backslash, double quote and newline escaped.
-pub fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -425,8 +473,9 @@ mod tests {
         metrics.observe(&record("gpt", "openai", 10, 3, 50));
         metrics.observe(&record("gpt", "openai", 100, 20, 700));
         metrics.observe(&record("gpt", "", 100, 20, 700));
-        let mut text = String::new();
-        metrics.render(&mut text);
+        let mut snapshot = Snapshot::default();
+        metrics.snapshot(&mut snapshot);
+        let text = snapshot.encode();
         for line in [
             "tokenrouter_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 2",
             "tokenrouter_requests_total{route=\"/v1/chat/completions\",status=\"429\"} 1",
@@ -435,7 +484,7 @@ mod tests {
             "tokenrouter_upstream_attempts_total{provider=\"instance\",outcome=\"timeout\"} 1",
             "gen_ai_client_token_usage_bucket{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"gpt\",gen_ai_provider_name=\"openai\",gen_ai_token_type=\"input\",le=\"16\"} 1",
             "gen_ai_client_token_usage_bucket{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"gpt\",gen_ai_provider_name=\"openai\",gen_ai_token_type=\"input\",le=\"256\"} 2",
-            "gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"gpt\",gen_ai_provider_name=\"openai\",gen_ai_token_type=\"output\"} 23",
+            "gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"gpt\",gen_ai_provider_name=\"openai\",gen_ai_token_type=\"output\"} 23.0",
             "gen_ai_server_request_duration_seconds_bucket{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"gpt\",gen_ai_provider_name=\"openai\",le=\"0.08\"} 1",
             "gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"gpt\",gen_ai_provider_name=\"openai\"} 2",
             "gen_ai_server_time_to_first_token_seconds_bucket{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"gpt\",gen_ai_provider_name=\"openai\",le=\"0.04\"} 2",
@@ -447,6 +496,9 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let mut snapshot = Snapshot::default();
+        let series = vec![(labels(&[("route", "a\"b\\c\nd")]), Sample::Counter(1))];
+        snapshot.add("x", "help", MetricType::Counter, series);
+        assert!(snapshot.encode().contains(r#"x_total{route="a\"b\\c\nd"} 1"#));
     }
 }

@@ -47,7 +47,7 @@ pub struct Shared {
     /// What `/metrics` counts.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The store's gauges for `/metrics`, read at most every few seconds.
-    pub store_gauges: crate::recent::Recent<String>,
+    pub store_gauges: crate::recent::Recent<crate::metrics::Snapshot>,
     /// `/ready`'s database check (`None`: it answered), made at most once a second.
     pub store_check: crate::recent::Recent<Option<&'static str>>,
     /// Keys' IP allowlists, parsed.

@@ -1,7 +1,8 @@
 //! `GET /metrics`: CONTRACTS §10 in Prometheus text format — the process's counters and
 //! histograms (crate::metrics), and gauges read when scraped: holds open, jobs and
 //! instances by status (from the store, shared by every replica), deployments cooling
-//! and the Redis fallback (this replica's), and the build.
+//! and the Redis fallback (this replica's), and the build — encoded by
+//! `prometheus-client`.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use http::{HeaderMap, HeaderValue, header};
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
-use crate::metrics::{escape, family_header};
+use crate::metrics::{MetricType, Sample, Snapshot, labels};
 use crate::state::AppState;
 
 /// A scrape does not wait longer than this for the store's gauges.
@@ -41,32 +42,28 @@ pub async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Respon
             return response;
         }
     }
-    let mut body = String::with_capacity(16 * 1024);
-    state.metrics.render(&mut body);
-    gauges(&state, &mut body).await;
+    let mut snapshot = Snapshot::default();
+    state.metrics.snapshot(&mut snapshot);
+    snapshot.extend(state.store_gauges.get(|| store_gauges(&state)).await);
+    local_gauges(&state, &mut snapshot);
+    let body = snapshot.encode();
     ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], body)
         .into_response()
 }
 
-/// The gauges read from the store (shared by every replica), as text.
-async fn store_gauges(state: &AppState) -> String {
-    use std::fmt::Write as _;
-    let mut text = String::new();
-    let out = &mut text;
+/// The gauges read from the store (shared by every replica).
+async fn store_gauges(state: &AppState) -> Snapshot {
+    let mut out = Snapshot::default();
     let store =
         async { tokio::try_join!(state.db.open_hold_count(), state.db.job_counts(), state.db.instance_counts()) };
     let up = match tokio::time::timeout(STORE_TIMEOUT, store).await {
         Ok(Ok((holds, jobs, instances))) => {
-            family_header(out, "tokenrouter_holds_open", "gauge", "Holds open for requests and jobs in flight.");
-            let _ = writeln!(out, "tokenrouter_holds_open {holds}");
-            family_header(out, "tokenrouter_jobs", "gauge", "Async jobs by status.");
-            for (status, count) in jobs {
-                let _ = writeln!(out, "tokenrouter_jobs{{status=\"{}\"}} {count}", status.as_str());
-            }
-            family_header(out, "tokenrouter_instances", "gauge", "Community instances by status.");
-            for (status, count) in instances {
-                let _ = writeln!(out, "tokenrouter_instances{{status=\"{}\"}} {count}", status.as_str());
-            }
+            out.gauge("tokenrouter_holds_open", "Holds open for requests and jobs in flight.", holds);
+            let jobs = jobs.into_iter().map(|(status, n)| (labels(&[("status", status.as_str())]), Sample::Gauge(n)));
+            out.add("tokenrouter_jobs", "Async jobs by status.", MetricType::Gauge, jobs.collect());
+            let instances =
+                instances.into_iter().map(|(status, n)| (labels(&[("status", status.as_str())]), Sample::Gauge(n)));
+            out.add("tokenrouter_instances", "Community instances by status.", MetricType::Gauge, instances.collect());
             1
         }
         Ok(Err(e)) => {
@@ -78,35 +75,30 @@ async fn store_gauges(state: &AppState) -> String {
             0
         }
     };
-    family_header(out, "tokenrouter_store_up", "gauge", "1 when the store answered the gauges' queries.");
-    let _ = writeln!(out, "tokenrouter_store_up {up}");
-    text
+    out.gauge("tokenrouter_store_up", "1 when the store answered the gauges' queries.", up);
+    out
 }
 
-/// The gauges of this replica, and the store's (read at most every few seconds).
-async fn gauges(state: &AppState, out: &mut String) {
-    use std::fmt::Write as _;
-    out.push_str(&state.store_gauges.get(|| store_gauges(state)).await);
+/// This replica's gauges.
+fn local_gauges(state: &AppState, out: &mut Snapshot) {
     let catalog = state.catalog();
     let now = std::time::Instant::now();
     let mut cooling = 0;
     for model in catalog.config().models() {
         cooling += model.deployments.len() - state.routing.live_count(model, now).min(model.deployments.len());
     }
-    family_header(
-        out,
-        "tokenrouter_deployments_cooling",
-        "gauge",
-        "Configured deployments cooling down after failures.",
-    );
-    let _ = writeln!(out, "tokenrouter_deployments_cooling {cooling}");
-    family_header(
-        out,
+    let cooling = u64::try_from(cooling).unwrap_or(u64::MAX);
+    out.gauge("tokenrouter_deployments_cooling", "Configured deployments cooling down after failures.", cooling);
+    out.gauge(
         "tokenrouter_redis_fallback",
-        "gauge",
         "1 while rate limits fall back to this replica's own counters because Redis is unreachable.",
+        u64::from(state.limits.redis_fallback()),
     );
-    let _ = writeln!(out, "tokenrouter_redis_fallback {}", u8::from(state.limits.redis_fallback()));
-    family_header(out, "tokenrouter_build_info", "gauge", "The running build (always 1).");
-    let _ = writeln!(out, "tokenrouter_build_info{{version=\"{}\"}} 1", escape(env!("CARGO_PKG_VERSION")));
+    let version = labels(&[("version", env!("CARGO_PKG_VERSION"))]);
+    out.add(
+        "tokenrouter_build_info",
+        "The running build (always 1).",
+        MetricType::Gauge,
+        vec![(version, Sample::Gauge(1))],
+    );
 }

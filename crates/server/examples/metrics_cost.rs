@@ -58,19 +58,7 @@ fn main() {
     let subscriber = tracing_subscriber::fmt().with_writer(std::io::sink).with_target(false).finish();
     tracing::subscriber::with_default(subscriber, || {
         per_call("usage writer: the request's log line (text, to a sink)", N / 4, |_| {
-            tracing::info!(
-                target: "tokenrouter::request",
-                request_id = %record.request_id,
-                route = %record.endpoint,
-                status = record.status,
-                model = %record.model,
-                provider = %record.provider,
-                latency_ms = record.latency_ms,
-                prompt_tokens = record.usage.prompt_tokens,
-                completion_tokens = record.usage.completion_tokens,
-                account_id = record.account_id,
-                "request"
-            );
+            tokenrouter::metering::log_request(black_box(&record));
         });
     });
     let started = Instant::now();

@@ -140,7 +140,7 @@ async fn write_batches(
                 match message {
                     Message::Record(r) => {
                         metrics.observe(&r);
-                        log(&r);
+                        log_request(&r);
                         records.push(r);
                     }
                     Message::Release(id) => releases.push(id),
@@ -197,7 +197,7 @@ async fn write_batches(
 
 /// One line per request (target `tokenrouter::request`): who, what, how it went. Never
 /// a key, a prompt or an answer.
-fn log(record: &UsageRecord) {
+pub fn log_request(record: &UsageRecord) {
     tracing::info!(
         target: crate::telemetry::REQUEST_TARGET,
         request_id = %record.request_id,

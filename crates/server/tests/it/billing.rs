@@ -2,7 +2,7 @@
 //! hold under concurrency, every hold ends, credits arrive without a restart, and a
 //! killed gateway leaves no hold open and a ledger that adds up.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -143,27 +143,12 @@ async fn holds_left_by_a_crash_are_released_on_start() {
 
 /// Starts the real binary on the database; returns it and its address (the caller kills
 /// and waits for it).
-#[allow(clippy::zombie_processes, reason = "every caller kills and waits for the child")]
 fn spawn_gateway(dir: &std::path::Path, db_url: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenrouter"))
-        .args(["--database", db_url, "--config", "gw.toml", "serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "gateway exited");
-        if let Some(at) = line.find("listening on http://") {
-            let addr = line[at + "listening on ".len()..].split_whitespace().next().unwrap().to_owned();
-            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return (child, addr);
-        }
-    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tokenrouter"));
+    command.args(["--database", db_url, "--config", "gw.toml", "serve", "--listen", "127.0.0.1:0"]).current_dir(dir);
+    let (child, addr, mut stderr) = crate::harness::spawn_listening(command);
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, format!("http://{addr}"))
 }
 
 #[tokio::test]

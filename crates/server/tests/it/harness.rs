@@ -228,3 +228,24 @@ pub async fn expect_error(response: reqwest::Response, status: u16, code: &str) 
     assert!(body["error"].as_object().unwrap().contains_key("param"), "{body}");
     body
 }
+
+/// Starts a gateway process from `command` (`serve --listen 127.0.0.1:0`, logging at info)
+/// and reads its stderr until it listens: the process, its address (`127.0.0.1:PORT`) and
+/// the rest of its stderr (the caller reads or drains it, and kills and waits for the child).
+#[allow(clippy::zombie_processes, reason = "every caller kills and waits for the child")]
+pub fn spawn_listening(
+    mut command: std::process::Command,
+) -> (std::process::Child, String, std::io::BufReader<std::process::ChildStderr>) {
+    let mut child =
+        command.env("NO_COLOR", "1").env("RUST_LOG", "info").stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "gateway exited");
+        if let Some(at) = line.find("listening on http://") {
+            let addr = line[at + "listening on http://".len()..].split_whitespace().next().unwrap().to_owned();
+            return (child, addr, stderr);
+        }
+    }
+}

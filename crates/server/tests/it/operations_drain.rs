@@ -4,7 +4,7 @@
 //! connections at once) hold.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,24 +81,8 @@ impl Binary {
                 shell
             }
         };
-        let mut child = command
-            .args(args)
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "gateway exited");
-            if let Some(at) = line.find("listening on http://") {
-                let url = line[at + "listening on http://".len()..].split_whitespace().next().unwrap();
-                break url.to_owned();
-            }
-        };
+        command.args(args).current_dir(dir.path());
+        let (child, addr, mut stderr) = crate::harness::spawn_listening(command);
         let log = Arc::new(Mutex::new(String::new()));
         let lines = log.clone();
         std::thread::spawn(move || {

@@ -4,7 +4,7 @@
 
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -53,18 +53,13 @@ struct Binary {
 }
 
 impl Binary {
-    #[allow(clippy::zombie_processes, reason = "Drop kills and waits for the child")]
     async fn start(dir: &Path, db_url: &str) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tokenrouter"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tokenrouter"));
+        command
             .args(["--database", db_url, "--config", "gw.toml", "serve", "--listen", "127.0.0.1:0"])
             .current_dir(dir)
-            .env_remove("TOKENROUTER_REDIS_URL")
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+            .env_remove("TOKENROUTER_REDIS_URL");
+        let (child, addr, stderr) = crate::harness::spawn_listening(command);
         let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
         std::thread::spawn(move || {
             for line in stderr.lines() {
@@ -72,11 +67,7 @@ impl Binary {
                 let _ = tx.send(line);
             }
         });
-        let mut binary = Binary { child, url: String::new(), lines };
-        let line = binary.wait_for("listening on http://").await;
-        let at = line.find("listening on ").unwrap() + "listening on ".len();
-        binary.url = line[at..].split_whitespace().next().unwrap().to_owned();
-        binary
+        Binary { child, url: format!("http://{addr}"), lines }
     }
 
     /// The next log line containing `needle` (earlier lines are skipped).
@@ -141,15 +132,32 @@ async fn funded(db_url: &str) -> (Db, String) {
     (db, secret)
 }
 
+/// The real binary on a funded SQLite database, its config file priced at 1 USD per 1M
+/// tokens.
+struct Started {
+    mock: tokenrouter_mock::MockServer,
+    dir: tempfile::TempDir,
+    db: Db,
+    key: String,
+    gw: Binary,
+    http: reqwest::Client,
+}
+
+impl Started {
+    async fn new() -> Started {
+        let mock = tokenrouter_mock::start("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
+        let (db, key) = funded(&db_url).await;
+        std::fs::write(dir.path().join("gw.toml"), priced(&mock.base_url(), 1)).unwrap();
+        let gw = Binary::start(dir.path(), &db_url).await;
+        Started { mock, dir, db, key, gw, http: reqwest::Client::new() }
+    }
+}
+
 #[tokio::test]
 async fn sighup_swaps_the_price_and_a_request_in_flight_keeps_the_old_one() {
-    let mock = tokenrouter_mock::start("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
-    let (db, key) = funded(&db_url).await;
-    std::fs::write(dir.path().join("gw.toml"), priced(&mock.base_url(), 1)).unwrap();
-    let mut gw = Binary::start(dir.path(), &db_url).await;
-    let http = reqwest::Client::new();
+    let Started { mock, dir, db, key, mut gw, http } = Started::new().await;
     let before = ask(&http, &gw.url, &key, "metered").await;
     assert_eq!(cost(&db, &before).await, NanoUsd(16_000), "16 tokens at $1/1M");
 
@@ -190,13 +198,7 @@ async fn sighup_swaps_the_price_and_a_request_in_flight_keeps_the_old_one() {
 
 #[tokio::test]
 async fn sighup_with_a_broken_file_is_refused_and_the_old_config_keeps_serving() {
-    let mock = tokenrouter_mock::start("127.0.0.1:0".parse().unwrap(), Default::default()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("gw.db").display());
-    let (db, key) = funded(&db_url).await;
-    std::fs::write(dir.path().join("gw.toml"), priced(&mock.base_url(), 1)).unwrap();
-    let mut gw = Binary::start(dir.path(), &db_url).await;
-    let http = reqwest::Client::new();
+    let Started { mock, dir, db, key, mut gw, http } = Started::new().await;
 
     // A semantic mistake: refused with its position and field path.
     let broken = priced(&mock.base_url(), 2).replace("output_price = 2", "output_price = \"lots\"");

@@ -44,6 +44,10 @@ mod idle;
 
 /// Streams one HTTP/2 connection may carry at once.
 const H2_MAX_STREAMS: u32 = 256;
+/// Streams reset by the client before the server accepted them, at most at once.
+const H2_MAX_PENDING_RESETS: usize = 20;
+/// Streams the server had to reset because of the client's errors, at most per connection.
+const H2_MAX_LOCAL_RESETS: usize = 1024;
 /// The largest header list an HTTP/2 client may send (decoded).
 const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
 /// How often an HTTP/2 connection is pinged, and how long the answer may take, before the
@@ -161,7 +165,11 @@ pub async fn serve(
         .max_concurrent_streams(H2_MAX_STREAMS)
         .max_header_list_size(H2_MAX_HEADER_LIST)
         .keep_alive_interval(H2_PING_EVERY)
-        .keep_alive_timeout(H2_PING_TIMEOUT);
+        .keep_alive_timeout(H2_PING_TIMEOUT)
+        // Reset floods ("rapid reset"): streams the client opens and cancels at once, and
+        // streams it makes the server reset, end the connection past these counts.
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_RESETS);
     let builder = Arc::new(builder);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (phase, _) = watch::channel(Phase::Serving);

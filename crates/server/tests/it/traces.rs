@@ -110,6 +110,11 @@ async fn traced_gateway(collector: &Collector) -> Gateway {
     Gateway::start_with(Default::default(), &format!("[telemetry]\notlp_endpoint = \"{endpoint}\"\n{PROVIDERS}")).await
 }
 
+/// A chat completion sent under the client's `traceparent`.
+async fn traced_chat(gw: &Gateway, traceparent: &str, body: Value) -> reqwest::Response {
+    gw.post("/v1/chat/completions").header("traceparent", traceparent).json(&body).send().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_request_is_a_server_span_under_the_clients_parent_with_a_client_span_per_attempt() {
     let collector = Collector::default();
@@ -180,13 +185,12 @@ async fn a_stream_and_a_refusal_are_traced_too() {
     let gw = traced_gateway(&collector).await;
     // A stream: its usage is known only at its end, and still reaches the span.
     let trace = "0af7651916cd43dd8448eb211c80319c";
-    let response = gw
-        .post("/v1/chat/completions")
-        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
-        .json(&json!({"model": "gpt-4o-mini", "messages": user("hi"), "stream": true}))
-        .send()
-        .await
-        .unwrap();
+    let response = traced_chat(
+        &gw,
+        &format!("00-{trace}-b7ad6b7169203331-01"),
+        json!({"model": "gpt-4o-mini", "messages": user("hi"), "stream": true}),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let body = response.text().await.unwrap();
     assert!(body.contains("[DONE]"));
@@ -199,13 +203,12 @@ async fn a_stream_and_a_refusal_are_traced_too() {
 
     // A request the gateway refuses: a span with its error, and no attempt.
     let trace = "11111111111111111111111111111111";
-    let response = gw
-        .post("/v1/chat/completions")
-        .header("traceparent", format!("00-{trace}-2222222222222222-01"))
-        .json(&json!({"model": "no-such-model", "messages": user("hi")}))
-        .send()
-        .await
-        .unwrap();
+    let response = traced_chat(
+        &gw,
+        &format!("00-{trace}-2222222222222222-01"),
+        json!({"model": "no-such-model", "messages": user("hi")}),
+    )
+    .await;
     assert_eq!(response.status(), 404);
     let spans = collector.wait_for(&gw, trace, 1).await;
     assert_eq!(spans.len(), 1, "{spans:?}");
@@ -226,13 +229,12 @@ async fn the_sample_ratio_applies_to_new_traces_and_a_sampled_client_is_followed
     let unsampled = gw.mock.stats().last_request().unwrap();
     let traceparent = unsampled.header("traceparent").unwrap();
     assert!(traceparent.starts_with("00-") && traceparent.ends_with("-00"), "{traceparent}");
-    let response = gw
-        .post("/v1/chat/completions")
-        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
-        .json(&json!({"model": "gpt-4o-mini", "messages": user("hi")}))
-        .send()
-        .await
-        .unwrap();
+    let response = traced_chat(
+        &gw,
+        &format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"),
+        json!({"model": "gpt-4o-mini", "messages": user("hi")}),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let spans = collector.wait_for(&gw, TRACE_ID, 2).await;
     assert_eq!(spans.len(), 2);
@@ -252,13 +254,12 @@ async fn a_community_instance_gets_no_trace_context_and_its_address_stays_out_of
     let instance = tokenrouter_mock::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
     register_at(&gw, owner, instance.base_url()).await;
     wait_listed(&gw, &gw.key, "community-llama", true).await;
-    let response = gw
-        .post("/v1/chat/completions")
-        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
-        .json(&json!({"model": "community-llama", "messages": user("hi")}))
-        .send()
-        .await
-        .unwrap();
+    let response = traced_chat(
+        &gw,
+        &format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"),
+        json!({"model": "community-llama", "messages": user("hi")}),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     // Its probes carry no trace context: neither may requests, or it could tell them apart.
     let seen = instance.stats().requests();
@@ -274,13 +275,12 @@ async fn a_community_instance_gets_no_trace_context_and_its_address_stays_out_of
 async fn without_an_endpoint_nothing_is_traced_or_propagated() {
     let gw = Gateway::start().await;
     assert!(gw.state.traces.is_none());
-    let response = gw
-        .post("/v1/chat/completions")
-        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
-        .json(&json!({"model": "gpt-4o-mini", "messages": user("hi")}))
-        .send()
-        .await
-        .unwrap();
+    let response = traced_chat(
+        &gw,
+        &format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"),
+        json!({"model": "gpt-4o-mini", "messages": user("hi")}),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let upstream = gw.mock.stats().last_request().unwrap();
     assert_eq!(upstream.header("traceparent"), None);

@@ -14,6 +14,7 @@ use tokenrouter_providers::adapter::{Adapter, Auth, Encoded};
 
 use crate::config::{Deployment, ProviderKind};
 use crate::error::ApiError;
+use crate::metrics::AttemptOutcome;
 use crate::routing::Failure;
 use crate::upstream::{UpstreamClient, UpstreamError};
 
@@ -76,15 +77,9 @@ pub async fn send(
         return attempt(client, deployment, outbound, stream, deadline, None).await;
     };
     let result = attempt(client, deployment, outbound, stream, deadline, Some(&traced)).await;
-    traced.end(match &result {
-        Ok(Answer::Refused { .. }) => "refused",
-        Ok(_) => "ok",
-        Err(failed) => match failed.failure {
-            Failure::Connect => "connect_error",
-            Failure::Timeout => "timeout",
-            Failure::ServerError => "server_error",
-            Failure::RateLimited { .. } => "rate_limited",
-        },
+    traced.end(match AttemptOutcome::of_result(&result) {
+        AttemptOutcome::Success => "ok",
+        other => other.as_str(),
     });
     result
 }

@@ -54,7 +54,7 @@ impl AttemptOutcome {
         AttemptOutcome::RateLimited,
     ];
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             AttemptOutcome::Success => "success",
             AttemptOutcome::Refused => "refused",
@@ -65,7 +65,16 @@ impl AttemptOutcome {
         }
     }
 
-    pub fn of(failure: crate::routing::Failure) -> AttemptOutcome {
+    /// How an attempt that gave `result` ended.
+    pub fn of_result(result: &Result<crate::dispatch::Answer, crate::dispatch::Failed>) -> AttemptOutcome {
+        match result {
+            Ok(crate::dispatch::Answer::Refused { .. }) => AttemptOutcome::Refused,
+            Ok(_) => AttemptOutcome::Success,
+            Err(failed) => AttemptOutcome::of(failed.failure),
+        }
+    }
+
+    fn of(failure: crate::routing::Failure) -> AttemptOutcome {
         use crate::routing::Failure;
         match failure {
             Failure::Connect => AttemptOutcome::Connect,

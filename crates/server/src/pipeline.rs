@@ -23,7 +23,7 @@ use tokenrouter_providers::surface::Surface;
 use tokenrouter_store::{KeyRow, UsageRecord};
 
 use crate::config::{Billing, Config, Deployment, Model};
-use crate::dispatch::{self, Answer};
+use crate::dispatch;
 use crate::edge::json_error;
 use crate::error::ApiError;
 use crate::instances::routing::Catalog;
@@ -441,12 +441,12 @@ async fn serve(
             let tried = Served { model, deployment, adapter, fallback: position > 0 };
             unanswered.meter = meter(&request_id, &key, &tried, &inference, view, &measure);
             let stream = prepared.stream;
-            match dispatch::send(&state.upstream, deployment, prepared.outbound, stream, deadline).await {
+            let sent_answer = dispatch::send(&state.upstream, deployment, prepared.outbound, stream, deadline).await;
+            let outcome = AttemptOutcome::of_result(&sent_answer);
+            state.metrics.attempt(&deployment.provider.name, outcome);
+            match sent_answer {
                 Ok(answer) => {
-                    let refused = matches!(answer, Answer::Refused { .. });
-                    let outcome = if refused { AttemptOutcome::Refused } else { AttemptOutcome::Success };
-                    state.metrics.attempt(&deployment.provider.name, outcome);
-                    if !refused {
+                    if outcome != AttemptOutcome::Refused {
                         attempt.succeeded(sent.elapsed(), Instant::now());
                         crate::instances::routing::report(state, deployment, true);
                         // The request was answerable: the instances that refused it failed.
@@ -463,7 +463,6 @@ async fn serve(
                     return answered.map(Outcome::Answered);
                 }
                 Err(failed) => {
-                    state.metrics.attempt(&deployment.provider.name, AttemptOutcome::of(failed.failure));
                     attempt.failed(failed.failure, Instant::now());
                     if failed.refusal {
                         // Counted against the instance only if another deployment answers:

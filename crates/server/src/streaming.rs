@@ -29,6 +29,7 @@ use crate::limits::Admission;
 use crate::metering::{Measured, MeterContext, UsageWriter};
 use crate::retention::{Keeper, Writing};
 use crate::settlement::Reservation;
+use crate::telemetry::finish::StreamReasons;
 use passthrough::PassThrough;
 use responses::NativeResponses;
 
@@ -153,6 +154,8 @@ pub struct MeteredSse {
     /// When to next record what the client has received (so that, should this process
     /// die, another one settles the hold at that).
     next_checkpoint: Instant,
+    /// Why the answer ended, gathered for the request's span (only when tracing).
+    reasons: Option<StreamReasons>,
 }
 
 /// How often a stream in flight records what it has delivered.
@@ -193,6 +196,7 @@ impl MeteredSse {
             keeper,
             next_checkpoint: now + CHECKPOINT_EVERY,
             writing: None,
+            reasons: crate::telemetry::gathers_finish_reasons().then(StreamReasons::default),
         }
     }
 
@@ -223,6 +227,9 @@ impl MeteredSse {
 
     fn accept(&mut self, data: Bytes) -> Bytes {
         let (out, failure) = self.transcoder.feed(data);
+        if let Some(reasons) = &mut self.reasons {
+            reasons.feed(&out);
+        }
         let out = self.restate(out);
         if let Some(message) = failure {
             self.ended = true;
@@ -255,6 +262,9 @@ impl MeteredSse {
                 {
                     self.writing = keeper.keep_native(&answer);
                 }
+                if let Some(reasons) = &mut self.reasons {
+                    reasons.feed(&bytes);
+                }
                 let bytes = self.restate(bytes);
                 Some(self.close_restated(bytes)).filter(|b| !b.is_empty())
             }
@@ -279,6 +289,9 @@ impl MeteredSse {
             crate::telemetry::record_usage(&record);
             s.writer.record_now(record);
             return;
+        }
+        if let Some(reasons) = self.reasons.take() {
+            crate::telemetry::record_finish_reasons(|| reasons.into_reasons());
         }
         let measured = self.measured(&s.meter, &s.request_body, true);
         let record = s.meter.usage_record(200, measured, client_disconnected);

@@ -3,9 +3,12 @@
 //! [`traces`]. Secrets never reach a log line or a span: keys, provider keys and bodies
 //! are not recorded.
 
+pub mod finish;
 mod traces;
 
-pub use traces::{Attempt, Outcome, Request, Traces, record_usage, traced};
+pub use traces::{
+    Attempt, Outcome, Request, Traces, gathers_finish_reasons, record_finish_reasons, record_usage, traced,
+};
 
 use std::io::IsTerminal;
 use std::sync::{Mutex, Once, PoisonError};

@@ -109,6 +109,9 @@ pub(super) async fn respond(
                 let body = restated.map_or(body, Bytes::from);
                 (body, Measured::Counted(charged))
             });
+            if let Ok((body, _)) = &whole {
+                crate::telemetry::record_finish_reasons(|| crate::telemetry::finish::of_answer(body));
+            }
             let restated = whole.and_then(|(body, measured)| match &shape {
                 Shape::Restated(surface) => {
                     let out = restate(surface.as_ref(), &body, measured)?;

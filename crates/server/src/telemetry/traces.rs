@@ -254,6 +254,33 @@ pub fn record_usage(record: &UsageRecord) {
     });
 }
 
+/// Puts why the answer ended on the request's span (`gen_ai.response.finish_reasons`), if
+/// it is traced; `reasons` is only called then.
+pub fn record_finish_reasons(reasons: impl FnOnce() -> Vec<String>) {
+    if !tracing_on() {
+        return;
+    }
+    Context::map_current(|cx| {
+        let span = cx.span();
+        if !span.is_recording() || cx.get::<Carried>().is_none() {
+            return;
+        }
+        let reasons = reasons();
+        if !reasons.is_empty() {
+            let reasons = reasons.into_iter().map(opentelemetry::StringValue::from).collect();
+            span.set_attribute(KeyValue::new(
+                "gen_ai.response.finish_reasons",
+                opentelemetry::Value::Array(opentelemetry::Array::String(reasons)),
+            ));
+        }
+    });
+}
+
+/// Whether a stream should gather its finish reasons: only when this process traces.
+pub fn gathers_finish_reasons() -> bool {
+    tracing_on()
+}
+
 /// The client span of one upstream attempt.
 pub struct Attempt {
     cx: Context,

@@ -79,6 +79,12 @@ fn text(span: &Value, key: &str) -> String {
     attr(span, key).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| panic!("no text {key} in {span}"))
 }
 
+/// The span's `gen_ai.response.finish_reasons` (an OTLP array of strings).
+fn finish_reasons(span: &Value) -> Vec<String> {
+    let values = attr(span, "gen_ai.response.finish_reasons").unwrap_or_else(|| panic!("no finish reasons in {span}"));
+    values["values"].as_array().unwrap().iter().map(|v| v["stringValue"].as_str().unwrap().to_owned()).collect()
+}
+
 /// OTLP span kinds.
 const SERVER: i64 = 2;
 const CLIENT: i64 = 3;
@@ -147,6 +153,7 @@ async fn a_request_is_a_server_span_under_the_clients_parent_with_a_client_span_
     assert!(int(server, "gen_ai.usage.input_tokens") > 0 && int(server, "gen_ai.usage.output_tokens") > 0);
     assert_eq!(attr(server, "stream"), Some(json!(false)));
     assert_eq!(attr(server, "error.type"), None);
+    assert_eq!(finish_reasons(server), ["stop"]);
 
     let attempts: Vec<&Value> = spans.iter().filter(|s| s["kind"] == CLIENT).collect();
     assert_eq!(attempts.len(), 2);
@@ -200,6 +207,7 @@ async fn a_stream_and_a_refusal_are_traced_too() {
     assert_eq!(attr(server, "stream"), Some(json!(true)));
     assert!(int(server, "gen_ai.usage.output_tokens") > 0, "{server}");
     assert_eq!(text(server, "gen_ai.response.model"), "mock-gpt");
+    assert_eq!(finish_reasons(server), ["stop"], "read off the chunks as they passed");
 
     // A request the gateway refuses: a span with its error, and no attempt.
     let trace = "11111111111111111111111111111111";
@@ -215,6 +223,54 @@ async fn a_stream_and_a_refusal_are_traced_too() {
     assert_eq!(int(&spans[0], "http.response.status_code"), 404);
     assert_eq!(text(&spans[0], "error.type"), "model_not_found");
     assert_eq!(spans[0]["name"], "chat", "a model nobody serves stays out of the span's name");
+}
+
+#[tokio::test]
+async fn why_an_answer_ended_reaches_the_span_on_every_surface() {
+    let collector = Collector::default();
+    let gw = traced_gateway(&collector).await;
+    let traced = |trace: &str| format!("00-{trace}-b7ad6b7169203331-01");
+    // Anthropic Messages, cut short by its token limit: the canonical reason.
+    let trace = "33333333333333333333333333333333";
+    let response = gw
+        .post("/v1/messages")
+        .header("traceparent", traced(trace))
+        .json(&json!({"model": "gpt-4o-mini", "max_tokens": 2, "messages": user("hi")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["stop_reason"], "max_tokens");
+    let spans = collector.wait_for(&gw, trace, 2).await;
+    assert_eq!(finish_reasons(spans.iter().find(|s| s["kind"] == SERVER).unwrap()), ["length"]);
+
+    // The Responses API, streamed and translated: the reason of its canonical chunks.
+    let trace = "44444444444444444444444444444444";
+    let response = gw
+        .post("/v1/responses")
+        .header("traceparent", traced(trace))
+        .json(&json!({"model": "gpt-4o-mini", "input": "hi", "stream": true, "max_output_tokens": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("response.incomplete"));
+    let spans = collector.wait_for(&gw, trace, 2).await;
+    assert_eq!(finish_reasons(spans.iter().find(|s| s["kind"] == SERVER).unwrap()), ["length"]);
+
+    // Legacy completions, several choices: one reason each.
+    let trace = "55555555555555555555555555555555";
+    let response = gw
+        .post("/v1/completions")
+        .header("traceparent", traced(trace))
+        .json(&json!({"model": "gpt-4o-mini", "prompt": "hi", "n": 2, "max_tokens": 200}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let spans = collector.wait_for(&gw, trace, 2).await;
+    assert_eq!(finish_reasons(spans.iter().find(|s| s["kind"] == SERVER).unwrap()), ["stop", "stop"]);
 }
 
 #[tokio::test]

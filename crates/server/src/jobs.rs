@@ -99,7 +99,11 @@ pub async fn submit(
         created_at: clock::now_unix(),
     };
     // Failing here drops the reservation, which releases the hold: no job, nothing held.
-    state.db.create_job(&job).await.map_err(|e| store_error(&e).into_response())?;
+    // The count above turns most away cheaply; this one is exact under races.
+    let queued = state.db.create_job_within(&job, cap).await.map_err(|e| store_error(&e).into_response())?;
+    if !queued {
+        return Err(ApiError::TooManyJobs(cap).into_response());
+    }
     admitted.reservation.hand_over();
     state.jobs_wake.notify_one();
     Ok(job)
@@ -288,8 +292,8 @@ fn background_answer(answer: &[u8], id: &str) -> String {
     }
 }
 
-/// Sweeps on one replica at a time: finished jobs past retention are deleted, and holds
-/// their dead workers left are ended.
+/// Sweeps on one replica at a time: jobs waiting past `expire_after_secs` expire,
+/// finished jobs past retention are deleted, and holds their dead workers left are ended.
 pub async fn sweep(weak: Weak<Shared>) {
     // The first sweep one period after start: a replica replacing a dead one has ended
     // that one's holds and leases as it started.
@@ -316,6 +320,8 @@ pub async fn sweep(weak: Weak<Shared>) {
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Swept {
+    /// Jobs ended as `expired`, their holds released.
+    pub expired: usize,
     /// Finished jobs deleted for age.
     pub deleted: u64,
     /// Stranded holds settled at their job's cost.
@@ -326,8 +332,23 @@ pub struct Swept {
 
 /// One sweep at `now`.
 pub async fn sweep_once(state: &AppState, now: i64) -> Result<Swept, StoreError> {
-    let retention = i64::try_from(state.config.load().jobs.retention.as_secs()).unwrap_or(i64::MAX);
+    let config = state.config.load();
+    let retention = i64::try_from(config.jobs.retention.as_secs()).unwrap_or(i64::MAX);
+    let expire_after = i64::try_from(config.jobs.expire_after.as_secs()).unwrap_or(i64::MAX);
+    drop(config);
     let mut swept = Swept::default();
+    loop {
+        // Expired jobs never run: their holds go back at once.
+        let expired = state.db.expire_jobs(now.saturating_sub(expire_after), now, DELETE_BATCH).await?;
+        if !expired.is_empty() {
+            state.db.write_batch(Batch { releases: &expired, ..Batch::default() }).await?;
+            tracing::info!(expired = expired.len(), "jobs not run within [jobs] expire_after_secs expired");
+        }
+        swept.expired += expired.len();
+        if u32::try_from(expired.len()).is_ok_and(|n| n < DELETE_BATCH) {
+            break;
+        }
+    }
     loop {
         let deleted = state.db.delete_finished_jobs(now.saturating_sub(retention), DELETE_BATCH).await?;
         swept.deleted += deleted;

@@ -693,7 +693,14 @@ impl Db {
     /// the same `request_id`, by the submitting replica) to the job machinery: the hold's
     /// replica becomes [`JOB_HOLDER`], so the sweeper of dead replicas no longer ends it.
     pub async fn create_job(&self, job: &NewJob) -> Result<(), StoreError> {
-        delegate!(self.create_job(job))
+        self.create_job_within(job, u64::MAX).await.map(|_| ())
+    }
+
+    /// [`Db::create_job`], unless the account already has `cap` jobs queued or running:
+    /// then `false` and nothing changes. Exact under concurrent submissions, on any
+    /// number of replicas (the count and the insert are one serialized step per account).
+    pub async fn create_job_within(&self, job: &NewJob, cap: u64) -> Result<bool, StoreError> {
+        delegate!(self.create_job(job, cap))
     }
 
     /// How many of the account's jobs are queued or in progress (its cap counts these).
@@ -762,6 +769,14 @@ impl Db {
     /// (and at most [`JOBS_PAGE_MAX`]).
     pub async fn jobs_page(&self, account_id: i64, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         delegate!(self.jobs_page(account_id, filter))
+    }
+
+    /// Ends as `expired` up to `limit` jobs queued before `queued_before` that are not
+    /// running on a live worker (still queued, or their lease lapsed at `now`), oldest
+    /// first; returns their request ids, whose holds the caller releases. A job a worker
+    /// claims meanwhile is left to run.
+    pub async fn expire_jobs(&self, queued_before: i64, now: i64, limit: u32) -> Result<Vec<String>, StoreError> {
+        delegate!(self.expire_jobs(queued_before, now, limit))
     }
 
     /// Deletes up to `limit` finished jobs that completed before `before` (the retention

@@ -188,6 +188,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Query(filters):
     let query = JobsQuery {
         status: given(&filters.status),
         model: given(&filters.model),
+        kind: None,
         limit: given(&filters.limit).or_else(|| Some(PAGE.to_owned())),
         before: given(&filters.before),
     };

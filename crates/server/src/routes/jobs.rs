@@ -176,12 +176,13 @@ fn not_found(id: &str) -> ApiError {
 pub struct JobsQuery {
     pub status: Option<String>,
     pub model: Option<String>,
+    pub kind: Option<String>,
     pub limit: Option<String>,
     pub before: Option<String>,
 }
 
-/// `GET /api/jobs?status=&model=`: the account's jobs, newest first.
-#[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(("status" = Option<String>, Query, description = "queued, in_progress, completed, failed, cancelled or expired"), ("model" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("before" = Option<String>, Query, description = "`next` of the previous page")), responses((status = 200, body = JobList), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key)", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
+/// `GET /api/jobs?status=&model=&kind=`: the account's jobs, newest first.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs", params(("status" = Option<String>, Query, description = "queued, in_progress, completed, failed, cancelled or expired"), ("model" = Option<String>, Query), ("kind" = Option<String>, Query, description = "chat (async chat completions) or response (background responses)"), ("limit" = Option<u32>, Query, description = "1 to 100, default 20"), ("before" = Option<String>, Query, description = "`next` of the previous page")), responses((status = 200, body = JobList), (status = 400, description = "Bad input; `param` names the field", body = ErrorBody), (status = 401, description = "Not signed in", body = ErrorBody), (status = 403, description = "Forbidden (an inference key)", body = ErrorBody)), security(("session" = []), ("management_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -197,8 +198,14 @@ pub async fn list(
             )
         })?),
     };
+    let kind = match query.kind.as_deref() {
+        None => None,
+        Some(text) => Some(
+            JobKind::parse(text).ok_or_else(|| ApiError::invalid_param("'kind' must be chat or response.", "kind"))?,
+        ),
+    };
     let before = super::api_body::cursor(query.before.as_deref())?;
-    let filter = JobFilter { status, model: query.model, kind: None, before, limit };
+    let filter = JobFilter { status, model: query.model, kind, before, limit };
     let jobs = state.db.jobs_page(caller.account.id, &filter).await.map_err(store_error)?;
     let next =
         (jobs.len() == limit as usize).then(|| jobs.last().map(|j| format!("{}_{}", j.created_at, j.id))).flatten();

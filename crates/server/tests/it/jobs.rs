@@ -293,6 +293,14 @@ async fn jobs_are_listed_by_session_and_swept_after_retention() {
     let none: Value = list("?status=failed".into()).await.json().await.unwrap();
     assert!(none["data"].as_array().unwrap().is_empty());
     expect_error(list("?status=done".into()).await, 400, "invalid_request").await;
+    let chats: Value = list("?kind=chat".into()).await.json().await.unwrap();
+    assert_eq!(chats["data"].as_array().unwrap().len(), 3);
+    let responses: Value = list("?kind=response".into()).await.json().await.unwrap();
+    assert!(responses["data"].as_array().unwrap().is_empty(), "no background response was queued");
+    let bad_kind = list("?kind=batch".into()).await;
+    assert_eq!(bad_kind.status(), 400);
+    let error: Value = bad_kind.json().await.unwrap();
+    assert_eq!(error["error"]["param"], "kind");
     // An inference key may poll a job, not list them.
     let listed_with_key = gw.http.get(format!("{}/api/jobs", gw.url)).bearer_auth(&gw.key).send().await.unwrap();
     expect_error(listed_with_key, 403, "forbidden").await;
@@ -306,6 +314,42 @@ async fn jobs_are_listed_by_session_and_swept_after_retention() {
     let swept = sweep_once(&gw.state, now + 61).await.unwrap();
     assert_eq!(swept.deleted, 3);
     expect_error(get_job(&gw, &gw.key, &ids[0]).await, 404, "not_found").await;
+    books_close(&gw).await;
+}
+
+#[tokio::test]
+async fn a_job_not_run_within_expire_after_secs_expires_uncharged_unless_a_live_worker_runs_it() {
+    let gw = gateway("[jobs]\nworkers = 0\nexpire_after_secs = 3600\n").await;
+    let before = gw.balance().await;
+    let running = submit(&gw, &body("gpt-4o-mini", "run")).await;
+    let running = running["id"].as_str().unwrap();
+    let waiting = submit(&gw, &body("gpt-4o-mini", "wait")).await;
+    let waiting = waiting["id"].as_str().unwrap();
+    // A worker (of a replica that stands for a live one) takes the older job for 2 hours.
+    let now = tokenrouter_core::clock::now_unix();
+    let claimed = gw.db.claim_job("rep_live", now, 7200).await.unwrap().unwrap();
+    assert_eq!(claimed.id, running);
+
+    assert_eq!(sweep_once(&gw.state, now + 3599).await.unwrap().expired, 0, "not yet");
+    let swept = sweep_once(&gw.state, now + 3601).await.unwrap();
+    assert_eq!(swept.expired, 1, "{swept:?}");
+    let job: Value = get_job(&gw, &gw.key, waiting).await.json().await.unwrap();
+    assert_eq!((job["status"].as_str(), job["cost_usd"].as_str()), (Some("expired"), Some("0")), "{job}");
+    assert!(job["completed_at"].is_string());
+    expect_error(cancel(&gw, &gw.key, waiting).await, 409, "conflict").await;
+    let job: Value = get_job(&gw, &gw.key, running).await.json().await.unwrap();
+    assert_eq!(job["status"], "in_progress", "its worker is alive: {job}");
+    assert_eq!(gw.db.open_holds().await.unwrap().len(), 1, "only the running job's hold is left");
+    assert_eq!(sweep_once(&gw.state, now + 3601).await.unwrap().expired, 0, "once");
+
+    // Its worker dies (the lease lapses): nobody runs it any more, so it expires too.
+    gw.db.expire_job_leases("rep_live").await.unwrap();
+    assert_eq!(sweep_once(&gw.state, now + 3602).await.unwrap().expired, 1);
+    let job: Value = get_job(&gw, &gw.key, running).await.json().await.unwrap();
+    assert_eq!(job["status"], "expired");
+    assert!(!gw.db.renew_job(running, "rep_live", now, 7200).await.unwrap(), "its old worker lost it");
+    assert!(gw.db.claim_job("rep_other", now + 3603, 30).await.unwrap().is_none(), "never run again");
+    assert_eq!(gw.balance().await, before, "an expired job is never charged");
     books_close(&gw).await;
 }
 

@@ -19,8 +19,24 @@ use crate::{
 };
 
 impl PostgresDb {
-    pub(crate) async fn create_job(&self, job: &NewJob) -> Result<(), StoreError> {
+    pub(crate) async fn create_job(&self, job: &NewJob, cap: u64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        if cap < u64::MAX {
+            // Submissions of one account queue one at a time (the account's row lock, as a
+            // hold takes it): the count below is still true when the insert commits.
+            sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(job.account_id)
+                .execute(&mut *tx)
+                .await?;
+            let active: i64 =
+                sqlx::query_scalar(concat!("SELECT COUNT(*) FROM jobs WHERE account_id = $1 AND ", unfinished!()))
+                    .bind(job.account_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if from_db_count(active) >= cap {
+                return Ok(false);
+            }
+        }
         sqlx::query(
             "INSERT INTO jobs (id, kind, account_id, key_id, request_id, model, status, request, headers, hold_nano, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10)",
@@ -43,7 +59,7 @@ impl PostgresDb {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     pub(crate) async fn active_jobs(&self, account_id: i64) -> Result<u64, StoreError> {
@@ -208,6 +224,28 @@ impl PostgresDb {
         query.push_bind(account_id);
         push_page(&mut query, filter);
         jobs_from(query.build_query_as::<JobRecord>().fetch_all(&self.pool).await?)
+    }
+
+    pub(crate) async fn expire_jobs(
+        &self,
+        queued_before: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        // The outer condition repeats the inner one: a job claimed meanwhile is left out.
+        let expired: Vec<String> = sqlx::query_scalar(
+            "UPDATE jobs SET status = 'expired', completed_at = $2, lease_owner = NULL, lease_until = NULL \
+             WHERE id IN (SELECT id FROM jobs WHERE created_at < $1 \
+             AND (status = 'queued' OR (status = 'in_progress' AND lease_until < $2)) \
+             ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             AND (status = 'queued' OR (status = 'in_progress' AND lease_until < $2)) RETURNING request_id",
+        )
+        .bind(queued_before)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(expired)
     }
 
     pub(crate) async fn delete_finished_jobs(&self, before: i64, limit: u32) -> Result<u64, StoreError> {

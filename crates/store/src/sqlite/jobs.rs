@@ -18,8 +18,19 @@ use crate::{
 };
 
 impl SqliteDb {
-    pub(crate) async fn create_job(&self, job: &NewJob) -> Result<(), StoreError> {
+    pub(crate) async fn create_job(&self, job: &NewJob, cap: u64) -> Result<bool, StoreError> {
+        // One writer at a time: the count below is still true when the insert runs.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if cap < u64::MAX {
+            let active: i64 =
+                sqlx::query_scalar(concat!("SELECT COUNT(*) FROM jobs WHERE account_id = ? AND ", unfinished!()))
+                    .bind(job.account_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if from_db_count(active) >= cap {
+                return Ok(false);
+            }
+        }
         sqlx::query(
             "INSERT INTO jobs (id, kind, account_id, key_id, request_id, model, status, request, headers, hold_nano, \
              created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
@@ -42,7 +53,7 @@ impl SqliteDb {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     pub(crate) async fn active_jobs(&self, account_id: i64) -> Result<u64, StoreError> {
@@ -206,6 +217,28 @@ impl SqliteDb {
         query.push_bind(account_id);
         push_page(&mut query, filter);
         jobs_from(query.build_query_as::<JobRecord>().fetch_all(&self.pool).await?)
+    }
+
+    pub(crate) async fn expire_jobs(
+        &self,
+        queued_before: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        // The outer condition repeats the inner one: a job claimed meanwhile is left out.
+        let expired: Vec<String> = sqlx::query_scalar(
+            "UPDATE jobs SET status = 'expired', completed_at = ?2, lease_owner = NULL, lease_until = NULL \
+             WHERE id IN (SELECT id FROM jobs WHERE created_at < ?1 \
+             AND (status = 'queued' OR (status = 'in_progress' AND lease_until < ?2)) \
+             ORDER BY created_at LIMIT ?3) \
+             AND (status = 'queued' OR (status = 'in_progress' AND lease_until < ?2)) RETURNING request_id",
+        )
+        .bind(queued_before)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(expired)
     }
 
     pub(crate) async fn delete_finished_jobs(&self, before: i64, limit: u32) -> Result<u64, StoreError> {

@@ -408,6 +408,66 @@ async fn stranded_holds_are_those_of_finished_or_missing_jobs(backend: Backend) 
     Ok(())
 }
 
+async fn jobs_waiting_too_long_expire_unless_a_live_worker_runs_them(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let acme = account(&db, "acme").await?;
+    for (id, at) in [("running", T), ("orphaned", T + 1), ("queued", T + 2), ("young", T + 500)] {
+        db.create_job(&new_job(id, acme, at)).await?;
+    }
+    finished_job(&db, &new_job("done", acme, T - 10), T).await?;
+    assert_eq!(db.claim_job("replica-a", T + 10, 10_000).await?.ok_or("nothing claimed")?.id, "running");
+    assert_eq!(db.claim_job("replica-b", T + 10, LEASE).await?.ok_or("nothing claimed")?.id, "orphaned");
+    // At T + 100 replica-b's lease has lapsed (it died); replica-a's has not.
+    let mut expired = db.expire_jobs(T + 100, T + 100, 1).await?;
+    assert_eq!(expired, ["req_orphaned"], "oldest first, up to the limit");
+    expired = db.expire_jobs(T + 100, T + 100, 10).await?;
+    assert_eq!(expired, ["req_queued"]);
+    assert!(db.expire_jobs(T + 100, T + 100, 10).await?.is_empty(), "once");
+    for (id, status) in [
+        ("running", JobStatus::InProgress),
+        ("orphaned", JobStatus::Expired),
+        ("queued", JobStatus::Expired),
+        ("young", JobStatus::Queued),
+        ("done", JobStatus::Completed),
+    ] {
+        let job = db.job_by_id(id).await?.ok_or("gone")?;
+        assert_eq!(job.status, status, "{id}");
+    }
+    let expired = db.job_by_id("queued").await?.ok_or("gone")?;
+    assert_eq!(expired.completed_at, Some(T + 100));
+    assert!(!db.renew_job("orphaned", "replica-b", T + 101, LEASE).await?, "its old worker lost it");
+    assert!(matches!(db.cancel_job("queued", acme, T + 101).await?, Cancellation::Finished(_)));
+    assert_eq!(db.claim_job("replica-c", T + 101, LEASE).await?.ok_or("nothing claimed")?.id, "young");
+    assert_eq!(db.active_jobs(acme).await?, 2);
+    Ok(())
+}
+
+async fn the_cap_on_an_accounts_jobs_holds_under_concurrent_submissions(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let acme = account(&db, "acme").await?;
+    let other = account(&db, "other").await?;
+    db.create_job(&new_job("running", acme, T)).await?;
+    db.claim_job("replica-a", T, LEASE).await?.ok_or("nothing claimed")?;
+    finished_job(&db, &new_job("done", acme, T), T + 1).await?;
+    // 20 submissions at once, from as many connections, against a cap of 5 (one running).
+    let submissions: Vec<_> = (0..20)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move { db.create_job_within(&new_job(&format!("job_{i}"), acme, T + 10), 5).await })
+        })
+        .collect();
+    let mut queued = 0;
+    for submission in submissions {
+        if submission.await?? {
+            queued += 1;
+        }
+    }
+    assert_eq!(queued, 4, "finished jobs don't count; running ones do");
+    assert_eq!(db.active_jobs(acme).await?, 5);
+    assert!(db.create_job_within(&new_job("theirs", other, T + 10), 1).await?, "per account");
+    Ok(())
+}
+
 async fn job_counts_count_every_status(backend: Backend) -> TestResult {
     let db = backend.db().await?;
     let acme = account(&db, "acme").await?;
@@ -445,4 +505,6 @@ on_both_backends!(
     the_retention_sweep_deletes_only_old_finished_jobs,
     stranded_holds_are_those_of_finished_or_missing_jobs,
     job_counts_count_every_status,
+    jobs_waiting_too_long_expire_unless_a_live_worker_runs_them,
+    the_cap_on_an_accounts_jobs_holds_under_concurrent_submissions,
 );

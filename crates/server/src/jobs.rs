@@ -6,8 +6,10 @@
 //! request id, so a job run twice is charged at most once. What a dead worker left behind
 //! — a finished job's hold, a hold whose job never came to exist — the sweeper ends.
 
+pub mod admissions;
+
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -100,11 +102,19 @@ pub async fn submit(
     };
     // Failing here drops the reservation, which releases the hold: no job, nothing held.
     // The count above turns most away cheaply; this one is exact under races.
-    let queued = state.db.create_job_within(&job, cap).await.map_err(|e| store_error(&e).into_response())?;
+    let queued = match state.db.create_job_within(&job, cap).await {
+        Ok(queued) => queued,
+        Err(e) => {
+            admitted.admission.cancel();
+            return Err(store_error(&e).into_response());
+        }
+    };
     if !queued {
+        admitted.admission.cancel();
         return Err(ApiError::TooManyJobs(cap).into_response());
     }
     admitted.reservation.hand_over();
+    state.job_admissions.keep(job.request_id.clone(), admitted.admission, Instant::now());
     state.jobs_wake.notify_one();
     Ok(job)
 }
@@ -245,6 +255,10 @@ async fn execute(state: &AppState, job: &Job) -> JobOutcome {
     };
     let usage = record.as_ref().map(|r| r.usage).filter(|u| u.total() > 0);
     let cost = record.map_or(NanoUsd::ZERO, |r| r.cost);
+    // Queued here moments ago: its rate limits settle to what it used, as a request's do.
+    if let Some(admission) = state.job_admissions.take(&job.request_id, Instant::now()) {
+        admission.settle(usage.map_or(0, |u| u.total()));
+    }
     if status.is_success() {
         let result = match job.kind {
             JobKind::Chat => String::from_utf8_lossy(&answer).into_owned(),

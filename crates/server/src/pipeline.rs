@@ -174,12 +174,14 @@ pub struct Admitted {
     pub hold: tokenrouter_core::NanoUsd,
     /// The model as asked for.
     pub model: String,
+    /// Its rate limits, counted at its estimate: the run settles them.
+    pub admission: limits::Admission,
 }
 
 /// What [`serve`] came to.
 enum Outcome {
     Answered(Response),
-    Admitted(Admitted),
+    Admitted(Box<Admitted>),
 }
 
 /// Runs an inference and stamps the headers every inference answer carries. A request refused
@@ -212,7 +214,7 @@ pub async fn submit(
     inference: Result<Inference, ApiError>,
 ) -> Result<Admitted, Response> {
     match run_as(state, endpoint, request_id, key, headers, inference, Mode::Submit).await {
-        Ok(Outcome::Admitted(admitted)) => Ok(admitted),
+        Ok(Outcome::Admitted(admitted)) => Ok(*admitted),
         Ok(Outcome::Answered(response)) | Err(response) => Err(response),
     }
 }
@@ -389,9 +391,8 @@ async fn serve(
         },
     };
     if submit {
-        // Its rate limits keep the estimate: the job's run corrects nothing.
-        drop(admission);
-        return Ok(Outcome::Admitted(Admitted { reservation, hold: ceiling, model: primary.id.clone() }));
+        let admitted = Admitted { reservation, hold: ceiling, model: primary.id.clone(), admission };
+        return Ok(Outcome::Admitted(Box::new(admitted)));
     }
     let first = Served { model: primary, deployment: first, adapter: None, fallback: false };
     progress.metered = true;

@@ -60,6 +60,8 @@ pub struct Shared {
     pub probe_wake: Arc<tokio::sync::Notify>,
     /// Wakes this replica's job workers when it queued a job.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// The rate-limit admissions of jobs queued here, for their runs to settle.
+    pub job_admissions: crate::jobs::admissions::Admissions,
     /// Where the config came from, to reload it (SIGHUP, `POST /api/admin/reload`).
     pub reload: crate::reload::Reloader,
     /// The span exporter; `None` when traces are off (no `[telemetry] otlp_endpoint`).
@@ -179,6 +181,7 @@ impl AppState {
             refresh_gate: tokio::sync::Mutex::new(()),
             probe_wake: Arc::default(),
             jobs_wake: Arc::default(),
+            job_admissions: crate::jobs::admissions::Admissions::default(),
             reload: crate::reload::Reloader::default(),
             traces,
         }));

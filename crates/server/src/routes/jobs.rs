@@ -159,6 +159,10 @@ pub async fn cancel_job(state: &AppState, id: &str, account: i64) -> Result<Job,
     match state.db.cancel_job(id, account, now).await.map_err(store_error)? {
         Cancellation::Cancelled { job, .. } => {
             state.usage.release(job.request_id.clone());
+            // Cancelled before it used anything: its tokens go back to its rate limit.
+            if let Some(admission) = state.job_admissions.take(&job.request_id, std::time::Instant::now()) {
+                admission.settle(0);
+            }
             Ok(job)
         }
         Cancellation::Finished(job) => {

@@ -353,6 +353,43 @@ async fn a_job_not_run_within_expire_after_secs_expires_uncharged_unless_a_live_
     books_close(&gw).await;
 }
 
+/// A key of the gateway's account limited to `tpm` tokens a minute.
+async fn key_with_tpm(gw: &Gateway, tpm: u32) -> String {
+    let (mut key, secret) = key_for(gw.account_id);
+    key.tpm = Some(tpm);
+    gw.add_key(&key).await;
+    secret
+}
+
+#[tokio::test]
+async fn a_jobs_rate_limit_settles_to_the_tokens_it_used_or_gives_them_back_when_cancelled() {
+    let gw = gateway("").await;
+    let key = key_with_tpm(&gw, 1000).await;
+    // Admitted at ~900 tokens (its max_tokens): the minute's budget is spent at submission.
+    let big = json!({"model": "gpt-4o-mini", "messages": user("hi"), "max_tokens": 900});
+    let queued = submit_as(&gw, &key, &big, ("prefer", "respond-async")).await;
+    assert_eq!(queued.status(), 202);
+    let job: Value = queued.json().await.unwrap();
+    let id = job["id"].as_str().unwrap();
+    let done = poll_until(&gw, id, |j| j["status"] == "completed").await;
+    let used = done["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(used < 100, "{done}");
+    // Its run used a few tokens: the rest is back, as after a synchronous answer.
+    let sync = gw.http.post(format!("{}/v1/chat/completions", gw.url)).bearer_auth(&key).json(&big).send().await;
+    assert_eq!(sync.unwrap().status(), 200, "the job's estimate was corrected to what it used");
+
+    // A job cancelled before it ran gives its tokens back.
+    let gw = gateway(NO_WORKERS).await;
+    let key = key_with_tpm(&gw, 1000).await;
+    let queued = submit_as(&gw, &key, &big, ("prefer", "respond-async")).await;
+    let job: Value = queued.json().await.unwrap();
+    let refused = submit_as(&gw, &key, &big, ("prefer", "respond-async")).await;
+    expect_error(refused, 429, "rate_limited").await;
+    assert_eq!(cancel(&gw, &key, job["id"].as_str().unwrap()).await.status(), 200);
+    let again = submit_as(&gw, &key, &big, ("prefer", "respond-async")).await;
+    assert_eq!(again.status(), 202, "the cancelled job's tokens were given back");
+}
+
 #[tokio::test]
 async fn holds_stranded_by_dead_workers_are_settled_at_the_jobs_cost_or_released() {
     let gw = gateway(NO_WORKERS).await;

@@ -127,7 +127,7 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let gemini = parts.uri.path().starts_with("/v1beta/");
+        let gemini = crate::routes::speaks_gemini(&parts.method, parts.uri.path(), &parts.headers, parts.uri.query());
         let token = bearer(&parts.headers).or_else(|| gemini.then(|| google_key(parts)).flatten()).ok_or(
             ApiError::Unauthorized(
                 "You didn't provide an API key. Send it as 'Authorization: Bearer sk-tr-…' or 'x-api-key' \
@@ -135,7 +135,7 @@ impl FromRequestParts<AppState> for Authed {
             ),
         )?;
         let key = authenticate(state, token).await?;
-        if key.scope == KeyScope::Management && (parts.uri.path().starts_with("/v1/") || gemini) {
+        if key.scope == KeyScope::Management && (parts.uri.path().starts_with("/v1") || gemini) {
             return Err(ApiError::Forbidden(
                 "This is a management key: it works on /api/* only. Use an inference key for /v1/*.".to_owned(),
             ));

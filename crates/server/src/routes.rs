@@ -35,6 +35,8 @@ pub fn gemini_key_param(query: Option<&str>) -> Option<&str> {
     gemini::query_param(query, "key").filter(|k| !k.is_empty())
 }
 
+pub use gemini::speaks_gemini;
+
 /// What `[telemetry] metrics_listen` serves: `/metrics` alone.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new().route("/metrics", get(metrics::scrape)).with_state(state)
@@ -45,14 +47,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages", post(messages::create))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .layer(axum::middleware::from_fn(messages::anthropic_errors));
+    // google-genai 3 speaks `/v1` by default: `/v1/models` is Gemini's list for Google's
+    // clients (told by their headers), OpenAI's for everyone else.
     let google = Router::new()
         .route("/v1beta/models", get(gemini::list_models))
         .route("/v1beta/models/{model_action}", get(gemini::get_model).post(gemini::action))
+        .route("/v1/models", get(gemini::v1_list_models))
+        .route("/v1/models/{model_action}", get(gemini::v1_get_model).post(gemini::action))
         .layer(axum::middleware::from_fn(gemini::google_errors));
     Router::new()
         .route("/", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/v1/models", get(models::list))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/completions", post(completions::create))
         .route("/v1/embeddings", post(embeddings::create))

@@ -184,6 +184,12 @@ impl SurfaceStream for GeminiStream {
             return;
         }
         self.ended = true;
+        // What was delivered reaches the client before the error.
+        let held: Vec<(u32, String)> =
+            self.candidates.iter_mut().filter_map(|c| c.held.take().map(|text| (c.index, text))).collect();
+        for (index, text) in held {
+            self.parts(index, vec![Part::text(text)], out);
+        }
         let json = error_json(500, message, None);
         self.frame(&json, out);
         self.close_array(out);

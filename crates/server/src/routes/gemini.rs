@@ -26,7 +26,7 @@ use crate::policy::Permitted;
 use crate::state::AppState;
 use crate::tokens;
 
-pub use super::gemini_models::{get_model, list_models};
+pub use super::gemini_models::{get_model, list_models, v1_get_model, v1_list_models};
 
 /// Error bodies larger than this are not restated (none of ours come near it).
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -74,8 +74,7 @@ pub async fn action(
 }
 
 fn unknown(model_action: &str) -> Response {
-    ApiError::UnknownRoute { method: Method::POST.to_string(), path: format!("/v1beta/models/{model_action}") }
-        .into_response()
+    ApiError::UnknownRoute { method: Method::POST.to_string(), path: format!("/models/{model_action}") }.into_response()
 }
 
 /// A query parameter's value (keys and secrets here are URL-safe: no decoding needed
@@ -177,9 +176,29 @@ async fn restate_embeddings(response: Response, kind: EmbedKind) -> Response {
     Response::from_parts(parts, Body::from(restated))
 }
 
-/// Restates an OpenAI-shaped error answer in Google's shape.
+/// Whether a request speaks the Gemini API: a `/v1beta` path, a `POST` to
+/// `/v1/models/{model}:{action}`, or a Google client on `/v1/models` (its
+/// `x-goog-api-key` or `x-goog-api-client` header, or `?key=`).
+pub fn speaks_gemini(method: &Method, path: &str, headers: &HeaderMap, query: Option<&str>) -> bool {
+    if path.starts_with("/v1beta/") || path == "/v1beta" {
+        return true;
+    }
+    if !path.starts_with("/v1/models") {
+        return false;
+    }
+    (method == Method::POST && path.starts_with("/v1/models/"))
+        || headers.contains_key("x-goog-api-key")
+        || headers.contains_key("x-goog-api-client")
+        || query_param(query, "key").is_some()
+}
+
+/// Restates an OpenAI-shaped error answer in Google's shape (for Gemini clients).
 pub async fn google_errors(request: Request, next: Next) -> Response {
+    let google = speaks_gemini(request.method(), request.uri().path(), request.headers(), request.uri().query());
     let response = next.run(request).await;
+    if !google {
+        return response;
+    }
     let status = response.status();
     let json =
         response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));

@@ -6,6 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::StatusCode;
+use http::{HeaderMap, Method};
 use serde::Serialize;
 
 use super::gemini::query_param;
@@ -103,4 +104,32 @@ pub async fn get_model(
     }
     let body = serde_json::to_vec(&entry(model)).unwrap_or_default();
     Ok(json_response(StatusCode::OK, Bytes::from(body)).into_response())
+}
+
+/// `GET /v1/models`: Gemini's list for Google's clients, OpenAI's for the others.
+pub async fn v1_list_models(
+    State(state): State<AppState>,
+    Permitted(key): Permitted,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if super::gemini::speaks_gemini(&Method::GET, "/v1/models", &headers, query.as_deref()) {
+        return list_models(State(state), Permitted(key), RawQuery(query)).await.into_response();
+    }
+    super::models::list(State(state), Permitted(key)).await
+}
+
+/// `GET /v1/models/{model}`: Gemini's model for Google's clients (OpenAI's retrieve is not
+/// served).
+pub async fn v1_get_model(
+    State(state): State<AppState>,
+    Permitted(key): Permitted,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+) -> Response {
+    if super::gemini::speaks_gemini(&Method::GET, "/v1/models", &headers, query.as_deref()) {
+        return get_model(State(state), Permitted(key), Path(model)).await.into_response();
+    }
+    ApiError::UnknownRoute { method: "GET".to_owned(), path: format!("/v1/models/{model}") }.into_response()
 }

@@ -308,3 +308,38 @@ async fn models_are_listed_in_geminis_shape_and_counted_by_route() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn google_genai_3s_v1_paths_are_served_and_openai_clients_keep_their_models_list() {
+    // google-genai 3 speaks `/v1/models/...` by default.
+    let gw = gateway().await;
+    let v1 = gw
+        .http
+        .post(format!("{}/v1/models/gemini-2.0-flash:generateContent", gw.url))
+        .header("x-goog-api-key", &gw.key);
+    let body: Value = v1.json(&hello()).send().await.unwrap().json().await.unwrap();
+    assert!(!text_of(&body).is_empty(), "{body}");
+    let unknown = gw.http.post(format!("{}/v1/models/nope:generateContent", gw.url)).header("x-goog-api-key", &gw.key);
+    expect_google_error(unknown.json(&hello()).send().await.unwrap(), 404, "NOT_FOUND").await;
+
+    let google: Value = gw
+        .http
+        .get(format!("{}/v1/models", gw.url))
+        .header("x-goog-api-key", &gw.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(google["models"].as_array().is_some_and(|m| !m.is_empty()), "{google}");
+    let openai: Value =
+        gw.http.get(format!("{}/v1/models", gw.url)).bearer_auth(&gw.key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(openai["object"], "list", "{openai}");
+    let one = gw.http.get(format!("{}/v1/models/gemini-2.0-flash", gw.url)).header("x-goog-api-key", &gw.key);
+    assert_eq!(one.send().await.unwrap().json::<Value>().await.unwrap()["name"], "models/gemini-2.0-flash");
+    // OpenAI's clients see OpenAI's errors there, as before.
+    let missing =
+        gw.http.get(format!("{}/v1/models/gemini-2.0-flash", gw.url)).bearer_auth(&gw.key).send().await.unwrap();
+    crate::harness::expect_error(missing, 404, "unknown_url").await;
+}

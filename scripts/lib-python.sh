@@ -34,6 +34,7 @@ ensure_venv() {
     PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 "$VPY" -m pip install -q \
         'openai>=3.50,<4' \
         'anthropic>=2.10,<3' \
+        'google-genai>=3.6,<4' \
         'httpx>=0.23,<1' \
         'pytest>=7,<9' \
         'prometheus-client>=0.20,<1'

@@ -82,7 +82,7 @@ def anthropic_client(gateway):
 # "rows"}; its tests are tagged with @feature(table_id, row) and parametrized over
 # `provider` (a column), and call record_matrix once their assertions passed.
 
-_TABLE_MODULES = ("test_providers", "test_responses", "test_anthropic_sdk", "test_completions_embeddings")
+_TABLE_MODULES = ("test_providers", "test_responses", "test_anthropic_sdk", "test_genai_sdk", "test_completions_embeddings")
 _MATRIX: dict = {}
 
 

@@ -19,9 +19,9 @@
 mod embeddings;
 mod options;
 mod request;
-mod response;
+pub(crate) mod response;
 mod stream;
-mod wire;
+pub(crate) mod wire;
 
 use tokenrouter_core::chat::ChatRequest;
 

@@ -6,6 +6,7 @@ pub mod anthropic;
 pub mod completions;
 pub mod embeddings;
 pub mod gemini;
+pub mod generate_content;
 pub mod messages;
 pub mod openai;
 pub mod passthrough;

@@ -127,11 +127,15 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer sk-tr-…' or 'x-api-key'.",
-        ))?;
+        let gemini = crate::routes::speaks_gemini(&parts.method, parts.uri.path(), &parts.headers, parts.uri.query());
+        let token = bearer(&parts.headers).or_else(|| gemini.then(|| google_key(parts)).flatten()).ok_or(
+            ApiError::Unauthorized(
+                "You didn't provide an API key. Send it as 'Authorization: Bearer sk-tr-…' or 'x-api-key' \
+                 (on /v1beta also 'x-goog-api-key' or '?key=').",
+            ),
+        )?;
         let key = authenticate(state, token).await?;
-        if key.scope == KeyScope::Management && parts.uri.path().starts_with("/v1/") {
+        if key.scope == KeyScope::Management && (parts.uri.path().starts_with("/v1") || gemini) {
             return Err(ApiError::Forbidden(
                 "This is a management key: it works on /api/* only. Use an inference key for /v1/*.".to_owned(),
             ));
@@ -153,6 +157,13 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Arc<KeyRow>, 
         return state.keys.load().authenticate(token, now);
     }
     result
+}
+
+/// The key as Google's clients send it (the Gemini routes only): `x-goog-api-key`, else
+/// the `key` query parameter.
+fn google_key(parts: &Parts) -> Option<&str> {
+    let header = parts.headers.get("x-goog-api-key").and_then(|v| v.to_str().ok());
+    header.or_else(|| crate::routes::gemini_key_param(parts.uri.query())).map(str::trim)
 }
 
 /// The bearer token of a request: `Authorization: Bearer …` or `x-api-key`.

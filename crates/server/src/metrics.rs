@@ -206,7 +206,7 @@ pub fn provider_label(provider: &str) -> &str {
 fn operation(endpoint: &str) -> &'static str {
     match endpoint {
         "completions" => "text_completion",
-        "embeddings" => "embeddings",
+        "embeddings" | "gemini.embeddings" => "embeddings",
         _ => "chat",
     }
 }

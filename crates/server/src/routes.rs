@@ -8,6 +8,8 @@ pub(crate) mod api_types;
 pub(crate) mod chat;
 mod completions;
 mod embeddings;
+mod gemini;
+mod gemini_models;
 pub(crate) mod github;
 mod health;
 pub(crate) mod instances;
@@ -28,6 +30,13 @@ use crate::state::AppState;
 
 pub use github::safe_next;
 
+/// The `key` query parameter of a Gemini route (how Google's REST examples pass the key).
+pub fn gemini_key_param(query: Option<&str>) -> Option<&str> {
+    gemini::query_param(query, "key").filter(|k| !k.is_empty())
+}
+
+pub use gemini::speaks_gemini;
+
 /// What `[telemetry] metrics_listen` serves: `/metrics` alone.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new().route("/metrics", get(metrics::scrape)).with_state(state)
@@ -38,10 +47,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages", post(messages::create))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .layer(axum::middleware::from_fn(messages::anthropic_errors));
+    // google-genai 3 speaks `/v1` by default: `/v1/models` is Gemini's list for Google's
+    // clients (told by their headers), OpenAI's for everyone else.
+    let google = Router::new()
+        .route("/v1beta/models", get(gemini::list_models))
+        .route("/v1beta/models/{model_action}", get(gemini::get_model).post(gemini::action))
+        .route("/v1/models", get(gemini::v1_list_models))
+        .route("/v1/models/{model_action}", get(gemini::v1_get_model).post(gemini::action))
+        .layer(axum::middleware::from_fn(gemini::google_errors));
     Router::new()
         .route("/", get(health::health))
         .route("/ready", get(health::ready))
-        .route("/v1/models", get(models::list))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/completions", post(completions::create))
         .route("/v1/embeddings", post(embeddings::create))
@@ -49,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .route("/v1/responses/{id}/cancel", post(responses::cancel))
         .merge(anthropic)
+        .merge(google)
         .route("/api/whoami", get(whoami::whoami))
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/me", get(account::me))

@@ -1,6 +1,8 @@
 //! Encoding of a request's options: the fields refused, tools and tool choice, and the
 //! generation config (sampling, limits, response format, thinking).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 use tokenrouter_core::chat::{ChatRequest, ResponseFormat, ToolChoice};
 
@@ -41,9 +43,10 @@ pub(crate) fn tools(request: &ChatRequest) -> Result<Option<Tool>, Unsupported> 
             name: tool.function.name.clone(),
             description: tool.function.description.clone(),
             parameters_json_schema: tool.function.parameters.clone().map(without_meta_schema),
+            parameters: None,
         });
     }
-    Ok(Some(Tool { function_declarations: declarations }))
+    Ok(Some(Tool { function_declarations: declarations, other: Map::new() }))
 }
 
 /// Drops the `$schema` declaration: it says which JSON Schema dialect, which Gemini fixes.
@@ -55,7 +58,8 @@ fn without_meta_schema(mut schema: Value) -> Value {
 }
 
 pub(crate) fn tool_config(choice: Option<&ToolChoice>) -> Result<Option<ToolConfig>, Unsupported> {
-    let config = |mode, names| {
+    let config = |mode: &'static str, names| {
+        let mode = Cow::Borrowed(mode);
         Some(ToolConfig { function_calling_config: FunctionCallingConfig { mode, allowed_function_names: names } })
     };
     match choice {
@@ -91,9 +95,9 @@ pub(crate) fn generation_config(request: &ChatRequest, model: &str) -> Result<Op
     };
     match &request.response_format {
         None | Some(ResponseFormat::Text) => {}
-        Some(ResponseFormat::JsonObject) => config.response_mime_type = Some("application/json"),
+        Some(ResponseFormat::JsonObject) => config.response_mime_type = Some(Cow::Borrowed("application/json")),
         Some(ResponseFormat::JsonSchema { json_schema }) => {
-            config.response_mime_type = Some("application/json");
+            config.response_mime_type = Some(Cow::Borrowed("application/json"));
             config.response_json_schema = json_schema.schema.clone().map(without_meta_schema);
         }
     }
@@ -104,7 +108,11 @@ pub(crate) fn generation_config(request: &ChatRequest, model: &str) -> Result<Op
                 format!("Unknown reasoning_effort '{effort}': expected minimal, low, medium or high."),
             )
         })?;
-        config.thinking_config = Some(ThinkingConfig { thinking_budget: budget, include_thoughts: true });
+        config.thinking_config = Some(ThinkingConfig {
+            thinking_budget: Some(i64::from(budget)),
+            include_thoughts: Some(true),
+            thinking_level: None,
+        });
     }
     Ok((config != GenerationConfig::default()).then_some(config))
 }

@@ -23,6 +23,7 @@ pub(crate) fn encode(request: &ChatRequest, target: &Target<'_>, stream: bool) -
         tools: tools.into_iter().collect(),
         tool_config,
         generation_config: generation_config(request, target.upstream_model)?,
+        cached_content: None,
     };
     let body = serde_json::to_vec(&body)
         .map_err(|e| Unsupported::new("messages", format!("Cannot encode the request: {e}")))?;
@@ -240,5 +241,5 @@ fn function_response(
             Value::Object(map)
         }
     };
-    Ok(Part { function_response: Some(FunctionResponse { name, response }), ..Part::default() })
+    Ok(Part { function_response: Some(FunctionResponse { id: None, name, response }), ..Part::default() })
 }

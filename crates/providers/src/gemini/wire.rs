@@ -1,23 +1,32 @@
 //! The Gemini API's `generateContent` wire format (v1beta) as serde types: the request the
-//! adapter sends and the response (or stream event) it reads back.
+//! adapter sends and the response (or stream event) it reads back — and, the other way
+//! round, the request the Gemini inbound surface reads and the answer it writes. Requests
+//! are read in Google's camelCase and in the snake_case its REST examples also use.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Map;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// `POST /models/{model}:generateContent` (and `:streamGenerateContent`) body.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct GenerateContentRequest {
+    #[serde(default)]
     pub contents: Vec<Content>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "system_instruction", skip_serializing_if = "Option::is_none")]
     pub system_instruction: Option<Content>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<Tool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "tool_config", skip_serializing_if = "Option::is_none")]
     pub tool_config: Option<ToolConfig>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "generation_config", skip_serializing_if = "Option::is_none")]
     pub generation_config: Option<GenerationConfig>,
+    /// A context cached with Google (inbound only: refused, no other provider has it).
+    #[serde(default, alias = "cached_content", skip_serializing_if = "Option::is_none")]
+    pub cached_content: Option<String>,
 }
 
 /// One turn: `user` or `model` (no role in `systemInstruction`).
@@ -39,15 +48,15 @@ pub(crate) struct Part {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thought: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "thought_signature", skip_serializing_if = "Option::is_none")]
     pub thought_signature: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "inline_data", skip_serializing_if = "Option::is_none")]
     pub inline_data: Option<Blob>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "file_data", skip_serializing_if = "Option::is_none")]
     pub file_data: Option<FileData>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "function_call", skip_serializing_if = "Option::is_none")]
     pub function_call: Option<FunctionCall>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "function_response", skip_serializing_if = "Option::is_none")]
     pub function_response: Option<FunctionResponse>,
 }
 
@@ -64,6 +73,7 @@ impl Part {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Blob {
+    #[serde(alias = "mime_type")]
     pub mime_type: String,
     /// Base64.
     pub data: String,
@@ -72,8 +82,9 @@ pub(crate) struct Blob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct FileData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "mime_type", skip_serializing_if = "Option::is_none")]
     pub mime_type: Option<String>,
+    #[serde(alias = "file_uri")]
     pub file_uri: String,
 }
 
@@ -90,134 +101,180 @@ pub(crate) struct FunctionCall {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FunctionResponse {
+    /// The id of the call answered (Gemini sends none; the inbound surface reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub name: String,
     /// A JSON object.
     pub response: Value,
 }
 
-#[derive(Debug, Serialize)]
+/// One entry of `tools`: function declarations, or one of Google's own tools (search,
+/// code execution…: in `other`, which only the inbound surface reads).
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Tool {
+    #[serde(default, alias = "function_declarations")]
     pub function_declarations: Vec<FunctionDeclaration>,
+    #[serde(flatten, skip_serializing)]
+    pub other: Map<String, Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct FunctionDeclaration {
+    #[serde(default)]
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Full JSON Schema (the alternative to the OpenAPI-subset `parameters`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "parameters_json_schema", skip_serializing_if = "Option::is_none")]
     pub parameters_json_schema: Option<Value>,
+    /// The OpenAPI-subset schema (`type: "OBJECT"`…); inbound only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ToolConfig {
+    #[serde(default, alias = "function_calling_config")]
     pub function_calling_config: FunctionCallingConfig,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct FunctionCallingConfig {
-    /// `AUTO` | `ANY` | `NONE`
-    pub mode: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `AUTO` | `ANY` | `NONE` (and `VALIDATED`, `MODE_UNSPECIFIED` inbound)
+    #[serde(default)]
+    pub mode: Cow<'static, str>,
+    #[serde(default, alias = "allowed_function_names", skip_serializing_if = "Option::is_none")]
     pub allowed_function_names: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, PartialEq, Serialize)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct GenerationConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "top_p", skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Inbound only: no other provider's chat API takes it.
+    #[serde(default, alias = "top_k", skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<f64>,
+    #[serde(default, alias = "max_output_tokens", skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, alias = "stop_sequences", skip_serializing_if = "Vec::is_empty")]
     pub stop_sequences: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "candidate_count", skip_serializing_if = "Option::is_none")]
     pub candidate_count: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "presence_penalty", skip_serializing_if = "Option::is_none")]
     pub presence_penalty: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "frequency_penalty", skip_serializing_if = "Option::is_none")]
     pub frequency_penalty: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub response_mime_type: Option<&'static str>,
+    #[serde(default, alias = "response_mime_type", skip_serializing_if = "Option::is_none")]
+    pub response_mime_type: Option<Cow<'static, str>>,
     /// Full JSON Schema (the alternative to the OpenAPI-subset `responseSchema`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, alias = "response_json_schema", skip_serializing_if = "Option::is_none")]
     pub response_json_schema: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The OpenAPI-subset schema; inbound only.
+    #[serde(default, alias = "response_schema", skip_serializing_if = "Option::is_none")]
+    pub response_schema: Option<Value>,
+    /// `TEXT`, `IMAGE`, `AUDIO`; inbound only.
+    #[serde(default, alias = "response_modalities", skip_serializing_if = "Option::is_none")]
+    pub response_modalities: Option<Vec<String>>,
+    /// Inbound only (refused).
+    #[serde(default, alias = "response_logprobs", skip_serializing_if = "Option::is_none")]
+    pub response_logprobs: Option<bool>,
+    /// Inbound only (refused).
+    #[serde(default, alias = "speech_config", skip_serializing_if = "Option::is_none")]
+    pub speech_config: Option<Value>,
+    #[serde(default, alias = "thinking_config", skip_serializing_if = "Option::is_none")]
     pub thinking_config: Option<ThinkingConfig>,
 }
 
-#[derive(Debug, PartialEq, Serialize)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ThinkingConfig {
-    pub thinking_budget: u32,
-    pub include_thoughts: bool,
+    /// Thinking tokens; 0 turns thinking off, -1 lets the model decide.
+    #[serde(default, alias = "thinking_budget", skip_serializing_if = "Option::is_none")]
+    pub thinking_budget: Option<i64>,
+    #[serde(default, alias = "include_thoughts", skip_serializing_if = "Option::is_none")]
+    pub include_thoughts: Option<bool>,
+    /// `minimal` | `low` | `medium` | `high` (Gemini 3); inbound only.
+    #[serde(default, alias = "thinking_level", skip_serializing_if = "Option::is_none")]
+    pub thinking_level: Option<String>,
 }
 
 /// A whole answer, or one event of a stream (each event is a partial answer).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct GenerateContentResponse {
     #[serde(default)]
     pub candidates: Vec<Candidate>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_feedback: Option<PromptFeedback>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_metadata: Option<UsageMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
     /// Set when a stream fails midway (the event is then an error envelope).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Candidate {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<Content>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PromptFeedback {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UsageMetadata {
     #[serde(default)]
     pub prompt_token_count: u64,
     #[serde(default)]
     pub candidates_token_count: u64,
+    /// Written by the inbound surface; the adapter adds up the parts itself.
     #[serde(default)]
+    pub total_token_count: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub cached_content_token_count: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub thoughts_token_count: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub tool_use_prompt_token_count: u64,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// `{"error": {...}}`: Google's RPC status.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct ErrorEnvelope {
     #[serde(default)]
     pub error: Option<ApiError>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct ApiError {
     #[serde(default)]
     pub code: Option<u16>,
@@ -226,6 +283,6 @@ pub(crate) struct ApiError {
     /// `INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, `UNAVAILABLE`, ...
     #[serde(default)]
     pub status: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<Value>,
 }

@@ -127,7 +127,7 @@ impl Traces {
 /// The GenAI operation of an endpoint.
 fn operation(endpoint: &str) -> &'static str {
     match endpoint {
-        "embeddings" => "embeddings",
+        "embeddings" | "gemini.embeddings" => "embeddings",
         "completions" => "text_completion",
         _ => "chat",
     }

@@ -15,6 +15,7 @@ mod dashboard_keys;
 mod dashboard_playground;
 mod dashboard_usage;
 mod errors;
+mod gemini_inbound;
 mod github;
 mod harness;
 mod instances_admin;

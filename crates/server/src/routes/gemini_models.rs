@@ -119,8 +119,7 @@ pub async fn v1_list_models(
     super::models::list(State(state), Permitted(key)).await
 }
 
-/// `GET /v1/models/{model}`: Gemini's model for Google's clients (OpenAI's retrieve is not
-/// served).
+/// `GET /v1/models/{model}`: Gemini's model for Google's clients, OpenAI's for others.
 pub async fn v1_get_model(
     State(state): State<AppState>,
     Permitted(key): Permitted,
@@ -131,5 +130,5 @@ pub async fn v1_get_model(
     if super::gemini::speaks_gemini(&Method::GET, "/v1/models", &headers, query.as_deref()) {
         return get_model(State(state), Permitted(key), Path(model)).await.into_response();
     }
-    ApiError::UnknownRoute { method: "GET".to_owned(), path: format!("/v1/models/{model}") }.into_response()
+    super::models::retrieve(state, &key, &model).await
 }

@@ -338,8 +338,12 @@ async fn google_genai_3s_v1_paths_are_served_and_openai_clients_keep_their_model
     assert_eq!(openai["object"], "list", "{openai}");
     let one = gw.http.get(format!("{}/v1/models/gemini-2.0-flash", gw.url)).header("x-goog-api-key", &gw.key);
     assert_eq!(one.send().await.unwrap().json::<Value>().await.unwrap()["name"], "models/gemini-2.0-flash");
-    // OpenAI's clients see OpenAI's errors there, as before.
-    let missing =
-        gw.http.get(format!("{}/v1/models/gemini-2.0-flash", gw.url)).bearer_auth(&gw.key).send().await.unwrap();
-    crate::harness::expect_error(missing, 404, "unknown_url").await;
+    // OpenAI's clients retrieve OpenAI's model object there, and get OpenAI's errors.
+    let retrieve = |model: &str| gw.http.get(format!("{}/v1/models/{model}", gw.url)).bearer_auth(&gw.key).send();
+    let model: Value = retrieve("gemini-2.0-flash").await.unwrap().json().await.unwrap();
+    let listed = openai["data"].as_array().unwrap().iter().find(|m| m["id"] == "gemini-2.0-flash").unwrap();
+    assert_eq!(&model, listed, "the list's entry");
+    let missing = retrieve("no-such-model").await.unwrap();
+    let error = crate::harness::expect_error(missing, 404, "model_not_found").await;
+    assert_eq!(error["error"]["param"], "model");
 }

@@ -278,6 +278,10 @@ pub struct Choice {
     pub logprobs: Option<Value>,
     /// `stop` | `length` | `tool_calls` | `content_filter`
     pub finish_reason: Option<String>,
+    /// The stop sequence that ended the answer, when the upstream said which (Anthropic's
+    /// `stop_sequence`; vLLM's field of this name). Absent when it did not say.
+    #[serde(default, deserialize_with = "matched_stop", skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -349,6 +353,18 @@ pub struct ChunkChoice {
     pub delta: Delta,
     pub logprobs: Option<Value>,
     pub finish_reason: Option<String>,
+    /// With the finish reason: the stop sequence that ended the answer (see [`Choice`]).
+    #[serde(default, deserialize_with = "matched_stop", skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+}
+
+/// A `stop_reason` as OpenAI-compatible servers send it: the matched stop string, or a
+/// stop token's id (vLLM), which says nothing a client asked for and is left out.
+fn matched_stop<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        Some(Value::String(text)) => Some(text),
+        _ => None,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

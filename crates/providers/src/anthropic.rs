@@ -69,6 +69,12 @@ fn finish_reason(stop_reason: Option<&str>, called_tools: bool) -> &'static str 
     }
 }
 
+/// The stop sequence that ended the answer: Anthropic names it with `stop_reason:
+/// "stop_sequence"`.
+fn matched_sequence(stop_reason: Option<&str>, stop_sequence: Option<String>) -> Option<String> {
+    stop_sequence.filter(|_| stop_reason == Some("stop_sequence"))
+}
+
 /// The canonical usage: cache reads and writes are prompt tokens too, and cache writes
 /// (`cache_creation_input_tokens`) are counted apart to be priced as such.
 fn usage_of(wire: &wire::Usage) -> Usage {

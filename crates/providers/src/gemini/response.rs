@@ -38,6 +38,7 @@ pub(crate) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
             },
             logprobs: None,
             finish_reason: Some("content_filter".to_owned()),
+            stop_reason: None,
         }]
     } else {
         response.candidates.iter().enumerate().map(|(position, c)| choice(c, position, meta.one_tool_call)).collect()
@@ -113,6 +114,7 @@ fn choice(candidate: &Candidate, position: usize, one_tool_call: bool) -> Choice
         },
         logprobs: None,
         finish_reason: Some(finish_reason.to_owned()),
+        stop_reason: None,
     }
 }
 

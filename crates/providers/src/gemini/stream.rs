@@ -188,12 +188,13 @@ impl GeminiStream {
             delta: Delta { thinking_blocks, ..Delta::default() },
             logprobs: None,
             finish_reason: Some(reason.to_owned()),
+            stop_reason: None,
         };
         self.write(out, vec![choice], self.meta.include_usage.then_some(None))
     }
 
     fn emit(&self, out: &mut Vec<u8>, index: u32, delta: Delta) -> Result<(), UpstreamFailure> {
-        let choice = ChunkChoice { index, delta, logprobs: None, finish_reason: None };
+        let choice = ChunkChoice { index, delta, logprobs: None, finish_reason: None, stop_reason: None };
         self.write(out, vec![choice], self.meta.include_usage.then_some(None))
     }
 

@@ -28,6 +28,7 @@ mod jobs;
 mod jobs_cluster;
 mod keys;
 mod limits;
+mod messages_fidelity;
 mod metering;
 mod metrics;
 mod openapi;

@@ -3,6 +3,7 @@
 //! Anthropic's shape.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -14,6 +15,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use tokenrouter_core::ErrorEnvelope;
 use tokenrouter_providers::messages::{self, Ids};
+use tokenrouter_store::KeyRow;
 
 use crate::edge::{RequestId, expect_json_object, read_body};
 use crate::error::ApiError;
@@ -56,20 +58,33 @@ async fn inference(state: &AppState, request_id: &str, headers: &HeaderMap, body
 }
 
 /// `POST /v1/messages/count_tokens`: the prompt's tokens as the gateway counts them
-/// (o200k_base over the translated request), for a model this key may use.
+/// (o200k_base over the translated request), for a model this key may use. It counts as
+/// one request toward the key's RPM (it uses no tokens), like every inference route, and
+/// answers with the same `x-ratelimit-*` headers.
 pub async fn count_tokens(
     State(state): State<AppState>,
     Permitted(key): Permitted,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Response {
+    let mut response = match count(&state, &key, &headers, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    state.limits.stamp(&key, response.headers_mut(), Instant::now());
+    response
+}
+
+async fn count(state: &AppState, key: &KeyRow, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let config = state.config.load_full();
-    let bytes = read_body(body, &headers, config.server.max_body_bytes).await?;
+    let bytes = read_body(body, headers, config.server.max_body_bytes).await?;
     expect_json_object(&bytes)?;
     let chat = messages::count_tokens_request(&bytes).map_err(ApiError::unsupported)?;
     // The catalog as this key sees it: for a `community: false` key a model only
     // instances serve is unknown, as on every inference route.
-    state.catalog().allowed_model(&key, &chat.model)?;
+    state.catalog().allowed_model(key, &chat.model)?;
+    // Nothing to settle: the admission's estimate (no tokens) stands.
+    let _admission = state.limits.admit(key, 0, Instant::now()).await?;
     let canonical = serde_json::to_vec(&chat).map_err(|e| ApiError::invalid(format!("{e}")))?;
     let count = tokens::count_prompt(&canonical);
     Ok(json_response(StatusCode::OK, Bytes::from(json!({ "input_tokens": count }).to_string())))

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, NATIVE_KINDS};
+use crate::harness::{Gateway, NATIVE_KINDS, key_for};
 
 /// The `(event name, data)` pairs of an SSE body.
 fn events(body: &str) -> Vec<(String, Value)> {
@@ -94,4 +94,46 @@ async fn a_gemini_upstream_does_not_say_which_sequence_stopped_it_so_neither_doe
     let (text, delta) = streamed(&gw, ask(model, json!({"stop_sequences": [stop], "stream": true}))).await;
     assert_eq!(text.trim_end(), cut.trim_end());
     assert_eq!((&delta["stop_reason"], &delta["stop_sequence"]), (&json!("end_turn"), &Value::Null), "{delta}");
+}
+
+#[tokio::test]
+async fn count_tokens_counts_toward_the_key_s_rpm_and_is_refused_in_anthropic_s_shape() {
+    let gw = Gateway::start_with(tokenrouter_mock::MockConfig::default(), NATIVE_KINDS).await;
+    let (mut key, secret) = key_for(gw.account_id);
+    key.rpm = Some(3);
+    gw.add_key(&key).await;
+    let count = || {
+        gw.http
+            .post(format!("{}/v1/messages/count_tokens", gw.url))
+            .header("x-api-key", &secret)
+            .json(&json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "one two three"}]}))
+            .send()
+    };
+    // Two counts and one message use up an RPM of 3, whichever route they take.
+    for _ in 0..2 {
+        let counted = count().await.unwrap();
+        assert_eq!(counted.status(), 200);
+        assert_eq!(counted.headers()["x-ratelimit-limit-requests"], "3");
+    }
+    let message = gw
+        .http
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-api-key", &secret)
+        .json(&ask("claude-haiku-4-5", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(message.status(), 200);
+    assert_eq!(message.headers()["x-ratelimit-remaining-requests"], "0");
+
+    let refused = count().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry_after), "one request's interval is 20 s: {retry_after}");
+    assert_eq!(refused.headers()["x-ratelimit-remaining-requests"], "0");
+    assert!(refused.headers().contains_key("x-request-id"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
 }

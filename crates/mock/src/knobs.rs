@@ -73,12 +73,17 @@ pub enum Fault {
     /// Answer without content as if a safety filter blocked it: Gemini `finishReason:
     /// "SAFETY"`, Anthropic `stop_reason: "refusal"`, OpenAI `finish_reason: "content_filter"`.
     Safety,
+    /// Answer 400 with the wire format's `invalid_request_error` body, its message padded
+    /// to `message_bytes` bytes (`400`: a short message; `400:N`: N bytes).
+    Status400 { message_bytes: u64 },
 }
 
-/// A fault name that is not one of `500`, `429`, `overloaded`, `hang`, `reset`, `cut`,
-/// `cut:N`, `stream_error`, `safety`.
+/// A fault name that is not one of `500`, `429`, `400`, `400:N`, `overloaded`, `hang`,
+/// `reset`, `cut`, `cut:N`, `stream_error`, `safety`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fault {0:?}: expected 500, 429, overloaded, hang, reset, cut, cut:N, stream_error or safety")]
+#[error(
+    "unknown fault {0:?}: expected 500, 429, 400, 400:N, overloaded, hang, reset, cut, cut:N, stream_error or safety"
+)]
 pub struct ParseFaultError(String);
 
 impl FromStr for Fault {
@@ -94,11 +99,16 @@ impl FromStr for Fault {
             "stream_error" => Ok(Fault::StreamError),
             "safety" => Ok(Fault::Safety),
             "cut" => Ok(Fault::CutStream { after_tokens: 2 }),
-            _ => s
-                .strip_prefix("cut:")
-                .and_then(|n| n.parse().ok())
-                .map(|after_tokens| Fault::CutStream { after_tokens })
-                .ok_or_else(|| ParseFaultError(s.to_owned())),
+            "400" => Ok(Fault::Status400 { message_bytes: 0 }),
+            _ => {
+                let cut = s.strip_prefix("cut:").and_then(|n| n.parse().ok());
+                let big = s.strip_prefix("400:").and_then(|n| n.parse().ok());
+                match (cut, big) {
+                    (Some(after_tokens), _) => Ok(Fault::CutStream { after_tokens }),
+                    (_, Some(message_bytes)) => Ok(Fault::Status400 { message_bytes }),
+                    _ => Err(ParseFaultError(s.to_owned())),
+                }
+            }
         }
     }
 }
@@ -114,6 +124,8 @@ impl fmt::Display for Fault {
             Fault::Overloaded => f.write_str("overloaded"),
             Fault::StreamError => f.write_str("stream_error"),
             Fault::Safety => f.write_str("safety"),
+            Fault::Status400 { message_bytes: 0 } => f.write_str("400"),
+            Fault::Status400 { message_bytes } => write!(f, "400:{message_bytes}"),
         }
     }
 }
@@ -212,7 +224,19 @@ mod tests {
 
     #[test]
     fn fault_strings_round_trip() {
-        for s in ["500", "429", "hang", "reset", "cut:2", "cut:0", "overloaded", "stream_error", "safety"] {
+        for s in [
+            "500",
+            "429",
+            "400",
+            "400:70000",
+            "hang",
+            "reset",
+            "cut:2",
+            "cut:0",
+            "overloaded",
+            "stream_error",
+            "safety",
+        ] {
             assert_eq!(s.parse::<Fault>().unwrap().to_string(), s);
         }
         assert_eq!("cut".parse::<Fault>().unwrap(), Fault::CutStream { after_tokens: 2 });

@@ -137,3 +137,46 @@ async fn count_tokens_counts_toward_the_key_s_rpm_and_is_refused_in_anthropic_s_
     assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
 }
+
+#[tokio::test]
+async fn an_upstream_error_over_64_kb_keeps_its_headers_and_becomes_a_short_anthropic_error() {
+    let models = r#"
+[[models]]
+id = "refusing"
+context_window = 8000
+max_output_tokens = 1000
+input_price = 1
+output_price = 2
+deployments = [ { provider = "mock", upstream_model = "mock-gpt@fault=400:100000" } ]
+"#;
+    let gw = Gateway::start_with(tokenrouter_mock::MockConfig::default(), models).await;
+    let (mut key, secret) = key_for(gw.account_id);
+    key.rpm = Some(100);
+    gw.add_key(&key).await;
+    // On Chat Completions the upstream's own error is relayed whole.
+    let relayed =
+        gw.http.post(format!("{}/v1/chat/completions", gw.url)).bearer_auth(&secret).json(&ask("refusing", json!({})));
+    let relayed = relayed.send().await.unwrap();
+    assert_eq!(relayed.status(), 400);
+    assert!(relayed.bytes().await.unwrap().len() > 100_000);
+
+    let refused = gw
+        .http
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-api-key", &secret)
+        .json(&ask("refusing", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let headers = refused.headers().clone();
+    assert!(headers["x-request-id"].to_str().unwrap().starts_with("req_"), "{headers:?}");
+    assert_eq!(headers["x-tokenrouter-provider"], "mock", "{headers:?}");
+    assert_eq!(headers["x-ratelimit-limit-requests"], "100", "{headers:?}");
+    assert_eq!(headers["content-type"], "application/json");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("64 KB") && message.len() < 1000, "{message}");
+}

@@ -305,6 +305,18 @@ pub struct UsageJson {
     pub total_tokens: u64,
     pub prompt_tokens_details: PromptTokensDetails,
     pub completion_tokens_details: CompletionTokensDetails,
+    /// Hosted tool calls the provider ran and bills per call, in Anthropic's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_tool_use: Option<ServerToolUse>,
+}
+
+/// Anthropic's `usage.server_tool_use`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ServerToolUse {
+    #[serde(default)]
+    pub web_search_requests: u64,
+    #[serde(default)]
+    pub web_fetch_requests: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -331,6 +343,10 @@ impl From<crate::Usage> for UsageJson {
                 cache_creation_tokens: (u.cache_write_tokens > 0).then_some(u.cache_write_tokens),
             },
             completion_tokens_details: CompletionTokensDetails { reasoning_tokens: u.reasoning_tokens },
+            server_tool_use: (!u.hosted.is_empty()).then_some(ServerToolUse {
+                web_search_requests: u.hosted.web_search,
+                web_fetch_requests: u.hosted.web_fetch,
+            }),
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct MockConfig {
     /// calls allowed calls the first `calls` functions, any other call the first one; 0 means
     /// the model never calls a tool.
     pub calls: u64,
+    /// Web searches the answer reports as run and billed (Anthropic
+    /// `usage.server_tool_use.web_search_requests`); 0 reports none.
+    pub web_searches: u64,
     /// Acting as a community instance (required key, model list, usage, whole-server
     /// failures); off by default, changeable while the server runs. Not a per-request knob.
     pub instance: crate::instance::InstanceKnobs,
@@ -46,6 +49,7 @@ impl Default for MockConfig {
             cached_tokens: 0,
             cache_write_tokens: 0,
             calls: 2,
+            web_searches: 0,
             instance: crate::instance::InstanceKnobs::default(),
         }
     }
@@ -134,7 +138,7 @@ impl MockConfig {
     /// This config with the request body's `"mock"` object applied, if there is one.
     ///
     /// Keys: `latency_ms`, `tokens_per_second`, `reply_tokens`, `retry_after_secs`,
-    /// `cached_tokens`, `cache_write_tokens`, `calls` (non-negative integers) and `fault` (a [`Fault`] string, or
+    /// `cached_tokens`, `cache_write_tokens`, `calls`, `web_searches` (non-negative integers) and `fault` (a [`Fault`] string, or
     /// `null`/`"none"` to clear a configured fault). Anything else is an error whose
     /// message names the offending key.
     pub fn with_overrides(&self, body: &Value) -> Result<MockConfig, String> {
@@ -180,6 +184,7 @@ impl MockConfig {
             "cached_tokens" => self.cached_tokens = number()?,
             "cache_write_tokens" => self.cache_write_tokens = number()?,
             "calls" => self.calls = number()?,
+            "web_searches" => self.web_searches = number()?,
             "fault" => {
                 self.fault = match value {
                     Value::Null => None,

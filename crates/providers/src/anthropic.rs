@@ -7,8 +7,8 @@ mod response;
 mod stream;
 pub mod wire;
 
-use tokenrouter_core::Usage;
 use tokenrouter_core::chat::{ChatRequest, PromptTokensDetails, UsageJson};
+use tokenrouter_core::{HostedCalls, Usage};
 
 use crate::adapter::{
     Adapter, Auth, Decoded, Encoded, ResponseMeta, StreamDecoder, Target, Unsupported, UpstreamFailure,
@@ -89,6 +89,10 @@ fn usage_of(wire: &wire::Usage) -> Usage {
         cached_tokens: cache_read,
         cache_write_tokens: wire.cache_creation_input_tokens.unwrap_or(0),
         reasoning_tokens: wire.output_tokens_details.map_or(0, |d| d.thinking_tokens),
+        hosted: wire.server_tool_use.map_or_else(HostedCalls::default, |s| HostedCalls {
+            web_search: s.web_search_requests,
+            web_fetch: s.web_fetch_requests,
+        }),
     }
 }
 

@@ -197,6 +197,7 @@ pub(crate) fn usage(meta: &UsageMetadata) -> Usage {
         cached_tokens: meta.cached_content_token_count,
         cache_write_tokens: 0,
         reasoning_tokens: meta.thoughts_token_count,
+        hosted: Default::default(),
     }
 }
 

@@ -110,6 +110,10 @@ pub(super) fn wire_usage(usage: Usage, cache_creation: u64) -> wire::Usage {
         cache_creation_input_tokens: Some(written),
         cache_read_input_tokens: Some(usage.cached_tokens),
         output_tokens_details: None,
+        server_tool_use: (!usage.hosted.is_empty()).then_some(wire::ServerToolUse {
+            web_search_requests: usage.hosted.web_search,
+            web_fetch_requests: usage.hosted.web_fetch,
+        }),
     }
 }
 

@@ -17,6 +17,7 @@ mod dashboard_usage;
 mod errors;
 mod github;
 mod harness;
+mod hosted_tools;
 mod instances_admin;
 mod instances_api;
 mod instances_cheats;

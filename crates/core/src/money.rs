@@ -178,11 +178,18 @@ mod tests {
             cached_input: NanoUsd::parse_usd("0.075").unwrap(),
             cache_write: NanoUsd::parse_usd("0.15").unwrap(),
             output: NanoUsd::parse_usd("0.60").unwrap(),
+            tools: Default::default(),
         };
         let usage = Usage { prompt_tokens: 10, completion_tokens: 3, cached_tokens: 4, ..Usage::default() };
         assert_eq!(price.cost(&usage), NanoUsd(3000));
         let one = Usage { prompt_tokens: 1, ..Usage::default() };
-        let tiny = Price { input: NanoUsd(1), cached_input: NanoUsd(1), cache_write: NanoUsd(1), output: NanoUsd(1) };
+        let tiny = Price {
+            input: NanoUsd(1),
+            cached_input: NanoUsd(1),
+            cache_write: NanoUsd(1),
+            output: NanoUsd(1),
+            tools: Default::default(),
+        };
         assert_eq!(tiny.cost(&one), NanoUsd(1), "a fraction of a nano-USD rounds up");
     }
 
@@ -200,8 +207,8 @@ mod tests {
             hosted: crate::HostedCalls { web_search: 3, web_fetch: 2 },
             ..Usage::default()
         };
-        // 1000×3000 + 100×15000 nano-USD per 1M → 4500; 3 searches × 0.01 USD.
-        assert_eq!(price.cost(&usage), NanoUsd(4500 + 30_000_000));
+        // 1000 × 3000 + 100 × 15000 nano-USD (3 and 15 USD per 1M tokens); 3 searches × 0.01 USD.
+        assert_eq!(price.cost(&usage), NanoUsd(4_500_000 + 30_000_000));
     }
 
     #[test]
@@ -212,6 +219,7 @@ mod tests {
             cached_input: NanoUsd::parse_usd("0.30").unwrap(),
             cache_write: NanoUsd::parse_usd("3.75").unwrap(),
             output: NanoUsd::parse_usd("15").unwrap(),
+            tools: Default::default(),
         };
         // 12 plain + 2000 read + 100 written prompt tokens, 20 out:
         // 12×3000 + 2000×300 + 100×3750 + 20×15000 = 1_311_000 nano-USD.
@@ -221,6 +229,7 @@ mod tests {
             cached_tokens: 2000,
             cache_write_tokens: 100,
             reasoning_tokens: 0,
+            hosted: Default::default(),
         };
         assert_eq!(price.cost(&usage), NanoUsd(1_311_000));
         // Writes beyond the uncached prompt are capped: never more tokens than the prompt.

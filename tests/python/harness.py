@@ -429,6 +429,16 @@ suite rewrites its own section when it runs.
   was not kept, or a hosted tool the gateway is configured to refuse.
 - **pass-through**: forwarded unchanged to the OpenAI-compatible upstream, which decides.
 - **FAIL**: the test failed in the last run; **not run**: the last run did not include it.
+
+Known differences, by design (tested in `crates/server/tests/it`):
+- `parallel_tool_calls: false` with a Gemini upstream: Gemini cannot be told to make one
+  call, so the gateway keeps the first call of each answer and drops the others; the
+  dropped calls' tokens (their name and arguments, 4 characters a token) are taken out of
+  the answer's `completion_tokens` and are not billed.
+- Which stop sequence ended an answer (`/v1/messages` `stop_reason: "stop_sequence"`, Chat
+  Completions `choices[].stop_reason`) is said only when the upstream says it: Anthropic
+  and vLLM-like servers do; Gemini (`finishReason: STOP`) and OpenAI do not, so such an
+  answer says `end_turn` (the text is still cut before the sequence).
 """
 
 

@@ -278,6 +278,10 @@ pub struct Choice {
     pub logprobs: Option<Value>,
     /// `stop` | `length` | `tool_calls` | `content_filter`
     pub finish_reason: Option<String>,
+    /// The stop sequence that ended the answer, when the upstream said which (Anthropic's
+    /// `stop_sequence`; vLLM's field of this name). Absent when it did not say.
+    #[serde(default, deserialize_with = "matched_stop", skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -301,6 +305,18 @@ pub struct UsageJson {
     pub total_tokens: u64,
     pub prompt_tokens_details: PromptTokensDetails,
     pub completion_tokens_details: CompletionTokensDetails,
+    /// Hosted tool calls the provider ran and bills per call, in Anthropic's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_tool_use: Option<ServerToolUse>,
+}
+
+/// Anthropic's `usage.server_tool_use`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ServerToolUse {
+    #[serde(default)]
+    pub web_search_requests: u64,
+    #[serde(default)]
+    pub web_fetch_requests: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -327,6 +343,10 @@ impl From<crate::Usage> for UsageJson {
                 cache_creation_tokens: (u.cache_write_tokens > 0).then_some(u.cache_write_tokens),
             },
             completion_tokens_details: CompletionTokensDetails { reasoning_tokens: u.reasoning_tokens },
+            server_tool_use: (!u.hosted.is_empty()).then_some(ServerToolUse {
+                web_search_requests: u.hosted.web_search,
+                web_fetch_requests: u.hosted.web_fetch,
+            }),
         }
     }
 }
@@ -349,6 +369,18 @@ pub struct ChunkChoice {
     pub delta: Delta,
     pub logprobs: Option<Value>,
     pub finish_reason: Option<String>,
+    /// With the finish reason: the stop sequence that ended the answer (see [`Choice`]).
+    #[serde(default, deserialize_with = "matched_stop", skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+}
+
+/// A `stop_reason` as OpenAI-compatible servers send it: the matched stop string, or a
+/// stop token's id (vLLM), which says nothing a client asked for and is left out.
+fn matched_stop<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        Some(Value::String(text)) => Some(text),
+        _ => None,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

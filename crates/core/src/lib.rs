@@ -9,5 +9,5 @@ pub mod money;
 pub mod usage;
 
 pub use error::{ErrorBody, ErrorEnvelope};
-pub use money::{MoneyError, NanoUsd, Price};
-pub use usage::Usage;
+pub use money::{MoneyError, NanoUsd, Price, ToolPrices};
+pub use usage::{HostedCalls, Usage};

@@ -107,12 +107,25 @@ pub struct Price {
     #[serde(default)]
     pub cache_write: NanoUsd,
     pub output: NanoUsd,
+    /// Prices of hosted tool calls, per call.
+    #[serde(default)]
+    pub tools: ToolPrices,
+}
+
+/// What one call of each hosted tool costs (`[[models]] tool_prices`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolPrices {
+    #[serde(default)]
+    pub web_search: NanoUsd,
+    #[serde(default)]
+    pub web_fetch: NanoUsd,
 }
 
 impl Price {
     /// Cost of `usage` at these prices, rounded up to the next nano-USD: prompt tokens
     /// neither read from nor written to the cache at `input`, cache reads at
-    /// `cached_input`, cache writes at `cache_write`, completion tokens at `output`.
+    /// `cached_input`, cache writes at `cache_write`, completion tokens at `output`; plus
+    /// each hosted tool call at its price in `tools`.
     pub fn cost(&self, usage: &crate::Usage) -> NanoUsd {
         let cached = usage.cached_tokens.min(usage.prompt_tokens);
         let written = usage.cache_write_tokens.min(usage.prompt_tokens - cached);
@@ -122,7 +135,9 @@ impl Price {
             + i128::from(written) * i128::from(self.cache_write.0)
             + i128::from(usage.completion_tokens) * i128::from(self.output.0);
         let rounded_up = (micro_units + TOKENS_PER_PRICE_UNIT - 1).div_euclid(TOKENS_PER_PRICE_UNIT);
-        NanoUsd(i64::try_from(rounded_up).unwrap_or(i64::MAX))
+        let calls = i128::from(usage.hosted.web_search) * i128::from(self.tools.web_search.0)
+            + i128::from(usage.hosted.web_fetch) * i128::from(self.tools.web_fetch.0);
+        NanoUsd(i64::try_from(rounded_up + calls).unwrap_or(i64::MAX))
     }
 }
 
@@ -163,12 +178,37 @@ mod tests {
             cached_input: NanoUsd::parse_usd("0.075").unwrap(),
             cache_write: NanoUsd::parse_usd("0.15").unwrap(),
             output: NanoUsd::parse_usd("0.60").unwrap(),
+            tools: Default::default(),
         };
         let usage = Usage { prompt_tokens: 10, completion_tokens: 3, cached_tokens: 4, ..Usage::default() };
         assert_eq!(price.cost(&usage), NanoUsd(3000));
         let one = Usage { prompt_tokens: 1, ..Usage::default() };
-        let tiny = Price { input: NanoUsd(1), cached_input: NanoUsd(1), cache_write: NanoUsd(1), output: NanoUsd(1) };
+        let tiny = Price {
+            input: NanoUsd(1),
+            cached_input: NanoUsd(1),
+            cache_write: NanoUsd(1),
+            output: NanoUsd(1),
+            tools: Default::default(),
+        };
         assert_eq!(tiny.cost(&one), NanoUsd(1), "a fraction of a nano-USD rounds up");
+    }
+
+    #[test]
+    fn hosted_tool_calls_cost_their_price_per_call() {
+        let price = Price {
+            input: NanoUsd::parse_usd("3").unwrap(),
+            output: NanoUsd::parse_usd("15").unwrap(),
+            tools: ToolPrices { web_search: NanoUsd::parse_usd("0.01").unwrap(), web_fetch: NanoUsd::ZERO },
+            ..Price::default()
+        };
+        let usage = Usage {
+            prompt_tokens: 1000,
+            completion_tokens: 100,
+            hosted: crate::HostedCalls { web_search: 3, web_fetch: 2 },
+            ..Usage::default()
+        };
+        // 1000 × 3000 + 100 × 15000 nano-USD (3 and 15 USD per 1M tokens); 3 searches × 0.01 USD.
+        assert_eq!(price.cost(&usage), NanoUsd(4_500_000 + 30_000_000));
     }
 
     #[test]
@@ -179,6 +219,7 @@ mod tests {
             cached_input: NanoUsd::parse_usd("0.30").unwrap(),
             cache_write: NanoUsd::parse_usd("3.75").unwrap(),
             output: NanoUsd::parse_usd("15").unwrap(),
+            tools: Default::default(),
         };
         // 12 plain + 2000 read + 100 written prompt tokens, 20 out:
         // 12×3000 + 2000×300 + 100×3750 + 20×15000 = 1_311_000 nano-USD.
@@ -188,6 +229,7 @@ mod tests {
             cached_tokens: 2000,
             cache_write_tokens: 100,
             reasoning_tokens: 0,
+            hosted: Default::default(),
         };
         assert_eq!(price.cost(&usage), NanoUsd(1_311_000));
         // Writes beyond the uncached prompt are capped: never more tokens than the prompt.

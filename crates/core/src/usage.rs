@@ -14,6 +14,27 @@ pub struct Usage {
     pub cache_write_tokens: u64,
     /// Completion tokens spent on reasoning (a subset of `completion_tokens`).
     pub reasoning_tokens: u64,
+    /// Hosted (server-side) tool calls the provider ran and bills per call.
+    #[serde(default, skip_serializing_if = "HostedCalls::is_empty")]
+    pub hosted: HostedCalls,
+}
+
+/// Calls of a provider's hosted tools in one request, as the provider reported them
+/// (Anthropic's `usage.server_tool_use`), each priced per call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostedCalls {
+    /// Web searches (Anthropic `web_search_requests`).
+    #[serde(default)]
+    pub web_search: u64,
+    /// Web fetches (Anthropic `web_fetch_requests`).
+    #[serde(default)]
+    pub web_fetch: u64,
+}
+
+impl HostedCalls {
+    pub fn is_empty(&self) -> bool {
+        self.web_search == 0 && self.web_fetch == 0
+    }
 }
 
 impl Usage {

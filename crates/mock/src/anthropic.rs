@@ -55,6 +55,15 @@ struct Usage {
     cache_creation_input_tokens: u64,
     cache_read_input_tokens: u64,
     output_tokens: u64,
+    /// Web searches the `web_searches` knob reports as run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_tool_use: Option<ServerToolUse>,
+}
+
+/// Anthropic's `usage.server_tool_use`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct ServerToolUse {
+    pub(crate) web_search_requests: u64,
 }
 
 /// The parts of a valid request the answer depends on.
@@ -192,6 +201,8 @@ fn respond(request: &Request<'_>, knobs: &MockConfig, seq: u64, stats: &Stats) -
             cache_creation_input_tokens: written,
             cache_read_input_tokens: cached,
             output_tokens: turn.thinking_tokens() + turn.body_tokens(),
+            server_tool_use: (knobs.web_searches > 0)
+                .then_some(ServerToolUse { web_search_requests: knobs.web_searches }),
         },
         turn,
     }

@@ -71,6 +71,15 @@ impl Format {
         self.error(failure, message)
     }
 
+    /// The answer to fault `400`: an injected refusal whose message is padded to
+    /// `message_bytes` bytes.
+    pub(crate) fn refused(self, message_bytes: u64) -> (StatusCode, Bytes) {
+        let mut message = "The mock upstream injected a refusal (fault 400).".to_owned();
+        let padding = usize::try_from(message_bytes).unwrap_or(usize::MAX).saturating_sub(message.len());
+        message.extend(std::iter::repeat_n('x', padding));
+        self.error(Failure::InvalidRequest, &message)
+    }
+
     /// A 400 answer in this format.
     pub(crate) fn invalid_request(self, message: &str) -> Answer {
         let (status, body) = self.error(Failure::InvalidRequest, message);

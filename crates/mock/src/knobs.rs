@@ -30,6 +30,9 @@ pub struct MockConfig {
     /// calls allowed calls the first `calls` functions, any other call the first one; 0 means
     /// the model never calls a tool.
     pub calls: u64,
+    /// Web searches the answer reports as run and billed (Anthropic
+    /// `usage.server_tool_use.web_search_requests`); 0 reports none.
+    pub web_searches: u64,
     /// Acting as a community instance (required key, model list, usage, whole-server
     /// failures); off by default, changeable while the server runs. Not a per-request knob.
     pub instance: crate::instance::InstanceKnobs,
@@ -46,6 +49,7 @@ impl Default for MockConfig {
             cached_tokens: 0,
             cache_write_tokens: 0,
             calls: 2,
+            web_searches: 0,
             instance: crate::instance::InstanceKnobs::default(),
         }
     }
@@ -73,12 +77,17 @@ pub enum Fault {
     /// Answer without content as if a safety filter blocked it: Gemini `finishReason:
     /// "SAFETY"`, Anthropic `stop_reason: "refusal"`, OpenAI `finish_reason: "content_filter"`.
     Safety,
+    /// Answer 400 with the wire format's `invalid_request_error` body, its message padded
+    /// to `message_bytes` bytes (`400`: a short message; `400:N`: N bytes).
+    Status400 { message_bytes: u64 },
 }
 
-/// A fault name that is not one of `500`, `429`, `overloaded`, `hang`, `reset`, `cut`,
-/// `cut:N`, `stream_error`, `safety`.
+/// A fault name that is not one of `500`, `429`, `400`, `400:N`, `overloaded`, `hang`,
+/// `reset`, `cut`, `cut:N`, `stream_error`, `safety`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fault {0:?}: expected 500, 429, overloaded, hang, reset, cut, cut:N, stream_error or safety")]
+#[error(
+    "unknown fault {0:?}: expected 500, 429, 400, 400:N, overloaded, hang, reset, cut, cut:N, stream_error or safety"
+)]
 pub struct ParseFaultError(String);
 
 impl FromStr for Fault {
@@ -94,11 +103,16 @@ impl FromStr for Fault {
             "stream_error" => Ok(Fault::StreamError),
             "safety" => Ok(Fault::Safety),
             "cut" => Ok(Fault::CutStream { after_tokens: 2 }),
-            _ => s
-                .strip_prefix("cut:")
-                .and_then(|n| n.parse().ok())
-                .map(|after_tokens| Fault::CutStream { after_tokens })
-                .ok_or_else(|| ParseFaultError(s.to_owned())),
+            "400" => Ok(Fault::Status400 { message_bytes: 0 }),
+            _ => {
+                let cut = s.strip_prefix("cut:").and_then(|n| n.parse().ok());
+                let big = s.strip_prefix("400:").and_then(|n| n.parse().ok());
+                match (cut, big) {
+                    (Some(after_tokens), _) => Ok(Fault::CutStream { after_tokens }),
+                    (_, Some(message_bytes)) => Ok(Fault::Status400 { message_bytes }),
+                    _ => Err(ParseFaultError(s.to_owned())),
+                }
+            }
         }
     }
 }
@@ -114,6 +128,8 @@ impl fmt::Display for Fault {
             Fault::Overloaded => f.write_str("overloaded"),
             Fault::StreamError => f.write_str("stream_error"),
             Fault::Safety => f.write_str("safety"),
+            Fault::Status400 { message_bytes: 0 } => f.write_str("400"),
+            Fault::Status400 { message_bytes } => write!(f, "400:{message_bytes}"),
         }
     }
 }
@@ -122,7 +138,7 @@ impl MockConfig {
     /// This config with the request body's `"mock"` object applied, if there is one.
     ///
     /// Keys: `latency_ms`, `tokens_per_second`, `reply_tokens`, `retry_after_secs`,
-    /// `cached_tokens`, `cache_write_tokens`, `calls` (non-negative integers) and `fault` (a [`Fault`] string, or
+    /// `cached_tokens`, `cache_write_tokens`, `calls`, `web_searches` (non-negative integers) and `fault` (a [`Fault`] string, or
     /// `null`/`"none"` to clear a configured fault). Anything else is an error whose
     /// message names the offending key.
     pub fn with_overrides(&self, body: &Value) -> Result<MockConfig, String> {
@@ -168,6 +184,7 @@ impl MockConfig {
             "cached_tokens" => self.cached_tokens = number()?,
             "cache_write_tokens" => self.cache_write_tokens = number()?,
             "calls" => self.calls = number()?,
+            "web_searches" => self.web_searches = number()?,
             "fault" => {
                 self.fault = match value {
                     Value::Null => None,
@@ -212,7 +229,19 @@ mod tests {
 
     #[test]
     fn fault_strings_round_trip() {
-        for s in ["500", "429", "hang", "reset", "cut:2", "cut:0", "overloaded", "stream_error", "safety"] {
+        for s in [
+            "500",
+            "429",
+            "400",
+            "400:70000",
+            "hang",
+            "reset",
+            "cut:2",
+            "cut:0",
+            "overloaded",
+            "stream_error",
+            "safety",
+        ] {
             assert_eq!(s.parse::<Fault>().unwrap().to_string(), s);
         }
         assert_eq!("cut".parse::<Fault>().unwrap(), Fault::CutStream { after_tokens: 2 });

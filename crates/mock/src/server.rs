@@ -227,6 +227,10 @@ async fn inference(
         (None | Some(Fault::Safety), _) => None,
         (Some(Fault::Status500), _) => return Ok(failure(format, Failure::Internal, &knobs)),
         (Some(Fault::Status429), _) => return Ok(failure(format, Failure::RateLimited, &knobs)),
+        (Some(Fault::Status400 { message_bytes }), _) => {
+            let (status, body) = format.refused(message_bytes);
+            return Ok(json(status, body));
+        }
         (Some(Fault::Overloaded), _) | (Some(Fault::StreamError), Answer::Json { .. }) => {
             return Ok(failure(format, Failure::Overloaded, &knobs));
         }

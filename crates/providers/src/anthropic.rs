@@ -7,8 +7,8 @@ mod response;
 mod stream;
 pub mod wire;
 
-use tokenrouter_core::Usage;
 use tokenrouter_core::chat::{ChatRequest, PromptTokensDetails, UsageJson};
+use tokenrouter_core::{HostedCalls, Usage};
 
 use crate::adapter::{
     Adapter, Auth, Decoded, Encoded, ResponseMeta, StreamDecoder, Target, Unsupported, UpstreamFailure,
@@ -69,6 +69,12 @@ fn finish_reason(stop_reason: Option<&str>, called_tools: bool) -> &'static str 
     }
 }
 
+/// The stop sequence that ended the answer: Anthropic names it with `stop_reason:
+/// "stop_sequence"`.
+fn matched_sequence(stop_reason: Option<&str>, stop_sequence: Option<String>) -> Option<String> {
+    stop_sequence.filter(|_| stop_reason == Some("stop_sequence"))
+}
+
 /// The canonical usage: cache reads and writes are prompt tokens too, and cache writes
 /// (`cache_creation_input_tokens`) are counted apart to be priced as such.
 fn usage_of(wire: &wire::Usage) -> Usage {
@@ -83,6 +89,10 @@ fn usage_of(wire: &wire::Usage) -> Usage {
         cached_tokens: cache_read,
         cache_write_tokens: wire.cache_creation_input_tokens.unwrap_or(0),
         reasoning_tokens: wire.output_tokens_details.map_or(0, |d| d.thinking_tokens),
+        hosted: wire.server_tool_use.map_or_else(HostedCalls::default, |s| HostedCalls {
+            web_search: s.web_search_requests,
+            web_fetch: s.web_fetch_requests,
+        }),
     }
 }
 

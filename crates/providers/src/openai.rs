@@ -211,6 +211,7 @@ impl From<WireUsage> for Usage {
             cached_tokens: w.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
             cache_write_tokens: 0,
             reasoning_tokens: w.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+            hosted: Default::default(),
         }
     }
 }

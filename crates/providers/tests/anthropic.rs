@@ -81,7 +81,8 @@ fn usage_counts_cache_reads_and_writes_as_prompt_tokens() {
             completion_tokens: 20,
             cached_tokens: 2000,
             cache_write_tokens: 100,
-            reasoning_tokens: 0
+            reasoning_tokens: 0,
+            hosted: Default::default(),
         })
     );
 }

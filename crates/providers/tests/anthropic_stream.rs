@@ -127,7 +127,8 @@ fn usage_and_delivered_chunks_follow_the_stream() {
             completion_tokens: 182,
             cached_tokens: 0,
             cache_write_tokens: 0,
-            reasoning_tokens: 120
+            reasoning_tokens: 120,
+            hosted: Default::default(),
         })
     );
     // Two reasoning deltas, one text delta, one arguments delta.

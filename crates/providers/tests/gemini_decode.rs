@@ -66,6 +66,7 @@ fn golden_answers_match_the_expected_chat_completions() {
                 cached_tokens: usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap(),
                 cache_write_tokens: 0,
                 reasoning_tokens: usage["completion_tokens_details"]["reasoning_tokens"].as_u64().unwrap(),
+                hosted: Default::default(),
             }),
             "scenario {scenario}"
         );

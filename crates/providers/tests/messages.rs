@@ -401,8 +401,14 @@ fn completion(message: Value, finish: &str) -> ChatCompletion {
     .unwrap()
 }
 
-const USAGE: Usage =
-    Usage { prompt_tokens: 100, completion_tokens: 20, cached_tokens: 60, cache_write_tokens: 0, reasoning_tokens: 0 };
+const USAGE: Usage = Usage {
+    prompt_tokens: 100,
+    completion_tokens: 20,
+    cached_tokens: 60,
+    cache_write_tokens: 0,
+    reasoning_tokens: 0,
+    hosted: tokenrouter_core::HostedCalls { web_search: 0, web_fetch: 0 },
+};
 
 fn present(message: Value, finish: &str) -> Value {
     let t = translate(&request(json!([{"role": "user", "content": "x"}]), json!({"model": "my-claude"}))).unwrap();

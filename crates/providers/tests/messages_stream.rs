@@ -24,6 +24,7 @@ const USAGE: Usage = Usage {
     cached_tokens: 12,
     cache_write_tokens: 0,
     reasoning_tokens: 120,
+    hosted: tokenrouter_core::HostedCalls { web_search: 0, web_fetch: 0 },
 };
 
 fn surface() -> messages::MessagesSurface {

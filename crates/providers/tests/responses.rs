@@ -330,8 +330,14 @@ fn completion(name: &str) -> ChatCompletion {
     serde_json::from_value(json_fixture(name)).unwrap()
 }
 
-const BILLED: Usage =
-    Usage { prompt_tokens: 20, completion_tokens: 8, cached_tokens: 4, cache_write_tokens: 0, reasoning_tokens: 2 };
+const BILLED: Usage = Usage {
+    prompt_tokens: 20,
+    completion_tokens: 8,
+    cached_tokens: 4,
+    cache_write_tokens: 0,
+    reasoning_tokens: 2,
+    hosted: tokenrouter_core::HostedCalls { web_search: 0, web_fetch: 0 },
+};
 
 fn present(scenario: &str) -> Value {
     let translated = translate_with(&fixture("present.request.json"), None, &DROP).unwrap();

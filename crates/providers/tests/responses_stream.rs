@@ -27,8 +27,14 @@ fn surface_of(request: &str) -> ResponsesSurface {
     responses::translate(request, None, ids, &Options::default()).unwrap().surface
 }
 
-const USAGE: Usage =
-    Usage { prompt_tokens: 9, completion_tokens: 4, cached_tokens: 0, cache_write_tokens: 0, reasoning_tokens: 0 };
+const USAGE: Usage = Usage {
+    prompt_tokens: 9,
+    completion_tokens: 4,
+    cached_tokens: 0,
+    cache_write_tokens: 0,
+    reasoning_tokens: 0,
+    hosted: tokenrouter_core::HostedCalls { web_search: 0, web_fetch: 0 },
+};
 
 /// Feeds the canonical SSE bytes in the given pieces, then finishes; the events written
 /// and what `completed` returns.

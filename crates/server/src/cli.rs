@@ -51,7 +51,7 @@ pub enum Command {
         /// Length of each reply in tokens.
         #[arg(long, default_value_t = 16)]
         reply_tokens: u64,
-        /// Fault to inject in every answer: 500, 429, overloaded, hang, reset, cut, cut:N, stream_error or safety.
+        /// Fault to inject in every answer: 500, 429, 400, 400:N (message of N bytes), overloaded, hang, reset, cut, cut:N, stream_error or safety.
         #[arg(long)]
         fault: Option<String>,
     },

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenrouter_core::{NanoUsd, Price};
+use tokenrouter_core::{NanoUsd, Price, ToolPrices};
 pub use tokenrouter_providers::responses::UnsupportedTools;
 
 use crate::routing::Strategy;
@@ -249,6 +249,7 @@ impl Config {
                 cached_input_price: None,
                 cache_write_price: None,
                 output_price: None,
+                tool_prices: None,
                 capabilities: None,
                 strategy: None,
                 fallbacks: None,
@@ -539,6 +540,10 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
     let output = priced(raw.output_price.clone(), known.map(|k| k.output_price), "output_price");
     let cached = priced(raw.cached_input_price, known.map(|k| k.cached_input_price), "cached_input_price");
     let written = priced(raw.cache_write_price, known.map(|k| k.cache_write_price), "cache_write_price");
+    let tools = raw.tool_prices.unwrap_or_default();
+    let published = known.and_then(|k| catalog::tool_prices(k.family));
+    let web_search = priced(tools.web_search, published.map(|p| p.0), "tool_prices.web_search");
+    let web_fetch = priced(tools.web_fetch, published.map(|p| p.1), "tool_prices.web_fetch");
     for (value, written, field) in
         [(input, &raw.input_price, "input_price"), (output, &raw.output_price, "output_price")]
     {
@@ -553,6 +558,7 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
         cached_input: cached.or(input).unwrap_or_default(),
         cache_write: written.or(input).unwrap_or_default(),
         output: output.unwrap_or_default(),
+        tools: ToolPrices { web_search: web_search.unwrap_or_default(), web_fetch: web_fetch.unwrap_or_default() },
     };
     let capabilities = raw
         .capabilities
@@ -585,6 +591,7 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
             cached_input: d_input.unwrap_or(price.cached_input),
             cache_write: d_input.unwrap_or(price.cache_write),
             output: d_output.unwrap_or(price.output),
+            tools: price.tools,
         });
         if d.weight == Some(0) {
             errors.push(format!("{dpath}.weight: must be at least 1"));

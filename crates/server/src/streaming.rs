@@ -385,6 +385,7 @@ impl MeteredSse {
                 delta: Delta::default(),
                 logprobs: None,
                 finish_reason: Some("error".to_owned()),
+                stop_reason: None,
             }],
             usage: None,
         };

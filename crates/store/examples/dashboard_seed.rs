@@ -67,6 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 cached_tokens: 0,
                 cache_write_tokens: 0,
                 reasoning_tokens: 0,
+                hosted: Default::default(),
             },
             cost: NanoUsd(if failed { 0 } else { 1_000 + i % 7 }),
             usage_source: UsageSource::Upstream,

@@ -64,6 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 cached_tokens: 0,
                 cache_write_tokens: 0,
                 reasoning_tokens: 0,
+                hosted: Default::default(),
             },
             cost: NanoUsd(1_000 + i % 7),
             usage_source: UsageSource::Upstream,

@@ -254,6 +254,7 @@ impl TryFrom<JobRecord> for Job {
             cached_tokens: count(r.cached_tokens),
             reasoning_tokens: count(r.reasoning_tokens),
             cache_write_tokens: count(r.cache_write_tokens),
+            hosted: Default::default(),
         });
         Ok(Job {
             kind: JobKind::parse(&r.kind).ok_or_else(|| corrupt("kind", format!("unknown kind '{}'", r.kind)))?,

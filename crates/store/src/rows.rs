@@ -207,6 +207,7 @@ impl TryFrom<UsageRow> for UsageRecord {
             cached_tokens: from_db_count(r.cached_tokens),
             reasoning_tokens: from_db_count(r.reasoning_tokens),
             cache_write_tokens: from_db_count(r.cache_write_tokens),
+            hosted: Default::default(),
         };
         Ok(UsageRecord {
             request_id: r.request_id,

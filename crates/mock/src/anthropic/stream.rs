@@ -96,7 +96,7 @@ impl MessageStream {
         let (wire, tokens, next) = match step {
             Step::End => return None,
             Step::Start => {
-                let usage = Usage { output_tokens: 1, ..message.usage };
+                let usage = Usage { output_tokens: 1, server_tool_use: None, ..message.usage };
                 let next = if self.blocks.is_empty() { Step::Ping(0) } else { Step::BlockStart(0) };
                 let message = Box::new(message.head(Vec::new(), usage));
                 (Wire::MessageStart { message }, 0, next)
@@ -168,7 +168,10 @@ impl MessageStream {
                         _ => None,
                     },
                 };
-                let usage = OutputUsage { output_tokens: message.usage.output_tokens };
+                let usage = OutputUsage {
+                    output_tokens: message.usage.output_tokens,
+                    server_tool_use: message.usage.server_tool_use,
+                };
                 (Wire::MessageDelta { delta, usage }, 0, Step::MessageStop)
             }
             Step::MessageStop => (Wire::MessageStop, 0, Step::End),
@@ -267,4 +270,6 @@ struct MessageDelta<'a> {
 #[derive(Serialize)]
 struct OutputUsage {
     output_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_tool_use: Option<super::ServerToolUse>,
 }

@@ -4,7 +4,7 @@
 use tokenrouter_core::chat::{ChatCompletion, Choice, FunctionCall, ResponseMessage, ThinkingBlock, ToolCall};
 
 use super::wire::{ContentBlock, ErrorEnvelope, Message};
-use super::{compact_json, finish_reason, is_json_tool, usage_json, usage_of};
+use super::{compact_json, finish_reason, is_json_tool, matched_sequence, usage_json, usage_of};
 use crate::adapter::{Decoded, ResponseMeta, UpstreamFailure};
 
 pub(super) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, UpstreamFailure> {
@@ -62,6 +62,7 @@ pub(super) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
         choices: vec![Choice {
             index: 0,
             finish_reason: Some(finish_reason(message.stop_reason.as_deref(), !tool_calls.is_empty()).to_owned()),
+            stop_reason: matched_sequence(message.stop_reason.as_deref(), message.stop_sequence),
             message: ResponseMessage {
                 role: "assistant".to_owned(),
                 content: json.or(text),

@@ -7,7 +7,7 @@ use tokenrouter_core::chat::{ChatCompletionChunk, ChunkChoice, Delta, DeltaFunct
 
 use super::response::failure;
 use super::wire::{self, BlockDelta, ContentBlock, StreamEvent};
-use super::{compact_json, finish_reason, is_json_tool, usage_json, usage_of};
+use super::{compact_json, finish_reason, is_json_tool, matched_sequence, usage_json, usage_of};
 use crate::adapter::{ResponseMeta, StreamDecoder, UpstreamFailure};
 use crate::sse::{self, SseBuffer};
 
@@ -44,6 +44,7 @@ pub(super) struct Decoder {
     tool_calls: u32,
     usage: Option<wire::Usage>,
     stop_reason: Option<String>,
+    stop_sequence: Option<String>,
     started: bool,
     done: bool,
     delivered: u64,
@@ -58,6 +59,7 @@ impl Decoder {
             tool_calls: 0,
             usage: None,
             stop_reason: None,
+            stop_sequence: None,
             started: false,
             done: false,
             delivered: 0,
@@ -104,6 +106,7 @@ impl Decoder {
             StreamEvent::MessageDelta { delta, usage } => {
                 if delta.stop_reason.is_some() {
                     self.stop_reason = delta.stop_reason;
+                    self.stop_sequence = delta.stop_sequence;
                 }
                 if let Some(later) = usage {
                     self.usage.get_or_insert_default().update(&later);
@@ -125,7 +128,7 @@ impl Decoder {
         }
         self.started = true;
         let delta = Delta { role: Some("assistant".to_owned()), content: Some(String::new()), ..Delta::default() };
-        self.emit(delta, None, out)
+        self.emit(delta, out)
     }
 
     fn open(&mut self, block: ContentBlock, out: &mut Vec<u8>) -> Result<Block, UpstreamFailure> {
@@ -154,7 +157,7 @@ impl Decoder {
                     kind: Some("function".to_owned()),
                     function: DeltaFunction { name: Some(name), arguments: Some(String::new()) },
                 };
-                self.emit(tool_delta(call), None, out)?;
+                self.emit(tool_delta(call), out)?;
                 let input = initial_input(input.get());
                 let sent = !input.is_empty();
                 self.arguments(index, input, out)?;
@@ -214,14 +217,22 @@ impl Decoder {
             Block::Text | Block::Tool { .. } | Block::Json { .. } | Block::Other => return Ok(()),
         };
         let delta = Delta { thinking_blocks: Some(vec![handed_back]), ..Delta::default() };
-        self.emit(delta, None, out)
+        self.emit(delta, out)
     }
 
     /// `message_stop`: the finish reason, the usage when asked for, and `[DONE]`.
     fn end(&mut self, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
         self.start(out)?;
         let reason = finish_reason(self.stop_reason.as_deref(), self.tool_calls > 0);
-        self.emit(Delta::default(), Some(reason), out)?;
+        let sequence = matched_sequence(self.stop_reason.as_deref(), self.stop_sequence.take());
+        let chunk = self.chunk(vec![ChunkChoice {
+            index: 0,
+            delta: Delta::default(),
+            logprobs: None,
+            finish_reason: Some(reason.to_owned()),
+            stop_reason: sequence,
+        }]);
+        write_chunk(&chunk, out)?;
         if self.meta.include_usage {
             let mut chunk = self.chunk(Vec::new());
             chunk.usage = Some(Some(usage_json(&self.usage.unwrap_or_default())));
@@ -237,7 +248,7 @@ impl Decoder {
             return Ok(());
         }
         let delta = Delta { content: Some(text), ..Delta::default() };
-        self.emit(delta, None, out)
+        self.emit(delta, out)
     }
 
     fn reasoning(&mut self, text: String, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
@@ -245,7 +256,7 @@ impl Decoder {
             return Ok(());
         }
         let delta = Delta { reasoning_content: Some(text), ..Delta::default() };
-        self.emit(delta, None, out)
+        self.emit(delta, out)
     }
 
     fn arguments(&mut self, index: u32, partial: String, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
@@ -258,7 +269,7 @@ impl Decoder {
             kind: None,
             function: DeltaFunction { name: None, arguments: Some(partial) },
         };
-        self.emit(tool_delta(call), None, out)
+        self.emit(tool_delta(call), out)
     }
 
     fn chunk(&self, choices: Vec<ChunkChoice>) -> ChatCompletionChunk {
@@ -272,7 +283,7 @@ impl Decoder {
         }
     }
 
-    fn emit(&mut self, delta: Delta, finish: Option<&str>, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
+    fn emit(&mut self, delta: Delta, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
         let delivers = |s: &Option<String>| s.as_ref().is_some_and(|s| !s.is_empty());
         if delivers(&delta.content)
             || delivers(&delta.reasoning_content)
@@ -281,7 +292,7 @@ impl Decoder {
             self.delivered += 1;
         }
         let chunk =
-            self.chunk(vec![ChunkChoice { index: 0, delta, logprobs: None, finish_reason: finish.map(str::to_owned) }]);
+            self.chunk(vec![ChunkChoice { index: 0, delta, logprobs: None, finish_reason: None, stop_reason: None }]);
         write_chunk(&chunk, out)
     }
 }

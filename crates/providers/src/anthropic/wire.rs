@@ -283,6 +283,18 @@ pub struct Usage {
     pub cache_read_input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_tokens_details: Option<OutputTokensDetails>,
+    /// Server tools run (web search, web fetch), billed per call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_tool_use: Option<ServerToolUse>,
+}
+
+/// `usage.server_tool_use`: calls of Anthropic's server tools, each billed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerToolUse {
+    #[serde(default)]
+    pub web_search_requests: u64,
+    #[serde(default)]
+    pub web_fetch_requests: u64,
 }
 
 impl Usage {
@@ -294,6 +306,7 @@ impl Usage {
         self.cache_creation_input_tokens = keep(self.cache_creation_input_tokens, later.cache_creation_input_tokens);
         self.cache_read_input_tokens = keep(self.cache_read_input_tokens, later.cache_read_input_tokens);
         self.output_tokens_details = later.output_tokens_details.or(self.output_tokens_details);
+        self.server_tool_use = later.server_tool_use.or(self.server_tool_use);
     }
 }
 

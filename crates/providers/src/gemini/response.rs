@@ -10,7 +10,7 @@ use tokenrouter_core::chat::{
 };
 
 use super::SIGNATURE_BLOCK;
-use super::wire::{ApiError, Candidate, ErrorEnvelope, GenerateContentResponse, UsageMetadata};
+use super::wire::{self, ApiError, Candidate, ErrorEnvelope, GenerateContentResponse, UsageMetadata};
 use crate::adapter::{Decoded, ResponseMeta, UpstreamFailure};
 use crate::passthrough::compact_json;
 
@@ -19,7 +19,7 @@ pub(crate) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
     if let Some(error) = response.error {
         return Err(api_failure(200, error));
     }
-    let usage = response.usage_metadata.as_ref().map(usage);
+    let mut usage = response.usage_metadata.as_ref().map(usage);
     let choices = if response.candidates.is_empty() {
         let Some(reason) = response.prompt_feedback.and_then(|f| f.block_reason) else {
             return Err(UpstreamFailure {
@@ -38,9 +38,18 @@ pub(crate) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
             },
             logprobs: None,
             finish_reason: Some("content_filter".to_owned()),
+            stop_reason: None,
         }]
     } else {
-        response.candidates.iter().enumerate().map(|(position, c)| choice(c, position, meta.one_tool_call)).collect()
+        let mut dropped = 0;
+        let choices = response
+            .candidates
+            .iter()
+            .enumerate()
+            .map(|(position, c)| choice(c, position, meta.one_tool_call, &mut dropped))
+            .collect();
+        usage = usage.map(|u| without_dropped(u, dropped));
+        choices
     };
     let completion = ChatCompletion {
         id: meta.id.clone(),
@@ -56,8 +65,8 @@ pub(crate) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
 }
 
 /// One candidate as a choice; with `one_tool_call`, calls after the first are dropped
-/// (Gemini has no switch for parallel calls).
-fn choice(candidate: &Candidate, position: usize, one_tool_call: bool) -> Choice {
+/// (Gemini has no switch for parallel calls) and their tokens added to `dropped`.
+fn choice(candidate: &Candidate, position: usize, one_tool_call: bool, dropped: &mut u64) -> Choice {
     let index = candidate_index(candidate, position);
     let parts = candidate.content.as_ref().map(|c| c.parts.as_slice());
     let mut text = String::new();
@@ -68,6 +77,7 @@ fn choice(candidate: &Candidate, position: usize, one_tool_call: bool) -> Choice
     for part in parts.unwrap_or_default() {
         if let Some(call) = &part.function_call {
             if one_tool_call && !calls.is_empty() {
+                *dropped = dropped.saturating_add(call_tokens(call));
                 continue;
             }
             calls.push(ToolCall {
@@ -113,7 +123,23 @@ fn choice(candidate: &Candidate, position: usize, one_tool_call: bool) -> Choice
         },
         logprobs: None,
         finish_reason: Some(finish_reason.to_owned()),
+        stop_reason: None,
     }
+}
+
+/// The completion tokens of a call the client did not get (a second call when it allowed
+/// one): its name and arguments, counted as the gateway estimates text (4 characters a
+/// token), so that the client is not billed for it.
+pub(crate) fn call_tokens(call: &wire::FunctionCall) -> u64 {
+    let arguments = call.args.as_deref().map_or("", RawValue::get);
+    crate::openai::estimate_text_tokens(&call.name).saturating_add(crate::openai::estimate_text_tokens(arguments))
+}
+
+/// `usage` without the completion tokens of calls that were dropped (never below its
+/// reasoning tokens, which the client did get).
+pub(crate) fn without_dropped(usage: Usage, dropped: u64) -> Usage {
+    let completion_tokens = usage.completion_tokens.saturating_sub(dropped).max(usage.reasoning_tokens);
+    Usage { completion_tokens, ..usage }
 }
 
 pub(crate) fn candidate_index(candidate: &Candidate, position: usize) -> u32 {
@@ -171,6 +197,7 @@ pub(crate) fn usage(meta: &UsageMetadata) -> Usage {
         cached_tokens: meta.cached_content_token_count,
         cache_write_tokens: 0,
         reasoning_tokens: meta.thoughts_token_count,
+        hosted: Default::default(),
     }
 }
 

@@ -7,7 +7,8 @@ use tokenrouter_core::chat::{
 };
 
 use super::response::{
-    api_failure, arguments, call_id, candidate_index, finish, prompt_blocked, signature_block, unreadable, usage,
+    api_failure, arguments, call_id, call_tokens, candidate_index, finish, prompt_blocked, signature_block, unreadable,
+    usage, without_dropped,
 };
 use super::wire::{Candidate, GenerateContentResponse, Part};
 use crate::adapter::{ResponseMeta, StreamDecoder, UpstreamFailure};
@@ -18,6 +19,8 @@ pub(crate) struct GeminiStream {
     buffer: SseBuffer,
     candidates: Vec<CandidateState>,
     usage: Option<Usage>,
+    /// Completion tokens of calls dropped because the client allowed one (not billed).
+    dropped: u64,
     delivered: u64,
     prompt_blocked: bool,
     closed: bool,
@@ -43,6 +46,7 @@ impl GeminiStream {
             buffer: SseBuffer::default(),
             candidates: Vec::new(),
             usage: None,
+            dropped: 0,
             delivered: 0,
             prompt_blocked: false,
             closed: false,
@@ -128,6 +132,7 @@ impl GeminiStream {
         if let Some(call) = &part.function_call {
             // Gemini has no switch for parallel calls: a client that allows one gets one.
             if one_tool_call && state.calls > 0 {
+                self.dropped = self.dropped.saturating_add(call_tokens(call));
                 return Ok(());
             }
             let k = state.calls;
@@ -188,12 +193,13 @@ impl GeminiStream {
             delta: Delta { thinking_blocks, ..Delta::default() },
             logprobs: None,
             finish_reason: Some(reason.to_owned()),
+            stop_reason: None,
         };
         self.write(out, vec![choice], self.meta.include_usage.then_some(None))
     }
 
     fn emit(&self, out: &mut Vec<u8>, index: u32, delta: Delta) -> Result<(), UpstreamFailure> {
-        let choice = ChunkChoice { index, delta, logprobs: None, finish_reason: None };
+        let choice = ChunkChoice { index, delta, logprobs: None, finish_reason: None, stop_reason: None };
         self.write(out, vec![choice], self.meta.include_usage.then_some(None))
     }
 
@@ -257,7 +263,7 @@ impl StreamDecoder for GeminiStream {
         }
         self.closed = true;
         if self.meta.include_usage {
-            let usage = UsageJson::from(self.usage.unwrap_or_default());
+            let usage = UsageJson::from(self.usage().unwrap_or_default());
             self.write(out, Vec::new(), Some(Some(usage)))?;
         }
         out.extend_from_slice(b"data: [DONE]\n\n");
@@ -265,7 +271,7 @@ impl StreamDecoder for GeminiStream {
     }
 
     fn usage(&self) -> Option<Usage> {
-        self.usage
+        self.usage.map(|u| without_dropped(u, self.dropped))
     }
 
     fn delivered_chunks(&self) -> u64 {

@@ -20,6 +20,8 @@ pub(super) fn present(surface: &MessagesSurface, completion: &ChatCompletion, us
         }
     }
     let calls = message.tool_calls.as_deref().unwrap_or_default();
+    let sequence = choice.and_then(|c| c.stop_reason.as_deref());
+    let stop = stop_reason(choice.and_then(|c| c.finish_reason.as_deref()), !calls.is_empty(), sequence);
     for (k, call) in calls.iter().enumerate() {
         content.push(ContentBlock::ToolUse {
             id: if call.id.is_empty() { surface.tool_id(k) } else { call.id.clone() },
@@ -33,8 +35,8 @@ pub(super) fn present(surface: &MessagesSurface, completion: &ChatCompletion, us
         role: "assistant".to_owned(),
         model: surface.model.clone(),
         content,
-        stop_reason: Some(stop_reason(choice.and_then(|c| c.finish_reason.as_deref()), !calls.is_empty()).to_owned()),
-        stop_sequence: None,
+        stop_reason: Some(stop.to_owned()),
+        stop_sequence: sequence.filter(|_| stop == "stop_sequence").map(str::to_owned),
         usage: wire_usage(usage, cache_creation(completion.usage.as_ref())),
     };
     serde_json::to_vec(&answer).unwrap_or_default()
@@ -79,13 +81,15 @@ pub(super) fn empty_object() -> Box<RawValue> {
     crate::passthrough::raw_from_vec(b"{}".to_vec())
 }
 
-/// Anthropic's `stop_reason` for a chat `finish_reason`. (Which stop sequence ended the
-/// answer chat does not say: a stop is `end_turn`.)
-pub(super) fn stop_reason(finish: Option<&str>, called_tools: bool) -> &'static str {
+/// Anthropic's `stop_reason` for a chat `finish_reason` and the stop sequence that ended
+/// the answer, when the upstream said which (else a stop is `end_turn`: Gemini and
+/// OpenAI say only that the answer stopped).
+pub(super) fn stop_reason(finish: Option<&str>, called_tools: bool, sequence: Option<&str>) -> &'static str {
     match finish {
         Some("length") => "max_tokens",
         Some("content_filter") => "refusal",
         _ if called_tools => "tool_use",
+        Some("stop") if sequence.is_some() => "stop_sequence",
         _ => "end_turn",
     }
 }
@@ -106,6 +110,10 @@ pub(super) fn wire_usage(usage: Usage, cache_creation: u64) -> wire::Usage {
         cache_creation_input_tokens: Some(written),
         cache_read_input_tokens: Some(usage.cached_tokens),
         output_tokens_details: None,
+        server_tool_use: (!usage.hosted.is_empty()).then_some(wire::ServerToolUse {
+            web_search_requests: usage.hosted.web_search,
+            web_fetch_requests: usage.hosted.web_fetch,
+        }),
     }
 }
 

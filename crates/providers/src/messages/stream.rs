@@ -32,6 +32,8 @@ pub(super) struct MessagesStream {
     /// Each tool call's content block, by the call's canonical index.
     calls: Vec<(u32, u32)>,
     stop_reason: Option<&'static str>,
+    /// The stop sequence that ended the answer, when the upstream said which.
+    stop_sequence: Option<String>,
     cache_creation: u64,
 }
 
@@ -45,6 +47,7 @@ impl MessagesStream {
             open: None,
             calls: Vec::new(),
             stop_reason: None,
+            stop_sequence: None,
             cache_creation: 0,
         }
     }
@@ -173,7 +176,9 @@ impl SurfaceStream for MessagesStream {
             }
             if let Some(finish) = &choice.finish_reason {
                 self.close(out);
-                self.stop_reason = Some(stop_reason(Some(finish), !self.calls.is_empty()));
+                let sequence = choice.stop_reason.as_deref();
+                self.stop_reason = Some(stop_reason(Some(finish), !self.calls.is_empty(), sequence));
+                self.stop_sequence = sequence.filter(|_| self.stop_reason == Some("stop_sequence")).map(str::to_owned);
             }
         }
     }
@@ -185,8 +190,8 @@ impl SurfaceStream for MessagesStream {
         self.start(out);
         self.close(out);
         self.ended = true;
-        let stop = self.stop_reason.unwrap_or_else(|| stop_reason(None, !self.calls.is_empty()));
-        let delta = MessageDeltaBody { stop_reason: Some(stop.to_owned()), stop_sequence: None };
+        let stop = self.stop_reason.unwrap_or_else(|| stop_reason(None, !self.calls.is_empty(), None));
+        let delta = MessageDeltaBody { stop_reason: Some(stop.to_owned()), stop_sequence: self.stop_sequence.take() };
         emit(out, &StreamEvent::MessageDelta { delta, usage: Some(wire_usage(usage, self.cache_creation)) });
         emit(out, &StreamEvent::MessageStop);
     }

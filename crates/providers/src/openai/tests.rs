@@ -57,7 +57,8 @@ fn reads_usage_from_answers_and_chunks() {
             completion_tokens: 3,
             cached_tokens: 4,
             cache_write_tokens: 0,
-            reasoning_tokens: 1
+            reasoning_tokens: 1,
+            hosted: Default::default(),
         })
     );
     assert_eq!(response_usage(br#"{"id":"x","usage":null}"#), None);

@@ -63,6 +63,7 @@ impl From<WireUsage> for Usage {
             cached_tokens: w.input_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
             cache_write_tokens: 0,
             reasoning_tokens: w.output_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+            hosted: Default::default(),
         }
     }
 }
@@ -149,7 +150,8 @@ mod tests {
                 completion_tokens: 30,
                 cached_tokens: 4,
                 cache_write_tokens: 0,
-                reasoning_tokens: 10
+                reasoning_tokens: 10,
+                hosted: Default::default(),
             })
         );
         let delta = classify_event(br#"{"type":"response.output_text.delta","sequence_number":4,"delta":"Hi"}"#);

@@ -89,6 +89,15 @@ pub const MODELS: &[CatalogModel] = &[
     CatalogModel { id: "mistral-embed", family: "mistral", upstream_model: "mistral-embed", context_window: 8_192, max_output_tokens: 0, input_price: "0.10", cached_input_price: "0.10", cache_write_price: "0.10", output_price: "0", capabilities: EMBEDDINGS },
 ];
 
+/// The published per-call prices of a family's hosted tools (USD per call), if it has any:
+/// Anthropic's web search is $10 per 1,000 searches; its web fetch costs only tokens.
+pub fn tool_prices(family: &str) -> Option<(&'static str, &'static str)> {
+    match family {
+        "anthropic" => Some(("0.01", "0")),
+        _ => None,
+    }
+}
+
 pub fn model(id: &str) -> Option<&'static CatalogModel> {
     MODELS.iter().find(|m| m.id == id)
 }

@@ -69,6 +69,16 @@ pub struct RawProvider {
     pub responses_api: Option<bool>,
 }
 
+/// `tool_prices = { web_search = "0.01", web_fetch = "0" }`: USD per call.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToolPrices {
+    #[serde(default, deserialize_with = "usd")]
+    pub web_search: Option<String>,
+    #[serde(default, deserialize_with = "usd")]
+    pub web_fetch: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
@@ -83,6 +93,8 @@ pub struct RawModel {
     pub cache_write_price: Option<String>,
     #[serde(default, deserialize_with = "usd")]
     pub output_price: Option<String>,
+    /// USD per call of each hosted tool the provider bills per call.
+    pub tool_prices: Option<RawToolPrices>,
     pub capabilities: Option<Vec<String>>,
     /// This model's routing strategy (overrides the server's).
     pub strategy: Option<String>,

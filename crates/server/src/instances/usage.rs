@@ -39,6 +39,8 @@ pub fn capped(reported: Usage, prompt_ceiling: u64, own_completion: u64) -> Usag
         cached_tokens: reported.cached_tokens.min(prompt),
         cache_write_tokens: reported.cache_write_tokens.min(prompt),
         reasoning_tokens: reported.reasoning_tokens.min(completion),
+        // An instance runs no hosted tools: a report of such calls is never charged.
+        hosted: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Anthropic's shape.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -14,6 +15,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use tokenrouter_core::ErrorEnvelope;
 use tokenrouter_providers::messages::{self, Ids};
+use tokenrouter_store::KeyRow;
 
 use crate::edge::{RequestId, expect_json_object, read_body};
 use crate::error::ApiError;
@@ -22,7 +24,8 @@ use crate::policy::Permitted;
 use crate::state::AppState;
 use crate::tokens;
 
-/// Error bodies larger than this are not restated (none of ours come near it).
+/// Error bodies larger than this are not restated (none of ours come near it; an
+/// upstream's relayed 4xx may): they are replaced by a short error saying so.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 pub async fn create(
@@ -56,20 +59,33 @@ async fn inference(state: &AppState, request_id: &str, headers: &HeaderMap, body
 }
 
 /// `POST /v1/messages/count_tokens`: the prompt's tokens as the gateway counts them
-/// (o200k_base over the translated request), for a model this key may use.
+/// (o200k_base over the translated request), for a model this key may use. It counts as
+/// one request toward the key's RPM (it uses no tokens), like every inference route, and
+/// answers with the same `x-ratelimit-*` headers.
 pub async fn count_tokens(
     State(state): State<AppState>,
     Permitted(key): Permitted,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Response {
+    let mut response = match count(&state, &key, &headers, body).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    state.limits.stamp(&key, response.headers_mut(), Instant::now());
+    response
+}
+
+async fn count(state: &AppState, key: &KeyRow, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let config = state.config.load_full();
-    let bytes = read_body(body, &headers, config.server.max_body_bytes).await?;
+    let bytes = read_body(body, headers, config.server.max_body_bytes).await?;
     expect_json_object(&bytes)?;
     let chat = messages::count_tokens_request(&bytes).map_err(ApiError::unsupported)?;
     // The catalog as this key sees it: for a `community: false` key a model only
     // instances serve is unknown, as on every inference route.
-    state.catalog().allowed_model(&key, &chat.model)?;
+    state.catalog().allowed_model(key, &chat.model)?;
+    // Nothing to settle: the admission's estimate (no tokens) stands.
+    let _admission = state.limits.admit(key, 0, Instant::now()).await?;
     let canonical = serde_json::to_vec(&chat).map_err(|e| ApiError::invalid(format!("{e}")))?;
     let count = tokens::count_prompt(&canonical);
     Ok(json_response(StatusCode::OK, Bytes::from(json!({ "input_tokens": count }).to_string())))
@@ -85,13 +101,25 @@ pub async fn anthropic_errors(request: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let Ok(collected) = http_body_util::Limited::new(body, MAX_ERROR_BODY).collect().await else {
-        return (status, "").into_response();
-    };
-    let bytes = collected.to_bytes();
-    let restated = match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
-        Ok(envelope) => Bytes::from(messages::error_body(status.as_u16(), &envelope)),
-        Err(_) => bytes,
+    let restated = match http_body_util::Limited::new(body, MAX_ERROR_BODY).collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+                Ok(envelope) => Bytes::from(messages::error_body(status.as_u16(), &envelope)),
+                Err(_) => bytes,
+            }
+        }
+        // Too big to restate (an upstream's own words, relayed), or cut off while read:
+        // the answer keeps its status and headers and says so in Anthropic's shape.
+        Err(_) => {
+            let message = format!(
+                "The upstream's error answer (HTTP {}) was over 64 KB or could not be read whole; its text is \
+                 left out.",
+                status.as_u16()
+            );
+            let envelope = ErrorEnvelope::new("api_error", "upstream_error", message, None);
+            Bytes::from(messages::error_body(status.as_u16(), &envelope))
+        }
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(restated))

@@ -206,9 +206,19 @@ async fn gemini_keeps_one_tool_call_when_the_client_allows_only_one() {
                 body["choices"][0]["message"]["tool_calls"].as_array().map_or(0, Vec::len)
             }
         };
-        let parallel = gw.chat(body(true)).await.text().await.unwrap();
-        assert_eq!(count(parallel), 2, "stream={stream}: the mock calls both when allowed");
-        let single = gw.chat(body(false)).await.text().await.unwrap();
-        assert_eq!(count(single), 1, "stream={stream}: parallel_tool_calls false means one call");
+        let parallel = gw.chat(body(true)).await;
+        let both = gw.usage(&request_id(&parallel)).await;
+        assert_eq!(count(parallel.text().await.unwrap()), 2, "stream={stream}: the mock calls both when allowed");
+        let single = gw.chat(body(false)).await;
+        let one = gw.usage(&request_id(&single)).await;
+        let text = single.text().await.unwrap();
+        assert_eq!(count(text.clone()), 1, "stream={stream}: parallel_tool_calls false means one call");
+        // The call the client did not get is not billed, and the answer's usage says so.
+        assert!(one.usage.completion_tokens < both.usage.completion_tokens, "{one:?} vs {both:?}");
+        assert!(one.cost < both.cost);
+        if !stream {
+            let answer: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(answer["usage"]["completion_tokens"], one.usage.completion_tokens, "{answer}");
+        }
     }
 }

@@ -171,6 +171,7 @@ pub fn usage_record(request_id: &str, key_id: &str, account_id: i64, cost: i64) 
             cached_tokens: 0,
             cache_write_tokens: 0,
             reasoning_tokens: 0,
+            hosted: Default::default(),
         },
         cost: NanoUsd(cost),
         usage_source: UsageSource::Upstream,

@@ -46,7 +46,14 @@ fn hold_for(job: &NewJob, replica: &str) -> NewHold {
 }
 
 fn usage() -> Usage {
-    Usage { prompt_tokens: 12, completion_tokens: 34, cached_tokens: 5, cache_write_tokens: 1, reasoning_tokens: 7 }
+    Usage {
+        prompt_tokens: 12,
+        completion_tokens: 34,
+        cached_tokens: 5,
+        cache_write_tokens: 1,
+        reasoning_tokens: 7,
+        hosted: Default::default(),
+    }
 }
 
 fn completed(at: i64) -> JobOutcome {

@@ -76,6 +76,7 @@ async fn usage_record_round_trips_every_field(backend: Backend) -> TestResult {
         cached_tokens: 900_000,
         cache_write_tokens: 0,
         reasoning_tokens: 1_024,
+        hosted: Default::default(),
     };
     record.usage_source = UsageSource::Counted;
     record.client_disconnected = true;

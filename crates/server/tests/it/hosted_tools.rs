@@ -1,0 +1,93 @@
+//! Hosted (server-side) tool calls that a provider bills per call — Anthropic's web
+//! searches — are charged at the model's `tool_prices` (built-in: Anthropic's published
+//! $10 per 1,000 searches) in the same settlement as the tokens, and shown in the answer's
+//! usage as the upstream reported them.
+
+use serde_json::{Value, json};
+use tokenrouter_core::NanoUsd;
+
+use crate::harness::{Gateway, NATIVE_KINDS, request_id, user};
+
+const MODELS: &str = r#"
+[[models]]
+id = "claude-haiku-4-5"
+deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@web_searches=2" } ]
+
+[[models]]
+id = "claude-priced"
+context_window = 200000
+max_output_tokens = 4096
+input_price = 1
+output_price = 5
+tool_prices = { web_search = "0.02" }
+deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@web_searches=3" } ]
+"#;
+
+/// Nano-USD of the tokens alone at $1 / $5 per 1M (what both models cost).
+fn tokens_cost(prompt: u64, completion: u64) -> i64 {
+    i64::try_from(prompt * 1000 + completion * 5000).unwrap()
+}
+
+async fn gateway() -> Gateway {
+    let extra = NATIVE_KINDS.replace(
+        "[[models]]\nid = \"claude-haiku-4-5\"\ndeployments = [ { provider = \"anthropic-mock\", upstream_model = \"claude-mock\" } ]\n",
+        "",
+    );
+    Gateway::start_with(tokenrouter_mock::MockConfig::default(), &format!("{extra}{MODELS}")).await
+}
+
+#[tokio::test]
+async fn anthropic_web_searches_are_charged_per_call_with_the_tokens_and_shown_in_usage() {
+    let gw = gateway().await;
+    let before = gw.balance().await;
+
+    // /v1/messages, whole: the built-in price, $0.01 a search.
+    let response = gw
+        .post("/v1/messages")
+        .json(&json!({"model": "claude-haiku-4-5", "max_tokens": 100, "messages": user("news today?")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["usage"]["server_tool_use"]["web_search_requests"], 2, "{answer}");
+    let row = gw.usage(&id).await;
+    let searches = NanoUsd::parse_usd("0.02").unwrap().0;
+    assert_eq!(row.cost.0, tokens_cost(row.usage.prompt_tokens, row.usage.completion_tokens) + searches);
+
+    // Streamed, on Chat Completions: the final usage says it too, and it is charged.
+    let response = gw
+        .chat(json!({"model": "claude-haiku-4-5", "stream": true, "stream_options": {"include_usage": true},
+                     "messages": user("news today?")}))
+        .await;
+    let id = request_id(&response);
+    let text = response.text().await.unwrap();
+    let usage = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|c| c["usage"].is_object())
+        .unwrap()["usage"]
+        .clone();
+    assert_eq!(usage["server_tool_use"]["web_search_requests"], 2, "{usage}");
+    let streamed = gw.usage(&id).await;
+    assert_eq!(streamed.cost.0, tokens_cost(streamed.usage.prompt_tokens, streamed.usage.completion_tokens) + searches);
+
+    // A model's own `tool_prices`: 3 searches at $0.02.
+    let response = gw
+        .post("/v1/messages")
+        .json(&json!({"model": "claude-priced", "max_tokens": 100, "stream": true, "messages": user("news today?")}))
+        .send()
+        .await
+        .unwrap();
+    let id = request_id(&response);
+    let text = response.text().await.unwrap();
+    assert!(text.contains(r#""server_tool_use":{"web_search_requests":3"#), "{text}");
+    let priced = gw.usage(&id).await;
+    assert_eq!(priced.cost.0, tokens_cost(priced.usage.prompt_tokens, priced.usage.completion_tokens) + 3 * 20_000_000);
+
+    // The balance moved by exactly the three charges.
+    let spent = before.0 - gw.balance().await.0;
+    assert_eq!(spent, row.cost.0 + streamed.cost.0 + priced.cost.0);
+}

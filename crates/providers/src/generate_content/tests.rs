@@ -222,6 +222,7 @@ fn answers_are_generate_content_responses() {
         cached_tokens: 4,
         cache_write_tokens: 0,
         reasoning_tokens: 12,
+        ..Usage::default()
     };
     let answer = completion(
         json!({"role": "assistant", "content": "Let me check.", "reasoning_content": "Thinking...",

@@ -56,7 +56,8 @@ pub async fn list(State(state): State<AppState>, Permitted(key): Permitted) -> R
 /// `model_not_found` for a model this key may not use or that nothing serves now.
 pub async fn retrieve(state: AppState, key: &KeyRow, id: &str) -> Response {
     let catalog = state.catalog();
-    let found = catalog.models(key.community).filter(|m| m.id == id && model_allowed(key, &m.id)).find_map(|m| entry(m));
+    let found =
+        catalog.models(key.community).filter(|m| m.id == id && model_allowed(key, &m.id)).find_map(|m| entry(m));
     match found {
         Some(model) => json(&model),
         None => ApiError::ModelNotFound(id.to_owned()).into_response(),

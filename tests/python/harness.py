@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+import conformance
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 CLI_TIMEOUT_S = 60.0
@@ -404,6 +406,7 @@ def start_gateway(
         gw.procs.append(proc)
         gw.root_url = proc.wait_for(GATEWAY_RE).group(1)
         gw.base_url = gw.root_url + "/v1"
+        conformance.watch(gw.root_url)
         return gw
     except BaseException:
         gw.stop()

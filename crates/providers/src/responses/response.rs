@@ -88,12 +88,25 @@ impl Echo {
             temperature: request.temperature,
             text,
             tool_choice: request.tool_choice.clone().filter(|c| !c.is_null()).unwrap_or_else(|| json!("auto")),
-            tools: request.tools.as_ref().map_or_else(|| json!([]), |tools| json!(tools)),
+            tools: request.tools.as_ref().map_or_else(|| json!([]), |tools| echoed_tools(json!(tools))),
             top_p: request.top_p,
             user: request.user.clone(),
             metadata: request.metadata.clone().filter(|m| !m.is_null()).unwrap_or_else(|| json!({})),
         }
     }
+}
+
+/// The request's tools as a response states them: a function tool always has `strict` and
+/// `parameters` (null when the request left them out), as the Response object requires.
+fn echoed_tools(mut tools: Value) -> Value {
+    for tool in tools.as_array_mut().into_iter().flatten() {
+        if let Some(object) = tool.as_object_mut().filter(|o| o.get("type").and_then(Value::as_str) == Some("function"))
+        {
+            object.entry("strict").or_insert(Value::Null);
+            object.entry("parameters").or_insert(Value::Null);
+        }
+    }
+    tools
 }
 
 impl Shape {

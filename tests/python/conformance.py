@@ -69,7 +69,7 @@ def _surface(method: str, path: str):
     if not path.startswith("/v1/"):
         return None
     if path == "/v1/messages/count_tokens":
-        return None, None, "anthropic/error"
+        return "anthropic/count_tokens", None, "anthropic/error"
     if path.startswith("/v1/messages"):
         return "anthropic/message", "anthropic/stream_event", "anthropic/error"
     routes = {

@@ -432,6 +432,10 @@ suite rewrites its own section when it runs.
   was not kept, or a hosted tool the gateway is configured to refuse.
 - **pass-through**: forwarded unchanged to the OpenAI-compatible upstream, which decides.
 - **FAIL**: the test failed in the last run; **not run**: the last run did not include it.
+
+In the Python and Node suites, every answer and every streamed event the gateway sends is also checked
+against the published shape of its API (`tests/schemas`, differences listed in
+`tests/schemas/EXCEPTIONS.md`): a test fails if one does not conform.
 """
 
 

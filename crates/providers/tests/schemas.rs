@@ -649,3 +649,28 @@ fn the_schemas_accept_the_providers_documented_examples() {
     }
     assert!(found.is_empty(), "{found:#?}");
 }
+
+#[test]
+fn every_error_status_has_an_error_body_of_each_surface_s_shape() {
+    let kinds = [
+        ("invalid_request_error", "invalid_request"),
+        ("authentication_error", "invalid_api_key"),
+        ("insufficient_quota", "insufficient_quota"),
+        ("permission_error", "model_not_allowed"),
+        ("rate_limit_error", "rate_limited"),
+        ("upstream_error", "upstream_unavailable"),
+        ("upstream_error", "upstream_timeout"),
+    ];
+    let mut found = Vec::new();
+    for status in [400, 401, 402, 403, 404, 409, 413, 422, 429, 500, 502, 503, 504, 529] {
+        for (kind, code) in kinds {
+            let envelope = ErrorEnvelope::new(kind, code, "What went wrong, and what to do.", None);
+            let what = format!("{status} {kind}/{code}");
+            let anthropic: Value = serde_json::from_slice(&messages::error_body(status, &envelope)).unwrap();
+            found.extend(violations("anthropic/error", &anthropic).into_iter().map(|v| format!("{what}: {v}")));
+            let openai: Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+            found.extend(violations("openai/error", &openai).into_iter().map(|v| format!("{what}: {v}")));
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}

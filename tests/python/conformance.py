@@ -63,8 +63,11 @@ def problems(name: str, value) -> list:
 
 def _surface(method: str, path: str):
     """(json schema, sse schema, error schema) of an inference route; None elsewhere."""
-    if path.startswith("/v1beta/"):
-        answer = "gemini/generate_content_response"
+    if path.startswith("/v1beta/") or ":" in path.rsplit("/", 1)[-1]:
+        # Gemini's own surface (`…/models/{model}:method`): only the content answers have
+        # a schema here.
+        generates = path.endswith((":generateContent", ":streamGenerateContent"))
+        answer = "gemini/generate_content_response" if generates else None
         return answer, answer, "gemini/error"
     if not path.startswith("/v1/"):
         return None

@@ -61,13 +61,36 @@ def problems(name: str, value) -> list:
 # ---- Which schema answers which request ---------------------------------------------------
 
 
-def _surface(method: str, path: str):
+def _speaks_gemini(request) -> bool:
+    """Whether the gateway takes `request` for a Gemini one (as routes/gemini.rs decides):
+    a /v1beta path, a POST to /v1/models/…, or a Google client on /v1/models."""
+    path = request.url.path
+    if path.startswith("/v1beta/") or path == "/v1beta":
+        return True
+    if not path.startswith("/v1/models"):
+        return False
+    google_client = "x-goog-api-key" in request.headers or "x-goog-api-client" in request.headers
+    return (request.method == "POST" and path.startswith("/v1/models/")) or google_client or "key" in request.url.params
+
+
+def _surface(method: str, path: str, gemini: bool):
     """(json schema, sse schema, error schema) of an inference route; None elsewhere."""
-    if path.startswith("/v1beta/") or ":" in path.rsplit("/", 1)[-1]:
-        # Gemini's own surface (`…/models/{model}:method`): only the content answers have
-        # a schema here.
-        generates = path.endswith((":generateContent", ":streamGenerateContent"))
-        answer = "gemini/generate_content_response" if generates else None
+    if gemini:
+        # Gemini's own surface: `…/models/{model}:{action}`, and the model list.
+        action = path.rsplit(":", 1)[-1] if ":" in path.rsplit("/", 1)[-1] else None
+        answers = {
+            "generateContent": "gemini/generate_content_response",
+            "streamGenerateContent": "gemini/generate_content_response",
+            "countTokens": "gemini/count_tokens_response",
+            "embedContent": "gemini/embed_content_response",
+            "batchEmbedContents": "gemini/batch_embed_contents_response",
+        }
+        if action is not None:
+            answer = answers.get(action)
+        elif method == "GET":
+            answer = "gemini/model_list" if path.rstrip("/").endswith("/models") else "gemini/model"
+        else:
+            answer = None
         return answer, answer, "gemini/error"
     if not path.startswith("/v1/"):
         return None
@@ -93,10 +116,13 @@ def _surface(method: str, path: str):
     return None, None, "openai/error"
 
 
-def check(method: str, url: str, status: int, headers: httpx.Headers, body: bytes, complete: bool) -> list:
-    """Violations of the answer (`body` as read; `complete` when read to its end)."""
+def check(
+    method: str, url: str, status: int, headers: httpx.Headers, body: bytes, complete: bool, gemini: bool = False
+) -> list:
+    """Violations of the answer (`body` as read; `complete` when read to its end);
+    `gemini` when the request spoke the Gemini API."""
     path = urlsplit(url).path
-    surface = _surface(method, path)
+    surface = _surface(method, path, gemini)
     if surface is None:
         return []
     json_schema, sse_schema, error_schema = surface
@@ -114,7 +140,7 @@ def check(method: str, url: str, status: int, headers: httpx.Headers, body: byte
         return [f"{what}: {p}" for p in _sse_problems(sse_schema, error_schema, body, complete)]
     if json_schema is None or not complete:
         return []
-    if path.startswith("/v1beta/") and path.endswith(":streamGenerateContent"):
+    if gemini and path.endswith(":streamGenerateContent"):
         # Without alt=sse, Gemini streams one JSON array of answers.
         try:
             items = json.loads(body)
@@ -205,7 +231,8 @@ class _Recording:
         if encoding:
             raw = httpx.Response(200, headers={"content-encoding": encoding}, content=raw).read()
         headers = httpx.Headers(list(self.headers.multi_items()))
-        found = check(self.request.method, str(self.request.url), self.status, headers, raw, self.complete)
+        gemini = _speaks_gemini(self.request)
+        found = check(self.request.method, str(self.request.url), self.status, headers, raw, self.complete, gemini)
         if found:
             with _lock:
                 _violations.extend(found)

@@ -72,7 +72,7 @@ def _gateway(mock_upstream, server: str = "", extra: str = ""):
 @pytest.fixture(scope="session")
 def gateway(mock_upstream):
     """The gateway with the default server settings (and models that always fail)."""
-    yield from _gateway(mock_upstream, extra=fault_models(("responses", "messages", "chat", "completions")))
+    yield from _gateway(mock_upstream, extra=fault_models(("responses", "messages", "gemini", "chat", "completions")))
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 //! Every answer the translations state conforms to the published shape of its surface
 //! (the JSON Schemas committed under tests/schemas): random valid requests of each surface
-//! (chat, responses, messages, completions) are translated to each provider kind (openai,
+//! (chat, responses, messages, completions, Gemini's generateContent) are translated to each provider kind (openai,
 //! anthropic, gemini), a random answer of that provider is decoded back, and the whole
 //! answer, each streamed event, a mid-stream failure and an error body are validated.
 //! The schemas are also checked against the providers' documented examples (fixtures).
@@ -17,6 +17,7 @@ use tokenrouter_core::{ErrorEnvelope, Usage};
 use tokenrouter_providers::adapter::{Adapter, ResponseMeta, Target};
 use tokenrouter_providers::anthropic::ANTHROPIC;
 use tokenrouter_providers::gemini::GEMINI;
+use tokenrouter_providers::generate_content::{self, StreamForm};
 use tokenrouter_providers::surface::{ChunkFeed, Surface};
 use tokenrouter_providers::{completions, messages, responses};
 
@@ -79,8 +80,15 @@ fn sse(bytes: &[u8]) -> Vec<(Option<String>, Value)> {
 
 /// Each event of a stream against `schema` (a bare `{"error": …}` against `error`); an
 /// event's SSE name, when it has one, is its `type`.
-fn stream_conforms(schema: &str, error: &str, bytes: &[u8], what: &str) -> Result<(), TestCaseError> {
-    let events = sse(bytes);
+/// `array`: Gemini's stream without `alt=sse`, one JSON array of answers.
+fn stream_conforms(schema: &str, error: &str, bytes: &[u8], what: &str, array: bool) -> Result<(), TestCaseError> {
+    let events = if array {
+        let items: Vec<Value> =
+            serde_json::from_slice(bytes).map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
+        items.into_iter().map(|item| (None, item)).collect()
+    } else {
+        sse(bytes)
+    };
     prop_assert!(!events.is_empty(), "{}: no event", what);
     for (i, (name, event)) in events.into_iter().enumerate() {
         let bare_error = event.get("error").is_some() && event.get("type").is_none();
@@ -107,6 +115,7 @@ enum SurfaceKind {
     Responses,
     Messages,
     Completions,
+    Gemini,
 }
 
 /// A request: its text, what it may add, and the tools it offers.
@@ -119,6 +128,8 @@ struct Ask {
     temperature: Option<f64>,
     stream: bool,
     include_usage: bool,
+    /// Gemini's stream without `alt=sse`: one JSON array.
+    array: bool,
 }
 
 /// An answer of the provider: reasoning, text, tool calls (index into the tools, arguments
@@ -154,8 +165,9 @@ fn ask() -> impl Strategy<Value = Ask> {
         prop::option::of(0.0f64..2.0),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(prompt, system, tools, max_tokens, temperature, stream, include_usage)| Ask {
+        .prop_map(|(prompt, system, tools, max_tokens, temperature, stream, include_usage, array)| Ask {
             prompt,
             system,
             tools: tools.into_iter().collect(),
@@ -163,6 +175,7 @@ fn ask() -> impl Strategy<Value = Ask> {
             temperature,
             stream,
             include_usage,
+            array,
         })
 }
 
@@ -276,6 +289,29 @@ fn request_body(surface: SurfaceKind, ask: &Ask) -> Value {
             }
             body
         }
+        SurfaceKind::Gemini => {
+            let declarations: Vec<Value> = ask
+                .tools
+                .iter()
+                .map(|n| json!({"name": n, "parameters": {"type": "object", "properties": {}}}))
+                .collect();
+            let mut body = json!({"contents": [{"role": "user", "parts": [{"text": ask.prompt}]}]});
+            if !declarations.is_empty() {
+                body["tools"] = json!([{"functionDeclarations": declarations}]);
+            }
+            if let Some(system) = &ask.system {
+                body["systemInstruction"] = json!({"parts": [{"text": system}]});
+            }
+            let mut config = json!({});
+            if let Some(m) = ask.max_tokens {
+                config["maxOutputTokens"] = m.into();
+            }
+            if let Some(t) = ask.temperature {
+                config["temperature"] = t.into();
+            }
+            body["generationConfig"] = config;
+            return body;
+        }
     };
     if let Some(t) = ask.temperature {
         body["temperature"] = t.into();
@@ -295,7 +331,7 @@ enum Translated {
     Surface(Box<dyn Surface>),
 }
 
-fn translate(surface: SurfaceKind, body: &Value) -> (ChatRequest, Translated) {
+fn translate(surface: SurfaceKind, body: &Value, ask: &Ask) -> (ChatRequest, Translated) {
     let bytes = serde_json::to_vec(body).unwrap();
     match surface {
         SurfaceKind::Chat => (serde_json::from_value(body.clone()).unwrap(), Translated::Chat),
@@ -308,6 +344,17 @@ fn translate(surface: SurfaceKind, body: &Value) -> (ChatRequest, Translated) {
         SurfaceKind::Messages => {
             let request = messages::parse(&bytes).unwrap();
             let t = messages::translate(request, messages::Ids { message_id: "msg_prop".into() }).unwrap();
+            (t.chat, Translated::Surface(Box::new(t.surface)))
+        }
+        SurfaceKind::Gemini => {
+            let form = if ask.array { StreamForm::Array } else { StreamForm::Sse };
+            let call = generate_content::Call {
+                model: "m",
+                response_id: "resp-prop".into(),
+                stream: ask.stream.then_some(form),
+                unsupported_tools: responses::UnsupportedTools::Drop,
+            };
+            let t = generate_content::translate(&bytes, call).unwrap();
             (t.chat, Translated::Surface(Box::new(t.surface)))
         }
         SurfaceKind::Completions => {
@@ -519,7 +566,7 @@ fn canonical(kind: Kind, request: &ChatRequest, ask: &Ask, reply: &Reply) -> (Ve
 
 fn check_case(surface: SurfaceKind, kind: Kind, ask: &Ask, reply: &Reply) -> Result<(), TestCaseError> {
     let body = request_body(surface, ask);
-    let (request, translated) = translate(surface, &body);
+    let (request, translated) = translate(surface, &body, ask);
     let (whole, stream, usage) = canonical(kind, &request, ask, reply);
     let what = format!("{surface:?} × {kind:?}");
     // As the server does: the usage object is read apart (upstreams leave out parts of it).
@@ -530,13 +577,16 @@ fn check_case(surface: SurfaceKind, kind: Kind, ask: &Ask, reply: &Reply) -> Res
     match translated {
         Translated::Chat => {
             conforms("openai/chat_completion", &serde_json::from_slice(&whole).unwrap(), &what)?;
-            stream_conforms("openai/chat_completion_chunk", "openai/error", &stream, &what)?;
+            stream_conforms("openai/chat_completion_chunk", "openai/error", &stream, &what, false)?;
             conforms("openai/error", &serde_json::from_slice(&error.to_json()).unwrap(), &what)?;
         }
         Translated::Surface(surface_impl) => {
             let (answer, events, error_schema) = match surface {
                 SurfaceKind::Responses => ("openai/response", "openai/response_stream_event", "openai/error"),
                 SurfaceKind::Messages => ("anthropic/message", "anthropic/stream_event", "anthropic/error"),
+                SurfaceKind::Gemini => {
+                    ("gemini/generate_content_response", "gemini/generate_content_response", "gemini/error")
+                }
                 _ => ("openai/completion", "openai/completion_chunk", "openai/error"),
             };
             let presented: Value = serde_json::from_slice(&surface_impl.present(&completion, usage)).unwrap();
@@ -548,17 +598,19 @@ fn check_case(surface: SurfaceKind, kind: Kind, ask: &Ask, reply: &Reply) -> Res
                 feed.feed(piece, &mut out).unwrap();
             }
             feed.finish(usage, &mut out);
-            stream_conforms(events, error_schema, &out, &format!("{what}, stream"))?;
+            let array = surface == SurfaceKind::Gemini && ask.stream && ask.array;
+            stream_conforms(events, error_schema, &out, &format!("{what}, stream"), array)?;
 
             // A failure after the stream began: the events sent, then the surface's own end.
             let mut feed = ChunkFeed::new(surface_impl.stream());
             let mut out = Vec::new();
             feed.feed(&stream[..stream.len() / 2], &mut out).unwrap();
             feed.fail("The provider broke off.", &mut out);
-            stream_conforms(events, error_schema, &out, &format!("{what}, failed stream"))?;
+            stream_conforms(events, error_schema, &out, &format!("{what}, failed stream"), array)?;
 
             let body = match surface {
                 SurfaceKind::Messages => messages::error_body(502, &error),
+                SurfaceKind::Gemini => generate_content::error_body(502, &error),
                 _ => surface_impl.error_body(&error),
             };
             conforms(error_schema, &serde_json::from_slice(&body).unwrap(), &format!("{what}, error"))?;
@@ -573,6 +625,7 @@ fn surface_kind() -> impl Strategy<Value = SurfaceKind> {
         SurfaceKind::Responses,
         SurfaceKind::Messages,
         SurfaceKind::Completions,
+        SurfaceKind::Gemini,
     ])
 }
 
@@ -668,6 +721,8 @@ fn every_error_status_has_an_error_body_of_each_surface_s_shape() {
             let what = format!("{status} {kind}/{code}");
             let anthropic: Value = serde_json::from_slice(&messages::error_body(status, &envelope)).unwrap();
             found.extend(violations("anthropic/error", &anthropic).into_iter().map(|v| format!("{what}: {v}")));
+            let gemini: Value = serde_json::from_slice(&generate_content::error_body(status, &envelope)).unwrap();
+            found.extend(violations("gemini/error", &gemini).into_iter().map(|v| format!("{what}: {v}")));
             let openai: Value = serde_json::from_slice(&envelope.to_json()).unwrap();
             found.extend(violations("openai/error", &openai).into_iter().map(|v| format!("{what}: {v}")));
         }

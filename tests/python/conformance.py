@@ -1,11 +1,12 @@
 """Checks every answer a gateway gives in these suites against the published shape of its
 API surface: the JSON Schemas committed under tests/schemas/ (see EXCEPTIONS.md there).
 
-`install()` wraps httpx's transport, so every request made through httpx (the openai and
-anthropic SDKs, and plain httpx calls) to a gateway registered with `watch()` is seen:
-its whole body is kept as it is read, and when the answer is closed the body (or, for an
-SSE answer, each event) is validated. Violations are collected; conftest.py fails the
-test during which they happened. No test can forget to check.
+`install()` wraps the sync transports of httpx and httpx2, so every request made through
+them (the openai, anthropic and google-genai SDKs, plain httpx calls) to a gateway
+registered with `watch()` is seen: its whole body is kept as it is read, and when the
+answer is closed the body (or, for an SSE answer, each event) is validated. Violations
+are collected; conftest.py fails the test during which they happened. No test can forget
+to check.
 """
 
 from __future__ import annotations

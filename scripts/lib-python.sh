@@ -37,7 +37,8 @@ ensure_venv() {
         'google-genai>=3.6,<4' \
         'httpx>=0.23,<1' \
         'pytest>=7,<9' \
-        'prometheus-client>=0.20,<1'
+        'prometheus-client>=0.20,<1' \
+        'jsonschema>=4.20,<5'
 }
 
 # Sets and exports TOKENROUTER_BIN, building target/debug/tokenrouter when it is unset.

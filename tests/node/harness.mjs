@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 
 import OpenAI from 'openai';
 
+import { checkingFetch } from './conformance.mjs';
+
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const START_TIMEOUT_MS = 30_000;
 const MOCK_RE = /mock upstream listening on (http:\/\/127\.0\.0\.1:(\d+)\/v1)/;
@@ -150,7 +152,9 @@ export async function startGateway() {
     procs.push(server);
     gw.rootUrl = (await server.waitFor(GATEWAY_RE))[1];
     gw.baseUrl = `${gw.rootUrl}/v1`;
-    gw.client = (opts = {}) => new OpenAI({ baseURL: gw.baseUrl, apiKey: gw.key, maxRetries: 0, timeout: 30_000, ...opts });
+    // Every answer is checked against tests/schemas (conformance.mjs).
+    const fetch = checkingFetch(gw.rootUrl);
+    gw.client = (opts = {}) => new OpenAI({ baseURL: gw.baseUrl, apiKey: gw.key, maxRetries: 0, timeout: 30_000, fetch, ...opts });
     gw.log = () => server.log;
     return gw;
   } catch (e) {

@@ -4,10 +4,11 @@
 // event, which is what these tests rely on. Run by scripts/node-tests.sh.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 
 import OpenAI from 'openai';
 
+import { takeViolations } from './conformance.mjs';
 import { PROVIDERS, startGateway, table, writeCompatSection } from './harness.mjs';
 
 const ROWS = [
@@ -25,6 +26,11 @@ let client;
 before(async () => {
   gw = await startGateway();
   client = gw.client();
+});
+
+// Every answer of the test conforms to the published shape of its API (tests/schemas).
+afterEach(async () => {
+  assert.deepEqual(await takeViolations(), []);
 });
 
 after(async () => {

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import conformance
 from harness import binary_path, fault_models, local_no_proxy, start_gateway, start_mock, table, write_compat_section
 
 
@@ -24,6 +25,20 @@ def _binary():
             returncode=1,
         )
     return path
+
+
+conformance.install()
+
+
+@pytest.fixture(autouse=True)
+def conformant_answers():
+    """Fails the test if any answer a gateway gave during it breaks the published shape of
+    its API surface (tests/schemas; see conformance.py)."""
+    conformance.take_violations()
+    yield
+    found = conformance.take_violations()
+    if found:
+        pytest.fail("answers that break their API's published shape:\n" + "\n".join(found[:20]), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +72,7 @@ def _gateway(mock_upstream, server: str = "", extra: str = ""):
 @pytest.fixture(scope="session")
 def gateway(mock_upstream):
     """The gateway with the default server settings (and models that always fail)."""
-    yield from _gateway(mock_upstream, extra=fault_models())
+    yield from _gateway(mock_upstream, extra=fault_models(("responses", "messages", "gemini", "chat", "completions")))
 
 
 @pytest.fixture(scope="session")

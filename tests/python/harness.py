@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+import conformance
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 CLI_TIMEOUT_S = 60.0
@@ -404,6 +406,7 @@ def start_gateway(
         gw.procs.append(proc)
         gw.root_url = proc.wait_for(GATEWAY_RE).group(1)
         gw.base_url = gw.root_url + "/v1"
+        conformance.watch(gw.root_url)
         return gw
     except BaseException:
         gw.stop()
@@ -429,6 +432,10 @@ suite rewrites its own section when it runs.
   was not kept, or a hosted tool the gateway is configured to refuse.
 - **pass-through**: forwarded unchanged to the OpenAI-compatible upstream, which decides.
 - **FAIL**: the test failed in the last run; **not run**: the last run did not include it.
+
+In the Python and Node suites, every answer and every streamed event the gateway sends is also checked
+against the published shape of its API (`tests/schemas`, differences listed in
+`tests/schemas/EXCEPTIONS.md`): a test fails if one does not conform.
 
 Known differences, by design (tested in `crates/server/tests/it`):
 - `parallel_tool_calls: false` with a Gemini upstream: Gemini cannot be told to make one

@@ -196,3 +196,15 @@ def test_embeddings_are_billed_by_input_tokens(gateway):
     assert rows[0]["completion_tokens"] == 0
     # $0.02 per 1M input tokens = 20 nano-USD per token.
     assert rows[0]["cost_nano"] == 20 * r.usage.prompt_tokens
+
+
+@ALL
+def test_completion_mid_stream_failure(client, provider):
+    """The answer had begun; the client learns it failed (an error event the SDK raises)."""
+    for fault in ("stream_error", "cut"):
+        chunks = []
+        with pytest.raises(openai.APIError) as e:
+            for chunk in client.completions.create(model=f"completions-fault-{provider}-{fault}", prompt="hi", stream=True):
+                chunks.append(chunk)
+        assert "".join(c.choices[0].text for c in chunks if c.choices), (fault, chunks)
+        assert e.value.message, fault

@@ -292,3 +292,19 @@ def test_audio_input(client, provider, request):
         client.chat.completions.create(**args)
     assert e.value.body["param"] == "messages[0].content[1]"
     cell(request, "audio input", provider, "400")
+
+
+@ALL
+def test_mid_stream_failure(client, provider):
+    """The answer had begun; the client learns it failed (CONTRACTS §4: a last chunk with
+    `finish_reason: "error"`, then an error event, which the SDK raises)."""
+    for fault in ("stream_error", "cut"):
+        chunks = []
+        with pytest.raises(openai.APIError) as e:
+            for chunk in client.chat.completions.create(
+                model=f"chat-fault-{provider}-{fault}", messages=[{"role": "user", "content": "hi"}], stream=True
+            ):
+                chunks.append(chunk)
+        assert any(c.choices and c.choices[0].delta.content for c in chunks), (fault, chunks)
+        assert "stop" not in [c.choices[0].finish_reason for c in chunks if c.choices], (fault, chunks)
+        assert e.value.message, fault

@@ -212,7 +212,7 @@ fn a_text_answer_streams_the_full_sequence() {
     assert_eq!(response["model"], "gpt-5-mini", "the model the client asked for, not the upstream's name");
     assert_eq!(
         response["usage"],
-        json!({"input_tokens": 9, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 4,
+        json!({"input_tokens": 9, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": 4,
                "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 13})
     );
     assert_eq!(serde_json::from_slice::<Value>(&completed.unwrap()).unwrap(), response);

@@ -46,8 +46,9 @@ pub struct Settlement {
 
 /// How upstream bytes become client bytes.
 pub enum Transform {
-    /// OpenAI-compatible upstream: forward, stripping the usage chunk if `true`.
-    PassThrough(bool),
+    /// OpenAI-compatible upstream: forward, stripping the usage chunk if `strip_usage`;
+    /// `legacy` for `/v1/completions`, whose chunks are not chat chunks.
+    PassThrough { strip_usage: bool, legacy: bool },
     /// Another provider: transcode into OpenAI chunks.
     Decode(Box<dyn StreamDecoder>),
     /// An upstream speaking the Responses API itself: forward its events.
@@ -171,8 +172,9 @@ impl MeteredSse {
         keeper: Option<Keeper>,
     ) -> MeteredSse {
         let transcoder = match transform {
-            Transform::PassThrough(strip_usage) => {
+            Transform::PassThrough { strip_usage, legacy } => {
                 let mut pass = PassThrough::new(strip_usage);
+                pass.legacy_completions = legacy;
                 pass.belief = settlement.meter.belief();
                 Transcoder::Pass(pass)
             }
@@ -365,7 +367,7 @@ impl MeteredSse {
 
     /// Ends a stream that failed after its first byte: a final chunk whose
     /// `finish_reason` is `"error"`, then one error event (CONTRACTS.md §4) — or the
-    /// surface's own failure events.
+    /// surface's own failure events (legacy completions: the error event alone).
     fn failure_events(&mut self, message: &str) -> Bytes {
         if let Some(restating) = &mut self.restating {
             let mut out = Vec::new();
@@ -374,6 +376,14 @@ impl MeteredSse {
         }
         if let Transcoder::Responses(r) = &self.transcoder {
             return r.failure_event(message);
+        }
+        let envelope = ErrorEnvelope::new("upstream_error", "upstream_unavailable", message, None);
+        if matches!(&self.transcoder, Transcoder::Pass(p) if p.legacy_completions) {
+            // A legacy completions stream has no chat chunk to end with: the error event alone.
+            let mut events = b"data: ".to_vec();
+            events.extend_from_slice(&envelope.to_json());
+            events.extend_from_slice(b"\n\n");
+            return Bytes::from(events);
         }
         let chunk = ChatCompletionChunk {
             id: self.meta.id.clone(),
@@ -389,7 +399,6 @@ impl MeteredSse {
             }],
             usage: None,
         };
-        let envelope = ErrorEnvelope::new("upstream_error", "upstream_unavailable", message, None);
         let mut events = b"data: ".to_vec();
         events.extend_from_slice(&serde_json::to_vec(&chunk).unwrap_or_default());
         events.extend_from_slice(b"\n\ndata: ");

@@ -61,6 +61,7 @@ struct Usage {
 #[derive(Debug, Clone, Copy, Serialize)]
 struct InputDetails {
     cached_tokens: u64,
+    cache_write_tokens: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -195,7 +196,10 @@ fn respond(body: &Value, items: &[Value], model: &str, knobs: &MockConfig, seq: 
         incomplete,
         usage: Usage {
             input_tokens,
-            input_tokens_details: InputDetails { cached_tokens: knobs.cached_tokens.min(input_tokens) },
+            input_tokens_details: InputDetails {
+                cached_tokens: knobs.cached_tokens.min(input_tokens),
+                cache_write_tokens: 0,
+            },
             output_tokens,
             output_tokens_details: OutputDetails { reasoning_tokens },
             total_tokens: input_tokens + output_tokens,

@@ -73,7 +73,7 @@ async fn answers_with_a_message_and_echoes_the_request() {
     // "Be brief." 2 + 1, "Tell me a story" 4 + 1.
     assert_eq!(
         r["usage"],
-        json!({"input_tokens": 8, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": 16,
+        json!({"input_tokens": 8, "input_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 0}, "output_tokens": 16,
             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 24})
     );
     assert_eq!(r["instructions"], "Be brief.");

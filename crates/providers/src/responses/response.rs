@@ -88,12 +88,25 @@ impl Echo {
             temperature: request.temperature,
             text,
             tool_choice: request.tool_choice.clone().filter(|c| !c.is_null()).unwrap_or_else(|| json!("auto")),
-            tools: request.tools.as_ref().map_or_else(|| json!([]), |tools| json!(tools)),
+            tools: request.tools.as_ref().map_or_else(|| json!([]), |tools| echoed_tools(json!(tools))),
             top_p: request.top_p,
             user: request.user.clone(),
             metadata: request.metadata.clone().filter(|m| !m.is_null()).unwrap_or_else(|| json!({})),
         }
     }
+}
+
+/// The request's tools as a response states them: a function tool always has `strict` and
+/// `parameters` (null when the request left them out), as the Response object requires.
+fn echoed_tools(mut tools: Value) -> Value {
+    for tool in tools.as_array_mut().into_iter().flatten() {
+        if let Some(object) = tool.as_object_mut().filter(|o| o.get("type").and_then(Value::as_str) == Some("function"))
+        {
+            object.entry("strict").or_insert(Value::Null);
+            object.entry("parameters").or_insert(Value::Null);
+        }
+    }
+    tools
 }
 
 impl Shape {
@@ -276,7 +289,10 @@ pub(super) fn custom_input(arguments: &str) -> String {
 pub(super) fn usage_json(usage: Usage) -> Value {
     json!({
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "input_tokens_details": {
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total(),

@@ -137,7 +137,10 @@ pub(super) async fn respond(
         Answer::Stream { first, rest } => {
             let transform = match (served.adapter, &shape) {
                 (None, Shape::Relayed { api: NativeApi::Responses, .. }) => Transform::NativeResponses,
-                (None, _) => Transform::PassThrough(!include_usage),
+                (None, _) => Transform::PassThrough {
+                    strip_usage: !include_usage,
+                    legacy: matches!(shape, Shape::Relayed { api: NativeApi::Completions, .. }),
+                },
                 (Some(adapter), _) => Transform::Decode(adapter.stream_decoder(meta.clone())),
             };
             let restating = match shape {

@@ -25,6 +25,8 @@ pub struct PassThrough {
     /// usage report above that count is restated at what is charged.
     pub belief: Option<Belief>,
     pub delivered_text_bytes: u64,
+    /// A `/v1/completions` stream (its failure is told without a chat chunk).
+    pub legacy_completions: bool,
 }
 
 /// The largest SSE event accepted from an upstream; a longer one ends the stream.
@@ -47,6 +49,7 @@ impl PassThrough {
             overflowed: false,
             belief: None,
             delivered_text_bytes: 0,
+            legacy_completions: false,
         }
     }
 

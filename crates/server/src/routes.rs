@@ -20,6 +20,7 @@ mod metrics;
 pub(crate) mod models;
 mod openapi;
 pub(crate) mod responses;
+mod restated;
 pub(crate) mod usage;
 mod whoami;
 

@@ -29,7 +29,6 @@ use crate::tokens;
 pub use super::gemini_models::{get_model, list_models, v1_get_model, v1_list_models};
 
 /// Error bodies larger than this are not restated (none of ours come near it).
-const MAX_ERROR_BODY: usize = 64 * 1024;
 /// The most an embeddings answer restated here may hold.
 const MAX_EMBEDDINGS_ANSWER: usize = 256 * 1024 * 1024;
 
@@ -61,7 +60,10 @@ pub async fn action(
             response
         }
         "countTokens" => {
-            count_tokens(&state, &key, &model, &headers, body).await.unwrap_or_else(IntoResponse::into_response)
+            let mut response =
+                count_tokens(&state, &key, &model, &headers, body).await.unwrap_or_else(IntoResponse::into_response);
+            state.limits.stamp(&key, response.headers_mut(), std::time::Instant::now());
+            response
         }
         "embedContent" | "batchEmbedContents" => {
             let kind = if action == "embedContent" { EmbedKind::One } else { EmbedKind::Batch };
@@ -129,6 +131,8 @@ async fn count_tokens(
     expect_json_object(&bytes)?;
     let chat = generate_content::count_tokens_request(&bytes, model).map_err(ApiError::unsupported)?;
     state.catalog().allowed_model(key, &chat.model)?;
+    // One request toward the key's RPM (no tokens), as on Anthropic's count_tokens.
+    let _admission = state.limits.admit(key, 0, std::time::Instant::now()).await?;
     let canonical = serde_json::to_vec(&chat).map_err(|e| ApiError::invalid(format!("{e}")))?;
     let count = tokens::count_prompt(&canonical);
     let answer = json!({"totalTokens": count, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": count}]});
@@ -199,21 +203,5 @@ pub async fn google_errors(request: Request, next: Next) -> Response {
     if !google {
         return response;
     }
-    let status = response.status();
-    let json =
-        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if status.is_success() || !json {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let Ok(collected) = http_body_util::Limited::new(body, MAX_ERROR_BODY).collect().await else {
-        return (status, "").into_response();
-    };
-    let bytes = collected.to_bytes();
-    let restated = match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
-        Ok(envelope) => Bytes::from(generate_content::error_body(status.as_u16(), &envelope)),
-        Err(_) => bytes,
-    };
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(restated))
+    super::restated::restate_error(response, generate_content::error_body).await
 }

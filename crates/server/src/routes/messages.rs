@@ -26,7 +26,6 @@ use crate::tokens;
 
 /// Error bodies larger than this are not restated (none of ours come near it; an
 /// upstream's relayed 4xx may): they are replaced by a short error saying so.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 
 pub async fn create(
     State(state): State<AppState>,
@@ -93,34 +92,5 @@ async fn count(state: &AppState, key: &KeyRow, headers: &HeaderMap, body: Body) 
 
 /// Restates an OpenAI-shaped error answer in Anthropic's shape.
 pub async fn anthropic_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
-    let status = response.status();
-    let json =
-        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if status.is_success() || !json {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let restated = match http_body_util::Limited::new(body, MAX_ERROR_BODY).collect().await {
-        Ok(collected) => {
-            let bytes = collected.to_bytes();
-            match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
-                Ok(envelope) => Bytes::from(messages::error_body(status.as_u16(), &envelope)),
-                Err(_) => bytes,
-            }
-        }
-        // Too big to restate (an upstream's own words, relayed), or cut off while read:
-        // the answer keeps its status and headers and says so in Anthropic's shape.
-        Err(_) => {
-            let message = format!(
-                "The upstream's error answer (HTTP {}) was over 64 KB or could not be read whole; its text is \
-                 left out.",
-                status.as_u16()
-            );
-            let envelope = ErrorEnvelope::new("api_error", "upstream_error", message, None);
-            Bytes::from(messages::error_body(status.as_u16(), &envelope))
-        }
-    };
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(restated))
+    super::restated::restate_error(next.run(request).await, messages::error_body).await
 }

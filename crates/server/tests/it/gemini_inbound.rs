@@ -347,3 +347,53 @@ async fn google_genai_3s_v1_paths_are_served_and_openai_clients_keep_their_model
     let error = crate::harness::expect_error(missing, 404, "model_not_found").await;
     assert_eq!(error["error"]["param"], "model");
 }
+
+#[tokio::test]
+async fn count_tokens_counts_toward_the_keys_rpm_and_a_huge_upstream_error_keeps_its_headers() {
+    let refusing = r#"
+[[models]]
+id = "refusing"
+context_window = 8000
+max_output_tokens = 1000
+input_price = 1
+output_price = 2
+deployments = [ { provider = "mock", upstream_model = "mock-gpt@fault=400:100000" } ]
+"#;
+    let gw = Gateway::start_with(tokenrouter_mock::MockConfig::default(), &format!("{NATIVE_KINDS}{refusing}")).await;
+    let (mut key, secret) = key_for(gw.account_id);
+    key.rpm = Some(3);
+    gw.add_key(&key).await;
+    let call = |model: &str, action: &str| {
+        gw.http
+            .post(format!("{}/v1beta/models/{model}:{action}", gw.url))
+            .header("x-goog-api-key", &secret)
+            .json(&json!({"contents": [{"role": "user", "parts": [{"text": "one two three"}]}]}))
+            .send()
+    };
+    let counted = call("gemini-2.0-flash", "countTokens").await.unwrap();
+    assert_eq!(counted.status(), 200);
+    assert_eq!(counted.headers()["x-ratelimit-limit-requests"], "3");
+    assert_eq!(counted.headers()["x-ratelimit-remaining-requests"], "2");
+
+    // The upstream's 100 KB error: too big to restate, its status and headers stay.
+    let refused = call("refusing", "generateContent").await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let headers = refused.headers().clone();
+    assert!(headers["x-request-id"].to_str().unwrap().starts_with("req_"), "{headers:?}");
+    assert_eq!(headers["x-tokenrouter-provider"], "mock", "{headers:?}");
+    assert_eq!(headers["x-ratelimit-remaining-requests"], "1", "{headers:?}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(
+        (body["error"]["code"].as_u64(), body["error"]["status"].as_str()),
+        (Some(400), Some("INVALID_ARGUMENT"))
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("64 KB") && message.len() < 1000, "{message}");
+
+    assert_eq!(call("gemini-2.0-flash", "countTokens").await.unwrap().status(), 200);
+    let limited = call("gemini-2.0-flash", "countTokens").await.unwrap();
+    assert_eq!(limited.status(), 429, "counting is a request like any other");
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED", "{body}");
+}

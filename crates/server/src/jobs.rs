@@ -353,7 +353,10 @@ pub async fn sweep_once(state: &AppState, now: i64) -> Result<Swept, StoreError>
     let mut swept = Swept::default();
     loop {
         // Expired jobs never run: their holds go back at once.
-        let expired = state.db.expire_jobs(now.saturating_sub(expire_after), now, DELETE_BATCH).await?;
+        // A lease lapsed only just may be a live worker that could not renew it for a while
+        // (a store outage, a clock apart): its job is given the stranded holds' grace.
+        let lapsed_before = now - STRANDED_AFTER_SECS;
+        let expired = state.db.expire_jobs(now.saturating_sub(expire_after), lapsed_before, now, DELETE_BATCH).await?;
         if !expired.is_empty() {
             state.db.write_batch(Batch { releases: &expired, ..Batch::default() }).await?;
             tracing::info!(expired = expired.len(), "jobs not run within [jobs] expire_after_secs expired");

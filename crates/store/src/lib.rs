@@ -771,12 +771,18 @@ impl Db {
         delegate!(self.jobs_page(account_id, filter))
     }
 
-    /// Ends as `expired` up to `limit` jobs queued before `queued_before` that are not
-    /// running on a live worker (still queued, or their lease lapsed at `now`), oldest
-    /// first; returns their request ids, whose holds the caller releases. A job a worker
-    /// claims meanwhile is left to run.
-    pub async fn expire_jobs(&self, queued_before: i64, now: i64, limit: u32) -> Result<Vec<String>, StoreError> {
-        delegate!(self.expire_jobs(queued_before, now, limit))
+    /// Ends as `expired` (at `now`) up to `limit` jobs queued before `queued_before` that
+    /// are not running on a live worker (still queued, or their lease lapsed before
+    /// `lapsed_before`), oldest first; returns their request ids, whose holds the caller
+    /// releases. A job a worker claims meanwhile is left to run.
+    pub async fn expire_jobs(
+        &self,
+        queued_before: i64,
+        lapsed_before: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        delegate!(self.expire_jobs(queued_before, lapsed_before, now, limit))
     }
 
     /// Deletes up to `limit` finished jobs that completed before `before` (the retention

@@ -47,8 +47,9 @@ pub(crate) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
             .iter()
             .enumerate()
             .map(|(position, c)| choice(c, position, meta.one_tool_call, &mut dropped))
-            .collect();
-        usage = usage.map(|u| without_dropped(u, dropped));
+            .collect::<Vec<Choice>>();
+        let kept = choices.iter().map(kept_tokens).fold(0, u64::saturating_add);
+        usage = usage.map(|u| without_dropped(u, dropped, kept));
         choices
     };
     let completion = ChatCompletion {
@@ -135,11 +136,24 @@ pub(crate) fn call_tokens(call: &wire::FunctionCall) -> u64 {
     crate::openai::estimate_text_tokens(&call.name).saturating_add(crate::openai::estimate_text_tokens(arguments))
 }
 
-/// `usage` without the completion tokens of calls that were dropped (never below its
-/// reasoning tokens, which the client did get).
-pub(crate) fn without_dropped(usage: Usage, dropped: u64) -> Usage {
-    let completion_tokens = usage.completion_tokens.saturating_sub(dropped).max(usage.reasoning_tokens);
+/// `usage` without the completion tokens of calls that were dropped — never below what
+/// the client was sent in words: its reasoning tokens, and `kept`, the estimate of its
+/// text and reasoning (so that a dropped call whose estimate is inflated by escapes or
+/// repetitions cannot take the delivered answer off the bill).
+pub(crate) fn without_dropped(usage: Usage, dropped: u64, kept: u64) -> Usage {
+    let floor = usage.reasoning_tokens.max(kept.min(usage.completion_tokens));
+    let completion_tokens = usage.completion_tokens.saturating_sub(dropped).max(floor);
     Usage { completion_tokens, ..usage }
+}
+
+/// The estimated tokens of one choice's text and reasoning.
+fn kept_tokens(choice: &Choice) -> u64 {
+    let message = &choice.message;
+    [message.content.as_deref(), message.reasoning_content.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(crate::openai::estimate_text_tokens)
+        .fold(0, u64::saturating_add)
 }
 
 pub(crate) fn candidate_index(candidate: &Candidate, position: usize) -> u32 {
@@ -251,5 +265,23 @@ pub(crate) fn unreadable(what: &str, error: &serde_json::Error) -> UpstreamFailu
         retryable: false,
         client_error: false,
         message: format!("Gemini sent an unreadable {what}: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_calls_never_take_the_delivered_answer_off_the_bill() {
+        let usage = Usage { completion_tokens: 2_000, reasoning_tokens: 100, ..Usage::default() };
+        // A dropped call estimated at 500: billed 1,500.
+        assert_eq!(without_dropped(usage, 500, 1_200).completion_tokens, 1_500);
+        // One whose estimate is inflated (escapes, repetitions) past the rest: the text sent stays billed.
+        assert_eq!(without_dropped(usage, 10_000, 1_200).completion_tokens, 1_200);
+        // Nothing sent but reasoning: the reasoning stays billed.
+        assert_eq!(without_dropped(usage, 10_000, 0).completion_tokens, 100);
+        // An estimate of what was sent above the upstream's count: nothing is taken off.
+        assert_eq!(without_dropped(usage, 500, 5_000).completion_tokens, 2_000);
     }
 }

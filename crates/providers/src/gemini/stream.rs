@@ -21,6 +21,9 @@ pub(crate) struct GeminiStream {
     usage: Option<Usage>,
     /// Completion tokens of calls dropped because the client allowed one (not billed).
     dropped: u64,
+    /// Estimated tokens of the text and reasoning sent: the floor below which dropping
+    /// calls never takes the bill.
+    kept: u64,
     delivered: u64,
     prompt_blocked: bool,
     closed: bool,
@@ -47,6 +50,7 @@ impl GeminiStream {
             candidates: Vec::new(),
             usage: None,
             dropped: 0,
+            kept: 0,
             delivered: 0,
             prompt_blocked: false,
             closed: false,
@@ -167,6 +171,7 @@ impl GeminiStream {
         let Some(text) = part.text.as_ref().filter(|t| !t.is_empty()) else {
             return Ok(());
         };
+        self.kept = self.kept.saturating_add(crate::openai::estimate_text_tokens(text));
         let delta = if part.is_thought() {
             Delta { reasoning_content: Some(text.clone()), ..Delta::default() }
         } else {
@@ -271,7 +276,7 @@ impl StreamDecoder for GeminiStream {
     }
 
     fn usage(&self) -> Option<Usage> {
-        self.usage.map(|u| without_dropped(u, self.dropped))
+        self.usage.map(|u| without_dropped(u, self.dropped, self.kept))
     }
 
     fn delivered_chunks(&self) -> u64 {

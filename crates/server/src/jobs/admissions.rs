@@ -13,9 +13,18 @@ use crate::limits::Admission;
 /// How long an admission waits for its job's run.
 pub const KEPT_FOR: Duration = Duration::from_secs(120);
 
+/// How often the admissions past their time are dropped (a walk over all of them).
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 pub struct Admissions {
-    kept: Mutex<HashMap<String, (Instant, Admission)>>,
+    kept: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    by_request: HashMap<String, (Instant, Admission)>,
+    pruned: Option<Instant>,
 }
 
 impl Admissions {
@@ -23,20 +32,23 @@ impl Admissions {
     /// whose estimates stand).
     pub fn keep(&self, request_id: String, admission: Admission, now: Instant) {
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.retain(|_, (since, _)| now.saturating_duration_since(*since) < KEPT_FOR);
-        kept.insert(request_id, (now, admission));
+        if kept.pruned.is_none_or(|at| now.saturating_duration_since(at) >= PRUNE_EVERY) {
+            kept.by_request.retain(|_, (since, _)| now.saturating_duration_since(*since) < KEPT_FOR);
+            kept.pruned = Some(now);
+        }
+        kept.by_request.insert(request_id, (now, admission));
     }
 
     /// The admission of this job, if it was queued here and not too long ago.
     pub fn take(&self, request_id: &str, now: Instant) -> Option<Admission> {
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        let (since, admission) = kept.remove(request_id)?;
+        let (since, admission) = kept.by_request.remove(request_id)?;
         (now.saturating_duration_since(since) < KEPT_FOR).then_some(admission)
     }
 
     /// How many admissions wait for their jobs' runs.
     pub fn waiting(&self) -> usize {
-        self.kept.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner).by_request.len()
     }
 }
 

@@ -229,18 +229,20 @@ impl PostgresDb {
     pub(crate) async fn expire_jobs(
         &self,
         queued_before: i64,
+        lapsed_before: i64,
         now: i64,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
         // The outer condition repeats the inner one: a job claimed meanwhile is left out.
         let expired: Vec<String> = sqlx::query_scalar(
-            "UPDATE jobs SET status = 'expired', completed_at = $2, lease_owner = NULL, lease_until = NULL \
+            "UPDATE jobs SET status = 'expired', completed_at = $3, lease_owner = NULL, lease_until = NULL \
              WHERE id IN (SELECT id FROM jobs WHERE created_at < $1 \
              AND (status = 'queued' OR (status = 'in_progress' AND lease_until < $2)) \
-             ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             ORDER BY created_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
              AND (status = 'queued' OR (status = 'in_progress' AND lease_until < $2)) RETURNING request_id",
         )
         .bind(queued_before)
+        .bind(lapsed_before)
         .bind(now)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)

@@ -425,11 +425,12 @@ async fn jobs_waiting_too_long_expire_unless_a_live_worker_runs_them(backend: Ba
     assert_eq!(db.claim_job("replica-a", T + 10, 10_000).await?.ok_or("nothing claimed")?.id, "running");
     assert_eq!(db.claim_job("replica-b", T + 10, LEASE).await?.ok_or("nothing claimed")?.id, "orphaned");
     // At T + 100 replica-b's lease has lapsed (it died); replica-a's has not.
-    let mut expired = db.expire_jobs(T + 100, T + 100, 1).await?;
-    assert_eq!(expired, ["req_orphaned"], "oldest first, up to the limit");
-    expired = db.expire_jobs(T + 100, T + 100, 10).await?;
-    assert_eq!(expired, ["req_queued"]);
-    assert!(db.expire_jobs(T + 100, T + 100, 10).await?.is_empty(), "once");
+    // A lease that lapsed only after `lapsed_before` (T + 40) is given its grace.
+    let mut expired = db.expire_jobs(T + 100, T + 40, T + 100, 1).await?;
+    assert_eq!(expired, ["req_queued"], "the orphaned job's lease lapsed too recently");
+    expired = db.expire_jobs(T + 100, T + 100, T + 100, 10).await?;
+    assert_eq!(expired, ["req_orphaned"]);
+    assert!(db.expire_jobs(T + 100, T + 100, T + 100, 10).await?.is_empty(), "once");
     for (id, status) in [
         ("running", JobStatus::InProgress),
         ("orphaned", JobStatus::Expired),

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::json;
-use tokenrouter_core::ErrorEnvelope;
 use tokenrouter_providers::embeddings;
 use tokenrouter_providers::generate_content::{self, Call, EmbedKind, StreamForm};
 use tokenrouter_providers::openai::ChatView;
@@ -28,7 +27,6 @@ use crate::tokens;
 
 pub use super::gemini_models::{get_model, list_models, v1_get_model, v1_list_models};
 
-/// Error bodies larger than this are not restated (none of ours come near it).
 /// The most an embeddings answer restated here may hold.
 const MAX_EMBEDDINGS_ANSWER: usize = 256 * 1024 * 1024;
 

@@ -10,10 +10,8 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode, header};
-use http_body_util::BodyExt;
+use http::{HeaderMap, StatusCode};
 use serde_json::json;
-use tokenrouter_core::ErrorEnvelope;
 use tokenrouter_providers::messages::{self, Ids};
 use tokenrouter_store::KeyRow;
 
@@ -23,9 +21,6 @@ use crate::pipeline::{self, Inference, Translation, Work, json_response};
 use crate::policy::Permitted;
 use crate::state::AppState;
 use crate::tokens;
-
-/// Error bodies larger than this are not restated (none of ours come near it; an
-/// upstream's relayed 4xx may): they are replaced by a short error saying so.
 
 pub async fn create(
     State(state): State<AppState>,

@@ -369,3 +369,122 @@ pub(crate) fn stranded(holds: Vec<StrandedRecord>, jobs: Vec<Job>) -> Vec<Strand
         })
         .collect()
 }
+
+/// The job queue's part of the store's interface.
+impl crate::Db {
+    /// Queues a job, in one transaction with handing its hold (taken just before under
+    /// the same `request_id`, by the submitting replica) to the job machinery: the hold's
+    /// replica becomes [`JOB_HOLDER`], so the sweeper of dead replicas no longer ends it.
+    pub async fn create_job(&self, job: &NewJob) -> Result<(), StoreError> {
+        self.create_job_within(job, u64::MAX).await.map(|_| ())
+    }
+
+    /// [`Db::create_job`], unless the account already has `cap` jobs queued or running:
+    /// then `false` and nothing changes. Exact under concurrent submissions, on any
+    /// number of replicas (the count and the insert are one serialized step per account).
+    pub async fn create_job_within(&self, job: &NewJob, cap: u64) -> Result<bool, StoreError> {
+        delegate!(self.create_job(job, cap))
+    }
+
+    /// How many of the account's jobs are queued or in progress (its cap counts these).
+    pub async fn active_jobs(&self, account_id: i64) -> Result<u64, StoreError> {
+        delegate!(self.active_jobs(account_id))
+    }
+
+    /// Takes the oldest job that may run — queued, or in progress under a lease that ran
+    /// out before `now` (its replica died) — for `owner` until `now + lease_secs`, with
+    /// its request body. Atomic: however many replicas claim at once, each job goes to
+    /// one; a cancelled job is never taken. `None` when there is nothing to run.
+    pub async fn claim_job(&self, owner: &str, now: i64, lease_secs: i64) -> Result<Option<Job>, StoreError> {
+        delegate!(self.claim_job(owner, now, lease_secs))
+    }
+
+    /// Ends the leases of the jobs a dead replica `owner` was running, so that any replica
+    /// claims them at once rather than when the leases run out. Returns how many.
+    pub async fn expire_job_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        delegate!(self.expire_job_leases(owner))
+    }
+
+    /// Extends `owner`'s lease on a job it runs to `now + lease_secs`. `false` when the job
+    /// is no longer in progress under `owner` (cancelled, or taken by another replica
+    /// after the lease ran out): the worker stops.
+    pub async fn renew_job(&self, id: &str, owner: &str, now: i64, lease_secs: i64) -> Result<bool, StoreError> {
+        delegate!(self.renew_job(id, owner, now, lease_secs))
+    }
+
+    /// Records how `owner`'s run of a job ended (its status must be a final one) and ends
+    /// the lease — only when the job is still in progress under `owner`; `false` when it
+    /// is not (cancelled meanwhile, or taken by another replica), and nothing is written.
+    pub async fn finish_job(&self, id: &str, owner: &str, outcome: &JobOutcome) -> Result<bool, StoreError> {
+        if !outcome.status.is_final() {
+            let reason = format!("job '{id}' cannot finish as {}", outcome.status.as_str());
+            return Err(StoreError::Database(sqlx::Error::InvalidArgument(reason)));
+        }
+        delegate!(self.finish_job(id, owner, outcome))
+    }
+
+    /// Records what a run of the job used and was charged, whatever the job's status (a
+    /// run charged although the job was cancelled meanwhile). `None` keeps the usage
+    /// recorded before.
+    pub async fn note_job_cost(&self, id: &str, usage: Option<Usage>, cost: NanoUsd) -> Result<(), StoreError> {
+        delegate!(self.note_job_cost(id, usage, cost))
+    }
+
+    /// Cancels one of the account's jobs at `now` if it has not finished: atomically, so a
+    /// job cancelled while queued is never claimed afterwards, and the run of one
+    /// cancelled in progress can no longer finish it (nor renew its lease).
+    pub async fn cancel_job(&self, id: &str, account_id: i64, now: i64) -> Result<Cancellation, StoreError> {
+        delegate!(self.cancel_job(id, account_id, now))
+    }
+
+    /// One of the account's jobs, with its request body; `None` for another account's.
+    pub async fn job(&self, id: &str, account_id: i64) -> Result<Option<Job>, StoreError> {
+        delegate!(self.job(id, account_id))
+    }
+
+    /// A job whoever owns it, with its request body (workers).
+    pub async fn job_by_id(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        delegate!(self.job_by_id(id))
+    }
+
+    /// A page of the account's jobs, newest first (`created_at`, then `id`), without their
+    /// request bodies: those matching `filter`, older than its cursor, at most its limit
+    /// (and at most [`JOBS_PAGE_MAX`]).
+    pub async fn jobs_page(&self, account_id: i64, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        delegate!(self.jobs_page(account_id, filter))
+    }
+
+    /// Ends as `expired` (at `now`) up to `limit` jobs queued before `queued_before` that
+    /// are not running on a live worker (still queued, or their lease lapsed before
+    /// `lapsed_before`), oldest first; returns their request ids, whose holds the caller
+    /// releases. A job a worker claims meanwhile is left to run.
+    pub async fn expire_jobs(
+        &self,
+        queued_before: i64,
+        lapsed_before: i64,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        delegate!(self.expire_jobs(queued_before, lapsed_before, now, limit))
+    }
+
+    /// Deletes up to `limit` finished jobs that completed before `before` (the retention
+    /// sweep), oldest first; returns how many. A job whose hold is still open stays until
+    /// its hold is settled, which needs the job's cost.
+    pub async fn delete_finished_jobs(&self, before: i64, limit: u32) -> Result<u64, StoreError> {
+        delegate!(self.delete_finished_jobs(before, limit))
+    }
+
+    /// Holds of the job machinery ([`JOB_HOLDER`]) that nothing will end: their job
+    /// finished before `finished_before`, or does not exist. Each with its job (without its
+    /// request body) when there is one, oldest hold first.
+    pub async fn stranded_job_holds(&self, finished_before: i64) -> Result<Vec<StrandedHold>, StoreError> {
+        delegate!(self.stranded_job_holds(finished_before))
+    }
+
+    /// How many jobs there are in each status: every status, in [`JobStatus::ALL`]'s
+    /// order, zeros included.
+    pub async fn job_counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        delegate!(self.job_counts())
+    }
+}

@@ -101,13 +101,14 @@ pub struct Translated {
     pub dropped_tools: Vec<String>,
 }
 
-/// Translates a request. `previous` is the record [`Surface::keep`] made of the response
-/// named by `previous_response_id` (the server stores and fetches it; it is opaque there):
-/// its conversation comes before this request's input. Its `instructions` are not carried
+/// Translates a request. `previous` holds the records [`Surface::keep`] made of the
+/// response named by `previous_response_id` and of each response it continued, the
+/// oldest first (the server stores and walks them; they are opaque there): that
+/// conversation comes before this request's input. Its `instructions` are not carried
 /// over, as OpenAI does.
 pub fn translate(
     mut request: ResponsesRequest,
-    previous: Option<&[u8]>,
+    previous: Option<&[Vec<u8>]>,
     ids: Ids,
     options: &Options,
 ) -> Result<Translated, Unsupported> {
@@ -119,7 +120,13 @@ pub fn translate(
                 format!("Previous response with id '{id}' not found."),
             ));
         }
-        (Some(_), Some(record)) => read_record(record)?,
+        (Some(_), Some(records)) => {
+            let mut items = Vec::new();
+            for record in records {
+                items.extend(read_record(record)?);
+            }
+            items
+        }
     };
     let input = match request.input.take() {
         None => Vec::new(),
@@ -180,16 +187,17 @@ pub fn translate(
         // whose thinking is missing), and the record is made from the answer.
         sealed_reasoning: asked_sealed || store,
     };
-    let history = store.then(|| earlier.into_iter().chain(input).collect());
-    Ok(Translated { chat, surface: ResponsesSurface { shape: Arc::new(shape), history }, dropped_tools: tools.dropped })
+    let turn = store.then_some(input);
+    Ok(Translated { chat, surface: ResponsesSurface { shape: Arc::new(shape), turn }, dropped_tools: tools.dropped })
 }
 
 /// States one translated request's answer in Responses' shapes.
 #[derive(Debug)]
 pub struct ResponsesSurface {
     shape: Arc<Shape>,
-    /// The conversation before the answer, kept unless the request said `store: false`.
-    history: Option<Vec<Item>>,
+    /// This request's input items, kept with the answer unless the request said
+    /// `store: false` (the conversation before them is kept by the earlier responses).
+    turn: Option<Vec<Item>>,
 }
 
 impl Surface for ResponsesSurface {
@@ -202,7 +210,7 @@ impl Surface for ResponsesSurface {
     }
 
     fn keep(&self, answer: &[u8]) -> Option<(String, Vec<u8>)> {
-        response::keep(self.history.as_deref()?, answer)
+        response::keep(self.turn.as_deref()?, answer)
     }
 }
 

@@ -28,7 +28,7 @@ fn ids() -> Ids {
 const DROP: Options = Options { unsupported_tools: UnsupportedTools::Drop };
 const REJECT: Options = Options { unsupported_tools: UnsupportedTools::Reject };
 
-fn translate_with(body: &[u8], previous: Option<&[u8]>, options: &Options) -> Result<Translated, Unsupported> {
+fn translate_with(body: &[u8], previous: Option<&[Vec<u8>]>, options: &Options) -> Result<Translated, Unsupported> {
     responses::translate(responses::parse(body)?, previous, ids(), options)
 }
 
@@ -391,7 +391,7 @@ fn sealed_reasoning_comes_back_as_thinking_blocks() {
 fn a_conversation_continues_from_the_kept_record() {
     let first = translate_with(&fixture("present.request.json"), None, &DROP).unwrap();
     let answer = first.surface.present(&completion("tools.completion.json"), BILLED);
-    let (id, record) = first.surface.keep(&answer).expect("stored by default");
+    let (id, first_record) = first.surface.keep(&answer).expect("stored by default");
     assert_eq!(id, "resp_test1");
 
     let second = json!({
@@ -407,7 +407,7 @@ fn a_conversation_continues_from_the_kept_record() {
     let second_ids = Ids { response_id: "resp_test2".into(), created_at: 1_700_000_100 };
     let translated = responses::translate(
         responses::parse(second.to_string().as_bytes()).unwrap(),
-        Some(&record),
+        Some(std::slice::from_ref(&first_record)),
         second_ids,
         &DROP,
     )
@@ -427,18 +427,30 @@ fn a_conversation_continues_from_the_kept_record() {
         "the first instructions are not carried over"
     );
 
-    // The second answer's record holds the whole conversation, ready for a third turn.
+    // The second answer's record holds only what its turn added; the records of the
+    // chain, oldest first, are the conversation for a third turn.
     let answer = translated.surface.present(&completion("text.completion.json"), BILLED);
-    let (id, record) = translated.surface.keep(&answer).unwrap();
+    let (id, second_record) = translated.surface.keep(&answer).unwrap();
     assert_eq!(id, "resp_test2");
+    let kept = String::from_utf8_lossy(&second_record);
+    assert!(kept.contains("sunny") && !kept.contains("What is the weather in Paris?"), "{kept}");
     let third = json!({"model": "gpt-5-mini", "previous_response_id": "resp_test2", "input": "And tomorrow?"});
-    let chat =
-        responses::translate(responses::parse(third.to_string().as_bytes()).unwrap(), Some(&record), ids(), &DROP)
+    let continued = |records: &[Vec<u8>]| {
+        responses::translate(responses::parse(third.to_string().as_bytes()).unwrap(), Some(records), ids(), &DROP)
             .unwrap()
-            .chat;
+            .chat
+    };
+    let chat = continued(&[first_record.clone(), second_record.clone()]);
     assert_eq!(chat.messages.len(), 6);
     let Message::Assistant(last_answer) = &chat.messages[4] else { panic!() };
     assert_eq!(last_answer.content.as_ref().map(Content::text).as_deref(), Some("It is sunny in Paris."));
+
+    // A record kept before chains held the whole conversation; it starts its chain and
+    // reads the same.
+    let mut whole: Value = serde_json::from_slice(&first_record).unwrap();
+    let added: Value = serde_json::from_slice(&second_record).unwrap();
+    whole["items"].as_array_mut().unwrap().extend(added["items"].as_array().unwrap().iter().cloned());
+    assert_eq!(continued(&[serde_json::to_vec(&whole).unwrap()]), chat);
 }
 
 #[test]
@@ -450,7 +462,8 @@ fn nothing_is_kept_with_store_false_and_a_bad_record_is_refused() {
     assert_eq!(response["store"], false);
 
     let body = br#"{"model":"m","input":"hi","previous_response_id":"resp_gone"}"#;
-    for previous in [Some(&b"not a record"[..]), Some(br#"{"version":99,"items":[]}"#), None] {
+    let records = [b"not a record".to_vec(), br#"{"version":99,"items":[]}"#.to_vec()];
+    for previous in [Some(&records[..1]), Some(&records[1..]), None] {
         let error = translate_with(body, previous, &DROP).unwrap_err();
         assert_eq!(error.param, "previous_response_id");
     }
@@ -728,7 +741,7 @@ fn a_custom_call_continues_from_the_kept_record() {
         ]
     });
     let translated =
-        responses::translate(responses::parse(second.to_string().as_bytes()).unwrap(), Some(&record), ids(), &DROP)
+        responses::translate(responses::parse(second.to_string().as_bytes()).unwrap(), Some(&[record]), ids(), &DROP)
             .unwrap();
     let chat = chat_json(&translated.chat);
     let messages = chat["messages"].as_array().unwrap();

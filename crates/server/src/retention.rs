@@ -1,6 +1,10 @@
 //! Responses kept for `previous_response_id`: recorded when an answer ends, read when a
 //! later request continues from one, forgotten once the configured retention has passed.
 //!
+//! Each kept response holds only what its turn added and links to the response it
+//! continued; a conversation is read back by walking those links (one query), at most
+//! [`MAX_CHAIN`] responses, all of the asking account.
+//!
 //! A record is in the store before its client sees the answer end (the answer waits for
 //! the write), so a client that continues the moment it ends finds it on any replica.
 
@@ -10,12 +14,15 @@ use std::time::Duration;
 
 use tokenrouter_core::clock::now_unix;
 use tokenrouter_providers::surface::Surface;
-use tokenrouter_store::{Db, KeptResponse};
+use tokenrouter_store::{Db, KeptChain, KeptResponse};
 
 use crate::error::ApiError;
 
 /// The record of a response an upstream served natively and keeps itself.
 pub const SERVED_UPSTREAM: &[u8] = b"served-upstream";
+
+/// The most responses a conversation continued through `previous_response_id` may hold.
+pub const MAX_CHAIN: usize = 1000;
 
 /// How often expired responses are deleted.
 const FORGET_EVERY: Duration = Duration::from_secs(3600);
@@ -35,22 +42,31 @@ pub struct Keeper {
     db: Db,
     account_id: i64,
     keep_for: Duration,
+    /// The response this request continues (the kept answer links to it).
+    previous: Option<String>,
 }
 
 impl Keeper {
     /// `None` when responses are not kept at all (retention 0).
     pub fn new(db: Db, account_id: i64, keep_for: Duration) -> Option<Keeper> {
-        (!keep_for.is_zero()).then_some(Keeper { db, account_id, keep_for })
+        (!keep_for.is_zero()).then_some(Keeper { db, account_id, keep_for, previous: None })
+    }
+
+    /// The answer continues response `id` of the same account: its record links to it.
+    pub fn continuing(mut self, id: &str) -> Keeper {
+        self.previous = Some(id.to_owned());
+        self
     }
 
     /// Records `answer` as the surface states it; the answer's end waits for the returned
     /// write.
     pub fn keep(self, surface: &dyn Surface, answer: &[u8]) -> Option<Writing> {
         let (id, record) = surface.keep(answer)?;
-        Some(self.write(id, record, answer))
+        let previous = self.previous.clone();
+        Some(self.write(id, previous, record, answer))
     }
 
-    fn write(self, id: String, record: Vec<u8>, answer: &[u8]) -> Writing {
+    fn write(self, id: String, previous_id: Option<String>, record: Vec<u8>, answer: &[u8]) -> Writing {
         let created_at = now_unix();
         let keep_for = i64::try_from(self.keep_for.as_secs()).unwrap_or(i64::MAX);
         let kept = KeptResponse {
@@ -58,6 +74,7 @@ impl Keeper {
             account_id: self.account_id,
             created_at,
             expires_at: created_at.saturating_add(keep_for),
+            previous_id,
             record,
             answer: answer.to_vec(),
         };
@@ -79,21 +96,35 @@ impl Keeper {
 impl Keeper {
     /// Records who owns a response an upstream served natively (it keeps the
     /// conversation itself): a later request may continue from it only through such an
-    /// upstream, and only from the same account.
+    /// upstream, and only from the same account. It links to nothing: the upstream holds
+    /// the conversation.
     pub fn keep_native(self, answer: &[u8]) -> Option<Writing> {
         let id = tokenrouter_providers::responses::native::response_id(answer)?;
-        Some(self.write(id, SERVED_UPSTREAM.to_vec(), answer))
+        Some(self.write(id, None, SERVED_UPSTREAM.to_vec(), answer))
     }
 }
 
 impl Retention {
-    /// The record of a response this account may continue from; a 400 naming
-    /// `previous_response_id` when there is none (never kept, expired, or another's).
-    pub async fn recall(&self, db: &Db, account_id: i64, id: &str) -> Result<Vec<u8>, ApiError> {
-        let found = db.kept_response(id, account_id, now_unix()).await.map_err(unreadable)?;
-        found.ok_or_else(|| {
-            ApiError::invalid_param(format!("Previous response with id '{id}' not found."), "previous_response_id")
-        })
+    /// The conversation a response this account may continue from ends: the records of
+    /// it and of the responses it continued, the oldest first. A 400 naming
+    /// `previous_response_id` when there is none (never kept, expired, or another's), when
+    /// an earlier response of the conversation is no longer stored, or when the
+    /// conversation is longer than [`MAX_CHAIN`] responses.
+    pub async fn recall(&self, db: &Db, account_id: i64, id: &str) -> Result<Vec<Vec<u8>>, ApiError> {
+        let chain = db.kept_chain(id, account_id, now_unix(), MAX_CHAIN).await.map_err(unreadable)?;
+        let refusal = |message: String| ApiError::invalid_param(message, "previous_response_id");
+        match chain {
+            KeptChain::Found(records) => Ok(records),
+            KeptChain::Missing => Err(refusal(format!("Previous response with id '{id}' not found."))),
+            KeptChain::Broken => Err(refusal(format!(
+                "Previous response with id '{id}' cannot be continued: an earlier response in this conversation \
+                 is no longer stored."
+            ))),
+            KeptChain::TooLong => Err(refusal(format!(
+                "Previous response with id '{id}' cannot be continued: the conversation has more than {MAX_CHAIN} \
+                 responses. Start a new one (send the conversation you need as input)."
+            ))),
+        }
     }
 }
 

@@ -26,6 +26,7 @@ mod jobs;
 mod keys;
 mod postgres;
 mod reports;
+mod responses;
 mod rows;
 mod sessions;
 mod settle;
@@ -45,24 +46,12 @@ pub use jobs::{
 pub use keys::{KeyChanges, KeyRow, KeyScope, NewKey, Revocation};
 pub use postgres::{Change, Changes, PostgresDb};
 pub use reports::{RequestFilter, RequestRow, UsageGroup, UsageTotals};
+pub use responses::{KeptChain, KeptResponse};
 pub use sessions::{GithubProfile, Redemption, SecretHash};
 pub use sqlite::SqliteDb;
 pub use tokenrouter_core::NanoUsd;
 use tokenrouter_core::Usage;
 pub use usage::{Earning, UsageRecord, UsageSource};
-
-/// A response kept for `previous_response_id`, readable by its account until `expires_at`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeptResponse {
-    pub id: String,
-    pub account_id: i64,
-    pub created_at: i64,
-    pub expires_at: i64,
-    /// What a later request continues from (opaque to the store).
-    pub record: Vec<u8>,
-    /// The Response object as the client received it.
-    pub answer: Vec<u8>,
-}
 
 /// What settles in one transaction (see [`Db::write_batch`]).
 #[derive(Debug, Default, Clone, Copy)]
@@ -472,9 +461,18 @@ impl Db {
         delegate!(self.keep_response(kept))
     }
 
-    /// The record of a response of this account that has not expired at `now`.
+    /// The record of a response of this account that has not expired at `now` (what its
+    /// turn added, not the conversation: see [`Db::kept_chain`]).
     pub async fn kept_response(&self, id: &str, account_id: i64, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
         delegate!(self.kept_response(id, account_id, now))
+    }
+
+    /// The conversation that response `id` of this account ends, in one round trip: its
+    /// record and those of the responses it continues, walked back by their links —
+    /// every one of this account, at most `max` of them. `id` must not have expired at
+    /// `now`; the earlier ones are kept for as long as a later one needs them.
+    pub async fn kept_chain(&self, id: &str, account_id: i64, now: i64, max: usize) -> Result<KeptChain, StoreError> {
+        delegate!(self.kept_chain(id, account_id, now, max))
     }
 
     /// The answer of a response of this account that has not expired at `now`.
@@ -487,7 +485,9 @@ impl Db {
         delegate!(self.forget_response(id, account_id))
     }
 
-    /// Deletes the responses that expired by `now`; returns how many.
+    /// Deletes the responses that expired by `now` and that no kept response continues
+    /// (an expired one stays while a later turn of its conversation is kept); returns how
+    /// many.
     pub async fn forget_responses(&self, now: i64) -> Result<u64, StoreError> {
         delegate!(self.forget_responses(now))
     }

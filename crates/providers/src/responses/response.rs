@@ -341,11 +341,12 @@ pub(super) fn present(shape: &Shape, completion: &ChatCompletion, usage: Usage) 
     shape.response(&status, output, Some(usage))
 }
 
-/// The record of a finished answer: the conversation before it, then its output items.
-pub(super) fn keep(history: &[Item], answer: &[u8]) -> Option<(String, Vec<u8>)> {
+/// The record of a finished answer: what its turn added to the conversation — the
+/// request's input items, then the answer's output items.
+pub(super) fn keep(input: &[Item], answer: &[u8]) -> Option<(String, Vec<u8>)> {
     let answer: Value = serde_json::from_slice(answer).ok()?;
     let id = answer.get("id")?.as_str()?.to_owned();
-    let mut items = history.to_vec();
+    let mut items = input.to_vec();
     for item in answer.get("output")?.as_array()? {
         items.push(serde_json::from_value(item.clone()).ok()?);
     }

@@ -201,8 +201,11 @@ pub struct ReasoningConfig {
     pub rest: Map<String, Value>,
 }
 
-/// What the gateway keeps of a finished response for `previous_response_id`: the whole
-/// conversation so far as Responses items (inputs, then the answer's output items).
+/// What the gateway keeps of a finished response for `previous_response_id`: what its
+/// turn added to the conversation as Responses items (its input, then the answer's output
+/// items). The server links each to the response it continued; the records of a chain,
+/// oldest first, are the conversation. Records kept before chains hold the whole
+/// conversation so far and start their chain, so the same reading holds for them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Record {
     /// The record's format (1).

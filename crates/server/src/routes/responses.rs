@@ -158,7 +158,7 @@ pub async fn inference_of(
         max_tokens: request.max_output_tokens,
     };
     let native_possible = served_natively(&config, &native_view.model);
-    let keeper = if request.store == Some(false) {
+    let mut keeper = if request.store == Some(false) {
         None
     } else {
         Keeper::new(state.db.clone(), key.account_id, config.server.response_retention)
@@ -169,7 +169,8 @@ pub async fn inference_of(
         Some(id) => Some(state.retention.recall(&state.db, key.account_id, id).await?),
         None => None,
     };
-    if previous.as_deref() == Some(SERVED_UPSTREAM) {
+    let served_upstream = previous.as_ref().and_then(|chain| chain.last()).map(Vec::as_slice) == Some(SERVED_UPSTREAM);
+    if served_upstream {
         let refusal = Unsupported::new(
             "previous_response_id",
             "This response was served by a provider that keeps the conversation itself; only such a \
@@ -183,6 +184,9 @@ pub async fn inference_of(
         return Ok(inference);
     }
     let continues = previous.is_some();
+    if let Some(id) = request.previous_response_id().filter(|_| continues) {
+        keeper = keeper.map(|keeper| keeper.continuing(id));
+    }
     let translated = match translate(&config, request_id, request, previous.as_deref()) {
         Ok(translated) => translated,
         // Only an upstream that speaks the API itself can take what did not translate
@@ -260,7 +264,7 @@ fn translate(
     config: &Config,
     request_id: &str,
     request: ResponsesRequest,
-    previous: Option<&[u8]>,
+    previous: Option<&[Vec<u8>]>,
 ) -> Result<Translated, Unsupported> {
     let ids = Ids { response_id: response_id(request_id), created_at: tokenrouter_core::clock::now_unix() };
     let options = Options { unsupported_tools: config.server.unsupported_tools };

@@ -38,6 +38,7 @@ mod operations_drain;
 mod providers;
 mod reload;
 mod replicas;
+mod responses_chain;
 mod routing;
 mod secrets;
 mod streaming;

@@ -1,19 +1,23 @@
 //! SQLite queries for kept responses.
 
 use super::SqliteDb;
-use crate::{KeptResponse, StoreError};
+use crate::responses::{Link, SWEEP_PASSES, assemble};
+use crate::{KeptChain, KeptResponse, StoreError};
 
 impl SqliteDb {
     pub(crate) async fn keep_response(&self, kept: &KeptResponse) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO responses (id, account_id, created_at, expires_at, record, answer) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT(id) DO UPDATE SET expires_at = excluded.expires_at, record = excluded.record, \
-             answer = excluded.answer",
+            "INSERT INTO responses (id, account_id, created_at, expires_at, previous_id, record, answer) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET expires_at = excluded.expires_at, previous_id = excluded.previous_id, \
+             record = excluded.record, answer = excluded.answer \
+             WHERE responses.account_id = excluded.account_id",
         )
         .bind(&kept.id)
         .bind(kept.account_id)
         .bind(kept.created_at)
         .bind(kept.expires_at)
+        .bind(&kept.previous_id)
         .bind(&kept.record)
         .bind(&kept.answer)
         .execute(&self.pool)
@@ -37,6 +41,32 @@ impl SqliteDb {
         Ok(record)
     }
 
+    pub(crate) async fn kept_chain(
+        &self,
+        id: &str,
+        account_id: i64,
+        now: i64,
+        max: usize,
+    ) -> Result<KeptChain, StoreError> {
+        let links: Vec<Link> = sqlx::query_as(
+            "WITH RECURSIVE chain(id, previous_id, record, depth) AS ( \
+               SELECT id, previous_id, record, 1 FROM responses WHERE id = ? AND account_id = ? AND expires_at > ? \
+               UNION ALL \
+               SELECT r.id, r.previous_id, r.record, chain.depth + 1 FROM responses r \
+               JOIN chain ON r.id = chain.previous_id \
+               WHERE r.account_id = ? AND chain.depth <= ? \
+             ) SELECT id, previous_id, record FROM chain ORDER BY depth",
+        )
+        .bind(id)
+        .bind(account_id)
+        .bind(now)
+        .bind(account_id)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(assemble(links, max))
+    }
+
     pub(crate) async fn kept_answer(&self, id: &str, account_id: i64, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
         let answer =
             sqlx::query_scalar("SELECT answer FROM responses WHERE id = ? AND account_id = ? AND expires_at > ?")
@@ -58,7 +88,20 @@ impl SqliteDb {
     }
 
     pub(crate) async fn forget_responses(&self, now: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM responses WHERE expires_at <= ?").bind(now).execute(&self.pool).await?;
-        Ok(done.rows_affected())
+        let mut forgotten = 0;
+        for _ in 0..SWEEP_PASSES {
+            let done = sqlx::query(
+                "DELETE FROM responses WHERE expires_at <= ? \
+                 AND NOT EXISTS (SELECT 1 FROM responses later WHERE later.previous_id = responses.id)",
+            )
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                break;
+            }
+            forgotten += done.rows_affected();
+        }
+        Ok(forgotten)
     }
 }

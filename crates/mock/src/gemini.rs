@@ -85,6 +85,8 @@ struct Response {
     candidates: u32,
     prompt_tokens: u64,
     cached_tokens: u64,
+    /// Google searches the grounding names (the `web_searches` knob).
+    web_searches: u64,
 }
 
 impl Response {
@@ -191,6 +193,7 @@ fn respond(body: &Value, contents: &[Value], model: &str, knobs: &MockConfig, se
         candidates,
         prompt_tokens,
         cached_tokens: knobs.cached_tokens.min(prompt_tokens),
+        web_searches: knobs.web_searches,
     }
 }
 

@@ -31,7 +31,8 @@ pub struct MockConfig {
     /// the model never calls a tool.
     pub calls: u64,
     /// Web searches the answer reports as run and billed (Anthropic
-    /// `usage.server_tool_use.web_search_requests`); 0 reports none.
+    /// `usage.server_tool_use.web_search_requests`, OpenAI Responses `web_search_call`
+    /// output items, Gemini `groundingMetadata.webSearchQueries`); 0 reports none.
     pub web_searches: u64,
     /// Acting as a community instance (required key, model list, usage, whole-server
     /// failures); off by default, changeable while the server runs. Not a per-request knob.

@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokenrouter_core::chat::{ChatCompletionChunk, ChunkChoice, Delta};
-use tokenrouter_core::{ErrorEnvelope, Usage};
+use tokenrouter_core::{ErrorEnvelope, HostedCalls, Usage};
 use tokenrouter_providers::adapter::ResponseMeta;
 use tokenrouter_providers::adapter::StreamDecoder;
 use tokenrouter_providers::openai;
@@ -107,6 +107,15 @@ impl Transcoder {
             Transcoder::Pass(p) => p.usage,
             Transcoder::Decode(d) => d.usage(),
             Transcoder::Responses(r) => r.usage,
+        }
+    }
+
+    /// Hosted tool calls seen finishing in the stream (only a native Responses stream
+    /// shows them before its end).
+    fn hosted(&self) -> HostedCalls {
+        match self {
+            Transcoder::Responses(r) => r.hosted,
+            Transcoder::Pass(_) | Transcoder::Decode(_) => HostedCalls::default(),
         }
     }
 
@@ -341,6 +350,7 @@ impl MeteredSse {
             None => Measured::Counted(Usage {
                 prompt_tokens: openai::estimate_prompt_tokens(request_body),
                 completion_tokens: delivered,
+                hosted: self.transcoder.hosted(),
                 ..Usage::default()
             }),
         }

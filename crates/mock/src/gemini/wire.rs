@@ -27,6 +27,15 @@ pub(super) struct Candidate<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     safety_ratings: Option<&'static [SafetyRating]>,
     index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grounding_metadata: Option<GroundingMetadata>,
+}
+
+/// The Google searches a grounded answer ran (only the last chunk names them).
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroundingMetadata {
+    web_search_queries: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -146,6 +155,9 @@ pub(super) fn chunk<'a>(response: &'a Response, parts: Vec<Part<'a>>, last: bool
             finish_reason,
             safety_ratings: (blocked && last).then_some(BLOCKED_RATINGS),
             index,
+            grounding_metadata: (last && !blocked && response.web_searches > 0).then(|| GroundingMetadata {
+                web_search_queries: (1..=response.web_searches).map(|n| format!("mock search {n}")).collect(),
+            }),
         })
         .collect();
     GenerateContentResponse {

@@ -47,6 +47,11 @@ enum Item {
         id: String,
         call: Call,
     },
+    /// A web search OpenAI ran (the `web_searches` knob), billed per call.
+    WebSearch {
+        id: String,
+        query: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -160,6 +165,13 @@ fn respond(body: &Value, items: &[Value], model: &str, knobs: &MockConfig, seq: 
         let encrypted_content = encrypted.then(|| format!("gAAAAA_mock_reasoning_{seq}"));
         output.push(Item::Reasoning { id: format!("rs_mock_{seq}"), encrypted_content });
     }
+    if !blocked {
+        let query = items.iter().rev().find_map(|i| i.get("content")).map_or(Cow::Borrowed(""), content_text);
+        output.extend(
+            (0..knobs.web_searches)
+                .map(|n| Item::WebSearch { id: format!("ws_mock_{seq}_{n}"), query: query.to_string() }),
+        );
+    }
     let (incomplete, body_tokens) = if blocked {
         (Some("content_filter"), 0)
     } else if chosen.is_empty() {
@@ -261,13 +273,16 @@ impl Item {
         match self {
             Item::Reasoning { .. } => THINKING,
             Item::Message { text, .. } => text,
-            Item::Call { .. } => "",
+            Item::Call { .. } | Item::WebSearch { .. } => "",
         }
     }
 
     fn id(&self) -> &str {
         match self {
-            Item::Reasoning { id, .. } | Item::Message { id, .. } | Item::Call { id, .. } => id,
+            Item::Reasoning { id, .. }
+            | Item::Message { id, .. }
+            | Item::Call { id, .. }
+            | Item::WebSearch { id, .. } => id,
         }
     }
 }
@@ -323,6 +338,9 @@ impl Response {
                 call_id: &call.id,
                 name: &call.name,
             },
+            Item::WebSearch { id, query } => {
+                wire::OutputItem::WebSearchCall { id, status, action: wire::SearchAction { kind: "search", query } }
+            }
         }
     }
 }

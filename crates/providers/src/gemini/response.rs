@@ -19,7 +19,10 @@ pub(crate) fn decode(body: &[u8], meta: &ResponseMeta) -> Result<Decoded, Upstre
     if let Some(error) = response.error {
         return Err(api_failure(200, error));
     }
-    let mut usage = response.usage_metadata.as_ref().map(usage);
+    let mut usage = response.usage_metadata.as_ref().map(usage).map(|mut u| {
+        u.hosted.web_search = web_searches(&response.candidates);
+        u
+    });
     let choices = if response.candidates.is_empty() {
         let Some(reason) = response.prompt_feedback.and_then(|f| f.block_reason) else {
             return Err(UpstreamFailure {
@@ -201,6 +204,16 @@ pub(crate) fn finish(reason: Option<&str>, has_calls: bool) -> (&'static str, Op
 
 pub(crate) fn prompt_blocked(reason: &str) -> String {
     format!("Prompt blocked by Gemini safety filter: {reason}")
+}
+
+/// The Google searches an answer's grounding ran (`groundingMetadata.webSearchQueries`,
+/// a query the candidates share counted once), each billed as a web search.
+pub(crate) fn web_searches(candidates: &[Candidate]) -> u64 {
+    let mut queries: Vec<&serde_json::Value> =
+        candidates.iter().filter_map(|c| c.grounding_metadata.as_ref()).flat_map(|g| &g.web_search_queries).collect();
+    queries.sort_by_key(|q| q.to_string());
+    queries.dedup();
+    u64::try_from(queries.len()).unwrap_or(u64::MAX)
 }
 
 /// Prompt tokens include those of tool-use prompts; completion tokens include thoughts.

@@ -8,7 +8,7 @@ use tokenrouter_core::chat::{
 
 use super::response::{
     api_failure, arguments, call_id, call_tokens, candidate_index, finish, prompt_blocked, signature_block, unreadable,
-    usage, without_dropped,
+    usage, web_searches, without_dropped,
 };
 use super::wire::{Candidate, GenerateContentResponse, Part};
 use crate::adapter::{ResponseMeta, StreamDecoder, UpstreamFailure};
@@ -24,6 +24,8 @@ pub(crate) struct GeminiStream {
     /// Estimated tokens of the text and reasoning sent: the floor below which dropping
     /// calls never takes the bill.
     kept: u64,
+    /// The most Google searches an event's grounding named (the last events repeat them).
+    web_searches: u64,
     delivered: u64,
     prompt_blocked: bool,
     closed: bool,
@@ -51,6 +53,7 @@ impl GeminiStream {
             usage: None,
             dropped: 0,
             kept: 0,
+            web_searches: 0,
             delivered: 0,
             prompt_blocked: false,
             closed: false,
@@ -77,6 +80,7 @@ impl GeminiStream {
         if let Some(meta) = &response.usage_metadata {
             self.usage = Some(usage(meta));
         }
+        self.web_searches = self.web_searches.max(web_searches(&response.candidates));
         if response.candidates.is_empty() {
             let reason = response.prompt_feedback.and_then(|f| f.block_reason);
             if let Some(reason) = reason.filter(|_| !self.complete()) {
@@ -276,7 +280,11 @@ impl StreamDecoder for GeminiStream {
     }
 
     fn usage(&self) -> Option<Usage> {
-        self.usage.map(|u| without_dropped(u, self.dropped, self.kept))
+        self.usage.map(|u| {
+            let mut usage = without_dropped(u, self.dropped, self.kept);
+            usage.hosted.web_search = self.web_searches;
+            usage
+        })
     }
 
     fn delivered_chunks(&self) -> u64 {

@@ -236,6 +236,17 @@ pub(crate) struct Candidate {
     pub finish_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u32>,
+    /// Set when the answer was grounded with Google Search (the `googleSearch` tool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grounding_metadata: Option<GroundingMetadata>,
+}
+
+/// How an answer was grounded; only its search queries are read (each a billed search).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct GroundingMetadata {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub web_search_queries: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

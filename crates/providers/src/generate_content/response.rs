@@ -34,6 +34,7 @@ pub(super) fn present(surface: &GeminiSurface, completion: &ChatCompletion, usag
                 content: Some(Content { role: Some("model".to_owned()), parts: answer.parts() }),
                 finish_reason: Some(finish_reason(choice.finish_reason.as_deref()).to_owned()),
                 index: Some(choice.index),
+                grounding_metadata: None,
             }
         })
         .collect();

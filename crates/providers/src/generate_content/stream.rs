@@ -73,6 +73,7 @@ impl GeminiStream {
             content: Some(Content { role: Some("model".to_owned()), parts }),
             finish_reason: None,
             index: Some(index),
+            grounding_metadata: None,
         };
         let response = self.response(vec![candidate]);
         self.write(&response, out);
@@ -170,6 +171,7 @@ impl SurfaceStream for GeminiStream {
                     content: (!parts.is_empty()).then(|| Content { role: Some("model".to_owned()), parts }),
                     finish_reason: Some(finish_reason(state.finish.as_deref()).to_owned()),
                     index: Some(state.index),
+                    grounding_metadata: None,
                 }
             })
             .collect();

@@ -1,10 +1,11 @@
 //! An upstream that serves the Responses API itself: its answers pass through as they
-//! are, read only for what metering needs — the usage, whether the stream finished, and
+//! are, read only for what metering needs — the usage (with the web searches it ran: its
+//! `web_search_call` output items, billed per call), whether the stream finished, and
 //! whether it delivered anything.
 
 use serde::Deserialize;
 use serde_json::json;
-use tokenrouter_core::Usage;
+use tokenrouter_core::{HostedCalls, Usage};
 
 use crate::surface::write_event;
 
@@ -17,6 +18,9 @@ pub struct EventInfo {
     pub delivers_tokens: bool,
     /// The stream ended as the API ends one (completed or incomplete).
     pub finished: bool,
+    /// The event is a finished hosted tool call (`response.output_item.done` of a
+    /// `web_search_call`): counted while a stream runs, in case it never states its usage.
+    pub hosted: HostedCalls,
     /// The upstream reported a failure (`error` or `response.failed`).
     pub failed: bool,
     pub sequence_number: Option<u64>,
@@ -33,6 +37,40 @@ struct Event<'a> {
 #[derive(Deserialize)]
 struct WithUsage {
     usage: Option<WireUsage>,
+}
+
+impl WithUsage {
+    /// The usage it states, with the hosted calls its `output` shows (`body`: the
+    /// Response object it was read from).
+    fn usage(self, body: &[u8]) -> Option<Usage> {
+        let mut usage = Usage::from(self.usage?);
+        usage.hosted = hosted_calls(body);
+        Some(usage)
+    }
+}
+
+/// An output item's type, the rest ignored.
+#[derive(Deserialize)]
+struct Kind<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The hosted tool calls a Response object's `output` shows: one web search per
+/// `web_search_call` item (what OpenAI bills per call).
+fn hosted_calls(response: &[u8]) -> HostedCalls {
+    #[derive(Deserialize)]
+    struct Output<'a> {
+        #[serde(borrow)]
+        output: Option<Vec<Kind<'a>>>,
+    }
+    let items = serde_json::from_slice::<Output<'_>>(response).ok().and_then(|o| o.output).unwrap_or_default();
+    let web_search = items.iter().filter(|item| is_web_search(item)).count();
+    HostedCalls { web_search: u64::try_from(web_search).unwrap_or(u64::MAX), web_fetch: 0 }
+}
+
+fn is_web_search(item: &Kind<'_>) -> bool {
+    item.kind.as_deref() == Some("web_search_call")
 }
 
 #[derive(Deserialize)]
@@ -82,13 +120,23 @@ pub fn classify_event(data: &[u8]) -> EventInfo {
     match head.kind.as_ref() {
         "response.completed" | "response.incomplete" | "response.failed" => {
             if let Ok(event) = serde_json::from_slice::<Event<'_>>(data) {
-                info.usage = event.response.and_then(|r| r.usage).map(Usage::from);
+                let response = final_response(data).unwrap_or_default();
+                info.usage = event.response.and_then(|r| r.usage(&response));
                 info.finished = event.kind != "response.failed";
                 info.failed = event.kind == "response.failed";
                 info.sequence_number = event.sequence_number;
             }
         }
         "error" => info.failed = true,
+        "response.output_item.done" => {
+            #[derive(Deserialize)]
+            struct Done<'a> {
+                #[serde(borrow)]
+                item: Option<Kind<'a>>,
+            }
+            let done = serde_json::from_slice::<Done<'_>>(data).ok().and_then(|d| d.item);
+            info.hosted.web_search = u64::from(done.is_some_and(|item| is_web_search(&item)));
+        }
         kind => info.delivers_tokens = kind.ends_with(".delta"),
     }
     info
@@ -115,7 +163,7 @@ pub fn response_id(response: &[u8]) -> Option<String> {
 
 /// The usage of a whole (non-streamed) Response object.
 pub fn answer_usage(body: &[u8]) -> Option<Usage> {
-    serde_json::from_slice::<WithUsage>(body).ok()?.usage.map(Usage::from)
+    serde_json::from_slice::<WithUsage>(body).ok()?.usage(body)
 }
 
 /// The event that ends a stream the upstream broke off: an `error` event, numbered after
@@ -162,6 +210,20 @@ mod tests {
         assert!(classify_event(br#"{"type":"error","message":"boom"}"#).failed);
         assert!(classify_event(br#"{"type":"response.failed","response":{"usage":null}}"#).failed);
         assert_eq!(classify_event(b"not json"), EventInfo::default());
+    }
+
+    #[test]
+    fn web_search_calls_are_counted_as_hosted_web_searches() {
+        let body = br#"{"id":"resp_1","output":[{"type":"web_search_call","id":"ws_1","status":"completed"},{"type":"web_search_call","id":"ws_2"},{"type":"message","content":[]}],"usage":{"input_tokens":3,"output_tokens":5}}"#;
+        let usage = answer_usage(body).unwrap_or_default();
+        assert_eq!(usage.hosted, HostedCalls { web_search: 2, web_fetch: 0 });
+        let completed = br#"{"type":"response.completed","response":{"id":"resp_1","output":[{"type":"web_search_call","id":"ws_1"}],"usage":{"input_tokens":3,"output_tokens":5}}}"#;
+        assert_eq!(classify_event(completed).usage.map(|u| u.hosted.web_search), Some(1));
+        let done = br#"{"type":"response.output_item.done","output_index":0,"item":{"type":"web_search_call","id":"ws_1","status":"completed"}}"#;
+        assert_eq!(classify_event(done).hosted.web_search, 1);
+        let message = br#"{"type":"response.output_item.done","output_index":1,"item":{"type":"message"}}"#;
+        assert!(classify_event(message).hosted.is_empty());
+        assert!(answer_usage(br#"{"output":"odd","usage":{"input_tokens":1}}"#).is_some_and(|u| u.hosted.is_empty()));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! sequence number (so that a failure event the gateway adds continues the count).
 
 use bytes::Bytes;
-use tokenrouter_core::Usage;
+use tokenrouter_core::{HostedCalls, Usage};
 use tokenrouter_providers::responses::native;
 use tokenrouter_providers::sse::{self, SseBuffer};
 
@@ -14,6 +14,8 @@ pub struct NativeResponses {
     buffer: SseBuffer,
     pub usage: Option<Usage>,
     pub delivered_chunks: u64,
+    /// Hosted tool calls finished so far (billed even when the stream never states usage).
+    pub hosted: HostedCalls,
     finished: bool,
     /// The upstream's own failure event, already forwarded to the client.
     pub error_relayed: bool,
@@ -45,6 +47,7 @@ impl NativeResponses {
                 self.usage = info.usage;
             }
             self.delivered_chunks += u64::from(info.delivers_tokens);
+            self.hosted.web_search = self.hosted.web_search.saturating_add(info.hosted.web_search);
             if info.finished {
                 self.finished = true;
                 self.final_response = native::final_response(&data);

@@ -1,4 +1,5 @@
 //! Hosted (server-side) tool calls that a provider bills per call — Anthropic's web
+//! searches, an OpenAI Responses upstream's `web_search_call` items, Gemini's grounding
 //! searches — are charged at the model's `tool_prices` (built-in: Anthropic's published
 //! $10 per 1,000 searches) in the same settlement as the tokens, and shown in the answer's
 //! usage as the upstream reported them.
@@ -21,6 +22,39 @@ input_price = 1
 output_price = 5
 tool_prices = { web_search = "0.02" }
 deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@web_searches=3" } ]
+
+[[providers]]
+name = "responses-mock"
+kind = "openai"
+base_url = "{mock}/v1"
+responses_api = true
+
+[[models]]
+id = "gpt-searching"
+context_window = 400000
+max_output_tokens = 4096
+input_price = 1
+output_price = 5
+tool_prices = { web_search = "0.025" }
+deployments = [ { provider = "responses-mock", upstream_model = "mock-gpt-5@web_searches=2" } ]
+
+[[models]]
+id = "gpt-searching-cut"
+context_window = 400000
+max_output_tokens = 4096
+input_price = 1
+output_price = 5
+tool_prices = { web_search = "0.025" }
+deployments = [ { provider = "responses-mock", upstream_model = "mock-gpt-5@web_searches=2,fault=cut:3" } ]
+
+[[models]]
+id = "gemini-grounded"
+context_window = 1000000
+max_output_tokens = 4096
+input_price = 1
+output_price = 5
+tool_prices = { web_search = "0.035" }
+deployments = [ { provider = "gemini-mock", upstream_model = "gemini-mock@web_searches=3" } ]
 "#;
 
 /// Nano-USD of the tokens alone at $1 / $5 per 1M (what both models cost).
@@ -90,4 +124,68 @@ async fn anthropic_web_searches_are_charged_per_call_with_the_tokens_and_shown_i
     // The balance moved by exactly the three charges.
     let spent = before.0 - gw.balance().await.0;
     assert_eq!(spent, row.cost.0 + streamed.cost.0 + priced.cost.0);
+}
+
+/// The charge of a request beyond its tokens.
+async fn beyond_tokens(gw: &Gateway, id: &str) -> i64 {
+    let row = gw.usage(id).await;
+    row.cost.0 - tokens_cost(row.usage.prompt_tokens, row.usage.completion_tokens)
+}
+
+#[tokio::test]
+async fn an_openai_responses_upstream_s_web_search_calls_are_charged_per_call() {
+    let gw = gateway().await;
+    let before = gw.balance().await;
+    let body =
+        json!({"model": "gpt-searching", "input": "news today?", "tools": [{"type": "web_search"}], "store": false});
+    let response = gw.post("/v1/responses").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let answer: Value = response.json().await.unwrap();
+    let searches = answer["output"].as_array().unwrap().iter().filter(|i| i["type"] == "web_search_call").count();
+    assert_eq!(searches, 2, "{answer}");
+    assert_eq!(beyond_tokens(&gw, &id).await, 2 * 25_000_000, "two searches at $0.025");
+
+    // Streamed: the final event's output names them; charged the same.
+    let streamed = json!({"model": "gpt-searching", "input": "news today?", "stream": true, "store": false,
+                          "tools": [{"type": "web_search"}]});
+    let response = gw.post("/v1/responses").json(&streamed).send().await.unwrap();
+    let stream_id = request_id(&response);
+    let text = response.text().await.unwrap();
+    assert_eq!(text.matches(r#""type":"response.output_item.done""#).count(), 3, "two searches and the message");
+    assert_eq!(beyond_tokens(&gw, &stream_id).await, 2 * 25_000_000);
+
+    // A stream cut before its end still bills the searches it showed finishing.
+    let cut = json!({"model": "gpt-searching-cut", "input": "news today?", "stream": true, "store": false});
+    let response = gw.post("/v1/responses").json(&cut).send().await.unwrap();
+    let cut_id = request_id(&response);
+    let _ = response.text().await;
+    assert_eq!(beyond_tokens(&gw, &cut_id).await, 2 * 25_000_000);
+
+    let spent = before.0 - gw.balance().await.0;
+    let mut charged = 0;
+    for id in [id, stream_id, cut_id] {
+        charged += gw.usage(&id).await.cost.0;
+    }
+    assert_eq!(spent, charged);
+}
+
+#[tokio::test]
+async fn gemini_grounding_searches_are_charged_per_query() {
+    let gw = gateway().await;
+    let response = gw.chat(json!({"model": "gemini-grounded", "messages": user("news today?")})).await;
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["usage"]["server_tool_use"]["web_search_requests"], 3, "{answer}");
+    assert_eq!(beyond_tokens(&gw, &id).await, 3 * 35_000_000, "three searches at $0.035");
+
+    let response = gw
+        .chat(json!({"model": "gemini-grounded", "stream": true, "stream_options": {"include_usage": true},
+                     "messages": user("news today?")}))
+        .await;
+    let id = request_id(&response);
+    let text = response.text().await.unwrap();
+    assert!(text.contains(r#""server_tool_use":{"web_search_requests":3"#), "{text}");
+    assert_eq!(beyond_tokens(&gw, &id).await, 3 * 35_000_000);
 }

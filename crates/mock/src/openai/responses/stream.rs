@@ -5,8 +5,8 @@
 //! token), `….done`, `response.reasoning_summary_part.done`; for a message
 //! `response.content_part.added`, `response.output_text.delta` (one per token),
 //! `response.output_text.done`, `response.content_part.done`; for a function call
-//! `response.function_call_arguments.delta` (one per fragment) and `….done`; then
-//! `response.output_item.done`; last `response.completed` (or `response.incomplete`).
+//! `response.function_call_arguments.delta` (one per fragment) and `….done`; for a web
+//! search nothing between; then `response.output_item.done`; last `response.completed` (or `response.incomplete`).
 
 use std::ops::Range;
 
@@ -55,7 +55,7 @@ impl ResponseStream {
             .iter()
             .map(|item| match item {
                 Item::Call { call, .. } => argument_fragments(&call.json),
-                Item::Reasoning { .. } | Item::Message { .. } => Vec::new(),
+                Item::Reasoning { .. } | Item::Message { .. } | Item::WebSearch { .. } => Vec::new(),
             })
             .collect();
         ResponseStream { response, fragments, step: Step::Created, sequence: 0 }
@@ -84,6 +84,7 @@ impl ResponseStream {
                 let item = item_at(index)?;
                 let next = match item {
                     Item::Call { .. } => Step::Delta { item: index, at: 0 },
+                    Item::WebSearch { .. } => Step::ItemDone(index),
                     Item::Reasoning { .. } | Item::Message { .. } => Step::PartAdded(index),
                 };
                 let payload = Payload::Item { output_index: index, item: response.item_wire(item, false) };
@@ -114,6 +115,7 @@ impl ResponseStream {
                         let payload = Payload::Delta { at: at_item, delta, logprobs: None };
                         ("response.function_call_arguments.delta", payload, 1, next)
                     }
+                    Item::WebSearch { .. } => return None,
                     Item::Reasoning { .. } | Item::Message { .. } => {
                         let text = item.text();
                         let (range, tokens) = next_piece(text, at)?;
@@ -147,6 +149,7 @@ impl ResponseStream {
                         let payload = Payload::TextDone { at: at_item, text: item.text(), logprobs: Some([]) };
                         ("response.output_text.done", payload, 0, Step::PartDone(index))
                     }
+                    Item::WebSearch { .. } => return None,
                 }
             }
             Step::PartDone(index) => {
@@ -232,7 +235,7 @@ impl<'a> Located<'a> {
         let (summary_index, content_index) = match item {
             Item::Reasoning { .. } => (Some(0), None),
             Item::Message { .. } => (None, Some(0)),
-            Item::Call { .. } => (None, None),
+            Item::Call { .. } | Item::WebSearch { .. } => (None, None),
         };
         Located { item_id: item.id(), output_index, summary_index, content_index }
     }

@@ -45,6 +45,19 @@ pub(super) enum OutputItem<'a> {
         call_id: &'a str,
         name: &'a str,
     },
+    WebSearchCall {
+        id: &'a str,
+        status: &'static str,
+        action: SearchAction<'a>,
+    },
+}
+
+/// What a `web_search_call` did: `{"type": "search", "query": …}`.
+#[derive(Serialize)]
+pub(super) struct SearchAction<'a> {
+    #[serde(rename = "type")]
+    pub(super) kind: &'static str,
+    pub(super) query: &'a str,
 }
 
 /// A `summary_text` part of a reasoning summary, or an `output_text` part of a message.

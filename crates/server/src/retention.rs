@@ -151,7 +151,11 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("Response with id '{id}' not found."))
 }
 
-/// Deletes expired responses every hour while the gateway runs.
+/// How long after it expired a response may still be linked to by a turn in progress.
+const FORGET_GRACE_SECS: i64 = 3600;
+
+/// Deletes expired responses every hour while the gateway runs (an hour after they
+/// expired, see [`FORGET_GRACE_SECS`]).
 pub async fn forget_expired(db: Db, state: std::sync::Weak<crate::state::Shared>) {
     let mut tick = tokio::time::interval(FORGET_EVERY);
     loop {
@@ -159,7 +163,9 @@ pub async fn forget_expired(db: Db, state: std::sync::Weak<crate::state::Shared>
         if state.upgrade().is_none() {
             return;
         }
-        if let Err(e) = db.forget_responses(now_unix()).await {
+        // A turn being answered now links to its previous response only when its answer
+        // ends: what expired less than an hour ago stays until then.
+        if let Err(e) = db.forget_responses(now_unix() - FORGET_GRACE_SECS).await {
             tracing::warn!(error = %e, "could not forget expired responses");
         }
     }

@@ -209,8 +209,11 @@ pub(crate) fn prompt_blocked(reason: &str) -> String {
 /// The Google searches an answer's grounding ran (`groundingMetadata.webSearchQueries`,
 /// a query the candidates share counted once), each billed as a web search.
 pub(crate) fn web_searches(candidates: &[Candidate]) -> u64 {
-    let mut queries: Vec<&serde_json::Value> =
-        candidates.iter().filter_map(|c| c.grounding_metadata.as_ref()).flat_map(|g| &g.web_search_queries).collect();
+    let mut queries: Vec<&serde_json::Value> = candidates
+        .iter()
+        .filter_map(|c| c.grounding_metadata.as_ref())
+        .flat_map(|g| g.web_search_queries.iter().flatten())
+        .collect();
     queries.sort_by_key(|q| q.to_string());
     queries.dedup();
     u64::try_from(queries.len()).unwrap_or(u64::MAX)
@@ -296,5 +299,16 @@ mod tests {
         assert_eq!(without_dropped(usage, 10_000, 0).completion_tokens, 100);
         // An estimate of what was sent above the upstream's count: nothing is taken off.
         assert_eq!(without_dropped(usage, 500, 5_000).completion_tokens, 2_000);
+    }
+
+    #[test]
+    fn grounding_without_queries_is_no_search_and_no_failure() {
+        let candidates: Vec<Candidate> = serde_json::from_str(
+            r#"[{"groundingMetadata": {"webSearchQueries": null}}, {"groundingMetadata": {}},
+                {"groundingMetadata": {"webSearchQueries": ["a", "b"]}}, {"groundingMetadata": {"webSearchQueries": ["b"]}}]"#,
+        )
+        .unwrap();
+        assert_eq!(web_searches(&candidates), 2, "a query the candidates share counts once");
+        assert_eq!(web_searches(&candidates[..2]), 0);
     }
 }

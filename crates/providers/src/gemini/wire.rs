@@ -245,8 +245,9 @@ pub(crate) struct Candidate {
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct GroundingMetadata {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub web_search_queries: Vec<serde_json::Value>,
+    /// `null` reads as none (a paid answer must not fail to parse over it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_search_queries: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

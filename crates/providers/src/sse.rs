@@ -5,6 +5,10 @@
 #[derive(Debug, Default)]
 pub struct SseBuffer {
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no blank line: the next search resumes near
+    /// there, so an event arriving in many small pieces is not searched again from its
+    /// start on every piece.
+    searched: usize,
 }
 
 impl SseBuffer {
@@ -23,11 +27,17 @@ impl SseBuffer {
 
     /// Takes every complete event out of the buffer (each slice ends with its blank line).
     pub fn take_complete(&mut self) -> Option<Vec<u8>> {
-        let end = complete_prefix_len(&self.pending);
-        if end == 0 {
+        // A blank line not found before may end with the bytes just pushed: it starts at
+        // most 3 bytes (`\r\n\r` of `\r\n\r\n`) before the end of what was searched.
+        let from = self.searched.saturating_sub(3);
+        let Some(first) = event_len(&self.pending[from..]) else {
+            self.searched = self.pending.len();
             return None;
-        }
+        };
+        let end = from + first;
+        let end = end + complete_prefix_len(&self.pending[end..]);
         let rest = self.pending.split_off(end);
+        self.searched = rest.len();
         Some(std::mem::replace(&mut self.pending, rest))
     }
 }
@@ -136,6 +146,21 @@ mod tests {
         assert_eq!(events(&stream).count(), 200_000);
         let lf_then_cr = [&b"data: {}\n\n".repeat(200_000)[..], b"\r"].concat();
         assert_eq!(complete_prefix_len(&lf_then_cr), lf_then_cr.len() - 1);
+        assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn a_large_event_in_small_pieces_is_searched_once() {
+        let event = [&b"data: \""[..], &b"x\r\n".repeat(300_000), b"\"\r\n\r\n"].concat();
+        let start = std::time::Instant::now();
+        let mut buf = SseBuffer::default();
+        let mut taken = Vec::new();
+        for piece in event.chunks(16) {
+            buf.push(piece);
+            taken.extend(buf.take_complete().unwrap_or_default());
+        }
+        assert_eq!(taken, event);
+        assert!(buf.is_empty());
         assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
     }
 

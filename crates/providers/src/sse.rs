@@ -1,6 +1,11 @@
 //! Server-sent events framing: splits a byte stream into whole events without copying,
 //! and reads an event's `data` payload.
 
+/// The largest event accepted from an upstream: one that grows past this without ending
+/// ends the stream (a server that never sends a blank line must not grow a buffer without
+/// bound).
+pub const MAX_EVENT: usize = 4 * 1024 * 1024;
+
 /// Accumulates bytes that arrive in arbitrary pieces and hands out whole events.
 #[derive(Debug, Default)]
 pub struct SseBuffer {
@@ -23,6 +28,11 @@ impl SseBuffer {
 
     pub fn push(&mut self, bytes: &[u8]) {
         self.pending.extend_from_slice(bytes);
+    }
+
+    /// The bytes held back are more than [`MAX_EVENT`]: an event that will not end.
+    pub fn overflowed(&self) -> bool {
+        self.pending.len() > MAX_EVENT
     }
 
     /// Takes every complete event out of the buffer (each slice ends with its blank line).

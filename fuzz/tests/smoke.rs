@@ -31,6 +31,9 @@ fn run(target: &Target, input: &[u8]) {
     let start = Instant::now();
     (target.run)(input);
     let took = start.elapsed();
+    if took > Duration::from_millis(200) {
+        eprintln!("{} took {took:?} on {} bytes", target.name, input.len());
+    }
     assert!(took < BOUND, "{} took {took:?} on {:?}", target.name, String::from_utf8_lossy(input));
 }
 
@@ -115,4 +118,33 @@ fn surfaces() {
 #[test]
 fn config() {
     smoke("config");
+}
+
+/// Inputs too large for the mutator to reach, built to make a parser's work grow faster
+/// than its input: each must finish within the bound all the same. (The first two took
+/// minutes before the SSE framing was fixed.)
+#[test]
+fn large_adversarial_inputs_finish_in_time() {
+    let events = 10_000;
+    let crlf = [&[0u8][..], &b"data: {\"a\":1}\r\n\r\n".repeat(events)].concat();
+    let lf_then_cr = [&[0u8][..], &b"data: {\"a\":1}\n\n".repeat(events), b"\r"].concat();
+    let one_long_event = [&[31u8][..], b"data: \"", &b"x\r\n".repeat(100_000)].concat();
+    let nested = [&b"{\"model\":\"m\",\"messages\":"[..], &b"[".repeat(100_000)].concat();
+    let long_string = [&b"{\"model\":\""[..], &b"\\u00e9".repeat(100_000), b"\"}"].concat();
+    let cases: [(&str, &[u8]); 11] = [
+        ("sse", &crlf),
+        ("sse", &lf_then_cr),
+        ("sse", &one_long_event),
+        ("openai_upstream", &crlf),
+        ("anthropic_upstream", &crlf),
+        ("gemini_upstream", &lf_then_cr),
+        ("surfaces", &crlf),
+        ("requests", &nested),
+        ("requests", &long_string),
+        ("responses", &nested),
+        ("messages", &nested),
+    ];
+    for (name, input) in cases {
+        run(target(name).unwrap(), input);
+    }
 }

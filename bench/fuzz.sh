@@ -66,37 +66,36 @@ tree_cpu() {
     done | awk -v hz="$ticks" '{s += $1} END {printf "%d", s / hz}'
 }
 
-# One campaign; CPU time of afl-fuzz and the target together, from /usr/bin/time. With
-# CPU_MINUTES set, afl-fuzz is stopped (SIGINT: it saves its state) once the campaign has
-# used that much CPU.
+# One campaign. Its CPU time (afl-fuzz and the target together) is sampled from /proc
+# every 5 s: afl-fuzz never reaps the target's processes, so /usr/bin/time would miss
+# them. With CPU_MINUTES set, afl-fuzz is stopped (SIGINT: it saves its state) once the
+# campaign has used that much CPU.
 campaign() {
     local t="$1" dir="$out/$1"
     mkdir -p "$dir"
     mapfile -t dict < <(dicts "$t")
     AFL_NO_UI=1 AFL_AUTORESUME=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
         AFL_NO_AFFINITY=1 AFL_SUPPRESS_COMMAND_LINE=1 \
-        /usr/bin/time -f '%U %S' -o "$dir/cpu.now" \
         nice -n 19 cargo afl fuzz -i "$root/fuzz/corpus/$t" -o "$dir" -V "$seconds" -t 1000 -m none \
         "${dict[@]}" -- "$bin" "$t" >"$dir/afl.log" 2>&1 &
-    local pid=$!
-    if [ -n "${CPU_MINUTES:-}" ]; then
-        local cap=$((CPU_MINUTES * 60))
-        while kill -0 "$pid" 2>/dev/null; do
-            sleep 10
-            if [ "$(tree_cpu "$pid")" -ge "$cap" ]; then
-                for p in $(tree "$pid"); do
-                    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = afl-fuzz ] && kill -INT "$p" 2>/dev/null
-                done
-                break
-            fi
-        done
-    fi
+    local pid=$! used=0 sample
+    local cap=$((${CPU_MINUTES:-0} * 60))
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 5
+        sample=$(tree_cpu "$pid")
+        [ "$sample" -gt "$used" ] && used=$sample
+        if [ "$cap" -gt 0 ] && [ "$used" -ge "$cap" ]; then
+            for p in $(tree "$pid"); do
+                [ "$(cat "/proc/$p/comm" 2>/dev/null)" = afl-fuzz ] && kill -INT "$p" 2>/dev/null
+            done
+            break
+        fi
+    done
     wait "$pid" || true
     # CPU seconds add up over resumed campaigns.
-    local now before
-    now=$(awk '{print $1 + $2}' "$dir/cpu.now" 2>/dev/null || echo 0)
+    local before
     before=$(cat "$dir/cpu.total" 2>/dev/null || echo 0)
-    awk -v a="$before" -v b="$now" 'BEGIN {print a + b}' >"$dir/cpu.total"
+    awk -v a="$before" -v b="$used" 'BEGIN {print a + b}' >"$dir/cpu.total"
 }
 
 row() {

@@ -1,14 +1,19 @@
 //! Server-sent events framing: splits a byte stream into whole events without copying,
 //! and reads an event's `data` payload.
 
-use std::sync::LazyLock;
-
-use memchr::memmem::Finder;
+/// The largest event accepted from an upstream: one that grows past this without ending
+/// ends the stream (a server that never sends a blank line must not grow a buffer without
+/// bound).
+pub const MAX_EVENT: usize = 4 * 1024 * 1024;
 
 /// Accumulates bytes that arrive in arbitrary pieces and hands out whole events.
 #[derive(Debug, Default)]
 pub struct SseBuffer {
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no blank line: the next search resumes near
+    /// there, so an event arriving in many small pieces is not searched again from its
+    /// start on every piece.
+    searched: usize,
 }
 
 impl SseBuffer {
@@ -25,13 +30,24 @@ impl SseBuffer {
         self.pending.extend_from_slice(bytes);
     }
 
+    /// The bytes held back are more than [`MAX_EVENT`]: an event that will not end.
+    pub fn overflowed(&self) -> bool {
+        self.pending.len() > MAX_EVENT
+    }
+
     /// Takes every complete event out of the buffer (each slice ends with its blank line).
     pub fn take_complete(&mut self) -> Option<Vec<u8>> {
-        let end = complete_prefix_len(&self.pending);
-        if end == 0 {
+        // A blank line not found before may end with the bytes just pushed: it starts at
+        // most 3 bytes (`\r\n\r` of `\r\n\r\n`) before the end of what was searched.
+        let from = self.searched.saturating_sub(3);
+        let Some(first) = event_len(&self.pending[from..]) else {
+            self.searched = self.pending.len();
             return None;
-        }
+        };
+        let end = from + first;
+        let end = end + complete_prefix_len(&self.pending[end..]);
         let rest = self.pending.split_off(end);
+        self.searched = rest.len();
         Some(std::mem::replace(&mut self.pending, rest))
     }
 }
@@ -46,16 +62,17 @@ pub fn complete_prefix_len(bytes: &[u8]) -> usize {
 }
 
 /// Length of the first event in `bytes`, blank line included, if it is complete.
+///
+/// One pass over the line feeds up to the first that ends a blank line (`\n\n`, or
+/// `\r\n\r\n`): finding an event costs its length, whatever follows it. (Searching the
+/// rest of the buffer for each terminator apart made a large chunk of many CRLF events
+/// quadratic.)
 pub fn event_len(bytes: &[u8]) -> Option<usize> {
-    static LF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\n"));
-    static CRLF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\r\n\r\n"));
-    let lf = LF.find(bytes).map(|i| i + 2);
-    // A CRLF stream is rare; look for it only when a CR is there at all.
-    let crlf = if memchr::memchr(b'\r', bytes).is_some() { CRLF.find(bytes).map(|i| i + 4) } else { None };
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    memchr::memchr_iter(b'\n', bytes).find_map(|i| match bytes.get(i + 1) {
+        Some(b'\n') => Some(i + 2),
+        Some(b'\r') if i > 0 && bytes[i - 1] == b'\r' && bytes.get(i + 2) == Some(&b'\n') => Some(i + 3),
+        _ => None,
+    })
 }
 
 /// Iterates over the whole events of a slice made of whole events.
@@ -111,6 +128,50 @@ mod tests {
             let datas: Vec<_> = out.iter().filter_map(|e| data(e).map(|d| d.into_owned())).collect();
             assert_eq!(datas, vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec(), b"[DONE]".to_vec()]);
         }
+    }
+
+    #[test]
+    fn an_event_ends_at_the_first_blank_line_of_either_kind() {
+        let cases: [(&[u8], Option<usize>); 8] = [
+            (b"data: a\n\n", Some(9)),
+            (b"data: a\r\n\r\n", Some(11)),
+            (b"a\r\n\n", Some(4)),
+            (b"a\n\r\n\r\n", Some(6)),
+            (b"a\r\n\r\nb\n\n", Some(5)),
+            (b"\n\n", Some(2)),
+            (b"a\r\n\r", None),
+            (b"a\n\rb\n\r\r\n", None),
+        ];
+        for (bytes, len) in cases {
+            assert_eq!(event_len(bytes), len, "{:?}", String::from_utf8_lossy(bytes));
+        }
+    }
+
+    #[test]
+    fn many_crlf_events_in_one_piece_take_linear_time() {
+        // Found by the `sse` fuzz target: 20,000 CRLF events in one buffer took minutes.
+        let stream = b"data: {}\r\n\r\n".repeat(200_000);
+        let start = std::time::Instant::now();
+        assert_eq!(complete_prefix_len(&stream), stream.len());
+        assert_eq!(events(&stream).count(), 200_000);
+        let lf_then_cr = [&b"data: {}\n\n".repeat(200_000)[..], b"\r"].concat();
+        assert_eq!(complete_prefix_len(&lf_then_cr), lf_then_cr.len() - 1);
+        assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn a_large_event_in_small_pieces_is_searched_once() {
+        let event = [&b"data: \""[..], &b"x\r\n".repeat(300_000), b"\"\r\n\r\n"].concat();
+        let start = std::time::Instant::now();
+        let mut buf = SseBuffer::default();
+        let mut taken = Vec::new();
+        for piece in event.chunks(16) {
+            buf.push(piece);
+            taken.extend(buf.take_complete().unwrap_or_default());
+        }
+        assert_eq!(taken, event);
+        assert!(buf.is_empty());
+        assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
     }
 
     #[test]

@@ -214,3 +214,20 @@ fn an_unreadable_event_is_a_failure() {
     let failure = decoder.feed(b"event: message_start\ndata: {not json}\n\n", &mut Vec::new()).unwrap_err();
     assert!(!failure.retryable && !failure.client_error);
 }
+
+#[test]
+fn an_event_that_never_ends_fails_the_stream_instead_of_growing() {
+    let mut decoder = ANTHROPIC.stream_decoder(meta(false));
+    let mut out = Vec::new();
+    decoder.feed(b"event: ping\ndata: {\"type\":\"ping\"}\n\n", &mut out).unwrap();
+    let piece = [b'x'; 64 * 1024];
+    let mut fed = 0;
+    let failure = loop {
+        if let Err(failure) = decoder.feed(&piece, &mut out) {
+            break failure;
+        }
+        fed += piece.len();
+        assert!(fed <= 5 * 1024 * 1024, "still buffering after {fed} bytes");
+    };
+    assert!(failure.message.contains("larger than 4 MiB"), "{failure:?}");
+}

@@ -213,3 +213,19 @@ fn a_later_signed_call_gets_placeholders_for_the_calls_before_it() {
     assert_eq!(events[2]["choices"][0]["delta"]["tool_calls"][0]["index"], 1);
     assert_eq!(events[3]["choices"][0]["finish_reason"], "tool_calls");
 }
+
+#[test]
+fn an_event_that_never_ends_fails_the_stream_instead_of_growing() {
+    let mut decoder = GEMINI.stream_decoder(meta(false));
+    let mut out = Vec::new();
+    let piece = [b'x'; 64 * 1024];
+    let mut fed = 0;
+    let failure = loop {
+        if let Err(failure) = decoder.feed(&piece, &mut out) {
+            break failure;
+        }
+        fed += piece.len();
+        assert!(fed <= 5 * 1024 * 1024, "still buffering after {fed} bytes");
+    };
+    assert!(failure.message.contains("larger than 4 MiB"), "{failure:?}");
+}

@@ -300,10 +300,14 @@ impl Decoder {
 impl StreamDecoder for Decoder {
     fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {
         self.buffer.push(bytes);
-        match self.buffer.take_complete() {
-            Some(complete) => self.events(&complete, out),
-            None => Ok(()),
+        if let Some(complete) = self.buffer.take_complete() {
+            self.events(&complete, out)?;
         }
+        if self.buffer.overflowed() {
+            self.buffer = SseBuffer::default();
+            return Err(broken("The Anthropic stream sent an event larger than 4 MiB.".to_owned()));
+        }
+        Ok(())
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), UpstreamFailure> {

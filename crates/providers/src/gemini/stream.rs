@@ -246,6 +246,15 @@ impl StreamDecoder for GeminiStream {
                 self.event(event, out)?;
             }
         }
+        if self.buffer.overflowed() {
+            self.buffer = SseBuffer::default();
+            return Err(UpstreamFailure {
+                status: 0,
+                retryable: false,
+                client_error: false,
+                message: "The Gemini stream sent an event larger than 4 MiB.".to_owned(),
+            });
+        }
         Ok(())
     }
 

@@ -30,7 +30,7 @@ pub struct PassThrough {
 }
 
 /// The largest SSE event accepted from an upstream; a longer one ends the stream.
-pub const MAX_EVENT: usize = 4 * 1024 * 1024;
+pub use tokenrouter_providers::sse::MAX_EVENT;
 
 /// Generated tokens (by the gateway's count) past twice a request's output limit at which
 /// a community instance's stream is ended: an honest server stops at the limit, and the

@@ -28,8 +28,14 @@ const MESSAGES: &[u8] = br#"{"model":"m","max_tokens":64,"stream":true,
 const COMPLETIONS: &[u8] = br#"{"model":"m","prompt":"hi","stream":true,"stream_options":{"include_usage":true}}"#;
 const CONTINUATION: &[u8] = br#"{"model":"m","input":"and then?","previous_response_id":"resp_fuzz"}"#;
 
-const USAGE: Usage =
-    Usage { prompt_tokens: 11, completion_tokens: 7, cached_tokens: 2, cache_write_tokens: 0, reasoning_tokens: 3 };
+const USAGE: Usage = Usage {
+    prompt_tokens: 11,
+    completion_tokens: 7,
+    cached_tokens: 2,
+    cache_write_tokens: 0,
+    reasoning_tokens: 3,
+    hosted: tokenrouter_core::HostedCalls { web_search: 0, web_fetch: 0 },
+};
 
 /// The first byte: bits 0-1 pick the surface, all of it is the split seed.
 pub fn surfaces(data: &[u8]) {
@@ -77,7 +83,8 @@ fn continue_from(record: &[u8]) {
     let Ok(request) = responses::parse(CONTINUATION) else { return };
     let ids = responses::Ids { response_id: "resp_next".to_owned(), created_at: 2 };
     let options = Options { unsupported_tools: UnsupportedTools::Drop };
-    if let Err(refusal) = responses::translate(request, Some(record), ids, &options) {
+    let chain = [record.to_vec()];
+    if let Err(refusal) = responses::translate(request, Some(&chain), ids, &options) {
         assert_eq!(refusal.param, "previous_response_id", "{refusal:?}\n{}", String::from_utf8_lossy(record));
     }
 }

@@ -106,7 +106,12 @@ impl Transcoder {
         match self {
             Transcoder::Pass(p) => p.usage,
             Transcoder::Decode(d) => d.usage(),
-            Transcoder::Responses(r) => r.usage,
+            // Its final answer may leave out the output items the stream showed finishing:
+            // the searches are the more of the two counts.
+            Transcoder::Responses(r) => r.usage.map(|mut usage| {
+                usage.hosted.web_search = usage.hosted.web_search.max(r.hosted.web_search);
+                usage
+            }),
         }
     }
 

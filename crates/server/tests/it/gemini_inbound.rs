@@ -33,6 +33,12 @@ async fn gateway() -> Gateway {
     Gateway::start_with(tokenrouter_mock::MockConfig::default(), &format!("{NATIVE_KINDS}{EMBEDDING_MODELS}")).await
 }
 
+/// A GET of `path` as Google's clients send it (the key in `x-goog-api-key`), as JSON.
+async fn google_get(gw: &Gateway, path: &str) -> Value {
+    let request = gw.http.get(format!("{}{path}", gw.url)).header("x-goog-api-key", &gw.key);
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// A request to a Gemini route with the key in `x-goog-api-key`, as the SDKs send it.
 fn google(gw: &Gateway, model: &str, action: &str) -> reqwest::RequestBuilder {
     gw.http.post(format!("{}/v1beta/models/{model}:{action}", gw.url)).header("x-goog-api-key", &gw.key)
@@ -264,16 +270,7 @@ async fn embed_content_and_batches_go_through_the_embeddings_pipeline() {
 #[tokio::test]
 async fn models_are_listed_in_geminis_shape_and_counted_by_route() {
     let gw = gateway().await;
-    let list: Value = gw
-        .http
-        .get(format!("{}/v1beta/models", gw.url))
-        .header("x-goog-api-key", &gw.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = google_get(&gw, "/v1beta/models").await;
     let models = list["models"].as_array().unwrap();
     let flash = models.iter().find(|m| m["name"] == "models/gemini-2.0-flash").unwrap_or_else(|| panic!("{list}"));
     assert_eq!(flash["supportedGenerationMethods"], json!(["generateContent", "streamGenerateContent", "countTokens"]));
@@ -322,16 +319,7 @@ async fn google_genai_3s_v1_paths_are_served_and_openai_clients_keep_their_model
     let unknown = gw.http.post(format!("{}/v1/models/nope:generateContent", gw.url)).header("x-goog-api-key", &gw.key);
     expect_google_error(unknown.json(&hello()).send().await.unwrap(), 404, "NOT_FOUND").await;
 
-    let google: Value = gw
-        .http
-        .get(format!("{}/v1/models", gw.url))
-        .header("x-goog-api-key", &gw.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let google: Value = google_get(&gw, "/v1/models").await;
     assert!(google["models"].as_array().is_some_and(|m| !m.is_empty()), "{google}");
     let openai: Value =
         gw.http.get(format!("{}/v1/models", gw.url)).bearer_auth(&gw.key).send().await.unwrap().json().await.unwrap();

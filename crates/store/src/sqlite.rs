@@ -33,9 +33,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteDb {
     pool: SqlitePool,
-    /// The connection settlement batches commit on: with FULL sync, so that a batch is on
-    /// disk before the usage journal that carried it is emptied (the pool's NORMAL sync
-    /// may lose the last commits to a power loss). The pool itself for in-memory databases.
+    /// The one connection holds are taken and settlement batches written on, so that the
+    /// pages they share stay in its cache. Settlements commit with FULL sync (on disk
+    /// before the usage journal that carried them is emptied), holds with NORMAL. The pool
+    /// itself for in-memory databases.
     batches: SqlitePool,
 }
 
@@ -71,7 +72,7 @@ impl SqliteDb {
         let batches = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .connect_with(options.synchronous(SqliteSynchronous::Full))
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await?;
         Ok(SqliteDb { pool, batches })
     }

@@ -3,7 +3,10 @@
 //! statement), reading them, and the
 //! statements a settlement batch closes and checkpoints them with.
 
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use std::sync::LazyLock;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::SqliteDb;
 use crate::rows::{HoldRecord, hold_columns};
@@ -14,15 +17,45 @@ pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
 impl SqliteDb {
     /// Takes the holds in one transaction, in the order given (SQLite has one writer at a
-    /// time, so no order of rows can deadlock); one outcome per hold.
+    /// time, so no order of rows can deadlock); one outcome per hold. On the connection
+    /// settlements are written on: the pages both touch stay in its cache (another
+    /// connection's write would make it read them again), and without syncing to disk (a
+    /// hold lost to a power cut is one never settled: the journal replays the charge). A batch of up to
+    /// [`HOLDS_PER_TRIP`] holds is one trip to the connection's thread — the transaction's
+    /// `BEGIN IMMEDIATE` and `COMMIT` included — as one cached multi-statement query; a
+    /// longer one goes [`HOLDS_PER_TRIP`] at a time inside a transaction of its own.
     pub(crate) async fn hold_many(&self, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
-        let mut answers = Vec::with_capacity(holds.len());
-        let mut tx = self.pool.begin().await?;
-        for hold in holds {
-            answers.push(hold_one(&mut tx, hold).await?);
+        if holds.len() > HOLDS_PER_TRIP {
+            let mut answers = Vec::with_capacity(holds.len());
+            let mut connection = self.batches.acquire().await?;
+            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
+            let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+            for group in holds.chunks(HOLDS_PER_TRIP) {
+                answers.extend(hold_group(&mut tx, group, false).await?);
+            }
+            tx.commit().await?;
+            return Ok(answers);
         }
-        tx.commit().await?;
-        Ok(answers)
+        let mut connection = InTransaction(Some(self.batches.acquire().await?));
+        let Some(conn) = connection.0.as_deref_mut() else { unreachable!("just acquired") };
+        match hold_group(conn, holds, true).await {
+            Ok(answers) => {
+                connection.0.take();
+                Ok(answers)
+            }
+            Err(e) => {
+                // The failed statement left the transaction open (or never began it): end
+                // it here, or close the connection if that fails too.
+                let ended = match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                    Ok(_) => true,
+                    Err(e) => e.to_string().contains("no transaction is active"),
+                };
+                if ended {
+                    connection.0.take();
+                }
+                Err(e.into())
+            }
+        }
     }
 
     pub(crate) async fn open_holds(&self) -> Result<Vec<Hold>, StoreError> {
@@ -47,44 +80,100 @@ impl SqliteDb {
     }
 }
 
-/// One hold: a single statement. SQLite takes the write lock before it reads, so the check
-/// and the triggers' increments happen with no other writer in between, in any process.
-async fn hold_one(tx: &mut Transaction<'_, Sqlite>, hold: &NewHold) -> Result<HoldOutcome, sqlx::Error> {
-    let amount = if hold.enforce { hold.amount.0 } else { 0 };
-    let held: Option<String> = sqlx::query_scalar(
-        "INSERT INTO holds (request_id, account_id, key_id, amount_nano, created_at, replica, model, endpoint, stream) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
-         WHERE NOT ?10 OR (\
-           EXISTS (SELECT 1 FROM accounts WHERE id = ?2 AND balance_nano - held_nano >= ?4) \
-           AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?3 \
-               AND (spend_limit_nano IS NULL OR spend_limit_nano - spent_nano - held_nano >= ?4))) \
-         RETURNING request_id",
-    )
-    .bind(&hold.request_id)
-    .bind(hold.account_id)
-    .bind(&hold.key_id)
-    .bind(amount)
-    .bind(hold.created_at)
-    .bind(&hold.replica)
-    .bind(&hold.model)
-    .bind(&hold.endpoint)
-    .bind(hold.stream)
-    .bind(hold.enforce)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if held.is_some() {
-        return Ok(HoldOutcome::Held);
+/// Holds sent to the connection's thread together. Each group size has its own cached
+/// statement, so this also bounds how many are prepared per connection.
+const HOLDS_PER_TRIP: usize = 16;
+
+/// One hold: a single conditional statement. SQLite takes the write lock before it reads,
+/// so the check and the triggers' increments happen with no other writer in between, in
+/// any process. It answers a row when held.
+const HOLD: &str = "INSERT INTO holds (request_id, account_id, key_id, amount_nano, created_at, replica, model, endpoint, stream) \
+     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+     WHERE NOT ? OR (\
+       EXISTS (SELECT 1 FROM accounts WHERE id = ? AND balance_nano - held_nano >= ?) \
+       AND EXISTS (SELECT 1 FROM api_keys WHERE id = ? \
+           AND (spend_limit_nano IS NULL OR spend_limit_nano - spent_nano - held_nano >= ?))) \
+     RETURNING request_id, 1, NULL, NULL;";
+
+/// Right after [`HOLD`]: when it held nothing, why (the account's available balance and
+/// the key's remaining limit as they were then).
+const WHY_NOT: &str = "SELECT ?, 0, a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
+     FROM accounts a LEFT JOIN api_keys k ON k.id = ? WHERE a.id = ? AND changes() = 0;";
+
+/// A pooled connection inside a transaction of a multi-statement query: if the query is
+/// given up half-way (its future dropped), the connection is closed rather than handed to
+/// the next user with the transaction still open. Taken out once the transaction ended.
+struct InTransaction(Option<PoolConnection<Sqlite>>);
+
+impl Drop for InTransaction {
+    fn drop(&mut self) {
+        if let Some(connection) = &mut self.0 {
+            connection.close_on_drop();
+        }
     }
-    // Refused: say why (a read on the refusal path only).
-    let funds: Option<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
-         FROM accounts a LEFT JOIN api_keys k ON k.id = ?2 WHERE a.id = ?1",
-    )
-    .bind(hold.account_id)
-    .bind(&hold.key_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(refusal(funds, amount))
+}
+
+/// The query of `n` holds, for `n` up to [`HOLDS_PER_TRIP`] (two statements a hold), in a
+/// transaction of its own or not.
+fn hold_query(n: usize, own_transaction: bool) -> &'static str {
+    static QUERIES: LazyLock<[Vec<String>; 2]> = LazyLock::new(|| {
+        let holds = |n: usize| [HOLD, WHY_NOT].concat().repeat(n);
+        [
+            (0..=HOLDS_PER_TRIP).map(holds).collect(),
+            (0..=HOLDS_PER_TRIP)
+                .map(|n| format!("PRAGMA synchronous = NORMAL;BEGIN IMMEDIATE;{}COMMIT;", holds(n)))
+                .collect(),
+        ]
+    });
+    &QUERIES[usize::from(own_transaction)][n]
+}
+
+/// The holds of `group` as one query (SQLite binds its anonymous parameters in order
+/// across the statements): a row per hold in order, saying held or why not.
+async fn hold_group(
+    conn: &mut SqliteConnection,
+    group: &[NewHold],
+    own_transaction: bool,
+) -> Result<Vec<HoldOutcome>, sqlx::Error> {
+    let mut query = sqlx::query(hold_query(group.len(), own_transaction));
+    for hold in group {
+        let amount = if hold.enforce { hold.amount.0 } else { 0 };
+        query = query
+            .bind(&hold.request_id)
+            .bind(hold.account_id)
+            .bind(&hold.key_id)
+            .bind(amount)
+            .bind(hold.created_at)
+            .bind(&hold.replica)
+            .bind(&hold.model)
+            .bind(&hold.endpoint)
+            .bind(hold.stream)
+            .bind(hold.enforce)
+            .bind(hold.account_id)
+            .bind(amount)
+            .bind(&hold.key_id)
+            .bind(amount)
+            .bind(&hold.request_id)
+            .bind(&hold.key_id)
+            .bind(hold.account_id);
+    }
+    let rows = query.fetch_all(conn).await?;
+    let mut rows = rows.iter().peekable();
+    let mut outcomes = Vec::with_capacity(group.len());
+    for hold in group {
+        let amount = if hold.enforce { hold.amount.0 } else { 0 };
+        // No row for a hold: its account is gone.
+        let Some(row) = rows.next_if(|row| row.try_get::<&str, _>(0).is_ok_and(|id| id == hold.request_id)) else {
+            outcomes.push(refusal(None, amount));
+            continue;
+        };
+        outcomes.push(if row.try_get::<bool, _>(1)? {
+            HoldOutcome::Held
+        } else {
+            refusal(Some((row.try_get(2)?, row.try_get(3)?)), amount)
+        });
+    }
+    Ok(outcomes)
 }
 
 /// Why a hold was refused, from the account's available balance and the key's remaining

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::SqliteDb;
 use super::holds::{ROWS_PER_STATEMENT, checkpoint, close};
@@ -19,99 +19,19 @@ impl SqliteDb {
     /// multi-row insert of usage (`RETURNING` what it actually inserted, so a repeated
     /// request id changes nothing), the closing of holds, the charges (capped, see
     /// [`settle::capped`]), then one balance and one spend update per account and key.
+    ///
+    /// It commits with `synchronous = FULL` (on disk before the usage journal that carried
+    /// it is emptied), on the connection holds are taken on, which otherwise runs with
+    /// `NORMAL`.
     pub(crate) async fn write_batch(&self, batch: Batch<'_>) -> Result<(), StoreError> {
-        let mut tx = self.batches.begin_with("BEGIN IMMEDIATE").await?;
-        checkpoint(&mut tx, batch.progress).await?;
-        let mut inserted: HashSet<String> = HashSet::with_capacity(batch.usage.len());
-        for chunk in batch.usage.chunks(USAGE_PER_STATEMENT) {
-            let mut insert =
-                QueryBuilder::<Sqlite>::new(concat!("INSERT OR IGNORE INTO usage (", usage_columns!(), ") "));
-            insert.push_values(chunk, |mut row, r| {
-                row.push_bind(r.request_id.as_str())
-                    .push_bind(r.key_id.as_str())
-                    .push_bind(r.account_id)
-                    .push_bind(r.model.as_str())
-                    .push_bind(r.provider.as_str())
-                    .push_bind(r.upstream_model.as_str())
-                    .push_bind(r.endpoint.as_str())
-                    .push_bind(r.stream)
-                    .push_bind(i64::from(r.status))
-                    .push_bind(to_db_count(r.usage.prompt_tokens))
-                    .push_bind(to_db_count(r.usage.completion_tokens))
-                    .push_bind(to_db_count(r.usage.cached_tokens))
-                    .push_bind(to_db_count(r.usage.reasoning_tokens))
-                    .push_bind(to_db_count(r.usage.cache_write_tokens))
-                    .push_bind(r.cost.0)
-                    .push_bind(r.usage_source.as_str())
-                    .push_bind(r.client_disconnected)
-                    .push_bind(to_db_count(r.latency_ms))
-                    .push_bind(r.created_at)
-                    .push_bind(r.error_code.as_deref())
-                    .push_bind(r.ttfb_ms.map(to_db_count));
-            });
-            insert.push(" RETURNING request_id");
-            // Batch sizes vary, so these statements are not cached: a cache of each size would grow.
-            let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
-            inserted.extend(ids);
+        let mut connection = self.batches.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *connection).await?;
+        let written = settle_on(&mut connection, batch).await;
+        // Holds set it again themselves: this only spares them a needless sync meanwhile.
+        if sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await.is_err() {
+            connection.close_on_drop();
         }
-        let closing: Vec<&str> = batch
-            .usage
-            .iter()
-            .map(|r| r.request_id.as_str())
-            .chain(batch.releases.iter().map(String::as_str))
-            .collect();
-        close(&mut tx, &closing).await?;
-        // The first record of a request id is the one stored; only it is charged.
-        let recorded: Vec<&UsageRecord> = batch.usage.iter().filter(|r| inserted.remove(&r.request_id)).collect();
-        let to_charge: Vec<&UsageRecord> = recorded.iter().copied().filter(|r| r.cost.0 > 0).collect();
-        if to_charge.is_empty() {
-            add_rollups(&mut tx, &recorded, &HashMap::new()).await?;
-            tx.commit().await?;
-            return Ok(());
-        }
-        let funds = funds(&mut tx, &to_charge).await?;
-        let amounts = settle::capped(&to_charge.iter().map(|r| (r.account_id, r.cost.0)).collect::<Vec<_>>(), &funds);
-        let charges: Vec<(&UsageRecord, i64)> = to_charge.into_iter().zip(amounts).collect();
-        // The ledger's (request_id, kind) index keeps a charge idempotent even if another
-        // path already wrote one; balances move only with the rows really inserted.
-        let mut charged: HashSet<String> = HashSet::with_capacity(charges.len());
-        for chunk in charges.chunks(ROWS_PER_STATEMENT / 2) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
-            );
-            insert.push_values(chunk, |mut row, (r, amount)| {
-                row.push_bind(r.account_id)
-                    .push_bind("charge")
-                    .push_bind(-amount)
-                    .push_bind(r.request_id.as_str())
-                    .push_bind(settle::memo(r, *amount))
-                    .push_bind(r.created_at);
-            });
-            insert.push(" RETURNING request_id");
-            let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
-            charged.extend(ids);
-        }
-        let charged: Vec<&(&UsageRecord, i64)> =
-            charges.iter().filter(|(r, _)| charged.contains(&r.request_id)).collect();
-        let amounts: HashMap<&str, i64> = charged.iter().map(|(r, amount)| (r.request_id.as_str(), *amount)).collect();
-        add_rollups(&mut tx, &recorded, &amounts).await?;
-        for (account_id, cost) in settle::sums(charged.iter().map(|(r, amount)| (r.account_id, *amount))) {
-            sqlx::query("UPDATE accounts SET balance_nano = balance_nano - ? WHERE id = ?")
-                .bind(cost)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (key_id, cost) in settle::sums(charged.iter().map(|(r, amount)| (r.key_id.as_str(), *amount))) {
-            sqlx::query("UPDATE api_keys SET spent_nano = spent_nano + ? WHERE id = ?")
-                .bind(cost)
-                .bind(key_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        pay_earnings(&mut tx, &charged).await?;
-        tx.commit().await?;
-        Ok(())
+        written
     }
 
     pub(crate) async fn usage_by_request(&self, request_id: &str) -> Result<Option<UsageRecord>, StoreError> {
@@ -127,6 +47,96 @@ impl SqliteDb {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage").fetch_one(&self.pool).await?;
         Ok(count)
     }
+}
+
+/// The settlement of `batch` in one transaction on `connection`.
+async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Result<(), StoreError> {
+    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+    checkpoint(&mut tx, batch.progress).await?;
+    let mut inserted: HashSet<String> = HashSet::with_capacity(batch.usage.len());
+    for chunk in batch.usage.chunks(USAGE_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT OR IGNORE INTO usage (", usage_columns!(), ") "));
+        insert.push_values(chunk, |mut row, r| {
+            row.push_bind(r.request_id.as_str())
+                .push_bind(r.key_id.as_str())
+                .push_bind(r.account_id)
+                .push_bind(r.model.as_str())
+                .push_bind(r.provider.as_str())
+                .push_bind(r.upstream_model.as_str())
+                .push_bind(r.endpoint.as_str())
+                .push_bind(r.stream)
+                .push_bind(i64::from(r.status))
+                .push_bind(to_db_count(r.usage.prompt_tokens))
+                .push_bind(to_db_count(r.usage.completion_tokens))
+                .push_bind(to_db_count(r.usage.cached_tokens))
+                .push_bind(to_db_count(r.usage.reasoning_tokens))
+                .push_bind(to_db_count(r.usage.cache_write_tokens))
+                .push_bind(r.cost.0)
+                .push_bind(r.usage_source.as_str())
+                .push_bind(r.client_disconnected)
+                .push_bind(to_db_count(r.latency_ms))
+                .push_bind(r.created_at)
+                .push_bind(r.error_code.as_deref())
+                .push_bind(r.ttfb_ms.map(to_db_count));
+        });
+        insert.push(" RETURNING request_id");
+        // Batch sizes vary, so these statements are not cached: a cache of each size would grow.
+        let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
+        inserted.extend(ids);
+    }
+    let closing: Vec<&str> =
+        batch.usage.iter().map(|r| r.request_id.as_str()).chain(batch.releases.iter().map(String::as_str)).collect();
+    close(&mut tx, &closing).await?;
+    // The first record of a request id is the one stored; only it is charged.
+    let recorded: Vec<&UsageRecord> = batch.usage.iter().filter(|r| inserted.remove(&r.request_id)).collect();
+    let to_charge: Vec<&UsageRecord> = recorded.iter().copied().filter(|r| r.cost.0 > 0).collect();
+    if to_charge.is_empty() {
+        add_rollups(&mut tx, &recorded, &HashMap::new()).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    let funds = funds(&mut tx, &to_charge).await?;
+    let amounts = settle::capped(&to_charge.iter().map(|r| (r.account_id, r.cost.0)).collect::<Vec<_>>(), &funds);
+    let charges: Vec<(&UsageRecord, i64)> = to_charge.into_iter().zip(amounts).collect();
+    // The ledger's (request_id, kind) index keeps a charge idempotent even if another
+    // path already wrote one; balances move only with the rows really inserted.
+    let mut charged: HashSet<String> = HashSet::with_capacity(charges.len());
+    for chunk in charges.chunks(ROWS_PER_STATEMENT / 2) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
+        );
+        insert.push_values(chunk, |mut row, (r, amount)| {
+            row.push_bind(r.account_id)
+                .push_bind("charge")
+                .push_bind(-amount)
+                .push_bind(r.request_id.as_str())
+                .push_bind(settle::memo(r, *amount))
+                .push_bind(r.created_at);
+        });
+        insert.push(" RETURNING request_id");
+        let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
+        charged.extend(ids);
+    }
+    let charged: Vec<&(&UsageRecord, i64)> = charges.iter().filter(|(r, _)| charged.contains(&r.request_id)).collect();
+    let amounts: HashMap<&str, i64> = charged.iter().map(|(r, amount)| (r.request_id.as_str(), *amount)).collect();
+    add_rollups(&mut tx, &recorded, &amounts).await?;
+    for (account_id, cost) in settle::sums(charged.iter().map(|(r, amount)| (r.account_id, *amount))) {
+        sqlx::query("UPDATE accounts SET balance_nano = balance_nano - ? WHERE id = ?")
+            .bind(cost)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (key_id, cost) in settle::sums(charged.iter().map(|(r, amount)| (r.key_id.as_str(), *amount))) {
+        sqlx::query("UPDATE api_keys SET spent_nano = spent_nano + ? WHERE id = ?")
+            .bind(cost)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    pay_earnings(&mut tx, &charged).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Credits instance owners their share of the charges just written: one `earning` row

@@ -259,7 +259,43 @@ async fn batches_of_holds_answer_each_hold_in_its_place(backend: Backend) -> Tes
     Ok(())
 }
 
+/// A batch of many holds (more than go to the database in one trip) on one account,
+/// interleaved with holds of a missing account: the first that fit are held, in order,
+/// and each of the others says why not.
+async fn a_long_batch_holds_in_order_and_says_why_not(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let account = db.create_account("long", NanoUsd(25 * X)).await?;
+    db.insert_key(&new_key("kl", account.id)).await?;
+    let holds: Vec<NewHold> = (0..70)
+        .map(|i| {
+            if i % 7 == 3 {
+                hold(&format!("gone{i}"), account.id + 1000, "kl", X)
+            } else {
+                hold(&format!("l{i}"), account.id, "kl", X)
+            }
+        })
+        .collect();
+    let outcomes = db.hold_many(&holds).await?;
+    assert_eq!(outcomes.len(), holds.len());
+    let mut held = 0;
+    for (hold, outcome) in holds.iter().zip(&outcomes) {
+        let expected = if hold.request_id.starts_with("gone") {
+            HoldOutcome::Balance { available: NanoUsd::ZERO }
+        } else if held < 25 {
+            held += 1;
+            HoldOutcome::Held
+        } else {
+            HoldOutcome::Balance { available: NanoUsd::ZERO }
+        };
+        assert_eq!(*outcome, expected, "{}: {outcomes:?}", hold.request_id);
+    }
+    assert_eq!(db.held(account.id).await?, NanoUsd(25 * X));
+    assert_eq!(db.open_hold_count().await?, 25);
+    Ok(())
+}
+
 on_both_backends!(
+    a_long_batch_holds_in_order_and_says_why_not,
     batches_of_holds_answer_each_hold_in_its_place,
     concurrent_holds_never_exceed_the_balance,
     concurrent_holds_never_exceed_a_key_spend_limit,

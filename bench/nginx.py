@@ -195,6 +195,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--ttfb-n", type=int, default=1000)
+    ap.add_argument("--mem-n", type=int, default=1_000_000,
+                    help="requests of the memory phase (RSS after a tenth of them and after all; 0: skip)")
     args = ap.parse_args()
     wd, B = args.workdir, args.bin
     srv_pin, load_pin = (["taskset", "-c", "0"], 1) if (os.cpu_count() or 1) >= 2 else ([], None)
@@ -258,17 +260,37 @@ def main():
         log(f"TTFB at low load, {args.ttfb_n} requests each")
         tt = added_ttfb(port, gw_port, key, args.ttfb_n)
         rss = mem_kib(gpid)["VmRSS"] / 1024
+        mem = memory(oha, via, ask(MODEL_JSON), key, gpid, args.mem_n) if args.mem_n else None
     finally:
         bench.kill_children()
     load1 = os.getloadavg()
-    text = report(R, tt, rss, args, load0, load1)
+    text = report(R, tt, rss, mem, args, load0, load1)
     print(text)
     with open(args.out, "w") as f:
         f.write(text)
     log(f"report written to {args.out}")
 
 
-def report(R, tt, rss, args, load0, load1):
+def memory(oha, url, body, key, pid, n):
+    """RSS after a tenth of `n` JSON requests and after all `n` (the rest in 9 runs), each
+    once the usage writer has caught up."""
+    tenth = n // 10
+    log(f"memory: {tenth:,} requests")
+    oha.run(url, body, key, ["-c", "16", "-n", str(tenth)])
+    quiet(pid)
+    first = mem_kib(pid)
+    for i in range(9):
+        log(f"memory: {tenth:,} more ({i + 2}/10)")
+        r = oha.run(url, body, key, ["-c", "16", "-n", str(tenth)])
+        if r["non200"] or r["errors"]:
+            die(f"memory phase: non-200 answers {r['non200']} or errors {r['errors']}")
+    quiet(pid)
+    last = mem_kib(pid)
+    return {"n": n, "tenth": tenth, "first": first["VmRSS"] / 1024, "last": last["VmRSS"] / 1024,
+            "peak": last["VmHWM"] / 1024}
+
+
+def report(R, tt, rss, mem, args, load0, load1):
     def row(label, d, g):
         own = g["cpu_us"][0]
         return (f"| {label} | {d['rps']:,.0f} | {g['rps']:,.0f} | {g['rps'] / d['rps']:.2f} | "
@@ -294,9 +316,14 @@ def report(R, tt, rss, args, load0, load1):
         f"- time to first byte, streamed, one request at a time ({len(tt['direct'])} each): nginx p50 {d50:.3f} ms, "
         f"gateway p50 {g50:.3f} ms, **added {g50 - d50:+.3f} ms** (p99 added "
         f"{pct(tt['gateway'], 99) - pct(tt['direct'], 99):+.3f} ms)",
-        f"- gateway RSS at the end: {rss:.1f} MiB",
-        "",
+        f"- gateway RSS at the end of the timed phases: {rss:.1f} MiB",
     ]
+    if mem:
+        growth = (mem["last"] - mem["first"]) / mem["first"] * 100
+        lines.append(f"- memory, JSON at -c 16: RSS after {mem['tenth']:,} requests {mem['first']:.1f} MiB, after "
+                     f"{mem['n']:,} **{mem['last']:.1f} MiB ({growth:+.1f} %)**, peak {mem['peak']:.1f} MiB "
+                     f"(target: within 10 % and ≤ 40 MiB)")
+    lines.append("")
     return "\n".join(lines)
 
 

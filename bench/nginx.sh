@@ -2,7 +2,7 @@
 # Token Router in front of stock nginx answering a fixed body (`return 200`): the gateway's
 # own CPU per request, with an upstream that costs next to nothing. Installs nginx with
 # apt-get when it is missing; writes bench/results/nginx.md.
-# Usage: bench/nginx.sh   (env: BENCH_DURATION=10 seconds per phase, BENCH_TTFB_N=1000,
+# Usage: bench/nginx.sh   (env: BENCH_DURATION=10 seconds per phase, BENCH_TTFB_N=1000, BENCH_MEM_N=1000000 (0: no memory phase),
 #                                BENCH_SKIP_BUILD=1 reuse $CARGO_TARGET_DIR/release/tokenrouter)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,4 +34,4 @@ cleanup() {
 }
 trap cleanup EXIT
 python3 "$ROOT/bench/nginx.py" --bin "$BIN" --nginx "$NGINX" --oha "$OHA" --workdir "$WORK" --pidfile "$PIDFILE" \
-  --out "$ROOT/bench/results/nginx.md" --duration "${BENCH_DURATION:-10}" --ttfb-n "${BENCH_TTFB_N:-1000}"
+  --out "$ROOT/bench/results/nginx.md" --duration "${BENCH_DURATION:-10}" --ttfb-n "${BENCH_TTFB_N:-1000}" --mem-n "${BENCH_MEM_N:-1000000}"

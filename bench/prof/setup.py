@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""For the probes in this folder: starts nginx and the gateway on CPU 0 as bench/nginx.sh
+does (SQLite; auth, limits and prepaid billing on), writes WORKDIR/env (NPORT, GPORT, KEY,
+GPID, NPID), prints `ready` and stays until terminated.
+
+Usage: setup.py path/to/tokenrouter WORKDIR"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import bench  # noqa: E402
+import nginx  # noqa: E402
+
+binary, wd = sys.argv[1], sys.argv[2]
+os.makedirs(f"{wd}/nginx-body", exist_ok=True)
+pidfile = f"{wd}/pids"
+open(pidfile, "w").close()
+port = nginx.free_port()
+with open(f"{wd}/nginx.conf", "w") as f:
+    f.write(nginx.nginx_conf(wd, port))
+server = subprocess.Popen(["taskset", "-c", "0", shutil.which("nginx") or "/usr/sbin/nginx", "-p", wd,
+                           "-c", f"{wd}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=open(f"{wd}/nginx.log", "w"))
+time.sleep(0.5)
+db, cfg = f"sqlite://{wd}/prof.db", f"{wd}/prof.toml"
+with open(cfg, "w") as f:
+    f.write(nginx.gateway_conf(port))
+bench.run_cli([binary, "--database", db, "accounts", "create", "bench", "--balance", "1000000"])
+created = bench.run_cli([binary, "--database", db, "keys", "create", "--account", "bench", "--json",
+                         "--rpm", str(bench.KEY_RPM), "--tpm", str(bench.KEY_TPM)])
+key = json.loads(created.strip().splitlines()[-1])["key"]
+gateway, gateway_port = bench.start_server(
+    "gateway", ["taskset", "-c", "0", binary, "--database", db, "--config", cfg, "serve", "--listen", "127.0.0.1:0"],
+    r"tokenrouter listening on http://127\.0\.0\.1:(\d+)", f"{wd}/gateway.log", pidfile)
+with open(f"{wd}/env", "w") as f:
+    f.write(f"NPORT={port}\nGPORT={gateway_port}\nKEY={key}\nGPID={gateway.pid}\nNPID={server.pid}\n")
+print("ready", flush=True)
+
+
+def stop(*_):
+    gateway.kill()
+    server.kill()
+    sys.exit(0)
+
+
+signal.signal(signal.SIGTERM, stop)
+while True:
+    time.sleep(1)

@@ -108,6 +108,9 @@ def _surface(method: str, path: str, gemini: bool):
     }
     if (method, path) in routes:
         return (*routes[(method, path)], "openai/error")
+    if method == "GET" and path.startswith("/v1/models/"):
+        # OpenAI's retrieve model: one entry of the list.
+        return "openai/model", None, "openai/error"
     if path.startswith("/v1/responses/"):
         rest = path.removeprefix("/v1/responses/")
         kept = "response" if method == "GET" and "/" not in rest else None

@@ -217,6 +217,19 @@ def test_models_list(client):
     assert isinstance(d["capabilities"], list) and "tools" in d["capabilities"]
 
 
+def test_models_retrieve(client):
+    """`models.retrieve` answers the list's entry (schema-checked as OpenAI's `Model`), and
+    an unknown id is OpenAI's 404 `model_not_found`."""
+    listed = {m.id: m.to_dict() for m in client.models.list()}
+    got = client.models.retrieve(MODEL)
+    assert got.id == MODEL and got.object == "model"
+    assert got.to_dict() == listed[MODEL]
+    with pytest.raises(openai.NotFoundError) as ei:
+        client.models.retrieve("no-such-model-xyz")
+    assert ei.value.status_code == 404
+    assert ei.value.code == "model_not_found"
+
+
 # -------------------------------------------------------------- errors ----
 
 

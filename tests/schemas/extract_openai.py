@@ -36,6 +36,7 @@ TARGETS = {
     "completion_chunk.json": "CreateCompletionResponse",
     "embedding_list.json": "CreateEmbeddingResponse",
     "model_list.json": "ListModelsResponse",
+    "model.json": "Model",
     "error.json": "ErrorResponse",
 }
 

@@ -26,7 +26,7 @@ export FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-${CARGO_TARGET_DIR:-$root/target}-afl
 bin="$FUZZ_TARGET_DIR/release/tokenrouter-fuzz-afl"
 out="$root/fuzz/out"
 
-all=(sse requests responses messages openai_upstream anthropic_upstream gemini_upstream surfaces config)
+all=(sse requests responses messages openai_upstream anthropic_upstream gemini_upstream surfaces gemini_inbound config)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 for t in "${targets[@]}"; do

@@ -6,6 +6,7 @@
 //! depends on where the upstream's bytes were split).
 
 pub mod config;
+pub mod gemini_inbound;
 pub mod mutate;
 pub mod pieces;
 pub mod requests;
@@ -63,6 +64,13 @@ pub const TARGETS: &[Target] = &[
         run: surfaces::surfaces,
         about: "canonical answers and chunk streams restated as Responses, Messages, completions; \
                 kept responses continued",
+    },
+    Target {
+        name: "gemini_inbound",
+        run: gemini_inbound::gemini_inbound,
+        about: "Gemini-native bodies (generateContent, countTokens, embedContent, batchEmbedContents): \
+                parse, translate to chat, encoders; answers, streams (SSE and JSON array), errors \
+                and embeddings restated in Gemini's shape",
     },
     Target { name: "config", run: config::config, about: "TOML config text to a validated Config" },
 ];

@@ -13,7 +13,7 @@ use tokenrouter_providers::{completions, embeddings, messages, responses};
 
 use crate::assert_json;
 
-const TARGET: Target<'static> = Target { upstream_model: "upstream-model", max_output_tokens: 4096 };
+pub(crate) const TARGET: Target<'static> = Target { upstream_model: "upstream-model", max_output_tokens: 4096 };
 
 /// `/v1/chat/completions`, `/v1/completions` and `/v1/embeddings` bodies: each parser
 /// reads every input (a seed of one is a mutation away from the others).

@@ -28,7 +28,7 @@ const MESSAGES: &[u8] = br#"{"model":"m","max_tokens":64,"stream":true,
 const COMPLETIONS: &[u8] = br#"{"model":"m","prompt":"hi","stream":true,"stream_options":{"include_usage":true}}"#;
 const CONTINUATION: &[u8] = br#"{"model":"m","input":"and then?","previous_response_id":"resp_fuzz"}"#;
 
-const USAGE: Usage = Usage {
+pub(crate) const USAGE: Usage = Usage {
     prompt_tokens: 11,
     completion_tokens: 7,
     cached_tokens: 2,

@@ -70,6 +70,7 @@ fn every_target_is_smoke_tested() {
             "anthropic_upstream",
             "gemini_upstream",
             "surfaces",
+            "gemini_inbound",
             "config"
         ]
     );
@@ -116,6 +117,11 @@ fn surfaces() {
 }
 
 #[test]
+fn gemini_inbound() {
+    smoke("gemini_inbound");
+}
+
+#[test]
 fn config() {
     smoke("config");
 }
@@ -131,7 +137,8 @@ fn large_adversarial_inputs_finish_in_time() {
     let one_long_event = [&[31u8][..], b"data: \"", &b"x\r\n".repeat(100_000)].concat();
     let nested = [&b"{\"model\":\"m\",\"messages\":"[..], &b"[".repeat(100_000)].concat();
     let long_string = [&b"{\"model\":\""[..], &b"\\u00e9".repeat(100_000), b"\"}"].concat();
-    let cases: [(&str, &[u8]); 11] = [
+    let nested_parts = [&b"\0{\"contents\":[{\"parts\":"[..], &b"[".repeat(100_000)].concat();
+    let cases: [(&str, &[u8]); 14] = [
         ("sse", &crlf),
         ("sse", &lf_then_cr),
         ("sse", &one_long_event),
@@ -143,6 +150,9 @@ fn large_adversarial_inputs_finish_in_time() {
         ("requests", &long_string),
         ("responses", &nested),
         ("messages", &nested),
+        ("gemini_inbound", &nested_parts),
+        ("gemini_inbound", &crlf),
+        ("gemini_inbound", &long_string),
     ];
     for (name, input) in cases {
         run(target(name).unwrap(), input);

@@ -32,6 +32,12 @@ pub struct HostedCalls {
 }
 
 impl HostedCalls {
+    /// How many calls of a hosted tool a request is held for when nothing in it bounds them
+    /// (an Anthropic server tool without `max_uses`, an OpenAI Responses request without
+    /// `max_tool_calls`). Neither provider documents a limit of its own; more calls are still
+    /// charged in full at settlement, like any usage above a hold.
+    pub const HELD_WITHOUT_LIMIT: u64 = 10;
+
     pub fn is_empty(&self) -> bool {
         self.web_search == 0 && self.web_fetch == 0
     }

@@ -13,11 +13,13 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 use tokenrouter_providers::messages::{self, Ids};
+use tokenrouter_providers::openai::ChatView;
 use tokenrouter_store::KeyRow;
 
+use crate::config::{Config, ProviderKind};
 use crate::edge::{RequestId, expect_json_object, read_body};
 use crate::error::ApiError;
-use crate::pipeline::{self, Inference, Translation, Work, json_response};
+use crate::pipeline::{self, Inference, Native, NativeApi, Translation, Work, json_response};
 use crate::policy::Permitted;
 use crate::state::AppState;
 use crate::tokens;
@@ -34,22 +36,67 @@ pub async fn create(
 }
 
 async fn inference(state: &AppState, request_id: &str, headers: &HeaderMap, body: Body) -> Result<Inference, ApiError> {
-    let limit = state.config.load().server.max_body_bytes;
-    let bytes = read_body(body, headers, limit).await?;
+    let config = state.config.load_full();
+    let bytes = read_body(body, headers, config.server.max_body_bytes).await?;
     expect_json_object(&bytes)?;
     let request = messages::parse(&bytes).map_err(ApiError::unsupported)?;
+    let native_view = ChatView {
+        model: request.model().to_owned(),
+        stream: request.stream(),
+        include_usage: true,
+        max_tokens: request.max_tokens(),
+    };
+    // Anthropic's server tools run only at Anthropic: an Anthropic upstream is sent the
+    // client's own body (and held for the calls it may bill); every other upstream gets
+    // the translation, without them.
+    let native = (messages::native::offers_server_tools(&bytes) && served_by_anthropic(&config, &native_view.model))
+        .then(|| {
+            Box::new(Native {
+                api: NativeApi::Messages,
+                body: bytes.clone(),
+                view: native_view.clone(),
+                hosted: messages::native::hosted_ceiling(&bytes),
+                headers: beta(headers),
+            })
+        });
     let ids = Ids { message_id: format!("msg_{}", request_id.trim_start_matches("req_")) };
-    let translated = messages::translate(request, ids).map_err(ApiError::unsupported)?;
+    let translated = match messages::translate(request, ids) {
+        Ok(translated) => translated,
+        // Only Anthropic can take what names a server tool (a `tool_choice` of one).
+        Err(refusal) if native.is_some() => {
+            return Ok(Inference {
+                endpoint: "messages",
+                body: bytes,
+                view: Some(native_view),
+                work: Work::Surface(Translation { surface: Err(refusal), native, keeper: None }),
+                headers: Vec::new(),
+                unseen_history: false,
+            });
+        }
+        Err(refusal) => return Err(ApiError::unsupported(refusal)),
+    };
     let (body, view) = pipeline::canonical(&translated.chat, &bytes)?;
     let answer_headers = pipeline::dropped_tools(&translated.dropped_tools);
     Ok(Inference {
         endpoint: "messages",
         body,
         view: Some(view),
-        work: Work::Surface(Translation { surface: Ok(Arc::new(translated.surface)), native: None, keeper: None }),
+        work: Work::Surface(Translation { surface: Ok(Arc::new(translated.surface)), native, keeper: None }),
         headers: answer_headers,
         unseen_history: false,
     })
+}
+
+/// Whether some deployment of the model is an Anthropic upstream.
+fn served_by_anthropic(config: &Config, model: &str) -> bool {
+    config.model(model).is_some_and(|m| m.deployments.iter().any(|d| d.provider.kind == ProviderKind::Anthropic))
+}
+
+/// The client's `anthropic-beta` header (server tools such as web fetch need one), passed
+/// on to an Anthropic upstream that is sent the client's own body.
+fn beta(headers: &HeaderMap) -> Vec<(&'static str, String)> {
+    let value = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
+    value.map(|v| ("anthropic-beta", v.to_owned())).into_iter().collect()
 }
 
 /// `POST /v1/messages/count_tokens`: the prompt's tokens as the gateway counts them

@@ -1,0 +1,188 @@
+//! An Anthropic upstream serving `/v1/messages` itself, for a request that offers Anthropic's
+//! server tools (`web_search_…`, `web_fetch_…`, `code_execution_…`, …), which only Anthropic
+//! runs: the client's body goes on as it is — its model renamed, its `max_tokens` clamped —
+//! and the answer comes back as it is (with its `server_tool_use` and
+//! `web_search_tool_result` blocks), read only for its usage: tokens and the server tool
+//! calls billed per call (`usage.server_tool_use`).
+
+use serde::Deserialize;
+use tokenrouter_core::{HostedCalls, Usage};
+
+use crate::anthropic::{usage_of, wire};
+
+/// One tool the client offers, as far as metering cares.
+#[derive(Deserialize)]
+struct Tool {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    max_uses: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Tools {
+    #[serde(default)]
+    tools: Option<Vec<Tool>>,
+}
+
+fn tools(body: &[u8]) -> Vec<Tool> {
+    serde_json::from_slice::<Tools>(body).ok().and_then(|t| t.tools).unwrap_or_default()
+}
+
+impl Tool {
+    fn is_server_tool(&self) -> bool {
+        !matches!(self.kind.as_deref(), None | Some("custom"))
+    }
+}
+
+/// Whether the body offers one of Anthropic's server tools (a tool whose `type` is neither
+/// absent nor `custom`): only an Anthropic upstream can run it.
+pub fn offers_server_tools(body: &[u8]) -> bool {
+    tools(body).iter().any(Tool::is_server_tool)
+}
+
+/// The most calls billed per call that the body's server tools may make: each web search
+/// or web fetch tool's `max_uses`, else [`HostedCalls::HELD_WITHOUT_LIMIT`] (Anthropic
+/// documents no limit of its own). Nothing for a body without them.
+pub fn hosted_ceiling(body: &[u8]) -> HostedCalls {
+    let mut calls = HostedCalls::default();
+    for tool in tools(body) {
+        let Some(kind) = tool.kind.as_deref() else { continue };
+        let most = tool.max_uses.unwrap_or(HostedCalls::HELD_WITHOUT_LIMIT);
+        if kind.starts_with("web_search_") {
+            calls.web_search = calls.web_search.saturating_add(most);
+        } else if kind.starts_with("web_fetch_") {
+            calls.web_fetch = calls.web_fetch.saturating_add(most);
+        }
+    }
+    calls
+}
+
+/// The usage of a whole answer (a `Message`), with its server tool calls.
+pub fn answer_usage(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct Answer {
+        usage: Option<wire::Usage>,
+    }
+    let usage = serde_json::from_slice::<Answer>(body).ok()?.usage?;
+    Some(usage_of(&usage))
+}
+
+/// What one streamed event means for metering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventInfo {
+    /// The usage the event states (`message_start`'s, `message_delta`'s cumulative counts).
+    pub usage: Option<wire::Usage>,
+    /// The event adds generated content (`content_block_delta`).
+    pub delivers_tokens: bool,
+    /// The answer is complete (`message_stop`).
+    pub finished: bool,
+    /// The upstream reported a failure (`error`).
+    pub failed: bool,
+}
+
+/// Reads one event's data.
+pub fn classify_event(data: &[u8]) -> EventInfo {
+    #[derive(Deserialize)]
+    struct Started {
+        usage: Option<wire::Usage>,
+    }
+    #[derive(Deserialize)]
+    struct Event<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+        message: Option<Started>,
+        usage: Option<wire::Usage>,
+    }
+    let Ok(event) = serde_json::from_slice::<Event<'_>>(data) else { return EventInfo::default() };
+    let usage = match event.kind.as_ref() {
+        "message_start" => event.message.and_then(|m| m.usage),
+        "message_delta" => event.usage,
+        _ => None,
+    };
+    EventInfo {
+        usage,
+        delivers_tokens: event.kind == "content_block_delta",
+        finished: event.kind == "message_stop",
+        failed: event.kind == "error",
+    }
+}
+
+/// The usage a stream's events stated so far (`None`: none yet).
+pub fn stream_usage(usage: Option<&wire::Usage>) -> Option<Usage> {
+    usage.map(usage_of)
+}
+
+/// The event that ends a stream broken off after its first byte, in Anthropic's shape.
+pub fn failure_event(message: &str) -> Vec<u8> {
+    let mut out = b"event: error\ndata: ".to_vec();
+    out.extend_from_slice(&super::response::error_json("api_error", message));
+    out.extend_from_slice(b"\n\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(tools: serde_json::Value) -> Vec<u8> {
+        json!({"model": "m", "max_tokens": 10, "messages": [], "tools": tools}).to_string().into_bytes()
+    }
+
+    #[test]
+    fn server_tools_are_held_for_their_max_uses_else_the_default() {
+        let searches = body(json!([
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+            {"type": "web_fetch_20250910", "name": "web_fetch"},
+            {"name": "get_weather", "input_schema": {"type": "object"}},
+        ]));
+        assert!(offers_server_tools(&searches));
+        assert_eq!(hosted_ceiling(&searches), HostedCalls { web_search: 3, web_fetch: 10 });
+        let unbounded = body(json!([{"type": "web_search_20250305", "name": "web_search"}]));
+        assert_eq!(hosted_ceiling(&unbounded), HostedCalls { web_search: 10, web_fetch: 0 });
+        let huge = body(json!([
+            {"type": "web_search_20250305", "name": "a", "max_uses": u64::MAX},
+            {"type": "web_search_20250305", "name": "b", "max_uses": 5},
+        ]));
+        assert_eq!(hosted_ceiling(&huge).web_search, u64::MAX, "saturates, never wraps");
+        // A server tool billed only in tokens is still one only Anthropic runs.
+        let bash = body(json!([{"type": "bash_20250124", "name": "bash"}]));
+        assert!(offers_server_tools(&bash));
+        assert!(hosted_ceiling(&bash).is_empty());
+        let custom = body(json!([{"type": "custom", "name": "f"}, {"name": "g"}]));
+        assert!(!offers_server_tools(&custom));
+        assert!(hosted_ceiling(&custom).is_empty());
+        assert!(!offers_server_tools(b"{\"model\": \"m\"}"));
+    }
+
+    #[test]
+    fn the_usage_of_an_answer_and_of_a_stream_counts_server_tool_calls() {
+        let answer = br#"{"id":"msg_1","type":"message","content":[],"usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":7,"server_tool_use":{"web_search_requests":2,"web_fetch_requests":1}}}"#;
+        let usage = answer_usage(answer).unwrap();
+        assert_eq!((usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens), (15, 5, 7));
+        assert_eq!(usage.hosted, HostedCalls { web_search: 2, web_fetch: 1 });
+        assert_eq!(answer_usage(b"{}"), None);
+
+        let start = classify_event(
+            br#"{"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":10,"output_tokens":1}}}"#,
+        );
+        assert_eq!(start.usage.and_then(|u| u.input_tokens), Some(10));
+        assert!(!start.finished && !start.delivers_tokens);
+        let delta =
+            classify_event(br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"#);
+        assert!(delta.delivers_tokens && delta.usage.is_none());
+        let last = classify_event(
+            br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9,"server_tool_use":{"web_search_requests":3}}}"#,
+        );
+        let mut total = start.usage.unwrap();
+        total.update(&last.usage.unwrap());
+        let usage = stream_usage(Some(&total)).unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.hosted.web_search), (10, 9, 3));
+        assert!(classify_event(br#"{"type":"message_stop"}"#).finished);
+        assert!(classify_event(br#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#).failed);
+        assert_eq!(classify_event(b"not json"), EventInfo::default());
+        let failure = String::from_utf8(failure_event("cut")).unwrap();
+        assert!(failure.starts_with("event: error\ndata: {") && failure.contains("\"cut\""), "{failure}");
+    }
+}

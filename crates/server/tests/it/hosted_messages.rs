@@ -1,0 +1,135 @@
+//! `/v1/messages` offering Anthropic's server tools (`web_search_20250305`, …): an
+//! Anthropic upstream is sent the client's own body, so it runs them, and its answer comes
+//! back as it is (server tool blocks and all), charged per call at the deployment's price
+//! and held for beforehand; any other upstream gets the translation without them, as
+//! before.
+
+use serde_json::{Value, json};
+use tokenrouter_core::NanoUsd;
+
+use crate::harness::{Gateway, NATIVE_KINDS, key_for, request_id, user};
+
+const MODELS: &str = r#"
+[[models]]
+id = "claude-searching"
+context_window = 200000
+max_output_tokens = 4096
+input_price = 0
+output_price = 1
+deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@web_searches=2" } ]
+"#;
+
+/// A search at Anthropic's published price: $0.01.
+const SEARCH: i64 = 10_000_000;
+
+async fn gateway() -> Gateway {
+    Gateway::start_with(tokenrouter_mock::MockConfig::default(), &format!("{NATIVE_KINDS}{MODELS}")).await
+}
+
+fn searching(max_uses: Option<u64>) -> Value {
+    let mut tool = json!({"type": "web_search_20250305", "name": "web_search"});
+    if let Some(n) = max_uses {
+        tool["max_uses"] = json!(n);
+    }
+    json!({"model": "claude-searching", "max_tokens": 100, "messages": user("news today?"), "tools": [tool]})
+}
+
+/// The charge of a request beyond its output tokens ($1 per 1M; input free).
+async fn beyond_tokens(gw: &Gateway, id: &str) -> i64 {
+    let row = gw.usage(id).await;
+    row.cost.0 - i64::try_from(row.usage.completion_tokens).unwrap() * 1_000
+}
+
+#[tokio::test]
+async fn server_tools_reach_an_anthropic_upstream_and_their_calls_are_charged() {
+    let gw = gateway().await;
+    let response = gw
+        .post("/v1/messages")
+        .header("anthropic-beta", "web-fetch-2025-09-10")
+        .json(&searching(Some(3)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(!response.headers().contains_key("x-tokenrouter-dropped-tools"));
+    let id = request_id(&response);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["type"], "message", "{answer}");
+    assert_eq!(answer["usage"]["server_tool_use"]["web_search_requests"], 2, "{answer}");
+    // The upstream got the client's body: the tool, its model name, the beta header.
+    let sent = gw.mock.stats().last_request().unwrap();
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.body["tools"][0]["type"], "web_search_20250305");
+    assert_eq!(sent.body["tools"][0]["max_uses"], 3);
+    assert_eq!(sent.body["model"], "claude-mock@web_searches=2");
+    assert_eq!(sent.body["max_tokens"], 100);
+    assert_eq!(sent.header("anthropic-beta"), Some("web-fetch-2025-09-10"));
+    assert_eq!(sent.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(beyond_tokens(&gw, &id).await, 2 * SEARCH, "two searches at $0.01");
+    let row = gw.usage(&id).await;
+    assert_eq!(row.usage.hosted.web_search, 2);
+    // The request log says so: in /api/requests and on the dashboard's request page.
+    let cookie = gw.session(gw.account_id).await;
+    let get = |path: String| gw.http.get(format!("{}{path}", gw.url)).header("cookie", &cookie).send();
+    let log: Value = get("/api/requests".to_owned()).await.unwrap().json().await.unwrap();
+    let logged = log["data"].as_array().unwrap().iter().find(|r| r["id"] == id.as_str()).unwrap().clone();
+    assert_eq!((logged["web_search_calls"].as_i64(), logged["web_fetch_calls"].as_i64()), (Some(2), Some(0)));
+    let page = get(format!("/dashboard/requests/{id}")).await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"id="request-hosted""#) && page.contains("2 web searches, 0 web fetches"), "{page}");
+
+    // Streamed: Anthropic's events as they are; the searches charged the same.
+    let mut body = searching(None);
+    body["stream"] = json!(true);
+    let response = gw.post("/v1/messages").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("event: message_start"), "{text}");
+    assert!(text.contains(r#""server_tool_use":{"web_search_requests":2"#), "{text}");
+    assert!(text.trim_end().ends_with(r#"data: {"type":"message_stop"}"#), "{text}");
+    assert_eq!(beyond_tokens(&gw, &id).await, 2 * SEARCH);
+
+    // Any other upstream: the tool is left out and named, as before.
+    let body = json!({"model": "gpt-4o-mini", "max_tokens": 100, "messages": user("news today?"),
+                      "tools": [{"type": "web_search_20250305", "name": "web_search"}]});
+    let response = gw.post("/v1/messages").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-tokenrouter-dropped-tools"], "web_search");
+    let sent = gw.mock.stats().last_request().unwrap();
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert!(sent.body.get("tools").is_none(), "{}", sent.body);
+}
+
+#[tokio::test]
+async fn the_hold_covers_max_uses_searches_else_ten() {
+    let gw = gateway().await;
+    let gw = &gw;
+    let key = |limit: i64| async move {
+        let (mut key, secret) = key_for(gw.account_id);
+        key.spend_limit = Some(NanoUsd(limit));
+        gw.add_key(&key).await;
+        secret
+    };
+    let ask =
+        |key: String, body: Value| gw.http.post(format!("{}/v1/messages", gw.url)).bearer_auth(key).json(&body).send();
+    // 100 output tokens at $1 per 1M: the token ceiling is 100,000.
+    let tokens = 100 * 1_000;
+    let covered = tokens + 3 * SEARCH;
+
+    let plain = json!({"model": "claude-searching", "max_tokens": 100, "messages": user("hi")});
+    let response = ask(key(tokens).await, plain).await.unwrap();
+    assert_eq!(response.status(), 200, "without the tool the token ceiling is the hold");
+    let response = ask(key(covered - 1).await, searching(Some(3))).await.unwrap();
+    assert_eq!(response.status(), 402);
+    let response = ask(key(covered).await, searching(Some(3))).await.unwrap();
+    assert_eq!(response.status(), 200, "exactly three searches held");
+    let _ = response.text().await;
+    // Without max_uses: ten searches are held.
+    let response = ask(key(covered).await, searching(None)).await.unwrap();
+    assert_eq!(response.status(), 402);
+    let refusal: Value = response.json().await.unwrap();
+    assert_eq!(refusal["type"], "error", "Anthropic's error shape: {refusal}");
+    assert_eq!(refusal["error"]["type"], "billing_error", "{refusal}");
+    let response = ask(key(tokens + 10 * SEARCH).await, searching(None)).await.unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -127,12 +127,13 @@ impl Transcoder {
         }
     }
 
-    /// Hosted tool calls seen finishing in the stream (only a native Responses stream
-    /// shows them before its end).
+    /// Hosted tool calls seen finishing in the stream (only a native Responses or Messages
+    /// stream shows them before its end).
     fn hosted(&self) -> HostedCalls {
         match self {
             Transcoder::Responses(r) => r.hosted,
-            Transcoder::Pass(_) | Transcoder::Decode(_) | Transcoder::Messages(_) => HostedCalls::default(),
+            Transcoder::Messages(m) => m.hosted,
+            Transcoder::Pass(_) | Transcoder::Decode(_) => HostedCalls::default(),
         }
     }
 

@@ -79,6 +79,10 @@ pub struct EventInfo {
     pub finished: bool,
     /// The upstream reported a failure (`error`).
     pub failed: bool,
+    /// A server tool's result began (`content_block_start` of a `web_search_tool_result` or
+    /// `web_fetch_tool_result` that is not an error): a call Anthropic bills, counted while
+    /// the stream runs in case it breaks off before stating its usage.
+    pub hosted: HostedCalls,
 }
 
 /// Reads one event's data.
@@ -88,11 +92,20 @@ pub fn classify_event(data: &[u8]) -> EventInfo {
         usage: Option<wire::Usage>,
     }
     #[derive(Deserialize)]
+    struct Block {
+        #[serde(rename = "type")]
+        kind: String,
+        /// A tool result's content: its results, or an error (`type` `…_error`).
+        #[serde(default)]
+        content: serde_json::Value,
+    }
+    #[derive(Deserialize)]
     struct Event<'a> {
         #[serde(rename = "type", borrow)]
         kind: std::borrow::Cow<'a, str>,
         message: Option<Started>,
         usage: Option<wire::Usage>,
+        content_block: Option<Block>,
     }
     let Ok(event) = serde_json::from_slice::<Event<'_>>(data) else { return EventInfo::default() };
     let usage = match event.kind.as_ref() {
@@ -100,11 +113,23 @@ pub fn classify_event(data: &[u8]) -> EventInfo {
         "message_delta" => event.usage,
         _ => None,
     };
+    // Anthropic bills a search or fetch that returned, not one that failed.
+    let mut hosted = HostedCalls::default();
+    let failed =
+        |b: &Block| b.content.get("type").and_then(serde_json::Value::as_str).is_some_and(|t| t.ends_with("_error"));
+    if let Some(block) = event.content_block.filter(|b| !failed(b)) {
+        match block.kind.as_str() {
+            "web_search_tool_result" => hosted.web_search = 1,
+            "web_fetch_tool_result" => hosted.web_fetch = 1,
+            _ => {}
+        }
+    }
     EventInfo {
         usage,
         delivers_tokens: event.kind == "content_block_delta",
         finished: event.kind == "message_stop",
         failed: event.kind == "error",
+        hosted,
     }
 }
 
@@ -180,6 +205,26 @@ mod tests {
         let usage = stream_usage(Some(&total)).unwrap();
         assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.hosted.web_search), (10, 9, 3));
         assert!(classify_event(br#"{"type":"message_stop"}"#).finished);
+        let searched = classify_event(
+            br#"{"type":"content_block_start","index":2,"content_block":{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[{"type":"web_search_result","url":"https://example.com","title":"x"}]}}"#,
+        );
+        assert_eq!(searched.hosted, HostedCalls { web_search: 1, web_fetch: 0 });
+        let fetched = classify_event(
+            br#"{"type":"content_block_start","index":3,"content_block":{"type":"web_fetch_tool_result","tool_use_id":"srvtoolu_2","content":{"type":"web_fetch_result","url":"https://example.com"}}}"#,
+        );
+        assert_eq!(fetched.hosted, HostedCalls { web_search: 0, web_fetch: 1 });
+        let failed_fetch = classify_event(
+            br#"{"type":"content_block_start","index":3,"content_block":{"type":"web_fetch_tool_result","tool_use_id":"srvtoolu_4","content":{"type":"web_fetch_tool_error","error_code":"url_not_accessible"}}}"#,
+        );
+        assert!(failed_fetch.hosted.is_empty());
+        let failed_search = classify_event(
+            br#"{"type":"content_block_start","index":2,"content_block":{"type":"web_search_tool_result","tool_use_id":"srvtoolu_3","content":{"type":"web_search_tool_result_error","error_code":"max_uses_exceeded"}}}"#,
+        );
+        assert!(failed_search.hosted.is_empty(), "a failed search is not billed");
+        let asked = classify_event(
+            br#"{"type":"content_block_start","index":1,"content_block":{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}}"#,
+        );
+        assert!(asked.hosted.is_empty(), "counted when its result comes");
         assert!(classify_event(br#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#).failed);
         assert_eq!(classify_event(b"not json"), EventInfo::default());
         let failure = String::from_utf8(failure_event("cut")).unwrap();

@@ -3,7 +3,7 @@
 //! usage (with the server tool calls, billed per call) and for the end of the answer.
 
 use bytes::Bytes;
-use tokenrouter_core::Usage;
+use tokenrouter_core::{HostedCalls, Usage};
 use tokenrouter_providers::anthropic::wire;
 use tokenrouter_providers::messages::native;
 use tokenrouter_providers::sse::{self, SseBuffer};
@@ -16,6 +16,8 @@ pub struct NativeMessages {
     /// The counts the events stated so far (cumulative: later ones win).
     usage: Option<wire::Usage>,
     pub delivered_chunks: u64,
+    /// Server tool calls whose results came (billed even when the stream never states usage).
+    pub hosted: HostedCalls,
     finished: bool,
     /// The upstream's own error event, already forwarded to the client.
     pub error_relayed: bool,
@@ -44,15 +46,23 @@ impl NativeMessages {
                 self.usage.get_or_insert_with(wire::Usage::default).update(&stated);
             }
             self.delivered_chunks += u64::from(info.delivers_tokens);
+            self.hosted.web_search = self.hosted.web_search.saturating_add(info.hosted.web_search);
+            self.hosted.web_fetch = self.hosted.web_fetch.saturating_add(info.hosted.web_fetch);
             self.finished |= info.finished;
             self.error_relayed |= info.failed;
         }
         events
     }
 
-    /// The usage stated so far, with the server tool calls.
+    /// The usage stated so far, with the server tool calls: the more of those it states
+    /// and those whose results the stream showed (a stream broken off before its last
+    /// usage still bills the searches that ran).
     pub fn usage(&self) -> Option<Usage> {
-        native::stream_usage(self.usage.as_ref())
+        native::stream_usage(self.usage.as_ref()).map(|mut usage| {
+            usage.hosted.web_search = usage.hosted.web_search.max(self.hosted.web_search);
+            usage.hosted.web_fetch = usage.hosted.web_fetch.max(self.hosted.web_fetch);
+            usage
+        })
     }
 
     /// The upstream closed the stream: complete only if the answer's last event came.
@@ -91,5 +101,23 @@ mod tests {
         assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.hosted.web_search), (12, 8, 2));
         assert_eq!(stream.delivered_chunks, 1);
         assert!(stream.finish().is_ok() && !stream.error_relayed);
+    }
+
+    #[test]
+    fn a_stream_broken_off_before_its_usage_still_counts_the_searches_that_returned() {
+        let mut stream = NativeMessages::default();
+        let events = concat!(
+            "event: message_start\n",
+            r#"data: {"type":"message_start","message":{"usage":{"input_tokens":12,"output_tokens":1}}}"#,
+            "\n\nevent: content_block_start\n",
+            r#"data: {"type":"content_block_start","index":1,"content_block":{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[]}}"#,
+            "\n\nevent: content_block_start\n",
+            r#"data: {"type":"content_block_start","index":3,"content_block":{"type":"web_search_tool_result","tool_use_id":"srvtoolu_2","content":[]}}"#,
+            "\n\n",
+        );
+        stream.feed(Bytes::from(events));
+        assert!(stream.finish().is_err());
+        assert_eq!(stream.usage().unwrap().hosted, HostedCalls { web_search: 2, web_fetch: 0 });
+        assert_eq!(stream.hosted.web_search, 2);
     }
 }

@@ -1,8 +1,9 @@
 //! Hosted (server-side) tool calls that a provider bills per call — Anthropic's web
 //! searches, an OpenAI Responses upstream's `web_search_call` items, Gemini's grounding
-//! searches — are charged at the model's `tool_prices` (built-in: Anthropic's published
-//! $10 per 1,000 searches) in the same settlement as the tokens, and shown in the answer's
-//! usage as the upstream reported them.
+//! searches — are charged at the model's `tool_prices` (built-in: the published price of
+//! the provider kind that runs the deployment, Anthropic's $10 per 1,000 searches) in the
+//! same settlement as the tokens, and shown in the answer's usage as the upstream reported
+//! them; a request offering such a tool to an upstream that runs it is held for its calls.
 
 use serde_json::{Value, json};
 use tokenrouter_core::NanoUsd;

@@ -355,12 +355,18 @@ async fn serve(
 
     let embeddings = matches!(inference.work, Work::Embeddings(_));
     check_kind(primary, embeddings)?;
+    // A client's own body sent natively may carry what its translation dropped (and the
+    // upstream still bills): the request is measured by the larger of the two.
+    let native_body = native_body(&inference);
+    let measured = || std::iter::once(&bytes).chain(native_body.as_ref());
     if !embeddings {
-        policy::check_context(&bytes, policy::clamp_output(view.max_tokens, primary), primary)?;
+        for body in measured() {
+            policy::check_context(body, policy::clamp_output(view.max_tokens, primary), primary)?;
+        }
     }
     let output_ceiling =
         |model: &Model| if embeddings { Some(0) } else { policy::clamp_output(view.max_tokens, model) };
-    let estimate = limits::estimate(&bytes, output_ceiling(primary));
+    let estimate = measured().map(|b| limits::estimate(b, output_ceiling(primary))).max().unwrap_or_default();
     let (submit, adopted) = match mode {
         Mode::Now => (false, None),
         Mode::Submit => (true, None),
@@ -375,7 +381,8 @@ async fn serve(
         let why = if primary.instances { "no deployment online right now" } else { "no deployment" };
         return Err(ApiError::UpstreamUnavailable(format!("'{}' has {why}.", primary.id)));
     };
-    let prompt = if inference.unseen_history { None } else { Some(tokens::reservation_estimate(&bytes)) };
+    let prompt =
+        if inference.unseen_history { None } else { measured().map(|b| tokens::reservation_estimate(b)).max() };
     // Every choice asked for (`n`) may generate up to the output limit.
     let n = request.get("n").and_then(|n| n.get().parse::<u64>().ok()).unwrap_or(1).max(1);
     let hosted = native_hosted(&inference);
@@ -553,6 +560,14 @@ fn ceiling(
         })
         .max()
         .unwrap_or_default()
+}
+
+/// The client's own body where it may be sent upstream as it is (natively).
+fn native_body(inference: &Inference) -> Option<Bytes> {
+    match &inference.work {
+        Work::Surface(Translation { native: Some(native), .. }) => Some(native.body.clone()),
+        _ => None,
+    }
 }
 
 /// The hosted tool calls the hold must cover, and the API whose upstreams run them: only a

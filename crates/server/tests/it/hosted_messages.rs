@@ -17,6 +17,22 @@ max_output_tokens = 4096
 input_price = 0
 output_price = 1
 deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@web_searches=2" } ]
+
+[[models]]
+id = "claude-dear-input"
+context_window = 1000000
+max_output_tokens = 4096
+input_price = 10
+output_price = 1
+deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@web_searches=2" } ]
+
+[[models]]
+id = "claude-narrow"
+context_window = 50000
+max_output_tokens = 4096
+input_price = 0
+output_price = 1
+deployments = [ { provider = "anthropic-mock", upstream_model = "claude-mock@web_searches=2" } ]
 "#;
 
 /// A search at Anthropic's published price: $0.01.
@@ -131,5 +147,46 @@ async fn the_hold_covers_max_uses_searches_else_ten() {
     assert_eq!(refusal["type"], "error", "Anthropic's error shape: {refusal}");
     assert_eq!(refusal["error"]["type"], "billing_error", "{refusal}");
     let response = ask(key(tokens + 10 * SEARCH).await, searching(None)).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// A search request whose user turn carries a block the translation drops (a
+/// `search_result`, ~100,000 tokens by the gateway's estimate) that Anthropic still reads.
+fn with_dropped_block(model: &str) -> Value {
+    let big = "lorem ipsum ".repeat(25_000);
+    let turn = json!([{"role": "user", "content": [
+        {"type": "search_result", "source": "https://example.com", "title": "t",
+         "content": [{"type": "text", "text": big}]},
+        {"type": "text", "text": "summarise"},
+    ]}]);
+    json!({"model": model, "max_tokens": 100, "messages": turn,
+           "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]})
+}
+
+#[tokio::test]
+async fn the_native_body_is_measured_where_its_translation_drops_blocks() {
+    let gw = gateway().await;
+    // The hold: 300 KB (~100,000 tokens) at $10 per 1M input is ~$1; a key with $0.50 left
+    // cannot cover it, though the translation alone (the block dropped) would be cents.
+    let (mut key, secret) = key_for(gw.account_id);
+    key.spend_limit = Some(NanoUsd::parse_usd("0.5").unwrap());
+    gw.add_key(&key).await;
+    let ask = |body: Value| gw.http.post(format!("{}/v1/messages", gw.url)).bearer_auth(&secret).json(&body).send();
+    let before = gw.mock.stats().request_count();
+    let response = ask(with_dropped_block("claude-dear-input")).await.unwrap();
+    assert_eq!(response.status(), 402, "the dropped block is held for");
+    let refusal: Value = response.json().await.unwrap();
+    assert_eq!(refusal["error"]["type"], "billing_error", "{refusal}");
+    // The context window: the native body does not fit 50,000 tokens.
+    let response = ask(with_dropped_block("claude-narrow")).await.unwrap();
+    assert_eq!(response.status(), 400, "the dropped block counts toward the context window");
+    let refusal: Value = response.json().await.unwrap();
+    assert_eq!(refusal["error"]["type"], "invalid_request_error", "{refusal}");
+    assert!(refusal["error"]["message"].as_str().unwrap().contains("context"), "{refusal}");
+    assert_eq!(gw.mock.stats().request_count(), before, "nothing reached the upstream");
+    // Small enough, the same request goes through.
+    let mut small = with_dropped_block("claude-narrow");
+    small["messages"][0]["content"][0]["content"][0]["text"] = json!("a short result");
+    let response = ask(small).await.unwrap();
     assert_eq!(response.status(), 200);
 }

@@ -37,6 +37,10 @@ impl HostedCalls {
     /// `max_tool_calls`). Neither provider documents a limit of its own; more calls are still
     /// charged in full at settlement, like any usage above a hold.
     pub const HELD_WITHOUT_LIMIT: u64 = 10;
+    /// The most tokens of a fetched page a web fetch adds to the prompt, where the client
+    /// sets no `max_content_tokens`: the gateway sets this one, and holds input for it
+    /// per fetch.
+    pub const FETCH_CONTENT_TOKENS: u64 = 20_000;
 
     pub fn is_empty(&self) -> bool {
         self.web_search == 0 && self.web_fetch == 0

@@ -89,6 +89,8 @@ pub struct Native {
     /// Client headers the upstream must see with the body (Anthropic's `anthropic-beta`,
     /// which some server tools need).
     pub headers: Vec<(&'static str, String)>,
+    /// Headers for an answer served natively (the server tools left out of `body`).
+    pub answer_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// An API that OpenAI-compatible upstreams may speak themselves.

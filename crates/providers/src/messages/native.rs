@@ -6,7 +6,10 @@
 //! calls billed per call (`usage.server_tool_use`).
 
 use serde::Deserialize;
+use serde_json::{Value, json};
 use tokenrouter_core::{HostedCalls, Usage};
+
+use crate::adapter::Unsupported;
 
 use crate::anthropic::{usage_of, wire};
 
@@ -35,10 +38,110 @@ impl Tool {
     }
 }
 
+/// A server tool Anthropic bills per call, which the hold and the charge cover: the only
+/// ones sent to Anthropic natively.
+fn is_priced(kind: &str) -> bool {
+    kind.starts_with("web_search_") || kind.starts_with("web_fetch_")
+}
+
 /// Whether the body offers one of Anthropic's server tools (a tool whose `type` is neither
 /// absent nor `custom`): only an Anthropic upstream can run it.
 pub fn offers_server_tools(body: &[u8]) -> bool {
     tools(body).iter().any(Tool::is_server_tool)
+}
+
+/// Whether the body offers a server tool billed per call (`web_search_…`, `web_fetch_…`):
+/// such a request goes to an Anthropic upstream natively.
+pub fn offers_priced_server_tools(body: &[u8]) -> bool {
+    tools(body).iter().any(|t| t.kind.as_deref().is_some_and(is_priced))
+}
+
+/// The top-level fields a body sent to Anthropic as it is may carry: what the gateway
+/// reads of a Messages request, and `top_k`. Anything else may change what Anthropic bills
+/// (`speed`, `inference_geo`, …) or reach the operator's resources (`container`,
+/// `mcp_servers`).
+const FORWARDED_FIELDS: &[&str] = &[
+    "model",
+    "models",
+    "messages",
+    "max_tokens",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "output_config",
+    "output_format",
+    "stop_sequences",
+    "temperature",
+    "top_p",
+    "top_k",
+    "metadata",
+    "stream",
+];
+
+/// The body sent to Anthropic natively, and the server tools left out of it.
+#[derive(Debug)]
+pub struct Forwarded {
+    pub body: Vec<u8>,
+    /// Server tools not billed per call (`code_execution_…`, `bash_…`, …): not sent, named.
+    pub dropped: Vec<String>,
+}
+
+/// The client's body as it may go to Anthropic: only [`FORWARDED_FIELDS`] (another field
+/// is refused, named); no `cache_control` with a `ttl` of `1h` (Anthropic bills its cache
+/// writes at twice the input price, the gateway at 1.25×: refused); only the server tools
+/// billed per call (the others are left out and named); each web search or fetch tool
+/// without `max_uses` given [`HostedCalls::HELD_WITHOUT_LIMIT`] (so the hold's calls
+/// bound them), each web fetch tool without `max_content_tokens` given
+/// [`HostedCalls::FETCH_CONTENT_TOKENS`] (so the hold's allowance per fetch bounds it).
+pub fn forwarded(body: &[u8]) -> Result<Forwarded, Unsupported> {
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| Unsupported::new("", e.to_string()))?;
+    let Some(object) = value.as_object_mut() else {
+        return Err(Unsupported::new("", "The request body must be a JSON object."));
+    };
+    if let Some(field) = object.keys().find(|k| !FORWARDED_FIELDS.contains(&k.as_str())) {
+        let message = format!("'{field}' is not supported with Anthropic's server tools on this gateway.");
+        return Err(Unsupported::new(field.clone(), message));
+    }
+    if long_cache(&value) {
+        let message = "A cache_control ttl of '1h' is not supported with Anthropic's server tools on this gateway.";
+        return Err(Unsupported::new("cache_control.ttl", message));
+    }
+    let mut dropped = Vec::new();
+    if let Some(tools) = value.get_mut("tools").and_then(Value::as_array_mut) {
+        tools.retain(|tool| match tool.get("type").and_then(Value::as_str) {
+            None | Some("custom") => true,
+            Some(kind) if is_priced(kind) => true,
+            Some(kind) => {
+                let name = tool.get("name").and_then(Value::as_str).unwrap_or(kind);
+                dropped.push(name.to_owned());
+                false
+            }
+        });
+        for tool in tools.iter_mut().filter_map(Value::as_object_mut) {
+            let kind = tool.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if !is_priced(&kind) {
+                continue;
+            }
+            tool.entry("max_uses").or_insert(json!(HostedCalls::HELD_WITHOUT_LIMIT));
+            if kind.starts_with("web_fetch_") {
+                tool.entry("max_content_tokens").or_insert(json!(HostedCalls::FETCH_CONTENT_TOKENS));
+            }
+        }
+    }
+    let body = serde_json::to_vec(&value).map_err(|e| Unsupported::new("", e.to_string()))?;
+    Ok(Forwarded { body, dropped })
+}
+
+/// Whether some `cache_control` in the body asks for a one-hour cache.
+fn long_cache(value: &Value) -> bool {
+    match value {
+        Value::Object(object) => object.iter().any(|(key, v)| {
+            (key == "cache_control" && v.get("ttl").and_then(Value::as_str) == Some("1h")) || long_cache(v)
+        }),
+        Value::Array(items) => items.iter().any(long_cache),
+        _ => false,
+    }
 }
 
 /// The most calls billed per call that the body's server tools may make: each web search

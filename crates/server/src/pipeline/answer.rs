@@ -55,11 +55,15 @@ pub(super) async fn respond(
         one_tool_call,
     };
     // A surface's own headers describe its translation: not sent when it passed through.
+    // A natively served answer has its own (the server tools left out of its body).
     let translated = !matches!((&inference.work, &shape), (Work::Surface(_), Shape::Relayed { .. }));
-    let (mut keeper, embeddings) = match inference.work {
-        Work::Surface(translation) => (translation.keeper, None),
-        Work::Embeddings(request) => (None, Some(request)),
-        Work::Chat => (None, None),
+    let (mut keeper, embeddings, answer_headers) = match inference.work {
+        Work::Surface(translation) => {
+            let native = translation.native.map(|n| n.answer_headers).unwrap_or_default();
+            (translation.keeper, None, if translated { inference.headers } else { native })
+        }
+        Work::Embeddings(request) => (None, Some(request), inference.headers),
+        Work::Chat => (None, None, inference.headers),
     };
     let Held { reservation, admission, request_body } = held;
     // A kept response is in the store before the client sees its answer end.
@@ -163,10 +167,8 @@ pub(super) async fn respond(
     {
         headers.insert(X_FALLBACK_MODEL.clone(), model);
     }
-    if translated {
-        for (name, value) in inference.headers {
-            headers.insert(name, value);
-        }
+    for (name, value) in answer_headers {
+        headers.insert(name, value);
     }
     Ok(response)
 }

@@ -60,6 +60,7 @@ async fn inference(state: &AppState, request_id: &str, headers: &HeaderMap, body
         view: native_view,
         hosted: Default::default(),
         headers: Vec::new(),
+        answer_headers: Vec::new(),
     };
     Ok(Inference {
         endpoint: "completions",

@@ -47,18 +47,23 @@ async fn inference(state: &AppState, request_id: &str, headers: &HeaderMap, body
         max_tokens: request.max_tokens(),
     };
     // Anthropic's server tools run only at Anthropic: an Anthropic upstream is sent the
-    // client's own body (and held for the calls it may bill); every other upstream gets
-    // the translation, without them.
-    let native = (messages::native::offers_server_tools(&bytes) && served_by_anthropic(&config, &native_view.model))
-        .then(|| {
-            Box::new(Native {
+    // client's own body (checked, and held for the calls it may bill) when it offers one
+    // billed per call; every other upstream gets the translation, without them.
+    let native =
+        if messages::native::offers_priced_server_tools(&bytes) && served_by_anthropic(&config, &native_view.model) {
+            let forwarded = messages::native::forwarded(&bytes).map_err(ApiError::unsupported)?;
+            let hosted = messages::native::hosted_ceiling(&forwarded.body);
+            Some(Box::new(Native {
                 api: NativeApi::Messages,
-                body: bytes.clone(),
+                body: Bytes::from(forwarded.body),
                 view: native_view.clone(),
-                hosted: messages::native::hosted_ceiling(&bytes),
-                headers: beta(headers),
-            })
-        });
+                hosted,
+                headers: beta(headers)?,
+                answer_headers: pipeline::dropped_tools(&forwarded.dropped),
+            }))
+        } else {
+            None
+        };
     let ids = Ids { message_id: format!("msg_{}", request_id.trim_start_matches("req_")) };
     let translated = match messages::translate(request, ids) {
         Ok(translated) => translated,
@@ -92,11 +97,28 @@ fn served_by_anthropic(config: &Config, model: &str) -> bool {
     config.model(model).is_some_and(|m| m.deployments.iter().any(|d| d.provider.kind == ProviderKind::Anthropic))
 }
 
-/// The client's `anthropic-beta` header (server tools such as web fetch need one), passed
-/// on to an Anthropic upstream that is sent the client's own body.
-fn beta(headers: &HeaderMap) -> Vec<(&'static str, String)> {
-    let value = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
-    value.map(|v| ("anthropic-beta", v.to_owned())).into_iter().collect()
+/// The `anthropic-beta` values passed on to an Anthropic upstream that is sent the client's
+/// own body: those its server tools billed per call need (web fetch). Others may change
+/// what Anthropic bills or reach the operator's resources (fast mode, a 1M context, the
+/// Files API, …): refused, named.
+const FORWARDED_BETAS: &[&str] = &["web-fetch-2025-09-10"];
+
+/// The client's `anthropic-beta` values (every header line, comma-separated), when each
+/// is one of [`FORWARDED_BETAS`]; else a 400 naming the header.
+fn beta(headers: &HeaderMap) -> Result<Vec<(&'static str, String)>, ApiError> {
+    let mut values = Vec::new();
+    for line in headers.get_all("anthropic-beta") {
+        let line = line.to_str().map_err(|_| ApiError::invalid("anthropic-beta is not valid text."))?;
+        for value in line.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+            if !FORWARDED_BETAS.contains(&value) {
+                let message =
+                    format!("anthropic-beta '{value}' is not supported with Anthropic's server tools on this gateway.");
+                return Err(ApiError::invalid_param(message, "anthropic-beta"));
+            }
+            values.push(value);
+        }
+    }
+    Ok((!values.is_empty()).then(|| ("anthropic-beta", values.join(","))).into_iter().collect())
 }
 
 /// `POST /v1/messages/count_tokens`: the prompt's tokens as the gateway counts them

@@ -202,7 +202,14 @@ pub async fn inference_of(
     let (canonical, view) = pipeline::canonical(&translated.chat, &bytes)?;
     let answer_headers = pipeline::dropped_tools(&translated.dropped_tools);
     let native = (native_possible && !continues).then(|| {
-        Box::new(Native { api: NativeApi::Responses, body: bytes, view: native_view, hosted, headers: Vec::new() })
+        Box::new(Native {
+            api: NativeApi::Responses,
+            body: bytes,
+            view: native_view,
+            hosted,
+            headers: Vec::new(),
+            answer_headers: Vec::new(),
+        })
     });
     let surface: Arc<dyn Surface> = Arc::new(translated.surface);
     Ok(Inference {
@@ -296,6 +303,7 @@ fn native_only(
                 view,
                 hosted,
                 headers: Vec::new(),
+                answer_headers: Vec::new(),
             })),
             keeper,
         }),

@@ -190,3 +190,75 @@ async fn the_native_body_is_measured_where_its_translation_drops_blocks() {
     let response = ask(small).await.unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn only_known_fields_betas_and_priced_server_tools_reach_anthropic() {
+    let gw = gateway().await;
+    let before = gw.mock.stats().request_count();
+    // Fields that change what Anthropic bills or reach the operator's resources: refused.
+    for (field, value) in [
+        ("speed", json!("fast")),
+        ("inference_geo", json!("us")),
+        ("container", json!("container_1")),
+        ("mcp_servers", json!([{"type": "url", "url": "https://example.com", "name": "x"}])),
+        ("service_tier", json!("auto")),
+    ] {
+        let mut body = searching(None);
+        body[field] = value;
+        let response = gw.post("/v1/messages").json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{field}");
+        let refusal: Value = response.json().await.unwrap();
+        assert_eq!(refusal["type"], "error", "Anthropic's error shape: {refusal}");
+        assert_eq!(refusal["error"]["type"], "invalid_request_error", "{refusal}");
+        assert!(refusal["error"]["message"].as_str().unwrap().contains(field), "{refusal}");
+    }
+    // A one-hour cache write (billed 2x input, priced here at 1.25x): refused.
+    let mut body = searching(None);
+    body["system"] = json!([{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]);
+    let response = gw.post("/v1/messages").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let refusal: Value = response.json().await.unwrap();
+    assert!(refusal["error"]["message"].as_str().unwrap().contains("ttl"), "{refusal}");
+    // A beta other than web fetch's (fast mode, a 1M context, …): refused, named.
+    for beta in ["context-1m-2025-08-07", "web-fetch-2025-09-10, fast-mode-2026-02-01"] {
+        let response = gw.post("/v1/messages").header("anthropic-beta", beta).json(&searching(None)).send().await;
+        let response = response.unwrap();
+        assert_eq!(response.status(), 400, "{beta}");
+        let refusal: Value = response.json().await.unwrap();
+        assert!(refusal["error"]["message"].as_str().unwrap().contains("anthropic-beta"), "{refusal}");
+    }
+    assert_eq!(gw.mock.stats().request_count(), before, "nothing reached the upstream");
+
+    // Allowed: `top_k`, web fetch's beta (on two lines), a web fetch tool. A server tool
+    // not billed per call (code execution) is left out and named; each web search or fetch
+    // tool is bounded: `max_uses` 10, a fetch's `max_content_tokens` 20,000.
+    let mut body = searching(None);
+    body["top_k"] = json!(5);
+    body["tools"] = json!([
+        {"type": "web_search_20250305", "name": "web_search"},
+        {"type": "web_fetch_20250910", "name": "web_fetch", "max_uses": 2},
+        {"type": "code_execution_20250825", "name": "code_execution"},
+        {"name": "get_weather", "input_schema": {"type": "object"}},
+    ]);
+    let response = gw
+        .post("/v1/messages")
+        .header("anthropic-beta", "web-fetch-2025-09-10")
+        .header("anthropic-beta", "web-fetch-2025-09-10")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-tokenrouter-dropped-tools"], "code_execution");
+    let sent = gw.mock.stats().last_request().unwrap();
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.body["top_k"], 5);
+    assert_eq!(sent.header("anthropic-beta"), Some("web-fetch-2025-09-10,web-fetch-2025-09-10"));
+    let tools = sent.body["tools"].as_array().unwrap();
+    let kinds: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["web_search", "web_fetch", "get_weather"]);
+    assert_eq!(tools[0]["max_uses"], 10);
+    assert!(tools[0].get("max_content_tokens").is_none());
+    assert_eq!((tools[1]["max_uses"].as_u64(), tools[1]["max_content_tokens"].as_u64()), (Some(2), Some(20_000)));
+    assert!(tools[2].get("max_uses").is_none());
+}

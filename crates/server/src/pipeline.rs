@@ -662,10 +662,24 @@ fn meter(
         // Hosted tool calls cost what they cost where they ran.
         price: tokenrouter_core::Price { tools: served.deployment.tools, ..served.model.price },
         token_cap: served.model.context_window,
+        hosted_cap: hosted_cap(inference, served),
         started,
         ttfb_ms: None,
         instance,
     }
+}
+
+/// The most hosted tool calls charged for a request served by `served`: those it offered
+/// where this deployment runs them (sent natively), none otherwise — an upstream's report
+/// of more is not charged. Gemini is not capped: it grounds where its upstream is set up
+/// to, no tool in the request.
+fn hosted_cap(inference: &Inference, served: &Served<'_>) -> Option<HostedCalls> {
+    let provider = &served.deployment.provider;
+    if provider.kind == crate::config::ProviderKind::Gemini {
+        return None;
+    }
+    let offered = native_hosted(inference).filter(|(api, _)| api.served_by(provider));
+    Some(offered.map(|(_, calls)| calls).unwrap_or_default())
 }
 
 /// How many choices a request asks for (`n`, 1 when absent or unreadable).

@@ -262,3 +262,21 @@ async fn only_known_fields_betas_and_priced_server_tools_reach_anthropic() {
     assert_eq!((tools[1]["max_uses"].as_u64(), tools[1]["max_content_tokens"].as_u64()), (Some(2), Some(20_000)));
     assert!(tools[2].get("max_uses").is_none());
 }
+
+#[tokio::test]
+async fn calls_beyond_what_the_request_offered_are_not_charged() {
+    let gw = gateway().await;
+    // The upstream reports two searches; the request allowed one: one is charged.
+    let response = gw.post("/v1/messages").json(&searching(Some(1))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["usage"]["server_tool_use"]["web_search_requests"], 2, "{answer}");
+    assert_eq!(beyond_tokens(&gw, &id).await, SEARCH, "one search, as offered");
+    // Sent to a model without a search tool, through the translation: none is charged.
+    let body = json!({"model": "claude-searching", "max_tokens": 100, "messages": user("news today?")});
+    let response = gw.post("/v1/messages").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let id = request_id(&response);
+    assert_eq!(beyond_tokens(&gw, &id).await, 0, "no search offered, none charged");
+}

@@ -109,7 +109,8 @@ async fn anthropic_web_searches_are_charged_per_call_with_the_tokens_and_shown_i
     // /v1/messages, whole: the built-in price, $0.01 a search.
     let response = gw
         .post("/v1/messages")
-        .json(&json!({"model": "claude-haiku-4-5", "max_tokens": 100, "messages": user("news today?")}))
+        .json(&json!({"model": "claude-haiku-4-5", "max_tokens": 100, "messages": user("news today?"),
+                      "tools": [{"type": "web_search_20250305", "name": "web_search"}]}))
         .send()
         .await
         .unwrap();
@@ -121,7 +122,8 @@ async fn anthropic_web_searches_are_charged_per_call_with_the_tokens_and_shown_i
     let searches = NanoUsd::parse_usd("0.02").unwrap().0;
     assert_eq!(row.cost.0, tokens_cost(row.usage.prompt_tokens, row.usage.completion_tokens) + searches);
 
-    // Streamed, on Chat Completions: the final usage says it too, and it is charged.
+    // Streamed, on Chat Completions: the final usage says what the upstream reported, but
+    // the request offered no search (none can reach Anthropic this way): none is charged.
     let response = gw
         .chat(json!({"model": "claude-haiku-4-5", "stream": true, "stream_options": {"include_usage": true},
                      "messages": user("news today?")}))
@@ -137,12 +139,13 @@ async fn anthropic_web_searches_are_charged_per_call_with_the_tokens_and_shown_i
         .clone();
     assert_eq!(usage["server_tool_use"]["web_search_requests"], 2, "{usage}");
     let streamed = gw.usage(&id).await;
-    assert_eq!(streamed.cost.0, tokens_cost(streamed.usage.prompt_tokens, streamed.usage.completion_tokens) + searches);
+    assert_eq!(streamed.cost.0, tokens_cost(streamed.usage.prompt_tokens, streamed.usage.completion_tokens));
 
     // A model's own `tool_prices`: 3 searches at $0.02.
     let response = gw
         .post("/v1/messages")
-        .json(&json!({"model": "claude-priced", "max_tokens": 100, "stream": true, "messages": user("news today?")}))
+        .json(&json!({"model": "claude-priced", "max_tokens": 100, "stream": true, "messages": user("news today?"),
+                      "tools": [{"type": "web_search_20250305", "name": "web_search"}]}))
         .send()
         .await
         .unwrap();
@@ -187,7 +190,8 @@ async fn an_openai_responses_upstream_s_web_search_calls_are_charged_per_call() 
     assert_eq!(beyond_tokens(&gw, &stream_id).await, 2 * 25_000_000);
 
     // A stream cut before its end still bills the searches it showed finishing.
-    let cut = json!({"model": "gpt-searching-cut", "input": "news today?", "stream": true, "store": false});
+    let cut = json!({"model": "gpt-searching-cut", "input": "news today?", "stream": true, "store": false,
+                     "tools": [{"type": "web_search"}]});
     let response = gw.post("/v1/responses").json(&cut).send().await.unwrap();
     let cut_id = request_id(&response);
     let _ = response.text().await;
@@ -296,7 +300,8 @@ async fn built_in_tool_prices_follow_the_provider_that_runs_the_model_not_its_id
     // A model the catalog does not know, run by Anthropic: Anthropic's published $0.01.
     let response = gw
         .post("/v1/messages")
-        .json(&json!({"model": "claude-next", "max_tokens": 100, "messages": user("news today?")}))
+        .json(&json!({"model": "claude-next", "max_tokens": 100, "messages": user("news today?"),
+                      "tools": [{"type": "web_search_20250305", "name": "web_search"}]}))
         .send()
         .await
         .unwrap();

@@ -34,8 +34,8 @@ pub struct HostedCalls {
 impl HostedCalls {
     /// How many calls of a hosted tool a request is held for when nothing in it bounds them
     /// (an Anthropic server tool without `max_uses`, an OpenAI Responses request without
-    /// `max_tool_calls`). Neither provider documents a limit of its own; more calls are still
-    /// charged in full at settlement, like any usage above a hold.
+    /// `max_tool_calls`). Neither provider documents a limit of its own: the gateway sends
+    /// this one with such a tool, and charges no more calls than a request allowed.
     pub const HELD_WITHOUT_LIMIT: u64 = 10;
     /// The most tokens of a fetched page a web fetch adds to the prompt, where the client
     /// sets no `max_content_tokens`: the gateway sets this one, and holds input for it

@@ -537,7 +537,9 @@ fn check_kind(model: &Model, embeddings: bool) -> Result<(), ApiError> {
 /// The request's cost ceiling: its estimated prompt and its output limit at the price of
 /// the dearest model it may be served by, plus, where one of the model's deployments runs
 /// the request's hosted tools (`hosted`: the most calls, and which API serves them), those
-/// calls at the dearest such deployment's prices. Saturating: never a wrap.
+/// calls at the dearest such deployment's prices, and each web fetch's page as input
+/// ([`HostedCalls::FETCH_CONTENT_TOKENS`], the `max_content_tokens` the gateway sets where
+/// the client sets none). Saturating: never a wrap.
 /// `prompt` is the body's estimate, `None` when only the model's window bounds it.
 fn ceiling(
     prompt: Option<u64>,
@@ -548,16 +550,18 @@ fn ceiling(
     chain
         .iter()
         .map(|m| {
-            let prompt = prompt.unwrap_or(m.context_window);
             let output = output(m).unwrap_or(m.max_output_tokens);
-            let tokens = m.price.cost(&Usage { prompt_tokens: prompt, completion_tokens: output, ..Usage::default() });
-            let calls = match hosted {
-                Some((api, calls)) => {
+            let (calls, fetched) = match hosted {
+                Some((api, calls)) if m.deployments.iter().any(|d| api.served_by(&d.provider)) => {
                     let running = m.deployments.iter().filter(|d| api.served_by(&d.provider));
-                    running.map(|d| d.tools.cost(&calls)).max().unwrap_or_default()
+                    let cost = running.map(|d| d.tools.cost(&calls)).max().unwrap_or_default();
+                    // Each fetched page is read as input, up to its `max_content_tokens`.
+                    (cost, calls.web_fetch.saturating_mul(HostedCalls::FETCH_CONTENT_TOKENS))
                 }
-                None => NanoUsd::ZERO,
+                _ => (NanoUsd::ZERO, 0),
             };
+            let prompt = prompt.unwrap_or(m.context_window).saturating_add(fetched);
+            let tokens = m.price.cost(&Usage { prompt_tokens: prompt, completion_tokens: output, ..Usage::default() });
             NanoUsd(tokens.0.saturating_add(calls.0))
         })
         .max()

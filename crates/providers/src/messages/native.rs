@@ -92,8 +92,8 @@ pub struct Forwarded {
 /// writes at twice the input price, the gateway at 1.25×: refused); only the server tools
 /// billed per call (the others are left out and named); each web search or fetch tool
 /// without `max_uses` given [`HostedCalls::HELD_WITHOUT_LIMIT`] (so the hold's calls
-/// bound them), each web fetch tool without `max_content_tokens` given
-/// [`HostedCalls::FETCH_CONTENT_TOKENS`] (so the hold's allowance per fetch bounds it).
+/// bound them), each web fetch tool's `max_content_tokens` at most
+/// [`HostedCalls::FETCH_CONTENT_TOKENS`] (so the hold's input allowance per fetch bounds it).
 pub fn forwarded(body: &[u8]) -> Result<Forwarded, Unsupported> {
     let mut value: Value = serde_json::from_slice(body).map_err(|e| Unsupported::new("", e.to_string()))?;
     let Some(object) = value.as_object_mut() else {
@@ -125,7 +125,9 @@ pub fn forwarded(body: &[u8]) -> Result<Forwarded, Unsupported> {
             }
             tool.entry("max_uses").or_insert(json!(HostedCalls::HELD_WITHOUT_LIMIT));
             if kind.starts_with("web_fetch_") {
-                tool.entry("max_content_tokens").or_insert(json!(HostedCalls::FETCH_CONTENT_TOKENS));
+                let most = HostedCalls::FETCH_CONTENT_TOKENS;
+                let asked = tool.get("max_content_tokens").and_then(Value::as_u64).unwrap_or(most);
+                tool.insert("max_content_tokens".to_owned(), json!(asked.min(most)));
             }
         }
     }
@@ -282,6 +284,38 @@ mod tests {
         assert!(!offers_server_tools(&custom));
         assert!(hosted_ceiling(&custom).is_empty());
         assert!(!offers_server_tools(b"{\"model\": \"m\"}"));
+    }
+
+    #[test]
+    fn a_forwarded_body_keeps_known_fields_and_priced_server_tools_bounded() {
+        let searches = body(json!([
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+            {"type": "web_fetch_20250910", "name": "fetch", "max_content_tokens": 500},
+            {"type": "bash_20250124", "name": "bash"},
+            {"name": "get_weather", "input_schema": {"type": "object"}},
+        ]));
+        assert!(offers_priced_server_tools(&searches));
+        let sent = forwarded(&searches).unwrap();
+        assert_eq!(sent.dropped, ["bash"]);
+        let tools: Value = serde_json::from_slice(&sent.body).unwrap();
+        assert_eq!(tools["tools"].as_array().unwrap().len(), 3);
+        assert_eq!(tools["tools"][0]["max_uses"], 3, "the client's own bound kept");
+        assert_eq!(
+            (tools["tools"][1]["max_uses"].as_u64(), tools["tools"][1]["max_content_tokens"].as_u64()),
+            (Some(10), Some(500))
+        );
+        assert_eq!(hosted_ceiling(&sent.body), HostedCalls { web_search: 3, web_fetch: 10 });
+        let mut speed: Value = serde_json::from_slice(&searches).unwrap();
+        speed["speed"] = json!("fast");
+        let refused = forwarded(speed.to_string().as_bytes()).unwrap_err();
+        assert_eq!(refused.param, "speed");
+        // A one-hour cache anywhere, however deep.
+        let cached = json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}]});
+        assert_eq!(forwarded(cached.to_string().as_bytes()).unwrap_err().param, "cache_control.ttl");
+        let five = json!({"model": "m", "system": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "5m"}}]});
+        assert!(forwarded(five.to_string().as_bytes()).is_ok());
+        assert!(!offers_priced_server_tools(&body(json!([{"type": "bash_20250124", "name": "bash"}]))));
     }
 
     #[test]

@@ -14,14 +14,14 @@ use serde_json::{Value, json};
 use tokenrouter_core::HostedCalls;
 use tokenrouter_providers::adapter::Unsupported;
 use tokenrouter_providers::openai::ChatView;
-use tokenrouter_providers::passthrough::RawObject;
+use tokenrouter_providers::passthrough::{RawObject, raw_from_vec};
 use tokenrouter_providers::responses::{self, Ids, Options, ResponsesRequest, Translated};
 use tokenrouter_providers::surface::Surface;
 use tokenrouter_store::KeyRow;
 use tokenrouter_store::{Job, JobKind, JobStatus};
 
 use crate::config::{Config, ProviderKind};
-use crate::edge::{RequestId, expect_json_object, read_body};
+use crate::edge::{RequestId, expect_json_object, json_error, read_body};
 use crate::error::ApiError;
 use crate::jobs::{self, Submission};
 use crate::pipeline::{self, Inference, Native, NativeApi, Translation, Work};
@@ -161,6 +161,15 @@ pub async fn inference_of(
     let native_possible = served_natively(&config, &native_view.model);
     // Hosted tools run only where the body is passed on natively; there they are held for.
     let hosted = responses::native::hosted_ceiling(&request);
+    // A web search without `max_tool_calls` is sent with the one it is held for, so the
+    // hold bounds its calls.
+    let bytes = if hosted.web_search > 0 && request.extra.get("max_tool_calls").is_none() {
+        let mut body = RawObject::parse(&bytes).map_err(|e| json_error(&bytes, &e))?;
+        body.set("max_tool_calls", raw_from_vec(HostedCalls::HELD_WITHOUT_LIMIT.to_string().into_bytes()));
+        Bytes::from(body.to_vec())
+    } else {
+        bytes
+    };
     let mut keeper = if request.store == Some(false) {
         None
     } else {

@@ -280,3 +280,31 @@ async fn calls_beyond_what_the_request_offered_are_not_charged() {
     let id = request_id(&response);
     assert_eq!(beyond_tokens(&gw, &id).await, 0, "no search offered, none charged");
 }
+
+#[tokio::test]
+async fn the_hold_covers_each_fetched_page_as_input() {
+    let gw = gateway().await;
+    let gw = &gw;
+    let key = |limit: &'static str| async move {
+        let (mut key, secret) = key_for(gw.account_id);
+        key.spend_limit = Some(NanoUsd::parse_usd(limit).unwrap());
+        gw.add_key(&key).await;
+        secret
+    };
+    let fetching = json!({"model": "claude-dear-input", "max_tokens": 100, "messages": user("read example.com"),
+                          "tools": [{"type": "web_fetch_20250910", "name": "web_fetch", "max_uses": 1}]});
+    let ask = |key: String| gw.http.post(format!("{}/v1/messages", gw.url)).bearer_auth(key).json(&fetching).send();
+    // One fetch may read 20,000 tokens of a page: $0.20 at $10 per 1M input.
+    let response = ask(key("0.19").await).await.unwrap();
+    assert_eq!(response.status(), 402, "the fetched page is held for");
+    let response = ask(key("0.21").await).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let sent = gw.mock.stats().last_request().unwrap();
+    assert_eq!(sent.body["tools"][0]["max_content_tokens"], 20_000);
+    // A client's larger bound is lowered to the one held for.
+    let mut larger = fetching.clone();
+    larger["tools"][0]["max_content_tokens"] = json!(100_000);
+    let response = gw.post("/v1/messages").json(&larger).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(gw.mock.stats().last_request().unwrap().body["tools"][0]["max_content_tokens"], 20_000);
+}

@@ -179,6 +179,15 @@ async fn an_openai_responses_upstream_s_web_search_calls_are_charged_per_call() 
     let searches = answer["output"].as_array().unwrap().iter().filter(|i| i["type"] == "web_search_call").count();
     assert_eq!(searches, 2, "{answer}");
     assert_eq!(beyond_tokens(&gw, &id).await, 2 * 25_000_000, "two searches at $0.025");
+    // Sent bounded by the calls it is held for (its own `max_tool_calls` kept).
+    assert_eq!(gw.mock.stats().last_request().unwrap().body["max_tool_calls"], 10);
+    let mut bounded = body.clone();
+    bounded["max_tool_calls"] = json!(3);
+    let response = gw.post("/v1/responses").json(&bounded).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let bounded_id = request_id(&response);
+    let _ = response.text().await;
+    assert_eq!(gw.mock.stats().last_request().unwrap().body["max_tool_calls"], 3);
 
     // Streamed: the final event's output names them; charged the same.
     let streamed = json!({"model": "gpt-searching", "input": "news today?", "stream": true, "store": false,
@@ -199,7 +208,7 @@ async fn an_openai_responses_upstream_s_web_search_calls_are_charged_per_call() 
 
     let spent = before.0 - gw.balance().await.0;
     let mut charged = 0;
-    for id in [id, stream_id, cut_id] {
+    for id in [id, bounded_id, stream_id, cut_id] {
         charged += gw.usage(&id).await.cost.0;
     }
     assert_eq!(spent, charged);

@@ -18,6 +18,10 @@ pub struct NativeMessages {
     pub delivered_chunks: u64,
     /// Server tool calls whose results came (billed even when the stream never states usage).
     pub hosted: HostedCalls,
+    /// Bytes of the server tool results the stream delivered (their events' data).
+    result_bytes: u64,
+    /// The answer's last usage (`message_delta`'s) came.
+    stated_last: bool,
     finished: bool,
     /// The upstream's own error event, already forwarded to the client.
     pub error_relayed: bool,
@@ -44,6 +48,10 @@ impl NativeMessages {
             let info = native::classify_event(&data);
             if let Some(stated) = info.usage {
                 self.usage.get_or_insert_with(wire::Usage::default).update(&stated);
+                self.stated_last |= !matches!(native_start(&data), Some(true));
+            }
+            if !info.hosted.is_empty() {
+                self.result_bytes = self.result_bytes.saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
             }
             self.delivered_chunks += u64::from(info.delivers_tokens);
             self.hosted.web_search = self.hosted.web_search.saturating_add(info.hosted.web_search);
@@ -57,10 +65,22 @@ impl NativeMessages {
     /// The usage stated so far, with the server tool calls: the more of those it states
     /// and those whose results the stream showed (a stream broken off before its last
     /// usage still bills the searches that ran).
+    ///
+    /// Broken off before its last usage, after server tool results, a stream's input is
+    /// estimated: Anthropic reads the prompt again for each step after a result, so the
+    /// first step's input (`message_start`'s) once more per result shown, plus the results
+    /// themselves (their bytes ÷ 3, as the hold estimates a prompt) — never less than
+    /// stated.
     pub fn usage(&self) -> Option<Usage> {
         native::stream_usage(self.usage.as_ref()).map(|mut usage| {
             usage.hosted.web_search = usage.hosted.web_search.max(self.hosted.web_search);
             usage.hosted.web_fetch = usage.hosted.web_fetch.max(self.hosted.web_fetch);
+            let results = self.hosted.web_search.saturating_add(self.hosted.web_fetch);
+            if !self.stated_last && results > 0 {
+                let steps = usage.prompt_tokens.saturating_mul(results.saturating_add(1));
+                let estimate = steps.saturating_add(self.result_bytes.div_ceil(3));
+                usage.prompt_tokens = usage.prompt_tokens.max(estimate);
+            }
             usage
         })
     }
@@ -78,6 +98,16 @@ impl NativeMessages {
     pub fn failure_event(message: &str) -> Bytes {
         Bytes::from(native::failure_event(message))
     }
+}
+
+/// Whether an event's data is a `message_start` (`None`: unreadable).
+fn native_start(data: &[u8]) -> Option<bool> {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_slice::<Kind<'_>>(data).ok().map(|k| k.kind == "message_start")
 }
 
 #[cfg(test)]
@@ -119,5 +149,42 @@ mod tests {
         assert!(stream.finish().is_err());
         assert_eq!(stream.usage().unwrap().hosted, HostedCalls { web_search: 2, web_fetch: 0 });
         assert_eq!(stream.hosted.web_search, 2);
+    }
+
+    #[test]
+    fn a_stream_broken_off_after_results_bills_its_input_as_read_again_per_result() {
+        let start = concat!(
+            "event: message_start\n",
+            r#"data: {"type":"message_start","message":{"usage":{"input_tokens":1000,"output_tokens":1}}}"#,
+            "\n\n",
+        );
+        let result = r#"{"type":"content_block_start","index":1,"content_block":{"type":"web_fetch_tool_result","tool_use_id":"srvtoolu_1","content":{"type":"web_fetch_result","url":"https://example.com","content":"lorem ipsum"}}}"#;
+        let results = format!("event: content_block_start\ndata: {result}\n\n").repeat(2);
+        let mut cut = NativeMessages::default();
+        cut.feed(Bytes::from(start));
+        cut.feed(Bytes::from(results.clone()));
+        assert!(cut.finish().is_err());
+        let usage = cut.usage().unwrap();
+        // The first step's 1,000 once more per result (3 steps), and the results' bytes ÷ 3.
+        let shown = u64::try_from(2 * result.len()).unwrap().div_ceil(3);
+        assert_eq!(usage.prompt_tokens, 3 * 1000 + shown);
+        assert_eq!(usage.hosted.web_fetch, 2);
+
+        // The last usage came: what it states stands.
+        let mut whole = NativeMessages::default();
+        whole.feed(Bytes::from(start));
+        whole.feed(Bytes::from(results));
+        let end = concat!(
+            "event: message_delta\n",
+            r#"data: {"type":"message_delta","delta":{},"usage":{"input_tokens":2500,"output_tokens":9,"server_tool_use":{"web_fetch_requests":2}}}"#,
+            "\n\n",
+        );
+        whole.feed(Bytes::from(end));
+        assert_eq!(whole.usage().unwrap().prompt_tokens, 2500);
+
+        // No result shown: the first step's input is all there was.
+        let mut plain = NativeMessages::default();
+        plain.feed(Bytes::from(start));
+        assert_eq!(plain.usage().unwrap().prompt_tokens, 1000);
     }
 }

@@ -82,6 +82,9 @@ pub fn prepare(
                     upstream.set("model", raw_string(&deployment.upstream_model));
                     if let Some(limit) = max_out.filter(|m| Some(*m) != native.view.max_tokens) {
                         upstream.set(field, raw_from_vec(limit.to_string().into_bytes()));
+                        if native.api == NativeApi::Messages {
+                            fit_thinking(&mut upstream, limit);
+                        }
                     }
                 } else {
                     policy::apply_output_limit(&mut upstream, &native.view, max_out);
@@ -127,4 +130,19 @@ pub fn prepare(
     let encoded = adapter.encode_request(&typed, &target, view.stream).map_err(ApiError::unsupported)?;
     let one_tool_call = typed.parallel_tool_calls == Some(false);
     Ok(Prepared { outbound: Outbound::Translated { adapter, encoded }, stream: view.stream, shape, one_tool_call })
+}
+
+/// Anthropic wants `thinking.budget_tokens` below `max_tokens`: a budget the clamped
+/// limit no longer leaves room for is lowered to just under it.
+fn fit_thinking(upstream: &mut RawObject<'_>, max_tokens: u64) {
+    let Some(mut thinking) =
+        upstream.get("thinking").and_then(|t| serde_json::from_str::<serde_json::Value>(t.get()).ok())
+    else {
+        return;
+    };
+    let budget = thinking.get("budget_tokens").and_then(serde_json::Value::as_u64);
+    if budget.is_some_and(|b| b >= max_tokens) {
+        thinking["budget_tokens"] = serde_json::json!(max_tokens.saturating_sub(1));
+        upstream.set("thinking", raw_from_vec(thinking.to_string().into_bytes()));
+    }
 }

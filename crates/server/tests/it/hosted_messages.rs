@@ -308,3 +308,21 @@ async fn the_hold_covers_each_fetched_page_as_input() {
     assert_eq!(response.status(), 200);
     assert_eq!(gw.mock.stats().last_request().unwrap().body["tools"][0]["max_content_tokens"], 20_000);
 }
+
+#[tokio::test]
+async fn a_clamped_max_tokens_leaves_room_below_it_for_the_thinking_budget() {
+    let gw = gateway().await;
+    let mut body = searching(None);
+    body["max_tokens"] = json!(8000);
+    body["thinking"] = json!({"type": "enabled", "budget_tokens": 6000});
+    let response = gw.post("/v1/messages").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let sent = gw.mock.stats().last_request().unwrap();
+    assert_eq!(sent.body["max_tokens"], 4096, "clamped to the model's output limit");
+    assert_eq!(sent.body["thinking"]["budget_tokens"], 4095);
+    // A budget that fits is left as it is.
+    body["thinking"]["budget_tokens"] = json!(2000);
+    let response = gw.post("/v1/messages").json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(gw.mock.stats().last_request().unwrap().body["thinking"]["budget_tokens"], 2000);
+}

@@ -438,6 +438,16 @@ against the published shape of its API (`tests/schemas`, differences listed in
 `tests/schemas/EXCEPTIONS.md`): a test fails if one does not conform.
 
 Known differences, by design (tested in `crates/server/tests/it`):
+- `/v1/messages` with Anthropic's server tools (`web_search_20250305`, …): an Anthropic
+  upstream is sent the client's own body and answers as itself (server tool blocks, its
+  own `id` and `model`); other upstreams never see those tools (dropped, named in
+  `X-TokenRouter-Dropped-Tools`). Only web search and fetch go that way (other server
+  tools dropped, named); a request with other top-level fields than the gateway reads
+  (and `top_k`) or `cache_control.ttl: "1h"` is translated instead (its server tools
+  dropped, named), and `anthropic-beta` values but `web-fetch-2025-09-10` are left out. Web searches and fetches are charged per call, at most as many as offered, and held
+  for (`max_uses`, sent as 10 when absent; 20,000 input tokens per fetch). OpenAI
+  Responses `web_search` runs only on a `responses_api` upstream (held for
+  `max_tool_calls`, sent as 10 when absent); Gemini's `googleSearch` is never forwarded.
 - `parallel_tool_calls: false` with a Gemini upstream: Gemini cannot be told to make one
   call, so the gateway keeps the first call of each answer and drops the others; the
   dropped calls' tokens (their name and arguments, 4 characters a token) are taken out of

@@ -126,18 +126,37 @@ impl Price {
     /// neither read from nor written to the cache at `input`, cache reads at
     /// `cached_input`, cache writes at `cache_write`, completion tokens at `output`; plus
     /// each hosted tool call at its price in `tools`.
+    ///
+    /// Counts come from upstreams and are not trusted: a cost too large for an `i64` is
+    /// `i64::MAX` (never a wrap, never a panic), whatever the counts.
     pub fn cost(&self, usage: &crate::Usage) -> NanoUsd {
         let cached = usage.cached_tokens.min(usage.prompt_tokens);
         let written = usage.cache_write_tokens.min(usage.prompt_tokens - cached);
         let plain = usage.prompt_tokens - cached - written;
-        let micro_units = i128::from(plain) * i128::from(self.input.0)
-            + i128::from(cached) * i128::from(self.cached_input.0)
-            + i128::from(written) * i128::from(self.cache_write.0)
-            + i128::from(usage.completion_tokens) * i128::from(self.output.0);
-        let rounded_up = (micro_units + TOKENS_PER_PRICE_UNIT - 1).div_euclid(TOKENS_PER_PRICE_UNIT);
-        let calls = i128::from(usage.hosted.web_search) * i128::from(self.tools.web_search.0)
-            + i128::from(usage.hosted.web_fetch) * i128::from(self.tools.web_fetch.0);
-        NanoUsd(i64::try_from(rounded_up + calls).unwrap_or(i64::MAX))
+        // Each product fits an i128 (u64 × i64); only their sums can overflow it.
+        let times = |count: u64, price: NanoUsd| i128::from(count) * i128::from(price.0);
+        let sum = |terms: &[i128]| terms.iter().try_fold(0_i128, |total, term| total.checked_add(*term));
+        let micro_units = sum(&[
+            times(plain, self.input),
+            times(cached, self.cached_input),
+            times(written, self.cache_write),
+            times(usage.completion_tokens, self.output),
+        ]);
+        let rounded_up = micro_units
+            .and_then(|m| m.checked_add(TOKENS_PER_PRICE_UNIT - 1))
+            .map(|m| m.div_euclid(TOKENS_PER_PRICE_UNIT));
+        let calls = self.tools.cost(&usage.hosted);
+        let total = rounded_up.and_then(|tokens| tokens.checked_add(i128::from(calls.0)));
+        NanoUsd(total.and_then(|t| i64::try_from(t).ok()).unwrap_or(i64::MAX))
+    }
+}
+
+impl ToolPrices {
+    /// What `calls` cost at these prices (`i64::MAX` when that does not fit).
+    pub fn cost(&self, calls: &crate::HostedCalls) -> NanoUsd {
+        let times = |count: u64, price: NanoUsd| i128::from(count) * i128::from(price.0);
+        let total = times(calls.web_search, self.web_search).checked_add(times(calls.web_fetch, self.web_fetch));
+        NanoUsd(total.and_then(|t| i64::try_from(t).ok()).unwrap_or(i64::MAX))
     }
 }
 
@@ -209,6 +228,32 @@ mod tests {
         };
         // 1000 × 3000 + 100 × 15000 nano-USD (3 and 15 USD per 1M tokens); 3 searches × 0.01 USD.
         assert_eq!(price.cost(&usage), NanoUsd(4_500_000 + 30_000_000));
+    }
+
+    #[test]
+    fn absurd_counts_cost_the_most_an_amount_can_be_never_a_wrap() {
+        let price = Price {
+            input: NanoUsd(i64::MAX),
+            cached_input: NanoUsd(i64::MAX),
+            cache_write: NanoUsd(i64::MAX),
+            output: NanoUsd(i64::MAX),
+            tools: ToolPrices { web_search: NanoUsd(i64::MAX), web_fetch: NanoUsd(i64::MAX) },
+        };
+        let usage = Usage {
+            prompt_tokens: u64::MAX,
+            completion_tokens: u64::MAX,
+            cached_tokens: u64::MAX / 3,
+            cache_write_tokens: u64::MAX / 3,
+            reasoning_tokens: 0,
+            hosted: crate::HostedCalls { web_search: u64::MAX, web_fetch: u64::MAX },
+        };
+        assert_eq!(price.cost(&usage), NanoUsd(i64::MAX));
+        let calls_only = Price { tools: price.tools, ..Price::default() };
+        let searches = Usage { hosted: crate::HostedCalls { web_search: u64::MAX, web_fetch: 1 }, ..Usage::default() };
+        assert_eq!(calls_only.cost(&searches), NanoUsd(i64::MAX));
+        // Within range the tools' own sum is exact.
+        let tools = ToolPrices { web_search: NanoUsd(10_000_000), web_fetch: NanoUsd(3) };
+        assert_eq!(tools.cost(&crate::HostedCalls { web_search: 7, web_fetch: 5 }), NanoUsd(70_000_015));
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub struct HostedCalls {
 }
 
 impl HostedCalls {
+    /// How many calls of a hosted tool a request is held for when nothing in it bounds them
+    /// (an Anthropic server tool without `max_uses`, an OpenAI Responses request without
+    /// `max_tool_calls`). Neither provider documents a limit of its own: the gateway sends
+    /// this one with such a tool, and charges no more calls than a request allowed.
+    pub const HELD_WITHOUT_LIMIT: u64 = 10;
+    /// The most tokens of a fetched page a web fetch adds to the prompt, where the client
+    /// sets no `max_content_tokens`: the gateway sets this one, and holds input for it
+    /// per fetch.
+    pub const FETCH_CONTENT_TOKENS: u64 = 20_000;
+
     pub fn is_empty(&self) -> bool {
         self.web_search == 0 && self.web_fetch == 0
     }

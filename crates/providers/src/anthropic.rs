@@ -77,7 +77,7 @@ fn matched_sequence(stop_reason: Option<&str>, stop_sequence: Option<String>) ->
 
 /// The canonical usage: cache reads and writes are prompt tokens too, and cache writes
 /// (`cache_creation_input_tokens`) are counted apart to be priced as such.
-fn usage_of(wire: &wire::Usage) -> Usage {
+pub(crate) fn usage_of(wire: &wire::Usage) -> Usage {
     let cache_read = wire.cache_read_input_tokens.unwrap_or(0);
     Usage {
         prompt_tokens: wire

@@ -15,11 +15,13 @@
 //!   `output_config.effort` (`medium` when unsaid); `output_config.format` becomes
 //!   `response_format`;
 //! - Anthropic's server tools (`web_search_…`, `bash_…`, …) cannot run elsewhere: they are
-//!   left out and named in [`Translated::dropped_tools`];
+//!   left out and named in [`Translated::dropped_tools`] (an Anthropic upstream is sent the
+//!   client's own body instead: [`native`]);
 //! - reasoning blocks of other providers (Gemini's thought signatures) are handed to the
 //!   client as `redacted_thinking` blocks whose `data` carries them, and read back.
 
 mod conversation;
+pub mod native;
 mod options;
 mod request;
 mod response;

@@ -55,6 +55,15 @@ impl ProviderKind {
             _ => None,
         }
     }
+
+    /// The name `kind = "…"` gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+        }
+    }
 }
 
 pub struct Provider {
@@ -99,6 +108,11 @@ pub struct Deployment {
     pub weight: u32,
     /// What this upstream costs, when it differs from the model's price.
     pub price: Option<Price>,
+    /// What the client pays per hosted tool call served here: the model's `tool_prices`,
+    /// else the price the provider kind running it publishes (Anthropic's web search), else
+    /// 0. Looked up by the provider that runs the model, never by the model's id: a Claude
+    /// model behind an OpenAI-compatible upstream is not charged Anthropic's price.
+    pub tools: ToolPrices,
     /// How long to wait for the first byte of the answer.
     pub timeout: Duration,
     /// The longest silence between two chunks of a stream.
@@ -541,9 +555,10 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
     let cached = priced(raw.cached_input_price, known.map(|k| k.cached_input_price), "cached_input_price");
     let written = priced(raw.cache_write_price, known.map(|k| k.cache_write_price), "cache_write_price");
     let tools = raw.tool_prices.unwrap_or_default();
-    let published = known.and_then(|k| catalog::tool_prices(k.family));
-    let web_search = priced(tools.web_search, published.map(|p| p.0), "tool_prices.web_search");
-    let web_fetch = priced(tools.web_fetch, published.map(|p| p.1), "tool_prices.web_fetch");
+    // The operator's per-call prices; a price left out is the one the provider kind
+    // running each deployment publishes (see `Deployment::tools`).
+    let web_search = priced(tools.web_search, None, "tool_prices.web_search");
+    let web_fetch = priced(tools.web_fetch, None, "tool_prices.web_fetch");
     for (value, written, field) in
         [(input, &raw.input_price, "input_price"), (output, &raw.output_price, "output_price")]
     {
@@ -559,6 +574,16 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
         cache_write: written.or(input).unwrap_or_default(),
         output: output.unwrap_or_default(),
         tools: ToolPrices { web_search: web_search.unwrap_or_default(), web_fetch: web_fetch.unwrap_or_default() },
+    };
+    let tools_on = |kind: ProviderKind| {
+        let published = catalog::tool_prices(kind.as_str());
+        let price = |set: Option<NanoUsd>, published: Option<&str>| {
+            set.or_else(|| published.and_then(|p| NanoUsd::parse_usd(p).ok())).unwrap_or_default()
+        };
+        ToolPrices {
+            web_search: price(web_search, published.map(|p| p.0)),
+            web_fetch: price(web_fetch, published.map(|p| p.1)),
+        }
     };
     let capabilities = raw
         .capabilities
@@ -605,6 +630,7 @@ fn build_model(raw: RawModel, path: &str, providers: &[Arc<Provider>], errors: &
                 .unwrap_or_else(|| known.map_or(raw.id.clone(), |k| k.upstream_model.to_owned())),
             weight: d.weight.unwrap_or(1),
             price: own_price,
+            tools: tools_on(provider.kind),
             timeout: timeout.or(provider.timeout).unwrap_or(Duration::ZERO),
             idle_timeout: idle.unwrap_or(Duration::ZERO),
         });

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokenrouter_core::{Price, Usage, clock};
+use tokenrouter_core::{HostedCalls, Price, Usage, clock};
 use tokenrouter_store::{Batch, Db, KeyRow, Progress, UsageRecord, UsageSource};
 use tokio::sync::{mpsc, oneshot};
 
@@ -307,6 +307,10 @@ pub struct MeterContext {
     pub price: Price,
     /// The model's context window: no count in a usage record may exceed it.
     pub token_cap: u64,
+    /// The most hosted tool calls charged: what the request offered where this deployment
+    /// runs it (none when it sent no such tool). `None`: not capped (Gemini grounds where
+    /// its upstream is set up to, with no tool in the request).
+    pub hosted_cap: Option<HostedCalls>,
     pub started: Instant,
     /// Milliseconds until the answer's first byte was ready for the client.
     pub ttfb_ms: Option<u64>,
@@ -358,7 +362,12 @@ impl MeterContext {
         };
         // An upstream's numbers are not trusted beyond what the model can do.
         let usage = crate::instances::usage::bounded(usage, self.token_cap);
-        let mut cost = self.price.cost(&usage);
+        let mut charged = usage;
+        if let Some(cap) = self.hosted_cap {
+            charged.hosted.web_search = charged.hosted.web_search.min(cap.web_search);
+            charged.hosted.web_fetch = charged.hosted.web_fetch.min(cap.web_fetch);
+        }
+        let mut cost = self.price.cost(&charged);
         // An instance is never paid more than was held for its request, whatever slipped
         // past the caps on its report.
         if let Some(instance) = &self.instance {

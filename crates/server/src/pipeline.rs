@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tokenrouter_core::Usage;
 use tokenrouter_core::chat::ChatRequest;
+use tokenrouter_core::{HostedCalls, NanoUsd, Usage};
 use tokenrouter_providers::adapter::Unsupported;
 use tokenrouter_providers::embeddings::EmbeddingsRequest;
 use tokenrouter_providers::openai::{self, ChatView};
@@ -22,7 +22,7 @@ use tokenrouter_providers::passthrough::RawObject;
 use tokenrouter_providers::surface::Surface;
 use tokenrouter_store::{KeyRow, UsageRecord};
 
-use crate::config::{Billing, Config, Deployment, Model};
+use crate::config::{Billing, Config, Deployment, Model, ProviderKind};
 use crate::dispatch;
 use crate::edge::json_error;
 use crate::error::ApiError;
@@ -74,7 +74,7 @@ pub struct Translation {
     pub surface: Result<Arc<dyn Surface>, Unsupported>,
     /// The client's own body, sent as it is to OpenAI-compatible upstreams, which speak
     /// this surface themselves (legacy completions).
-    pub native: Option<Native>,
+    pub native: Option<Box<Native>>,
     /// Keeps the finished answer (Responses stored for `previous_response_id`).
     pub keeper: Option<Keeper>,
 }
@@ -83,6 +83,14 @@ pub struct Native {
     pub api: NativeApi,
     pub body: Bytes,
     pub view: ChatView,
+    /// The most calls of tools billed per call that the body's hosted tools may make where
+    /// it is served natively (only there do they run): the hold covers them.
+    pub hosted: HostedCalls,
+    /// Client headers the upstream must see with the body (Anthropic's `anthropic-beta`,
+    /// which some server tools need).
+    pub headers: Vec<(&'static str, String)>,
+    /// Headers for an answer served natively (the server tools left out of `body`).
+    pub answer_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// An API that OpenAI-compatible upstreams may speak themselves.
@@ -93,6 +101,8 @@ pub enum NativeApi {
     Completions,
     /// The Responses API: upstreams configured with `responses_api`.
     Responses,
+    /// Anthropic's Messages API: Anthropic upstreams, for a request offering server tools.
+    Messages,
 }
 
 impl NativeApi {
@@ -102,13 +112,16 @@ impl NativeApi {
             NativeApi::Chat => "/chat/completions",
             NativeApi::Completions => "/completions",
             NativeApi::Responses => "/responses",
+            NativeApi::Messages => "/messages",
         }
     }
 
     pub fn served_by(self, provider: &crate::config::Provider) -> bool {
+        let compatible = provider.kind == ProviderKind::OpenAi;
         match self {
-            NativeApi::Chat | NativeApi::Completions => true,
-            NativeApi::Responses => provider.responses_api,
+            NativeApi::Chat | NativeApi::Completions => compatible,
+            NativeApi::Responses => compatible && provider.responses_api,
+            NativeApi::Messages => provider.kind == ProviderKind::Anthropic,
         }
     }
 }
@@ -344,12 +357,18 @@ async fn serve(
 
     let embeddings = matches!(inference.work, Work::Embeddings(_));
     check_kind(primary, embeddings)?;
+    // A client's own body sent natively may carry what its translation dropped (and the
+    // upstream still bills): the request is measured by the larger of the two.
+    let native_body = native_body(&inference);
+    let measured = || std::iter::once(&bytes).chain(native_body.as_ref());
     if !embeddings {
-        policy::check_context(&bytes, policy::clamp_output(view.max_tokens, primary), primary)?;
+        for body in measured() {
+            policy::check_context(body, policy::clamp_output(view.max_tokens, primary), primary)?;
+        }
     }
     let output_ceiling =
         |model: &Model| if embeddings { Some(0) } else { policy::clamp_output(view.max_tokens, model) };
-    let estimate = limits::estimate(&bytes, output_ceiling(primary));
+    let estimate = measured().map(|b| limits::estimate(b, output_ceiling(primary))).max().unwrap_or_default();
     let (submit, adopted) = match mode {
         Mode::Now => (false, None),
         Mode::Submit => (true, None),
@@ -364,11 +383,14 @@ async fn serve(
         let why = if primary.instances { "no deployment online right now" } else { "no deployment" };
         return Err(ApiError::UpstreamUnavailable(format!("'{}' has {why}.", primary.id)));
     };
-    let prompt = if inference.unseen_history { None } else { Some(tokens::reservation_estimate(&bytes)) };
+    let prompt =
+        if inference.unseen_history { None } else { measured().map(|b| tokens::reservation_estimate(b)).max() };
     // Every choice asked for (`n`) may generate up to the output limit.
     let n = request.get("n").and_then(|n| n.get().parse::<u64>().ok()).unwrap_or(1).max(1);
-    let ceiling =
-        ceiling(prompt, &chain, |m: &Model| Some(output_ceiling(m).unwrap_or(m.max_output_tokens).saturating_mul(n)));
+    let hosted = native_hosted(&inference);
+    let ceiling = ceiling(prompt, &chain, hosted, |m: &Model| {
+        Some(output_ceiling(m).unwrap_or(m.max_output_tokens).saturating_mul(n))
+    });
     let holding = Holding {
         request_id: &request_id,
         key: &key,
@@ -513,22 +535,56 @@ fn check_kind(model: &Model, embeddings: bool) -> Result<(), ApiError> {
 }
 
 /// The request's cost ceiling: its estimated prompt and its output limit at the price of
-/// the dearest model it may be served by.
+/// the dearest model it may be served by, plus, where one of the model's deployments runs
+/// the request's hosted tools (`hosted`: the most calls, and which API serves them), those
+/// calls at the dearest such deployment's prices, and each web fetch's page as input
+/// ([`HostedCalls::FETCH_CONTENT_TOKENS`], the `max_content_tokens` the gateway sets where
+/// the client sets none). Saturating: never a wrap.
 /// `prompt` is the body's estimate, `None` when only the model's window bounds it.
 fn ceiling(
     prompt: Option<u64>,
     chain: &[&Arc<Model>],
+    hosted: Option<(NativeApi, HostedCalls)>,
     output: impl Fn(&Model) -> Option<u64>,
-) -> tokenrouter_core::NanoUsd {
+) -> NanoUsd {
     chain
         .iter()
         .map(|m| {
-            let prompt = prompt.unwrap_or(m.context_window);
             let output = output(m).unwrap_or(m.max_output_tokens);
-            m.price.cost(&Usage { prompt_tokens: prompt, completion_tokens: output, ..Usage::default() })
+            let (calls, fetched) = match hosted {
+                Some((api, calls)) if m.deployments.iter().any(|d| api.served_by(&d.provider)) => {
+                    let running = m.deployments.iter().filter(|d| api.served_by(&d.provider));
+                    let cost = running.map(|d| d.tools.cost(&calls)).max().unwrap_or_default();
+                    // Each fetched page is read as input, up to its `max_content_tokens`.
+                    (cost, calls.web_fetch.saturating_mul(HostedCalls::FETCH_CONTENT_TOKENS))
+                }
+                _ => (NanoUsd::ZERO, 0),
+            };
+            let prompt = prompt.unwrap_or(m.context_window).saturating_add(fetched);
+            let tokens = m.price.cost(&Usage { prompt_tokens: prompt, completion_tokens: output, ..Usage::default() });
+            NanoUsd(tokens.0.saturating_add(calls.0))
         })
         .max()
         .unwrap_or_default()
+}
+
+/// The client's own body where it may be sent upstream as it is (natively).
+fn native_body(inference: &Inference) -> Option<Bytes> {
+    match &inference.work {
+        Work::Surface(Translation { native: Some(native), .. }) => Some(native.body.clone()),
+        _ => None,
+    }
+}
+
+/// The hosted tool calls the hold must cover, and the API whose upstreams run them: only a
+/// request passed to an upstream natively keeps its hosted tools.
+fn native_hosted(inference: &Inference) -> Option<(NativeApi, HostedCalls)> {
+    match &inference.work {
+        Work::Surface(Translation { native: Some(native), .. }) if !native.hosted.is_empty() => {
+            Some((native.api, native.hosted))
+        }
+        _ => None,
+    }
 }
 
 /// Holds the request's cost ceiling in the store (402 when it cannot be covered).
@@ -607,12 +663,27 @@ fn meter(
         endpoint: inference.endpoint,
         stream: view.stream,
         // Clients pay the model's price; a deployment's own price is what it costs us.
-        price: served.model.price,
+        // Hosted tool calls cost what they cost where they ran.
+        price: tokenrouter_core::Price { tools: served.deployment.tools, ..served.model.price },
         token_cap: served.model.context_window,
+        hosted_cap: hosted_cap(inference, served),
         started,
         ttfb_ms: None,
         instance,
     }
+}
+
+/// The most hosted tool calls charged for a request served by `served`: those it offered
+/// where this deployment runs them (sent natively), none otherwise — an upstream's report
+/// of more is not charged. Gemini is not capped: it grounds where its upstream is set up
+/// to, no tool in the request.
+fn hosted_cap(inference: &Inference, served: &Served<'_>) -> Option<HostedCalls> {
+    let provider = &served.deployment.provider;
+    if provider.kind == crate::config::ProviderKind::Gemini {
+        return None;
+    }
+    let offered = native_hosted(inference).filter(|(api, _)| api.served_by(provider));
+    Some(offered.map(|(_, calls)| calls).unwrap_or_default())
 }
 
 /// How many choices a request asks for (`n`, 1 when absent or unreadable).

@@ -3,6 +3,7 @@
 //! provider's format. The stream settles exactly once — at its end, on an upstream
 //! failure, or when the client goes away (`Drop`).
 
+mod messages;
 mod passthrough;
 mod responses;
 
@@ -30,6 +31,7 @@ use crate::metering::{Measured, MeterContext, UsageWriter};
 use crate::retention::{Keeper, Writing};
 use crate::settlement::Reservation;
 use crate::telemetry::finish::StreamReasons;
+use messages::NativeMessages;
 use passthrough::PassThrough;
 use responses::NativeResponses;
 
@@ -53,12 +55,15 @@ pub enum Transform {
     Decode(Box<dyn StreamDecoder>),
     /// An upstream speaking the Responses API itself: forward its events.
     NativeResponses,
+    /// An Anthropic upstream sent the client's own Messages body: forward its events.
+    NativeMessages,
 }
 
 enum Transcoder {
     Pass(PassThrough),
     Decode(Box<dyn StreamDecoder>),
     Responses(NativeResponses),
+    Messages(NativeMessages),
 }
 
 impl Transcoder {
@@ -87,6 +92,11 @@ impl Transcoder {
                 let failure = r.overflowed.then(|| "The provider sent an event larger than 4 MiB.".to_owned());
                 (out, failure)
             }
+            Transcoder::Messages(m) => {
+                let out = m.feed(data);
+                let failure = m.overflowed.then(|| "The provider sent an event larger than 4 MiB.".to_owned());
+                (out, failure)
+            }
         }
     }
 
@@ -99,6 +109,7 @@ impl Transcoder {
                 Ok(Bytes::from(out))
             }
             Transcoder::Responses(r) => r.finish(),
+            Transcoder::Messages(m) => m.finish(),
         }
     }
 
@@ -112,14 +123,16 @@ impl Transcoder {
                 usage.hosted.web_search = usage.hosted.web_search.max(r.hosted.web_search);
                 usage
             }),
+            Transcoder::Messages(m) => m.usage(),
         }
     }
 
-    /// Hosted tool calls seen finishing in the stream (only a native Responses stream
-    /// shows them before its end).
+    /// Hosted tool calls seen finishing in the stream (only a native Responses or Messages
+    /// stream shows them before its end).
     fn hosted(&self) -> HostedCalls {
         match self {
             Transcoder::Responses(r) => r.hosted,
+            Transcoder::Messages(m) => m.hosted,
             Transcoder::Pass(_) | Transcoder::Decode(_) => HostedCalls::default(),
         }
     }
@@ -129,6 +142,7 @@ impl Transcoder {
             Transcoder::Pass(p) => p.delivered_chunks,
             Transcoder::Decode(d) => d.delivered_chunks(),
             Transcoder::Responses(r) => r.delivered_chunks,
+            Transcoder::Messages(m) => m.delivered_chunks,
         }
     }
 }
@@ -194,6 +208,7 @@ impl MeteredSse {
             }
             Transform::Decode(decoder) => Transcoder::Decode(decoder),
             Transform::NativeResponses => Transcoder::Responses(NativeResponses::default()),
+            Transform::NativeMessages => Transcoder::Messages(NativeMessages::default()),
         };
         let now = Instant::now();
         MeteredSse {
@@ -269,6 +284,7 @@ impl MeteredSse {
         let relayed = match &self.transcoder {
             Transcoder::Pass(p) => p.error_relayed,
             Transcoder::Responses(r) => r.error_relayed,
+            Transcoder::Messages(m) => m.error_relayed,
             Transcoder::Decode(_) => false,
         } && self.restating.as_ref().is_none_or(|r| r.feed.failed());
         self.tail = match rest {
@@ -389,8 +405,10 @@ impl MeteredSse {
             restating.feed.fail(message, &mut out);
             return Bytes::from(out);
         }
-        if let Transcoder::Responses(r) = &self.transcoder {
-            return r.failure_event(message);
+        match &self.transcoder {
+            Transcoder::Responses(r) => return r.failure_event(message),
+            Transcoder::Messages(_) => return NativeMessages::failure_event(message),
+            _ => {}
         }
         let envelope = ErrorEnvelope::new("upstream_error", "upstream_unavailable", message, None);
         if matches!(&self.transcoder, Transcoder::Pass(p) if p.legacy_completions) {

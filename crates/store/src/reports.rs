@@ -52,6 +52,9 @@ pub struct RequestRow {
     /// Why it failed or was refused; `None` when answered.
     pub error_code: Option<String>,
     pub ttfb_ms: Option<i64>,
+    /// Hosted tool calls the provider ran and billed per call (charged in `charged_nano`).
+    pub web_search_calls: i64,
+    pub web_fetch_calls: i64,
 }
 
 /// The column a grouping reads, as SQL (`hour` in Unix seconds).

@@ -3,7 +3,7 @@
 //! `FromRow` serves SQLite and PostgreSQL alike.
 
 use sqlx::FromRow;
-use tokenrouter_core::{NanoUsd, Usage};
+use tokenrouter_core::{HostedCalls, NanoUsd, Usage};
 
 use crate::{Account, Hold, KeyRow, KeyScope, LedgerRow, ReplicaRow, UsageRecord, UsageSource};
 
@@ -163,7 +163,7 @@ fn decode_limit(column: &str, value: Option<i64>) -> Result<Option<u32>, sqlx::E
 
 macro_rules! usage_columns {
     () => {
-        "request_id, key_id, account_id, model, provider, upstream_model, endpoint, stream, status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, cost_nano, usage_source, client_disconnected, latency_ms, created_at, error_code, ttfb_ms"
+        "request_id, key_id, account_id, model, provider, upstream_model, endpoint, stream, status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, cost_nano, usage_source, client_disconnected, latency_ms, created_at, error_code, ttfb_ms, web_search_calls, web_fetch_calls"
     };
 }
 pub(crate) use usage_columns;
@@ -191,6 +191,8 @@ pub(crate) struct UsageRow {
     pub created_at: i64,
     pub error_code: Option<String>,
     pub ttfb_ms: Option<i64>,
+    pub web_search_calls: i64,
+    pub web_fetch_calls: i64,
 }
 
 impl TryFrom<UsageRow> for UsageRecord {
@@ -207,7 +209,10 @@ impl TryFrom<UsageRow> for UsageRecord {
             cached_tokens: from_db_count(r.cached_tokens),
             reasoning_tokens: from_db_count(r.reasoning_tokens),
             cache_write_tokens: from_db_count(r.cache_write_tokens),
-            hosted: Default::default(),
+            hosted: HostedCalls {
+                web_search: from_db_count(r.web_search_calls),
+                web_fetch: from_db_count(r.web_fetch_calls),
+            },
         };
         Ok(UsageRecord {
             request_id: r.request_id,

@@ -7,7 +7,21 @@ use serde::Deserialize;
 use serde_json::json;
 use tokenrouter_core::{HostedCalls, Usage};
 
+use super::ResponsesRequest;
 use crate::surface::write_event;
+
+/// The most hosted tool calls billed per call that `request` may make on an upstream that
+/// runs its tools: with a web search tool (`web_search`, `web_search_preview`, dated
+/// versions), its `max_tool_calls` (OpenAI: "the maximum number of total calls to built-in
+/// tools"), else [`HostedCalls::HELD_WITHOUT_LIMIT`]; nothing without one.
+pub fn hosted_ceiling(request: &ResponsesRequest) -> HostedCalls {
+    let searches = request.tools.as_deref().unwrap_or_default().iter().any(|t| t.kind.starts_with("web_search"));
+    if !searches {
+        return HostedCalls::default();
+    }
+    let limit = request.extra.get("max_tool_calls").and_then(serde_json::Value::as_u64);
+    HostedCalls { web_search: limit.unwrap_or(HostedCalls::HELD_WITHOUT_LIMIT), web_fetch: 0 }
+}
 
 /// What one streamed event means for metering.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -210,6 +224,19 @@ mod tests {
         assert!(classify_event(br#"{"type":"error","message":"boom"}"#).failed);
         assert!(classify_event(br#"{"type":"response.failed","response":{"usage":null}}"#).failed);
         assert_eq!(classify_event(b"not json"), EventInfo::default());
+    }
+
+    #[test]
+    fn a_web_search_tool_is_held_for_its_max_tool_calls_else_the_default() {
+        let read = |body: serde_json::Value| hosted_ceiling(&serde_json::from_value::<ResponsesRequest>(body).unwrap());
+        let searches = |n| HostedCalls { web_search: n, web_fetch: 0 };
+        let tool = |kind: &str| json!([{"type": kind}, {"type": "function", "name": "f"}]);
+        assert_eq!(read(json!({"model": "m", "input": "x", "tools": tool("web_search")})), searches(10));
+        assert_eq!(read(json!({"model": "m", "tools": tool("web_search_preview_2025_03_11")})), searches(10));
+        assert_eq!(read(json!({"model": "m", "tools": tool("web_search"), "max_tool_calls": 3})), searches(3));
+        assert_eq!(read(json!({"model": "m", "tools": tool("web_search"), "max_tool_calls": 0})), searches(0));
+        assert_eq!(read(json!({"model": "m", "tools": tool("file_search")})), HostedCalls::default());
+        assert_eq!(read(json!({"model": "m", "max_tool_calls": 4})), HostedCalls::default());
     }
 
     #[test]

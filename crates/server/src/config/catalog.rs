@@ -89,10 +89,13 @@ pub const MODELS: &[CatalogModel] = &[
     CatalogModel { id: "mistral-embed", family: "mistral", upstream_model: "mistral-embed", context_window: 8_192, max_output_tokens: 0, input_price: "0.10", cached_input_price: "0.10", cache_write_price: "0.10", output_price: "0", capabilities: EMBEDDINGS },
 ];
 
-/// The published per-call prices of a family's hosted tools (USD per call), if it has any:
-/// Anthropic's web search is $10 per 1,000 searches; its web fetch costs only tokens.
-pub fn tool_prices(family: &str) -> Option<(&'static str, &'static str)> {
-    match family {
+/// The published per-call prices (web search, web fetch; USD per call) of the hosted tools
+/// an upstream of provider kind `kind` (`anthropic`, …) runs, if they are the same for every
+/// model: Anthropic's web search is $10 per 1,000 searches; its web fetch costs only tokens.
+/// OpenAI's and Google's prices depend on the model (and Google's count grounded prompts):
+/// set `tool_prices` for them.
+pub fn tool_prices(kind: &str) -> Option<(&'static str, &'static str)> {
+    match kind {
         "anthropic" => Some(("0.01", "0")),
         _ => None,
     }

@@ -205,6 +205,10 @@ fn facts(r: &RequestEntry, key_name: Option<&str>) -> Markup {
             dt { "Key" } dd { code { (r.key_id) } @if let Some(name) = key_name.filter(|n| !n.is_empty()) { " " span.muted { (name) } } }
             dt { "Prompt tokens" } dd { (count(r.prompt_tokens)) }
             dt { "Completion tokens" } dd { (count(r.completion_tokens)) }
+            @if r.web_search_calls > 0 || r.web_fetch_calls > 0 {
+                dt { "Hosted tool calls" }
+                dd #request-hosted { (count(r.web_search_calls)) " web searches, " (count(r.web_fetch_calls)) " web fetches (billed per call, in the cost)" }
+            }
             dt { "Cost" } dd #request-cost { (usd(&r.cost_usd)) }
             dt { "Latency" } dd #request-latency { (ms(Some(r.latency_ms))) }
             dt { "Time to first byte" } dd #request-ttfb { (ms(r.ttfb_ms)) }

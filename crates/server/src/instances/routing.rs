@@ -82,6 +82,8 @@ impl Table {
                     upstream_model: served.upstream_model.clone(),
                     weight: 1,
                     price: None,
+                    // Only what the operator set: an instance publishes no prices.
+                    tools: model.price.tools,
                     timeout: config.server.upstream_timeout,
                     idle_timeout: config.server.idle_timeout,
                 });

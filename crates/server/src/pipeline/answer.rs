@@ -10,7 +10,7 @@ use tokenrouter_core::chat::ChatCompletion;
 use tokenrouter_providers::adapter::{Adapter, ResponseMeta};
 use tokenrouter_providers::embeddings::{self, EmbeddingsRequest};
 use tokenrouter_providers::surface::{ChunkFeed, Surface};
-use tokenrouter_providers::{openai, responses};
+use tokenrouter_providers::{messages, openai, responses};
 
 use super::outbound::Shape;
 use super::{Inference, NativeApi, Served, Work, finish};
@@ -55,11 +55,15 @@ pub(super) async fn respond(
         one_tool_call,
     };
     // A surface's own headers describe its translation: not sent when it passed through.
+    // A natively served answer has its own (the server tools left out of its body).
     let translated = !matches!((&inference.work, &shape), (Work::Surface(_), Shape::Relayed { .. }));
-    let (mut keeper, embeddings) = match inference.work {
-        Work::Surface(translation) => (translation.keeper, None),
-        Work::Embeddings(request) => (None, Some(request)),
-        Work::Chat => (None, None),
+    let (mut keeper, embeddings, answer_headers) = match inference.work {
+        Work::Surface(translation) => {
+            let native = translation.native.map(|n| n.answer_headers).unwrap_or_default();
+            (translation.keeper, None, if translated { inference.headers } else { native })
+        }
+        Work::Embeddings(request) => (None, Some(request), inference.headers),
+        Work::Chat => (None, None, inference.headers),
     };
     let Held { reservation, admission, request_body } = held;
     // A kept response is in the store before the client sees its answer end.
@@ -77,6 +81,7 @@ pub(super) async fn respond(
                     writing = keeper.take().and_then(|keeper| keeper.keep_native(&body));
                     Ok(native_response(body, &request_body))
                 }
+                (Shape::Relayed { api: NativeApi::Messages, .. }, _) => Ok(native_message(body, &request_body)),
                 _ => complete(served.adapter, body, &request_body, &meta),
             };
             // An instance is charged no more than the gateway counts it delivered (a restated
@@ -137,6 +142,7 @@ pub(super) async fn respond(
         Answer::Stream { first, rest } => {
             let transform = match (served.adapter, &shape) {
                 (None, Shape::Relayed { api: NativeApi::Responses, .. }) => Transform::NativeResponses,
+                (Some(_), Shape::Relayed { api: NativeApi::Messages, .. }) => Transform::NativeMessages,
                 (None, _) => Transform::PassThrough {
                     strip_usage: !include_usage,
                     legacy: matches!(shape, Shape::Relayed { api: NativeApi::Completions, .. }),
@@ -161,10 +167,8 @@ pub(super) async fn respond(
     {
         headers.insert(X_FALLBACK_MODEL.clone(), model);
     }
-    if translated {
-        for (name, value) in inference.headers {
-            headers.insert(name, value);
-        }
+    for (name, value) in answer_headers {
+        headers.insert(name, value);
     }
     Ok(response)
 }
@@ -225,6 +229,20 @@ fn complete(
 /// A Responses API answer from an upstream that speaks it, and its usage.
 fn native_response(body: Bytes, request: &[u8]) -> (Bytes, Measured) {
     let measured = match responses::native::answer_usage(&body) {
+        Some(usage) => Measured::Reported(usage),
+        None => Measured::Counted(Usage {
+            prompt_tokens: tokens::reservation_estimate(request),
+            completion_tokens: openai::estimate_text_tokens(&String::from_utf8_lossy(&body)),
+            ..Usage::default()
+        }),
+    };
+    (body, measured)
+}
+
+/// An Anthropic `Message` from an upstream that was sent the client's own body, and its
+/// usage (with the server tool calls it ran).
+fn native_message(body: Bytes, request: &[u8]) -> (Bytes, Measured) {
+    let measured = match messages::native::answer_usage(&body) {
         Some(usage) => Measured::Reported(usage),
         None => Measured::Counted(Usage {
             prompt_tokens: tokens::reservation_estimate(request),

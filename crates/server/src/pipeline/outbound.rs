@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokenrouter_core::chat::ChatRequest;
-use tokenrouter_providers::adapter::Target;
+use tokenrouter_providers::adapter::{Encoded, Target};
+use tokenrouter_providers::anthropic;
 use tokenrouter_providers::openai::{self, ChatView};
 use tokenrouter_providers::passthrough::{RawObject, raw_from_vec, raw_string};
 use tokenrouter_providers::surface::Surface;
@@ -67,22 +68,40 @@ pub fn prepare(
             return Ok(Prepared { outbound, stream: false, shape: Shape::Embeddings, one_tool_call: false });
         }
         Work::Surface(translation) => {
-            if let (None, Some(native)) = (adapter, &translation.native)
+            if let Some(native) = &translation.native
                 && native.api.served_by(&deployment.provider)
             {
                 let mut upstream = RawObject::parse(&native.body).map_err(|e| json_error(&native.body, &e))?;
                 upstream.remove("models");
-                if native.api == NativeApi::Responses {
+                let limit_field = match native.api {
+                    NativeApi::Responses => Some("max_output_tokens"),
+                    NativeApi::Messages => Some("max_tokens"),
+                    NativeApi::Chat | NativeApi::Completions => None,
+                };
+                if let Some(field) = limit_field {
                     upstream.set("model", raw_string(&deployment.upstream_model));
                     if let Some(limit) = max_out.filter(|m| Some(*m) != native.view.max_tokens) {
-                        upstream.set("max_output_tokens", raw_from_vec(limit.to_string().into_bytes()));
+                        upstream.set(field, raw_from_vec(limit.to_string().into_bytes()));
+                        if native.api == NativeApi::Messages {
+                            fit_thinking(&mut upstream, limit);
+                        }
                     }
                 } else {
                     policy::apply_output_limit(&mut upstream, &native.view, max_out);
                     let dialect = deployment.provider.dialect;
                     openai::prepare_upstream_chat(&mut upstream, &native.view, &deployment.upstream_model, dialect);
                 }
-                let outbound = Outbound::Raw { path: native.api.path(), body: Bytes::from(upstream.to_vec()) };
+                let body = upstream.to_vec();
+                let outbound = match adapter {
+                    // The provider's own API, with the headers it wants (Anthropic's version).
+                    Some(adapter) => {
+                        let mut headers = vec![("anthropic-version", anthropic::API_VERSION.to_owned())];
+                        headers.extend(native.headers.iter().cloned());
+                        let encoded = Encoded { path: native.api.path().to_owned(), headers, body };
+                        Outbound::Translated { adapter, encoded }
+                    }
+                    None => Outbound::Raw { path: native.api.path(), body: Bytes::from(body) },
+                };
                 let shape = Shape::Relayed { include_usage: native.view.include_usage, api: native.api };
                 return Ok(Prepared { outbound, stream: native.view.stream, shape, one_tool_call: false });
             }
@@ -111,4 +130,19 @@ pub fn prepare(
     let encoded = adapter.encode_request(&typed, &target, view.stream).map_err(ApiError::unsupported)?;
     let one_tool_call = typed.parallel_tool_calls == Some(false);
     Ok(Prepared { outbound: Outbound::Translated { adapter, encoded }, stream: view.stream, shape, one_tool_call })
+}
+
+/// Anthropic wants `thinking.budget_tokens` below `max_tokens`: a budget the clamped
+/// limit no longer leaves room for is lowered to just under it.
+fn fit_thinking(upstream: &mut RawObject<'_>, max_tokens: u64) {
+    let Some(mut thinking) =
+        upstream.get("thinking").and_then(|t| serde_json::from_str::<serde_json::Value>(t.get()).ok())
+    else {
+        return;
+    };
+    let budget = thinking.get("budget_tokens").and_then(serde_json::Value::as_u64);
+    if budget.is_some_and(|b| b >= max_tokens) {
+        thinking["budget_tokens"] = serde_json::json!(max_tokens.saturating_sub(1));
+        upstream.set("thinking", raw_from_vec(thinking.to_string().into_bytes()));
+    }
 }

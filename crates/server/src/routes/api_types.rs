@@ -151,6 +151,11 @@ pub struct RequestEntry {
     /// Why it failed or was refused; null when answered.
     pub error_code: Option<String>,
     pub stream: bool,
+    /// Web searches the provider ran for it (hosted tool calls billed per call, included
+    /// in `cost_usd`).
+    pub web_search_calls: i64,
+    /// Web fetches the provider ran for it (billed per call, included in `cost_usd`).
+    pub web_fetch_calls: i64,
 }
 
 /// A ledger row; `amount_usd` is signed (charges negative).

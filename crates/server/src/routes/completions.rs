@@ -54,12 +54,19 @@ async fn inference(state: &AppState, request_id: &str, headers: &HeaderMap, body
         }
         Err(unsupported) => (bytes.clone(), native_view.clone(), Err(unsupported)),
     };
-    let native = Native { api: NativeApi::Completions, body: bytes, view: native_view };
+    let native = Native {
+        api: NativeApi::Completions,
+        body: bytes,
+        view: native_view,
+        hosted: Default::default(),
+        headers: Vec::new(),
+        answer_headers: Vec::new(),
+    };
     Ok(Inference {
         endpoint: "completions",
         body: canonical,
         view: Some(view),
-        work: Work::Surface(Translation { surface, native: Some(native), keeper: None }),
+        work: Work::Surface(Translation { surface, native: Some(Box::new(native)), keeper: None }),
         headers: Vec::new(),
         unseen_history: false,
     })

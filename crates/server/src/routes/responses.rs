@@ -11,16 +11,17 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
+use tokenrouter_core::HostedCalls;
 use tokenrouter_providers::adapter::Unsupported;
 use tokenrouter_providers::openai::ChatView;
-use tokenrouter_providers::passthrough::RawObject;
+use tokenrouter_providers::passthrough::{RawObject, raw_from_vec};
 use tokenrouter_providers::responses::{self, Ids, Options, ResponsesRequest, Translated};
 use tokenrouter_providers::surface::Surface;
 use tokenrouter_store::KeyRow;
 use tokenrouter_store::{Job, JobKind, JobStatus};
 
 use crate::config::{Config, ProviderKind};
-use crate::edge::{RequestId, expect_json_object, read_body};
+use crate::edge::{RequestId, expect_json_object, json_error, read_body};
 use crate::error::ApiError;
 use crate::jobs::{self, Submission};
 use crate::pipeline::{self, Inference, Native, NativeApi, Translation, Work};
@@ -158,6 +159,17 @@ pub async fn inference_of(
         max_tokens: request.max_output_tokens,
     };
     let native_possible = served_natively(&config, &native_view.model);
+    // Hosted tools run only where the body is passed on natively; there they are held for.
+    let hosted = responses::native::hosted_ceiling(&request);
+    // A web search without `max_tool_calls` is sent with the one it is held for, so the
+    // hold bounds its calls.
+    let bytes = if hosted.web_search > 0 && request.extra.get("max_tool_calls").is_none() {
+        let mut body = RawObject::parse(&bytes).map_err(|e| json_error(&bytes, &e))?;
+        body.set("max_tool_calls", raw_from_vec(HostedCalls::HELD_WITHOUT_LIMIT.to_string().into_bytes()));
+        Bytes::from(body.to_vec())
+    } else {
+        bytes
+    };
     let mut keeper = if request.store == Some(false) {
         None
     } else {
@@ -179,7 +191,7 @@ pub async fn inference_of(
         if !native_possible {
             return Err(ApiError::unsupported(refusal));
         }
-        let mut inference = native_only(bytes, native_view, refusal, keeper);
+        let mut inference = native_only(bytes, native_view, hosted, refusal, keeper);
         inference.unseen_history = true;
         return Ok(inference);
     }
@@ -192,14 +204,22 @@ pub async fn inference_of(
         // Only an upstream that speaks the API itself can take what did not translate
         // (a hosted tool it runs, …).
         Err(refusal) if native_possible && !continues => {
-            return Ok(native_only(bytes, native_view, refusal, keeper));
+            return Ok(native_only(bytes, native_view, hosted, refusal, keeper));
         }
         Err(refusal) => return Err(ApiError::unsupported(refusal)),
     };
     let (canonical, view) = pipeline::canonical(&translated.chat, &bytes)?;
     let answer_headers = pipeline::dropped_tools(&translated.dropped_tools);
-    let native =
-        (native_possible && !continues).then(|| Native { api: NativeApi::Responses, body: bytes, view: native_view });
+    let native = (native_possible && !continues).then(|| {
+        Box::new(Native {
+            api: NativeApi::Responses,
+            body: bytes,
+            view: native_view,
+            hosted,
+            headers: Vec::new(),
+            answer_headers: Vec::new(),
+        })
+    });
     let surface: Arc<dyn Surface> = Arc::new(translated.surface);
     Ok(Inference {
         endpoint: "responses",
@@ -273,14 +293,27 @@ fn translate(
 
 /// A request only native upstreams can serve: a translated one would be refused with
 /// the translation's error.
-fn native_only(bytes: Bytes, view: ChatView, refusal: Unsupported, keeper: Option<Keeper>) -> Inference {
+fn native_only(
+    bytes: Bytes,
+    view: ChatView,
+    hosted: HostedCalls,
+    refusal: Unsupported,
+    keeper: Option<Keeper>,
+) -> Inference {
     Inference {
         endpoint: "responses",
         body: bytes.clone(),
         view: Some(view.clone()),
         work: Work::Surface(Translation {
             surface: Err(refusal),
-            native: Some(Native { api: NativeApi::Responses, body: bytes, view }),
+            native: Some(Box::new(Native {
+                api: NativeApi::Responses,
+                body: bytes,
+                view,
+                hosted,
+                headers: Vec::new(),
+                answer_headers: Vec::new(),
+            })),
             keeper,
         }),
         headers: Vec::new(),

@@ -173,5 +173,7 @@ pub(crate) fn request_entry(r: tokenrouter_store::RequestRow) -> RequestEntry {
         ttfb_ms: r.ttfb_ms,
         error_code: r.error_code,
         stream: r.stream,
+        web_search_calls: r.web_search_calls,
+        web_fetch_calls: r.web_fetch_calls,
     }
 }

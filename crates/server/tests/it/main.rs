@@ -18,6 +18,7 @@ mod errors;
 mod gemini_inbound;
 mod github;
 mod harness;
+mod hosted_messages;
 mod hosted_tools;
 mod instances_admin;
 mod instances_api;

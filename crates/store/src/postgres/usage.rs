@@ -10,7 +10,7 @@ use crate::rows::{UsageRow, to_db_count, usage_columns};
 use crate::settle::{self, Funds};
 use crate::{Batch, StoreError, UsageRecord};
 
-/// Usage rows per multi-row INSERT (21 bound values each; PostgreSQL allows 65,535).
+/// Usage rows per multi-row INSERT (23 bound values each; PostgreSQL allows 65,535).
 const USAGE_PER_STATEMENT: usize = 1000;
 
 impl PostgresDb {
@@ -46,7 +46,9 @@ impl PostgresDb {
                     .push_bind(to_db_count(r.latency_ms))
                     .push_bind(r.created_at)
                     .push_bind(r.error_code.as_deref())
-                    .push_bind(r.ttfb_ms.map(to_db_count));
+                    .push_bind(r.ttfb_ms.map(to_db_count))
+                    .push_bind(to_db_count(r.usage.hosted.web_search))
+                    .push_bind(to_db_count(r.usage.hosted.web_fetch));
             });
             insert.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
             // Batch sizes vary, so these statements are not cached: a cache of each size would grow.

@@ -51,7 +51,8 @@ impl SqliteDb {
         // the whole log, whatever the planner's statistics say.
         let mut query = QueryBuilder::<Sqlite>::new(
             "SELECT u.request_id, u.created_at, u.key_id, u.model, u.provider, u.endpoint, u.status, \
-             u.prompt_tokens, u.completion_tokens, COALESCE(-l.amount_nano, 0) AS charged_nano, u.latency_ms, u.stream, u.error_code, u.ttfb_ms \
+             u.prompt_tokens, u.completion_tokens, COALESCE(-l.amount_nano, 0) AS charged_nano, u.latency_ms, u.stream, u.error_code, u.ttfb_ms, \
+             u.web_search_calls, u.web_fetch_calls \
              FROM (SELECT * FROM usage u WHERE u.account_id = ",
         );
         query.push_bind(account_id);
@@ -71,7 +72,8 @@ impl SqliteDb {
         request_id: &str,
     ) -> Result<Option<RequestRow>, StoreError> {
         let sql = "SELECT u.request_id, u.created_at, u.key_id, u.model, u.provider, u.endpoint, u.status, \
-             u.prompt_tokens, u.completion_tokens, COALESCE(-l.amount_nano, 0) AS charged_nano, u.latency_ms, u.stream, u.error_code, u.ttfb_ms \
+             u.prompt_tokens, u.completion_tokens, COALESCE(-l.amount_nano, 0) AS charged_nano, u.latency_ms, u.stream, u.error_code, u.ttfb_ms, \
+             u.web_search_calls, u.web_fetch_calls \
              FROM usage u LEFT JOIN ledger l ON l.request_id = u.request_id AND l.kind = 'charge' \
              WHERE u.request_id = ? AND u.account_id = ?";
         Ok(sqlx::query_as(sql).bind(request_id).bind(account_id).fetch_optional(&self.pool).await?)

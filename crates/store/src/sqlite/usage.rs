@@ -10,7 +10,7 @@ use crate::rows::{UsageRow, to_db_count, usage_columns};
 use crate::settle::{self, Funds};
 use crate::{Batch, StoreError, UsageRecord};
 
-/// Usage rows per multi-row INSERT: 21 bound values each stays far below SQLite's limit
+/// Usage rows per multi-row INSERT: 23 bound values each stays far below SQLite's limit
 /// of 32,766 variables per statement.
 const USAGE_PER_STATEMENT: usize = 200;
 
@@ -77,7 +77,9 @@ async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Resul
                 .push_bind(to_db_count(r.latency_ms))
                 .push_bind(r.created_at)
                 .push_bind(r.error_code.as_deref())
-                .push_bind(r.ttfb_ms.map(to_db_count));
+                .push_bind(r.ttfb_ms.map(to_db_count))
+                .push_bind(to_db_count(r.usage.hosted.web_search))
+                .push_bind(to_db_count(r.usage.hosted.web_fetch));
         });
         insert.push(" RETURNING request_id");
         // Batch sizes vary, so these statements are not cached: a cache of each size would grow.

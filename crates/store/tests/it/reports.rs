@@ -2,6 +2,7 @@
 //! write time, equal to the request log's rows and to the ledger's charges — also when a
 //! record came twice or a request was charged nothing.
 
+use tokenrouter_core::HostedCalls;
 use tokenrouter_store::{Batch, NanoUsd, RequestFilter, UsageGroup};
 
 use crate::fixture::{Backend, TestResult, new_key, on_both_backends, usage_record};
@@ -87,4 +88,33 @@ async fn totals_equal_the_request_log_and_the_ledger(backend: Backend) -> TestRe
     Ok(())
 }
 
-on_both_backends!(totals_equal_the_request_log_and_the_ledger);
+on_both_backends!(totals_equal_the_request_log_and_the_ledger, hosted_tool_calls_are_kept_in_the_request_log);
+
+/// Hosted tool calls a provider billed per call are kept with the request: in its usage
+/// record and in the request log, a row without any reads 0.
+async fn hosted_tool_calls_are_kept_in_the_request_log(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let account = db.create_account("searcher", NanoUsd(1_000_000_000)).await?;
+    db.insert_key(&new_key("k1", account.id)).await?;
+    let mut searched = usage_record("req_search", "k1", account.id, 30_000_000);
+    searched.usage.hosted = HostedCalls { web_search: 3, web_fetch: 2 };
+    searched.created_at = HOUR;
+    let mut plain = usage_record("req_plain", "k1", account.id, 100);
+    plain.created_at = HOUR + 1;
+    // Counts beyond what a column holds are stored as the most it can.
+    let mut absurd = usage_record("req_absurd", "k1", account.id, 0);
+    absurd.usage.hosted = HostedCalls { web_search: u64::MAX, web_fetch: 0 };
+    absurd.created_at = HOUR + 2;
+    db.write_batch(Batch { usage: &[searched.clone(), plain, absurd], ..Batch::default() }).await?;
+
+    let row = db.request_by_id(account.id, "req_search").await?.ok_or("req_search is in the log")?;
+    assert_eq!((row.web_search_calls, row.web_fetch_calls), (3, 2));
+    assert_eq!(row.charged_nano, 30_000_000);
+    let log = db.requests_page(account.id, &RequestFilter::default(), 10, None).await?;
+    let calls: Vec<(&str, i64, i64)> =
+        log.iter().map(|r| (r.request_id.as_str(), r.web_search_calls, r.web_fetch_calls)).collect();
+    assert_eq!(calls, [("req_absurd", i64::MAX, 0), ("req_plain", 0, 0), ("req_search", 3, 2)]);
+    let record = db.usage_by_request("req_search").await?.ok_or("its usage record is stored")?;
+    assert_eq!(record.usage.hosted, searched.usage.hosted);
+    Ok(())
+}

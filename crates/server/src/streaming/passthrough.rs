@@ -32,6 +32,22 @@ pub struct PassThrough {
 /// The largest SSE event accepted from an upstream; a longer one ends the stream.
 pub use tokenrouter_providers::sse::MAX_EVENT;
 
+/// The whole events among what an upstream has sent so far: `data` itself when nothing was
+/// pending and it ends where an event ends (no copy), else what `buffer` completes with it;
+/// `None` while an event is still incomplete, flagging `overflowed` once it grew past
+/// [`MAX_EVENT`].
+pub fn whole_events(buffer: &mut SseBuffer, data: Bytes, overflowed: &mut bool) -> Option<Bytes> {
+    if buffer.is_empty() && sse::complete_prefix_len(&data) == data.len() {
+        return Some(data);
+    }
+    buffer.push(&data);
+    let events = buffer.take_complete().map(Bytes::from);
+    if events.is_none() {
+        *overflowed = buffer.pending().len() > MAX_EVENT;
+    }
+    events
+}
+
 /// Generated tokens (by the gateway's count) past twice a request's output limit at which
 /// a community instance's stream is ended: an honest server stops at the limit, and the
 /// gateway's count of text may run up to about twice the real tokens.
@@ -55,16 +71,9 @@ impl PassThrough {
 
     /// Takes bytes from the upstream and returns the whole events among them, metered.
     pub fn feed(&mut self, data: Bytes) -> Bytes {
-        if self.buffer.is_empty() && sse::complete_prefix_len(&data) == data.len() {
-            return self.process(data);
-        }
-        self.buffer.push(&data);
-        match self.buffer.take_complete() {
-            Some(events) => self.process(Bytes::from(events)),
-            None => {
-                self.overflowed = self.buffer.pending().len() > MAX_EVENT;
-                Bytes::new()
-            }
+        match whole_events(&mut self.buffer, data, &mut self.overflowed) {
+            Some(events) => self.process(events),
+            None => Bytes::new(),
         }
     }
 

@@ -7,7 +7,7 @@ use tokenrouter_core::{HostedCalls, Usage};
 use tokenrouter_providers::responses::native;
 use tokenrouter_providers::sse::{self, SseBuffer};
 
-use super::passthrough::MAX_EVENT;
+use super::passthrough::whole_events;
 
 #[derive(Default)]
 pub struct NativeResponses {
@@ -28,17 +28,8 @@ pub struct NativeResponses {
 impl NativeResponses {
     /// Takes bytes from the upstream and returns the whole events among them.
     pub fn feed(&mut self, data: Bytes) -> Bytes {
-        let events = if self.buffer.is_empty() && sse::complete_prefix_len(&data) == data.len() {
-            data
-        } else {
-            self.buffer.push(&data);
-            match self.buffer.take_complete() {
-                Some(events) => Bytes::from(events),
-                None => {
-                    self.overflowed = self.buffer.pending().len() > MAX_EVENT;
-                    return Bytes::new();
-                }
-            }
+        let Some(events) = whole_events(&mut self.buffer, data, &mut self.overflowed) else {
+            return Bytes::new();
         };
         for event in sse::events(&events) {
             let Some(data) = sse::data(event) else { continue };

@@ -18,10 +18,10 @@ pub(super) const ROWS_PER_STATEMENT: usize = 500;
 impl SqliteDb {
     /// Takes the holds in one transaction, in the order given (SQLite has one writer at a
     /// time, so no order of rows can deadlock); one outcome per hold. On the connection
-    /// settlements are written on: the pages both touch stay in its cache (another
-    /// connection's write would make it read them again), and without syncing to disk (a
-    /// hold lost to a power cut is one never settled: the journal replays the charge). A batch of up to
-    /// [`HOLDS_PER_TRIP`] holds is one trip to the connection's thread — the transaction's
+    /// settlements are written on, so the pages both touch stay in its cache (another
+    /// connection's write would make it read them again); committed without a sync to
+    /// disk, as before (a power cut may lose a hold, never a charge: the usage journal
+    /// replays it). A batch of up to [`HOLDS_PER_TRIP`] holds is one trip to the connection's thread — the transaction's
     /// `BEGIN IMMEDIATE` and `COMMIT` included — as one cached multi-statement query; a
     /// longer one goes [`HOLDS_PER_TRIP`] at a time inside a transaction of its own.
     pub(crate) async fn hold_many(&self, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
@@ -36,26 +36,18 @@ impl SqliteDb {
             tx.commit().await?;
             return Ok(answers);
         }
-        let mut connection = InTransaction(Some(self.batches.acquire().await?));
-        let Some(conn) = connection.0.as_deref_mut() else { unreachable!("just acquired") };
-        match hold_group(conn, holds, true).await {
-            Ok(answers) => {
-                connection.0.take();
-                Ok(answers)
-            }
-            Err(e) => {
-                // The failed statement left the transaction open (or never began it): end
-                // it here, or close the connection if that fails too.
-                let ended = match sqlx::query("ROLLBACK").execute(&mut *conn).await {
-                    Ok(_) => true,
-                    Err(e) => e.to_string().contains("no transaction is active"),
-                };
-                if ended {
-                    connection.0.take();
-                }
-                Err(e.into())
-            }
-        }
+        let mut trip = InTransaction { connection: self.batches.acquire().await?, ended: false };
+        let held = hold_group(&mut trip.connection, holds, true).await;
+        trip.ended = match &held {
+            Ok(_) => true,
+            // The failed statement left the transaction open (or never began it): end it
+            // here, or close the connection if that fails too.
+            Err(_) => match sqlx::query("ROLLBACK").execute(&mut *trip.connection).await {
+                Ok(_) => true,
+                Err(e) => e.to_string().contains("no transaction is active"),
+            },
+        };
+        Ok(held?)
     }
 
     pub(crate) async fn open_holds(&self) -> Result<Vec<Hold>, StoreError> {
@@ -100,15 +92,19 @@ const HOLD: &str = "INSERT INTO holds (request_id, account_id, key_id, amount_na
 const WHY_NOT: &str = "SELECT ?, 0, a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
      FROM accounts a LEFT JOIN api_keys k ON k.id = ? WHERE a.id = ? AND changes() = 0;";
 
-/// A pooled connection inside a transaction of a multi-statement query: if the query is
-/// given up half-way (its future dropped), the connection is closed rather than handed to
-/// the next user with the transaction still open. Taken out once the transaction ended.
-struct InTransaction(Option<PoolConnection<Sqlite>>);
+/// A pooled connection inside the transaction of a multi-statement query: unless the
+/// transaction is known to have ended — the query given up half-way (its future dropped),
+/// or a rollback that failed — the connection is closed rather than handed to the next
+/// user with the transaction still open.
+struct InTransaction {
+    connection: PoolConnection<Sqlite>,
+    ended: bool,
+}
 
 impl Drop for InTransaction {
     fn drop(&mut self) {
-        if let Some(connection) = &mut self.0 {
-            connection.close_on_drop();
+        if !self.ended {
+            self.connection.close_on_drop();
         }
     }
 }

@@ -551,15 +551,14 @@ fn ceiling(
         .iter()
         .map(|m| {
             let output = output(m).unwrap_or(m.max_output_tokens);
-            let (calls, fetched) = match hosted {
-                Some((api, calls)) if m.deployments.iter().any(|d| api.served_by(&d.provider)) => {
+            // Each fetched page is read as input, up to its `max_content_tokens`.
+            let (calls, fetched) = hosted
+                .and_then(|(api, calls)| {
                     let running = m.deployments.iter().filter(|d| api.served_by(&d.provider));
-                    let cost = running.map(|d| d.tools.cost(&calls)).max().unwrap_or_default();
-                    // Each fetched page is read as input, up to its `max_content_tokens`.
-                    (cost, calls.web_fetch.saturating_mul(HostedCalls::FETCH_CONTENT_TOKENS))
-                }
-                _ => (NanoUsd::ZERO, 0),
-            };
+                    let cost = running.map(|d| d.tools.cost(&calls)).max()?;
+                    Some((cost, calls.web_fetch.saturating_mul(HostedCalls::FETCH_CONTENT_TOKENS)))
+                })
+                .unwrap_or((NanoUsd::ZERO, 0));
             let prompt = prompt.unwrap_or(m.context_window).saturating_add(fetched);
             let tokens = m.price.cost(&Usage { prompt_tokens: prompt, completion_tokens: output, ..Usage::default() });
             NanoUsd(tokens.0.saturating_add(calls.0))

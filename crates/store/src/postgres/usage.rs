@@ -2,16 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{Postgres, QueryBuilder, Transaction};
+use sqlx::{Postgres, Transaction};
 
 use super::PostgresDb;
 use super::holds::{checkpoint, close};
 use crate::rows::{UsageRow, to_db_count, usage_columns};
 use crate::settle::{self, Funds};
 use crate::{Batch, StoreError, UsageRecord};
-
-/// Usage rows per multi-row INSERT (23 bound values each; PostgreSQL allows 65,535).
-const USAGE_PER_STATEMENT: usize = 1000;
 
 impl PostgresDb {
     /// Writes a batch in one transaction: checkpoints, a multi-row insert of usage
@@ -22,39 +19,7 @@ impl PostgresDb {
     pub(crate) async fn write_batch(&self, batch: Batch<'_>) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         checkpoint(&mut tx, batch.progress).await?;
-        let mut inserted: HashSet<String> = HashSet::with_capacity(batch.usage.len());
-        for chunk in batch.usage.chunks(USAGE_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Postgres>::new(concat!("INSERT INTO usage (", usage_columns!(), ") "));
-            insert.push_values(chunk, |mut row, r| {
-                row.push_bind(r.request_id.as_str())
-                    .push_bind(r.key_id.as_str())
-                    .push_bind(r.account_id)
-                    .push_bind(r.model.as_str())
-                    .push_bind(r.provider.as_str())
-                    .push_bind(r.upstream_model.as_str())
-                    .push_bind(r.endpoint.as_str())
-                    .push_bind(r.stream)
-                    .push_bind(i64::from(r.status))
-                    .push_bind(to_db_count(r.usage.prompt_tokens))
-                    .push_bind(to_db_count(r.usage.completion_tokens))
-                    .push_bind(to_db_count(r.usage.cached_tokens))
-                    .push_bind(to_db_count(r.usage.reasoning_tokens))
-                    .push_bind(to_db_count(r.usage.cache_write_tokens))
-                    .push_bind(r.cost.0)
-                    .push_bind(r.usage_source.as_str())
-                    .push_bind(r.client_disconnected)
-                    .push_bind(to_db_count(r.latency_ms))
-                    .push_bind(r.created_at)
-                    .push_bind(r.error_code.as_deref())
-                    .push_bind(r.ttfb_ms.map(to_db_count))
-                    .push_bind(to_db_count(r.usage.hosted.web_search))
-                    .push_bind(to_db_count(r.usage.hosted.web_fetch));
-            });
-            insert.push(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id");
-            // Batch sizes vary, so these statements are not cached: a cache of each size would grow.
-            let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
-            inserted.extend(ids);
-        }
+        let mut inserted: HashSet<String> = insert_usage(&mut tx, batch.usage).await?;
         let closing: Vec<&str> = batch
             .usage
             .iter()
@@ -83,23 +48,17 @@ impl PostgresDb {
         let charges: Vec<(&UsageRecord, i64)> = to_charge.into_iter().zip(amounts).collect();
         // The ledger's (request_id, kind) index keeps a charge idempotent even if another
         // path already wrote one; balances move only with the rows really inserted.
-        let mut charged: HashSet<String> = HashSet::with_capacity(charges.len());
-        for chunk in charges.chunks(USAGE_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Postgres>::new(
-                "INSERT INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
-            );
-            insert.push_values(chunk, |mut row, (r, amount)| {
-                row.push_bind(r.account_id)
-                    .push_bind("charge")
-                    .push_bind(-amount)
-                    .push_bind(r.request_id.as_str())
-                    .push_bind(settle::memo(r, *amount))
-                    .push_bind(r.created_at);
-            });
-            insert.push(" ON CONFLICT (request_id, kind) WHERE request_id IS NOT NULL DO NOTHING RETURNING request_id");
-            let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
-            charged.extend(ids);
-        }
+        let entries: Vec<Entry> = charges
+            .iter()
+            .map(|(r, amount)| Entry {
+                account_id: r.account_id,
+                amount: -amount,
+                request_id: &r.request_id,
+                memo: settle::memo(r, *amount),
+                created_at: r.created_at,
+            })
+            .collect();
+        let charged = insert_ledger(&mut tx, "charge", &entries).await?;
         let charged: Vec<&(&UsageRecord, i64)> =
             charges.iter().filter(|(r, _)| charged.contains(&r.request_id)).collect();
         let amounts: HashMap<&str, i64> = charged.iter().map(|(r, amount)| (r.request_id.as_str(), *amount)).collect();
@@ -149,23 +108,17 @@ impl PostgresDb {
 /// replayed), and each owner's balance by the rows really inserted.
 async fn pay_earnings(tx: &mut Transaction<'_, Postgres>, charged: &[&(&UsageRecord, i64)]) -> Result<(), sqlx::Error> {
     let earnings = settle::earnings(charged);
-    let mut paid: HashSet<String> = HashSet::with_capacity(earnings.len());
-    for chunk in earnings.chunks(USAGE_PER_STATEMENT) {
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
-        );
-        insert.push_values(chunk, |mut row, (owner, amount, r)| {
-            row.push_bind(*owner)
-                .push_bind("earning")
-                .push_bind(*amount)
-                .push_bind(r.request_id.as_str())
-                .push_bind(settle::earning_memo(r))
-                .push_bind(r.created_at);
-        });
-        insert.push(" ON CONFLICT (request_id, kind) WHERE request_id IS NOT NULL DO NOTHING RETURNING request_id");
-        let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
-        paid.extend(ids);
-    }
+    let entries: Vec<Entry> = earnings
+        .iter()
+        .map(|(owner, amount, r)| Entry {
+            account_id: *owner,
+            amount: *amount,
+            request_id: &r.request_id,
+            memo: settle::earning_memo(r),
+            created_at: r.created_at,
+        })
+        .collect();
+    let paid = insert_ledger(tx, "earning", &entries).await?;
     let owed =
         earnings.iter().filter(|(_, _, r)| paid.contains(&r.request_id)).map(|(owner, amount, _)| (*owner, *amount));
     let (ids, amounts): (Vec<i64>, Vec<i64>) = settle::sums(owed).into_iter().unzip();
@@ -210,19 +163,128 @@ async fn lock_rows(
     Ok(())
 }
 
-/// Adds what `recorded` (usage rows just inserted) brings to `usage_hourly`.
+/// Adds what `recorded` (usage rows just inserted) brings to `usage_hourly`: one upsert
+/// over arrays, whatever the batch's size.
 async fn add_rollups(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     recorded: &[&UsageRecord],
     charged: &HashMap<&str, i64>,
 ) -> Result<(), sqlx::Error> {
     let rows = settle::rollups(recorded, charged);
-    for chunk in rows.chunks(ROLLUPS_PER_STATEMENT) {
-        let mut upsert = settle::push_rollups::<Postgres>(chunk);
-        upsert.build().persistent(false).execute(&mut **tx).await?;
+    if rows.is_empty() {
+        return Ok(());
     }
+    let column = |f: fn(&settle::Rollup<'_>) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
+    let text = |f: for<'r> fn(&'r settle::Rollup<'r>) -> &'r str| rows.iter().map(f).collect::<Vec<&str>>();
+    sqlx::query(
+        "INSERT INTO usage_hourly (account_id, hour, model, key_id, provider, requests, prompt_tokens, \
+         completion_tokens, cost_nano) \
+         SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], \
+         $7::BIGINT[], $8::BIGINT[], $9::BIGINT[]) \
+         ON CONFLICT (account_id, hour, model, key_id, provider) DO UPDATE SET \
+         requests = usage_hourly.requests + excluded.requests, \
+         prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens, \
+         completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens, \
+         cost_nano = usage_hourly.cost_nano + excluded.cost_nano",
+    )
+    .bind(column(|r| r.account_id))
+    .bind(column(|r| r.hour))
+    .bind(text(|r| r.model))
+    .bind(text(|r| r.key_id))
+    .bind(text(|r| r.provider))
+    .bind(column(|r| r.requests))
+    .bind(column(|r| r.prompt_tokens))
+    .bind(column(|r| r.completion_tokens))
+    .bind(column(|r| r.cost))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
-/// Rollup rows per upsert: 9 bound values each.
-const ROLLUPS_PER_STATEMENT: usize = 500;
+/// Inserts usage rows in one statement over arrays (prepared once, whatever the batch's
+/// size); answers the request ids really inserted (`ON CONFLICT DO NOTHING`: a repeated
+/// request id changes nothing).
+async fn insert_usage(
+    tx: &mut Transaction<'_, Postgres>,
+    usage: &[UsageRecord],
+) -> Result<HashSet<String>, sqlx::Error> {
+    if usage.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let text = |f: fn(&UsageRecord) -> &str| usage.iter().map(f).collect::<Vec<&str>>();
+    let number = |f: fn(&UsageRecord) -> i64| usage.iter().map(f).collect::<Vec<i64>>();
+    let flag = |f: fn(&UsageRecord) -> bool| usage.iter().map(f).collect::<Vec<bool>>();
+    let ids: Vec<String> = sqlx::query_scalar(concat!(
+        "INSERT INTO usage (",
+        usage_columns!(),
+        ") SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], \
+         $7::TEXT[], $8::BOOLEAN[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[], \
+         $14::BIGINT[], $15::BIGINT[], $16::TEXT[], $17::BOOLEAN[], $18::BIGINT[], $19::BIGINT[], $20::TEXT[], \
+         $21::BIGINT[], $22::BIGINT[], $23::BIGINT[]) \
+         ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+    ))
+    .bind(text(|r| &r.request_id))
+    .bind(text(|r| &r.key_id))
+    .bind(number(|r| r.account_id))
+    .bind(text(|r| &r.model))
+    .bind(text(|r| &r.provider))
+    .bind(text(|r| &r.upstream_model))
+    .bind(text(|r| &r.endpoint))
+    .bind(flag(|r| r.stream))
+    .bind(number(|r| i64::from(r.status)))
+    .bind(number(|r| to_db_count(r.usage.prompt_tokens)))
+    .bind(number(|r| to_db_count(r.usage.completion_tokens)))
+    .bind(number(|r| to_db_count(r.usage.cached_tokens)))
+    .bind(number(|r| to_db_count(r.usage.reasoning_tokens)))
+    .bind(number(|r| to_db_count(r.usage.cache_write_tokens)))
+    .bind(number(|r| r.cost.0))
+    .bind(text(|r| r.usage_source.as_str()))
+    .bind(flag(|r| r.client_disconnected))
+    .bind(number(|r| to_db_count(r.latency_ms)))
+    .bind(number(|r| r.created_at))
+    .bind(usage.iter().map(|r| r.error_code.as_deref()).collect::<Vec<Option<&str>>>())
+    .bind(usage.iter().map(|r| r.ttfb_ms.map(to_db_count)).collect::<Vec<Option<i64>>>())
+    .bind(number(|r| to_db_count(r.usage.hosted.web_search)))
+    .bind(number(|r| to_db_count(r.usage.hosted.web_fetch)))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(ids.into_iter().collect())
+}
+
+/// One ledger row to insert.
+struct Entry<'a> {
+    account_id: i64,
+    amount: i64,
+    request_id: &'a str,
+    memo: String,
+    created_at: i64,
+}
+
+/// Inserts ledger rows of one kind in one statement over arrays; answers the request ids
+/// really inserted (the ledger's (request_id, kind) index keeps each once however often it
+/// is replayed).
+async fn insert_ledger(
+    tx: &mut Transaction<'_, Postgres>,
+    kind: &str,
+    entries: &[Entry<'_>],
+) -> Result<HashSet<String>, sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) \
+         SELECT e.account_id, $2, e.amount, e.request_id, e.memo, e.created_at \
+         FROM UNNEST($1::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[]) \
+         AS e(account_id, amount, request_id, memo, created_at) \
+         ON CONFLICT (request_id, kind) WHERE request_id IS NOT NULL DO NOTHING RETURNING request_id",
+    )
+    .bind(entries.iter().map(|e| e.account_id).collect::<Vec<i64>>())
+    .bind(kind)
+    .bind(entries.iter().map(|e| e.amount).collect::<Vec<i64>>())
+    .bind(entries.iter().map(|e| e.request_id).collect::<Vec<&str>>())
+    .bind(entries.iter().map(|e| e.memo.as_str()).collect::<Vec<&str>>())
+    .bind(entries.iter().map(|e| e.created_at).collect::<Vec<i64>>())
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(ids.into_iter().collect())
+}

@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod dispatch;
 pub mod edge;
 pub mod error;
+pub mod gather;
 pub mod instances;
 pub mod jobs;
 pub mod journal;

@@ -17,12 +17,11 @@ use tokenrouter_store::{Db, HoldOutcome, KeyRow, NewHold};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
+use crate::gather::gather;
 use crate::metering::UsageWriter;
 
 /// The most holds taken in one transaction.
 const HOLD_BATCH: usize = 256;
-/// How many times a batch waits for more holds, as long as each wait brought some.
-const GATHER_ROUNDS: usize = 4;
 /// Holds waiting for their batch; when full, requests wait for room.
 const HOLD_QUEUE: usize = 8_192;
 
@@ -72,25 +71,9 @@ impl HoldQueue {
 
 async fn take_holds(db: Db, writer: UsageWriter, mut rx: mpsc::Receiver<Ask>) {
     let mut asks = Vec::with_capacity(HOLD_BATCH);
-    while rx.recv_many(&mut asks, HOLD_BATCH).await > 0 {
-        // Let the requests already woken reach this queue first: yielding waits for the
-        // runtime to run every other ready task and poll the sockets once — no timer, a
-        // few microseconds when idle — and under load a batch then carries most of the
-        // requests in flight, so a commit's cost (its pages written to the log, its locks,
-        // the trip to the database's thread) is shared by many.
-        for _ in 0..GATHER_ROUNDS {
-            tokio::task::yield_now().await;
-            let before = asks.len();
-            while asks.len() < HOLD_BATCH {
-                match rx.try_recv() {
-                    Ok(ask) => asks.push(ask),
-                    Err(_) => break,
-                }
-            }
-            if asks.len() == before || asks.len() == HOLD_BATCH {
-                break;
-            }
-        }
+    // A commit's cost (its pages written to the log, its locks, the trip to the
+    // database's thread) is shared by the holds of a batch.
+    while gather(&mut rx, &mut asks, HOLD_BATCH).await > 0 {
         let (holds, answers): (Vec<NewHold>, Vec<_>) = asks.drain(..).unzip();
         match db.hold_many(&holds).await {
             Ok(outcomes) => {

@@ -51,6 +51,15 @@ impl Verdict {
     }
 }
 
+/// One request to admit: its key, its requests limit, and its tokens limit with the
+/// tokens it costs (`(limit, cost)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask<'a> {
+    pub key_id: &'a str,
+    pub requests: Option<u32>,
+    pub tokens: Option<(u32, u64)>,
+}
+
 /// A change to one limit of one key after its admission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Correction {

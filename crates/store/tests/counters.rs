@@ -60,6 +60,24 @@ async fn sixty_at_once_from_two_replicas_against_rpm_20_admit_exactly_20() {
 }
 
 #[tokio::test]
+async fn a_batch_of_admissions_admits_in_order_exactly_what_fits() {
+    use tokenrouter_store::counters::Ask;
+    let c = counters(&prefix()).await;
+    let mut asks: Vec<Ask> = (0..25).map(|_| Ask { key_id: "a", requests: Some(20), tokens: None }).collect();
+    asks.insert(3, Ask { key_id: "b", requests: Some(1), tokens: Some((100, 40)) });
+    asks.insert(4, Ask { key_id: "b", requests: Some(1), tokens: Some((100, 40)) });
+    let verdicts = c.admit_many(&asks).await.unwrap();
+    assert_eq!(verdicts.len(), asks.len());
+    let a: Vec<bool> =
+        asks.iter().zip(&verdicts).filter(|(ask, _)| ask.key_id == "a").map(|(_, v)| v.admitted()).collect();
+    assert_eq!(a, [vec![true; 20], vec![false; 5]].concat(), "the first 20 of key a, in order");
+    assert!(verdicts[3].admitted() && !verdicts[4].admitted(), "key b: its one request a minute");
+    assert_eq!(verdicts[3].tokens.unwrap().remaining, 60);
+    assert_eq!(verdicts[24].requests.unwrap().remaining, 0);
+    assert!(!c.admit("a", Some(20), None).await.unwrap().admitted(), "the batch wrote what it admitted");
+}
+
+#[tokio::test]
 async fn a_token_limit_admits_exactly_the_costs_that_fit() {
     let c = counters(&prefix()).await;
     let calls = (0..40).map(|_| c.admit("k", None, Some((1000, 70))));
@@ -103,6 +121,31 @@ async fn refunds_give_back_at_most_what_the_admission_left_and_charges_take_more
     c.settle(&[charge]).await.unwrap();
     let refused = c.admit("k", None, Some((100, 2))).await.unwrap();
     assert!(!refused.admitted(), "the charge took the rest: {refused:?}");
+}
+
+#[tokio::test]
+async fn a_batch_of_corrections_over_several_keys_is_applied_in_order() {
+    let c = counters(&prefix()).await;
+    let a = c.admit("a", Some(10), Some((100, 60))).await.unwrap();
+    assert!(c.admit("b", None, Some((100, 90))).await.unwrap().admitted());
+    let correction = |key: &str, unit, per_minute, change| Correction { key_id: key.into(), unit, per_minute, change };
+    let a_tokens = a.tokens.unwrap().state;
+    let a_request = a.requests.unwrap().state;
+    c.settle(&[
+        correction("a", Unit::Tokens, 100, Change::Refund { units: 50, admitted: a_tokens }),
+        correction("b", Unit::Tokens, 100, Change::Charge(5)),
+        correction("a", Unit::Requests, 10, Change::Refund { units: 1, admitted: a_request }),
+        // Sees the first refund: only the 10 still in the bucket come back, not 50.
+        correction("a", Unit::Tokens, 100, Change::Refund { units: 50, admitted: a_tokens }),
+        correction("a", Unit::Tokens, 100, Change::Charge(30)),
+    ])
+    .await
+    .unwrap();
+    let probe = c.admit("a", Some(10), Some((100, 1))).await.unwrap();
+    assert_eq!(probe.requests.unwrap().remaining, 9, "the request unit came back: {probe:?}");
+    assert!((69..=70).contains(&probe.tokens.unwrap().remaining), "60 - 50 - 10 + 30, then 1: {probe:?}");
+    let probe = c.admit("b", None, Some((100, 1))).await.unwrap();
+    assert!((4..=5).contains(&probe.tokens.unwrap().remaining), "90 + 5, then 1: {probe:?}");
 }
 
 #[tokio::test]

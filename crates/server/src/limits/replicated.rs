@@ -1,5 +1,6 @@
-//! Limits shared by replicas through Redis: one round trip admits a request; corrections
-//! go in batches from a background task. The verdicts are mirrored into this process's
+//! Limits shared by replicas through Redis: admissions and corrections go in batches from
+//! two background tasks, one round trip per batch (a request's admission waits for its
+//! batch's). The verdicts are mirrored into this process's
 //! buckets (for the headers), which take over while Redis is unreachable; a background
 //! task probes Redis every second meanwhile and switches back when it answers.
 
@@ -9,11 +10,12 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use tokenrouter_store::KeyRow;
-use tokenrouter_store::counters::{self, Correction, CountersError, RedisCounters, Verdict};
-use tokio::sync::mpsc;
+use tokenrouter_store::counters::{self, Change, Correction, CountersError, RedisCounters, Unit, Verdict};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Admission, Bucket, Held, Local, LocalHeld, RemoteHeld, limits_of, lock};
 use crate::error::ApiError;
+use crate::gather::gather;
 
 /// How often Redis is probed while the limits are this replica's own.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -21,11 +23,25 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 const BATCH_WAIT: Duration = Duration::from_millis(5);
 /// Corrections sent in one round trip at most.
 const BATCH: usize = 128;
+/// Admissions sent in one round trip at most.
+const ADMIT_BATCH: usize = 128;
+/// Admissions waiting for their batch; when full, requests wait for room.
+const ADMIT_QUEUE: usize = 8_192;
+
+/// An admission waiting for its batch: the key, its requests limit, its tokens limit and
+/// cost, and where the verdict goes (`Err`: Redis failed; the limits fell back).
+struct AdmitAsk {
+    key_id: String,
+    requests: Option<u32>,
+    tokens: Option<(u32, u64)>,
+    answer: oneshot::Sender<Result<Verdict, ()>>,
+}
 
 pub struct Replicated {
     link: Arc<Link>,
     local: Local,
     corrections: mpsc::UnboundedSender<Correction>,
+    admissions: mpsc::Sender<AdmitAsk>,
 }
 
 /// The connection to Redis, and whether it is given up on for now.
@@ -66,9 +82,11 @@ impl Replicated {
             Err(e) => link.fail(&e),
         }
         let (corrections, queue) = mpsc::unbounded_channel();
+        let (admissions, asks) = mpsc::channel(ADMIT_QUEUE);
         tokio::spawn(probe(Arc::downgrade(&link)));
         tokio::spawn(send_corrections(link.clone(), queue));
-        Replicated { link, local: Local::new(), corrections }
+        tokio::spawn(send_admissions(link.clone(), asks, corrections.clone()));
+        Replicated { link, local: Local::new(), corrections, admissions }
     }
 
     pub fn fallback(&self) -> bool {
@@ -85,16 +103,18 @@ impl Replicated {
         if rpm.is_none() && tpm.is_none() {
             return Ok(Admission { held: Held::Nothing });
         }
-        let redis = match (self.fallback(), self.link.redis.load_full()) {
-            (false, Some(redis)) => redis,
-            _ => return self.local.admit(key, tokens, now),
-        };
-        match redis.admit(&key.id, rpm, tpm.map(|limit| (limit, tokens))).await {
-            Ok(verdict) => self.apply(key, tokens, verdict, now),
-            Err(e) => {
-                self.link.fail(&e);
-                self.local.admit(key, tokens, now)
-            }
+        if self.fallback() {
+            return self.local.admit(key, tokens, now);
+        }
+        let (answer, verdict) = oneshot::channel();
+        let ask = AdmitAsk { key_id: key.id.clone(), requests: rpm, tokens: tpm.map(|limit| (limit, tokens)), answer };
+        if self.admissions.send(ask).await.is_err() {
+            return self.local.admit(key, tokens, now);
+        }
+        match verdict.await {
+            Ok(Ok(verdict)) => self.apply(key, tokens, verdict, now),
+            // Redis failed (the limits fell back) or the task is gone.
+            Ok(Err(())) | Err(_) => self.local.admit(key, tokens, now),
         }
     }
 
@@ -171,6 +191,70 @@ async fn probe(link: std::sync::Weak<Link>) {
             link.fallback.store(false, Ordering::Release);
             tracing::info!(redis = %link.endpoint, "Redis is back: rate limits are shared again");
         }
+    }
+}
+
+/// Sends admissions to Redis in batches: whatever arrived with the first (see
+/// [`gather`]), up to [`ADMIT_BATCH`], in one call of the script, which admits them in
+/// order. In fallback, or when the call fails, each is answered `Err` and admitted by the
+/// local buckets. Ends when the limiter is gone.
+async fn send_admissions(
+    link: Arc<Link>,
+    mut queue: mpsc::Receiver<AdmitAsk>,
+    corrections: mpsc::UnboundedSender<Correction>,
+) {
+    let mut batch = Vec::with_capacity(ADMIT_BATCH);
+    while gather(&mut queue, &mut batch, ADMIT_BATCH).await > 0 {
+        let redis = match (link.fallback.load(Ordering::Acquire), link.redis.load_full()) {
+            (false, Some(redis)) => redis,
+            _ => {
+                fall_back(&mut batch);
+                continue;
+            }
+        };
+        let asks: Vec<counters::Ask> =
+            batch.iter().map(|a| counters::Ask { key_id: &a.key_id, requests: a.requests, tokens: a.tokens }).collect();
+        match redis.admit_many(&asks).await {
+            Ok(verdicts) => {
+                for (AdmitAsk { key_id, requests, tokens, answer }, verdict) in batch.drain(..).zip(verdicts) {
+                    if let Err(Ok(verdict)) = answer.send(Ok(verdict)) {
+                        // The request went away while it waited: what it took goes back.
+                        let ask = counters::Ask { key_id: &key_id, requests, tokens };
+                        give_back(&corrections, ask, &verdict);
+                    }
+                }
+            }
+            Err(e) => {
+                link.fail(&e);
+                fall_back(&mut batch);
+            }
+        }
+    }
+}
+
+/// Answers every admission of the batch that the local buckets are to admit it.
+fn fall_back(batch: &mut Vec<AdmitAsk>) {
+    for ask in batch.drain(..) {
+        let _ = ask.answer.send(Err(()));
+    }
+}
+
+/// Refunds what an admission took whose request is no longer there to use it.
+fn give_back(corrections: &mpsc::UnboundedSender<Correction>, ask: counters::Ask<'_>, verdict: &Verdict) {
+    if !verdict.admitted() {
+        return;
+    }
+    let refund = |unit, per_minute, units, state: counters::LimitVerdict| Correction {
+        key_id: ask.key_id.to_owned(),
+        unit,
+        per_minute,
+        change: Change::Refund { units, admitted: state.state },
+    };
+    if let (Some(rpm), Some(v)) = (ask.requests, verdict.requests) {
+        let _ = corrections.send(refund(Unit::Requests, rpm, 1, v));
+    }
+    if let (Some((tpm, cost)), Some(v)) = (ask.tokens, verdict.tokens) {
+        let _ = corrections.send(refund(Unit::Tokens, tpm, cost.min(u64::from(tpm)), v));
     }
 }
 

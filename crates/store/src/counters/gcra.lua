@@ -5,17 +5,22 @@
 -- time scaled by L (ms x units: one unit costs exactly 60000, the whole limit 60000 x L)
 -- and p..'l' the L it is scaled by, so a changed limit rescales and keeps the time.
 --
--- ARGV[1] = 'admit': ARGV[2] requests limit, ARGV[3] tokens limit (0: none), ARGV[4] the
---   tokens' cost. Checks every limit, writes none unless all admit. Returns
---   {now, then per limit (requests, tokens): admitted (1|0), wait ms, remaining, reset ms, busy}.
--- ARGV[1] = 'settle': ARGV[2] field prefix, ARGV[3] limit, ARGV[4] 'charge' | 'refund',
---   ARGV[5] units, ARGV[6] admitted at (ms), ARGV[7] busy right after that admission.
---   A refund never gives back more than is still in the bucket from that admission.
---   Returns the busy value after.
+-- A call takes a batch, each item against its key in KEYS, applied in order on one
+-- reading of the clock; every key is read once (both limits in one HMGET) and written
+-- once at the end (one HSET, one expiry check), so a batch is what its items one call
+-- each would have been at that instant.
+--
+-- ARGV[1] = 'admit': admissions, four arguments each: the index of its key in KEYS, the
+--   requests limit, the tokens limit (0: none), the tokens' cost. Each checks every
+--   limit of its key and writes none unless all admit. Returns {now, then per admission
+--   and limit (requests, tokens): admitted (1|0), wait ms, remaining, reset ms, busy}.
+-- ARGV[1] = 'settle': corrections, seven arguments each: the index of its key in KEYS,
+--   field prefix, limit, 'charge' | 'refund', units, admitted at (ms), busy right after
+--   that admission. A refund never gives back more than is still in the bucket from
+--   that admission. Returns the busy value after each correction.
 
 local PERIOD = 60000
 local MAX_BUSY = 4503599627370496 -- 2^52
-local key = KEYS[1]
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -58,86 +63,113 @@ local function busy_of(t, b, l, limit, now)
   return drained(b, t, limit, now), same
 end
 
--- The busy value of field prefix `p` at `now` under `limit` (one HMGET).
-local function busy(p, limit, now)
-  local v = redis.call('HMGET', key, p .. 't', p .. 'b', p .. 'l')
-  return busy_of(v[1], v[2], v[3], limit, now)
+-- Every key of the call, as read (per field prefix: time, busy, scale) and as changed.
+local keys, order = {}, {}
+
+local function state(k)
+  local s = keys[k]
+  if s == nil then
+    local v = redis.call('HMGET', KEYS[k], 'rt', 'rb', 'rl', 'tt', 'tb', 'tl')
+    s = { r = { t = v[1], b = v[2], l = v[3] }, t = { t = v[4], b = v[5], l = v[6] }, written = {} }
+    keys[k] = s
+    order[#order + 1] = k
+  end
+  return s
 end
 
-local function write(p, limit, b, now)
-  redis.call('HSET', key, p .. 't', int(now), p .. 'b', int(b), p .. 'l', int(limit))
-  local ttl = ceil_div(b, limit) + 1000
-  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+local function set(s, p, b, limit, now)
+  s[p].t, s[p].b, s[p].l = now, b, limit
+  s.written[p] = true
+end
+
+local function flush(now)
+  for _, k in ipairs(order) do
+    local s = keys[k]
+    local fields, ttl = {}, 0
+    for _, p in ipairs({ 'r', 't' }) do
+      if s.written[p] then
+        local b, limit = s[p].b, s[p].l
+        fields[#fields + 1] = p .. 't'
+        fields[#fields + 1] = int(now)
+        fields[#fields + 1] = p .. 'b'
+        fields[#fields + 1] = int(b)
+        fields[#fields + 1] = p .. 'l'
+        fields[#fields + 1] = int(limit)
+        ttl = math.max(ttl, ceil_div(b, limit) + 1000)
+      end
+    end
+    if #fields > 0 then
+      redis.call('HSET', KEYS[k], unpack(fields))
+      if redis.call('PTTL', KEYS[k]) < ttl then redis.call('PEXPIRE', KEYS[k], ttl) end
+    end
+  end
 end
 
 local op = ARGV[1]
 if op == 'admit' then
   local now = now_ms()
-  local limits = { { 'r', tonumber(ARGV[2]), 1 }, { 't', tonumber(ARGV[3]), tonumber(ARGV[4]) } }
-  -- Both limits in one read, one write and one expiry check.
-  local v = redis.call('HMGET', key, 'rt', 'rb', 'rl', 'tt', 'tb', 'tl')
-  local checked = {}
-  local all = true
-  for i, l in ipairs(limits) do
-    local limit = l[2]
-    if limit > 0 then
-      local b = busy_of(v[3 * i - 2], v[3 * i - 1], v[3 * i], limit, now)
-      local cost = math.min(l[3], limit)
-      local need = b + PERIOD * cost
-      local capacity = PERIOD * limit
-      local ok = need <= capacity
-      all = all and ok
-      checked[i] = { b = b, need = need, capacity = capacity, ok = ok }
-    end
-  end
   local out = { now }
-  local fields = {}
-  local ttl = 0
-  for i, l in ipairs(limits) do
-    local c, limit = checked[i], l[2]
-    if c == nil then
-      for _ = 1, 5 do out[#out + 1] = 0 end
-    else
-      local after = c.b
-      if all then
-        after = c.need
-        local p = l[1]
-        fields[#fields + 1] = p .. 't'
-        fields[#fields + 1] = int(now)
-        fields[#fields + 1] = p .. 'b'
-        fields[#fields + 1] = int(after)
-        fields[#fields + 1] = p .. 'l'
-        fields[#fields + 1] = int(limit)
-        ttl = math.max(ttl, ceil_div(after, limit) + 1000)
+  for i = 2, #ARGV, 4 do
+    local s = state(tonumber(ARGV[i]))
+    local limits = { { 'r', tonumber(ARGV[i + 1]), 1 }, { 't', tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]) } }
+    local checked = {}
+    local all = true
+    for j, l in ipairs(limits) do
+      local limit = l[2]
+      if limit > 0 then
+        local cur = s[l[1]]
+        local b = busy_of(cur.t, cur.b, cur.l, limit, now)
+        local cost = math.min(l[3], limit)
+        local need = b + PERIOD * cost
+        local capacity = PERIOD * limit
+        local ok = need <= capacity
+        all = all and ok
+        checked[j] = { b = b, need = need, capacity = capacity, ok = ok }
       end
-      local wait = 0
-      if not c.ok then wait = ceil_div(c.need - c.capacity, limit) end
-      local remaining = math.floor((c.capacity - math.min(after, c.capacity)) / PERIOD)
-      out[#out + 1] = c.ok and 1 or 0
-      out[#out + 1] = wait
-      out[#out + 1] = remaining
-      out[#out + 1] = ceil_div(after, limit)
-      out[#out + 1] = after
+    end
+    for j, l in ipairs(limits) do
+      local c, limit = checked[j], l[2]
+      if c == nil then
+        for _ = 1, 5 do out[#out + 1] = 0 end
+      else
+        local after = c.b
+        if all then
+          after = c.need
+          set(s, l[1], after, limit, now)
+        end
+        local wait = 0
+        if not c.ok then wait = ceil_div(c.need - c.capacity, limit) end
+        local remaining = math.floor((c.capacity - math.min(after, c.capacity)) / PERIOD)
+        out[#out + 1] = c.ok and 1 or 0
+        out[#out + 1] = wait
+        out[#out + 1] = remaining
+        out[#out + 1] = ceil_div(after, limit)
+        out[#out + 1] = after
+      end
     end
   end
-  if #fields > 0 then
-    redis.call('HSET', key, unpack(fields))
-    if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
-  end
+  flush(now)
   return out
 elseif op == 'settle' then
   local now = now_ms()
-  local p, limit, kind, units = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-  local b, same = busy(p, limit, now)
-  if kind == 'charge' then
-    b = math.min(b + PERIOD * units, MAX_BUSY)
-  elseif same then
-    local left = drained(tonumber(ARGV[7]), tonumber(ARGV[6]), limit, now)
-    b = b - math.min(PERIOD * units, left, b)
-  else
-    return b
+  local out = {}
+  for i = 2, #ARGV, 7 do
+    local s, p = state(tonumber(ARGV[i])), ARGV[i + 1]
+    if p ~= 'r' and p ~= 't' then return redis.error_reply('gcra.lua: unknown limit ' .. p) end
+    local limit, kind, units = tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
+    local cur = s[p]
+    local b, same = busy_of(cur.t, cur.b, cur.l, limit, now)
+    if kind == 'charge' then
+      b = math.min(b + PERIOD * units, MAX_BUSY)
+      set(s, p, b, limit, now)
+    elseif same then
+      local left = drained(tonumber(ARGV[i + 6]), tonumber(ARGV[i + 5]), limit, now)
+      b = b - math.min(PERIOD * units, left, b)
+      set(s, p, b, limit, now)
+    end
+    out[#out + 1] = b
   end
-  write(p, limit, b, now)
-  return b
+  flush(now)
+  return out
 end
 return redis.error_reply('gcra.lua: unknown operation')

@@ -1,12 +1,12 @@
 //! [`RedisCounters`]: a reconnecting connection and the GCRA script. One round trip to
-//! admit (every limit of a key at once), one pipelined round trip per batch of corrections.
+//! admit (every limit of a key at once), one per batch of corrections.
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Pipeline, RedisError, Script, ServerErrorKind, Value};
+use redis::{RedisError, Script};
 
-use super::{Admitted, Change, Correction, CountersError, LimitVerdict, Unit, Verdict};
+use super::{Admitted, Ask, Change, Correction, CountersError, LimitVerdict, Unit, Verdict};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -76,68 +76,99 @@ impl RedisCounters {
         requests: Option<u32>,
         tokens: Option<(u32, u64)>,
     ) -> Result<Verdict, CountersError> {
-        let (tpm, cost) = tokens.unwrap_or((0, 0));
-        let mut invocation = self.script.prepare_invoke();
-        invocation.key(self.key(key_id)).arg("admit").arg(requests.unwrap_or(0)).arg(tpm).arg(cost.min(MAX_UNITS));
-        let mut connection = self.connection.clone();
-        let reply: Vec<i64> = bounded(invocation.invoke_async(&mut connection)).await?;
-        let [now, rest @ ..] = reply.as_slice() else { return Err(CountersError::Reply(format!("{reply:?}"))) };
-        let now_ms = to_u64(*now);
-        let [r_ok, r_wait, r_left, r_reset, r_busy, t_ok, t_wait, t_left, t_reset, t_busy] = rest else {
-            return Err(CountersError::Reply(format!("{reply:?}")));
-        };
-        let verdict = |ok: i64, wait: i64, left: i64, reset: i64, busy: i64| LimitVerdict {
-            wait_ms: (ok == 0).then_some(to_u64(wait)),
-            remaining: to_u64(left),
-            reset_ms: to_u64(reset),
-            state: Admitted { at_ms: now_ms, busy: to_u64(busy) },
-        };
-        Ok(Verdict {
-            now_ms,
-            requests: requests.filter(|l| *l > 0).map(|_| verdict(*r_ok, *r_wait, *r_left, *r_reset, *r_busy)),
-            tokens: tokens.filter(|(l, _)| *l > 0).map(|_| verdict(*t_ok, *t_wait, *t_left, *t_reset, *t_busy)),
-        })
+        let mut verdicts = self.admit_many(&[Ask { key_id, requests, tokens }]).await?;
+        verdicts.pop().ok_or_else(|| CountersError::Reply("no verdict".to_owned()))
     }
 
-    /// Applies a batch of corrections in one pipelined round trip.
+    /// Admits a batch of requests in one round trip, in order (a request sees the ones
+    /// before it): one verdict each, as [`RedisCounters::admit`] would give one by one.
+    pub async fn admit_many(&self, asks: &[Ask<'_>]) -> Result<Vec<Verdict>, CountersError> {
+        if asks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.script.prepare_invoke();
+        invocation.arg("admit");
+        let mut keys = Keys::default();
+        for ask in asks {
+            let (tpm, cost) = ask.tokens.unwrap_or((0, 0));
+            let index = keys.index(ask.key_id, |key| {
+                invocation.key(self.key(key));
+            });
+            invocation.arg(index).arg(ask.requests.unwrap_or(0)).arg(tpm).arg(cost.min(MAX_UNITS));
+        }
+        let mut connection = self.connection.clone();
+        let reply: Vec<i64> = bounded(invocation.invoke_async(&mut connection)).await?;
+        let malformed = || CountersError::Reply(format!("{} values for {} admissions", reply.len(), asks.len()));
+        let [now, rest @ ..] = reply.as_slice() else { return Err(malformed()) };
+        if rest.len() != asks.len() * 10 {
+            return Err(malformed());
+        }
+        let now_ms = to_u64(*now);
+        let verdict = |v: &[i64]| LimitVerdict {
+            wait_ms: (v[0] == 0).then_some(to_u64(v[1])),
+            remaining: to_u64(v[2]),
+            reset_ms: to_u64(v[3]),
+            state: Admitted { at_ms: now_ms, busy: to_u64(v[4]) },
+        };
+        Ok(asks
+            .iter()
+            .zip(rest.chunks_exact(10))
+            .map(|(ask, values)| Verdict {
+                now_ms,
+                requests: ask.requests.filter(|l| *l > 0).map(|_| verdict(&values[..5])),
+                tokens: ask.tokens.filter(|(l, _)| *l > 0).map(|_| verdict(&values[5..])),
+            })
+            .collect())
+    }
+
+    /// Applies a batch of corrections in one call of the script (one round trip), in order.
     pub async fn settle(&self, corrections: &[Correction]) -> Result<(), CountersError> {
         if corrections.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut invocation = self.script.prepare_invoke();
+        invocation.arg("settle");
+        let mut keys = Keys::default();
         for correction in corrections {
-            self.add(&mut pipe, correction);
+            let index = keys.index(&correction.key_id, |key| {
+                invocation.key(self.key(key));
+            });
+            let field = match correction.unit {
+                Unit::Requests => "r",
+                Unit::Tokens => "t",
+            };
+            invocation.arg(index).arg(field).arg(correction.per_minute);
+            match correction.change {
+                Change::Charge(units) => invocation.arg("charge").arg(units.min(MAX_UNITS)).arg(0).arg(0),
+                Change::Refund { units, admitted } => {
+                    invocation.arg("refund").arg(units.min(MAX_UNITS)).arg(admitted.at_ms).arg(admitted.busy)
+                }
+            };
         }
         let mut connection = self.connection.clone();
-        match bounded(pipe.query_async::<Vec<Value>>(&mut connection)).await {
-            Err(CountersError::Redis(e)) if no_script(&e) => {
-                // Redis forgot the script (restarted, flushed): nothing ran; load and retry.
-                bounded(self.script.prepare_invoke().load_async(&mut connection)).await?;
-                bounded(pipe.query_async::<Vec<Value>>(&mut connection)).await.map(drop)
-            }
-            other => other.map(drop),
+        // `invoke_async` loads the script again when Redis forgot it (restarted, flushed).
+        let after: Vec<i64> = bounded(invocation.invoke_async(&mut connection)).await?;
+        if after.len() != corrections.len() {
+            return Err(CountersError::Reply(format!("{} answers for {} corrections", after.len(), corrections.len())));
         }
-    }
-
-    fn add(&self, pipe: &mut Pipeline, correction: &Correction) {
-        let field = match correction.unit {
-            Unit::Requests => "r",
-            Unit::Tokens => "t",
-        };
-        let mut invocation = self.script.prepare_invoke();
-        invocation.key(self.key(&correction.key_id)).arg("settle").arg(field).arg(correction.per_minute);
-        match correction.change {
-            Change::Charge(units) => invocation.arg("charge").arg(units.min(MAX_UNITS)).arg(0).arg(0),
-            Change::Refund { units, admitted } => {
-                invocation.arg("refund").arg(units.min(MAX_UNITS)).arg(admitted.at_ms).arg(admitted.busy)
-            }
-        };
-        pipe.invoke_script(&invocation);
+        Ok(())
     }
 }
 
-fn no_script(e: &RedisError) -> bool {
-    e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript)
+/// The keys of one call of the script, each once, in the order first named.
+#[derive(Default)]
+struct Keys<'a>(Vec<&'a str>);
+
+impl<'a> Keys<'a> {
+    /// The 1-based index of `key` among KEYS; `add` names it to the call the first time.
+    fn index(&mut self, key: &'a str, add: impl FnOnce(&str)) -> usize {
+        if let Some(at) = self.0.iter().position(|k| *k == key) {
+            return at + 1;
+        }
+        add(key);
+        self.0.push(key);
+        self.0.len()
+    }
 }
 
 fn to_u64(n: i64) -> u64 {

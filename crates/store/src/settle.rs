@@ -146,7 +146,7 @@ pub(crate) fn rollups<'a>(inserted: &[&'a UsageRecord], charged: &HashMap<&str, 
     rows
 }
 
-/// Adds rollups to `usage_hourly`: one multi-row upsert (the same SQL in both dialects).
+/// Adds rollups to `usage_hourly`: one multi-row upsert (SQLite's; PostgreSQL upserts over arrays).
 pub(crate) fn push_rollups<DB: sqlx::Database>(rows: &[Rollup<'_>]) -> sqlx::QueryBuilder<DB>
 where
     i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,

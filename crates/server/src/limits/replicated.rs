@@ -107,11 +107,14 @@ impl Replicated {
             return self.local.admit(key, tokens, now);
         }
         let (answer, verdict) = oneshot::channel();
-        let ask = AdmitAsk { key_id: key.id.clone(), requests: rpm, tokens: tpm.map(|limit| (limit, tokens)), answer };
+        let tokens_ask = tpm.map(|limit| (limit, tokens));
+        let ask = AdmitAsk { key_id: key.id.clone(), requests: rpm, tokens: tokens_ask, answer };
         if self.admissions.send(ask).await.is_err() {
             return self.local.admit(key, tokens, now);
         }
-        match verdict.await {
+        let ask = counters::Ask { key_id: &key.id, requests: rpm, tokens: tokens_ask };
+        let mut waiting = Waiting { verdict, ask, corrections: &self.corrections };
+        match (&mut waiting.verdict).await {
             Ok(Ok(verdict)) => self.apply(key, tokens, verdict, now),
             // Redis failed (the limits fell back) or the task is gone.
             Ok(Err(())) | Err(_) => self.local.admit(key, tokens, now),
@@ -218,7 +221,7 @@ async fn send_admissions(
             Ok(verdicts) => {
                 for (AdmitAsk { key_id, requests, tokens, answer }, verdict) in batch.drain(..).zip(verdicts) {
                     if let Err(Ok(verdict)) = answer.send(Ok(verdict)) {
-                        // The request went away while it waited: what it took goes back.
+                        // The request went away before its verdict was sent: what it took goes back.
                         let ask = counters::Ask { key_id: &key_id, requests, tokens };
                         give_back(&corrections, ask, &verdict);
                     }
@@ -228,6 +231,24 @@ async fn send_admissions(
                 link.fail(&e);
                 fall_back(&mut batch);
             }
+        }
+    }
+}
+
+/// A request's wait for its verdict. Dropped with the verdict still in it (the request
+/// went away after the verdict was sent), it gives back what the admission took; a
+/// request gone before it was sent is the sender's to refund.
+struct Waiting<'a> {
+    verdict: oneshot::Receiver<Result<Verdict, ()>>,
+    ask: counters::Ask<'a>,
+    corrections: &'a mpsc::UnboundedSender<Correction>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.verdict.close();
+        if let Ok(Ok(verdict)) = self.verdict.try_recv() {
+            give_back(self.corrections, self.ask, &verdict);
         }
     }
 }

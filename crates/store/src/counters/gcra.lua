@@ -69,6 +69,7 @@ local keys, order = {}, {}
 local function state(k)
   local s = keys[k]
   if s == nil then
+    if KEYS[k] == nil then error('gcra.lua: no key ' .. tostring(k)) end
     local v = redis.call('HMGET', KEYS[k], 'rt', 'rb', 'rl', 'tt', 'tb', 'tl')
     s = { r = { t = v[1], b = v[2], l = v[3] }, t = { t = v[4], b = v[5], l = v[6] }, written = {} }
     keys[k] = s
@@ -106,6 +107,8 @@ local function flush(now)
 end
 
 local op = ARGV[1]
+local arity = ({ admit = 4, settle = 7 })[op]
+if arity and (#ARGV - 1) % arity ~= 0 then return redis.error_reply('gcra.lua: ' .. op .. ' takes ' .. arity .. ' arguments an item') end
 if op == 'admit' then
   local now = now_ms()
   local out = { now }

@@ -11,7 +11,7 @@ use crate::settle::{self, Funds};
 use crate::{Batch, StoreError, UsageRecord};
 
 impl PostgresDb {
-    /// Writes a batch in one transaction: checkpoints, a multi-row insert of usage
+    /// Writes a batch in one transaction: checkpoints, one insert of usage over arrays
     /// (`RETURNING` what it actually inserted, so a repeated request id changes nothing),
     /// the rows of every account and key touched locked in id order (the order every
     /// writer takes, so batches of several replicas never deadlock), the holds closed,

@@ -32,7 +32,7 @@ use crate::metering::{Measured, MeterContext, Unanswered};
 use crate::metrics::AttemptOutcome;
 use crate::retention::Keeper;
 use crate::routing::Strategy;
-use crate::settlement::{self, Holding, Reservation};
+use crate::settlement::{self, Holding, OnTheWay, Reservation};
 use crate::state::AppState;
 use crate::{policy, tokens};
 
@@ -374,6 +374,8 @@ async fn serve(
         Mode::Submit => (true, None),
         Mode::Queued(reservation) => (false, Some(reservation)),
     };
+    // From here until it asks for its hold, a batch of holds gathering waits for it.
+    let on_the_way = state.holds.on_the_way();
     let admission = match adopted {
         Some(_) => limits::Admission::none(),
         None => state.limits.admit(&key, estimate, Instant::now()).await?,
@@ -400,10 +402,12 @@ async fn serve(
     };
     let (reservation, ceiling) = match adopted {
         Some(reservation) => {
+            // Its hold was taken when it was queued: nothing to wait for.
+            drop(on_the_way);
             let held = reservation.amount();
             (reservation, held)
         }
-        None => match reserve(state, holding, ceiling, config).await {
+        None => match reserve(state, on_the_way, holding, ceiling, config).await {
             Ok(reservation) => (reservation, ceiling),
             Err(e) => {
                 // Refused (402) before anything was sent: the request costs no rate limit.
@@ -589,12 +593,13 @@ fn native_hosted(inference: &Inference) -> Option<(NativeApi, HostedCalls)> {
 /// Holds the request's cost ceiling in the store (402 when it cannot be covered).
 async fn reserve(
     state: &AppState,
+    on_the_way: OnTheWay,
     holding: Holding<'_>,
     ceiling: tokenrouter_core::NanoUsd,
     config: &Config,
 ) -> Result<Reservation, ApiError> {
     let enforce = config.server.billing == Billing::Prepaid;
-    settlement::reserve(&state.holds, &state.replica.id, holding, ceiling, enforce).await
+    settlement::reserve(&state.holds, on_the_way, &state.replica.id, holding, ceiling, enforce).await
 }
 
 /// Settles the request's reservation to its actual cost and records its usage.

@@ -8,13 +8,18 @@
 //! Holds of requests arriving together are taken together: one task sends whatever holds
 //! are waiting as one batch (one transaction, one round trip), and while that batch is in
 //! the database the next one gathers. Alone, a request waits for one round trip as before;
-//! under load, many share each.
+//! under load, many share each. A gathered batch also waits for the requests already on
+//! their way to it (their rate limits being checked, a round trip to Redis when limits
+//! are shared), as a group commit does: a commit — with PostgreSQL, a flush to disk — costs
+//! more than the wait, and nothing waits when no other request is coming.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokenrouter_core::{NanoUsd, clock};
 use tokenrouter_store::{Db, HoldOutcome, KeyRow, NewHold};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::gather::gather;
@@ -28,6 +33,10 @@ const HOLD_QUEUE: usize = 8_192;
 /// How long a request waits for its hold before it is refused (503): the store rolls a
 /// hold back after 5 s, and a hold that still commits later is released by its guard.
 const HOLD_WAIT: Duration = Duration::from_secs(10);
+
+/// The longest a gathered batch waits for requests still on their way (one held up —
+/// Redis slow to answer — holds up the batch no longer than this).
+const COMING_WAIT: Duration = Duration::from_millis(1);
 
 /// What became of a hold: taken (the reservation, which releases it if dropped — so a
 /// request that went away at any moment leaves nothing held), or refused.
@@ -46,6 +55,32 @@ type Ask = (NewHold, oneshot::Sender<Result<Taken, ()>>);
 #[derive(Clone)]
 pub struct HoldQueue {
     tx: mpsc::Sender<Ask>,
+    coming: Arc<Coming>,
+}
+
+/// How many requests are on their way to ask for a hold, and a signal when one turns
+/// away without asking.
+#[derive(Default)]
+struct Coming {
+    count: AtomicUsize,
+    turned_away: Notify,
+}
+
+/// A request on its way to ask for a hold (taken before its rate limits are checked): a
+/// batch gathering waits for it. Given to [`reserve`] (it ends once the hold is asked for),
+/// or dropped when the request ends first.
+pub struct OnTheWay {
+    coming: Arc<Coming>,
+    asked: bool,
+}
+
+impl Drop for OnTheWay {
+    fn drop(&mut self) {
+        self.coming.count.fetch_sub(1, Ordering::AcqRel);
+        if !self.asked {
+            self.coming.turned_away.notify_one();
+        }
+    }
 }
 
 impl HoldQueue {
@@ -53,14 +88,26 @@ impl HoldQueue {
     /// released through `writer`.
     pub fn start(db: Db, writer: UsageWriter) -> HoldQueue {
         let (tx, rx) = mpsc::channel(HOLD_QUEUE);
-        tokio::spawn(take_holds(db, writer, rx));
-        HoldQueue { tx }
+        let coming = Arc::new(Coming::default());
+        tokio::spawn(take_holds(db, writer, rx, coming.clone()));
+        HoldQueue { tx, coming }
     }
 
-    async fn hold(&self, hold: NewHold) -> Result<Taken, ()> {
+    /// Marks a request as on its way to ask for a hold, until the [`OnTheWay`] is given to
+    /// [`reserve`] or dropped.
+    pub fn on_the_way(&self) -> OnTheWay {
+        self.coming.count.fetch_add(1, Ordering::AcqRel);
+        OnTheWay { coming: self.coming.clone(), asked: false }
+    }
+
+    async fn hold(&self, hold: NewHold, mut on_the_way: OnTheWay) -> Result<Taken, ()> {
         let (answer, outcome) = oneshot::channel();
         let wait = async {
             self.tx.send((hold, answer)).await.map_err(|_| ())?;
+            // In the queue before it stops counting as coming: a batch waiting for it
+            // finds it there.
+            on_the_way.asked = true;
+            drop(on_the_way);
             outcome.await.map_err(|_| ())?
         };
         tokio::time::timeout(HOLD_WAIT, wait).await.map_err(|_| {
@@ -69,11 +116,12 @@ impl HoldQueue {
     }
 }
 
-async fn take_holds(db: Db, writer: UsageWriter, mut rx: mpsc::Receiver<Ask>) {
+async fn take_holds(db: Db, writer: UsageWriter, mut rx: mpsc::Receiver<Ask>, coming: Arc<Coming>) {
     let mut asks = Vec::with_capacity(HOLD_BATCH);
     // A commit's cost (its pages written to the log, its locks, the trip to the
     // database's thread) is shared by the holds of a batch.
     while gather(&mut rx, &mut asks, HOLD_BATCH).await > 0 {
+        wait_for_coming(&mut rx, &mut asks, HOLD_BATCH, &coming).await;
         let (holds, answers): (Vec<NewHold>, Vec<_>) = asks.drain(..).unzip();
         match db.hold_many(&holds).await {
             Ok(outcomes) => {
@@ -107,6 +155,29 @@ async fn take_holds(db: Db, writer: UsageWriter, mut rx: mpsc::Receiver<Ask>) {
     }
 }
 
+/// Adds to `batch` (up to `max`) the asks of the requests on their way when it was
+/// gathered, as they arrive, until each of them came or turned away or [`COMING_WAIT`]
+/// passed. Requests setting out later are not waited for: they join the next batch.
+async fn wait_for_coming<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, max: usize, coming: &Coming) {
+    let mut expected = coming.count.load(Ordering::Acquire);
+    let deadline = tokio::time::Instant::now() + COMING_WAIT;
+    while expected > 0 && batch.len() < max {
+        tokio::select! {
+            biased;
+            ask = rx.recv() => match ask {
+                Some(ask) => {
+                    batch.push(ask);
+                    expected -= 1;
+                }
+                None => return,
+            },
+            // However many turned away, no more than are still on their way can come.
+            () = coming.turned_away.notified() => expected = expected.min(coming.count.load(Ordering::Acquire)),
+            () = tokio::time::sleep_until(deadline) => return,
+        }
+    }
+}
+
 /// What a request holds. Settle it when its usage record is written (that record closes
 /// the hold in the store); dropped unsettled, the hold is released with no charge.
 #[must_use]
@@ -134,6 +205,7 @@ pub struct Holding<'a> {
 /// available balance or the key's remaining spend limit cannot cover it.
 pub async fn reserve(
     holds: &HoldQueue,
+    on_the_way: OnTheWay,
     replica: &str,
     request: Holding<'_>,
     amount: NanoUsd,
@@ -151,7 +223,7 @@ pub async fn reserve(
         stream: request.stream,
         created_at: clock::now_unix(),
     };
-    let taken = holds.hold(hold).await.map_err(|()| ApiError::StoreUnavailable)?;
+    let taken = holds.hold(hold, on_the_way).await.map_err(|()| ApiError::StoreUnavailable)?;
     match taken {
         Taken::Held(reservation) => Ok(reservation),
         Taken::Balance(available) => Err(ApiError::InsufficientQuota(format!(
@@ -200,5 +272,106 @@ impl Drop for Reservation {
         if !self.done && !self.adopted {
             self.writer.release(std::mem::take(&mut self.request_id));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request on its way, and how it ends: asking (its ask in the queue first) or not.
+    fn set_out(coming: &Arc<Coming>) -> OnTheWay {
+        coming.count.fetch_add(1, Ordering::AcqRel);
+        OnTheWay { coming: coming.clone(), asked: false }
+    }
+
+    async fn ask(tx: &mpsc::Sender<u32>, mut on_the_way: OnTheWay, ask: u32) {
+        tx.send(ask).await.unwrap();
+        on_the_way.asked = true;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_waits_for_nobody_when_no_request_is_on_its_way() {
+        let (_tx, mut rx) = mpsc::channel::<u32>(8);
+        let coming = Arc::new(Coming::default());
+        let (mut batch, start) = (vec![1], tokio::time::Instant::now());
+        wait_for_coming(&mut rx, &mut batch, 8, &coming).await;
+        assert_eq!((batch, start.elapsed()), (vec![1], Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_takes_the_requests_on_their_way_as_they_ask_then_goes() {
+        let (tx, mut rx) = mpsc::channel::<u32>(8);
+        let coming = Arc::new(Coming::default());
+        let (first, second) = (set_out(&coming), set_out(&coming));
+        let asking = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            ask(&tx, first, 2).await;
+            tokio::task::yield_now().await;
+            ask(&tx, second, 3).await;
+            tx
+        });
+        let (mut batch, start) = (vec![1], tokio::time::Instant::now());
+        wait_for_coming(&mut rx, &mut batch, 8, &coming).await;
+        assert_eq!(batch, [1, 2, 3]);
+        assert!(start.elapsed() < COMING_WAIT, "went as soon as both had asked, not at the deadline");
+        assert_eq!(coming.count.load(Ordering::Acquire), 0);
+        drop(asking.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_turns_away_is_not_waited_for() {
+        let (_tx, mut rx) = mpsc::channel::<u32>(8);
+        let coming = Arc::new(Coming::default());
+        let refused = set_out(&coming);
+        let turning = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            drop(refused); // e.g. refused by its rate limit
+        });
+        let (mut batch, start) = (vec![1], tokio::time::Instant::now());
+        wait_for_coming(&mut rx, &mut batch, 8, &coming).await;
+        assert_eq!((batch, start.elapsed()), (vec![1], Duration::ZERO));
+        turning.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_held_up_on_its_way_delays_the_batch_no_longer_than_the_limit() {
+        let (_tx, mut rx) = mpsc::channel::<u32>(8);
+        let coming = Arc::new(Coming::default());
+        let _stuck = set_out(&coming);
+        let (mut batch, start) = (vec![1], tokio::time::Instant::now());
+        wait_for_coming(&mut rx, &mut batch, 8, &coming).await;
+        assert_eq!(batch, [1]);
+        assert!(start.elapsed() >= COMING_WAIT && start.elapsed() < 3 * COMING_WAIT, "{:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_setting_out_after_the_batch_gathered_join_the_next_one() {
+        let (tx, mut rx) = mpsc::channel::<u32>(8);
+        let coming = Arc::new(Coming::default());
+        let early = set_out(&coming);
+        let setting_out = coming.clone();
+        let asking = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            let late = set_out(&setting_out);
+            ask(&tx, early, 2).await;
+            (tx, late)
+        });
+        let mut batch = vec![1];
+        wait_for_coming(&mut rx, &mut batch, 8, &coming).await;
+        assert_eq!(batch, [1, 2], "did not wait for the one that set out later");
+        assert_eq!(coming.count.load(Ordering::Acquire), 1, "the later one is still on its way");
+        drop(asking.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_batch_goes_without_waiting() {
+        let (tx, mut rx) = mpsc::channel::<u32>(8);
+        let coming = Arc::new(Coming::default());
+        let (first, _second) = (set_out(&coming), set_out(&coming));
+        ask(&tx, first, 2).await;
+        let mut batch = vec![1];
+        wait_for_coming(&mut rx, &mut batch, 2, &coming).await;
+        assert_eq!(batch, [1, 2]);
     }
 }

@@ -6,7 +6,10 @@
 #                                      BENCH_SKIP_BUILD=1 reuse $CARGO_TARGET_DIR/release/tokenrouter,
 #                                      BENCH_BACKENDS=sqlite,postgres  postgres = PostgreSQL + Redis,
 #                                      BENCH_PG=postgres://postgres@127.0.0.1:5432  BENCH_REDIS=redis://127.0.0.1:6379,
-#                                      BENCH_PG_PARAMS=sslmode=disable  the database URL's parameters)
+#                                      BENCH_PG_PARAMS=sslmode=disable  the database URL's parameters,
+#                                      BENCH_RATIO_ROUNDS=N  instead of the full bench: only PostgreSQL + Redis ÷ SQLite
+#                                        CPU per request at saturation, both gateways up at once, N alternating rounds
+#                                        of BENCH_DURATION (default 5) s each → bench/results/ratio.md)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,7 +59,7 @@ cleanup() {
   if [ -n "$PY_PID" ] && [[ ",$BACKENDS," == *,postgres,* ]]; then
     psql -X -q -d "$PG/postgres" -c "DROP DATABASE IF EXISTS tr_bench_$PY_PID WITH (FORCE)" >/dev/null 2>&1 || true
   fi
-  rm -f "$WORK"/bench.db "$WORK"/bench.db-wal "$WORK"/bench.db-shm   # large; logs and config stay
+  rm -f "$WORK"/bench.db* "$WORK"/ratio.db*   # large; logs and config stay
   exit "$rc"
 }
 trap cleanup EXIT
@@ -64,8 +67,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-python3 "$ROOT/bench/bench.py" --bin "$BIN" --oha "$OHA" --workdir "$WORK" --pidfile "$PIDFILE" \
-  --out "$ROOT/bench/results/latest.md" --duration "${BENCH_DURATION:-10}" --ttfb-n "${BENCH_TTFB_N:-1000}" --mem-n "${BENCH_MEM_N:-100000}" \
-  --backends "$BACKENDS" --pg "$PG" --pg-params "${BENCH_PG_PARAMS-sslmode=disable}" --redis "$REDIS" &
+if [ -n "${BENCH_RATIO_ROUNDS:-}" ]; then
+  python3 "$ROOT/bench/ratio.py" --bin "$BIN" --oha "$OHA" --workdir "$WORK" --pidfile "$PIDFILE" \
+    --out "$ROOT/bench/results/ratio.md" --duration "${BENCH_DURATION:-5}" --rounds "$BENCH_RATIO_ROUNDS" \
+    --pg "$PG" --pg-params "${BENCH_PG_PARAMS-sslmode=disable}" --redis "$REDIS" &
+else
+  python3 "$ROOT/bench/bench.py" --bin "$BIN" --oha "$OHA" --workdir "$WORK" --pidfile "$PIDFILE" \
+    --out "$ROOT/bench/results/latest.md" --duration "${BENCH_DURATION:-10}" --ttfb-n "${BENCH_TTFB_N:-1000}" --mem-n "${BENCH_MEM_N:-100000}" \
+    --backends "$BACKENDS" --pg "$PG" --pg-params "${BENCH_PG_PARAMS-sslmode=disable}" --redis "$REDIS" &
+fi
 PY_PID=$!
 wait "$PY_PID"

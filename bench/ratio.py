@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""PostgreSQL + Redis ÷ SQLite CPU per request at saturation, measured in alternation.
+
+Normally started by bench/run.sh with BENCH_RATIO_ROUNDS=N. The full bench runs the two
+backends one after the other, minutes apart, so a machine whose speed drifts (a shared
+VM) moves the ratio between runs by more than the changes being measured. Here both
+gateways run at once (with one mock, all three pinned to CPU 0, idle when not loaded) and
+their saturation phases alternate, N rounds in all; each round's ratio compares two
+phases seconds apart, and the report gives every round and the median.
+
+CPU per request as in the full bench: utime+stime until the gateway is idle again (its
+deferred usage writes included), plus for PostgreSQL + Redis the backends of the run's
+database, the shared WAL writer, background writer and checkpointer, and redis-server.
+"""
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import time
+
+import bench
+from bench import BODY, CLK_TCK, KEY_RPM, KEY_TPM, Oha, cpu_of, cpu_seconds, die, log, pg_pids, psql, redis_pid, run_cli
+
+TARGET_RATIO = 1.5
+
+
+def config(path, mock_port, redis_prefix=None):
+    with open(path, "w") as f:
+        f.write(f"""[[providers]]
+name = "mock"
+kind = "openai"
+base_url = "http://127.0.0.1:{mock_port}/v1"
+
+[[models]]
+id = "bench-model"
+context_window = 128000
+max_output_tokens = 4096
+input_price = 0.15
+output_price = 0.60
+deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
+""")
+        if redis_prefix:
+            f.write(f'\n[redis]\nkey_prefix = "{redis_prefix}"\n')
+
+
+def gateway(args, name, db, cfg, extra):
+    """Creates an account and a key on `db`, starts a gateway on it; (pid, url, key)."""
+    run_cli([args.bin, "--database", db, "accounts", "create", "bench", "--balance", "1000000"])
+    out = run_cli([args.bin, "--database", db, "keys", "create", "--account", "bench", "--json",
+                   "--rpm", str(KEY_RPM), "--tpm", str(KEY_TPM)]).strip().splitlines()[-1]
+    key = bench.json.loads(out)["key"]
+    p, port = bench.start_server(
+        f"gateway ({name})", ["taskset", "-c", "0", args.bin, "--database", db, "--config", cfg] + extra
+        + ["serve", "--listen", "127.0.0.1:0"],
+        r"tokenrouter listening on http://127\.0\.0\.1:(\d+)", f"{args.workdir}/gateway-{name}.log", args.pidfile)
+    return p.pid, f"http://127.0.0.1:{port}/v1/chat/completions", key
+
+
+def idle(pid, timeout=90.0):
+    """Waits until `pid` used no CPU for 0.5 s (its deferred usage writes done)."""
+    t0 = time.time()
+    hist = [(t0, cpu_seconds(pid))]
+    while time.time() - t0 < timeout:
+        time.sleep(0.1)
+        now = time.time()
+        hist.append((now, cpu_seconds(pid)))
+        old = [h for h in hist if now - h[0] >= 0.5]
+        if old and hist[-1][1] - old[-1][1] <= 1.0 / CLK_TCK + 1e-9:
+            return
+    die(f"gateway {pid} still busy {timeout:.0f}s after a phase")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--oha", default="oha")
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--pidfile", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per saturation phase")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
+    ap.add_argument("--pg-params", default="sslmode=disable")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379")
+    args = ap.parse_args()
+    bench.PG["url"], bench.PG["redis"] = args.pg.rstrip("/"), args.redis
+    if (os.cpu_count() or 1) < 2:
+        die("needs at least 2 CPUs (servers on CPU 0, load on CPU 1)")
+    os.sched_setaffinity(0, {1})
+    for signum in (bench.signal.SIGTERM, bench.signal.SIGINT, bench.signal.SIGHUP):
+        bench.signal.signal(signum, bench.on_signal)
+
+    pg_db = f"tr_bench_{os.getpid()}"
+    redis_prefix = f"trbench:{os.getpid()}:{int(time.time())}:"
+    psql(f"DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)")
+    psql(f"CREATE DATABASE {pg_db}")
+    try:
+        text = measure(args, pg_db, redis_prefix)
+    finally:
+        bench.kill_children()
+        psql(f"DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)")
+        log(f"dropped database {pg_db}")
+        keys = bench.redis_cli("--scan", "--pattern", redis_prefix + "*").split()
+        for i in range(0, len(keys), 500):
+            bench.redis_cli("DEL", *keys[i:i + 500])
+    print(text)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(text)
+    log(f"report written to {args.out}")
+
+
+def measure(args, pg_db, redis_prefix):
+    wd = args.workdir
+    _, mock_port = bench.start_server(
+        "mock upstream", ["taskset", "-c", "0", args.bin, "mock-upstream", "--listen", "127.0.0.1:0"],
+        r"mock upstream listening on http://127\.0\.0\.1:(\d+)", f"{wd}/mock.log", args.pidfile)
+    config(f"{wd}/sqlite.toml", mock_port)
+    config(f"{wd}/postgres.toml", mock_port, redis_prefix)
+    pg_url = f"{args.pg.rstrip('/')}/{pg_db}" + (f"?{args.pg_params}" if args.pg_params else "")
+    run_cli([args.bin, "--database", pg_url, "migrate"])
+    sqlite = gateway(args, "sqlite", f"sqlite://{wd}/ratio.db", f"{wd}/sqlite.toml", [])
+    postgres = gateway(args, "postgres", pg_url, f"{wd}/postgres.toml", ["--redis", args.redis])
+    rpid = redis_pid()
+    oha = Oha(args.oha, 1)
+    xact_rows = []
+
+    def xacts():
+        return int(psql(f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{pg_db}'"))
+
+    load = ["-c", "16", "-z", f"{args.duration}s"]
+
+    def phase(gw, with_db):
+        gpid, url, key = gw
+        ours, aux = pg_pids(pg_db) if with_db else ([], [])
+        others = (ours + aux + ([rpid] if rpid else [])) if with_db else []
+        c0, e0, x0 = cpu_seconds(gpid), cpu_of(others), xacts() if with_db else 0
+        r = oha.run(url, BODY, key, load)
+        idle(gpid)
+        if with_db:
+            time.sleep(1.2)  # backends flush their statistics at most once a second
+            xact_rows.append((xacts() - x0 - 1) / r["done"])  # less the count query itself
+        if r["non200"] or r["errors"]:
+            die(f"requests failed: non-200 {r['non200']} errors {r['errors']}")
+        # a backend that appeared during the phase counts whole
+        extra = sum(v - e0.get(pid, 0.0) for pid, v in cpu_of(others).items())
+        return (cpu_seconds(gpid) - c0 + extra) / r["done"] * 1e6, r["rps"]
+
+    log("warming both gateways up")
+    for gw in (sqlite, postgres):
+        oha.run(gw[1], BODY, gw[2], ["-c", "16", "-n", "20000"])
+        idle(gw[0])
+    rows = []
+    xact_rows.clear()
+    load0 = os.getloadavg()
+    for i in range(args.rounds):
+        # alternate which backend goes first, so that neither always follows the other's backlog
+        order = [("sqlite", sqlite, False), ("postgres", postgres, True)]
+        if i % 2:
+            order.reverse()
+        got = {}
+        for name, gw, with_db in order:
+            got[name] = phase(gw, with_db)
+        ratio = got["postgres"][0] / got["sqlite"][0]
+        rows.append((got["sqlite"], got["postgres"], ratio))
+        log(f"round {i + 1}: SQLite {got['sqlite'][0]:.1f} µs, PostgreSQL + Redis {got['postgres'][0]:.1f} µs, ×{ratio:.2f}")
+    load1 = os.getloadavg()
+
+    ratios = [r[2] for r in rows]
+    median = statistics.median(ratios)
+    L = []
+    w = L.append
+    w("# PostgreSQL + Redis ÷ SQLite, CPU per request at saturation, in alternation")
+    w("")
+    w(f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')}")
+    w(f"- commit: {bench.subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip() or '?'}")
+    w(f"- {args.rounds} rounds of {args.duration} s at -c 16 per backend; both gateways and the mock on CPU 0, oha on CPU 1; "
+      f"load average before / after: {load0[0]:.2f} / {load1[0]:.2f}")
+    w("- CPU per request: the gateway until idle again; with PostgreSQL + Redis also the run's database backends, "
+      "the WAL writer, background writer, checkpointer and redis-server")
+    w("")
+    w("| round | SQLite µs/req (req/s) | PostgreSQL + Redis µs/req (req/s) | PostgreSQL transactions per request | ratio |")
+    w("|---|---|---|---|---|")
+    for i, ((s, p, ratio), x) in enumerate(zip(rows, xact_rows), 1):
+        w(f"| {i} | {s[0]:.1f} ({s[1]:,.0f}) | {p[0]:.1f} ({p[1]:,.0f}) | {x:.3f} | ×{ratio:.2f} |")
+    w("")
+    w(f"**Median ×{median:.2f}** (min ×{min(ratios):.2f}, max ×{max(ratios):.2f}; "
+      f"target ≤ ×{TARGET_RATIO}: {'PASS' if median <= TARGET_RATIO else 'FAIL'}); "
+      f"median CPU per request: SQLite {statistics.median(r[0][0] for r in rows):.1f} µs, "
+      f"PostgreSQL + Redis {statistics.median(r[1][0] for r in rows):.1f} µs")
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -144,6 +144,7 @@ async fn lock_rows(
 ) -> Result<(), sqlx::Error> {
     let held: Vec<(i64, String)> = sqlx::query_as("SELECT account_id, key_id FROM holds WHERE request_id = ANY($1)")
         .bind(closing)
+        .persistent(false) // planned for the table as it is now: see holds.rs `by_request_id`
         .fetch_all(&mut **tx)
         .await?;
     // Instance owners are credited in this transaction too: their rows are locked in the

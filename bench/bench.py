@@ -113,6 +113,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def wait_idle(pid, timeout):
+    """Waits until `pid` used no CPU for 0.5 s (a gateway's deferred usage writes done):
+    (seconds waited, whether it went idle)."""
+    t0 = time.time()
+    hist = [(t0, cpu_seconds(pid))]
+    while time.time() - t0 < timeout:
+        time.sleep(0.1)
+        now = time.time()
+        hist.append((now, cpu_seconds(pid)))
+        old = [h for h in hist if now - h[0] >= 0.5]
+        if old and hist[-1][1] - old[-1][1] <= 1.0 / CLK_TCK + 1e-9:
+            return now - t0, True
+    return time.time() - t0, False
+
+
 def thread_cpu(pid):
     """CPU seconds per thread name (threads that already exited are not listed)."""
     out = {}
@@ -505,6 +520,27 @@ def main():
     return rc
 
 
+def write_config(path, mock_port, redis_prefix=None):
+    """The gateway's config: the mock as its one provider of `bench-model`; with a Redis key
+    prefix, its `[redis]` section."""
+    with open(path, "w") as f:
+        f.write(f"""[[providers]]
+name = "mock"
+kind = "openai"
+base_url = "http://127.0.0.1:{mock_port}/v1"
+
+[[models]]
+id = "bench-model"
+context_window = 128000
+max_output_tokens = 4096
+input_price = 0.15
+output_price = 0.60
+deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
+""")
+        if redis_prefix:
+            f.write(f'\n[redis]\nkey_prefix = "{redis_prefix}"\n')
+
+
 def run(args, srv_pin, load_pin, backend, pg_db):
     wd = args.workdir
     pgmode = backend == "postgres"
@@ -523,22 +559,7 @@ def run(args, srv_pin, load_pin, backend, pg_db):
         "mock upstream", srv_pin + [B, "mock-upstream", "--listen", "127.0.0.1:0"],
         r"mock upstream listening on http://127\.0\.0\.1:(\d+)", f"{wd}/mock.log", args.pidfile)
     cfg = f"{wd}/bench.toml"
-    with open(cfg, "w") as f:
-        f.write(f"""[[providers]]
-name = "mock"
-kind = "openai"
-base_url = "http://127.0.0.1:{mock_port}/v1"
-
-[[models]]
-id = "bench-model"
-context_window = 128000
-max_output_tokens = 4096
-input_price = 0.15
-output_price = 0.60
-deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
-""")
-        if pgmode:
-            f.write(f'\n[redis]\nkey_prefix = "{redis_prefix}"\n')
+    write_config(cfg, mock_port, redis_prefix if pgmode else None)
     if pgmode:
         run_cli([B, "--database", db, "migrate"])
     run_cli([B, "--database", db, "accounts", "create", "bench", "--balance", "1000000"])
@@ -598,17 +619,10 @@ deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
 
     def settle(timeout=90.0):
         """Wait until the gateway is idle (deferred usage writes done); return seconds waited."""
-        t0 = time.time()
-        hist = [(t0, cpu_seconds(gpid))]
-        while time.time() - t0 < timeout:
-            time.sleep(0.1)
-            now = time.time()
-            hist.append((now, cpu_seconds(gpid)))
-            old = [h for h in hist if now - h[0] >= 0.5]
-            if old and hist[-1][1] - old[-1][1] <= 1.0 / CLK_TCK + 1e-9:
-                return now - t0
-        problems.append(f"gateway still busy {timeout:.0f}s after a phase")
-        return time.time() - t0
+        waited, idle = wait_idle(gpid, timeout)
+        if not idle:
+            problems.append(f"gateway still busy {timeout:.0f}s after a phase")
+        return waited
 
     def check(name, r):
         if r["non200"] or r["errors"]:

@@ -21,28 +21,9 @@ import sys
 import time
 
 import bench
-from bench import BODY, CLK_TCK, KEY_RPM, KEY_TPM, Oha, cpu_of, cpu_seconds, die, log, pg_pids, psql, redis_pid, run_cli
+from bench import BODY, KEY_RPM, KEY_TPM, Oha, cpu_of, cpu_seconds, die, log, pg_pids, psql, redis_pid, run_cli
 
 TARGET_RATIO = 1.5
-
-
-def config(path, mock_port, redis_prefix=None):
-    with open(path, "w") as f:
-        f.write(f"""[[providers]]
-name = "mock"
-kind = "openai"
-base_url = "http://127.0.0.1:{mock_port}/v1"
-
-[[models]]
-id = "bench-model"
-context_window = 128000
-max_output_tokens = 4096
-input_price = 0.15
-output_price = 0.60
-deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
-""")
-        if redis_prefix:
-            f.write(f'\n[redis]\nkey_prefix = "{redis_prefix}"\n')
 
 
 def gateway(args, name, db, cfg, extra):
@@ -60,16 +41,8 @@ def gateway(args, name, db, cfg, extra):
 
 def idle(pid, timeout=90.0):
     """Waits until `pid` used no CPU for 0.5 s (its deferred usage writes done)."""
-    t0 = time.time()
-    hist = [(t0, cpu_seconds(pid))]
-    while time.time() - t0 < timeout:
-        time.sleep(0.1)
-        now = time.time()
-        hist.append((now, cpu_seconds(pid)))
-        old = [h for h in hist if now - h[0] >= 0.5]
-        if old and hist[-1][1] - old[-1][1] <= 1.0 / CLK_TCK + 1e-9:
-            return
-    die(f"gateway {pid} still busy {timeout:.0f}s after a phase")
+    if not bench.wait_idle(pid, timeout)[1]:
+        die(f"gateway {pid} still busy {timeout:.0f}s after a phase")
 
 
 def main():
@@ -117,8 +90,8 @@ def measure(args, pg_db, redis_prefix):
     _, mock_port = bench.start_server(
         "mock upstream", ["taskset", "-c", "0", args.bin, "mock-upstream", "--listen", "127.0.0.1:0"],
         r"mock upstream listening on http://127\.0\.0\.1:(\d+)", f"{wd}/mock.log", args.pidfile)
-    config(f"{wd}/sqlite.toml", mock_port)
-    config(f"{wd}/postgres.toml", mock_port, redis_prefix)
+    bench.write_config(f"{wd}/sqlite.toml", mock_port)
+    bench.write_config(f"{wd}/postgres.toml", mock_port, redis_prefix)
     pg_url = f"{args.pg.rstrip('/')}/{pg_db}" + (f"?{args.pg_params}" if args.pg_params else "")
     run_cli([args.bin, "--database", pg_url, "migrate"])
     sqlite = gateway(args, "sqlite", f"sqlite://{wd}/ratio.db", f"{wd}/sqlite.toml", [])

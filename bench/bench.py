@@ -448,18 +448,14 @@ def verdict(ok):
     return "**PASS**" if ok else "**FAIL**"
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def common_args(ap):
+    """The arguments every driver started by bench/run.sh takes: the binary, oha, where to
+    write, and the PostgreSQL server and Redis."""
     ap.add_argument("--bin", required=True)
     ap.add_argument("--oha", default="oha")
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--pidfile", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--duration", type=int, default=10, help="seconds per timed oha phase")
-    ap.add_argument("--ttfb-n", type=int, default=1000)
-    ap.add_argument("--mem-n", type=int, default=100000, help="requests per memory phase (two phases)")
-    ap.add_argument("--backends", default="sqlite,postgres",
-                    help="comma-separated: sqlite, postgres (= PostgreSQL + Redis)")
     ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432",
                     help="PostgreSQL server (user postgres, trust auth); a fresh database per run")
     ap.add_argument("--pg-params", default="sslmode=disable",
@@ -467,6 +463,16 @@ def main():
                          "'sslmode=prefer' measures TLS, whose stalls on large batches sqlx's sockets without "
                          "TCP_NODELAY make costly)")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    common_args(ap)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per timed oha phase")
+    ap.add_argument("--ttfb-n", type=int, default=1000)
+    ap.add_argument("--mem-n", type=int, default=100000, help="requests per memory phase (two phases)")
+    ap.add_argument("--backends", default="sqlite,postgres",
+                    help="comma-separated: sqlite, postgres (= PostgreSQL + Redis)")
     args = ap.parse_args()
     PG["url"], PG["redis"] = args.pg.rstrip("/"), args.redis
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]

@@ -47,16 +47,9 @@ def idle(pid, timeout=90.0):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--oha", default="oha")
-    ap.add_argument("--workdir", required=True)
-    ap.add_argument("--pidfile", required=True)
-    ap.add_argument("--out", required=True)
+    bench.common_args(ap)
     ap.add_argument("--duration", type=int, default=5, help="seconds per saturation phase")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
-    ap.add_argument("--pg-params", default="sslmode=disable")
-    ap.add_argument("--redis", default="redis://127.0.0.1:6379")
     args = ap.parse_args()
     bench.PG["url"], bench.PG["redis"] = args.pg.rstrip("/"), args.redis
     if (os.cpu_count() or 1) < 2:

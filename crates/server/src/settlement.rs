@@ -75,6 +75,13 @@ pub struct OnTheWay {
     asked: bool,
 }
 
+impl Coming {
+    fn set_out(self: &Arc<Coming>) -> OnTheWay {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        OnTheWay { coming: self.clone(), asked: false }
+    }
+}
+
 impl Drop for OnTheWay {
     fn drop(&mut self) {
         self.coming.count.fetch_sub(1, Ordering::AcqRel);
@@ -97,8 +104,7 @@ impl HoldQueue {
     /// Marks a request as on its way to ask for a hold, until the [`OnTheWay`] is given to
     /// [`reserve`] or dropped.
     pub fn on_the_way(&self) -> OnTheWay {
-        self.coming.count.fetch_add(1, Ordering::AcqRel);
-        OnTheWay { coming: self.coming.clone(), asked: false }
+        self.coming.set_out()
     }
 
     async fn hold(&self, hold: NewHold, mut on_the_way: OnTheWay) -> Result<Taken, ()> {
@@ -281,12 +287,6 @@ impl Drop for Reservation {
 mod tests {
     use super::*;
 
-    /// A request on its way, and how it ends: asking (its ask in the queue first) or not.
-    fn set_out(coming: &Arc<Coming>) -> OnTheWay {
-        coming.count.fetch_add(1, Ordering::AcqRel);
-        OnTheWay { coming: coming.clone(), asked: false }
-    }
-
     /// As `HoldQueue::hold` does: no longer coming, then in the queue.
     async fn ask(tx: &mpsc::Sender<u32>, mut on_the_way: OnTheWay, ask: u32) {
         on_the_way.asked = true;
@@ -307,7 +307,7 @@ mod tests {
     async fn a_batch_takes_the_requests_on_their_way_as_they_ask_then_goes() {
         let (tx, mut rx) = mpsc::channel::<u32>(8);
         let coming = Arc::new(Coming::default());
-        let (first, second) = (set_out(&coming), set_out(&coming));
+        let (first, second) = (coming.set_out(), coming.set_out());
         let asking = tokio::spawn(async move {
             tokio::task::yield_now().await;
             ask(&tx, first, 2).await;
@@ -327,7 +327,7 @@ mod tests {
     async fn a_request_that_turns_away_is_not_waited_for() {
         let (_tx, mut rx) = mpsc::channel::<u32>(8);
         let coming = Arc::new(Coming::default());
-        let refused = set_out(&coming);
+        let refused = coming.set_out();
         let turning = tokio::spawn(async move {
             tokio::task::yield_now().await;
             drop(refused); // e.g. refused by its rate limit
@@ -342,7 +342,7 @@ mod tests {
     async fn a_request_held_up_on_its_way_delays_the_batch_no_longer_than_the_limit() {
         let (_tx, mut rx) = mpsc::channel::<u32>(8);
         let coming = Arc::new(Coming::default());
-        let _stuck = set_out(&coming);
+        let _stuck = coming.set_out();
         let (mut batch, start) = (vec![1], tokio::time::Instant::now());
         wait_for_coming(&mut rx, &mut batch, 8, &coming).await;
         assert_eq!(batch, [1]);
@@ -353,11 +353,11 @@ mod tests {
     async fn requests_setting_out_after_the_batch_gathered_join_the_next_one() {
         let (tx, mut rx) = mpsc::channel::<u32>(8);
         let coming = Arc::new(Coming::default());
-        let early = set_out(&coming);
+        let early = coming.set_out();
         let setting_out = coming.clone();
         let asking = tokio::spawn(async move {
             tokio::task::yield_now().await;
-            let late = set_out(&setting_out);
+            let late = setting_out.set_out();
             ask(&tx, early, 2).await;
             (tx, late)
         });
@@ -372,7 +372,7 @@ mod tests {
     async fn a_full_batch_goes_without_waiting() {
         let (tx, mut rx) = mpsc::channel::<u32>(8);
         let coming = Arc::new(Coming::default());
-        let (first, _second) = (set_out(&coming), set_out(&coming));
+        let (first, _second) = (coming.set_out(), coming.set_out());
         ask(&tx, first, 2).await;
         let (mut batch, start) = (vec![1], tokio::time::Instant::now());
         wait_for_coming(&mut rx, &mut batch, 2, &coming).await;

@@ -82,6 +82,14 @@ impl Coming {
     }
 }
 
+impl OnTheWay {
+    /// The request asks for its hold now: no longer counted as coming, and not as turning
+    /// away either (a batch waiting for it takes its ask as it arrives).
+    fn asking(mut self) {
+        self.asked = true;
+    }
+}
+
 impl Drop for OnTheWay {
     fn drop(&mut self) {
         self.coming.count.fetch_sub(1, Ordering::AcqRel);
@@ -107,13 +115,10 @@ impl HoldQueue {
         self.coming.set_out()
     }
 
-    async fn hold(&self, hold: NewHold, mut on_the_way: OnTheWay) -> Result<Taken, ()> {
+    async fn hold(&self, hold: NewHold, on_the_way: OnTheWay) -> Result<Taken, ()> {
         let (answer, outcome) = oneshot::channel();
-        // No longer counted as coming once it asks, and not counted once its ask is in the
-        // queue: a batch that gathered it must not wait for it. A batch already waiting for
-        // it is not told (it is not turning away) and takes the ask as it arrives.
-        on_the_way.asked = true;
-        drop(on_the_way);
+        // Before its ask is in the queue: a batch that gathered it must not wait for it.
+        on_the_way.asking();
         let wait = async {
             self.tx.send((hold, answer)).await.map_err(|_| ())?;
             outcome.await.map_err(|_| ())?
@@ -288,9 +293,8 @@ mod tests {
     use super::*;
 
     /// As `HoldQueue::hold` does: no longer coming, then in the queue.
-    async fn ask(tx: &mpsc::Sender<u32>, mut on_the_way: OnTheWay, ask: u32) {
-        on_the_way.asked = true;
-        drop(on_the_way);
+    async fn ask(tx: &mpsc::Sender<u32>, on_the_way: OnTheWay, ask: u32) {
+        on_the_way.asking();
         tx.send(ask).await.unwrap();
     }
 

@@ -5,6 +5,7 @@
 //! statement under SQLite's write lock, never a read followed by a write.
 
 mod accounts;
+mod batches;
 mod holds;
 mod instances;
 mod inventory;
@@ -21,11 +22,19 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use self::batches::Batches;
 use crate::StoreError;
 
 /// Connections in the pool of a file database. SQLite serialises writers anyway;
 /// a few connections let reads proceed beside a write (WAL).
 const FILE_POOL_SIZE: u32 = 4;
+
+/// Rows a statement's connection thread may hand over before the task reading them takes
+/// any (sqlx's default is 50). A settlement's `INSERT … RETURNING` answers a row per usage
+/// record, up to a few hundred: with room for fewer, the thread stopped at every row once
+/// the channel was full and the reader woke it again for the next — two futex calls and
+/// often two context switches a row.
+const ROW_BUFFER: usize = 1024;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -37,7 +46,7 @@ pub struct SqliteDb {
     /// pages they share stay in its cache. Settlements commit with FULL sync (on disk
     /// before the usage journal that carried them is emptied), holds with NORMAL. The pool
     /// itself for in-memory databases.
-    batches: SqlitePool,
+    batches: Batches,
 }
 
 impl SqliteDb {
@@ -47,7 +56,8 @@ impl SqliteDb {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            .row_buffer_size(ROW_BUFFER);
         if is_memory_url(url) {
             // One connection kept for the pool's lifetime: every query sees the same
             // database, and it is not dropped when the pool goes idle.
@@ -59,7 +69,7 @@ impl SqliteDb {
                 .max_lifetime(None)
                 .connect_with(options)
                 .await?;
-            return Ok(SqliteDb { batches: pool.clone(), pool });
+            return Ok(SqliteDb { batches: Batches::Pooled(pool.clone()), pool });
         }
         let options = options.journal_mode(SqliteJournalMode::Wal);
         // No ping before each use (one more trip to the connection's worker thread per
@@ -69,11 +79,7 @@ impl SqliteDb {
             .test_before_acquire(false)
             .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
             .await?;
-        let batches = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options.synchronous(SqliteSynchronous::Normal))
-            .await?;
+        let batches = Batches::own(options.synchronous(SqliteSynchronous::Normal)).await?;
         Ok(SqliteDb { pool, batches })
     }
 

@@ -5,10 +5,10 @@
 
 use std::sync::LazyLock;
 
-use sqlx::pool::PoolConnection;
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::SqliteDb;
+use super::batches::BatchConnection;
 use crate::rows::{HoldRecord, hold_columns};
 use crate::{Hold, HoldOutcome, NanoUsd, NewHold, Progress, StoreError};
 
@@ -27,7 +27,8 @@ impl SqliteDb {
     pub(crate) async fn hold_many(&self, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
         if holds.len() > HOLDS_PER_TRIP {
             let mut answers = Vec::with_capacity(holds.len());
-            let mut connection = self.batches.acquire().await?;
+            let mut batches = self.batches.acquire().await?;
+            let connection = batches.get()?;
             sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
             let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
             for group in holds.chunks(HOLDS_PER_TRIP) {
@@ -37,12 +38,13 @@ impl SqliteDb {
             return Ok(answers);
         }
         let mut trip = InTransaction { connection: self.batches.acquire().await?, ended: false };
-        let held = hold_group(&mut trip.connection, holds, true).await;
+        let connection = trip.connection.get()?;
+        let held = hold_group(connection, holds, true).await;
         trip.ended = match &held {
             Ok(_) => true,
             // The failed statement left the transaction open (or never began it): end it
             // here, or close the connection if that fails too.
-            Err(_) => match sqlx::query("ROLLBACK").execute(&mut *trip.connection).await {
+            Err(_) => match sqlx::query("ROLLBACK").execute(&mut *connection).await {
                 Ok(_) => true,
                 Err(e) => e.to_string().contains("no transaction is active"),
             },
@@ -92,16 +94,16 @@ const HOLD: &str = "INSERT INTO holds (request_id, account_id, key_id, amount_na
 const WHY_NOT: &str = "SELECT ?, 0, a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
      FROM accounts a LEFT JOIN api_keys k ON k.id = ? WHERE a.id = ? AND changes() = 0;";
 
-/// A pooled connection inside the transaction of a multi-statement query: unless the
+/// The batches' connection inside the transaction of a multi-statement query: unless the
 /// transaction is known to have ended — the query given up half-way (its future dropped),
 /// or a rollback that failed — the connection is closed rather than handed to the next
-/// user with the transaction still open.
-struct InTransaction {
-    connection: PoolConnection<Sqlite>,
+/// batch with the transaction still open.
+struct InTransaction<'a> {
+    connection: BatchConnection<'a>,
     ended: bool,
 }
 
-impl Drop for InTransaction {
+impl Drop for InTransaction<'_> {
     fn drop(&mut self) {
         if !self.ended {
             self.connection.close_on_drop();

@@ -24,12 +24,13 @@ impl SqliteDb {
     /// it is emptied), on the connection holds are taken on, which otherwise runs with
     /// `NORMAL`.
     pub(crate) async fn write_batch(&self, batch: Batch<'_>) -> Result<(), StoreError> {
-        let mut connection = self.batches.acquire().await?;
+        let mut batches = self.batches.acquire().await?;
+        let connection = batches.get()?;
         sqlx::query("PRAGMA synchronous = FULL").execute(&mut *connection).await?;
-        let written = settle_on(&mut connection, batch).await;
+        let written = settle_on(connection, batch).await;
         // Holds set it again themselves: this only spares them a needless sync meanwhile.
         if sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await.is_err() {
-            connection.close_on_drop();
+            batches.close_on_drop();
         }
         written
     }

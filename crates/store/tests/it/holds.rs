@@ -294,7 +294,42 @@ async fn a_long_batch_holds_in_order_and_says_why_not(backend: Backend) -> TestR
     Ok(())
 }
 
+/// A batch of holds given up once its query went out (its future dropped) takes all of its
+/// holds or none, and leaves nothing locked: another handle and the next batch on the same
+/// handle hold at once.
+async fn a_batch_given_up_half_way_leaves_nothing_locked(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let other = Db::open(&db.url).await?;
+    let account = db.create_account("acme", NanoUsd(100 * X)).await?;
+    db.insert_key(&new_key("k1", account.id)).await?;
+    for round in 0..5 {
+        let holds: Vec<NewHold> = (0..16).map(|i| hold(&format!("gone{round}_{i}"), account.id, "k1", X)).collect();
+        // Polled once (SQLite: the query is sent to the connection's thread), then dropped.
+        let given_up = futures_util::FutureExt::now_or_never(db.hold_many(&holds));
+        assert!(given_up.is_none(), "the batch finished within its first poll");
+        let soon = std::time::Duration::from_secs(3);
+        let beside =
+            tokio::time::timeout(soon, other.hold_many(&[hold(&format!("beside{round}"), account.id, "k1", X)]))
+                .await
+                .map_err(|_| "another handle waited for a lock the dropped batch left")??;
+        assert_eq!(beside, [HoldOutcome::Held]);
+        let next = tokio::time::timeout(soon, db.hold_many(&[hold(&format!("next{round}"), account.id, "k1", X)]))
+            .await
+            .map_err(|_| "the next batch waited for the dropped one")??;
+        assert_eq!(next, [HoldOutcome::Held]);
+    }
+    let open = db.open_holds().await?;
+    for round in 0..5 {
+        let taken = open.iter().filter(|h| h.request_id.starts_with(&format!("gone{round}_"))).count();
+        assert!(taken == 0 || taken == 16, "round {round}: {taken} of 16 holds taken");
+    }
+    let sum: i64 = open.iter().map(|h| h.amount.0).sum();
+    assert_eq!(db.held(account.id).await?, NanoUsd(sum), "the account holds what its open holds say");
+    Ok(())
+}
+
 on_both_backends!(
+    a_batch_given_up_half_way_leaves_nothing_locked,
     a_long_batch_holds_in_order_and_says_why_not,
     batches_of_holds_answer_each_hold_in_its_place,
     concurrent_holds_never_exceed_the_balance,

@@ -51,11 +51,22 @@ impl SqliteDb {
 }
 
 /// The settlement of `batch` in one transaction on `connection`.
+///
+/// Its inserts answer no rows: a row streamed back from the connection's thread costs a
+/// wake-up of each side (sqlx hands rows over one at a time), which made `RETURNING` on
+/// batches of hundreds of rows cost more than the inserts. What a batch adds is known
+/// beforehand instead — which of its request ids already have a row — as nothing else can
+/// write between that look and the inserts (the transaction holds SQLite's write lock).
 async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Result<(), StoreError> {
     let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
     checkpoint(&mut tx, batch.progress).await?;
-    let mut inserted: HashSet<String> = HashSet::with_capacity(batch.usage.len());
-    for chunk in batch.usage.chunks(USAGE_PER_STATEMENT) {
+    let ids = batch.usage.iter().map(|r| r.request_id.as_str());
+    let stored = already_written(&mut tx, "SELECT request_id FROM usage WHERE request_id IN (", ids).await?;
+    // The first record of a request id is the one stored; only it is charged.
+    let mut seen: HashSet<&str> = HashSet::with_capacity(batch.usage.len());
+    let recorded: Vec<&UsageRecord> =
+        batch.usage.iter().filter(|r| !stored.contains(&r.request_id) && seen.insert(r.request_id.as_str())).collect();
+    for chunk in recorded.chunks(USAGE_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Sqlite>::new(concat!("INSERT OR IGNORE INTO usage (", usage_columns!(), ") "));
         insert.push_values(chunk, |mut row, r| {
             row.push_bind(r.request_id.as_str())
@@ -82,16 +93,12 @@ async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Resul
                 .push_bind(to_db_count(r.usage.hosted.web_search))
                 .push_bind(to_db_count(r.usage.hosted.web_fetch));
         });
-        insert.push(" RETURNING request_id");
         // Batch sizes vary, so these statements are not cached: a cache of each size would grow.
-        let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
-        inserted.extend(ids);
+        insert.build().persistent(false).execute(&mut *tx).await?;
     }
     let closing: Vec<&str> =
         batch.usage.iter().map(|r| r.request_id.as_str()).chain(batch.releases.iter().map(String::as_str)).collect();
     close(&mut tx, &closing).await?;
-    // The first record of a request id is the one stored; only it is charged.
-    let recorded: Vec<&UsageRecord> = batch.usage.iter().filter(|r| inserted.remove(&r.request_id)).collect();
     let to_charge: Vec<&UsageRecord> = recorded.iter().copied().filter(|r| r.cost.0 > 0).collect();
     if to_charge.is_empty() {
         add_rollups(&mut tx, &recorded, &HashMap::new()).await?;
@@ -102,9 +109,11 @@ async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Resul
     let amounts = settle::capped(&to_charge.iter().map(|r| (r.account_id, r.cost.0)).collect::<Vec<_>>(), &funds);
     let charges: Vec<(&UsageRecord, i64)> = to_charge.into_iter().zip(amounts).collect();
     // The ledger's (request_id, kind) index keeps a charge idempotent even if another
-    // path already wrote one; balances move only with the rows really inserted.
-    let mut charged: HashSet<String> = HashSet::with_capacity(charges.len());
-    for chunk in charges.chunks(ROWS_PER_STATEMENT / 2) {
+    // path already wrote one; balances move only with the rows this batch adds.
+    let ids = charges.iter().map(|(r, _)| r.request_id.as_str());
+    let already = already_written(&mut tx, CHARGED, ids).await?;
+    let charged: Vec<&(&UsageRecord, i64)> = charges.iter().filter(|(r, _)| !already.contains(&r.request_id)).collect();
+    for chunk in charged.chunks(ROWS_PER_STATEMENT / 2) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT OR IGNORE INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
         );
@@ -116,11 +125,8 @@ async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Resul
                 .push_bind(settle::memo(r, *amount))
                 .push_bind(r.created_at);
         });
-        insert.push(" RETURNING request_id");
-        let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut *tx).await?;
-        charged.extend(ids);
+        insert.build().persistent(false).execute(&mut *tx).await?;
     }
-    let charged: Vec<&(&UsageRecord, i64)> = charges.iter().filter(|(r, _)| charged.contains(&r.request_id)).collect();
     let amounts: HashMap<&str, i64> = charged.iter().map(|(r, amount)| (r.request_id.as_str(), *amount)).collect();
     add_rollups(&mut tx, &recorded, &amounts).await?;
     for (account_id, cost) in settle::sums(charged.iter().map(|(r, amount)| (r.account_id, *amount))) {
@@ -142,16 +148,45 @@ async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Resul
     Ok(())
 }
 
+/// The request ids that already have a charge in the ledger.
+const CHARGED: &str = "SELECT request_id FROM ledger WHERE kind = 'charge' AND request_id IN (";
+/// The request ids that already have an earning in the ledger.
+const EARNED: &str = "SELECT request_id FROM ledger WHERE kind = 'earning' AND request_id IN (";
+
+/// Which of `ids` `select` (a query up to its open `IN (` list) finds: the rows already
+/// written, which a batch must neither write again nor count.
+async fn already_written<'a>(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    select: &str,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let ids: Vec<&str> = ids.collect();
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(select);
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        let rows: Vec<String> = query.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
 /// Credits instance owners their share of the charges just written: one `earning` row
 /// per request (the (request_id, kind) index keeps it once however often it is
-/// replayed), and each owner's balance by the rows really inserted.
+/// replayed), and each owner's balance by the rows this batch adds.
 async fn pay_earnings(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     charged: &[&(&UsageRecord, i64)],
 ) -> Result<(), sqlx::Error> {
     let earnings = settle::earnings(charged);
-    let mut paid: HashSet<String> = HashSet::with_capacity(earnings.len());
-    for chunk in earnings.chunks(ROWS_PER_STATEMENT / 2) {
+    let already = already_written(tx, EARNED, earnings.iter().map(|(_, _, r)| r.request_id.as_str())).await?;
+    let owed: Vec<&(i64, i64, &UsageRecord)> =
+        earnings.iter().filter(|(_, _, r)| !already.contains(&r.request_id)).collect();
+    for chunk in owed.chunks(ROWS_PER_STATEMENT / 2) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT OR IGNORE INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
         );
@@ -163,13 +198,9 @@ async fn pay_earnings(
                 .push_bind(settle::earning_memo(r))
                 .push_bind(r.created_at);
         });
-        insert.push(" RETURNING request_id");
-        let ids: Vec<String> = insert.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
-        paid.extend(ids);
+        insert.build().persistent(false).execute(&mut **tx).await?;
     }
-    let owed =
-        earnings.iter().filter(|(_, _, r)| paid.contains(&r.request_id)).map(|(owner, amount, _)| (*owner, *amount));
-    for (owner, amount) in settle::sums(owed) {
+    for (owner, amount) in settle::sums(owed.iter().map(|(owner, amount, _)| (*owner, *amount))) {
         sqlx::query("UPDATE accounts SET balance_nano = balance_nano + ? WHERE id = ?")
             .bind(amount)
             .bind(owner)

@@ -41,6 +41,35 @@ async fn same_request_id_is_charged_once_within_and_across_batches(backend: Back
     Ok(())
 }
 
+/// A batch longer than one statement's worth of rows, half of it recorded by an earlier
+/// batch and each of its records sent twice (the copy at another cost): only the new
+/// request ids are stored and charged, each once, at its first record's cost.
+async fn a_long_batch_half_recorded_before_charges_only_the_new(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let acme = db.create_account("acme", NanoUsd(100_000_000)).await?;
+    db.insert_key(&new_key("k1", acme.id)).await?;
+    let record = |i: usize| usage_record(&format!("req-{i:04}"), "k1", acme.id, 100 + i64::try_from(i).unwrap_or(0));
+    let earlier: Vec<_> = (0..600).map(record).collect();
+    db.record_usage(&earlier).await?;
+    let mut batch = Vec::new();
+    for i in 300..1_500 {
+        let first = record(i);
+        let mut copy = first.clone();
+        copy.cost = NanoUsd(7);
+        batch.extend([first, copy]);
+    }
+    db.record_usage(&batch).await?;
+    assert_eq!(db.usage_count().await?, 1_500);
+    let charged: i64 = (0..1_500).map(|i| 100 + i).sum();
+    let balance = db.account_by_id(acme.id).await?.ok_or("acme missing")?.balance;
+    assert_eq!(balance, NanoUsd(100_000_000 - charged));
+    assert_eq!(db.ledger_sum(acme.id).await?, balance);
+    assert_eq!(db.usage_by_request("req-0999").await?, Some(record(999)));
+    let key = db.active_keys().await?.pop().ok_or("no key")?;
+    assert_eq!(key.spent, NanoUsd(charged));
+    Ok(())
+}
+
 async fn zero_cost_usage_is_recorded_without_a_charge(backend: Backend) -> TestResult {
     let db = backend.db().await?;
     let acme = db.create_account("acme", NanoUsd(10)).await?;
@@ -140,6 +169,7 @@ async fn an_instance_owner_earns_a_share_of_the_charge_once(backend: Backend) ->
 }
 
 on_both_backends!(
+    a_long_batch_half_recorded_before_charges_only_the_new,
     same_request_id_is_charged_once_within_and_across_batches,
     zero_cost_usage_is_recorded_without_a_charge,
     usage_record_round_trips_every_field,

@@ -30,10 +30,10 @@ use crate::StoreError;
 const FILE_POOL_SIZE: u32 = 4;
 
 /// Rows a statement's connection thread may hand over before the task reading them takes
-/// any (sqlx's default is 50). A settlement's `INSERT … RETURNING` answers a row per usage
-/// record, up to a few hundred: with room for fewer, the thread stopped at every row once
-/// the channel was full and the reader woke it again for the next — two futex calls and
-/// often two context switches a row.
+/// any (sqlx's default is 50). With room for fewer than a query answers (a multi-statement
+/// batch of holds answers a message per statement; reads of hundreds of rows), the thread
+/// stopped at every row once the channel was full and the reader woke it again for the
+/// next — two futex calls and often two context switches a row.
 const ROW_BUFFER: usize = 1024;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -26,16 +26,13 @@ impl SqliteDb {
     /// longer one goes [`HOLDS_PER_TRIP`] at a time inside a transaction of its own.
     pub(crate) async fn hold_many(&self, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
         if holds.len() > HOLDS_PER_TRIP {
-            let mut answers = Vec::with_capacity(holds.len());
             let mut batches = self.batches.acquire().await?;
-            let connection = batches.get()?;
-            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
-            let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
-            for group in holds.chunks(HOLDS_PER_TRIP) {
-                answers.extend(hold_group(&mut tx, group, false).await?);
+            let held = hold_long(batches.get()?, holds).await;
+            // As for a settlement: SQLite may have ended the transaction behind sqlx's back.
+            if held.is_err() {
+                batches.close_on_drop();
             }
-            tx.commit().await?;
-            return Ok(answers);
+            return Ok(held?);
         }
         let mut trip = InTransaction { connection: self.batches.acquire().await?, ended: false };
         let connection = trip.connection.get()?;
@@ -72,6 +69,18 @@ impl SqliteDb {
             .await?;
         Ok(NanoUsd(held.unwrap_or(0)))
     }
+}
+
+/// A batch longer than one trip: [`HOLDS_PER_TRIP`] at a time in one transaction.
+async fn hold_long(connection: &mut SqliteConnection, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, sqlx::Error> {
+    let mut answers = Vec::with_capacity(holds.len());
+    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
+    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+    for group in holds.chunks(HOLDS_PER_TRIP) {
+        answers.extend(hold_group(&mut tx, group, false).await?);
+    }
+    tx.commit().await?;
+    Ok(answers)
 }
 
 /// Holds sent to the connection's thread together. Each group size has its own cached

@@ -16,20 +16,19 @@ const USAGE_PER_STATEMENT: usize = 200;
 
 impl SqliteDb {
     /// Writes a batch in one transaction with a handful of statements: checkpoints, a
-    /// multi-row insert of usage (`RETURNING` what it actually inserted, so a repeated
-    /// request id changes nothing), the closing of holds, the charges (capped, see
-    /// [`settle::capped`]), then one balance and one spend update per account and key.
+    /// multi-row insert of the usage rows not stored yet (so a repeated request id changes
+    /// nothing), the closing of holds, the charges (capped, see [`settle::capped`]), then
+    /// one balance and one spend update per account and key.
     ///
     /// It commits with `synchronous = FULL` (on disk before the usage journal that carried
     /// it is emptied), on the connection holds are taken on, which otherwise runs with
-    /// `NORMAL`.
+    /// `NORMAL`. A failure closes the connection (the next batch opens another): SQLite may
+    /// have rolled the transaction back on its own (a full disk), which sqlx does not see,
+    /// and it would refuse every later `BEGIN` on that connection.
     pub(crate) async fn write_batch(&self, batch: Batch<'_>) -> Result<(), StoreError> {
         let mut batches = self.batches.acquire().await?;
-        let connection = batches.get()?;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *connection).await?;
-        let written = settle_on(connection, batch).await;
-        // Holds set it again themselves: this only spares them a needless sync meanwhile.
-        if sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await.is_err() {
+        let written = settle_synced(batches.get()?, batch).await;
+        if written.is_err() {
             batches.close_on_drop();
         }
         written
@@ -48,6 +47,15 @@ impl SqliteDb {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage").fetch_one(&self.pool).await?;
         Ok(count)
     }
+}
+
+/// [`settle_on`] committed with `synchronous = FULL`, then `NORMAL` again (holds set it
+/// themselves too: this only spares them a needless sync meanwhile).
+async fn settle_synced(connection: &mut SqliteConnection, batch: Batch<'_>) -> Result<(), StoreError> {
+    sqlx::query("PRAGMA synchronous = FULL").execute(&mut *connection).await?;
+    settle_on(connection, batch).await?;
+    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
+    Ok(())
 }
 
 /// The settlement of `batch` in one transaction on `connection`.
@@ -242,3 +250,57 @@ async fn add_rollups(
 
 /// Rollup rows per upsert: 9 bound values each.
 const ROLLUPS_PER_STATEMENT: usize = 500;
+
+#[cfg(test)]
+mod tests {
+    use tokenrouter_core::{NanoUsd, Usage};
+
+    use super::*;
+    use crate::UsageSource;
+
+    fn record(request_id: String) -> UsageRecord {
+        UsageRecord {
+            request_id,
+            key_id: "k1".to_owned(),
+            account_id: 1,
+            model: "m".to_owned(),
+            provider: "p".to_owned(),
+            upstream_model: "m".to_owned(),
+            endpoint: "chat.completions".to_owned(),
+            stream: false,
+            status: 200,
+            usage: Usage::default(),
+            cost: NanoUsd::ZERO,
+            usage_source: UsageSource::None,
+            client_disconnected: false,
+            latency_ms: 1,
+            created_at: 1_700_000_000,
+            error_code: None,
+            ttfb_ms: None,
+            earning: None,
+        }
+    }
+
+    /// SQLite rolls a transaction back on its own on some errors (a full disk, no memory),
+    /// unseen by sqlx, which then refuses every later `BEGIN` on that connection. A
+    /// settlement that fails that way must not leave such a connection to the next batches:
+    /// the first batch after it may fail, the next is written.
+    #[tokio::test]
+    async fn a_transaction_sqlite_ended_unseen_does_not_stop_later_batches() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let db = SqliteDb::open(&format!("sqlite://{}", dir.path().join("ended.db").display())).await?;
+        db.migrate().await?;
+        {
+            let mut batches = db.batches.acquire().await?;
+            let mut tx = batches.get()?.begin_with("BEGIN IMMEDIATE").await?;
+            // As SQLite does on a full disk: the transaction ends under sqlx's feet.
+            sqlx::query("ROLLBACK").execute(&mut *tx).await?;
+        }
+        let first = [record("first".to_owned())];
+        let _ = db.write_batch(Batch { usage: &first, ..Batch::default() }).await;
+        let next = [record("next".to_owned())];
+        db.write_batch(Batch { usage: &next, ..Batch::default() }).await?;
+        assert!(db.usage_by_request("next").await?.is_some());
+        Ok(())
+    }
+}

@@ -161,9 +161,8 @@ impl Locked<'_> {
         let next = self.path.with_extension("usage-journal.next");
         let written = (|| -> std::io::Result<File> {
             let mut file = OpenOptions::new().create(true).write(true).truncate(true).open(&next)?;
-            for line in lines {
-                file.write_all(line)?;
-            }
+            // One write for all of them (a write a line cost a system call per queued record).
+            file.write_all(&lines.concat())?;
             drop(file);
             std::fs::rename(&next, self.path)?;
             OpenOptions::new().append(true).read(true).open(self.path)

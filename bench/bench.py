@@ -526,6 +526,19 @@ def main():
     return rc
 
 
+def model_toml(model, provider, upstream):
+    """A `[[models]]` entry of the benches' configs: one deployment, the same prices."""
+    return f"""
+[[models]]
+id = "{model}"
+context_window = 128000
+max_output_tokens = 4096
+input_price = 0.15
+output_price = 0.60
+deployments = [ {{ provider = "{provider}", upstream_model = "{upstream}" }} ]
+"""
+
+
 def write_config(path, mock_port, redis_prefix=None):
     """The gateway's config: the mock as its one provider of `bench-model`; with a Redis key
     prefix, its `[redis]` section."""
@@ -534,15 +547,7 @@ def write_config(path, mock_port, redis_prefix=None):
 name = "mock"
 kind = "openai"
 base_url = "http://127.0.0.1:{mock_port}/v1"
-
-[[models]]
-id = "bench-model"
-context_window = 128000
-max_output_tokens = 4096
-input_price = 0.15
-output_price = 0.60
-deployments = [ {{ provider = "mock", upstream_model = "mock-gpt" }} ]
-""")
+""" + model_toml("bench-model", "mock", "mock-gpt"))
         if redis_prefix:
             f.write(f'\n[redis]\nkey_prefix = "{redis_prefix}"\n')
 

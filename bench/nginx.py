@@ -112,16 +112,10 @@ http {{
 
 
 def gateway_conf(port):
-    models = "".join(f"""
-[[models]]
-id = "{model}"
-context_window = 128000
-max_output_tokens = 4096
-input_price = 0.15
-output_price = 0.60
-deployments = [ {{ provider = "{provider}", upstream_model = "{upstream}" }} ]
-""" for model, provider, upstream in ((MODEL_JSON, "nginx", "nginx-gpt"), (MODEL_SSE, "nginx-sse", "nginx-gpt"),
-                                      (MODEL_ANTHROPIC, "nginx-anthropic", "claude-nginx")))
+    models = "".join(bench.model_toml(model, provider, upstream)
+                     for model, provider, upstream in ((MODEL_JSON, "nginx", "nginx-gpt"),
+                                                       (MODEL_SSE, "nginx-sse", "nginx-gpt"),
+                                                       (MODEL_ANTHROPIC, "nginx-anthropic", "claude-nginx")))
     return f"""[[providers]]
 name = "nginx"
 kind = "openai"

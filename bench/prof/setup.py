@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """For the probes in this folder: starts nginx and the gateway on CPU 0 as bench/nginx.sh
 does (SQLite; auth, limits and prepaid billing on), writes WORKDIR/env (NPORT, GPORT, KEY,
-GPID, NPID), prints `ready` and stays until terminated.
+GPID, NPID), prints `ready` and stays until terminated. With PROF_PG=1 the gateway runs on
+PostgreSQL and Redis instead (as bench/run.sh's `postgres` mode: BENCH_PG, BENCH_REDIS; a
+database of its own, dropped at the end, and a Redis key prefix of its own).
 
 Usage: setup.py path/to/tokenrouter WORKDIR"""
 import json
@@ -26,15 +28,25 @@ with open(f"{wd}/nginx.conf", "w") as f:
 server = subprocess.Popen(["taskset", "-c", "0", shutil.which("nginx") or "/usr/sbin/nginx", "-p", wd,
                            "-c", f"{wd}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=open(f"{wd}/nginx.log", "w"))
 time.sleep(0.5)
-db, cfg = f"sqlite://{wd}/prof.db", f"{wd}/prof.toml"
+db, cfg, extra = f"sqlite://{wd}/prof.db", f"{wd}/prof.toml", ""
+if os.environ.get("PROF_PG"):
+    bench.PG["url"] = os.environ.get("BENCH_PG", bench.PG["url"]).rstrip("/")
+    bench.PG["redis"] = os.environ.get("BENCH_REDIS", bench.PG["redis"])
+    name = f"tr_prof_{os.getpid()}"
+    bench.psql(f"CREATE DATABASE {name}")
+    db = f"{bench.PG['url']}/{name}?sslmode=disable"
+    extra = f'\n[redis]\nkey_prefix = "trprof:{os.getpid()}:{int(time.time())}:"\n'
 with open(cfg, "w") as f:
-    f.write(nginx.gateway_conf(port))
+    f.write(nginx.gateway_conf(port) + extra)
+if extra:
+    bench.run_cli([binary, "--database", db, "migrate"])
 bench.run_cli([binary, "--database", db, "accounts", "create", "bench", "--balance", "1000000"])
 created = bench.run_cli([binary, "--database", db, "keys", "create", "--account", "bench", "--json",
                          "--rpm", str(bench.KEY_RPM), "--tpm", str(bench.KEY_TPM)])
 key = json.loads(created.strip().splitlines()[-1])["key"]
 gateway, gateway_port = bench.start_server(
-    "gateway", ["taskset", "-c", "0", binary, "--database", db, "--config", cfg, "serve", "--listen", "127.0.0.1:0"],
+    "gateway", ["taskset", "-c", "0", binary, "--database", db, "--config", cfg]
+    + (["--redis", bench.PG["redis"]] if extra else []) + ["serve", "--listen", "127.0.0.1:0"],
     r"tokenrouter listening on http://127\.0\.0\.1:(\d+)", f"{wd}/gateway.log", pidfile)
 with open(f"{wd}/env", "w") as f:
     f.write(f"NPORT={port}\nGPORT={gateway_port}\nKEY={key}\nGPID={gateway.pid}\nNPID={server.pid}\n")
@@ -43,7 +55,11 @@ print("ready", flush=True)
 
 def stop(*_):
     gateway.kill()
-    server.kill()
+    server.terminate()  # nginx's master stops its worker on SIGTERM (SIGKILL would orphan it)
+    server.wait()
+    if extra:
+        gateway.wait()
+        bench.psql(f"DROP DATABASE IF EXISTS {name}")
     sys.exit(0)
 
 

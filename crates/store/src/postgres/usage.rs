@@ -16,6 +16,8 @@ impl PostgresDb {
     /// the rows of every account and key touched locked in id order (the order every
     /// writer takes, so batches of several replicas never deadlock), the holds closed,
     /// the charges (capped, see [`settle::capped`]), then balances and spends updated.
+    /// Every ledger row's account is one of the rows locked here, or the whole batch is
+    /// refused: the ledger has no foreign key (it cost a query and a lock per row).
     pub(crate) async fn write_batch(&self, batch: Batch<'_>) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         checkpoint(&mut tx, batch.progress).await?;
@@ -26,7 +28,7 @@ impl PostgresDb {
             .map(|r| r.request_id.as_str())
             .chain(batch.releases.iter().map(String::as_str))
             .collect();
-        lock_rows(&mut tx, batch.usage, &closing).await?;
+        let locked = lock_rows(&mut tx, batch.usage, &closing).await?;
         close(&mut tx, &closing).await?;
         // The first record of a request id is the one stored; only it is charged.
         let recorded: Vec<&UsageRecord> = batch.usage.iter().filter(|r| inserted.remove(&r.request_id)).collect();
@@ -58,7 +60,7 @@ impl PostgresDb {
                 created_at: r.created_at,
             })
             .collect();
-        let charged = insert_ledger(&mut tx, "charge", &entries).await?;
+        let charged = insert_ledger(&mut tx, "charge", &entries, &locked).await?;
         let charged: Vec<&(&UsageRecord, i64)> =
             charges.iter().filter(|(r, _)| charged.contains(&r.request_id)).collect();
         let amounts: HashMap<&str, i64> = charged.iter().map(|(r, amount)| (r.request_id.as_str(), *amount)).collect();
@@ -83,7 +85,7 @@ impl PostgresDb {
         .bind(amounts)
         .execute(&mut *tx)
         .await?;
-        pay_earnings(&mut tx, &charged).await?;
+        pay_earnings(&mut tx, &charged, &locked).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -106,7 +108,11 @@ impl PostgresDb {
 /// Credits instance owners their share of the charges just written: one `earning` row
 /// per request (the (request_id, kind) index keeps it once however often it is
 /// replayed), and each owner's balance by the rows really inserted.
-async fn pay_earnings(tx: &mut Transaction<'_, Postgres>, charged: &[&(&UsageRecord, i64)]) -> Result<(), sqlx::Error> {
+async fn pay_earnings(
+    tx: &mut Transaction<'_, Postgres>,
+    charged: &[&(&UsageRecord, i64)],
+    locked: &HashSet<i64>,
+) -> Result<(), StoreError> {
     let earnings = settle::earnings(charged);
     let entries: Vec<Entry> = earnings
         .iter()
@@ -118,7 +124,7 @@ async fn pay_earnings(tx: &mut Transaction<'_, Postgres>, charged: &[&(&UsageRec
             created_at: r.created_at,
         })
         .collect();
-    let paid = insert_ledger(tx, "earning", &entries).await?;
+    let paid = insert_ledger(tx, "earning", &entries, locked).await?;
     let owed =
         earnings.iter().filter(|(_, _, r)| paid.contains(&r.request_id)).map(|(owner, amount, _)| (*owner, *amount));
     let (ids, amounts): (Vec<i64>, Vec<i64>) = settle::sums(owed).into_iter().unzip();
@@ -136,12 +142,13 @@ async fn pay_earnings(tx: &mut Transaction<'_, Postgres>, charged: &[&(&UsageRec
     Ok(())
 }
 
-/// Locks the accounts, then the keys, a batch touches, each in id order.
+/// Locks the accounts, then the keys, a batch touches, each in id order; answers the ids
+/// of the accounts locked (those that exist).
 async fn lock_rows(
     tx: &mut Transaction<'_, Postgres>,
     usage: &[UsageRecord],
     closing: &[&str],
-) -> Result<(), sqlx::Error> {
+) -> Result<HashSet<i64>, sqlx::Error> {
     let held: Vec<(i64, String)> = sqlx::query_as("SELECT account_id, key_id FROM holds WHERE request_id = ANY($1)")
         .bind(closing)
         .persistent(false) // planned for the table as it is now: see holds.rs `by_request_id`
@@ -153,15 +160,15 @@ async fn lock_rows(
     let accounts: Vec<i64> =
         usage.iter().map(|r| r.account_id).chain(held.iter().map(|(a, _)| *a)).chain(owners).collect();
     let keys: Vec<&str> = usage.iter().map(|r| r.key_id.as_str()).chain(held.iter().map(|(_, k)| k.as_str())).collect();
-    sqlx::query("SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+    let locked: Vec<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
         .bind(accounts)
-        .execute(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
     sqlx::query("SELECT id FROM api_keys WHERE id = ANY($1) ORDER BY id FOR UPDATE")
         .bind(keys)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    Ok(locked.into_iter().collect())
 }
 
 /// Adds what `recorded` (usage rows just inserted) brings to `usage_hourly`: one upsert
@@ -263,12 +270,16 @@ struct Entry<'a> {
 
 /// Inserts ledger rows of one kind in one statement over arrays; answers the request ids
 /// really inserted (the ledger's (request_id, kind) index keeps each once however often it
-/// is replayed).
+/// is replayed). Each row's account must be among those `locked` by this transaction.
 async fn insert_ledger(
     tx: &mut Transaction<'_, Postgres>,
     kind: &str,
     entries: &[Entry<'_>],
-) -> Result<HashSet<String>, sqlx::Error> {
+    locked: &HashSet<i64>,
+) -> Result<HashSet<String>, StoreError> {
+    if let Some(stray) = entries.iter().find(|e| !locked.contains(&e.account_id)) {
+        return Err(StoreError::AccountNotFound(stray.account_id.to_string()));
+    }
     if entries.is_empty() {
         return Ok(HashSet::new());
     }

@@ -168,7 +168,33 @@ async fn an_instance_owner_earns_a_share_of_the_charge_once(backend: Backend) ->
     Ok(())
 }
 
+/// A charge or an earning for an account that does not exist fails the whole batch
+/// (as a foreign key would): nothing of it is written, and the accounts that exist are
+/// untouched. (No account is ever deleted; this guards the settlement, not a user path.)
+async fn a_charge_or_earning_for_an_unknown_account_fails_the_batch(backend: Backend) -> TestResult {
+    let db = backend.db().await?;
+    let acme = db.create_account("acme", NanoUsd(1_000_000)).await?;
+    db.insert_key(&new_key("k1", acme.id)).await?;
+    let unknown = acme.id + 1_000;
+    let stray = usage_record("req-stray", "k1", unknown, 100);
+    assert!(db.record_usage(&[usage_record("req-1", "k1", acme.id, 10), stray]).await.is_err());
+    let mut earning = usage_record("req-2", "k1", acme.id, 100);
+    earning.provider = "instance:inst_1".to_owned();
+    earning.earning = Some(Earning { account_id: unknown, share_ppb: 500_000_000 });
+    assert!(db.record_usage(&[usage_record("req-3", "k1", acme.id, 10), earning]).await.is_err());
+
+    assert_eq!(db.usage_count().await?, 0);
+    let balance = db.account_by_id(acme.id).await?.ok_or("acme")?.balance;
+    assert_eq!(balance, NanoUsd(1_000_000));
+    assert_eq!(db.ledger_sum(acme.id).await?, balance);
+    // The batch alone still goes through.
+    db.record_usage(&[usage_record("req-1", "k1", acme.id, 10)]).await?;
+    assert_eq!(db.account_by_id(acme.id).await?.ok_or("acme")?.balance, NanoUsd(1_000_000 - 10));
+    Ok(())
+}
+
 on_both_backends!(
+    a_charge_or_earning_for_an_unknown_account_fails_the_batch,
     a_long_batch_half_recorded_before_charges_only_the_new,
     same_request_id_is_charged_once_within_and_across_batches,
     zero_cost_usage_is_recorded_without_a_charge,

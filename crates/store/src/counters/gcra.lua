@@ -111,45 +111,50 @@ local arity = ({ admit = 4, settle = 7 })[op]
 if arity and (#ARGV - 1) % arity ~= 0 then return redis.error_reply('gcra.lua: ' .. op .. ' takes ' .. arity .. ' arguments an item') end
 if op == 'admit' then
   local now = now_ms()
-  local out = { now }
+  local out, n = { now }, 1
+  -- Appends one limit's answer (five values; zeros when the limit is off) and, when the
+  -- whole admission fits, writes its bucket.
+  local function answer(s, p, limit, b, need, capacity, all)
+    if limit <= 0 then
+      for j = n + 1, n + 5 do out[j] = 0 end
+      n = n + 5
+      return
+    end
+    local ok = need <= capacity
+    local after = b
+    if all then
+      after = need
+      set(s, p, after, limit, now)
+    end
+    local wait = 0
+    if not ok then wait = ceil_div(need - capacity, limit) end
+    out[n + 1] = ok and 1 or 0
+    out[n + 2] = wait
+    out[n + 3] = math.floor((capacity - math.min(after, capacity)) / PERIOD)
+    out[n + 4] = ceil_div(after, limit)
+    out[n + 5] = after
+    n = n + 5
+  end
   for i = 2, #ARGV, 4 do
     local s = state(tonumber(ARGV[i]))
-    local limits = { { 'r', tonumber(ARGV[i + 1]), 1 }, { 't', tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]) } }
-    local checked = {}
+    local rl, tl, cost = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+    -- Every limit is checked before any is written.
+    local rb, rneed, rcap, tb, tneed, tcap = 0, 0, 0, 0, 0, 0
     local all = true
-    for j, l in ipairs(limits) do
-      local limit = l[2]
-      if limit > 0 then
-        local cur = s[l[1]]
-        local b = busy_of(cur.t, cur.b, cur.l, limit, now)
-        local cost = math.min(l[3], limit)
-        local need = b + PERIOD * cost
-        local capacity = PERIOD * limit
-        local ok = need <= capacity
-        all = all and ok
-        checked[j] = { b = b, need = need, capacity = capacity, ok = ok }
-      end
+    if rl > 0 then
+      local cur = s.r
+      rb = busy_of(cur.t, cur.b, cur.l, rl, now)
+      rneed, rcap = rb + PERIOD, PERIOD * rl
+      all = rneed <= rcap
     end
-    for j, l in ipairs(limits) do
-      local c, limit = checked[j], l[2]
-      if c == nil then
-        for _ = 1, 5 do out[#out + 1] = 0 end
-      else
-        local after = c.b
-        if all then
-          after = c.need
-          set(s, l[1], after, limit, now)
-        end
-        local wait = 0
-        if not c.ok then wait = ceil_div(c.need - c.capacity, limit) end
-        local remaining = math.floor((c.capacity - math.min(after, c.capacity)) / PERIOD)
-        out[#out + 1] = c.ok and 1 or 0
-        out[#out + 1] = wait
-        out[#out + 1] = remaining
-        out[#out + 1] = ceil_div(after, limit)
-        out[#out + 1] = after
-      end
+    if tl > 0 then
+      local cur = s.t
+      tb = busy_of(cur.t, cur.b, cur.l, tl, now)
+      tneed, tcap = tb + PERIOD * math.min(cost, tl), PERIOD * tl
+      all = all and tneed <= tcap
     end
+    answer(s, 'r', rl, rb, rneed, rcap, all)
+    answer(s, 't', tl, tb, tneed, tcap, all)
   end
   flush(now)
   return out

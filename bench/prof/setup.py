@@ -3,7 +3,8 @@
 does (SQLite; auth, limits and prepaid billing on), writes WORKDIR/env (NPORT, GPORT, KEY,
 GPID, NPID), prints `ready` and stays until terminated. With PROF_PG=1 the gateway runs on
 PostgreSQL and Redis instead (as bench/run.sh's `postgres` mode: BENCH_PG, BENCH_REDIS; a
-database of its own, dropped at the end, and a Redis key prefix of its own).
+database of its own, named in WORKDIR/env as PGDB and dropped at the end, and a Redis key
+prefix of its own).
 
 Usage: setup.py path/to/tokenrouter WORKDIR"""
 import json
@@ -50,6 +51,8 @@ gateway, gateway_port = bench.start_server(
     r"tokenrouter listening on http://127\.0\.0\.1:(\d+)", f"{wd}/gateway.log", pidfile)
 with open(f"{wd}/env", "w") as f:
     f.write(f"NPORT={port}\nGPORT={gateway_port}\nKEY={key}\nGPID={gateway.pid}\nNPID={server.pid}\n")
+    if extra:
+        f.write(f"PGDB={name}\n")
 print("ready", flush=True)
 
 

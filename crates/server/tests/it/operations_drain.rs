@@ -490,7 +490,10 @@ async fn a_client_that_stops_reading_is_dropped_after_the_keep_alive_timeout() {
     // The gateway stops reading requests once its writes are stuck: send what fits.
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.write_all(&pipelined)).await;
     let stalled = Instant::now();
-    tokio::time::sleep(Duration::from_millis(1800)).await;
+    // Four keep-alive timeouts: on a loaded machine the gateway may still be writing its
+    // first responses when the client stops sending, and reading earlier would un-stick it
+    // (with 1.8 s it then read all 64 MiB, over 20 s, under three busy loops on 2 cores).
+    tokio::time::sleep(Duration::from_millis(4000)).await;
     // Others are served meanwhile.
     assert_eq!(gw.http.get(format!("{}/ready", gw.url)).send().await.unwrap().status(), 200);
     let mut received = Vec::new();

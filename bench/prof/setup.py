@@ -29,8 +29,9 @@ with open(f"{wd}/nginx.conf", "w") as f:
 server = subprocess.Popen(["taskset", "-c", "0", shutil.which("nginx") or "/usr/sbin/nginx", "-p", wd,
                            "-c", f"{wd}/nginx.conf"], stdout=subprocess.DEVNULL, stderr=open(f"{wd}/nginx.log", "w"))
 time.sleep(0.5)
+pg = bool(os.environ.get("PROF_PG"))
 db, cfg, extra = f"sqlite://{wd}/prof.db", f"{wd}/prof.toml", ""
-if os.environ.get("PROF_PG"):
+if pg:
     bench.PG["url"] = os.environ.get("BENCH_PG", bench.PG["url"]).rstrip("/")
     bench.PG["redis"] = os.environ.get("BENCH_REDIS", bench.PG["redis"])
     name = f"tr_prof_{os.getpid()}"
@@ -39,7 +40,7 @@ if os.environ.get("PROF_PG"):
     extra = f'\n[redis]\nkey_prefix = "trprof:{os.getpid()}:{int(time.time())}:"\n'
 with open(cfg, "w") as f:
     f.write(nginx.gateway_conf(port) + extra)
-if extra:
+if pg:
     bench.run_cli([binary, "--database", db, "migrate"])
 bench.run_cli([binary, "--database", db, "accounts", "create", "bench", "--balance", "1000000"])
 created = bench.run_cli([binary, "--database", db, "keys", "create", "--account", "bench", "--json",
@@ -47,11 +48,11 @@ created = bench.run_cli([binary, "--database", db, "keys", "create", "--account"
 key = json.loads(created.strip().splitlines()[-1])["key"]
 gateway, gateway_port = bench.start_server(
     "gateway", ["taskset", "-c", "0", binary, "--database", db, "--config", cfg]
-    + (["--redis", bench.PG["redis"]] if extra else []) + ["serve", "--listen", "127.0.0.1:0"],
+    + (["--redis", bench.PG["redis"]] if pg else []) + ["serve", "--listen", "127.0.0.1:0"],
     r"tokenrouter listening on http://127\.0\.0\.1:(\d+)", f"{wd}/gateway.log", pidfile)
 with open(f"{wd}/env", "w") as f:
     f.write(f"NPORT={port}\nGPORT={gateway_port}\nKEY={key}\nGPID={gateway.pid}\nNPID={server.pid}\n")
-    if extra:
+    if pg:
         f.write(f"PGDB={name}\n")
 print("ready", flush=True)
 
@@ -60,7 +61,7 @@ def stop(*_):
     gateway.kill()
     server.terminate()  # nginx's master stops its worker on SIGTERM (SIGKILL would orphan it)
     server.wait()
-    if extra:
+    if pg:
         gateway.wait()
         bench.psql(f"DROP DATABASE IF EXISTS {name}")
     sys.exit(0)

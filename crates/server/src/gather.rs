@@ -6,15 +6,21 @@ use tokio::sync::mpsc;
 /// How many times a batch waits for more, as long as each wait brought some.
 const GATHER_ROUNDS: usize = 4;
 
-/// Waits for the next item and adds to `batch` (up to `max` in all) what arrives with it:
-/// it lets the requests already woken reach the queue first — yielding waits for the
-/// runtime to run every other ready task and poll the sockets once: no timer, a few
-/// microseconds when idle — so that under load a batch carries most of the requests in
-/// flight. Answers how many are in the batch; 0 when every sender is gone.
+/// Waits for the next item and adds to `batch` (up to `max` in all) what arrives with it
+/// (see [`gather_more`]). Answers how many are in the batch; 0 when every sender is gone.
 pub async fn gather<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, max: usize) -> usize {
     if rx.recv_many(batch, max).await == 0 {
         return 0;
     }
+    gather_more(rx, batch, max).await;
+    batch.len()
+}
+
+/// Adds to `batch` (up to `max` in all) what arrives now: it lets the requests already
+/// woken reach the queue first — yielding waits for the runtime to run every other ready
+/// task and poll the sockets once: no timer, a few microseconds when idle — so that under
+/// load a batch carries most of the requests in flight.
+pub async fn gather_more<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, max: usize) {
     for _ in 0..GATHER_ROUNDS {
         tokio::task::yield_now().await;
         let before = batch.len();
@@ -28,5 +34,4 @@ pub async fn gather<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, max: usiz
             break;
         }
     }
-    batch.len()
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 use futures_util::future::join_all;
-use tokenrouter_store::counters::{Admitted, Change, Correction, RedisCounters, Unit, Verdict};
+use tokenrouter_store::counters::{Admitted, Ask, Change, Correction, RedisCounters, Unit, Verdict};
 
 async fn counters(prefix: &str) -> RedisCounters {
     let url = std::env::var("TOKENROUTER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
@@ -166,6 +166,36 @@ async fn a_request_unit_given_back_is_admitted_again() {
     c.settle(&[back]).await.unwrap();
     assert!(requests(&c, "k", 3).await.admitted());
     assert!(!requests(&c, "k", 3).await.admitted());
+}
+
+#[tokio::test]
+async fn corrections_sent_with_admissions_apply_before_them_in_the_same_call() {
+    let c = counters(&prefix()).await;
+    let first = c.admit("a", Some(10), Some((100, 60))).await.unwrap();
+    assert!(c.admit("b", None, Some((100, 90))).await.unwrap().admitted());
+    let tokens = |key: &str, change| Correction { key_id: key.into(), unit: Unit::Tokens, per_minute: 100, change };
+    let ask = |key, cost| Ask { key_id: key, requests: Some(10), tokens: Some((100, cost)) };
+    // Alone, 60 more would not fit beside the first 60; after its refund of 50 it does. And
+    // the charge on "b" leaves room for 5 there, not 10.
+    let refund = Change::Refund { units: 50, admitted: first.tokens.unwrap().state };
+    let verdicts = c
+        .settle_and_admit(
+            &[tokens("a", refund), tokens("b", Change::Charge(5))],
+            &[ask("a", 60), ask("b", 10), ask("b", 5)],
+        )
+        .await
+        .unwrap();
+    let admitted: Vec<bool> = verdicts.iter().map(Verdict::admitted).collect();
+    assert_eq!(admitted, [true, false, true], "{verdicts:?}");
+    assert!((29..=30).contains(&verdicts[0].tokens.unwrap().remaining), "{verdicts:?}");
+    assert_eq!(verdicts[0].requests.unwrap().remaining, 8, "two requests of \"a\" admitted");
+    assert!(verdicts[1].tokens.unwrap().wait_ms.is_some());
+    // The same as the two calls one after the other would have done.
+    let probe = c.admit("a", None, Some((100, 1))).await.unwrap();
+    assert!((28..=29).contains(&probe.tokens.unwrap().remaining), "{probe:?}");
+    // Corrections alone still go.
+    assert!(c.settle_and_admit(&[tokens("b", Change::Charge(5))], &[]).await.unwrap().is_empty());
+    assert!(!c.admit("b", None, Some((100, 1))).await.unwrap().admitted());
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Limits shared by replicas through Redis: admissions and corrections go in batches from
-//! two background tasks, one round trip per batch (a request's admission waits for its
-//! batch's). The verdicts are mirrored into this process's
-//! buckets (for the headers), which take over while Redis is unreachable; a background
-//! task probes Redis every second meanwhile and switches back when it answers.
+//! one background task, one round trip per batch, corrections riding on the admissions'
+//! (a request's admission waits for its batch's). The verdicts are mirrored into this
+//! process's buckets (for the headers), which take over while Redis is unreachable; a
+//! background task probes Redis every second meanwhile and switches back when it answers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,11 +15,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Admission, Bucket, Held, Local, LocalHeld, RemoteHeld, limits_of, lock};
 use crate::error::ApiError;
-use crate::gather::gather;
+use crate::gather::gather_more;
 
 /// How often Redis is probed while the limits are this replica's own.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
-/// Corrections wait at most this long for others to share their round trip.
+/// Corrections wait at most this long for admissions (or others) to share their round trip.
 const BATCH_WAIT: Duration = Duration::from_millis(5);
 /// Corrections sent in one round trip at most.
 const BATCH: usize = 128;
@@ -68,7 +68,8 @@ impl Link {
 }
 
 impl Replicated {
-    /// Connects to Redis (or starts in fallback) and starts the probe and the corrections task.
+    /// Connects to Redis (or starts in fallback) and starts the probe and the task that
+    /// sends admissions and corrections.
     pub async fn start(url: &str, key_prefix: &str) -> Replicated {
         let link = Arc::new(Link {
             url: url.to_owned(),
@@ -84,8 +85,7 @@ impl Replicated {
         let (corrections, queue) = mpsc::unbounded_channel();
         let (admissions, asks) = mpsc::channel(ADMIT_QUEUE);
         tokio::spawn(probe(Arc::downgrade(&link)));
-        tokio::spawn(send_corrections(link.clone(), queue));
-        tokio::spawn(send_admissions(link.clone(), asks, corrections.clone()));
+        tokio::spawn(send(link.clone(), asks, queue, corrections.clone()));
         Replicated { link, local: Local::new(), corrections, admissions }
     }
 
@@ -197,42 +197,105 @@ async fn probe(link: std::sync::Weak<Link>) {
     }
 }
 
-/// Sends admissions to Redis in batches: whatever arrived with the first (see
-/// [`gather`]), up to [`ADMIT_BATCH`], in one call of the script, which admits them in
-/// order. In fallback, or when the call fails, each is answered `Err` and admitted by the
-/// local buckets. Ends when the limiter is gone.
-async fn send_admissions(
+/// Sends admissions and corrections to Redis, one call of the script per batch:
+/// admissions as they come (whatever arrived with the first, see [`gather_more`], up to
+/// [`ADMIT_BATCH`]), admitted in order, with every correction waiting at that moment
+/// applied first in the same call; corrections alone only when no admission came within
+/// [`BATCH_WAIT`] of the first of them (an admission arriving meanwhile waits for that
+/// round trip). In fallback, or when a call fails, its admissions are answered `Err` (the
+/// local buckets admit them) and its corrections are dropped (the local buckets took them
+/// already). Ends once the limiter is gone — and with it the admissions, and the sender
+/// of corrections this task keeps for the refunds of requests gone before their verdict —
+/// and the corrections of the requests still in flight have all been sent.
+async fn send(
     link: Arc<Link>,
-    mut queue: mpsc::Receiver<AdmitAsk>,
+    mut asks: mpsc::Receiver<AdmitAsk>,
+    mut queue: mpsc::UnboundedReceiver<Correction>,
     corrections: mpsc::UnboundedSender<Correction>,
 ) {
     let mut batch = Vec::with_capacity(ADMIT_BATCH);
-    while gather(&mut queue, &mut batch, ADMIT_BATCH).await > 0 {
-        let redis = match (link.fallback.load(Ordering::Acquire), link.redis.load_full()) {
-            (false, Some(redis)) => redis,
-            _ => {
-                fall_back(&mut batch);
-                continue;
+    let mut pending: Vec<Correction> = Vec::with_capacity(BATCH);
+    let mut refunds = Some(corrections);
+    let mut deadline = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            biased;
+            // Cancel-safe: what it took is in `batch` and sent below, never left behind.
+            received = asks.recv_many(&mut batch, ADMIT_BATCH), if refunds.is_some() => {
+                let Some(corrections) = refunds.as_ref().filter(|_| received > 0) else {
+                    refunds = None;
+                    continue;
+                };
+                gather_more(&mut asks, &mut batch, ADMIT_BATCH).await;
+                // All of them, however many: under load this is the only way they go.
+                while let Ok(correction) = queue.try_recv() {
+                    pending.push(correction);
+                }
+                admit_batch(&link, &mut batch, &mut pending, corrections).await;
             }
-        };
-        let asks: Vec<counters::Ask> =
-            batch.iter().map(|a| counters::Ask { key_id: &a.key_id, requests: a.requests, tokens: a.tokens }).collect();
-        match redis.admit_many(&asks).await {
-            Ok(verdicts) => {
-                for (AdmitAsk { key_id, requests, tokens, answer }, verdict) in batch.drain(..).zip(verdicts) {
-                    if let Err(Ok(verdict)) = answer.send(Ok(verdict)) {
-                        // The request went away before its verdict was sent: what it took goes back.
-                        let ask = counters::Ask { key_id: &key_id, requests, tokens };
-                        give_back(&corrections, ask, &verdict);
+            correction = queue.recv() => match correction {
+                Some(correction) => {
+                    if pending.is_empty() {
+                        deadline = tokio::time::Instant::now() + BATCH_WAIT;
+                    }
+                    pending.push(correction);
+                    if pending.len() >= BATCH {
+                        settle_batch(&link, &mut pending).await;
                     }
                 }
-            }
-            Err(e) => {
-                link.fail(&e);
-                fall_back(&mut batch);
-            }
+                None if pending.is_empty() => return,
+                None => settle_batch(&link, &mut pending).await,
+            },
+            () = tokio::time::sleep_until(deadline), if !pending.is_empty() => settle_batch(&link, &mut pending).await,
         }
     }
+}
+
+/// One call: `pending` corrections, then the admissions of `batch`; both left empty.
+async fn admit_batch(
+    link: &Link,
+    batch: &mut Vec<AdmitAsk>,
+    pending: &mut Vec<Correction>,
+    corrections: &mpsc::UnboundedSender<Correction>,
+) {
+    let redis = match (link.fallback.load(Ordering::Acquire), link.redis.load_full()) {
+        (false, Some(redis)) => redis,
+        _ => {
+            pending.clear();
+            fall_back(batch);
+            return;
+        }
+    };
+    let asks: Vec<counters::Ask> =
+        batch.iter().map(|a| counters::Ask { key_id: &a.key_id, requests: a.requests, tokens: a.tokens }).collect();
+    let result = redis.settle_and_admit(pending, &asks).await;
+    pending.clear();
+    match result {
+        Ok(verdicts) => {
+            for (AdmitAsk { key_id, requests, tokens, answer }, verdict) in batch.drain(..).zip(verdicts) {
+                if let Err(Ok(verdict)) = answer.send(Ok(verdict)) {
+                    // The request went away before its verdict was sent: what it took goes back.
+                    let ask = counters::Ask { key_id: &key_id, requests, tokens };
+                    give_back(corrections, ask, &verdict);
+                }
+            }
+        }
+        Err(e) => {
+            link.fail(&e);
+            fall_back(batch);
+        }
+    }
+}
+
+/// One call with the `pending` corrections alone; left empty.
+async fn settle_batch(link: &Link, pending: &mut Vec<Correction>) {
+    if !link.fallback.load(Ordering::Acquire)
+        && let Some(redis) = link.redis.load_full()
+        && let Err(e) = redis.settle(pending).await
+    {
+        link.fail(&e);
+    }
+    pending.clear();
 }
 
 /// A request's wait for its verdict. Dropped with the verdict still in it (the request
@@ -276,29 +339,5 @@ fn give_back(corrections: &mpsc::UnboundedSender<Correction>, ask: counters::Ask
     }
     if let (Some((tpm, cost)), Some(v)) = (ask.tokens, verdict.tokens) {
         let _ = corrections.send(refund(Unit::Tokens, tpm, cost.min(u64::from(tpm)), v));
-    }
-}
-
-/// Sends corrections to Redis in batches: whatever arrives within a few milliseconds of
-/// the first, up to [`BATCH`], in one round trip. In fallback they are dropped (the local
-/// buckets took them already). Ends when every sender (the limiter, admissions) is gone.
-async fn send_corrections(link: Arc<Link>, mut queue: mpsc::UnboundedReceiver<Correction>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(first) = queue.recv().await {
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-        while batch.len() < BATCH {
-            match tokio::time::timeout_at(deadline, queue.recv()).await {
-                Ok(Some(correction)) => batch.push(correction),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        if !link.fallback.load(Ordering::Acquire)
-            && let Some(redis) = link.redis.load_full()
-            && let Err(e) = redis.settle(&batch).await
-        {
-            link.fail(&e);
-        }
-        batch.clear();
     }
 }

@@ -162,3 +162,25 @@ async fn with_redis_settlements_and_cancellations_reach_every_replica() {
     settled().await;
     assert_eq!(refusal(b.admit(&k, 1, Instant::now()).await).1, "tokens", "charged 5 more: 105 used");
 }
+
+/// A correction waiting when an admission comes goes in the admission's call, first: the
+/// admission sees it at once, with no round trip of its own.
+#[tokio::test]
+async fn with_redis_a_correction_rides_with_the_next_admission() {
+    let url = std::env::var("TOKENROUTER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let prefix = format!("tokenrouter-test:{}:", uuid::Uuid::now_v7());
+    let limits = Limits::redis(&url, &prefix).await;
+    assert!(!limits.redis_fallback(), "this test needs a Redis at TOKENROUTER_TEST_REDIS_URL");
+    let k = key("rides", None, Some(100));
+    // Each admission fits only after the correction just before it; sent alone, a
+    // correction would wait for its batch (5 ms) and the admission would be refused.
+    for round in 0..20 {
+        let first = limits.admit(&k, 60, Instant::now()).await.unwrap();
+        first.settle(0);
+        let second = limits.admit(&k, 60, Instant::now()).await;
+        let second = second.unwrap_or_else(|_| panic!("round {round}: the refund of 60 went first"));
+        second.cancel();
+        let third = limits.admit(&k, 60, Instant::now()).await;
+        third.unwrap_or_else(|_| panic!("round {round}: the cancellation went first")).settle(0);
+    }
+}

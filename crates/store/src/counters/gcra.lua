@@ -18,6 +18,9 @@
 --   field prefix, limit, 'charge' | 'refund', units, admitted at (ms), busy right after
 --   that admission. A refund never gives back more than is still in the bucket from
 --   that admission. Returns the busy value after each correction.
+-- ARGV[1] = 'settle_admit': ARGV[2] = c, then c corrections as 'settle' takes them, then
+--   admissions as 'admit' takes them; the corrections apply first. Returns what 'admit'
+--   returns. (Corrections ride on the admissions' round trip.)
 
 local PERIOD = 60000
 local MAX_BUSY = 4503599627370496 -- 2^52
@@ -106,11 +109,8 @@ local function flush(now)
   end
 end
 
-local op = ARGV[1]
-local arity = ({ admit = 4, settle = 7 })[op]
-if arity and (#ARGV - 1) % arity ~= 0 then return redis.error_reply('gcra.lua: ' .. op .. ' takes ' .. arity .. ' arguments an item') end
-if op == 'admit' then
-  local now = now_ms()
+-- Admits the admissions in ARGV[first .. last] in order; answers as 'admit' does.
+local function admit(first, last, now)
   local out, n = { now }, 1
   -- Appends one limit's answer (five values; zeros when the limit is off) and, when the
   -- whole admission fits, writes its bucket.
@@ -135,7 +135,7 @@ if op == 'admit' then
     out[n + 5] = after
     n = n + 5
   end
-  for i = 2, #ARGV, 4 do
+  for i = first, last, 4 do
     local s = state(tonumber(ARGV[i]))
     local rl, tl, cost = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
     -- Every limit is checked before any is written.
@@ -156,14 +156,16 @@ if op == 'admit' then
     answer(s, 'r', rl, rb, rneed, rcap, all)
     answer(s, 't', tl, tb, tneed, tcap, all)
   end
-  flush(now)
   return out
-elseif op == 'settle' then
-  local now = now_ms()
+end
+
+-- Applies the corrections in ARGV[first .. last] in order; answers the busy value after
+-- each, or nil and an error reply.
+local function settle(first, last, now)
   local out = {}
-  for i = 2, #ARGV, 7 do
+  for i = first, last, 7 do
     local s, p = state(tonumber(ARGV[i])), ARGV[i + 1]
-    if p ~= 'r' and p ~= 't' then return redis.error_reply('gcra.lua: unknown limit ' .. p) end
+    if p ~= 'r' and p ~= 't' then return nil, redis.error_reply('gcra.lua: unknown limit ' .. p) end
     local limit, kind, units = tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
     local cur = s[p]
     local b, same = busy_of(cur.t, cur.b, cur.l, limit, now)
@@ -177,6 +179,36 @@ elseif op == 'settle' then
     end
     out[#out + 1] = b
   end
+  return out
+end
+
+local op = ARGV[1]
+local function malformed(what, arity)
+  return redis.error_reply('gcra.lua: ' .. what .. ' takes ' .. arity .. ' arguments an item')
+end
+if op == 'admit' then
+  if (#ARGV - 1) % 4 ~= 0 then return malformed(op, 4) end
+  local now = now_ms()
+  local out = admit(2, #ARGV, now)
+  flush(now)
+  return out
+elseif op == 'settle' then
+  if (#ARGV - 1) % 7 ~= 0 then return malformed(op, 7) end
+  local now = now_ms()
+  local out, failed = settle(2, #ARGV, now)
+  if not out then return failed end
+  flush(now)
+  return out
+elseif op == 'settle_admit' then
+  local c = tonumber(ARGV[2])
+  local split = c and 3 + 7 * c
+  if not c or c < 0 or c % 1 ~= 0 or split - 1 > #ARGV or (#ARGV - split + 1) % 4 ~= 0 then
+    return redis.error_reply('gcra.lua: settle_admit takes a count of corrections, 7 arguments each, then 4 an admission')
+  end
+  local now = now_ms()
+  local done, failed = settle(3, split - 1, now)
+  if not done then return failed end
+  local out = admit(split, #ARGV, now)
   flush(now)
   return out
 end

@@ -1,10 +1,10 @@
 //! [`RedisCounters`]: a reconnecting connection and the GCRA script. One round trip to
-//! admit (every limit of a key at once), one per batch of corrections.
+//! admit (every limit of a key at once), one per batch of corrections, or one for both.
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script};
+use redis::{RedisError, Script, ScriptInvocation};
 
 use super::{Admitted, Ask, Change, Correction, CountersError, LimitVerdict, Unit, Verdict};
 
@@ -83,12 +83,29 @@ impl RedisCounters {
     /// Admits a batch of requests in one round trip, in order (a request sees the ones
     /// before it): one verdict each, as [`RedisCounters::admit`] would give one by one.
     pub async fn admit_many(&self, asks: &[Ask<'_>]) -> Result<Vec<Verdict>, CountersError> {
+        self.settle_and_admit(&[], asks).await
+    }
+
+    /// Applies `corrections` (as [`RedisCounters::settle`]), then admits `asks` (as
+    /// [`RedisCounters::admit_many`]), in one call of the script: corrections ride on the
+    /// admissions' round trip.
+    pub async fn settle_and_admit(
+        &self,
+        corrections: &[Correction],
+        asks: &[Ask<'_>],
+    ) -> Result<Vec<Verdict>, CountersError> {
         if asks.is_empty() {
+            self.settle(corrections).await?;
             return Ok(Vec::new());
         }
         let mut invocation = self.script.prepare_invoke();
-        invocation.arg("admit");
         let mut keys = Keys::default();
+        if corrections.is_empty() {
+            invocation.arg("admit");
+        } else {
+            invocation.arg("settle_admit").arg(corrections.len());
+            self.add_corrections(&mut invocation, &mut keys, corrections);
+        }
         for ask in asks {
             let (tpm, cost) = ask.tokens.unwrap_or((0, 0));
             let index = keys.index(ask.key_id, |key| {
@@ -128,7 +145,23 @@ impl RedisCounters {
         }
         let mut invocation = self.script.prepare_invoke();
         invocation.arg("settle");
-        let mut keys = Keys::default();
+        self.add_corrections(&mut invocation, &mut Keys::default(), corrections);
+        let mut connection = self.connection.clone();
+        // `invoke_async` loads the script again when Redis forgot it (restarted, flushed).
+        let after: Vec<i64> = bounded(invocation.invoke_async(&mut connection)).await?;
+        if after.len() != corrections.len() {
+            return Err(CountersError::Reply(format!("{} answers for {} corrections", after.len(), corrections.len())));
+        }
+        Ok(())
+    }
+
+    /// Names the corrections to a call of the script, seven arguments each.
+    fn add_corrections<'a>(
+        &self,
+        invocation: &mut ScriptInvocation<'_>,
+        keys: &mut Keys<'a>,
+        corrections: &'a [Correction],
+    ) {
         for correction in corrections {
             let index = keys.index(&correction.key_id, |key| {
                 invocation.key(self.key(key));
@@ -145,13 +178,6 @@ impl RedisCounters {
                 }
             };
         }
-        let mut connection = self.connection.clone();
-        // `invoke_async` loads the script again when Redis forgot it (restarted, flushed).
-        let after: Vec<i64> = bounded(invocation.invoke_async(&mut connection)).await?;
-        if after.len() != corrections.len() {
-            return Err(CountersError::Reply(format!("{} answers for {} corrections", after.len(), corrections.len())));
-        }
-        Ok(())
     }
 }
 

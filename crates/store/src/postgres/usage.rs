@@ -28,7 +28,7 @@ impl PostgresDb {
             .map(|r| r.request_id.as_str())
             .chain(batch.releases.iter().map(String::as_str))
             .collect();
-        let locked = lock_rows(&mut tx, batch.usage, &closing).await?;
+        let locked = lock_rows(&mut tx, batch.usage, batch.releases).await?;
         close(&mut tx, &closing).await?;
         // The first record of a request id is the one stored; only it is charged.
         let recorded: Vec<&UsageRecord> = batch.usage.iter().filter(|r| inserted.remove(&r.request_id)).collect();
@@ -143,17 +143,22 @@ async fn pay_earnings(
 }
 
 /// Locks the accounts, then the keys, a batch touches, each in id order; answers the ids
-/// of the accounts locked (those that exist).
+/// of the accounts locked (those that exist). A usage record names its request's account
+/// and key (those of its hold); only the holds released without one are looked up.
 async fn lock_rows(
     tx: &mut Transaction<'_, Postgres>,
     usage: &[UsageRecord],
-    closing: &[&str],
+    releases: &[String],
 ) -> Result<HashSet<i64>, sqlx::Error> {
-    let held: Vec<(i64, String)> = sqlx::query_as("SELECT account_id, key_id FROM holds WHERE request_id = ANY($1)")
-        .bind(closing)
-        .persistent(false) // planned for the table as it is now: see holds.rs `by_request_id`
-        .fetch_all(&mut **tx)
-        .await?;
+    let held: Vec<(i64, String)> = if releases.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as("SELECT account_id, key_id FROM holds WHERE request_id = ANY($1)")
+            .bind(releases)
+            .persistent(false) // planned for the table as it is now: see holds.rs `by_request_id`
+            .fetch_all(&mut **tx)
+            .await?
+    };
     // Instance owners are credited in this transaction too: their rows are locked in the
     // same single id-ordered pass.
     let owners = usage.iter().filter_map(|r| r.earning.map(|e| e.account_id));

@@ -55,6 +55,11 @@ struct Link {
 }
 
 impl Link {
+    /// The connection, unless the limits are this replica's own for now.
+    fn live(&self) -> Option<Arc<RedisCounters>> {
+        if self.fallback.load(Ordering::Acquire) { None } else { self.redis.load_full() }
+    }
+
     /// Switches to this replica's counters, saying so once.
     fn fail(&self, error: &CountersError) {
         if !self.fallback.swap(true, Ordering::AcqRel) {
@@ -125,10 +130,7 @@ impl Replicated {
     /// against `per_minute` in Redis: `Some(Ok)` admitted, `Some(Err(wait))` refused, `None`
     /// when Redis is not in use right now (the caller counts in this process).
     pub async fn admit_bucket(&self, bucket: &str, per_minute: u32) -> Option<Result<(), Duration>> {
-        let redis = match (self.fallback(), self.link.redis.load_full()) {
-            (false, Some(redis)) => redis,
-            _ => return None,
-        };
+        let redis = self.link.live()?;
         match redis.admit(bucket, Some(per_minute), None).await {
             Ok(verdict) => Some(match verdict.requests.and_then(|v| v.wait_ms) {
                 None => Ok(()),
@@ -222,16 +224,18 @@ async fn send(
             biased;
             // Cancel-safe: what it took is in `batch` and sent below, never left behind.
             received = asks.recv_many(&mut batch, ADMIT_BATCH), if refunds.is_some() => {
-                let Some(corrections) = refunds.as_ref().filter(|_| received > 0) else {
+                if received == 0 {
                     refunds = None;
                     continue;
-                };
+                }
                 gather_more(&mut asks, &mut batch, ADMIT_BATCH).await;
                 // All of them, however many: under load this is the only way they go.
                 while let Ok(correction) = queue.try_recv() {
                     pending.push(correction);
                 }
-                admit_batch(&link, &mut batch, &mut pending, corrections).await;
+                if let Some(corrections) = &refunds {
+                    admit_batch(&link, &mut batch, &mut pending, corrections).await;
+                }
             }
             correction = queue.recv() => match correction {
                 Some(correction) => {
@@ -258,13 +262,10 @@ async fn admit_batch(
     pending: &mut Vec<Correction>,
     corrections: &mpsc::UnboundedSender<Correction>,
 ) {
-    let redis = match (link.fallback.load(Ordering::Acquire), link.redis.load_full()) {
-        (false, Some(redis)) => redis,
-        _ => {
-            pending.clear();
-            fall_back(batch);
-            return;
-        }
+    let Some(redis) = link.live() else {
+        pending.clear();
+        fall_back(batch);
+        return;
     };
     let asks: Vec<counters::Ask> =
         batch.iter().map(|a| counters::Ask { key_id: &a.key_id, requests: a.requests, tokens: a.tokens }).collect();
@@ -289,8 +290,7 @@ async fn admit_batch(
 
 /// One call with the `pending` corrections alone; left empty.
 async fn settle_batch(link: &Link, pending: &mut Vec<Correction>) {
-    if !link.fallback.load(Ordering::Acquire)
-        && let Some(redis) = link.redis.load_full()
+    if let Some(redis) = link.live()
         && let Err(e) = redis.settle(pending).await
     {
         link.fail(&e);

@@ -46,10 +46,12 @@ bench.run_cli([binary, "--database", db, "accounts", "create", "bench", "--balan
 created = bench.run_cli([binary, "--database", db, "keys", "create", "--account", "bench", "--json",
                          "--rpm", str(bench.KEY_RPM), "--tpm", str(bench.KEY_TPM)])
 key = json.loads(created.strip().splitlines()[-1])["key"]
+wrap = os.environ.get("PROF_WRAP", "").split()  # e.g. valgrind --tool=callgrind (instr.sh)
 gateway, gateway_port = bench.start_server(
-    "gateway", ["taskset", "-c", "0", binary, "--database", db, "--config", cfg]
+    "gateway", ["taskset", "-c", "0", *wrap, binary, "--database", db, "--config", cfg]
     + (["--redis", bench.PG["redis"]] if pg else []) + ["serve", "--listen", "127.0.0.1:0"],
-    r"tokenrouter listening on http://127\.0\.0\.1:(\d+)", f"{wd}/gateway.log", pidfile)
+    r"tokenrouter listening on http://127\.0\.0\.1:(\d+)", f"{wd}/gateway.log", pidfile,
+    timeout=120.0 if wrap else 20.0)
 with open(f"{wd}/env", "w") as f:
     f.write(f"NPORT={port}\nGPORT={gateway_port}\nKEY={key}\nGPID={gateway.pid}\nNPID={server.pid}\n")
     if pg:

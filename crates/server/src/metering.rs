@@ -198,23 +198,28 @@ async fn write_batches(
 /// One line per request (target `tokenrouter::request`): who, what, how it went. Never
 /// a key, a prompt or an answer.
 pub fn log_request(record: &UsageRecord) {
-    tracing::info!(
-        target: crate::telemetry::REQUEST_TARGET,
-        request_id = %record.request_id,
-        route = %record.endpoint,
-        status = record.status,
-        model = %record.model,
-        provider = %record.provider,
-        latency_ms = record.latency_ms,
-        ttfb_ms = record.ttfb_ms,
-        prompt_tokens = record.usage.prompt_tokens,
-        completion_tokens = record.usage.completion_tokens,
-        cost_usd = %record.cost,
-        account_id = record.account_id,
-        stream = record.stream,
-        error = record.error_code.as_deref(),
-        "request"
-    );
+    use crate::telemetry::Field::{Flag, Number, Signed, Text};
+    let cost = record.cost.to_usd_string();
+    let (ttfb, error) = (record.ttfb_ms.map(Number), record.error_code.as_deref().map(Text));
+    let fields = [
+        ("request_id", Text(&record.request_id)),
+        ("route", Text(&record.endpoint)),
+        ("status", Number(u64::from(record.status))),
+        ("model", Text(&record.model)),
+        ("provider", Text(&record.provider)),
+        ("latency_ms", Number(record.latency_ms)),
+    ]
+    .into_iter()
+    .chain(ttfb.map(|t| ("ttfb_ms", t)))
+    .chain([
+        ("prompt_tokens", Number(record.usage.prompt_tokens)),
+        ("completion_tokens", Number(record.usage.completion_tokens)),
+        ("cost_usd", Text(&cost)),
+        ("account_id", Signed(record.account_id)),
+        ("stream", Flag(record.stream)),
+    ])
+    .chain(error.map(|e| ("error", e)));
+    crate::telemetry::request_line(fields);
 }
 
 /// Writes a batch; if the batch fails as a whole, each part is tried alone so that one

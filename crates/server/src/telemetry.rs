@@ -11,7 +11,7 @@ pub use traces::{
 };
 
 use std::io::IsTerminal;
-use std::sync::{Mutex, Once, PoisonError};
+use std::sync::{Mutex, Once, OnceLock, PoisonError};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -21,7 +21,7 @@ use crate::config::LogFormat;
 /// Installs the log subscriber (once per process; later calls change nothing).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn"));
-    let _ = match format {
+    let installed = match format {
         LogFormat::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(LogWriter)
@@ -30,6 +30,9 @@ pub fn init(format: LogFormat) {
             .try_init(),
         LogFormat::Json => tracing::subscriber::set_global_default(json_logs(filter, LogWriter)).map_err(Into::into),
     };
+    if installed.is_ok() {
+        let _ = REQUEST_LINES.set(format);
+    }
 }
 
 /// The target of the one event each metered request logs.
@@ -40,6 +43,20 @@ const BATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 /// Request lines gathered for the next write.
 static BATCH: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 static FLUSHER: Once = Once::new();
+/// Set by [`init`]: request lines are then formatted by [`request_line`] in this format.
+static REQUEST_LINES: OnceLock<LogFormat> = OnceLock::new();
+
+/// Starts the thread that writes the gathered request lines every [`BATCH_EVERY`].
+fn start_flusher() {
+    FLUSHER.call_once(|| {
+        let _ = std::thread::Builder::new().name("log-writer".into()).spawn(|| {
+            loop {
+                std::thread::sleep(BATCH_EVERY);
+                flush_logs();
+            }
+        });
+    });
+}
 
 /// Where log lines go: stderr, at once — except the request lines (target
 /// [`REQUEST_TARGET`]), which are gathered and written together every 50 ms, so that a
@@ -64,14 +81,7 @@ impl<'a> MakeWriter<'a> for LogWriter {
         if meta.target() != REQUEST_TARGET {
             return LogSink::Now(std::io::stderr());
         }
-        FLUSHER.call_once(|| {
-            let _ = std::thread::Builder::new().name("log-writer".into()).spawn(|| {
-                loop {
-                    std::thread::sleep(BATCH_EVERY);
-                    flush_logs();
-                }
-            });
-        });
+        start_flusher();
         LogSink::Batched
     }
 }
@@ -102,6 +112,149 @@ pub fn flush_logs() {
     if !lines.is_empty() {
         let _ = std::io::stderr().lock().write_all(&lines);
     }
+}
+
+/// A value of a request line's field.
+pub enum Field<'a> {
+    Text(&'a str),
+    Number(u64),
+    Signed(i64),
+    Flag(bool),
+}
+
+/// Logs a metered request's line (target [`REQUEST_TARGET`], level INFO, message
+/// `request`), with these fields in this order, the same line the subscriber [`init`]
+/// installed would write, into the gathered request lines. Formatted here rather than by
+/// tracing's formatter, which cost about 5 % of the gateway's instructions per request at
+/// saturation (`bench/prof/instr.sh`). `RUST_LOG` still decides whether it is written.
+/// Without [`init`] (tests, examples) it is one tracing event whose message holds the
+/// fields.
+pub fn request_line<'a>(fields: impl IntoIterator<Item = (&'static str, Field<'a>)>) {
+    if !tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO) {
+        return;
+    }
+    let Some(format) = REQUEST_LINES.get() else {
+        let mut text = Vec::new();
+        text_fields(&mut text, fields);
+        tracing::info!(target: REQUEST_TARGET, "request{}", String::from_utf8_lossy(&text));
+        return;
+    };
+    let line = formatted(*format, time::OffsetDateTime::now_utc(), fields);
+    start_flusher();
+    BATCH.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(&line);
+}
+
+/// A request line as [`request_line`] writes it, at `now`.
+fn formatted<'a>(
+    format: LogFormat,
+    now: time::OffsetDateTime,
+    fields: impl IntoIterator<Item = (&'static str, Field<'a>)>,
+) -> Vec<u8> {
+    let mut line = Vec::with_capacity(320);
+    match format {
+        LogFormat::Text => {
+            timestamp(&mut line, now);
+            line.extend_from_slice(b"  INFO request");
+            text_fields(&mut line, fields);
+        }
+        LogFormat::Json => {
+            line.extend_from_slice(b"{\"timestamp\":\"");
+            timestamp(&mut line, now);
+            line.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\"");
+            for (name, value) in fields {
+                line.extend_from_slice(b",\"");
+                line.extend_from_slice(name.as_bytes());
+                line.extend_from_slice(b"\":");
+                match value {
+                    Field::Text(text) => json_string(&mut line, text),
+                    Field::Number(n) => number(&mut line, n),
+                    Field::Signed(n) => signed(&mut line, n),
+                    Field::Flag(b) => line.extend_from_slice(if b { b"true" } else { b"false" }),
+                }
+            }
+            line.extend_from_slice(b",\"target\":\"");
+            line.extend_from_slice(REQUEST_TARGET.as_bytes());
+            line.extend_from_slice(b"\"}");
+        }
+    }
+    line.push(b'\n');
+    line
+}
+
+/// ` name=value` per field, as tracing's text format writes them; a text that could be
+/// mistaken for more fields or another line (blanks, quotes, `=`, control characters) is
+/// quoted and escaped.
+fn text_fields<'a>(line: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'static str, Field<'a>)>) {
+    for (name, value) in fields {
+        line.push(b' ');
+        line.extend_from_slice(name.as_bytes());
+        line.push(b'=');
+        match value {
+            Field::Text(text)
+                if text.is_empty()
+                    || text.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '=') =>
+            {
+                line.extend_from_slice(format!("{text:?}").as_bytes());
+            }
+            Field::Text(text) => line.extend_from_slice(text.as_bytes()),
+            Field::Number(n) => number(line, n),
+            Field::Signed(n) => signed(line, n),
+            Field::Flag(b) => line.extend_from_slice(if b { b"true" } else { b"false" }),
+        }
+    }
+}
+
+fn json_string(line: &mut Vec<u8>, text: &str) {
+    // Writing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *line, text);
+}
+
+fn number(line: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    line.extend_from_slice(&digits[at..]);
+}
+
+fn signed(line: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        line.push(b'-');
+    }
+    number(line, n.unsigned_abs());
+}
+
+/// `2026-12-07T05:02:25.836828Z`, as tracing's formatter writes its time.
+fn timestamp(line: &mut Vec<u8>, t: time::OffsetDateTime) {
+    let padded = |line: &mut Vec<u8>, n: u32, width: usize| {
+        let mut digits = [b'0'; 10];
+        let mut n = n;
+        for at in (10 - width..10).rev() {
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        line.extend_from_slice(&digits[10 - width..]);
+    };
+    padded(line, u32::try_from(t.year()).unwrap_or(0), 4);
+    line.push(b'-');
+    padded(line, u32::from(u8::from(t.month())), 2);
+    line.push(b'-');
+    padded(line, u32::from(t.day()), 2);
+    line.push(b'T');
+    padded(line, u32::from(t.hour()), 2);
+    line.push(b':');
+    padded(line, u32::from(t.minute()), 2);
+    line.push(b':');
+    padded(line, u32::from(t.second()), 2);
+    line.push(b'.');
+    padded(line, t.microsecond(), 6);
+    line.push(b'Z');
 }
 
 /// One flat JSON object a line: `timestamp`, `level`, `target`, `message` and the event's
@@ -145,6 +298,94 @@ mod tests {
         fn make_writer(&'w self) -> Captured {
             self.clone()
         }
+    }
+
+    /// The same request through tracing's formatter (as `log_request` used to log it) and
+    /// through [`formatted`].
+    fn both_ways(format: LogFormat, error: Option<&str>, model: &str) -> (String, String) {
+        let captured = Captured::default();
+        let emit = || {
+            tracing::info!(
+                target: "tokenrouter::request",
+                request_id = %"req_1",
+                route = %"chat.completions",
+                status = 200u16,
+                model = %model,
+                provider = %"mock",
+                latency_ms = 12u64,
+                ttfb_ms = Some(3u64),
+                prompt_tokens = 7u64,
+                completion_tokens = 9u64,
+                cost_usd = %"0.00000495",
+                account_id = -3i64,
+                stream = false,
+                error = error,
+                "request"
+            );
+        };
+        match format {
+            LogFormat::Text => {
+                let logs = tracing_subscriber::fmt()
+                    .with_writer(captured.clone())
+                    .with_ansi(false)
+                    .with_target(false)
+                    .finish();
+                tracing::subscriber::with_default(logs, emit);
+            }
+            LogFormat::Json => {
+                tracing::subscriber::with_default(json_logs(EnvFilter::new("info"), captured.clone()), emit)
+            }
+        }
+        let theirs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let fields = [
+            ("request_id", Field::Text("req_1")),
+            ("route", Field::Text("chat.completions")),
+            ("status", Field::Number(200)),
+            ("model", Field::Text(model)),
+            ("provider", Field::Text("mock")),
+            ("latency_ms", Field::Number(12)),
+            ("ttfb_ms", Field::Number(3)),
+            ("prompt_tokens", Field::Number(7)),
+            ("completion_tokens", Field::Number(9)),
+            ("cost_usd", Field::Text("0.00000495")),
+            ("account_id", Field::Signed(-3)),
+            ("stream", Field::Flag(false)),
+        ];
+        let now = time::OffsetDateTime::now_utc();
+        let ours = formatted(format, now, fields.into_iter().chain(error.map(|e| ("error", Field::Text(e)))));
+        (theirs, String::from_utf8(ours).unwrap())
+    }
+
+    #[test]
+    fn a_request_line_is_the_line_tracing_wrote() {
+        let stamp = "2026-12-07T05:02:25.836828Z".len();
+        let (theirs, ours) = both_ways(LogFormat::Text, None, "gpt-4o");
+        assert_eq!(theirs[stamp..], ours[stamp..]);
+        assert!(ours[..stamp].ends_with('Z') && ours.as_bytes()[10] == b'T', "{ours}");
+        let (theirs, ours) = both_ways(LogFormat::Text, Some("upstream_error"), "gpt-4o");
+        assert_eq!(theirs[stamp..].replace("\"upstream_error\"", "upstream_error"), ours[stamp..]);
+        for error in [None, Some("rate_limited")] {
+            let (theirs, ours) = both_ways(LogFormat::Json, error, "gpt-4o \"mini\"\n");
+            let (mut theirs, mut ours): (serde_json::Value, serde_json::Value) =
+                (serde_json::from_str(&theirs).unwrap(), serde_json::from_str(&ours).unwrap());
+            let when = ours["timestamp"].as_str().unwrap().to_owned();
+            assert!(
+                time::OffsetDateTime::parse(&when, &time::format_description::well_known::Rfc3339).is_ok(),
+                "{when}"
+            );
+            theirs["timestamp"] = serde_json::Value::Null;
+            ours["timestamp"] = serde_json::Value::Null;
+            assert_eq!(theirs, ours);
+        }
+    }
+
+    #[test]
+    fn a_request_line_in_text_cannot_forge_another_line_or_field() {
+        let (_, ours) = both_ways(LogFormat::Text, None, "x\n2026-12-07T00:00:00Z  INFO forged status=200");
+        assert_eq!(ours.lines().count(), 1, "{ours}");
+        assert!(ours.contains(r#"model="x\n2026-12-07T00:00:00Z  INFO forged status=200""#), "{ours}");
+        let (_, ours) = both_ways(LogFormat::Text, None, "");
+        assert!(ours.contains(r#" model="" "#), "{ours}");
     }
 
     #[test]

@@ -190,10 +190,7 @@ fn text_fields<'a>(line: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'stati
         line.extend_from_slice(name.as_bytes());
         line.push(b'=');
         match value {
-            Field::Text(text)
-                if text.is_empty()
-                    || text.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '=') =>
-            {
+            Field::Text(text) if needs_quotes(text) => {
                 line.extend_from_slice(format!("{text:?}").as_bytes());
             }
             Field::Text(text) => line.extend_from_slice(text.as_bytes()),
@@ -202,6 +199,16 @@ fn text_fields<'a>(line: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'stati
             Field::Flag(b) => line.extend_from_slice(if b { b"true" } else { b"false" }),
         }
     }
+}
+
+/// Whether a text must be quoted in a text line: empty, or with a blank, a quote, `=` or a
+/// control character. Bytes first (the common text is plain ASCII); characters only when
+/// there is more than ASCII.
+fn needs_quotes(text: &str) -> bool {
+    let special = |b: u8| b <= b' ' || b == b'"' || b == b'=' || b == 0x7f;
+    text.is_empty()
+        || text.bytes().any(special)
+        || (!text.is_ascii() && text.chars().any(|c| c.is_whitespace() || c.is_control()))
 }
 
 fn json_string(line: &mut Vec<u8>, text: &str) {
@@ -386,6 +393,11 @@ mod tests {
         assert!(ours.contains(r#"model="x\n2026-12-07T00:00:00Z  INFO forged status=200""#), "{ours}");
         let (_, ours) = both_ways(LogFormat::Text, None, "");
         assert!(ours.contains(r#" model="" "#), "{ours}");
+        for (model, quoted) in
+            [("gpt-4o", false), ("a b", true), ("a\u{2028}b", true), ("a\u{85}b", true), ("modèle", false)]
+        {
+            assert_eq!(needs_quotes(model), quoted, "{model:?}");
+        }
     }
 
     #[test]

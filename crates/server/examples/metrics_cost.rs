@@ -7,6 +7,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use tokenrouter::config::LogFormat;
 use tokenrouter::metrics::{AttemptOutcome, Metrics};
 use tokenrouter_store::{UsageRecord, UsageSource};
 
@@ -55,12 +56,11 @@ fn main() {
         earning: None,
     };
     per_call("usage writer: GenAI histograms per record", N, |_| metrics.observe(black_box(&record)));
-    let subscriber = tracing_subscriber::fmt().with_writer(std::io::sink).with_target(false).finish();
-    tracing::subscriber::with_default(subscriber, || {
-        per_call("usage writer: the request's log line (text, to a sink)", N / 4, |_| {
-            tokenrouter::metering::log_request(black_box(&record));
+    for (format, name) in [(LogFormat::Text, "text"), (LogFormat::Json, "json")] {
+        per_call(&format!("usage writer: the request's log line ({name})"), N / 4, |_| {
+            black_box(tokenrouter::metering::log_line(black_box(&record), format));
         });
-    });
+    }
     let started = Instant::now();
     let mut snapshot = tokenrouter::metrics::Snapshot::default();
     metrics.snapshot(&mut snapshot);

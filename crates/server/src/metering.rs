@@ -198,10 +198,24 @@ async fn write_batches(
 /// One line per request (target `tokenrouter::request`): who, what, how it went. Never
 /// a key, a prompt or an answer.
 pub fn log_request(record: &UsageRecord) {
-    use crate::telemetry::Field::{Flag, Number, Signed, Text};
     let cost = record.cost.to_usd_string();
+    crate::telemetry::request_line(line_fields(record, &cost));
+}
+
+/// A request's log line as [`log_request`] writes it with `format` (for measuring it).
+pub fn log_line(record: &UsageRecord, format: crate::config::LogFormat) -> Vec<u8> {
+    let cost = record.cost.to_usd_string();
+    crate::telemetry::formatted(format, time::OffsetDateTime::now_utc(), line_fields(record, &cost))
+}
+
+/// The fields of a request's log line, in order; `cost` is its cost as written.
+fn line_fields<'a>(
+    record: &'a UsageRecord,
+    cost: &'a str,
+) -> impl Iterator<Item = (&'static str, crate::telemetry::Field<'a>)> {
+    use crate::telemetry::Field::{Flag, Number, Signed, Text};
     let (ttfb, error) = (record.ttfb_ms.map(Number), record.error_code.as_deref().map(Text));
-    let fields = [
+    [
         ("request_id", Text(&record.request_id)),
         ("route", Text(&record.endpoint)),
         ("status", Number(u64::from(record.status))),
@@ -214,12 +228,11 @@ pub fn log_request(record: &UsageRecord) {
     .chain([
         ("prompt_tokens", Number(record.usage.prompt_tokens)),
         ("completion_tokens", Number(record.usage.completion_tokens)),
-        ("cost_usd", Text(&cost)),
+        ("cost_usd", Text(cost)),
         ("account_id", Signed(record.account_id)),
         ("stream", Flag(record.stream)),
     ])
-    .chain(error.map(|e| ("error", e)));
-    crate::telemetry::request_line(fields);
+    .chain(error.map(|e| ("error", e)))
 }
 
 /// Writes a batch; if the batch fails as a whole, each part is tried alone so that one

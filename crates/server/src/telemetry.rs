@@ -145,7 +145,7 @@ pub fn request_line<'a>(fields: impl IntoIterator<Item = (&'static str, Field<'a
 }
 
 /// A request line as [`request_line`] writes it, at `now`.
-fn formatted<'a>(
+pub fn formatted<'a>(
     format: LogFormat,
     now: time::OffsetDateTime,
     fields: impl IntoIterator<Item = (&'static str, Field<'a>)>,

@@ -302,11 +302,18 @@ async fn a_batch_given_up_half_way_leaves_nothing_locked(backend: Backend) -> Te
     let other = Db::open(&db.url).await?;
     let account = db.create_account("acme", NanoUsd(100 * X)).await?;
     db.insert_key(&new_key("k1", account.id)).await?;
-    for round in 0..5 {
+    // Five batches given up half-way. On a loaded machine PostgreSQL can answer while the
+    // test's thread is descheduled inside the first poll: such a batch finished, proves
+    // nothing here, and another round is played (the checks after it still hold).
+    let (mut given_up, mut rounds) = (0, 0);
+    while given_up < 5 && rounds < 20 {
+        let round = rounds;
+        rounds += 1;
         let holds: Vec<NewHold> = (0..16).map(|i| hold(&format!("gone{round}_{i}"), account.id, "k1", X)).collect();
         // Polled once (SQLite: the query is sent to the connection's thread), then dropped.
-        let given_up = futures_util::FutureExt::now_or_never(db.hold_many(&holds));
-        assert!(given_up.is_none(), "the batch finished within its first poll");
+        if futures_util::FutureExt::now_or_never(db.hold_many(&holds)).is_none() {
+            given_up += 1;
+        }
         let soon = std::time::Duration::from_secs(3);
         let beside =
             tokio::time::timeout(soon, other.hold_many(&[hold(&format!("beside{round}"), account.id, "k1", X)]))
@@ -318,8 +325,9 @@ async fn a_batch_given_up_half_way_leaves_nothing_locked(backend: Backend) -> Te
             .map_err(|_| "the next batch waited for the dropped one")??;
         assert_eq!(next, [HoldOutcome::Held]);
     }
+    assert_eq!(given_up, 5, "batches given up within their first poll, in {rounds} rounds");
     let open = db.open_holds().await?;
-    for round in 0..5 {
+    for round in 0..rounds {
         let taken = open.iter().filter(|h| h.request_id.starts_with(&format!("gone{round}_"))).count();
         assert!(taken == 0 || taken == 16, "round {round}: {taken} of 16 holds taken");
     }

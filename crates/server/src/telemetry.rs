@@ -122,6 +122,18 @@ pub enum Field<'a> {
     Flag(bool),
 }
 
+impl Field<'_> {
+    /// Writes the value: numbers and flags as they are, a text as `text` writes it.
+    fn write(self, line: &mut Vec<u8>, text: impl FnOnce(&mut Vec<u8>, &str)) {
+        match self {
+            Field::Text(value) => text(line, value),
+            Field::Number(n) => line.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            Field::Signed(n) => line.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+            Field::Flag(b) => line.extend_from_slice(if b { b"true" } else { b"false" }),
+        }
+    }
+}
+
 /// Logs a metered request's line (target [`REQUEST_TARGET`], level INFO, message
 /// `request`), with these fields in this order, the same line the subscriber [`init`]
 /// installed would write, into the gathered request lines. Formatted here rather than by
@@ -165,12 +177,7 @@ pub fn formatted<'a>(
                 line.extend_from_slice(b",\"");
                 line.extend_from_slice(name.as_bytes());
                 line.extend_from_slice(b"\":");
-                match value {
-                    Field::Text(text) => json_string(&mut line, text),
-                    Field::Number(n) => number(&mut line, n),
-                    Field::Signed(n) => signed(&mut line, n),
-                    Field::Flag(b) => line.extend_from_slice(if b { b"true" } else { b"false" }),
-                }
+                value.write(&mut line, json_string);
             }
             line.extend_from_slice(b",\"target\":\"");
             line.extend_from_slice(REQUEST_TARGET.as_bytes());
@@ -189,15 +196,13 @@ fn text_fields<'a>(line: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'stati
         line.push(b' ');
         line.extend_from_slice(name.as_bytes());
         line.push(b'=');
-        match value {
-            Field::Text(text) if needs_quotes(text) => {
+        value.write(line, |line, text| {
+            if needs_quotes(text) {
                 line.extend_from_slice(format!("{text:?}").as_bytes());
+            } else {
+                line.extend_from_slice(text.as_bytes());
             }
-            Field::Text(text) => line.extend_from_slice(text.as_bytes()),
-            Field::Number(n) => number(line, n),
-            Field::Signed(n) => signed(line, n),
-            Field::Flag(b) => line.extend_from_slice(if b { b"true" } else { b"false" }),
-        }
+        });
     }
 }
 
@@ -214,27 +219,6 @@ fn needs_quotes(text: &str) -> bool {
 fn json_string(line: &mut Vec<u8>, text: &str) {
     // Writing a str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *line, text);
-}
-
-fn number(line: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    line.extend_from_slice(&digits[at..]);
-}
-
-fn signed(line: &mut Vec<u8>, n: i64) {
-    if n < 0 {
-        line.push(b'-');
-    }
-    number(line, n.unsigned_abs());
 }
 
 /// `2026-12-07T05:02:25.836828Z`, as tracing's formatter writes its time.

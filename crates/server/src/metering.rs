@@ -204,8 +204,9 @@ pub fn log_request(record: &UsageRecord) {
 
 /// A request's log line as [`log_request`] writes it with `format` (for measuring it).
 pub fn log_line(record: &UsageRecord, format: crate::config::LogFormat) -> Vec<u8> {
-    let cost = record.cost.to_usd_string();
-    crate::telemetry::formatted(format, time::OffsetDateTime::now_utc(), line_fields(record, &cost))
+    let (cost, mut line) = (record.cost.to_usd_string(), Vec::with_capacity(320));
+    crate::telemetry::formatted(&mut line, format, time::OffsetDateTime::now_utc(), line_fields(record, &cost));
+    line
 }
 
 /// The fields of a request's log line, in order; `cost` is its cost as written.

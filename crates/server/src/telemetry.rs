@@ -151,33 +151,33 @@ pub fn request_line<'a>(fields: impl IntoIterator<Item = (&'static str, Field<'a
         tracing::info!(target: REQUEST_TARGET, "request{}", String::from_utf8_lossy(&text));
         return;
     };
-    let line = formatted(*format, time::OffsetDateTime::now_utc(), fields);
     start_flusher();
-    BATCH.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(&line);
+    let now = time::OffsetDateTime::now_utc();
+    formatted(&mut BATCH.lock().unwrap_or_else(PoisonError::into_inner), *format, now, fields);
 }
 
-/// A request line as [`request_line`] writes it, at `now`.
+/// Appends a request line to `line` as [`request_line`] writes it, at `now`.
 pub fn formatted<'a>(
+    line: &mut Vec<u8>,
     format: LogFormat,
     now: time::OffsetDateTime,
     fields: impl IntoIterator<Item = (&'static str, Field<'a>)>,
-) -> Vec<u8> {
-    let mut line = Vec::with_capacity(320);
+) {
     match format {
         LogFormat::Text => {
-            timestamp(&mut line, now);
+            timestamp(line, now);
             line.extend_from_slice(b"  INFO request");
-            text_fields(&mut line, fields);
+            text_fields(line, fields);
         }
         LogFormat::Json => {
             line.extend_from_slice(b"{\"timestamp\":\"");
-            timestamp(&mut line, now);
+            timestamp(line, now);
             line.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\"");
             for (name, value) in fields {
                 line.extend_from_slice(b",\"");
                 line.extend_from_slice(name.as_bytes());
                 line.extend_from_slice(b"\":");
-                value.write(&mut line, json_string);
+                value.write(line, json_string);
             }
             line.extend_from_slice(b",\"target\":\"");
             line.extend_from_slice(REQUEST_TARGET.as_bytes());
@@ -185,7 +185,6 @@ pub fn formatted<'a>(
         }
     }
     line.push(b'\n');
-    line
 }
 
 /// ` name=value` per field, as tracing's text format writes them; a text that could be
@@ -343,7 +342,8 @@ mod tests {
             ("stream", Field::Flag(false)),
         ];
         let now = time::OffsetDateTime::now_utc();
-        let ours = formatted(format, now, fields.into_iter().chain(error.map(|e| ("error", Field::Text(e)))));
+        let mut ours = Vec::new();
+        formatted(&mut ours, format, now, fields.into_iter().chain(error.map(|e| ("error", Field::Text(e)))));
         (theirs, String::from_utf8(ours).unwrap())
     }
 

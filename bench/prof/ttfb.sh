@@ -5,7 +5,7 @@
 set -eu
 N=${2:-500}
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$1" 1
-python3 - "$HERE/.." "$NPORT" "$GPORT" "$KEY" "$N" <<'PY'
+taskset -c 1 python3 - "$HERE/.." "$NPORT" "$GPORT" "$KEY" "$N" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
 import nginx

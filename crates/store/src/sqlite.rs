@@ -101,3 +101,65 @@ fn is_memory_url(url: &str) -> bool {
     let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
     database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type HoldRow = (i64, i64, i64, String, Option<i64>);
+
+    /// The sums held by account 1 and key `k`, and the holds as rows.
+    async fn held(db: &SqliteDb) -> Result<(i64, i64, Vec<HoldRow>), sqlx::Error> {
+        let account: i64 =
+            sqlx::query_scalar("SELECT held_nano FROM accounts WHERE id = 1").fetch_one(&db.pool).await?;
+        let key: i64 = sqlx::query_scalar("SELECT held_nano FROM api_keys WHERE id = 'k'").fetch_one(&db.pool).await?;
+        let holds =
+            sqlx::query_as("SELECT amount_nano, created_at, stream, model, earner_id FROM holds ORDER BY request_id")
+                .fetch_all(&db.pool)
+                .await?;
+        Ok((account, key, holds))
+    }
+
+    /// Moving holds into a table keyed by request id (0019) keeps every open hold and the
+    /// sums they hold, and the triggers still move the sums afterwards.
+    #[tokio::test]
+    async fn holds_open_before_the_rekeyed_table_survive_it() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let db = SqliteDb::open(&format!("sqlite://{}", dir.path().join("holds.db").display())).await?;
+        MIGRATOR.run_to(18, &db.pool).await?;
+        sqlx::raw_sql(
+            "INSERT INTO accounts (id, name, balance_nano, created_at) VALUES (1, 'a', 1000, 0);
+             INSERT INTO api_keys (id, account_id, secret_hash, created_at) VALUES ('k', 1, x'00', 0);
+             INSERT INTO holds (request_id, account_id, key_id, amount_nano, created_at, model, stream, earner_id)
+                 VALUES ('r1', 1, 'k', 70, 5, 'm1', 1, 3), ('r2', 1, 'k', 30, 6, 'm2', 0, NULL);",
+        )
+        .execute(&db.pool)
+        .await?;
+        let before = held(&db).await?;
+        assert_eq!((before.0, before.1, before.2.len()), (100, 100, 2));
+
+        assert_eq!(db.migrate().await?, MIGRATOR.iter().count() - 18);
+        assert_eq!(held(&db).await?, before);
+        let without_rowid: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'holds' AND sql LIKE '%WITHOUT ROWID'")
+                .fetch_one(&db.pool)
+                .await?;
+        assert_eq!(without_rowid, 1);
+
+        sqlx::query("DELETE FROM holds WHERE request_id = 'r1'").execute(&db.pool).await?;
+        sqlx::query(
+            "INSERT INTO holds (request_id, account_id, key_id, amount_nano, created_at) VALUES ('r3', 1, 'k', 5, 7)",
+        )
+        .execute(&db.pool)
+        .await?;
+        let (account, key, holds) = held(&db).await?;
+        assert_eq!((account, key, holds.len()), (35, 35, 2));
+        let duplicate = sqlx::query(
+            "INSERT INTO holds (request_id, account_id, key_id, amount_nano, created_at) VALUES ('r3', 1, 'k', 5, 8)",
+        )
+        .execute(&db.pool)
+        .await;
+        assert!(duplicate.is_err(), "a request id is held at most once");
+        Ok(())
+    }
+}

@@ -5,15 +5,12 @@
 
 use std::sync::LazyLock;
 
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::SqliteDb;
 use super::batches::BatchConnection;
 use crate::rows::{HoldRecord, hold_columns};
 use crate::{Hold, HoldOutcome, NanoUsd, NewHold, Progress, StoreError};
-
-/// Rows per multi-row statement.
-pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
 impl SqliteDb {
     /// Takes the holds in one transaction, in the order given (SQLite has one writer at a
@@ -195,19 +192,26 @@ pub(crate) fn refusal(funds: Option<(i64, Option<i64>)>, amount: i64) -> HoldOut
     }
 }
 
-/// Deletes the holds of these requests (the trigger releases their sums).
+/// Deletes the holds of these requests (the trigger releases their sums): one cached
+/// statement, however many (see [`json_list`]).
 pub(super) async fn close(tx: &mut Transaction<'_, Sqlite>, ids: &[&str]) -> Result<(), sqlx::Error> {
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new("DELETE FROM holds WHERE request_id IN (");
-        let mut list = query.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        query.push(")");
-        // Batch sizes vary, so these statements are not cached: a cache of each size would grow.
-        query.build().persistent(false).execute(&mut **tx).await?;
+    if ids.is_empty() {
+        return Ok(());
     }
+    sqlx::query("DELETE FROM holds WHERE request_id IN (SELECT value FROM json_each(?))")
+        .bind(json_list(ids)?)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+/// `values` as one JSON array, bound as the single parameter of a statement that reads it
+/// back a row at a time with `json_each(?)`: one statement, prepared once per connection,
+/// for a batch of any size. A list of `?`s made each batch size a statement of its own,
+/// parsed anew each time — ≈ 6 % of the gateway's instructions at saturation, more than
+/// SQLite takes to read the array.
+pub(super) fn json_list<T: serde::Serialize>(values: &[T]) -> Result<String, sqlx::Error> {
+    serde_json::to_string(values).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 /// Records what streams in flight have delivered so far.

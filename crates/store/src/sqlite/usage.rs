@@ -3,10 +3,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Connection, Sqlite, SqliteConnection};
 
 use super::SqliteDb;
-use super::holds::{ROWS_PER_STATEMENT, checkpoint, close};
+use super::holds::{checkpoint, close, json_list};
 use crate::rows::{UsageRow, to_db_count, usage_columns};
 use crate::settle::{self, Funds};
 use crate::{Batch, StoreError, UsageRecord};
@@ -97,7 +97,7 @@ async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Resul
     let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
     checkpoint(&mut tx, batch.progress).await?;
     let ids = batch.usage.iter().map(|r| r.request_id.as_str());
-    let stored = already_written(&mut tx, "SELECT request_id FROM usage WHERE request_id IN (", ids).await?;
+    let stored = already_written(&mut tx, STORED, ids).await?;
     // The first record of a request id is the one stored; only it is charged.
     let mut seen: HashSet<&str> = HashSet::with_capacity(batch.usage.len());
     let recorded: Vec<&UsageRecord> =
@@ -154,20 +154,11 @@ async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Resul
     let ids = charges.iter().map(|(r, _)| r.request_id.as_str());
     let already = already_written(&mut tx, CHARGED, ids).await?;
     let charged: Vec<&(&UsageRecord, i64)> = charges.iter().filter(|(r, _)| !already.contains(&r.request_id)).collect();
-    for chunk in charged.chunks(ROWS_PER_STATEMENT / 2) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT OR IGNORE INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
-        );
-        insert.push_values(chunk, |mut row, (r, amount)| {
-            row.push_bind(r.account_id)
-                .push_bind("charge")
-                .push_bind(-amount)
-                .push_bind(r.request_id.as_str())
-                .push_bind(settle::memo(r, *amount))
-                .push_bind(r.created_at);
-        });
-        insert.build().persistent(false).execute(&mut *tx).await?;
-    }
+    let rows: Vec<LedgerRow> = charged
+        .iter()
+        .map(|(r, amount)| (r.account_id, -amount, r.request_id.as_str(), settle::memo(r, *amount), r.created_at))
+        .collect();
+    add_to_ledger(&mut tx, "charge", &rows).await?;
     let amounts: HashMap<&str, i64> = charged.iter().map(|(r, amount)| (r.request_id.as_str(), *amount)).collect();
     add_rollups(&mut tx, &recorded, &amounts).await?;
     for (account_id, cost) in settle::sums(charged.iter().map(|(r, amount)| (r.account_id, *amount))) {
@@ -189,31 +180,52 @@ async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Resul
     Ok(())
 }
 
+/// The request ids that already have a usage row.
+const STORED: &str = "SELECT request_id FROM usage WHERE request_id IN (SELECT value FROM json_each(?))";
 /// The request ids that already have a charge in the ledger.
-const CHARGED: &str = "SELECT request_id FROM ledger WHERE kind = 'charge' AND request_id IN (";
+const CHARGED: &str =
+    "SELECT request_id FROM ledger WHERE kind = 'charge' AND request_id IN (SELECT value FROM json_each(?))";
 /// The request ids that already have an earning in the ledger.
-const EARNED: &str = "SELECT request_id FROM ledger WHERE kind = 'earning' AND request_id IN (";
+const EARNED: &str =
+    "SELECT request_id FROM ledger WHERE kind = 'earning' AND request_id IN (SELECT value FROM json_each(?))";
 
-/// Which of `ids` `select` (a query up to its open `IN (` list) finds: the rows already
-/// written, which a batch must neither write again nor count.
+/// Which of `ids` `select` (a query of one JSON array of request ids) finds: the rows
+/// already written, which a batch must neither write again nor count.
 async fn already_written<'a>(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
-    select: &str,
+    select: &'static str,
     ids: impl Iterator<Item = &'a str>,
 ) -> Result<HashSet<String>, sqlx::Error> {
     let ids: Vec<&str> = ids.collect();
-    let mut found = HashSet::new();
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut query = QueryBuilder::<Sqlite>::new(select);
-        let mut list = query.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        query.push(")");
-        let rows: Vec<String> = query.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
-        found.extend(rows);
+    if ids.is_empty() {
+        return Ok(HashSet::new());
     }
-    Ok(found)
+    let rows: Vec<String> = sqlx::query_scalar(select).bind(json_list(&ids)?).fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// A ledger row to add: account, signed amount, request id, memo, time.
+type LedgerRow<'a> = (i64, i64, &'a str, String, i64);
+
+/// Adds `rows` of `kind` to the ledger in one statement (the (request_id, kind) index
+/// ignores a row already there), in their order.
+async fn add_to_ledger(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    kind: &str,
+    rows: &[LedgerRow<'_>],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT OR IGNORE INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) \
+         SELECT value ->> 0, ?, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)",
+    )
+    .bind(kind)
+    .bind(json_list(rows)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Credits instance owners their share of the charges just written: one `earning` row
@@ -227,20 +239,11 @@ async fn pay_earnings(
     let already = already_written(tx, EARNED, earnings.iter().map(|(_, _, r)| r.request_id.as_str())).await?;
     let owed: Vec<&(i64, i64, &UsageRecord)> =
         earnings.iter().filter(|(_, _, r)| !already.contains(&r.request_id)).collect();
-    for chunk in owed.chunks(ROWS_PER_STATEMENT / 2) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT OR IGNORE INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) ",
-        );
-        insert.push_values(chunk, |mut row, (owner, amount, r)| {
-            row.push_bind(*owner)
-                .push_bind("earning")
-                .push_bind(*amount)
-                .push_bind(r.request_id.as_str())
-                .push_bind(settle::earning_memo(r))
-                .push_bind(r.created_at);
-        });
-        insert.build().persistent(false).execute(&mut **tx).await?;
-    }
+    let rows: Vec<LedgerRow> = owed
+        .iter()
+        .map(|(owner, amount, r)| (*owner, *amount, r.request_id.as_str(), settle::earning_memo(r), r.created_at))
+        .collect();
+    add_to_ledger(tx, "earning", &rows).await?;
     for (owner, amount) in settle::sums(owed.iter().map(|(owner, amount, _)| (*owner, *amount))) {
         sqlx::query("UPDATE accounts SET balance_nano = balance_nano + ? WHERE id = ?")
             .bind(amount)
@@ -256,14 +259,12 @@ async fn funds(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     charges: &[&UsageRecord],
 ) -> Result<HashMap<i64, Funds>, sqlx::Error> {
-    let ids: HashSet<i64> = charges.iter().map(|r| r.account_id).collect();
-    let mut query = QueryBuilder::<Sqlite>::new("SELECT id, balance_nano, held_nano FROM accounts WHERE id IN (");
-    let mut list = query.separated(", ");
-    for id in &ids {
-        list.push_bind(*id);
-    }
-    query.push(")");
-    let rows: Vec<(i64, i64, i64)> = query.build_query_as().persistent(false).fetch_all(&mut **tx).await?;
+    let ids: Vec<i64> = charges.iter().map(|r| r.account_id).collect::<HashSet<i64>>().into_iter().collect();
+    let rows: Vec<(i64, i64, i64)> =
+        sqlx::query_as("SELECT id, balance_nano, held_nano FROM accounts WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(json_list(&ids)?)
+            .fetch_all(&mut **tx)
+            .await?;
     Ok(rows.into_iter().map(|(id, balance, held)| (id, Funds { balance, held })).collect())
 }
 
@@ -312,6 +313,58 @@ mod tests {
             ttfb_ms: None,
             earning: None,
         }
+    }
+
+    /// A batch larger than any one statement used to take (1,200 requests), with ids and
+    /// model names that JSON must escape: every row is written and charged once with its
+    /// memo as given, every hold closed, and the same batch again changes nothing.
+    #[tokio::test]
+    async fn a_large_batch_with_awkward_names_is_settled_exactly_once() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let db = SqliteDb::open(&format!("sqlite://{}", dir.path().join("large.db").display())).await?;
+        db.migrate().await?;
+        sqlx::raw_sql(
+            "INSERT INTO accounts (id, name, balance_nano, created_at) VALUES (1, 'a', 10000000, 0);
+             INSERT INTO api_keys (id, account_id, secret_hash, created_at) VALUES ('k1', 1, x'00', 0);",
+        )
+        .execute(&db.pool)
+        .await?;
+        let records: Vec<UsageRecord> = (0..1_200)
+            .map(|i| UsageRecord {
+                model: format!("m\"{i}\\ \u{e9}\u{1F600}\n\u{0}"),
+                cost: NanoUsd(i + 1),
+                ..record(format!("req-\"{i}\"\\"))
+            })
+            .collect();
+        for r in &records {
+            sqlx::query(
+                "INSERT INTO holds (request_id, account_id, key_id, amount_nano, created_at) VALUES (?, 1, 'k1', 5, 0)",
+            )
+            .bind(&r.request_id)
+            .execute(&db.pool)
+            .await?;
+        }
+        let held: i64 = sqlx::query_scalar("SELECT held_nano FROM accounts WHERE id = 1").fetch_one(&db.pool).await?;
+        assert_eq!(held, 6_000);
+
+        for _ in 0..2 {
+            db.write_batch(Batch { usage: &records, ..Batch::default() }).await?;
+            let ledger: Vec<(String, String, i64)> =
+                sqlx::query_as("SELECT request_id, memo, amount_nano FROM ledger WHERE kind = 'charge' ORDER BY id")
+                    .fetch_all(&db.pool)
+                    .await?;
+            let expected: Vec<(String, String, i64)> =
+                records.iter().map(|r| (r.request_id.clone(), r.model.clone(), -r.cost.0)).collect();
+            assert_eq!(ledger, expected);
+            let (balance, held, holds): (i64, i64, i64) = sqlx::query_as(
+                "SELECT balance_nano, held_nano, (SELECT COUNT(*) FROM holds) FROM accounts WHERE id = 1",
+            )
+            .fetch_one(&db.pool)
+            .await?;
+            assert_eq!((balance, held, holds), (10_000_000 - 1_200 * 1_201 / 2, 0, 0));
+            assert_eq!(db.usage_count().await?, 1_200);
+        }
+        Ok(())
     }
 
     /// SQLite rolls a transaction back on its own on some errors (a full disk, no memory),

@@ -9,7 +9,7 @@ use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::SqliteDb;
 use super::batches::BatchConnection;
-use crate::rows::{HoldRecord, hold_columns};
+use crate::rows::{HoldRecord, encode_list, hold_columns};
 use crate::{Hold, HoldOutcome, NanoUsd, NewHold, Progress, StoreError};
 
 impl SqliteDb {
@@ -193,25 +193,16 @@ pub(crate) fn refusal(funds: Option<(i64, Option<i64>)>, amount: i64) -> HoldOut
 }
 
 /// Deletes the holds of these requests (the trigger releases their sums): one cached
-/// statement, however many (see [`json_list`]).
+/// statement, however many (see [`encode_list`]).
 pub(super) async fn close(tx: &mut Transaction<'_, Sqlite>, ids: &[&str]) -> Result<(), sqlx::Error> {
     if ids.is_empty() {
         return Ok(());
     }
     sqlx::query("DELETE FROM holds WHERE request_id IN (SELECT value FROM json_each(?))")
-        .bind(json_list(ids)?)
+        .bind(encode_list(ids)?)
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// `values` as one JSON array, bound as the single parameter of a statement that reads it
-/// back a row at a time with `json_each(?)`: one statement, prepared once per connection,
-/// for a batch of any size. A list of `?`s made each batch size a statement of its own,
-/// parsed anew each time — ≈ 6 % of the gateway's instructions at saturation, more than
-/// SQLite takes to read the array.
-pub(super) fn json_list<T: serde::Serialize>(values: &[T]) -> Result<String, sqlx::Error> {
-    serde_json::to_string(values).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 /// Records what streams in flight have delivered so far.

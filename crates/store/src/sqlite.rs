@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use self::batches::Batches;
+use self::batches::{Batches, Rollback};
 use crate::StoreError;
 
 /// Connections in the pool of a file database. SQLite serialises writers anyway;
@@ -61,15 +61,21 @@ impl SqliteDb {
         if is_memory_url(url) {
             // One connection kept for the pool's lifetime: every query sees the same
             // database, and it is not dropped when the pool goes idle.
+            let rollback = Rollback::default();
+            let on_release = rollback.clone();
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .test_before_acquire(false)
                 .idle_timeout(None)
                 .max_lifetime(None)
+                .after_release(move |connection, _| {
+                    let on_release = on_release.clone();
+                    Box::pin(async move { on_release.after_release(connection).await })
+                })
                 .connect_with(options)
                 .await?;
-            return Ok(SqliteDb { batches: Batches::Pooled(pool.clone()), pool });
+            return Ok(SqliteDb { batches: Batches::Pooled(pool.clone(), rollback), pool });
         }
         let options = options.journal_mode(SqliteJournalMode::Wal);
         // No ping before each use (one more trip to the connection's worker thread per
@@ -118,6 +124,40 @@ mod tests {
                 .fetch_all(&db.pool)
                 .await?;
         Ok((account, key, holds))
+    }
+
+    /// In memory, the pool's one connection is the database: a batch that fails inside its
+    /// transaction has what it left open rolled back, and the database (its tables, what
+    /// was committed before) stays, the next batch begins its own transaction.
+    #[tokio::test]
+    async fn an_unfinished_batch_in_memory_is_rolled_back_not_the_database_lost()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let db = SqliteDb::open("sqlite::memory:").await?;
+        db.migrate().await?;
+        sqlx::query("INSERT INTO accounts (id, name, balance_nano, created_at) VALUES (1, 'kept', 5, 0)")
+            .execute(&db.pool)
+            .await?;
+        for round in 0..3 {
+            let mut batch = db.batches.acquire().await?;
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *batch.get()?).await?;
+            sqlx::query("INSERT INTO accounts (name, balance_nano, created_at) VALUES ('lost', 1, 0)")
+                .execute(&mut *batch.get()?)
+                .await?;
+            batch.close_on_drop();
+            drop(batch);
+            let names: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM accounts ORDER BY id").fetch_all(&db.pool).await?;
+            assert_eq!(names, ["kept"], "round {round}");
+        }
+        let mut batch = db.batches.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *batch.get()?).await?;
+        sqlx::query("UPDATE accounts SET balance_nano = 7 WHERE id = 1").execute(&mut *batch.get()?).await?;
+        sqlx::query("COMMIT").execute(&mut *batch.get()?).await?;
+        drop(batch);
+        let balance: i64 =
+            sqlx::query_scalar("SELECT balance_nano FROM accounts WHERE id = 1").fetch_one(&db.pool).await?;
+        assert_eq!(balance, 7);
+        Ok(())
     }
 
     /// Moving holds into a table keyed by request id (0019) keeps every open hold and the

@@ -4,6 +4,7 @@
 //! back, two context switches), which was one more trip for every batch of holds.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -12,8 +13,9 @@ use tokio::sync::{Mutex, MutexGuard};
 
 #[derive(Debug, Clone)]
 pub(super) enum Batches {
-    /// An in-memory database: the pool's one connection is the database.
-    Pooled(SqlitePool),
+    /// An in-memory database: the pool's one connection is the database, so it is never
+    /// closed; a use that left it unfit has it rolled back instead (see [`Rollback`]).
+    Pooled(SqlitePool, Rollback),
     /// A file: a connection of its own, opened again if a use left it unfit.
     Own(Arc<Own>),
 }
@@ -22,6 +24,27 @@ pub(super) enum Batches {
 pub(super) struct Own {
     options: SqliteConnectOptions,
     connection: Mutex<Option<SqliteConnection>>,
+}
+
+/// Set when a use of an in-memory database's connection may have left a transaction open:
+/// the pool rolls it back as the connection comes back ([`Rollback::after_release`]), before
+/// any other query can run inside it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Rollback(Arc<AtomicBool>);
+
+impl Rollback {
+    /// For the pool's `after_release`: rolls back what a use flagged as left open (an error
+    /// because none was open is fine); keeps the connection whatever happens, as it is the
+    /// database.
+    pub(super) async fn after_release(&self, connection: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+        if self.0.swap(false, Ordering::AcqRel)
+            && let Err(e) = sqlx::query("ROLLBACK").execute(connection).await
+            && !e.to_string().contains("no transaction is active")
+        {
+            tracing::warn!(error = %e, "could not roll back an unfinished transaction on the in-memory database");
+        }
+        Ok(true)
+    }
 }
 
 impl Batches {
@@ -35,7 +58,7 @@ impl Batches {
     /// The connection, once the batch before has let go of it.
     pub(super) async fn acquire(&self) -> Result<BatchConnection<'_>, sqlx::Error> {
         match self {
-            Batches::Pooled(pool) => Ok(BatchConnection::Pooled(pool.acquire().await?)),
+            Batches::Pooled(pool, rollback) => Ok(BatchConnection::Pooled(pool.acquire().await?, rollback.clone())),
             Batches::Own(own) => {
                 let mut slot = own.connection.lock().await;
                 if slot.is_none() {
@@ -49,7 +72,7 @@ impl Batches {
 
 /// The batches' connection, in use.
 pub(super) enum BatchConnection<'a> {
-    Pooled(PoolConnection<Sqlite>),
+    Pooled(PoolConnection<Sqlite>, Rollback),
     /// `Some` while in use.
     Own {
         slot: MutexGuard<'a, Option<SqliteConnection>>,
@@ -59,10 +82,11 @@ pub(super) enum BatchConnection<'a> {
 
 impl BatchConnection<'_> {
     /// Closes the connection instead of keeping it (a transaction may still be open on it);
-    /// the next batch opens another.
+    /// the next batch opens another. In-memory, where closing it would lose the database,
+    /// what it left open is rolled back before anyone else uses it.
     pub(super) fn close_on_drop(&mut self) {
         match self {
-            BatchConnection::Pooled(connection) => connection.close_on_drop(),
+            BatchConnection::Pooled(_, rollback) => rollback.0.store(true, Ordering::Release),
             BatchConnection::Own { unfit, .. } => *unfit = true,
         }
     }
@@ -82,7 +106,7 @@ impl BatchConnection<'_> {
     /// [`BatchConnection::close_on_drop`] never does).
     pub(super) fn get(&mut self) -> Result<&mut SqliteConnection, sqlx::Error> {
         match self {
-            BatchConnection::Pooled(connection) => Ok(connection),
+            BatchConnection::Pooled(connection, _) => Ok(connection),
             BatchConnection::Own { slot, .. } => slot.as_mut().ok_or(sqlx::Error::PoolClosed),
         }
     }

@@ -85,7 +85,14 @@ impl SqliteDb {
             .test_before_acquire(false)
             .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
             .await?;
-        let batches = Batches::own(options.synchronous(SqliteSynchronous::Normal)).await?;
+        // Its commits leave checkpoints to the task below, up to a backstop.
+        let batches = Batches::own(
+            options
+                .synchronous(SqliteSynchronous::Normal)
+                .pragma("wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES.to_string()),
+        )
+        .await?;
+        tokio::spawn(checkpoints(pool.clone()));
         Ok(SqliteDb { pool, batches })
     }
 
@@ -93,6 +100,33 @@ impl SqliteDb {
         let before = applied(&self.pool).await;
         MIGRATOR.run(&self.pool).await?;
         Ok(applied(&self.pool).await.saturating_sub(before))
+    }
+}
+
+/// How often the write-ahead log is copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The log's length (in pages) at which a commit on the batches' connection checkpoints
+/// it after all — only if [`checkpoints`] has stopped keeping up; SQLite's default is 1,000.
+const BACKSTOP_CHECKPOINT_PAGES: u32 = 20_000;
+
+/// Copies the write-ahead log into the database file every [`CHECKPOINT_EVERY`], on a
+/// connection of the pool, without waiting for any writer (`PASSIVE`). Left to SQLite, the
+/// commit that takes the log past 1,000 pages does it, on the connection holds and
+/// settlements share: copying a hundred pages and two syncs to disk, ≈ 0.5–0.7 ms here,
+/// during which that commit's requests — and every hold behind it — wait. Ends when the
+/// pool is closed.
+async fn checkpoints(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::debug!(error = %e, "checkpoint of the write-ahead log failed; retried");
+        }
     }
 }
 
@@ -110,6 +144,8 @@ fn is_memory_url(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::ConnectOptions;
+
     use super::*;
 
     type HoldRow = (i64, i64, i64, String, Option<i64>);
@@ -124,6 +160,28 @@ mod tests {
                 .fetch_all(&db.pool)
                 .await?;
         Ok((account, key, holds))
+    }
+
+    /// What is committed reaches the database file itself within a moment, though the
+    /// write-ahead log is far below SQLite's own checkpoint size: a reader that ignores the
+    /// log (`immutable`) sees it.
+    #[tokio::test]
+    async fn commits_are_checkpointed_into_the_file_in_the_background() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("checkpointed.db");
+        let db = SqliteDb::open(&format!("sqlite://{}", path.display())).await?;
+        db.migrate().await?;
+        let mut batch = db.batches.acquire().await?;
+        sqlx::query("INSERT INTO accounts (id, name, balance_nano, created_at) VALUES (1, 'on disk', 5, 0)")
+            .execute(&mut *batch.get()?)
+            .await?;
+        drop(batch);
+        tokio::time::sleep(CHECKPOINT_EVERY * 4).await;
+        let mut file_only =
+            SqliteConnectOptions::new().filename(&path).immutable(true).read_only(true).connect().await?;
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM accounts").fetch_all(&mut file_only).await?;
+        assert_eq!(names, ["on disk"]);
+        Ok(())
     }
 
     /// In memory, the pool's one connection is the database: a batch that fails inside its

@@ -208,8 +208,8 @@ async fn already_written<'a>(
 type LedgerRow<'a> = (i64, i64, &'a str, String, i64);
 
 /// Adds `rows` of `kind` to the ledger, in their order (the (request_id, kind) index
-/// ignores a row already there). A list of `VALUES` (parsed each time: reading the same
-/// rows out of one JSON array, five values a row, took more than parsing them).
+/// ignores a row already there). They go as a `VALUES` list, parsed each time: reading
+/// them out of one JSON array instead (five values a row) cost more than the parsing.
 async fn add_to_ledger(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     kind: &str,

@@ -13,7 +13,8 @@ import sys
 
 gateway = sys.argv[1]
 LINE = re.compile(r"^\s*(.+?)\s+(\d+)\s+([\d.]+):\s+(\S+):\s+(.*)$")
-READS, WRITES = {0, 17, 19, 45}, {1, 18, 20, 44, 46}
+# x86-64 system call numbers: read, readv, recvfrom / write, writev, sendto, sendmsg.
+READS, WRITES = {0, 19, 45}, {1, 20, 44, 46}
 threads = {}  # the gateway's threads: tid -> name
 try:
     for tid in os.listdir(f"/proc/{gateway}/task"):
@@ -29,7 +30,6 @@ for line in sys.stdin:
         events.append((int(tid), float(t) * 1e6, event, rest))
 
 # Per gateway thread: the syscall in progress (number, fd), and what it woke.
-upstream_fds, client_fds = set(), set()
 pending = {}
 calls = []  # (tid, start, end, nr, fd, result, woke)
 for tid, t, event, rest in events:
@@ -48,10 +48,8 @@ for tid, t, event, rest in events:
             pending[tid][3].append(m.group(1))
 
 gw = lambda tid: tid in threads
-for tid, start, end, nr, fd, result, woke in calls:
-    if gw(tid) and nr in WRITES and "nginx" in woke:
-        upstream_fds.add((tid, fd))
-upstream = {fd for _, fd in upstream_fds}
+# The upstream's sockets: those whose writes woke nginx.
+upstream = {fd for tid, start, end, nr, fd, result, woke in calls if gw(tid) and nr in WRITES and "nginx" in woke}
 
 # A request: a read of > 100 bytes on a socket that is not the upstream's, by a worker.
 phases = collections.defaultdict(list)

@@ -474,6 +474,8 @@ def main():
     ap.add_argument("--backends", default="sqlite,postgres",
                     help="comma-separated: sqlite, postgres (= PostgreSQL + Redis)")
     args = ap.parse_args()
+    if args.mem_n < 1000:
+        ap.error("--mem-n (BENCH_MEM_N) must be at least 1000: the memory phases are also the warm-up")
     PG["url"], PG["redis"] = args.pg.rstrip("/"), args.redis
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for b in backends:

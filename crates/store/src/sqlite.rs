@@ -71,7 +71,10 @@ impl SqliteDb {
                 .max_lifetime(None)
                 .after_release(move |connection, _| {
                     let on_release = on_release.clone();
-                    Box::pin(async move { on_release.after_release(connection).await })
+                    Box::pin(async move {
+                        on_release.roll_back_if_flagged(connection).await;
+                        Ok(true)
+                    })
                 })
                 .connect_with(options)
                 .await?;

@@ -27,24 +27,27 @@ pub(super) struct Own {
 }
 
 /// Set when a use of an in-memory database's connection may have left a transaction open:
-/// the pool rolls it back as the connection comes back ([`Rollback::after_release`]), before
+/// the pool rolls it back as the connection comes back ([`Rollback::roll_back_if_flagged`]), before
 /// any other query can run inside it.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Rollback(Arc<AtomicBool>);
 
 impl Rollback {
-    /// For the pool's `after_release`: rolls back what a use flagged as left open (an error
-    /// because none was open is fine); keeps the connection whatever happens, as it is the
-    /// database.
-    pub(super) async fn after_release(&self, connection: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    /// For the pool's `after_release`: rolls back what a use flagged as left open (none
+    /// being open is fine). The connection is kept whatever happens: it is the database.
+    pub(super) async fn roll_back_if_flagged(&self, connection: &mut SqliteConnection) {
         if self.0.swap(false, Ordering::AcqRel)
             && let Err(e) = sqlx::query("ROLLBACK").execute(connection).await
-            && !e.to_string().contains("no transaction is active")
+            && !no_transaction_was_open(&e)
         {
             tracing::warn!(error = %e, "could not roll back an unfinished transaction on the in-memory database");
         }
-        Ok(true)
     }
+}
+
+/// Whether a `ROLLBACK` failed only because no transaction was open.
+pub(super) fn no_transaction_was_open(e: &sqlx::Error) -> bool {
+    e.to_string().contains("no transaction is active")
 }
 
 impl Batches {

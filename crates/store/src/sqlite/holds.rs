@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::SqliteDb;
-use super::batches::BatchConnection;
+use super::batches::{BatchConnection, no_transaction_was_open};
 use crate::rows::{HoldRecord, encode_list, hold_columns};
 use crate::{Hold, HoldOutcome, NanoUsd, NewHold, Progress, StoreError};
 
@@ -40,7 +40,7 @@ impl SqliteDb {
             // here, or close the connection if that fails too.
             Err(_) => match sqlx::query("ROLLBACK").execute(&mut *connection).await {
                 Ok(_) => true,
-                Err(e) => e.to_string().contains("no transaction is active"),
+                Err(e) => no_transaction_was_open(&e),
             },
         };
         Ok(held?)

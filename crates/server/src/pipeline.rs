@@ -264,7 +264,11 @@ async fn run_as(
     let traced = state.traces.as_ref().map(|traces| traces.request(headers, endpoint, &request_id));
     let result = match inference {
         Ok(inference) => {
-            let serving = serve(state, request_id.clone(), key.clone(), headers, inference, mode, &mut progress);
+            // Boxed: this future is kilobytes, and a future holding it inline is copied
+            // whole each time it moves (created, awaited, boxed by axum): three copies per
+            // request, 30 KB in all; boxed here, one of 6 KB (bench/README.md, sixth look).
+            let serving =
+                Box::pin(serve(state, request_id.clone(), key.clone(), headers, inference, mode, &mut progress));
             match &traced {
                 Some(request) => opentelemetry::context::FutureExt::with_context(serving, request.context()).await,
                 None => serving.await,

@@ -71,7 +71,9 @@ async fn submit(
         key,
         body: body.clone(),
     };
-    let job = match jobs::submit(state, submission, headers, Ok(inference_of(body))).await {
+    // Boxed: inline, this rare path's future (kilobytes) would enlarge every request's
+    // handler future, which axum copies whole when it boxes it.
+    let job = match Box::pin(jobs::submit(state, submission, headers, Ok(inference_of(body)))).await {
         Ok(job) => job,
         Err(refusal) => return refusal,
     };

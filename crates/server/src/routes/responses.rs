@@ -79,7 +79,8 @@ async fn submit(state: &AppState, request_id: String, key: Arc<KeyRow>, headers:
         key,
         body: body.clone(),
     };
-    match jobs::submit(state, submission, headers, inference).await {
+    // Boxed, as in chat completions: kept out of every request's handler future.
+    match Box::pin(jobs::submit(state, submission, headers, inference)).await {
         Ok(job) => {
             let object = pending(&job.id, job.created_at, &job.model, JobStatus::Queued, &body, None);
             pipeline::json_response(StatusCode::OK, Bytes::from(object.to_string()))

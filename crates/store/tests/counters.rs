@@ -231,3 +231,14 @@ async fn limits_that_do_not_divide_a_minute_admit_exactly_the_limit() {
     let again = c.admit("whole", None, Some((big, u64::from(big)))).await.unwrap();
     assert_eq!(wait(&again), Some(60_000 - (again.now_ms - whole.now_ms)));
 }
+
+#[tokio::test]
+async fn values_past_ten_to_the_fourteenth_come_back_to_the_unit() {
+    let c = counters(&prefix()).await;
+    let (limit, cost) = (u32::MAX, 3_999_999_999_u64);
+    let verdict = c.admit("k", None, Some((limit, cost))).await.unwrap();
+    assert!(verdict.admitted());
+    let tokens = verdict.tokens.unwrap();
+    assert_eq!(tokens.state.busy, 60_000 * cost, "≈ 2.4 × 10^14, every digit");
+    assert_eq!(tokens.remaining, u64::from(limit) - cost);
+}

@@ -10,10 +10,13 @@
 -- once at the end (one HSET, one expiry check), so a batch is what its items one call
 -- each would have been at that instant.
 --
+-- A reply is one string of integers separated by spaces (read in one piece by the
+-- client, where an array costs a parse per element).
+--
 -- ARGV[1] = 'admit': admissions, four arguments each: the index of its key in KEYS, the
 --   requests limit, the tokens limit (0: none), the tokens' cost. Each checks every
---   limit of its key and writes none unless all admit. Returns {now, then per admission
---   and limit (requests, tokens): admitted (1|0), wait ms, remaining, reset ms, busy}.
+--   limit of its key and writes none unless all admit. Returns now, then per admission
+--   and limit (requests, tokens): admitted (1|0), wait ms, remaining, reset ms, busy.
 -- ARGV[1] = 'settle': corrections, seven arguments each: the index of its key in KEYS,
 --   field prefix, limit, 'charge' | 'refund', units, admitted at (ms), busy right after
 --   that admission. A refund never gives back more than is still in the bucket from
@@ -32,6 +35,12 @@ end
 
 local function int(x)
   return string.format('%d', x)
+end
+
+-- The reply: `values` (integers) as one string.
+local function reply(values)
+  for i = 1, #values do values[i] = int(values[i]) end
+  return table.concat(values, ' ')
 end
 
 -- x / d rounded up, exactly (x, d integers, x < 2^53).
@@ -191,14 +200,14 @@ if op == 'admit' then
   local now = now_ms()
   local out = admit(2, #ARGV, now)
   flush(now)
-  return out
+  return reply(out)
 elseif op == 'settle' then
   if (#ARGV - 1) % 7 ~= 0 then return malformed(op, 7) end
   local now = now_ms()
   local out, failed = settle(2, #ARGV, now)
   if not out then return failed end
   flush(now)
-  return out
+  return reply(out)
 elseif op == 'settle_admit' then
   local c = tonumber(ARGV[2])
   local split = c and 3 + 7 * c
@@ -210,6 +219,6 @@ elseif op == 'settle_admit' then
   if not done then return failed end
   local out = admit(split, #ARGV, now)
   flush(now)
-  return out
+  return reply(out)
 end
 return redis.error_reply('gcra.lua: unknown operation')

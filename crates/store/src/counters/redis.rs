@@ -114,7 +114,7 @@ impl RedisCounters {
             invocation.arg(index).arg(ask.requests.unwrap_or(0)).arg(tpm).arg(cost.min(MAX_UNITS));
         }
         let mut connection = self.connection.clone();
-        let reply: Vec<i64> = bounded(invocation.invoke_async(&mut connection)).await?;
+        let reply = integers(&bounded(invocation.invoke_async::<String>(&mut connection)).await?)?;
         let malformed = || CountersError::Reply(format!("{} values for {} admissions", reply.len(), asks.len()));
         let [now, rest @ ..] = reply.as_slice() else { return Err(malformed()) };
         if rest.len() != asks.len() * 10 {
@@ -148,7 +148,7 @@ impl RedisCounters {
         self.add_corrections(&mut invocation, &mut Keys::default(), corrections);
         let mut connection = self.connection.clone();
         // `invoke_async` loads the script again when Redis forgot it (restarted, flushed).
-        let after: Vec<i64> = bounded(invocation.invoke_async(&mut connection)).await?;
+        let after = integers(&bounded(invocation.invoke_async::<String>(&mut connection)).await?)?;
         if after.len() != corrections.len() {
             return Err(CountersError::Reply(format!("{} answers for {} corrections", after.len(), corrections.len())));
         }
@@ -197,6 +197,14 @@ impl<'a> Keys<'a> {
     }
 }
 
+/// The script's reply: integers separated by spaces.
+fn integers(reply: &str) -> Result<Vec<i64>, CountersError> {
+    if reply.is_empty() {
+        return Ok(Vec::new());
+    }
+    reply.split(' ').map(|n| n.parse().map_err(|_| CountersError::Reply(format!("not an integer: {n:.40}")))).collect()
+}
+
 fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -206,5 +214,22 @@ async fn bounded<T>(call: impl Future<Output = Result<T, RedisError>>) -> Result
     match tokio::time::timeout(RESPONSE_TIMEOUT + Duration::from_millis(100), call).await {
         Ok(result) => result.map_err(CountersError::from),
         Err(_) => Err(CountersError::Timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_is_integers_separated_by_spaces() {
+        assert_eq!(integers("").unwrap(), Vec::<i64>::new());
+        assert_eq!(
+            integers("1733580000123 1 0 19 3000 240000000000000").unwrap(),
+            [1_733_580_000_123, 1, 0, 19, 3000, 240_000_000_000_000]
+        );
+        for bad in ["1  2", "1 2.5e14", "x", " 1", "1 "] {
+            assert!(matches!(integers(bad), Err(CountersError::Reply(_))), "{bad:?}");
+        }
     }
 }

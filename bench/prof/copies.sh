@@ -8,9 +8,10 @@ set -eu
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 graph=(); [ -n "${CALLERS:-}" ] && graph=(--call-graph dwarf,16384)
 load $((SECS + 2)) > "$WD/wrk.out" &
+LOAD=$!
 sleep 1
 perf record -F "${CALLERS:+1000}${CALLERS:-4000}" "${graph[@]}" -p "$GPID" -o "$WD/perf.data" -- sleep "$SECS" > /dev/null 2>&1
-wait
+wait "$LOAD"
 perf report -i "$WD/perf.data" --sort sym --no-children 2>/dev/null | grep -E '\] __mem(move|cpy)' || echo "no samples in memmove/memcpy"
 if [ -n "${CALLERS:-}" ]; then
   perf report -i "$WD/perf.data" --no-children --symbols=__memmove_avx512_unaligned_erms,__memmove_avx_unaligned_erms,__memcpy_avx_unaligned_erms \

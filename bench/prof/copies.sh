@@ -6,11 +6,11 @@
 # (PROF_PG=1 for PostgreSQL + Redis). Needs perf.
 set -eu
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-graph=(); [ -n "${CALLERS:-}" ] && graph=(--call-graph dwarf,16384)
+graph=(-F 4000); [ -n "${CALLERS:-}" ] && graph=(-F 1000 --call-graph dwarf,16384)
 load $((SECS + 2)) > "$WD/wrk.out" &
 LOAD=$!
 sleep 1
-perf record -F "${CALLERS:+1000}${CALLERS:-4000}" "${graph[@]}" -p "$GPID" -o "$WD/perf.data" -- sleep "$SECS" > /dev/null 2>&1
+perf record "${graph[@]}" -p "$GPID" -o "$WD/perf.data" -- sleep "$SECS" > /dev/null 2>&1
 wait "$LOAD"
 perf report -i "$WD/perf.data" --sort sym --no-children 2>/dev/null | grep -E '\] __mem(move|cpy)' || echo "no samples in memmove/memcpy"
 if [ -n "${CALLERS:-}" ]; then

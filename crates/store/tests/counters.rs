@@ -149,6 +149,30 @@ async fn a_batch_of_corrections_over_several_keys_is_applied_in_order() {
 }
 
 #[tokio::test]
+async fn charges_summed_in_one_call_take_what_they_take_one_by_one() {
+    let c = counters(&prefix()).await;
+    let a = c.admit("a", None, Some((100, 10))).await.unwrap().tokens.unwrap().state;
+    let tokens = |key: &str, change| Correction { key_id: key.into(), unit: Unit::Tokens, per_minute: 100, change };
+    // The three charges of "a" go as one (the client sums them): 10 + 20 - 5 + 30 + 15.
+    c.settle(&[
+        tokens("a", Change::Charge(20)),
+        tokens("a", Change::Refund { units: 5, admitted: a }),
+        tokens("b", Change::Charge(40)),
+        tokens("a", Change::Charge(30)),
+        tokens("a", Change::Charge(15)),
+    ])
+    .await
+    .unwrap();
+    let probe = c.admit("a", None, Some((100, 1))).await.unwrap();
+    assert!((29..=30).contains(&probe.tokens.unwrap().remaining), "{probe:?}");
+    let probe = c.admit("b", None, Some((100, 1))).await.unwrap();
+    assert!((59..=60).contains(&probe.tokens.unwrap().remaining), "{probe:?}");
+    // Past the whole limit, the sum fills the bucket as the charges one by one would.
+    c.settle(&vec![tokens("b", Change::Charge(u64::MAX)); 3]).await.unwrap();
+    assert!(!c.admit("b", None, Some((100, 1))).await.unwrap().admitted());
+}
+
+#[tokio::test]
 async fn a_request_unit_given_back_is_admitted_again() {
     let c = counters(&prefix()).await;
     let mut last = None;

@@ -15,8 +15,11 @@
 --
 -- ARGV[1] = 'admit': admissions, four arguments each: the index of its key in KEYS, the
 --   requests limit, the tokens limit (0: none), the tokens' cost. Each checks every
---   limit of its key and writes none unless all admit. Returns now, then per admission
---   and limit (requests, tokens): admitted (1|0), wait ms, remaining, reset ms, busy.
+--   limit of its key and writes none unless all admit. Returns now, then per admission:
+--   whether every limit admitted it (1|0), then per limit (requests, tokens) the busy
+--   value after it (0 when the limit is off): what the admission wrote when all admitted,
+--   the bucket as it stands when not. The client derives the rest (whether each limit
+--   alone would admit, the wait, what remains, the reset) from these and what it asked.
 -- ARGV[1] = 'settle': corrections, seven arguments each: the index of its key in KEYS,
 --   field prefix, limit, 'charge' | 'refund', units, admitted at (ms), busy right after
 --   that admission. A refund never gives back more than is still in the bucket from
@@ -121,49 +124,32 @@ end
 -- Admits the admissions in ARGV[first .. last] in order; answers as 'admit' does.
 local function admit(first, last, now)
   local out, n = { now }, 1
-  -- Appends one limit's answer (five values; zeros when the limit is off) and, when the
-  -- whole admission fits, writes its bucket.
-  local function answer(s, p, limit, b, need, capacity, all)
-    if limit <= 0 then
-      for j = n + 1, n + 5 do out[j] = 0 end
-      n = n + 5
-      return
-    end
-    local ok = need <= capacity
-    local after = b
-    if all then
-      after = need
-      set(s, p, after, limit, now)
-    end
-    local wait = 0
-    if not ok then wait = ceil_div(need - capacity, limit) end
-    out[n + 1] = ok and 1 or 0
-    out[n + 2] = wait
-    out[n + 3] = math.floor((capacity - math.min(after, capacity)) / PERIOD)
-    out[n + 4] = ceil_div(after, limit)
-    out[n + 5] = after
-    n = n + 5
-  end
   for i = first, last, 4 do
     local s = state(tonumber(ARGV[i]))
     local rl, tl, cost = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
     -- Every limit is checked before any is written.
-    local rb, rneed, rcap, tb, tneed, tcap = 0, 0, 0, 0, 0, 0
+    local rb, rneed, tb, tneed = 0, 0, 0, 0
     local all = true
     if rl > 0 then
       local cur = s.r
       rb = busy_of(cur.t, cur.b, cur.l, rl, now)
-      rneed, rcap = rb + PERIOD, PERIOD * rl
-      all = rneed <= rcap
+      rneed = rb + PERIOD
+      all = rneed <= PERIOD * rl
     end
     if tl > 0 then
       local cur = s.t
       tb = busy_of(cur.t, cur.b, cur.l, tl, now)
-      tneed, tcap = tb + PERIOD * math.min(cost, tl), PERIOD * tl
-      all = all and tneed <= tcap
+      tneed = tb + PERIOD * math.min(cost, tl)
+      all = all and tneed <= PERIOD * tl
     end
-    answer(s, 'r', rl, rb, rneed, rcap, all)
-    answer(s, 't', tl, tb, tneed, tcap, all)
+    if all then
+      if rl > 0 then set(s, 'r', rneed, rl, now) end
+      if tl > 0 then set(s, 't', tneed, tl, now) end
+      out[n + 1], out[n + 2], out[n + 3] = 1, rneed, tneed
+    else
+      out[n + 1], out[n + 2], out[n + 3] = 0, rb, tb
+    end
+    n = n + 3
   end
   return out
 end

@@ -12,6 +12,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// The most units one correction moves: keeps 60 000 × units below 2^53 in Lua.
 const MAX_UNITS: u64 = 1 << 32;
+/// The most units charges summed into one move (see [`Items`]):
+/// still below 2^53 in Lua at 60 000 each, and past 2^52 ÷ 60 000 (where the script
+/// caps a bucket), so a sum that reaches it leaves the bucket where the charges one by
+/// one would have.
+const MAX_SUMMED: u64 = 1 << 37;
 
 /// Rate-limit buckets in Redis. Cheap to clone: clones share the connection.
 #[derive(Clone)]
@@ -103,8 +108,11 @@ impl RedisCounters {
         if corrections.is_empty() {
             invocation.arg("admit");
         } else {
-            invocation.arg("settle_admit").arg(corrections.len());
-            self.add_corrections(&mut invocation, &mut keys, corrections);
+            let items = Items::of(&mut keys, corrections, |key| {
+                invocation.key(self.key(key));
+            });
+            invocation.arg("settle_admit").arg(items.0.len());
+            items.add_to(&mut invocation);
         }
         for ask in asks {
             let (tpm, cost) = ask.tokens.unwrap_or((0, 0));
@@ -117,23 +125,24 @@ impl RedisCounters {
         let reply = integers(&bounded(invocation.invoke_async::<String>(&mut connection)).await?)?;
         let malformed = || CountersError::Reply(format!("{} values for {} admissions", reply.len(), asks.len()));
         let [now, rest @ ..] = reply.as_slice() else { return Err(malformed()) };
-        if rest.len() != asks.len() * 10 {
+        if rest.len() != asks.len() * 3 {
             return Err(malformed());
         }
         let now_ms = to_u64(*now);
-        let verdict = |v: &[i64]| LimitVerdict {
-            wait_ms: (v[0] == 0).then_some(to_u64(v[1])),
-            remaining: to_u64(v[2]),
-            reset_ms: to_u64(v[3]),
-            state: Admitted { at_ms: now_ms, busy: to_u64(v[4]) },
-        };
         Ok(asks
             .iter()
-            .zip(rest.chunks_exact(10))
-            .map(|(ask, values)| Verdict {
-                now_ms,
-                requests: ask.requests.filter(|l| *l > 0).map(|_| verdict(&values[..5])),
-                tokens: ask.tokens.filter(|(l, _)| *l > 0).map(|_| verdict(&values[5..])),
+            .zip(rest.chunks_exact(3))
+            .map(|(ask, values)| {
+                let all = values[0] == 1;
+                let (requests, tokens) = (ask.requests.unwrap_or(0), ask.tokens.unwrap_or((0, 0)));
+                let verdict = |limit: u32, units: u64, after: i64| {
+                    (limit > 0).then(|| limit_verdict(now_ms, limit, units.min(MAX_UNITS), all, to_u64(after)))
+                };
+                Verdict {
+                    now_ms,
+                    requests: verdict(requests, 1, values[1]),
+                    tokens: verdict(tokens.0, tokens.1, values[2]),
+                }
             })
             .collect())
     }
@@ -144,40 +153,95 @@ impl RedisCounters {
             return Ok(());
         }
         let mut invocation = self.script.prepare_invoke();
+        let items = Items::of(&mut Keys::default(), corrections, |key| {
+            invocation.key(self.key(key));
+        });
         invocation.arg("settle");
-        self.add_corrections(&mut invocation, &mut Keys::default(), corrections);
+        items.add_to(&mut invocation);
         let mut connection = self.connection.clone();
         // `invoke_async` loads the script again when Redis forgot it (restarted, flushed).
         let after = integers(&bounded(invocation.invoke_async::<String>(&mut connection)).await?)?;
-        if after.len() != corrections.len() {
-            return Err(CountersError::Reply(format!("{} answers for {} corrections", after.len(), corrections.len())));
+        if after.len() != items.0.len() {
+            return Err(CountersError::Reply(format!("{} answers for {} corrections", after.len(), items.0.len())));
         }
         Ok(())
     }
+}
 
-    /// Names the corrections to a call of the script, seven arguments each.
-    fn add_corrections<'a>(
-        &self,
-        invocation: &mut ScriptInvocation<'_>,
-        keys: &mut Keys<'a>,
-        corrections: &'a [Correction],
-    ) {
+/// The corrections of one call as the script takes them: its key's index among KEYS,
+/// the limit's field prefix, the limit, and the change.
+///
+/// The charges of one key's limit (the same unit under the same limit) are summed into
+/// one at the place of the first: requests that finish in the same batch are applied on
+/// one reading of Redis' clock, in the order they happened to arrive, and these charges
+/// arriving one after the other is an order they could have arrived in (a charge adds to
+/// the bucket, capped, so charges in a row add up to their sum). Under load every
+/// request's estimate is corrected, usually upwards, so this turns a batch's dozens of
+/// corrections of one key into one. Refunds stay one each: each is bounded by what its
+/// own admission left in the bucket.
+struct Items(Vec<(usize, &'static str, u32, Change)>);
+
+impl Items {
+    /// `corrections` as items; `keys` names each key to the call once (`add`).
+    fn of<'a>(keys: &mut Keys<'a>, corrections: &'a [Correction], mut add: impl FnMut(&str)) -> Items {
+        let mut items: Vec<(usize, &'static str, u32, Change)> = Vec::with_capacity(corrections.len());
         for correction in corrections {
-            let index = keys.index(&correction.key_id, |key| {
-                invocation.key(self.key(key));
-            });
+            let index = keys.index(&correction.key_id, &mut add);
             let field = match correction.unit {
                 Unit::Requests => "r",
                 Unit::Tokens => "t",
             };
-            invocation.arg(index).arg(field).arg(correction.per_minute);
+            let limit = correction.per_minute;
             match correction.change {
-                Change::Charge(units) => invocation.arg("charge").arg(units.min(MAX_UNITS)).arg(0).arg(0),
+                Change::Charge(units) => {
+                    let units = units.min(MAX_UNITS);
+                    let same = |item: &&mut (usize, &str, u32, Change)| {
+                        item.0 == index && item.1 == field && item.2 == limit && matches!(item.3, Change::Charge(_))
+                    };
+                    match items.iter_mut().find(same) {
+                        Some((.., Change::Charge(sum))) => *sum = sum.saturating_add(units).min(MAX_SUMMED),
+                        _ => items.push((index, field, limit, Change::Charge(units))),
+                    }
+                }
                 Change::Refund { units, admitted } => {
-                    invocation.arg("refund").arg(units.min(MAX_UNITS)).arg(admitted.at_ms).arg(admitted.busy)
+                    items.push((index, field, limit, Change::Refund { units: units.min(MAX_UNITS), admitted }));
+                }
+            }
+        }
+        Items(items)
+    }
+
+    /// Names the items to a call of the script, seven arguments each.
+    fn add_to(&self, invocation: &mut ScriptInvocation<'_>) {
+        for &(index, field, limit, change) in &self.0 {
+            invocation.arg(index).arg(field).arg(limit);
+            match change {
+                Change::Charge(units) => invocation.arg("charge").arg(units).arg(0).arg(0),
+                Change::Refund { units, admitted } => {
+                    invocation.arg("refund").arg(units).arg(admitted.at_ms).arg(admitted.busy)
                 }
             };
         }
+    }
+}
+
+/// Milliseconds (× units) one unit of a limit occupies its bucket: a limit of L a minute
+/// holds 60 000 × L (as in the script).
+const PERIOD: u64 = 60_000;
+
+/// One limit's verdict on an admission of `units` under `limit` a minute, from the busy
+/// value the script answered for it (`after`) and whether every limit of the key admitted
+/// it (`all`): the same arithmetic the script would do, in exact integers.
+fn limit_verdict(now_ms: u64, limit: u32, units: u64, all: bool, after: u64) -> LimitVerdict {
+    let limit = u64::from(limit);
+    let capacity = PERIOD * limit;
+    // Admitted: `after` is what it needed. Refused: `after` is the bucket before it.
+    let need = if all { after } else { after.saturating_add(PERIOD * units.min(limit)) };
+    LimitVerdict {
+        wait_ms: (need > capacity).then(|| (need - capacity).div_ceil(limit)),
+        remaining: (capacity - after.min(capacity)) / PERIOD,
+        reset_ms: after.div_ceil(limit),
+        state: Admitted { at_ms: now_ms, busy: after },
     }
 }
 
@@ -220,6 +284,43 @@ async fn bounded<T>(call: impl Future<Output = Result<T, RedisError>>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn charges_of_one_limit_go_as_their_sum_and_refunds_one_each() {
+        let correction =
+            |key: &str, unit, per_minute, change| Correction { key_id: key.into(), unit, per_minute, change };
+        let admitted = Admitted { at_ms: 1_733_580_000_123, busy: 600_000 };
+        let refund = Change::Refund { units: 5, admitted };
+        let corrections = [
+            correction("a", Unit::Tokens, 100, Change::Charge(12)),
+            correction("a", Unit::Tokens, 100, refund),
+            correction("b", Unit::Tokens, 100, Change::Charge(7)),
+            correction("a", Unit::Tokens, 100, Change::Charge(30)),
+            // Another limit of "a", and "a" under another limit: charges of their own.
+            correction("a", Unit::Requests, 100, Change::Charge(1)),
+            correction("a", Unit::Tokens, 200, Change::Charge(4)),
+            correction("a", Unit::Tokens, 100, refund),
+            correction("a", Unit::Tokens, 100, Change::Charge(u64::MAX)),
+            correction("b", Unit::Tokens, 100, Change::Charge(MAX_UNITS + 1)),
+        ];
+        let mut named = Vec::new();
+        let items = Items::of(&mut Keys::default(), &corrections, |key| named.push(key.to_owned()));
+        assert_eq!(named, ["a", "b"]);
+        assert_eq!(
+            items.0,
+            [
+                (1, "t", 100, Change::Charge(12 + 30 + MAX_UNITS)),
+                (1, "t", 100, refund),
+                (2, "t", 100, Change::Charge(7 + MAX_UNITS)),
+                (1, "r", 100, Change::Charge(1)),
+                (1, "t", 200, Change::Charge(4)),
+                (1, "t", 100, refund),
+            ]
+        );
+        let many = vec![correction("a", Unit::Tokens, 100, Change::Charge(MAX_UNITS)); 40];
+        let items = Items::of(&mut Keys::default(), &many, |_| {});
+        assert_eq!(items.0, [(1, "t", 100, Change::Charge(MAX_SUMMED))]);
+    }
 
     #[test]
     fn a_reply_is_integers_separated_by_spaces() {

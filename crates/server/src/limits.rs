@@ -18,7 +18,6 @@ use tokenrouter_store::KeyRow;
 
 use crate::error::ApiError;
 use crate::metering::Measured;
-use crate::tokens;
 use gcra::Bucket;
 use replicated::Replicated;
 use tokenrouter_store::counters::{Admitted, Change, Correction, Unit};
@@ -31,10 +30,10 @@ static REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remai
 static RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
 
 /// The tokens a request is admitted with, as OpenAI's limiter counts them: its prompt's
-/// characters ÷ 4 ([`tokens::prompt_estimate`]) and its (clamped) output limit.
+/// characters ÷ 4 (`prompt`, [`crate::tokens::prompt_estimate`]) and its (clamped) output limit.
 /// Settlement corrects it to what was used.
-pub fn estimate(body: &[u8], max_output: Option<u64>) -> u64 {
-    tokens::prompt_estimate(body).saturating_add(max_output.unwrap_or(0))
+pub fn estimate(prompt: u64, max_output: Option<u64>) -> u64 {
+    prompt.saturating_add(max_output.unwrap_or(0))
 }
 
 /// The tokens a finished request used, to settle its admission with.

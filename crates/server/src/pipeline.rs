@@ -372,7 +372,9 @@ async fn serve(
     }
     let output_ceiling =
         |model: &Model| if embeddings { Some(0) } else { policy::clamp_output(view.max_tokens, model) };
-    let estimate = measured().map(|b| limits::estimate(b, output_ceiling(primary))).max().unwrap_or_default();
+    // The client's body is parsed already (`request`; removing "models" changes no count).
+    let native_text = native_body.as_deref().map_or(0, tokens::prompt_estimate);
+    let estimate = limits::estimate(tokens::prompt_estimate_of(&request).max(native_text), output_ceiling(primary));
     let (submit, adopted) = match mode {
         Mode::Now => (false, None),
         Mode::Submit => (true, None),

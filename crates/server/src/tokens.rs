@@ -41,7 +41,11 @@ pub fn reservation_estimate(body: &[u8]) -> u64 {
 /// …) and a body that is not a JSON object count 0. No JSON tree is built: the raw
 /// values are scanned byte by byte.
 pub fn prompt_estimate(body: &[u8]) -> u64 {
-    let Ok(object) = RawObject::parse(body) else { return 0 };
+    RawObject::parse(body).map_or(0, |object| prompt_estimate_of(&object))
+}
+
+/// [`prompt_estimate`] of a body already parsed (not parsed again).
+pub fn prompt_estimate_of(object: &RawObject<'_>) -> u64 {
     let (mut prompt, mut input) = (Text::default(), Text::default());
     for value in [object.get("messages"), object.get("tools")].into_iter().flatten() {
         prompt.scan(value);

@@ -72,15 +72,24 @@ impl NanoUsd {
     }
 
     /// USD with 9 decimals, trailing zeros trimmed to at least 2 (`"0.15"`, `"1.000000001"`).
+    /// Written digit by digit: every request's log line and ledger memo carry one, and
+    /// `format!` cost about a thousand instructions a call.
     pub fn to_usd_string(self) -> String {
-        let sign = if self.0 < 0 { "-" } else { "" };
         let abs = self.0.unsigned_abs();
         let nanos = NANOS_PER_USD.unsigned_abs();
-        let mut frac = format!("{:09}", abs % nanos);
-        while frac.len() > 2 && frac.ends_with('0') {
-            frac.pop();
+        let (whole, mut frac, mut places) = (abs / nanos, abs % nanos, 9);
+        while places > 2 && frac % 10 == 0 {
+            frac /= 10;
+            places -= 1;
         }
-        format!("{sign}{}.{frac}", abs / nanos)
+        let mut text = String::with_capacity(32);
+        if self.0 < 0 {
+            text.push('-');
+        }
+        push_digits(&mut text, whole, 1);
+        text.push('.');
+        push_digits(&mut text, frac, places);
+        text
     }
 
     /// USD as the management API writes it: the shortest exact decimal (`"12.5"`, `"100"`,
@@ -89,6 +98,18 @@ impl NanoUsd {
         let text = self.to_usd_string();
         text.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
+}
+
+/// Appends `n` in decimal, zero-padded to at least `width` digits.
+fn push_digits(text: &mut String, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    while n > 0 || digits.len() - at < width {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    text.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 impl fmt::Display for NanoUsd {
@@ -184,6 +205,21 @@ mod tests {
         assert_eq!(NanoUsd(150_000_000).to_usd_string(), "0.15");
         assert_eq!(NanoUsd(-1_000_000_001).to_usd_string(), "-1.000000001");
         assert_eq!(NanoUsd(0).to_usd_string(), "0.00");
+        assert_eq!(NanoUsd(1).to_usd_string(), "0.000000001");
+        assert_eq!(NanoUsd(10_000_000).to_usd_string(), "0.01");
+        assert_eq!(NanoUsd(1_230_000_000).to_usd_string(), "1.23");
+        assert_eq!(NanoUsd(1_234_000_000).to_usd_string(), "1.234");
+        assert_eq!(NanoUsd(i64::MAX).to_usd_string(), "9223372036.854775807");
+        assert_eq!(NanoUsd(i64::MIN).to_usd_string(), "-9223372036.854775808");
+        // The same text as formatting it would give, over a spread of values.
+        for n in (-3_000_000_000_i64..3_000_000_000).step_by(7_777_777).chain([999_999_999, -10, 100]) {
+            let abs = n.unsigned_abs();
+            let frac = format!("{:09}", abs % 1_000_000_000);
+            let frac = frac.trim_end_matches('0');
+            let frac = if frac.len() < 2 { &format!("{frac:0<2}") } else { frac };
+            let sign = if n < 0 { "-" } else { "" };
+            assert_eq!(NanoUsd(n).to_usd_string(), format!("{sign}{}.{frac}", abs / 1_000_000_000), "{n}");
+        }
         assert_eq!(NanoUsd(0).to_decimal_string(), "0");
         assert_eq!(NanoUsd(12_500_000_000).to_decimal_string(), "12.5");
         assert_eq!(NanoUsd(100_000_000_000).to_decimal_string(), "100");

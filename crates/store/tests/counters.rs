@@ -173,6 +173,21 @@ async fn charges_summed_in_one_call_take_what_they_take_one_by_one() {
 }
 
 #[tokio::test]
+async fn a_limit_raised_far_above_a_full_bucket_still_refuses_until_it_drains() {
+    let c = counters(&prefix()).await;
+    assert!(c.admit("k", None, Some((10, 10))).await.unwrap().admitted());
+    // 400,000 tokens used under 10 a minute: the bucket is busy for about 27 days.
+    let charge = Correction { key_id: "k".into(), unit: Unit::Tokens, per_minute: 10, change: Change::Charge(400_000) };
+    c.settle(&[charge]).await.unwrap();
+    // Rescaled to the new limit that is past 2^63: still refused, and told to wait.
+    let raised = c.admit("k", None, Some((4_000_000_000, 1))).await.unwrap();
+    assert!(!raised.admitted(), "{raised:?}");
+    let tokens = raised.tokens.unwrap();
+    assert_eq!(tokens.remaining, 0, "{raised:?}");
+    assert!(tokens.wait_ms.unwrap() > 20 * 24 * 3_600_000, "{raised:?}");
+}
+
+#[tokio::test]
 async fn a_request_unit_given_back_is_admitted_again() {
     let c = counters(&prefix()).await;
     let mut last = None;

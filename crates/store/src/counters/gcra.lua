@@ -30,6 +30,10 @@
 
 local PERIOD = 60000
 local MAX_BUSY = 4503599627370496 -- 2^52
+-- The most a refused admission's busy value is answered as (2^63 - 1024, the largest
+-- double below 2^63): a limit raised far above what its bucket was filled under rescales
+-- the bucket past 2^63, where formatting it as an integer would overflow.
+local MAX_REPLY = 9223372036854774784
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -147,7 +151,7 @@ local function admit(first, last, now)
       if tl > 0 then set(s, 't', tneed, tl, now) end
       out[n + 1], out[n + 2], out[n + 3] = 1, rneed, tneed
     else
-      out[n + 1], out[n + 2], out[n + 3] = 0, rb, tb
+      out[n + 1], out[n + 2], out[n + 3] = 0, math.min(rb, MAX_REPLY), math.min(tb, MAX_REPLY)
     end
     n = n + 3
   end

@@ -129,22 +129,25 @@ impl RedisCounters {
             return Err(malformed());
         }
         let now_ms = to_u64(*now);
-        Ok(asks
-            .iter()
-            .zip(rest.chunks_exact(3))
-            .map(|(ask, values)| {
-                let all = values[0] == 1;
-                let (requests, tokens) = (ask.requests.unwrap_or(0), ask.tokens.unwrap_or((0, 0)));
-                let verdict = |limit: u32, units: u64, after: i64| {
-                    (limit > 0).then(|| limit_verdict(now_ms, limit, units.min(MAX_UNITS), all, to_u64(after)))
-                };
-                Verdict {
-                    now_ms,
-                    requests: verdict(requests, 1, values[1]),
-                    tokens: verdict(tokens.0, tokens.1, values[2]),
-                }
-            })
-            .collect())
+        let mut verdicts = Vec::with_capacity(asks.len());
+        for (ask, values) in asks.iter().zip(rest.chunks_exact(3)) {
+            let all = values[0] == 1;
+            let (requests, tokens) = (ask.requests.unwrap_or(0), ask.tokens.unwrap_or((0, 0)));
+            let verdict = |limit: u32, units: u64, after: i64| {
+                (limit > 0).then(|| limit_verdict(now_ms, limit, units.min(MAX_UNITS), all, to_u64(after)))
+            };
+            let verdict = Verdict {
+                now_ms,
+                requests: verdict(requests, 1, values[1]),
+                tokens: verdict(tokens.0, tokens.1, values[2]),
+            };
+            // What the script decided and what its values say must agree.
+            if !matches!(values[0], 0 | 1) || verdict.admitted() != all {
+                return Err(CountersError::Reply(format!("an admission answered {values:?} for {ask:?}")));
+            }
+            verdicts.push(verdict);
+        }
+        Ok(verdicts)
     }
 
     /// Applies a batch of corrections in one call of the script (one round trip), in order.

@@ -221,8 +221,9 @@ mod tests {
         Ok(())
     }
 
-    /// Moving holds into a table keyed by request id (0019) keeps every open hold and the
-    /// sums they hold, and the triggers still move the sums afterwards.
+    /// Moving holds into a table keyed by request id (0019), then into one that skips a
+    /// hold without an amount (0020), keeps every open hold and the sums they hold, and
+    /// the triggers still move the sums afterwards; a request id is still held at most once.
     #[tokio::test]
     async fn holds_open_before_the_rekeyed_table_survive_it() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
@@ -261,6 +262,14 @@ mod tests {
         .execute(&db.pool)
         .await;
         assert!(duplicate.is_err(), "a request id is held at most once");
+        let skipped = sqlx::query(
+            "INSERT INTO holds (request_id, account_id, key_id, amount_nano, created_at) VALUES ('r4', 1, 'k', NULL, 8)",
+        )
+        .execute(&db.pool)
+        .await?;
+        assert_eq!(skipped.rows_affected(), 0, "a hold without an amount is skipped, not an error");
+        let (account, key, holds) = held(&db).await?;
+        assert_eq!((account, key, holds.len()), (35, 35, 2));
         Ok(())
     }
 }

@@ -300,7 +300,8 @@ async fn a_long_batch_holds_in_order_and_says_why_not(backend: Backend) -> TestR
 async fn a_batch_given_up_half_way_leaves_nothing_locked(backend: Backend) -> TestResult {
     let db = backend.db().await?;
     let other = Db::open(&db.url).await?;
-    let account = db.create_account("acme", NanoUsd(100 * X)).await?;
+    // Enough for every round to take all of its holds (18 a round, 20 rounds at most).
+    let account = db.create_account("acme", NanoUsd(400 * X)).await?;
     db.insert_key(&new_key("k1", account.id)).await?;
     // Five batches given up half-way. On a loaded machine PostgreSQL can answer while the
     // test's thread is descheduled inside the first poll: such a batch finished, proves

@@ -180,14 +180,18 @@ async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Resul
     Ok(())
 }
 
+// Each reads its list as the outer loop of a join (CROSS JOIN keeps that order) and looks
+// each id up by its index: `IN (SELECT value FROM json_each(?))` copied the list into a
+// temporary b-tree first.
+
 /// The request ids that already have a usage row.
-const STORED: &str = "SELECT request_id FROM usage WHERE request_id IN (SELECT value FROM json_each(?))";
+const STORED: &str = "SELECT u.request_id FROM json_each(?) j CROSS JOIN usage u ON u.request_id = j.value";
 /// The request ids that already have a charge in the ledger.
 const CHARGED: &str =
-    "SELECT request_id FROM ledger WHERE kind = 'charge' AND request_id IN (SELECT value FROM json_each(?))";
+    "SELECT l.request_id FROM json_each(?) j CROSS JOIN ledger l ON l.request_id = j.value AND l.kind = 'charge'";
 /// The request ids that already have an earning in the ledger.
 const EARNED: &str =
-    "SELECT request_id FROM ledger WHERE kind = 'earning' AND request_id IN (SELECT value FROM json_each(?))";
+    "SELECT l.request_id FROM json_each(?) j CROSS JOIN ledger l ON l.request_id = j.value AND l.kind = 'earning'";
 
 /// Which of `ids` `select` (a query of one JSON array of request ids) finds: the rows
 /// already written, which a batch must neither write again nor count.
@@ -267,11 +271,12 @@ async fn funds(
     charges: &[&UsageRecord],
 ) -> Result<HashMap<i64, Funds>, sqlx::Error> {
     let ids: Vec<i64> = charges.iter().map(|r| r.account_id).collect::<HashSet<i64>>().into_iter().collect();
-    let rows: Vec<(i64, i64, i64)> =
-        sqlx::query_as("SELECT id, balance_nano, held_nano FROM accounts WHERE id IN (SELECT value FROM json_each(?))")
-            .bind(encode_list(&ids)?)
-            .fetch_all(&mut **tx)
-            .await?;
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT a.id, a.balance_nano, a.held_nano FROM json_each(?) j CROSS JOIN accounts a ON a.id = j.value",
+    )
+    .bind(encode_list(&ids)?)
+    .fetch_all(&mut **tx)
+    .await?;
     Ok(rows.into_iter().map(|(id, balance, held)| (id, Funds { balance, held })).collect())
 }
 

@@ -93,6 +93,14 @@ impl BatchConnection<'_> {
             BatchConnection::Own { unfit, .. } => *unfit = true,
         }
     }
+
+    /// Takes back [`BatchConnection::close_on_drop`]: the use that asked for it ended well.
+    pub(super) fn keep(&mut self) {
+        match self {
+            BatchConnection::Pooled(_, rollback) => rollback.0.store(false, Ordering::Release),
+            BatchConnection::Own { unfit, .. } => *unfit = false,
+        }
+    }
 }
 
 impl Drop for BatchConnection<'_> {

@@ -71,7 +71,6 @@ impl SqliteDb {
 /// A batch longer than one trip: [`HOLDS_PER_TRIP`] at a time in one transaction.
 async fn hold_long(connection: &mut SqliteConnection, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, sqlx::Error> {
     let mut answers = Vec::with_capacity(holds.len());
-    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *connection).await?;
     let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
     for group in holds.chunks(HOLDS_PER_TRIP) {
         answers.extend(hold_group(&mut tx, group, false).await?);
@@ -98,11 +97,12 @@ const HOLD: &str = "INSERT INTO holds (request_id, account_id, key_id, amount_na
            AND (spend_limit_nano IS NULL OR spend_limit_nano - spent_nano - held_nano >= ?))) THEN ? END, \
        ?, ?, ?, ?, ?);";
 
-/// Right after [`HOLD`]: whether it held (the rows it inserted, not counting its
-/// triggers'), with the account's available balance and the key's remaining limit as they
-/// are after it. No row when the account is gone.
-const ANSWER: &str = "SELECT ?, changes(), a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
-     FROM accounts a LEFT JOIN api_keys k ON k.id = ? WHERE a.id = ?;";
+/// Right after [`HOLD`], one row: whether it held (the rows it inserted, not counting its
+/// triggers'), the account's available balance (NULL: the account is gone) and the key's
+/// remaining limit (NULL: none), as they are after it.
+const ANSWER: &str = "SELECT changes(), a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
+     FROM (SELECT ? AS account_id, ? AS key_id) h \
+     LEFT JOIN accounts a ON a.id = h.account_id LEFT JOIN api_keys k ON k.id = h.key_id;";
 
 /// The batches' connection inside the transaction of a multi-statement query: unless the
 /// transaction is known to have ended — the query given up half-way (its future dropped),
@@ -128,9 +128,7 @@ fn hold_query(n: usize, own_transaction: bool) -> &'static str {
         let holds = |n: usize| [HOLD, ANSWER].concat().repeat(n);
         [
             (0..=HOLDS_PER_TRIP).map(holds).collect(),
-            (0..=HOLDS_PER_TRIP)
-                .map(|n| format!("PRAGMA synchronous = NORMAL;BEGIN IMMEDIATE;{}COMMIT;", holds(n)))
-                .collect(),
+            (0..=HOLDS_PER_TRIP).map(|n| format!("BEGIN IMMEDIATE;{}COMMIT;", holds(n))).collect(),
         ]
     });
     &QUERIES[usize::from(own_transaction)][n]
@@ -162,27 +160,26 @@ async fn hold_group(
             .bind(&hold.model)
             .bind(&hold.endpoint)
             .bind(hold.stream)
-            .bind(&hold.request_id)
-            .bind(&hold.key_id)
-            .bind(hold.account_id);
+            .bind(hold.account_id)
+            .bind(&hold.key_id);
     }
     let rows = query.fetch_all(conn).await?;
-    let mut rows = rows.iter().peekable();
-    let mut outcomes = Vec::with_capacity(group.len());
-    for hold in group {
-        let amount = if hold.enforce { hold.amount.0 } else { 0 };
-        // No row for a hold: its account is gone.
-        let Some(row) = rows.next_if(|row| row.try_get::<&str, _>(0).is_ok_and(|id| id == hold.request_id)) else {
-            outcomes.push(refusal(None, amount));
-            continue;
-        };
-        outcomes.push(if row.try_get::<i64, _>(1)? == 1 {
-            HoldOutcome::Held
-        } else {
-            refusal(Some((row.try_get(2)?, row.try_get(3)?)), amount)
-        });
+    if rows.len() != group.len() {
+        return Err(sqlx::Error::Protocol(format!("{} answers to {} holds", rows.len(), group.len())));
     }
-    Ok(outcomes)
+    group
+        .iter()
+        .zip(&rows)
+        .map(|(hold, row)| {
+            if row.try_get::<i64, _>(0)? == 1 {
+                return Ok(HoldOutcome::Held);
+            }
+            let amount = if hold.enforce { hold.amount.0 } else { 0 };
+            let available: Option<i64> = row.try_get(1)?;
+            let remaining: Option<i64> = row.try_get(2)?;
+            Ok(refusal(available.map(|available| (available, remaining)), amount))
+        })
+        .collect()
 }
 
 /// Why a hold was refused, from the account's available balance and the key's remaining

@@ -50,16 +50,17 @@ impl SqliteDb {
     ///
     /// It commits with `synchronous = FULL` (on disk before the usage journal that carried
     /// it is emptied), on the connection holds are taken on, which otherwise runs with
-    /// `NORMAL`. A failure closes the connection (the next batch opens another): SQLite may
-    /// have rolled the transaction back on its own (a full disk), which sqlx does not see,
-    /// and it would refuse every later `BEGIN` on that connection.
+    /// `NORMAL` (holds rely on that: they do not set it). Unless it is written and back to
+    /// `NORMAL`, the connection is closed (the next batch opens another): a failure, where
+    /// SQLite may have rolled the transaction back on its own (a full disk), which sqlx does
+    /// not see, and it would refuse every later `BEGIN` on that connection; or a settlement
+    /// given up half-way.
     pub(crate) async fn write_batch(&self, batch: Batch<'_>) -> Result<(), StoreError> {
         let mut batches = self.batches.acquire().await?;
-        let written = settle_synced(batches.get()?, batch).await;
-        if written.is_err() {
-            batches.close_on_drop();
-        }
-        written
+        batches.close_on_drop();
+        settle_synced(batches.get()?, batch).await?;
+        batches.keep();
+        Ok(())
     }
 
     pub(crate) async fn usage_by_request(&self, request_id: &str) -> Result<Option<UsageRecord>, StoreError> {
@@ -77,8 +78,7 @@ impl SqliteDb {
     }
 }
 
-/// [`settle_on`] committed with `synchronous = FULL`, then `NORMAL` again (holds set it
-/// themselves too: this only spares them a needless sync meanwhile).
+/// [`settle_on`] committed with `synchronous = FULL`, then `NORMAL` again, as holds expect.
 async fn settle_synced(connection: &mut SqliteConnection, batch: Batch<'_>) -> Result<(), StoreError> {
     sqlx::query("PRAGMA synchronous = FULL").execute(&mut *connection).await?;
     settle_on(connection, batch).await?;
@@ -376,6 +376,26 @@ mod tests {
             assert_eq!((balance, held, holds), (10_000_000 - 1_200 * 1_201 / 2, 0, 0));
             assert_eq!(db.usage_count().await?, 1_200);
         }
+        Ok(())
+    }
+
+    /// Holds take for granted that the shared connection commits without a sync to disk
+    /// (`synchronous = NORMAL`); a settlement switches it to `FULL` for its own commit. One
+    /// given up half-way (its future dropped) must not leave it at `FULL` for the holds after.
+    #[tokio::test]
+    async fn a_settlement_given_up_half_way_leaves_holds_unsynced() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let db = SqliteDb::open(&format!("sqlite://{}", dir.path().join("sync.db").display())).await?;
+        db.migrate().await?;
+        let records = [record("given-up".to_owned())];
+        let settlement = db.write_batch(Batch { usage: &records, ..Batch::default() });
+        assert!(
+            futures_util::FutureExt::now_or_never(settlement).is_none(),
+            "the settlement went out and was given up"
+        );
+        let mut batches = db.batches.acquire().await?;
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *batches.get()?).await?;
+        assert_eq!(synchronous, 1, "NORMAL");
         Ok(())
     }
 

@@ -12,7 +12,8 @@ use crate::{Batch, StoreError, UsageRecord};
 
 impl PostgresDb {
     /// Writes a batch in one transaction: checkpoints, one insert of usage over arrays
-    /// (`RETURNING` what it actually inserted, so a repeated request id changes nothing),
+    /// (answering the request ids it skipped as already stored, so a repeated request id
+    /// changes nothing),
     /// the rows of every account and key touched locked in id order (the order every
     /// writer takes, so batches of several replicas never deadlock), the holds closed,
     /// the charges (capped, see [`settle::capped`]), then balances and spends updated.
@@ -21,7 +22,7 @@ impl PostgresDb {
     pub(crate) async fn write_batch(&self, batch: Batch<'_>) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         checkpoint(&mut tx, batch.progress).await?;
-        let mut inserted: HashSet<String> = insert_usage(&mut tx, batch.usage).await?;
+        let stored_before: HashSet<String> = insert_usage(&mut tx, batch.usage).await?;
         let closing: Vec<&str> = batch
             .usage
             .iter()
@@ -31,7 +32,12 @@ impl PostgresDb {
         let locked = lock_rows(&mut tx, batch.usage, batch.releases).await?;
         close(&mut tx, &closing).await?;
         // The first record of a request id is the one stored; only it is charged.
-        let recorded: Vec<&UsageRecord> = batch.usage.iter().filter(|r| inserted.remove(&r.request_id)).collect();
+        let mut seen: HashSet<&str> = HashSet::with_capacity(batch.usage.len());
+        let recorded: Vec<&UsageRecord> = batch
+            .usage
+            .iter()
+            .filter(|r| !stored_before.contains(&r.request_id) && seen.insert(r.request_id.as_str()))
+            .collect();
         let to_charge: Vec<&UsageRecord> = recorded.iter().copied().filter(|r| r.cost.0 > 0).collect();
         if to_charge.is_empty() {
             add_rollups(&mut tx, &recorded, &HashMap::new()).await?;
@@ -60,9 +66,9 @@ impl PostgresDb {
                 created_at: r.created_at,
             })
             .collect();
-        let charged = insert_ledger(&mut tx, "charge", &entries, &locked).await?;
+        let charged_before = insert_ledger(&mut tx, "charge", &entries, &locked).await?;
         let charged: Vec<&(&UsageRecord, i64)> =
-            charges.iter().filter(|(r, _)| charged.contains(&r.request_id)).collect();
+            charges.iter().filter(|(r, _)| !charged_before.contains(&r.request_id)).collect();
         let amounts: HashMap<&str, i64> = charged.iter().map(|(r, amount)| (r.request_id.as_str(), *amount)).collect();
         add_rollups(&mut tx, &recorded, &amounts).await?;
         let (ids, amounts): (Vec<i64>, Vec<i64>) =
@@ -124,9 +130,11 @@ async fn pay_earnings(
             created_at: r.created_at,
         })
         .collect();
-    let paid = insert_ledger(tx, "earning", &entries, locked).await?;
-    let owed =
-        earnings.iter().filter(|(_, _, r)| paid.contains(&r.request_id)).map(|(owner, amount, _)| (*owner, *amount));
+    let paid_before = insert_ledger(tx, "earning", &entries, locked).await?;
+    let owed = earnings
+        .iter()
+        .filter(|(_, _, r)| !paid_before.contains(&r.request_id))
+        .map(|(owner, amount, _)| (*owner, *amount));
     let (ids, amounts): (Vec<i64>, Vec<i64>) = settle::sums(owed).into_iter().unzip();
     if ids.is_empty() {
         return Ok(());
@@ -215,8 +223,12 @@ async fn add_rollups(
 }
 
 /// Inserts usage rows in one statement over arrays (prepared once, whatever the batch's
-/// size); answers the request ids really inserted (`ON CONFLICT DO NOTHING`: a repeated
-/// request id changes nothing).
+/// size); answers the request ids it skipped because a row was already stored (`ON
+/// CONFLICT DO NOTHING`: a repeated request id changes nothing) — usually none, so
+/// usually no rows come back (answering every inserted id was two rows a request, each
+/// sent, decoded and hashed), and when as many rows went in as ids were given, the
+/// skipped ones are not even looked for (a one-time filter). A request id twice in
+/// `usage` is stored once and not answered.
 async fn insert_usage(
     tx: &mut Transaction<'_, Postgres>,
     usage: &[UsageRecord],
@@ -228,13 +240,16 @@ async fn insert_usage(
     let number = |f: fn(&UsageRecord) -> i64| usage.iter().map(f).collect::<Vec<i64>>();
     let flag = |f: fn(&UsageRecord) -> bool| usage.iter().map(f).collect::<Vec<bool>>();
     let ids: Vec<String> = sqlx::query_scalar(concat!(
-        "INSERT INTO usage (",
+        "WITH inserted AS (INSERT INTO usage (",
         usage_columns!(),
         ") SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], \
          $7::TEXT[], $8::BOOLEAN[], $9::BIGINT[], $10::BIGINT[], $11::BIGINT[], $12::BIGINT[], $13::BIGINT[], \
          $14::BIGINT[], $15::BIGINT[], $16::TEXT[], $17::BOOLEAN[], $18::BIGINT[], $19::BIGINT[], $20::TEXT[], \
          $21::BIGINT[], $22::BIGINT[], $23::BIGINT[]) \
-         ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+         ON CONFLICT (request_id) DO NOTHING RETURNING request_id) \
+         SELECT DISTINCT u.id FROM UNNEST($1::TEXT[]) AS u(id) \
+         WHERE (SELECT count(*) FROM inserted) < cardinality($1::TEXT[]) \
+         AND NOT EXISTS (SELECT 1 FROM inserted i WHERE i.request_id = u.id)"
     ))
     .bind(text(|r| &r.request_id))
     .bind(text(|r| &r.key_id))
@@ -274,8 +289,10 @@ struct Entry<'a> {
 }
 
 /// Inserts ledger rows of one kind in one statement over arrays; answers the request ids
-/// really inserted (the ledger's (request_id, kind) index keeps each once however often it
-/// is replayed). Each row's account must be among those `locked` by this transaction.
+/// it skipped because that row was already written (the ledger's (request_id, kind) index
+/// keeps each once however often it is replayed) — usually none, as for
+/// [`insert_usage`]. The entries' request ids are distinct. Each row's account must be
+/// among those `locked` by this transaction.
 async fn insert_ledger(
     tx: &mut Transaction<'_, Postgres>,
     kind: &str,
@@ -289,11 +306,14 @@ async fn insert_ledger(
         return Ok(HashSet::new());
     }
     let ids: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) \
+        "WITH inserted AS (INSERT INTO ledger (account_id, kind, amount_nano, request_id, memo, created_at) \
          SELECT e.account_id, $2, e.amount, e.request_id, e.memo, e.created_at \
          FROM UNNEST($1::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[]) \
          AS e(account_id, amount, request_id, memo, created_at) \
-         ON CONFLICT (request_id, kind) WHERE request_id IS NOT NULL DO NOTHING RETURNING request_id",
+         ON CONFLICT (request_id, kind) WHERE request_id IS NOT NULL DO NOTHING RETURNING request_id) \
+         SELECT u.id FROM UNNEST($4::TEXT[]) AS u(id) \
+         WHERE (SELECT count(*) FROM inserted) < cardinality($4::TEXT[]) \
+         AND NOT EXISTS (SELECT 1 FROM inserted i WHERE i.request_id = u.id)",
     )
     .bind(entries.iter().map(|e| e.account_id).collect::<Vec<i64>>())
     .bind(kind)

@@ -3,7 +3,7 @@
 //! requests in flight (the CHECK both schemas carry). Usage above a request's own hold
 //! may take a balance below zero only when nothing else is held.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tokenrouter_core::{NanoUsd, Usage};
 
@@ -46,6 +46,13 @@ pub fn orphan_record(hold: &Hold, now: i64) -> UsageRecord {
 pub(crate) struct Funds {
     pub balance: i64,
     pub held: i64,
+}
+
+/// The records a batch stores: those whose request id had no row before it, and of a
+/// request id given twice, the first (the one stored; only it is charged).
+pub(crate) fn recorded<'a>(usage: &'a [UsageRecord], stored_before: &HashSet<String>) -> Vec<&'a UsageRecord> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(usage.len());
+    usage.iter().filter(|r| !stored_before.contains(&r.request_id) && seen.insert(r.request_id.as_str())).collect()
 }
 
 /// The amounts to charge for `charges` (account id, cost), in order.

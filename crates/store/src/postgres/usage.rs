@@ -32,12 +32,7 @@ impl PostgresDb {
         let locked = lock_rows(&mut tx, batch.usage, batch.releases).await?;
         close(&mut tx, &closing).await?;
         // The first record of a request id is the one stored; only it is charged.
-        let mut seen: HashSet<&str> = HashSet::with_capacity(batch.usage.len());
-        let recorded: Vec<&UsageRecord> = batch
-            .usage
-            .iter()
-            .filter(|r| !stored_before.contains(&r.request_id) && seen.insert(r.request_id.as_str()))
-            .collect();
+        let recorded = settle::recorded(batch.usage, &stored_before);
         let to_charge: Vec<&UsageRecord> = recorded.iter().copied().filter(|r| r.cost.0 > 0).collect();
         if to_charge.is_empty() {
             add_rollups(&mut tx, &recorded, &HashMap::new()).await?;

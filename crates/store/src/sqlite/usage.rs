@@ -98,10 +98,7 @@ async fn settle_on(connection: &mut SqliteConnection, batch: Batch<'_>) -> Resul
     checkpoint(&mut tx, batch.progress).await?;
     let ids = batch.usage.iter().map(|r| r.request_id.as_str());
     let stored = already_written(&mut tx, STORED, ids).await?;
-    // The first record of a request id is the one stored; only it is charged.
-    let mut seen: HashSet<&str> = HashSet::with_capacity(batch.usage.len());
-    let recorded: Vec<&UsageRecord> =
-        batch.usage.iter().filter(|r| !stored.contains(&r.request_id) && seen.insert(r.request_id.as_str())).collect();
+    let recorded = settle::recorded(batch.usage, &stored);
     for chunk in recorded.chunks(USAGE_LARGEST) {
         let size = USAGE_SIZES.iter().position(|&n| n >= chunk.len()).unwrap_or(USAGE_SIZES.len() - 1);
         let (statement, columns) = usage_insert(size);

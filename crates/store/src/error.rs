@@ -30,6 +30,11 @@ pub enum StoreError {
     NoDatabase(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The thread of SQLite's writing connection could not take or answer a write.
+    #[error("the database's writing connection failed: {0}")]
+    Writer(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -109,7 +109,6 @@ pub(crate) fn earning_memo(record: &UsageRecord) -> String {
     format!("{} served by {}", record.model, record.provider)
 }
 
-/// Sums per id of what `items` say, skipping zeros.
 /// One row of `usage_hourly`'s increments.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Rollup<'a> {
@@ -153,36 +152,7 @@ pub(crate) fn rollups<'a>(inserted: &[&'a UsageRecord], charged: &HashMap<&str, 
     rows
 }
 
-/// Adds rollups to `usage_hourly`: one multi-row upsert (SQLite's; PostgreSQL upserts over arrays).
-pub(crate) fn push_rollups<DB: sqlx::Database>(rows: &[Rollup<'_>]) -> sqlx::QueryBuilder<DB>
-where
-    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    for<'t> &'t str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-{
-    let mut upsert = sqlx::QueryBuilder::<DB>::new(
-        "INSERT INTO usage_hourly (account_id, hour, model, key_id, provider, requests, prompt_tokens, completion_tokens, cost_nano) ",
-    );
-    upsert.push_values(rows, |mut row, r| {
-        row.push_bind(r.account_id)
-            .push_bind(r.hour)
-            .push_bind(r.model)
-            .push_bind(r.key_id)
-            .push_bind(r.provider)
-            .push_bind(r.requests)
-            .push_bind(r.prompt_tokens)
-            .push_bind(r.completion_tokens)
-            .push_bind(r.cost);
-    });
-    upsert.push(
-        " ON CONFLICT (account_id, hour, model, key_id, provider) DO UPDATE SET \
-         requests = usage_hourly.requests + excluded.requests, \
-         prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens, \
-         completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens, \
-         cost_nano = usage_hourly.cost_nano + excluded.cost_nano",
-    );
-    upsert
-}
-
+/// Sums per id of what `items` say, skipping zeros.
 pub(crate) fn sums<K: std::hash::Hash + Eq>(items: impl IntoIterator<Item = (K, i64)>) -> Vec<(K, i64)> {
     let mut map: HashMap<K, i64> = HashMap::new();
     for (k, v) in items {

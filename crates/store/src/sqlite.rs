@@ -5,7 +5,6 @@
 //! statement under SQLite's write lock, never a read followed by a write.
 
 mod accounts;
-mod batches;
 mod holds;
 mod instances;
 mod inventory;
@@ -16,13 +15,15 @@ mod reports;
 mod responses;
 mod sessions;
 mod usage;
+mod writer;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use self::batches::{Batches, Rollback};
+use self::writer::{BUSY_TIMEOUT, Target, Writer};
 use crate::StoreError;
 
 /// Connections in the pool of a file database. SQLite serialises writers anyway;
@@ -42,61 +43,56 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Debug, Clone)]
 pub struct SqliteDb {
     pool: SqlitePool,
-    /// The one connection holds are taken and settlement batches written on, so that the
-    /// pages they share stay in its cache. Settlements commit with FULL sync (on disk
-    /// before the usage journal that carried them is emptied), holds with NORMAL. The pool
-    /// itself for in-memory databases.
-    batches: Batches,
+    /// The one connection holds are taken and settlement batches written on, on a thread
+    /// of its own, so that the pages they share stay in its cache. Settlements commit with
+    /// FULL sync (on disk before the usage journal that carried them is emptied), holds
+    /// with NORMAL.
+    writer: Writer,
 }
+
+/// Numbers the in-memory databases this process opens.
+static MEMORY_DATABASES: AtomicU64 = AtomicU64::new(0);
 
 impl SqliteDb {
     /// Opens `url` (`sqlite://path`, `sqlite:path` or `sqlite::memory:`), creating the file
     /// if missing.
     pub(crate) async fn open(url: &str) -> Result<SqliteDb, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
-            .row_buffer_size(ROW_BUFFER);
         if is_memory_url(url) {
-            // One connection kept for the pool's lifetime: every query sees the same
-            // database, and it is not dropped when the pool goes idle.
-            let rollback = Rollback::default();
-            let on_release = rollback.clone();
+            // A database of this process's own, in memory, that the writing connection and
+            // the pool's share by name; the pool keeps one connection, as readers and the
+            // writer exclude each other without a write-ahead log.
+            let name =
+                format!("/tokenrouter-{}-{}", std::process::id(), MEMORY_DATABASES.fetch_add(1, Ordering::Relaxed));
+            let writer = Writer::open(Target::Memory(&name), BACKSTOP_CHECKPOINT_PAGES)?;
+            let options = SqliteConnectOptions::new().filename(&name).vfs("memdb");
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .test_before_acquire(false)
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .after_release(move |connection, _| {
-                    let on_release = on_release.clone();
-                    Box::pin(async move {
-                        on_release.roll_back_if_flagged(connection).await;
-                        Ok(true)
-                    })
-                })
-                .connect_with(options)
+                .connect_with(connection_options(options))
                 .await?;
-            return Ok(SqliteDb { batches: Batches::Pooled(pool.clone(), rollback), pool });
+            return Ok(SqliteDb { pool, writer });
         }
-        let options = options.journal_mode(SqliteJournalMode::Wal);
+        let options = connection_options(SqliteConnectOptions::from_str(url)?.create_if_missing(true))
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
         // No ping before each use (one more trip to the connection's worker thread per
         // query): a broken connection fails its query, which is answered as an error.
         let pool = SqlitePoolOptions::new()
             .max_connections(FILE_POOL_SIZE)
             .test_before_acquire(false)
-            .connect_with(options.clone().synchronous(SqliteSynchronous::Normal))
+            .connect_with(options.clone())
             .await?;
+        let path = options
+            .get_filename()
+            .to_str()
+            .ok_or_else(|| StoreError::Writer("the database's path is not UTF-8".to_owned()))?;
         // Its commits leave checkpoints to the task below, up to a backstop.
-        let batches = Batches::own(
-            options
-                .synchronous(SqliteSynchronous::Normal)
-                .pragma("wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES.to_string()),
-        )
-        .await?;
+        let writer = Writer::open(Target::File(path), BACKSTOP_CHECKPOINT_PAGES)?;
         tokio::spawn(checkpoints(pool.clone()));
-        Ok(SqliteDb { pool, batches })
+        Ok(SqliteDb { pool, writer })
     }
 
     pub(crate) async fn migrate(&self) -> Result<usize, StoreError> {
@@ -109,7 +105,7 @@ impl SqliteDb {
 /// How often the write-ahead log is copied into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// The log's length (in pages) at which a commit on the batches' connection checkpoints
+/// The log's length (in pages) at which a commit on the writing connection checkpoints
 /// it after all — only if [`checkpoints`] has stopped keeping up; SQLite's default is 1,000.
 const BACKSTOP_CHECKPOINT_PAGES: u32 = 20_000;
 
@@ -137,6 +133,11 @@ async fn applied(pool: &SqlitePool) -> usize {
     let count: Result<i64, _> =
         sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(pool).await;
     count.map_or(0, |n| usize::try_from(n).unwrap_or(0))
+}
+
+/// What every connection of the pool sets.
+fn connection_options(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options.foreign_keys(true).busy_timeout(BUSY_TIMEOUT).row_buffer_size(ROW_BUFFER)
 }
 
 fn is_memory_url(url: &str) -> bool {
@@ -174,11 +175,13 @@ mod tests {
         let path = dir.path().join("checkpointed.db");
         let db = SqliteDb::open(&format!("sqlite://{}", path.display())).await?;
         db.migrate().await?;
-        let mut batch = db.batches.acquire().await?;
-        sqlx::query("INSERT INTO accounts (id, name, balance_nano, created_at) VALUES (1, 'on disk', 5, 0)")
-            .execute(&mut *batch.get()?)
+        db.writer
+            .run(|c| {
+                Ok(c.execute_batch(
+                    "INSERT INTO accounts (id, name, balance_nano, created_at) VALUES (1, 'on disk', 5, 0)",
+                )?)
+            })
             .await?;
-        drop(batch);
         tokio::time::sleep(CHECKPOINT_EVERY * 4).await;
         let mut file_only =
             SqliteConnectOptions::new().filename(&path).immutable(true).read_only(true).connect().await?;
@@ -187,37 +190,42 @@ mod tests {
         Ok(())
     }
 
-    /// In memory, the pool's one connection is the database: a batch that fails inside its
-    /// transaction has what it left open rolled back, and the database (its tables, what
-    /// was committed before) stays, the next batch begins its own transaction.
+    /// In memory, the writing connection and the pool's share one database, of this
+    /// `SqliteDb` alone: what one commits the other reads, a write that fails inside its
+    /// transaction leaves the database (its tables, what was committed before) as it was,
+    /// and another in-memory database opened beside it is empty.
     #[tokio::test]
-    async fn an_unfinished_batch_in_memory_is_rolled_back_not_the_database_lost()
-    -> Result<(), Box<dyn std::error::Error>> {
+    async fn the_in_memory_database_is_shared_by_its_connections_alone() -> Result<(), Box<dyn std::error::Error>> {
         let db = SqliteDb::open("sqlite::memory:").await?;
         db.migrate().await?;
         sqlx::query("INSERT INTO accounts (id, name, balance_nano, created_at) VALUES (1, 'kept', 5, 0)")
             .execute(&db.pool)
             .await?;
         for round in 0..3 {
-            let mut batch = db.batches.acquire().await?;
-            sqlx::query("BEGIN IMMEDIATE").execute(&mut *batch.get()?).await?;
-            sqlx::query("INSERT INTO accounts (name, balance_nano, created_at) VALUES ('lost', 1, 0)")
-                .execute(&mut *batch.get()?)
-                .await?;
-            batch.close_on_drop();
-            drop(batch);
+            let failed = db
+                .writer
+                .run(|c| {
+                    c.execute_batch(
+                        "BEGIN IMMEDIATE; INSERT INTO accounts (name, balance_nano, created_at) VALUES ('lost', 1, 0)",
+                    )?;
+                    Ok(c.execute_batch(
+                        "INSERT INTO accounts (id, name, balance_nano, created_at) VALUES (1, 'twice', 1, 0)",
+                    )?)
+                })
+                .await;
+            assert!(failed.is_err(), "round {round}");
             let names: Vec<String> =
                 sqlx::query_scalar("SELECT name FROM accounts ORDER BY id").fetch_all(&db.pool).await?;
             assert_eq!(names, ["kept"], "round {round}");
         }
-        let mut batch = db.batches.acquire().await?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *batch.get()?).await?;
-        sqlx::query("UPDATE accounts SET balance_nano = 7 WHERE id = 1").execute(&mut *batch.get()?).await?;
-        sqlx::query("COMMIT").execute(&mut *batch.get()?).await?;
-        drop(batch);
+        db.writer.run(|c| Ok(c.execute_batch("UPDATE accounts SET balance_nano = 7 WHERE id = 1")?)).await?;
         let balance: i64 =
             sqlx::query_scalar("SELECT balance_nano FROM accounts WHERE id = 1").fetch_one(&db.pool).await?;
         assert_eq!(balance, 7);
+        let other = SqliteDb::open("sqlite::memory:").await?;
+        other.migrate().await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts").fetch_one(&other.pool).await?;
+        assert_eq!(count, 0);
         Ok(())
     }
 

@@ -1,15 +1,13 @@
 //! SQLite queries for holds: taking a batch of them (a single conditional statement each,
-//! in one transaction; triggers move the account's and key's held sums in the same
-//! statement), reading them, and the
-//! statements a settlement batch closes and checkpoints them with.
+//! in one transaction on the writing connection; triggers move the account's and key's held
+//! sums in the same statement), reading them, and the statements a settlement batch closes
+//! and checkpoints them with.
 
-use std::sync::LazyLock;
-
-use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
+use rusqlite::{Connection, params};
 
 use super::SqliteDb;
-use super::batches::{BatchConnection, no_transaction_was_open};
-use crate::rows::{HoldRecord, encode_list, hold_columns};
+use super::writer::{begin, commit};
+use crate::rows::{HoldRecord, hold_columns};
 use crate::{Hold, HoldOutcome, NanoUsd, NewHold, Progress, StoreError};
 
 impl SqliteDb {
@@ -17,33 +15,11 @@ impl SqliteDb {
     /// time, so no order of rows can deadlock); one outcome per hold. On the connection
     /// settlements are written on, so the pages both touch stay in its cache (another
     /// connection's write would make it read them again); committed without a sync to
-    /// disk, as before (a power cut may lose a hold, never a charge: the usage journal
-    /// replays it). A batch of up to [`HOLDS_PER_TRIP`] holds is one trip to the connection's thread — the transaction's
-    /// `BEGIN IMMEDIATE` and `COMMIT` included — as one cached multi-statement query; a
-    /// longer one goes [`HOLDS_PER_TRIP`] at a time inside a transaction of its own.
+    /// disk (a power cut may lose a hold, never a charge: the usage journal replays it).
+    /// One job on the writing connection's thread, however many holds.
     pub(crate) async fn hold_many(&self, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
-        if holds.len() > HOLDS_PER_TRIP {
-            let mut batches = self.batches.acquire().await?;
-            let held = hold_long(batches.get()?, holds).await;
-            // As for a settlement: SQLite may have ended the transaction behind sqlx's back.
-            if held.is_err() {
-                batches.close_on_drop();
-            }
-            return Ok(held?);
-        }
-        let mut trip = InTransaction { connection: self.batches.acquire().await?, ended: false };
-        let connection = trip.connection.get()?;
-        let held = hold_group(connection, holds, true).await;
-        trip.ended = match &held {
-            Ok(_) => true,
-            // The failed statement left the transaction open (or never began it): end it
-            // here, or close the connection if that fails too.
-            Err(_) => match sqlx::query("ROLLBACK").execute(&mut *connection).await {
-                Ok(_) => true,
-                Err(e) => no_transaction_was_open(&e),
-            },
-        };
-        Ok(held?)
+        let holds = holds.to_vec();
+        self.writer.run(move |connection| hold_all(connection, &holds)).await
     }
 
     pub(crate) async fn open_holds(&self) -> Result<Vec<Hold>, StoreError> {
@@ -68,20 +44,32 @@ impl SqliteDb {
     }
 }
 
-/// A batch longer than one trip: [`HOLDS_PER_TRIP`] at a time in one transaction.
-async fn hold_long(connection: &mut SqliteConnection, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, sqlx::Error> {
-    let mut answers = Vec::with_capacity(holds.len());
-    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
-    for group in holds.chunks(HOLDS_PER_TRIP) {
-        answers.extend(hold_group(&mut tx, group, false).await?);
+/// The holds of `holds` in one transaction: each one statement, and for one refused, a
+/// look at why.
+fn hold_all(connection: &mut Connection, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
+    begin(connection)?;
+    let mut hold = connection.prepare_cached(HOLD)?;
+    let mut outcomes = Vec::with_capacity(holds.len());
+    for h in holds {
+        let amount = if h.enforce { h.amount.0 } else { 0 };
+        let held = hold.execute(params![
+            h.request_id,
+            h.account_id,
+            h.key_id,
+            h.enforce,
+            amount,
+            h.created_at,
+            h.replica,
+            h.model,
+            h.endpoint,
+            h.stream
+        ])?;
+        outcomes.push(if held == 1 { HoldOutcome::Held } else { why_refused(connection, h, amount)? });
     }
-    tx.commit().await?;
-    Ok(answers)
+    drop(hold);
+    commit(connection)?;
+    Ok(outcomes)
 }
-
-/// Holds sent to the connection's thread together. Each group size has its own cached
-/// statement, so this also bounds how many are prepared per connection.
-const HOLDS_PER_TRIP: usize = 16;
 
 /// One hold: a single conditional statement. SQLite takes the write lock before it reads,
 /// so the check and the triggers' increments happen with no other writer in between, in
@@ -91,95 +79,23 @@ const HOLDS_PER_TRIP: usize = 16;
 /// makes SQLite copy the row into a temporary b-tree first (≈ 5 % of the gateway's
 /// instructions per request). A request id held twice still fails it.
 const HOLD: &str = "INSERT INTO holds (request_id, account_id, key_id, amount_nano, created_at, replica, model, endpoint, stream) \
-     VALUES (?, ?, ?, CASE WHEN NOT ? OR (\
-       EXISTS (SELECT 1 FROM accounts WHERE id = ? AND balance_nano - held_nano >= ?) \
-       AND EXISTS (SELECT 1 FROM api_keys WHERE id = ? \
-           AND (spend_limit_nano IS NULL OR spend_limit_nano - spent_nano - held_nano >= ?))) THEN ? END, \
-       ?, ?, ?, ?, ?);";
+     VALUES (?1, ?2, ?3, CASE WHEN NOT ?4 OR (\
+       EXISTS (SELECT 1 FROM accounts WHERE id = ?2 AND balance_nano - held_nano >= ?5) \
+       AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?3 \
+           AND (spend_limit_nano IS NULL OR spend_limit_nano - spent_nano - held_nano >= ?5))) THEN ?5 END, \
+       ?6, ?7, ?8, ?9, ?10)";
 
-/// Right after [`HOLD`], one row: whether it held (the rows it inserted, not counting its
-/// triggers'), the account's available balance (NULL: the account is gone) and the key's
-/// remaining limit (NULL: none), as they are after it.
-const ANSWER: &str = "SELECT changes(), a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
-     FROM (SELECT ? AS account_id, ? AS key_id) h \
-     LEFT JOIN accounts a ON a.id = h.account_id LEFT JOIN api_keys k ON k.id = h.key_id;";
-
-/// The batches' connection inside the transaction of a multi-statement query: unless the
-/// transaction is known to have ended — the query given up half-way (its future dropped),
-/// or a rollback that failed — the connection is closed rather than handed to the next
-/// batch with the transaction still open.
-struct InTransaction<'a> {
-    connection: BatchConnection<'a>,
-    ended: bool,
-}
-
-impl Drop for InTransaction<'_> {
-    fn drop(&mut self) {
-        if !self.ended {
-            self.connection.close_on_drop();
-        }
-    }
-}
-
-/// The query of `n` holds, for `n` up to [`HOLDS_PER_TRIP`] (two statements a hold), in a
-/// transaction of its own or not.
-fn hold_query(n: usize, own_transaction: bool) -> &'static str {
-    static QUERIES: LazyLock<[Vec<String>; 2]> = LazyLock::new(|| {
-        let holds = |n: usize| [HOLD, ANSWER].concat().repeat(n);
-        [
-            (0..=HOLDS_PER_TRIP).map(holds).collect(),
-            (0..=HOLDS_PER_TRIP).map(|n| format!("BEGIN IMMEDIATE;{}COMMIT;", holds(n))).collect(),
-        ]
-    });
-    &QUERIES[usize::from(own_transaction)][n]
-}
-
-/// The holds of `group` as one query (SQLite binds its anonymous parameters in order
-/// across the statements): a row per hold in order, saying whether it held and, if not,
-/// why.
-async fn hold_group(
-    conn: &mut SqliteConnection,
-    group: &[NewHold],
-    own_transaction: bool,
-) -> Result<Vec<HoldOutcome>, sqlx::Error> {
-    let mut query = sqlx::query(hold_query(group.len(), own_transaction));
-    for hold in group {
-        let amount = if hold.enforce { hold.amount.0 } else { 0 };
-        query = query
-            .bind(&hold.request_id)
-            .bind(hold.account_id)
-            .bind(&hold.key_id)
-            .bind(hold.enforce)
-            .bind(hold.account_id)
-            .bind(amount)
-            .bind(&hold.key_id)
-            .bind(amount)
-            .bind(amount)
-            .bind(hold.created_at)
-            .bind(&hold.replica)
-            .bind(&hold.model)
-            .bind(&hold.endpoint)
-            .bind(hold.stream)
-            .bind(hold.account_id)
-            .bind(&hold.key_id);
-    }
-    let rows = query.fetch_all(conn).await?;
-    if rows.len() != group.len() {
-        return Err(sqlx::Error::Protocol(format!("{} answers to {} holds", rows.len(), group.len())));
-    }
-    group
-        .iter()
-        .zip(&rows)
-        .map(|(hold, row)| {
-            if row.try_get::<i64, _>(0)? == 1 {
-                return Ok(HoldOutcome::Held);
-            }
-            let amount = if hold.enforce { hold.amount.0 } else { 0 };
-            let available: Option<i64> = row.try_get(1)?;
-            let remaining: Option<i64> = row.try_get(2)?;
-            Ok(refusal(available.map(|available| (available, remaining)), amount))
-        })
-        .collect()
+/// Why a hold was just refused: the account's available balance (NULL: the account is
+/// gone) and the key's remaining limit (NULL: none), as they are after it.
+fn why_refused(connection: &Connection, hold: &NewHold, amount: i64) -> Result<HoldOutcome, StoreError> {
+    let (available, remaining): (Option<i64>, Option<i64>) = connection
+        .prepare_cached(
+            "SELECT a.balance_nano - a.held_nano, k.spend_limit_nano - k.spent_nano - k.held_nano \
+             FROM (SELECT ?1 AS account_id, ?2 AS key_id) h \
+             LEFT JOIN accounts a ON a.id = h.account_id LEFT JOIN api_keys k ON k.id = h.key_id",
+        )?
+        .query_row(params![hold.account_id, hold.key_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(refusal(available.map(|available| (available, remaining)), amount))
 }
 
 /// Why a hold was refused, from the account's available balance and the key's remaining
@@ -194,33 +110,29 @@ pub(crate) fn refusal(funds: Option<(i64, Option<i64>)>, amount: i64) -> HoldOut
     }
 }
 
-/// Deletes the holds of these requests (the trigger releases their sums): one cached
-/// statement, however many (see [`encode_list`]).
-pub(super) async fn close(tx: &mut Transaction<'_, Sqlite>, ids: &[&str]) -> Result<(), sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(());
+/// Deletes the holds of these requests (the trigger releases their sums).
+pub(super) fn close<'a>(connection: &Connection, ids: impl Iterator<Item = &'a str>) -> Result<(), StoreError> {
+    let mut delete = connection.prepare_cached("DELETE FROM holds WHERE request_id = ?1")?;
+    for id in ids {
+        delete.execute([id])?;
     }
-    sqlx::query("DELETE FROM holds WHERE request_id IN (SELECT value FROM json_each(?))")
-        .bind(encode_list(ids)?)
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }
 
 /// Records what streams in flight have delivered so far.
-pub(super) async fn checkpoint(tx: &mut Transaction<'_, Sqlite>, progress: &[Progress]) -> Result<(), sqlx::Error> {
+pub(super) fn checkpoint(connection: &Connection, progress: &[Progress]) -> Result<(), StoreError> {
+    let mut update = connection.prepare_cached(
+        "UPDATE holds SET delivered_nano = ?1, provider = ?2, earner_id = ?3, earner_share_ppb = ?4 \
+         WHERE request_id = ?5",
+    )?;
     for p in progress {
-        sqlx::query(
-            "UPDATE holds SET delivered_nano = ?, provider = ?, earner_id = ?, earner_share_ppb = ? \
-             WHERE request_id = ?",
-        )
-        .bind(p.delivered.0)
-        .bind(&p.provider)
-        .bind(p.earning.map(|e| e.account_id))
-        .bind(p.earning.map(|e| crate::rows::to_db_count(e.share_ppb)))
-        .bind(&p.request_id)
-        .execute(&mut **tx)
-        .await?;
+        update.execute(params![
+            p.delivered.0,
+            p.provider,
+            p.earning.map(|e| e.account_id),
+            p.earning.map(|e| crate::rows::to_db_count(e.share_ppb)),
+            p.request_id
+        ])?;
     }
     Ok(())
 }

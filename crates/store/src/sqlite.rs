@@ -63,7 +63,7 @@ impl SqliteDb {
             // writer exclude each other without a write-ahead log.
             let name =
                 format!("/tokenrouter-{}-{}", std::process::id(), MEMORY_DATABASES.fetch_add(1, Ordering::Relaxed));
-            let writer = Writer::open(Target::Memory(&name), BACKSTOP_CHECKPOINT_PAGES)?;
+            let writer = Writer::open(Target::Memory(name.clone()), BACKSTOP_CHECKPOINT_PAGES)?;
             let options = SqliteConnectOptions::new().filename(&name).vfs("memdb");
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
@@ -90,7 +90,7 @@ impl SqliteDb {
             .to_str()
             .ok_or_else(|| StoreError::Writer("the database's path is not UTF-8".to_owned()))?;
         // Its commits leave checkpoints to the task below, up to a backstop.
-        let writer = Writer::open(Target::File(path), BACKSTOP_CHECKPOINT_PAGES)?;
+        let writer = Writer::open(Target::File(path.to_owned()), BACKSTOP_CHECKPOINT_PAGES)?;
         tokio::spawn(checkpoints(pool.clone()));
         Ok(SqliteDb { pool, writer })
     }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 
 use super::SqliteDb;
 use super::writer::{begin, commit};
-use crate::rows::{HoldRecord, hold_columns};
+use crate::rows::{HoldRecord, encode_list, hold_columns};
 use crate::{Hold, HoldOutcome, NanoUsd, NewHold, Progress, StoreError};
 
 impl SqliteDb {
@@ -110,12 +110,17 @@ pub(crate) fn refusal(funds: Option<(i64, Option<i64>)>, amount: i64) -> HoldOut
     }
 }
 
-/// Deletes the holds of these requests (the trigger releases their sums).
-pub(super) fn close<'a>(connection: &Connection, ids: impl Iterator<Item = &'a str>) -> Result<(), StoreError> {
-    let mut delete = connection.prepare_cached("DELETE FROM holds WHERE request_id = ?1")?;
-    for id in ids {
-        delete.execute([id])?;
+/// Deletes the holds of these requests (the trigger releases their sums), in one
+/// statement: a statement a hold cost ≈ 3,500 instructions a request more
+/// (`bench/prof/instr.sh`), as each statement that fires a trigger saves the pages it
+/// changes in a statement journal of its own.
+pub(super) fn close(connection: &Connection, ids: &[&str]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
     }
+    connection
+        .prepare_cached("DELETE FROM holds WHERE request_id IN (SELECT value FROM json_each(?1))")?
+        .execute([encode_list(ids)?])?;
     Ok(())
 }
 

@@ -61,8 +61,14 @@ fn settle_synced(connection: &mut Connection, batch: &OwnedBatch) -> Result<(), 
     if settled.is_err() {
         end_open_transaction(connection);
     }
-    connection.prepare_cached("PRAGMA synchronous = NORMAL")?.execute([])?;
-    settled
+    let normal = connection.prepare_cached("PRAGMA synchronous = NORMAL").and_then(|mut s| s.execute([]));
+    match (settled, normal) {
+        (Err(e), Err(pragma)) => {
+            tracing::warn!(error = %pragma, "could not set the writing connection back to synchronous = NORMAL");
+            Err(e)
+        }
+        (settled, normal) => settled.and(normal.map(drop).map_err(StoreError::from)),
+    }
 }
 
 /// The settlement of `batch` in one transaction. Each row is one execution of a prepared
@@ -72,8 +78,9 @@ fn settle(connection: &Connection, batch: &OwnedBatch) -> Result<(), StoreError>
     begin(connection)?;
     checkpoint(connection, &batch.progress)?;
     let recorded = insert_usage(connection, &batch.usage)?;
-    let ids = batch.usage.iter().map(|r| r.request_id.as_str());
-    close(connection, ids.chain(batch.releases.iter().map(String::as_str)))?;
+    let closing: Vec<&str> =
+        batch.usage.iter().map(|r| r.request_id.as_str()).chain(batch.releases.iter().map(String::as_str)).collect();
+    close(connection, &closing)?;
     let to_charge: Vec<&UsageRecord> = recorded.iter().copied().filter(|r| r.cost.0 > 0).collect();
     if to_charge.is_empty() {
         add_rollups(connection, &recorded, &HashMap::new())?;

@@ -52,6 +52,8 @@ gw = lambda tid: tid in threads
 upstream = {fd for tid, start, end, nr, fd, result, woke in calls if gw(tid) and nr in WRITES and "nginx" in woke}
 
 # A request: a read of > 100 bytes on a socket that is not the upstream's, by a worker.
+# The threads holds are taken on: sqlx's SQLite worker (before 2026-12-07), then our own.
+DATABASE_THREADS = ("sqlx", "sqlite-writer")
 phases = collections.defaultdict(list)
 i, n = 0, 0
 while i < len(calls):
@@ -65,7 +67,7 @@ while i < len(calls):
     while j < len(calls):
         tid2, s2, e2, nr2, fd2, r2, woke2 = calls[j]
         if gw(tid2) and threads[tid2].startswith("tokio"):
-            if "ask" not in marks and any(w.startswith("sqlx") for w in woke2):
+            if "ask" not in marks and any(w.startswith(DATABASE_THREADS) for w in woke2):
                 marks["ask"] = s2
             if nr2 in WRITES and fd2 in upstream and "up" not in marks:
                 marks["up"] = s2
@@ -74,7 +76,7 @@ while i < len(calls):
             if nr2 in WRITES and fd2 == client:
                 marks["out"] = s2
                 break
-        if gw(tid2) and threads[tid2].startswith("sqlx") and "ask" in marks and "up" not in marks:
+        if gw(tid2) and threads[tid2].startswith(DATABASE_THREADS) and "ask" in marks and "up" not in marks:
             marks["held"] = e2  # the database thread's last system call before the upstream call
         j += 1
     i = j + 1

@@ -1,5 +1,7 @@
 //! The SQLite backend: opening the database (WAL, NORMAL sync, 5 s busy timeout,
-//! foreign keys on) and the embedded migrations. Queries live in the submodules.
+//! foreign keys on) and the embedded migrations. Queries live in the submodules: reads
+//! and the service's writes through sqlx's pool, holds and settlements through the
+//! writing connection (`writer`).
 //!
 //! Several processes may share one file: every decision about money is a single
 //! statement under SQLite's write lock, never a read followed by a write.
@@ -31,8 +33,8 @@ use crate::StoreError;
 const FILE_POOL_SIZE: u32 = 4;
 
 /// Rows a statement's connection thread may hand over before the task reading them takes
-/// any (sqlx's default is 50). With room for fewer than a query answers (a multi-statement
-/// batch of holds answers a message per statement; reads of hundreds of rows), the thread
+/// any (sqlx's default is 50). With room for fewer than a query answers (reads of hundreds
+/// of rows), the thread
 /// stopped at every row once the channel was full and the reader woke it again for the
 /// next — two futex calls and often two context switches a row.
 const ROW_BUFFER: usize = 1024;

@@ -46,7 +46,7 @@ impl SqliteDb {
 
 /// The holds of `holds` in one transaction: each one statement, and for one refused, a
 /// look at why.
-fn hold_all(connection: &mut Connection, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
+fn hold_all(connection: &Connection, holds: &[NewHold]) -> Result<Vec<HoldOutcome>, StoreError> {
     begin(connection)?;
     let mut hold = connection.prepare_cached(HOLD)?;
     let mut outcomes = Vec::with_capacity(holds.len());

@@ -55,7 +55,7 @@ impl SqliteDb {
 }
 
 /// [`settle`] committed with `synchronous = FULL`, then `NORMAL` again, as holds expect.
-fn settle_synced(connection: &mut Connection, batch: &OwnedBatch) -> Result<(), StoreError> {
+fn settle_synced(connection: &Connection, batch: &OwnedBatch) -> Result<(), StoreError> {
     connection.prepare_cached("PRAGMA synchronous = FULL")?.execute([])?;
     let settled = settle(connection, batch);
     if settled.is_err() {

@@ -105,10 +105,7 @@ impl Slot {
     /// Rolls back a transaction a job left open; if that fails, the connection is opened
     /// again (closing the old one ends its transaction), so that no later job finds one open.
     fn tidy(&mut self) {
-        if !self.connection.is_autocommit()
-            && let Err(e) = self.connection.execute_batch("ROLLBACK")
-        {
-            tracing::warn!(error = %e, "could not roll back an unfinished transaction; opening the connection again");
+        if !end_open_transaction(&self.connection) {
             self.reopen();
         }
     }
@@ -117,9 +114,7 @@ impl Slot {
     /// in-memory database lives on between the two). What it has open is rolled back first
     /// if it can be, as the new connection would wait for its lock.
     fn reopen(&mut self) {
-        if !self.connection.is_autocommit() {
-            let _ = self.connection.execute_batch("ROLLBACK");
-        }
+        end_open_transaction(&self.connection);
         match connect(&self.target, self.checkpoint_pages) {
             Ok(connection) => self.connection = connection,
             Err(e) => tracing::warn!(error = %e, "could not open the writing connection again; keeping the old one"),
@@ -153,13 +148,18 @@ fn serve(slot: &mut Slot, queue: mpsc::Receiver<Job>) {
     }
 }
 
-/// Rolls back a transaction left open on `connection`, if any (the thread tries again
-/// after the job, and opens the connection again if that fails too).
-pub(super) fn end_open_transaction(connection: &mut Connection) {
-    if !connection.is_autocommit()
-        && let Err(e) = connection.execute_batch("ROLLBACK")
-    {
-        tracing::warn!(error = %e, "could not roll back an unfinished transaction");
+/// Rolls back a transaction left open on `connection`, if any; false if one is still open
+/// (the thread then opens the connection again after the job).
+pub(super) fn end_open_transaction(connection: &Connection) -> bool {
+    if connection.is_autocommit() {
+        return true;
+    }
+    match connection.execute_batch("ROLLBACK") {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not roll back an unfinished transaction");
+            false
+        }
     }
 }
 

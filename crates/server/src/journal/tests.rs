@@ -1,8 +1,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokenrouter_core::{NanoUsd, Usage};
-use tokenrouter_store::{UsageRecord, UsageSource};
+use tokenrouter_core::{HostedCalls, NanoUsd, Usage};
+use tokenrouter_store::{Earning, UsageRecord, UsageSource};
 
 use super::Journal;
 
@@ -92,4 +92,54 @@ async fn ten_thousand_synced_appends_cost_a_few_hundred_fsyncs() {
     let unsynced = started.elapsed();
     eprintln!("10k appends: {unsynced:?} unsynced; {synced:?} each waiting for its fsync, {syncs} fsyncs");
     assert!(syncs < 10_000 / 4, "{syncs} fsyncs for 10k appends");
+}
+
+/// A line is what `serde_json` writes for the record, byte for byte (the replay reads it
+/// with serde, and lines of an older process may sit in the journal): every variant of
+/// every optional or enum field, strings that need escaping (quotes, backslashes, control
+/// characters, non-ASCII), and the extremes of the numbers.
+#[test]
+fn a_line_is_what_serde_writes_for_the_record() {
+    let mut records = vec![record(1)];
+    let texts =
+        ["", "plain", "quote \" and \\ backslash", "tab\tnew\nline\r\u{8}\u{c}", "\u{0}\u{1f}\u{7f}", "ünïcødé ✓ 𝄞"];
+    for (i, text) in texts.iter().enumerate() {
+        let mut r = record(i);
+        r.request_id = (*text).to_owned();
+        r.key_id = format!("{text}-key");
+        r.model = (*text).to_owned();
+        r.provider = format!("instance:{text}");
+        r.upstream_model = (*text).to_owned();
+        r.endpoint = (*text).to_owned();
+        r.error_code = Some((*text).to_owned());
+        records.push(r);
+    }
+    for (i, source) in [UsageSource::Upstream, UsageSource::Counted, UsageSource::None].into_iter().enumerate() {
+        let mut r = record(100 + i);
+        r.usage_source = source;
+        r.stream = i % 2 == 0;
+        r.client_disconnected = i == 1;
+        r.ttfb_ms = Some(u64::MAX >> i);
+        r.latency_ms = u64::MAX;
+        r.status = u16::MAX;
+        r.account_id = i64::MIN;
+        r.created_at = -1;
+        r.cost = NanoUsd(i64::MAX);
+        r.usage = Usage {
+            prompt_tokens: u64::MAX,
+            cached_tokens: 3,
+            reasoning_tokens: 4,
+            hosted: HostedCalls { web_search: i as u64, web_fetch: 2 },
+            ..Usage::default()
+        };
+        r.earning = Some(Earning { account_id: -7, share_ppb: 1_000_000_000 });
+        records.push(r);
+    }
+    for r in &records {
+        let mut expected = serde_json::to_vec(r).unwrap();
+        expected.push(b'\n');
+        let line = Journal::line(r);
+        assert_eq!(String::from_utf8_lossy(&line), String::from_utf8_lossy(&expected));
+        assert_eq!(&serde_json::from_slice::<UsageRecord>(&line).unwrap(), r);
+    }
 }

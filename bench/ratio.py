@@ -8,6 +8,14 @@ gateways run at once (with one mock, all three pinned to CPU 0, idle when not lo
 their saturation phases alternate, N rounds in all; each round's ratio compares two
 phases seconds apart, and the report gives every round and the median.
 
+Saturation: the load keeps --connections (default 64) requests in flight. At 16, the
+PostgreSQL + Redis gateway is not saturated: its requests wait, all at once, for the hold's
+commit (a WAL flush) and for the settlement's lock on the account row, so CPU 0 stays a
+third idle, its throughput still rises with more connections, and its CPU per request is
+that of a partly idle process (more wake-ups per request, smaller batches). From 64 on
+neither backend's throughput rises any more. The report gives each phase's CPU 0 and
+CPU 1 busy share, so that a reader can see how close to saturation it was.
+
 CPU per request as in the full bench: utime+stime until the gateway is idle again (its
 deferred usage writes included), plus for PostgreSQL + Redis the backends of the run's
 database, the shared WAL writer, background writer and checkpointer, and redis-server.
@@ -39,6 +47,18 @@ def gateway(args, name, db, cfg, extra):
     return p.pid, f"http://127.0.0.1:{port}/v1/chat/completions", key
 
 
+def cpus_idle():
+    """Seconds CPU 0 (the servers') and CPU 1 (the load's, and the database's when it
+    runs there) have been idle since boot."""
+    idle = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] in ("cpu0", "cpu1"):
+                idle[fields[0]] = (int(fields[4]) + int(fields[5])) / bench.CLK_TCK  # idle + iowait
+    return idle.get("cpu0", 0.0), idle.get("cpu1", 0.0)
+
+
 def idle(pid, timeout=90.0):
     """Waits until `pid` used no CPU for 0.5 s (its deferred usage writes done)."""
     if not bench.wait_idle(pid, timeout)[1]:
@@ -50,6 +70,7 @@ def main():
     bench.common_args(ap)
     ap.add_argument("--duration", type=int, default=5, help="seconds per saturation phase")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=64, help="concurrent connections of the load")
     args = ap.parse_args()
     bench.PG["url"], bench.PG["redis"] = args.pg.rstrip("/"), args.redis
     if (os.cpu_count() or 1) < 2:
@@ -96,14 +117,18 @@ def measure(args, pg_db, redis_prefix):
     def xacts():
         return int(psql(f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{pg_db}'"))
 
-    load = ["-c", "16", "-z", f"{args.duration}s"]
+    load = ["-c", str(args.connections), "-z", f"{args.duration}s"]
 
     def phase(gw, with_db):
         gpid, url, key = gw
         ours, aux = pg_pids(pg_db) if with_db else ([], [])
         others = (ours + aux + ([rpid] if rpid else [])) if with_db else []
         c0, e0, x0 = cpu_seconds(gpid), cpu_of(others), xacts() if with_db else 0
+        i0 = cpus_idle()
+        t0 = time.monotonic()
         r = oha.run(url, BODY, key, load)
+        i1, t = cpus_idle(), time.monotonic() - t0
+        busy = tuple(1 - (b - a) / t for a, b in zip(i0, i1))
         idle(gpid)
         if with_db:
             time.sleep(1.2)  # backends flush their statistics at most once a second
@@ -111,8 +136,12 @@ def measure(args, pg_db, redis_prefix):
         if r["non200"] or r["errors"]:
             die(f"requests failed: non-200 {r['non200']} errors {r['errors']}")
         # a backend that appeared during the phase counts whole
-        extra = sum(v - e0.get(pid, 0.0) for pid, v in cpu_of(others).items())
-        return (cpu_seconds(gpid) - c0 + extra) / r["done"] * 1e6, r["rps"]
+        after = cpu_of(others)
+        per = 1e6 / r["done"]
+        pg = sum(v - e0.get(pid, 0.0) for pid, v in after.items() if pid != rpid) * per
+        rs = (after.get(rpid, 0.0) - e0.get(rpid, 0.0)) * per if rpid in after else 0.0
+        gw_cpu = (cpu_seconds(gpid) - c0) * per
+        return gw_cpu + pg + rs, r["rps"], (gw_cpu, pg, rs), busy
 
     log("warming both gateways up")
     for gw in (sqlite, postgres):
@@ -142,20 +171,24 @@ def measure(args, pg_db, redis_prefix):
     w("")
     w(f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')}")
     w(f"- commit: {bench.subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip() or '?'}")
-    w(f"- {args.rounds} rounds of {args.duration} s at -c 16 per backend; both gateways and the mock on CPU 0, oha on CPU 1; "
+    w(f"- {args.rounds} rounds of {args.duration} s at -c {args.connections} per backend; both gateways and the mock on CPU 0, oha on CPU 1; "
       f"load average before / after: {load0[0]:.2f} / {load1[0]:.2f}")
     w("- CPU per request: the gateway until idle again; with PostgreSQL + Redis also the run's database backends, "
       "the WAL writer, background writer, checkpointer and redis-server")
     w("")
-    w("| round | SQLite µs/req (req/s) | PostgreSQL + Redis µs/req (req/s) | PostgreSQL transactions per request | ratio |")
-    w("|---|---|---|---|---|")
+    w("| round | SQLite µs/req (req/s; CPU 0, 1 busy) | PostgreSQL + Redis µs/req (req/s; CPU 0, 1 busy) | of which gateway / PostgreSQL / redis-server | PostgreSQL transactions per request | ratio |")
+    w("|---|---|---|---|---|---|")
     for i, ((s, p, ratio), x) in enumerate(zip(rows, xact_rows), 1):
-        w(f"| {i} | {s[0]:.1f} ({s[1]:,.0f}) | {p[0]:.1f} ({p[1]:,.0f}) | {x:.3f} | ×{ratio:.2f} |")
+        g, pg, rs = p[2]
+        w(f"| {i} | {s[0]:.1f} ({s[1]:,.0f}; {s[3][0]:.0%}, {s[3][1]:.0%}) | {p[0]:.1f} ({p[1]:,.0f}; {p[3][0]:.0%}, {p[3][1]:.0%}) "
+          f"| {g:.1f} / {pg:.1f} / {rs:.1f} "
+          f"| {x:.3f} | ×{ratio:.2f} |")
     w("")
     w(f"**Median ×{median:.2f}** (min ×{min(ratios):.2f}, max ×{max(ratios):.2f}; "
       f"target ≤ ×{TARGET_RATIO}: {'PASS' if median <= TARGET_RATIO else 'FAIL'}); "
       f"median CPU per request: SQLite {statistics.median(r[0][0] for r in rows):.1f} µs, "
-      f"PostgreSQL + Redis {statistics.median(r[1][0] for r in rows):.1f} µs")
+      f"PostgreSQL + Redis {statistics.median(r[1][0] for r in rows):.1f} µs (gateway / PostgreSQL / redis-server: "
+      + " / ".join(f"{statistics.median(r[1][2][k] for r in rows):.1f}" for k in range(3)) + " µs)")
     return "\n".join(L) + "\n"
 
 

@@ -9,7 +9,8 @@
 #                                      BENCH_PG_PARAMS=sslmode=disable  the database URL's parameters,
 #                                      BENCH_RATIO_ROUNDS=N  instead of the full bench: only PostgreSQL + Redis ÷ SQLite
 #                                        CPU per request at saturation, both gateways up at once, N alternating rounds
-#                                        of BENCH_DURATION (default 5) s each → bench/results/ratio.md)
+#                                        of BENCH_DURATION (default 5) s each at BENCH_RATIO_CONNECTIONS (default 64)
+#                                        connections → bench/results/ratio.md)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,6 +71,7 @@ trap 'exit 129' HUP
 if [ -n "${BENCH_RATIO_ROUNDS:-}" ]; then
   python3 "$ROOT/bench/ratio.py" --bin "$BIN" --oha "$OHA" --workdir "$WORK" --pidfile "$PIDFILE" \
     --out "$ROOT/bench/results/ratio.md" --duration "${BENCH_DURATION:-5}" --rounds "$BENCH_RATIO_ROUNDS" \
+    --connections "${BENCH_RATIO_CONNECTIONS:-64}" \
     --pg "$PG" --pg-params "${BENCH_PG_PARAMS-sslmode=disable}" --redis "$REDIS" &
 else
   python3 "$ROOT/bench/bench.py" --bin "$BIN" --oha "$OHA" --workdir "$WORK" --pidfile "$PIDFILE" \

@@ -113,6 +113,26 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def cpus_idle():
+    """Seconds CPU 0 (the servers') and CPU 1 (the load's, and the database's when the
+    scheduler puts it there) have been idle since boot."""
+    idle = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] in ("cpu0", "cpu1"):
+                idle[fields[0]] = (int(fields[4]) + int(fields[5])) / CLK_TCK  # idle + iowait
+    return idle.get("cpu0", 0.0), idle.get("cpu1", 0.0)
+
+
+def busy_while(fn):
+    """Runs `fn`; (its result, the share of CPU 0 and of CPU 1 that was busy meanwhile)."""
+    i0, t0 = cpus_idle(), time.monotonic()
+    result = fn()
+    i1, t = cpus_idle(), max(time.monotonic() - t0, 1e-9)
+    return result, tuple(1 - (b - a) / t for a, b in zip(i0, i1))
+
+
 def wait_idle(pid, timeout):
     """Waits until `pid` used no CPU for 0.5 s (a gateway's deferred usage writes done):
     (seconds waited, whether it went idle)."""
@@ -680,7 +700,8 @@ def run(args, srv_pin, load_pin, backend, pg_db):
         e0 = ext_snapshot()
         c0, m0, rows0 = cpu_seconds(gpid), cpu_seconds(mpid), usage_rows()
         th0 = thread_cpu(gpid)
-        r = fn()
+        r, r_busy = busy_while(fn)
+        r["busy"] = r_busy
         r["name"] = name
         r["cpu_at_end"] = cpu_seconds(gpid) - c0
         r["mem_at_end"] = mem_kib(gpid)
@@ -1042,6 +1063,9 @@ def side_by_side(S, load0, load1, elapsed, args):
 
     line("saturation (-c 16): gateway throughput (× direct)",
          lambda s: f"{s['R']['sat_g']['rps']:,.0f} req/s (×{s['R']['sat_g']['rps'] / s['R']['sat_d']['rps']:.2f})")
+    line("saturation: CPU 0 (gateway + mock) / CPU 1 (load; database) busy — below ≈ 90 % on CPU 0 the gateway "
+         "was waiting, not saturated (see bench/ratio.py)",
+         lambda s: f"{s['R']['sat_g']['busy'][0]:.0%} / {s['R']['sat_g']['busy'][1]:.0%}")
     line("saturation: gateway CPU per request, gateway only", lambda s: f"{s['R']['sat_g']['gw_cpu_us']:.1f} µs")
     line("saturation: CPU per request, gateway + db + redis", lambda s: f"{tot(s, 'sat_g'):.1f} µs")
     line("1,000 req/s: CPU per request, gateway only / + db + redis",

@@ -47,18 +47,6 @@ def gateway(args, name, db, cfg, extra):
     return p.pid, f"http://127.0.0.1:{port}/v1/chat/completions", key
 
 
-def cpus_idle():
-    """Seconds CPU 0 (the servers') and CPU 1 (the load's, and the database's when it
-    runs there) have been idle since boot."""
-    idle = {}
-    with open("/proc/stat") as f:
-        for line in f:
-            fields = line.split()
-            if fields[0] in ("cpu0", "cpu1"):
-                idle[fields[0]] = (int(fields[4]) + int(fields[5])) / bench.CLK_TCK  # idle + iowait
-    return idle.get("cpu0", 0.0), idle.get("cpu1", 0.0)
-
-
 def idle(pid, timeout=90.0):
     """Waits until `pid` used no CPU for 0.5 s (its deferred usage writes done)."""
     if not bench.wait_idle(pid, timeout)[1]:
@@ -124,11 +112,7 @@ def measure(args, pg_db, redis_prefix):
         ours, aux = pg_pids(pg_db) if with_db else ([], [])
         others = (ours + aux + ([rpid] if rpid else [])) if with_db else []
         c0, e0, x0 = cpu_seconds(gpid), cpu_of(others), xacts() if with_db else 0
-        i0 = cpus_idle()
-        t0 = time.monotonic()
-        r = oha.run(url, BODY, key, load)
-        i1, t = cpus_idle(), time.monotonic() - t0
-        busy = tuple(1 - (b - a) / t for a, b in zip(i0, i1))
+        r, busy = bench.busy_while(lambda: oha.run(url, BODY, key, load))
         idle(gpid)
         if with_db:
             time.sleep(1.2)  # backends flush their statistics at most once a second

@@ -16,6 +16,7 @@ grep -q ready "$WD/setup.out" || { cat "$WD/setup.out" >&2; exit 1; }
 # shellcheck disable=SC1091
 source "$WD/env"
 export KEY BODY="{\"model\":\"$MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}],\"stream\":$STREAM}"
-load() { taskset -c 1 wrk -t1 -c16 -d"$1"s -s "$HERE/post.lua" "http://127.0.0.1:$GPORT/v1/chat/completions"; }
+# CONNECTIONS: the load's concurrent connections (default 16, as bench/nginx.sh).
+load() { taskset -c 1 wrk -t1 -c"${CONNECTIONS:-16}" -d"$1"s -s "$HERE/post.lua" "http://127.0.0.1:$GPORT/v1/chat/completions"; }
 requests() { grep -o "[0-9]* requests in" "$1" | cut -d' ' -f1; }
 load 3 > /dev/null

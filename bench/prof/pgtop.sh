@@ -7,7 +7,6 @@
 # Usage: CONNECTIONS=64 bench/prof/pgtop.sh path/to/tokenrouter [seconds]
 set -eu
 export PROF_PG=1
-CONNECTIONS=${CONNECTIONS:-16}
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 procs() {
   for p in /proc/[0-9]*; do
@@ -17,7 +16,7 @@ procs() {
 }
 threads() { for t in /proc/"$GPID"/task/*; do echo "${t##*/} $(awk '{print $14 + $15}' "$t/stat") $(cat "$t/comm")"; done; }
 procs > "$WD/procs.a"; threads > "$WD/threads.a"
-taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$SECS"s -s "$HERE/post.lua" "http://127.0.0.1:$GPORT/v1/chat/completions" > "$WD/wrk.out"
+load "$SECS" > "$WD/wrk.out"
 procs > "$WD/procs.b"; threads > "$WD/threads.b"
 grep -E "Latency|Requests/sec" "$WD/wrk.out"
 python3 - "$WD" "$SECS" "$(getconf CLK_TCK)" <<'PY'

@@ -7,9 +7,9 @@
 # Usage: CONNECTIONS=16 bench/prof/pgwait.sh path/to/tokenrouter [seconds]
 set -eu
 export PROF_PG=1
-CONNECTIONS=${CONNECTIONS:-16}; SAMPLES=${SAMPLES:-60}
+SAMPLES=${SAMPLES:-60}
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$SECS"s -s "$HERE/post.lua" "http://127.0.0.1:$GPORT/v1/chat/completions" > "$WD/wrk.out" &
+load "$SECS" > "$WD/wrk.out" &
 LOAD=$!
 sleep 1
 for _ in $(seq "$SAMPLES"); do
